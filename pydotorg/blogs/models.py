@@ -1,0 +1,48 @@
+from django.db import models
+
+
+class Feed(models.Model):
+    name = models.CharField(max_length=200)
+    website_url = models.URLField(max_length=2000, blank=True)
+    feed_url = models.URLField(max_length=2000, unique=True)
+    is_active = models.BooleanField(default=True, db_index=True)
+    # What polite (conditional) fetching needs, stored exactly as received.
+    etag = models.CharField(max_length=1000, blank=True)
+    last_modified = models.CharField(max_length=200, blank=True)
+    last_fetched = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class BlogEntry(models.Model):
+    feed = models.ForeignKey(Feed, on_delete=models.CASCADE, related_name="entries")
+    guid = models.CharField(max_length=1000)
+    title = models.CharField(max_length=500)
+    summary = models.TextField(blank=True)
+    content = models.TextField(blank=True)
+    url = models.URLField(max_length=2000, blank=True)
+    pub_date = models.DateTimeField(db_index=True)
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-pub_date"]
+        verbose_name_plural = "blog entries"
+        constraints = [
+            # Unique per feed, not globally: two feeds may carry the same entry.
+            models.UniqueConstraint(fields=["feed", "guid"], name="blogentry_unique_guid_per_feed"),
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+    def get_absolute_url(self) -> str:
+        return self.url

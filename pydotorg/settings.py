@@ -1,0 +1,103 @@
+"""Settings for the pydotorg site, read from the environment (and an optional .env).
+
+Every variable is documented in .env.example.
+"""
+
+from pathlib import Path
+
+from tasks_app.conf import split_concurrency
+
+from . import env as environment
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+environment.read_env_file(BASE_DIR)
+
+DEBUG = environment.boolean("DEBUG", default=False)
+SECRET_KEY = environment.env.str("SECRET_KEY", default="") or "insecure-dev-key-set-SECRET_KEY-in-production"
+ALLOWED_HOSTS = environment.env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+TIME_ZONE = environment.env.str("TIME_ZONE", default="UTC")
+USE_TZ = True
+USE_I18N = True
+LANGUAGE_CODE = "en-us"
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "tasks_app",
+    "pydotorg.pages",
+    "pydotorg.blogs",
+    "pydotorg.jobs",
+    "pydotorg.events",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "pydotorg.urls"
+WSGI_APPLICATION = "pydotorg.wsgi.application"
+ASGI_APPLICATION = "pydotorg.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "pydotorg" / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {"default": environment.database("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+DATABASES["default"].setdefault("CONN_MAX_AGE", environment.integer("CONN_MAX_AGE", 60))
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+# --- Background work (tasks_app on SAQ) -------------------------------------
+REDIS_URL, REDIS_CONCURRENCY = split_concurrency(
+    environment.url("REDIS_URL", "redis://localhost:6379/0", {"redis", "rediss", "unix"}),
+    setting="REDIS_URL",
+)
+
+SAQ = {
+    "QUEUES": {
+        "default": {"URL": REDIS_URL, "CONCURRENCY": REDIS_CONCURRENCY or 10},
+    },
+    "CRON_JOBS": [],
+}
+
+# --- Search -----------------------------------------------------------------
+MEILISEARCH_URL = environment.url("MEILISEARCH_URL", None, {"http", "https"})
+MEILISEARCH_API_KEY = environment.env.str("MEILISEARCH_API_KEY", default="") or None
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": "WARNING"},
+    "loggers": {
+        "tasks_app": {"level": "INFO"},
+        "pydotorg": {"level": "INFO"},
+    },
+}

@@ -1,0 +1,218 @@
+"""System checks: every misconfiguration of ``SAQ`` is reported by ``manage.py check``."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from croniter import croniter
+from django.core import checks
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.module_loading import import_string
+
+from . import conf
+from .discovery import import_errors
+from .registry import registry
+
+QUEUE_SCHEMES = {"redis", "rediss", "unix"}
+
+
+def _error(msg: str, hint: str, id: int) -> checks.Error:
+    return checks.Error(msg, hint=hint, id=f"tasks_app.E{id:03d}")
+
+
+@checks.register()
+def check_queues(**kwargs: Any) -> list[checks.CheckMessage]:
+    errors = []
+    raw_queues = conf.raw().get("QUEUES", conf.DEFAULTS["QUEUES"])
+    if not isinstance(raw_queues, dict) or conf.DEFAULT_QUEUE not in raw_queues:
+        return [
+            _error(
+                'SAQ["QUEUES"] must be a dict with a "default" queue.',
+                'SAQ = {"QUEUES": {"default": {"URL": "redis://localhost:6379/0"}}}',
+                1,
+            )
+        ]
+    try:
+        configured = conf.queues()
+    except ImproperlyConfigured as exc:
+        return [_error(str(exc), "Use ?concurrency=N with N >= 1, or set CONCURRENCY.", 1)]
+    for name, queue in configured.items():
+        setting = f'SAQ["QUEUES"]["{name}"]["URL"]'
+        try:
+            scheme = urlsplit(queue.url).scheme
+            urlsplit(queue.url).port  # noqa: B018
+        except ValueError as exc:
+            errors.append(_error(f"{setting} is not a valid URL: {exc}.", "Example: redis://localhost:6379/0", 1))
+            continue
+        if scheme not in QUEUE_SCHEMES:
+            errors.append(
+                _error(f"{setting}={queue.url!r} is not a Redis URL.", "Use redis://, rediss:// or unix://.", 1)
+            )
+        if queue.concurrency < 1:
+            errors.append(_error(f'SAQ["QUEUES"]["{name}"]["CONCURRENCY"] must be at least 1.', "", 1))
+    return errors
+
+
+@checks.register()
+def check_task_functions(**kwargs: Any) -> list[checks.CheckMessage]:
+    return [
+        _error(
+            f'SAQ["TASK_FUNCTIONS"] entry {path!r} cannot be imported: {reason}.',
+            "Give the dotted path of a module-level function, e.g. 'myapp.jobs.send_digest'.",
+            2,
+        )
+        for path, reason in import_errors.items()
+    ]
+
+
+@checks.register()
+def check_hooks(**kwargs: Any) -> list[checks.CheckMessage]:
+    errors = []
+    configured = conf.raw().get("HOOKS", {})
+    unknown = set(configured) - set(conf.HOOK_NAMES)
+    if unknown:
+        errors.append(
+            _error(
+                f'SAQ["HOOKS"] has unknown hook(s) {sorted(unknown)}.', f"Known hooks: {', '.join(conf.HOOK_NAMES)}.", 3
+            )
+        )
+    for name, paths in conf.hooks().items():
+        for path in paths:
+            try:
+                hook = import_string(path)
+            except ImportError as exc:
+                errors.append(
+                    _error(
+                        f'SAQ["HOOKS"]["{name}"] entry {path!r} cannot be imported: {exc}.',
+                        "Give the dotted path of a function taking ctx.",
+                        3,
+                    )
+                )
+                continue
+            if not callable(hook):
+                errors.append(_error(f'SAQ["HOOKS"]["{name}"] entry {path!r} is not callable.', "", 3))
+    return errors
+
+
+@checks.register()
+def check_cron_jobs(**kwargs: Any) -> list[checks.CheckMessage]:
+    errors = []
+    for i, entry in enumerate(conf.raw().get("CRON_JOBS", [])):
+        where = f'SAQ["CRON_JOBS"][{i}]'
+        if not isinstance(entry, dict) or "task" not in entry or "cron" not in entry:
+            errors.append(
+                _error(
+                    f"{where} must be a dict with 'task' and 'cron'.",
+                    '{"task": "refresh_all_feeds", "cron": "0 */6 * * *"}',
+                    4,
+                )
+            )
+            continue
+        unknown = set(entry) - {"task", "cron", "kwargs", *conf.JOB_OPTIONS}
+        if unknown:
+            errors.append(
+                _error(
+                    f"{where} has unknown key(s) {sorted(unknown)}.",
+                    f"Allowed: task, cron, kwargs, {', '.join(conf.JOB_OPTIONS)}.",
+                    4,
+                )
+            )
+        if not isinstance(entry["cron"], str) or not croniter.is_valid(entry["cron"]):
+            errors.append(
+                _error(
+                    f"{where} has an invalid cron expression {entry['cron']!r}.",
+                    "Five fields: minute hour day-of-month month day-of-week, e.g. '0 2 * * *'.",
+                    4,
+                )
+            )
+        if entry["task"] not in registry:
+            errors.append(
+                _error(
+                    f"{where} names unknown task {entry['task']!r}.",
+                    "Define it with @task in an installed app's tasks.py.",
+                    4,
+                )
+            )
+        else:
+            try:
+                registry.get(entry["task"]).validate_kwargs(dict(entry.get("kwargs") or {}))
+            except TypeError as exc:
+                errors.append(_error(f"{where}: {exc}", "", 4))
+    return errors
+
+
+@checks.register()
+def check_task_registry(**kwargs: Any) -> list[checks.CheckMessage]:
+    errors = []
+    for name, specs in registry.collisions.items():
+        paths = ", ".join(spec.path for spec in specs)
+        errors.append(
+            _error(
+                f"Task name {name!r} is registered by more than one function: {paths}.",
+                "Give one of them another name: @task(name='app_label.action').",
+                5,
+            )
+        )
+    configured = conf.queues() if not check_queues() else {}
+    for spec in registry.all():
+        reserved = spec.reserved_parameters()
+        if reserved:
+            errors.append(
+                _error(
+                    f"Task {spec.name!r} ({spec.path}) has parameter(s) {reserved} that collide with SAQ job fields.",
+                    "Rename the parameter(s); these names are job options.",
+                    6,
+                )
+            )
+        if configured and spec.queue not in configured:
+            errors.append(
+                _error(
+                    f'Task {spec.name!r} uses queue {spec.queue!r}, which is not in SAQ["QUEUES"].',
+                    f"Configured queues: {', '.join(configured)}.",
+                    7,
+                )
+            )
+    return errors
+
+
+@checks.register()
+def check_job_options(**kwargs: Any) -> list[checks.CheckMessage]:
+    errors = []
+    options = conf.raw().get("DEFAULT_JOB_OPTIONS", {})
+    unknown = set(options) - set(conf.JOB_OPTIONS)
+    if unknown:
+        errors.append(
+            _error(
+                f'SAQ["DEFAULT_JOB_OPTIONS"] has unknown option(s) {sorted(unknown)}.',
+                f"Allowed: {', '.join(conf.JOB_OPTIONS)}.",
+                8,
+            )
+        )
+    merged = conf.default_job_options()
+    for name in ("timeout", "heartbeat", "ttl"):
+        value = merged.get(name)
+        if not isinstance(value, int) or value < 0:
+            errors.append(
+                _error(f'SAQ["DEFAULT_JOB_OPTIONS"]["{name}"]={value!r} must be a whole number of seconds >= 0.', "", 8)
+            )
+    if merged.get("timeout") == 0:
+        errors.append(
+            checks.Warning(
+                'SAQ["DEFAULT_JOB_OPTIONS"]["timeout"] is 0: a job running on a killed worker is never swept.',
+                hint="Set a timeout; 300 is the default.",
+                id="tasks_app.W001",
+            )
+        )
+    if not isinstance(merged.get("retries"), int) or merged["retries"] < 0:
+        errors.append(
+            _error(
+                f'SAQ["DEFAULT_JOB_OPTIONS"]["retries"]={merged.get("retries")!r} must be a whole number >= 0.',
+                "",
+                8,
+            )
+        )
+    grace = conf.raw().get("SHUTDOWN_GRACE_PERIOD", conf.DEFAULTS["SHUTDOWN_GRACE_PERIOD"])
+    if not isinstance(grace, (int, float)) or grace < 0:
+        errors.append(_error(f'SAQ["SHUTDOWN_GRACE_PERIOD"]={grace!r} must be a number of seconds >= 0.', "", 9))
+    return errors

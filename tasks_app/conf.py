@@ -1,0 +1,156 @@
+"""The ``SAQ`` settings dict, with its defaults, read in one place.
+
+Every other module asks this one; nothing else reads ``settings.SAQ``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from django.core.exceptions import ImproperlyConfigured
+
+DEFAULT_QUEUE = "default"
+
+# Job options a task or the settings may set; they reach SAQ's Job unchanged,
+# except ``retries``, which counts retries after the first attempt (SAQ counts attempts).
+JOB_OPTIONS = ("timeout", "retries", "retry_delay", "retry_backoff", "ttl", "heartbeat")
+
+DEFAULT_JOB_OPTIONS: dict[str, Any] = {
+    "timeout": 300,  # every job has one, so a killed worker's job is always swept
+    "heartbeat": 30,  # the worker touches running jobs; a silent job is swept after this
+    "retries": 3,  # retries after the first attempt
+    "retry_delay": 1.0,  # first retry after ~1 s, then doubling (with jitter)
+    "retry_backoff": 300,  # ... capped at 5 minutes
+    "ttl": 7 * 24 * 3600,  # finished jobs (and failures) are kept a week
+}
+
+DEFAULT_TIMERS = {"schedule": 1, "worker_info": 10, "sweep": 10, "abort": 1, "outbox": 5}
+
+DEFAULTS: dict[str, Any] = {
+    "QUEUES": {DEFAULT_QUEUE: {"URL": "redis://localhost:6379/0", "CONCURRENCY": 10}},
+    "DEFAULT_JOB_OPTIONS": DEFAULT_JOB_OPTIONS,
+    "CRON_JOBS": [],
+    "TASK_FUNCTIONS": [],
+    "HOOKS": {"startup": [], "shutdown": [], "before_process": [], "after_process": []},
+    "SHUTDOWN_GRACE_PERIOD": 30,
+    "TIMERS": DEFAULT_TIMERS,
+    "WEB": {"USERNAME": None, "PASSWORD": None},
+}
+
+HOOK_NAMES = ("startup", "shutdown", "before_process", "after_process")
+
+
+def split_concurrency(url: str | None, setting: str = "URL") -> tuple[str | None, int | None]:
+    """Split the original setup's ``?concurrency=N`` off a Redis URL.
+
+    Returns the URL without that parameter, and N (or None when absent).
+    """
+    if url is None:
+        return None, None
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    values = [v for k, v in query if k == "concurrency"]
+    if not values:
+        return url, None
+    raw = values[-1]
+    if not raw.isdigit() or int(raw) < 1:
+        raise ImproperlyConfigured(
+            f"{setting}: concurrency={raw!r} must be a whole number of at least 1, "
+            "for example redis://localhost:6379/0?concurrency=20."
+        )
+    rest = urlencode([(k, v) for k, v in query if k != "concurrency"])
+    return urlunsplit(parts._replace(query=rest)), int(raw)
+
+
+@dataclass(frozen=True)
+class QueueConfig:
+    name: str
+    url: str
+    concurrency: int
+
+
+@dataclass(frozen=True)
+class CronConfig:
+    task: str
+    cron: str
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+def raw() -> dict[str, Any]:
+    from django.conf import settings
+
+    return getattr(settings, "SAQ", None) or {}
+
+
+def _merged(name: str) -> Any:
+    value = raw().get(name, DEFAULTS[name])
+    if isinstance(DEFAULTS[name], dict) and isinstance(value, dict) and name != "QUEUES":
+        return {**DEFAULTS[name], **value}
+    return value
+
+
+def queues() -> dict[str, QueueConfig]:
+    """Configured queues by name. A ``?concurrency=N`` in a URL sets that queue's concurrency."""
+    result = {}
+    for name, options in _merged("QUEUES").items():
+        options = options if isinstance(options, dict) else {"URL": options}
+        url, from_url = split_concurrency(options.get("URL"), setting=f'SAQ["QUEUES"]["{name}"]["URL"]')
+        concurrency = options.get("CONCURRENCY") or from_url or 10
+        result[name] = QueueConfig(name=name, url=url or "", concurrency=int(concurrency))
+    return result
+
+
+def queue_config(name: str) -> QueueConfig:
+    configured = queues()
+    if name not in configured:
+        raise ImproperlyConfigured(
+            f'Unknown queue {name!r}; configured queues are {sorted(configured)}. Add it to SAQ["QUEUES"].'
+        )
+    return configured[name]
+
+
+def default_job_options() -> dict[str, Any]:
+    return dict(_merged("DEFAULT_JOB_OPTIONS"))
+
+
+def cron_jobs() -> list[CronConfig]:
+    jobs = []
+    for entry in _merged("CRON_JOBS"):
+        options = {k: v for k, v in entry.items() if k in JOB_OPTIONS}
+        jobs.append(
+            CronConfig(
+                task=entry["task"],
+                cron=entry["cron"],
+                kwargs=dict(entry.get("kwargs") or {}),
+                options=options,
+            )
+        )
+    return jobs
+
+
+def task_functions() -> list[str]:
+    return list(_merged("TASK_FUNCTIONS"))
+
+
+def hooks() -> dict[str, list[str]]:
+    configured = _merged("HOOKS")
+    return {
+        name: [configured[name]] if isinstance(configured.get(name), str) else list(configured.get(name) or [])
+        for name in HOOK_NAMES
+    }
+
+
+def shutdown_grace_period() -> float:
+    return float(_merged("SHUTDOWN_GRACE_PERIOD"))
+
+
+def timers() -> dict[str, float]:
+    return dict(_merged("TIMERS"))
+
+
+def web_credentials() -> tuple[str | None, str | None]:
+    web = _merged("WEB")
+    return web.get("USERNAME"), web.get("PASSWORD")

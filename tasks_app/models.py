@@ -1,0 +1,24 @@
+from django.db import models
+
+
+class OutboxEntry(models.Model):
+    """A job recorded in the caller's transaction, waiting to reach Redis.
+
+    ``enqueue_on_commit`` writes one; it is deleted once Redis has the job.
+    Rows left behind (Redis was down at commit) are re-delivered by the worker.
+    """
+
+    job_key = models.CharField(max_length=255)
+    queue = models.CharField(max_length=100)
+    payload = models.JSONField(help_text="The SAQ job, as Job.to_dict().")
+    created = models.DateTimeField(auto_now_add=True, db_index=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        verbose_name = "outbox entry"
+        verbose_name_plural = "outbox entries"
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.payload.get('function')} [{self.job_key}]"

@@ -1,0 +1,27 @@
+"""Test settings: the site's settings on PostgreSQL, with a Redis database of the tests' own.
+
+TEST_DATABASE_URL picks the PostgreSQL server (pytest-django creates test_<name>);
+TEST_REDIS_URL picks the Redis database, db 15 by default, so tests never touch
+a developer's queue on db 0.
+"""
+
+import os
+
+from pydotorg.env import database, url
+from pydotorg.settings import *  # noqa: F403
+from pydotorg.settings import SAQ
+
+DATABASES = {"default": database("TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")}
+DATABASES["default"]["CONN_MAX_AGE"] = 0
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+
+REDIS_URL = url("TEST_REDIS_URL", "redis://127.0.0.1:6379/15", {"redis", "rediss", "unix"})
+SAQ = {
+    **SAQ,
+    "QUEUES": {"default": {"URL": REDIS_URL, "CONCURRENCY": 10}},
+    # Short timers so sweeps and outbox drains happen within a test's patience.
+    "TIMERS": {"schedule": 1, "worker_info": 2, "sweep": 1, "abort": 1, "outbox": 1},
+}
+MEILISEARCH_URL = os.environ.get("MEILISEARCH_URL") or None
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+SECRET_KEY = "tests"

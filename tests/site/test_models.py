@@ -1,0 +1,44 @@
+import pytest
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from pydotorg.blogs.models import BlogEntry, Feed
+from pydotorg.events.models import Event
+
+pytestmark = pytest.mark.django_db
+
+
+def make_feed(n: int) -> Feed:
+    return Feed.objects.create(name=f"Feed {n}", feed_url=f"https://example.com/{n}.xml")
+
+
+def test_guid_is_unique_within_a_feed():
+    feed = make_feed(1)
+    BlogEntry.objects.create(feed=feed, guid="g-1", title="One", pub_date=timezone.now())
+    with pytest.raises(IntegrityError), transaction.atomic():
+        BlogEntry.objects.create(feed=feed, guid="g-1", title="Again", pub_date=timezone.now())
+
+
+def test_same_guid_allowed_in_two_feeds():
+    first, second = make_feed(1), make_feed(2)
+    BlogEntry.objects.create(feed=first, guid="shared", title="A", pub_date=timezone.now())
+    BlogEntry.objects.create(feed=second, guid="shared", title="B", pub_date=timezone.now())
+    assert BlogEntry.objects.filter(guid="shared").count() == 2
+
+
+def test_feed_url_is_unique():
+    make_feed(1)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Feed.objects.create(name="dup", feed_url="https://example.com/1.xml")
+
+
+def test_timestamps_are_timezone_aware():
+    feed = make_feed(1)
+    feed.refresh_from_db()
+    assert timezone.is_aware(feed.created) and timezone.is_aware(feed.updated)
+
+
+def test_event_cannot_end_before_it_starts():
+    start = timezone.now()
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Event.objects.create(title="Backwards", starts_at=start, ends_at=start - timezone.timedelta(hours=1))
