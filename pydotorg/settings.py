@@ -32,6 +32,7 @@ INSTALLED_APPS = [
     "pydotorg.blogs",
     "pydotorg.jobs",
     "pydotorg.events",
+    "pydotorg.search",
 ]
 
 MIDDLEWARE = [
@@ -84,7 +85,9 @@ SAQ = {
     "CRON_JOBS": [],
 }
 
-# --- Search -----------------------------------------------------------------
+# --- Feeds (owned by pydotorg/blogs) ----------------------------------------
+
+# --- Search (owned by pydotorg/search) --------------------------------------
 MEILISEARCH_URL = environment.url("MEILISEARCH_URL", None, {"http", "https"})
 MEILISEARCH_API_KEY = environment.env.str("MEILISEARCH_API_KEY", default="") or None
 

@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class SearchConfig(AppConfig):
+    name = "pydotorg.search"
+    label = "search"
+    default_auto_field = "django.db.models.BigAutoField"
