@@ -9,23 +9,57 @@ connection, and a new loop, on every call.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
+import time
 import weakref
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from saq import Queue
+from saq.queue.redis import RedisQueue
 
 from . import conf
+
+logger = logging.getLogger("tasks_app.queues")
 
 T = TypeVar("T")
 
 _per_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, Queue]] = weakref.WeakKeyDictionary()
 
 
+class DjangoRedisQueue(RedisQueue):
+    """SAQ's Redis queue, patient while Redis is away.
+
+    SAQ's worker retries a failed dequeue at once, in a tight loop; here a lost
+    connection is logged once and retried with backoff until Redis is back.
+    """
+
+    _outage_started: float | None = None
+
+    async def dequeue(self, timeout: float = 0.0, poll_interval: float = 0.0):  # noqa: ASYNC109 (SAQ's signature)
+        try:
+            job = await super().dequeue(timeout, poll_interval)
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            if self._outage_started is None:
+                self._outage_started = time.monotonic()
+                logger.error("Lost Redis for queue %r (%s); retrying until it is back.", self.name, exc)
+            outage = time.monotonic() - self._outage_started
+            await asyncio.sleep(min(5.0, 0.25 + outage / 4))
+            return None
+        if self._outage_started is not None:
+            logger.warning(
+                "Redis is back for queue %r after %.1fs.", self.name, time.monotonic() - self._outage_started
+            )
+            self._outage_started = None
+        return job
+
+
 def make_queue(name: str) -> Queue:
     config = conf.queue_config(name)
-    return Queue.from_url(config.url, name=name)
+    return DjangoRedisQueue.from_url(config.url, name=name)
 
 
 def get_queue(name: str = conf.DEFAULT_QUEUE) -> Queue:
@@ -45,7 +79,10 @@ def adopt_queue(queue: Queue) -> None:
 async def disconnect_all() -> None:
     loop = asyncio.get_running_loop()
     for queue in _per_loop.pop(loop, {}).values():
-        await queue.disconnect()
+        try:
+            await queue.disconnect()
+        except Exception:  # already closed (e.g. by SAQ's web app), or Redis is gone
+            logger.debug("Queue %r was already disconnected", queue.name)
 
 
 class _BackgroundLoop:

@@ -1,0 +1,201 @@
+"""``python manage.py runworker``: run SAQ workers inside Django."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from datetime import datetime
+
+from croniter import croniter
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.core.management.base import BaseCommand, CommandError
+from django.utils import autoreload
+
+from tasks_app import conf, health
+from tasks_app.registry import registry
+from tasks_app.runner import RedisUnavailable, run
+from tasks_app.supervisor import Supervisor, child_command
+from tasks_app.web import UnsafeBind, check_bind
+from tasks_app.worker import WorkerOptions
+
+LOG_LEVELS = {0: logging.WARNING, 1: logging.INFO, 2: logging.DEBUG, 3: logging.DEBUG}
+
+
+class _DropSaqJobTracebacks(logging.Filter):
+    """tasks_app.jobs logs each failure once, with its traceback; SAQ would log it again."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Error processing job")
+
+
+class Command(BaseCommand):
+    help = "Run a SAQ worker for this Django project's tasks."
+    requires_system_checks = []  # checked in handle(), but not for --check: a probe must be cheap
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument(
+            "--queue", action="append", dest="queues", metavar="NAME", help="Queue to work (repeatable). Default: all."
+        )
+        parser.add_argument("--concurrency", type=int, help="Jobs run at once per queue; overrides settings.")
+        parser.add_argument("--workers", type=int, default=1, help="Number of supervised worker processes.")
+        parser.add_argument("--burst", action="store_true", help="Process what is queued, then exit 0.")
+        parser.add_argument("--max-jobs", type=int, help="With --burst: stop after this many jobs.")
+        parser.add_argument("--web", action="store_true", help="Serve SAQ's monitor beside the worker.")
+        parser.add_argument("--host", default="127.0.0.1", help="Monitor address (default 127.0.0.1).")
+        parser.add_argument("--port", type=int, default=8080, help="Monitor port (default 8080).")
+        parser.add_argument(
+            "--check", action="store_true", help="Health check: exit 0 if every queue has a live worker."
+        )
+        parser.add_argument(
+            "--reload",
+            action=argparse.BooleanOptionalAction,
+            default=None,
+            help="Restart on code changes (default: on when DEBUG).",
+        )
+
+    def handle(self, *args, **options) -> None:
+        self._configure_logging(options["verbosity"])
+        queues = self._queues(options["queues"])
+        if options["check"]:
+            return self._health_check(queues)
+        if not options["skip_checks"]:
+            self.check(display_num_errors=False)
+        self._validate(options)
+        if options["workers"] > 1:
+            return self._supervise(queues, options)
+        use_reloader = options["reload"] if options["reload"] is not None else settings.DEBUG
+        use_reloader = use_reloader and not options["burst"]
+        if use_reloader:
+            autoreload.run_with_reloader(self._run, queues, options)
+        else:
+            self._run(queues, options)
+
+    # --- running -------------------------------------------------------------
+
+    def _run(self, queues: list[str], options: dict) -> None:
+        worker_options = [
+            WorkerOptions(
+                queue=name,
+                concurrency=options["concurrency"] or conf.queue_config(name).concurrency,
+                burst=options["burst"],
+                max_burst_jobs=options["max_jobs"],
+            )
+            for name in queues
+        ]
+        monitor = (options["host"], options["port"]) if options["web"] else None
+        try:
+            run(worker_options, on_ready=self._banner, monitor=monitor)
+        except RedisUnavailable as exc:
+            raise CommandError(str(exc), returncode=2) from None
+        except UnsafeBind as exc:
+            raise CommandError(str(exc)) from None
+        except OSError as exc:
+            raise CommandError(f"Cannot start the worker: {exc}") from None
+
+    def _supervise(self, queues: list[str], options: dict) -> None:
+        argv = [*child_command(), "runworker", "--no-reload", "-v", str(options["verbosity"])]
+        for name in queues:
+            argv += ["--queue", name]
+        if options["concurrency"]:
+            argv += ["--concurrency", str(options["concurrency"])]
+        if options["burst"]:
+            argv.append("--burst")
+        if options["settings"]:
+            argv += ["--settings", options["settings"]]
+        monitor = ["--web", "--host", options["host"], "--port", str(options["port"])] if options["web"] else []
+        # Only the first child serves the monitor: one port, one server.
+        argvs = [argv + (monitor if index == 0 else []) for index in range(options["workers"])]
+        self.stdout.write(f"Supervising {options['workers']} worker processes (SIGTERM stops them all)")
+        code = Supervisor(argvs, conf.shutdown_grace_period()).run(burst=options["burst"])
+        if code:
+            raise CommandError("A worker process did not exit cleanly.", returncode=code)
+
+    def _health_check(self, queues: list[str]) -> None:
+        results = asyncio.run(health.probe(queues))
+        for result in results:
+            (self.stderr if result.error or not result.workers else self.stdout).write(health.describe(result))
+        code = health.exit_code(results)
+        if code:
+            sys.exit(code)
+
+    # --- validation and output -----------------------------------------------
+
+    def _queues(self, requested: list[str] | None) -> list[str]:
+        try:
+            configured = conf.queues()
+        except ImproperlyConfigured as exc:
+            raise CommandError(str(exc)) from None
+        if not requested:
+            return list(configured)
+        unknown = [name for name in requested if name not in configured]
+        if unknown:
+            raise CommandError(
+                f"Unknown queue(s) {', '.join(map(repr, unknown))}. Configured queues: {', '.join(configured)}. "
+                'Add queues to SAQ["QUEUES"].'
+            )
+        return list(dict.fromkeys(requested))
+
+    def _validate(self, options: dict) -> None:
+        if options["concurrency"] is not None and options["concurrency"] < 1:
+            raise CommandError("--concurrency must be at least 1.")
+        if options["workers"] < 1:
+            raise CommandError("--workers must be at least 1.")
+        if options["max_jobs"] is not None and not options["burst"]:
+            raise CommandError("--max-jobs only makes sense with --burst.")
+        if options["web"]:
+            try:
+                check_bind(options["host"])
+            except UnsafeBind as exc:
+                raise CommandError(str(exc)) from None
+
+    def _configure_logging(self, verbosity: int) -> None:
+        level = LOG_LEVELS.get(verbosity, logging.DEBUG)
+        ours = logging.getLogger("tasks_app")
+        ours.setLevel(level)
+        if not ours.hasHandlers():
+            handler = logging.StreamHandler()
+            handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+            ours.addHandler(handler)
+        saq_logger = logging.getLogger("saq")
+        # SAQ logs every job at INFO; our one line per job replaces that below -v 3.
+        saq_logger.setLevel(logging.DEBUG if verbosity >= 3 else logging.WARNING)
+        if not any(isinstance(f, _DropSaqJobTracebacks) for f in saq_logger.filters):
+            saq_logger.addFilter(_DropSaqJobTracebacks())
+
+    def _banner(self, workers) -> None:
+        if self.verbosity < 1:
+            return
+        write = self.stdout.write
+        write(self.style.SUCCESS(f"SAQ worker, pid {os.getpid()}"))
+        for worker in workers:
+            url = conf.queue_config(worker.queue.name).url
+            write(f"  queue {worker.queue.name!r} at {_redact(url)}, concurrency {worker.concurrency}")
+        write("  tasks:")
+        for spec in registry.all():
+            options = spec.job_options()
+            write(
+                f"    {spec.name}  [{spec.queue}] timeout={options['timeout']}s retries={options['retries']}"
+                f"  ({spec.path})"
+            )
+        crons = [entry for worker in workers for entry in worker.cron_entries]
+        if crons and not workers[0].burst:
+            write(f"  cron ({settings.TIME_ZONE}):")
+            now = datetime.now(workers[0].cron_tz)
+            for entry in crons:
+                upcoming = croniter(entry.cron, now).get_next(datetime)
+                write(f"    {entry.cron:<15} {entry.task}  next {upcoming:%Y-%m-%d %H:%M %Z}")
+        mode = "burst: exits when the queue is empty" if workers[0].burst else "SIGTERM/SIGINT for a clean stop"
+        write(f"  {mode}; grace period {conf.shutdown_grace_period():.0f}s")
+
+
+def _redact(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.password:
+        return url.replace(f":{parts.password}@", ":***@")
+    return url
