@@ -5,3 +5,8 @@ class SearchConfig(AppConfig):
     name = "pydotorg.search"
     label = "search"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from . import signals
+
+        signals.connect()

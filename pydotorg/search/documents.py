@@ -12,11 +12,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.apps import apps
 from django.db.models import Model, Q, QuerySet
 from django.utils import timezone
 from django.utils.html import strip_tags
+
+from .snippets import strip_markers
 
 # visible_until of documents that never expire (year 3000): one numeric filter serves every type.
 FOREVER = 32503680000
@@ -38,7 +41,16 @@ def timestamp(value: datetime | None) -> int | None:
 
 def text(value: str) -> str:
     # Documents hold plain text: snippets are built from it and must never carry markup.
-    return strip_tags(value or "").strip()
+    value = strip_markers(value or "")
+    return (strip_tags(value) if "<" in value else value).strip()
+
+
+def safe_url(value: str) -> str:
+    """Only site paths and http(s) links go into result links (never ``javascript:`` and the like)."""
+    value = (value or "").strip()
+    if value.startswith("/") and not value.startswith("//"):
+        return value
+    return value if urlsplit(value).scheme in ("http", "https") else ""
 
 
 def doc_id(content_type: str, object_id: int) -> str:
@@ -75,7 +87,7 @@ class ContentType:
             "title": text(str(getattr(obj, "title", ""))),
             "description": text(getattr(obj, "description", "")),
             "content": text(getattr(obj, "content", "")),
-            "url": obj.get_absolute_url(),
+            "url": safe_url(obj.get_absolute_url()),
             "created": timestamp(obj.created),
             "modified": timestamp(obj.updated),
             "visible_until": FOREVER,

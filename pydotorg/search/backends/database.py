@@ -17,10 +17,9 @@ import time
 from asgiref.sync import sync_to_async
 from django.contrib.postgres.search import SearchHeadline, SearchQuery, SearchRank, SearchVector
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Q, Value
+from django.db.models import F, Q, TextField, Value
 from django.db.models.functions import Concat
 
-from ..documents import doc_id
 from ..models import IndexGeneration, SearchDocument
 from ..snippets import make_snippet, marked_to_html, strip_markers, terms_of
 from .base import MARK_END, MARK_START, BaseSearchBackend, Document, Hit, Rebuild, SearchResults
@@ -104,8 +103,8 @@ def _apply(content_type: str, upserts: list[Document], deletes: list[int]) -> No
 
 
 def _search(query: str, content_type: str | None, limit: int, offset: int) -> SearchResults:
-    generation = live_generation()
-    qs = SearchDocument.objects.filter(generation=generation, visible_until__gt=int(time.time()))
+    # One join on the live flag: a swap between two queries cannot mix generations in one result list.
+    qs = SearchDocument.objects.filter(generation__is_live=True, visible_until__gt=int(time.time()))
     if content_type:
         qs = qs.filter(content_type=content_type)
     if is_postgresql():
@@ -145,7 +144,7 @@ def _headlines(tsquery: SearchQuery, keys: list[tuple[str, int]], qs) -> dict[tu
     for content_type, object_id in keys:
         match |= Q(content_type=content_type, object_id=object_id)
     headline = SearchHeadline(
-        Concat("description", Value(" "), "content"),
+        Concat("description", Value(" "), "content", output_field=TextField()),
         tsquery,
         config=CONFIG,
         start_sel=MARK_START,
@@ -157,13 +156,8 @@ def _headlines(tsquery: SearchQuery, keys: list[tuple[str, int]], qs) -> dict[tu
     )
     result = {}
     for row in qs.filter(match).annotate(headline=headline).values("content_type", "object_id", "headline"):
-        result[(row["content_type"], row["object_id"])] = marked_to_html(strip_markers_outside(row["headline"]))
+        result[(row["content_type"], row["object_id"])] = marked_to_html(row["headline"].strip())
     return result
-
-
-def strip_markers_outside(value: str) -> str:
-    # ts_headline adds our markers; anything else in the text was stripped at indexing.
-    return value
 
 
 def _search_plain(qs, query: str, limit: int, offset: int) -> SearchResults:
@@ -238,7 +232,3 @@ class SearchBackend(BaseSearchBackend):
     async def count(self) -> int:
         generation = await sync_to_async(live_generation)()
         return await SearchDocument.objects.filter(generation=generation).acount()
-
-    @staticmethod
-    def document_ids(content_type: str, ids: list[int]) -> list[str]:
-        return [doc_id(content_type, pk) for pk in ids]

@@ -1,0 +1,59 @@
+"""/search/ (HTML) and /api/search/ (JSON) over whichever backend is configured."""
+
+from __future__ import annotations
+
+import logging
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+
+from .backends import SearchUnavailable, get_backend
+from .backends.base import SearchResults
+from .documents import TYPES
+from .forms import PER_PAGE, BadSearch, SearchRequest, parse
+
+logger = logging.getLogger("pydotorg.search")
+
+UNAVAILABLE = "Search is temporarily unavailable. Please try again in a few minutes."
+TYPE_LABELS = {"page": "Page", "blog": "Blog entry", "job": "Job", "event": "Event"}
+
+
+async def run(request: SearchRequest) -> SearchResults:
+    if not request.query:
+        return SearchResults(query="", total=0)
+    return await get_backend().search(request.query, request.content_type, limit=PER_PAGE, offset=request.offset)
+
+
+async def search_page(request: HttpRequest) -> HttpResponse:
+    context: dict = {"types": [(name, TYPE_LABELS[name]) for name in TYPES], "labels": TYPE_LABELS}
+    status = 200
+    try:
+        search = parse(request.GET)
+        context["search"] = search
+        results = await run(search)
+    except BadSearch as exc:
+        context["error"], status = str(exc), 400
+        context["query"] = request.GET.get("q", "")[:200]
+    except SearchUnavailable as exc:
+        logger.warning("Search unavailable: %s", exc)
+        context["unavailable"], status = UNAVAILABLE, 503
+        context["query"] = search.query
+    else:
+        context["query"] = search.query
+        context["results"] = results
+        context["has_next"] = search.offset + len(results.hits) < results.total
+    return render(request, "search/search.html", context, status=status)
+
+
+async def search_api(request: HttpRequest) -> JsonResponse:
+    try:
+        search = parse(request.GET)
+        results = await run(search)
+    except BadSearch as exc:
+        return JsonResponse({"error": str(exc)}, status=400)
+    except SearchUnavailable as exc:
+        logger.warning("Search unavailable: %s", exc)
+        return JsonResponse({"error": UNAVAILABLE}, status=503)
+    return JsonResponse(
+        {"query": results.query, "total": results.total, "hits": [hit.as_dict() for hit in results.hits]}
+    )
