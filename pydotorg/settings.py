@@ -90,6 +90,9 @@ SAQ = {
 # --- Search (owned by pydotorg/search) --------------------------------------
 MEILISEARCH_URL = environment.url("MEILISEARCH_URL", None, {"http", "https"})
 MEILISEARCH_API_KEY = environment.env.str("MEILISEARCH_API_KEY", default="") or None
+MEILISEARCH_INDEX = environment.env.str("MEILISEARCH_INDEX", default="pydotorg")
+# Blank: Meilisearch when MEILISEARCH_URL is set, else the database backend.
+SEARCH_BACKEND = environment.env.str("SEARCH_BACKEND", default="") or None
 
 LOGGING = {
     "version": 1,
