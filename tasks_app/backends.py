@@ -1,0 +1,179 @@
+"""A ``django.tasks`` backend that runs Tasks on SAQ, through ``runworker``.
+
+    TASKS = {
+        "default": {
+            "BACKEND": "tasks_app.backends.SAQBackend",
+            "QUEUES": ["default"],                      # each must be a queue in SAQ["QUEUES"]
+            "OPTIONS": {"retries": 0, "timeout": 60},  # SAQ job options; also "enqueue_on_commit"
+        }
+    }
+
+The TaskResult id is the SAQ job key; results are read back from Redis by any process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import math
+from datetime import UTC, datetime
+from typing import Any
+
+from django.core import checks
+from django.db import transaction
+from django.tasks import DEFAULT_TASK_QUEUE_NAME, Task, TaskResult, TaskResultStatus
+from django.tasks.backends.base import BaseTaskBackend
+from django.tasks.exceptions import InvalidTask, TaskResultDoesNotExist
+from django.tasks.signals import task_enqueued
+from django.utils.json import normalize_json
+from saq.job import Job
+
+from . import conf, django_tasks, outbox
+from .enqueue import build_job, enqueue_job
+from .queues import background, get_queue
+
+# OPTIONS keys: SAQ job options (as in @task and SAQ["DEFAULT_JOB_OPTIONS"]), plus this backend's own.
+BACKEND_OPTIONS = ("enqueue_on_commit",)
+
+
+class SAQBackend(BaseTaskBackend):
+    supports_defer = True
+    supports_async_task = True
+    supports_get_result = True
+    supports_priority = False  # a Redis list is first in, first out
+
+    def __init__(self, alias: str, params: dict[str, Any]) -> None:
+        super().__init__(alias, params)
+        self.enqueue_on_commit = bool(self.options.get("enqueue_on_commit", False))
+        self.job_options = {k: v for k, v in self.options.items() if k in conf.JOB_OPTIONS}
+
+    # --- validation ---------------------------------------------------------------------------------
+
+    def validate_task(self, task: Task) -> None:
+        super().validate_task(task)
+        configured = conf.queues()
+        if task.queue_name not in configured:
+            raise InvalidTask(
+                f"Queue {task.queue_name!r} is not a SAQ queue; configured queues are {sorted(configured)}. "
+                f'Add it to SAQ["QUEUES"].'
+            )
+
+    def check(self, **kwargs: Any) -> list[checks.CheckMessage]:
+        errors = []
+        where = f'TASKS["{self.alias}"]'
+        configured = conf.queues()
+        for name in sorted(self.queues - set(configured)):
+            errors.append(
+                checks.Error(
+                    f'{where}["QUEUES"] names {name!r}, which is not a queue in SAQ["QUEUES"].',
+                    hint=f"Configured SAQ queues: {', '.join(configured)}.",
+                    id="tasks_app.E020",
+                )
+            )
+        unknown = set(self.options) - {*conf.JOB_OPTIONS, *BACKEND_OPTIONS}
+        if unknown:
+            errors.append(
+                checks.Error(
+                    f'{where}["OPTIONS"] has unknown option(s) {sorted(unknown)}.',
+                    hint=f"Allowed: {', '.join((*conf.JOB_OPTIONS, *BACKEND_OPTIONS))}.",
+                    id="tasks_app.E021",
+                )
+            )
+        return errors
+
+    # --- enqueueing ---------------------------------------------------------------------------------
+
+    def _build(self, task: Task, args: Any, kwargs: Any) -> tuple[Job, TaskResult]:
+        self.validate_task(task)
+        # Stored as JSON, so normalise now: the returned result then equals what get_result reads back.
+        args = json.loads(json.dumps(normalize_json(args)))
+        kwargs = json.loads(json.dumps(normalize_json(kwargs)))
+        try:
+            inspect.signature(task.func).bind(*([None] if task.takes_context else []), *args, **kwargs)
+        except TypeError as exc:
+            raise TypeError(f"{task.module_path}(): {exc}.") from None
+        queue = task.queue_name or DEFAULT_TASK_QUEUE_NAME
+        _, job = build_job(
+            django_tasks.ensure_runner(queue),
+            {"task_path": task.module_path, "task_args": args, "task_kwargs": kwargs, "backend_alias": self.alias},
+            queue=queue,
+            # SAQ schedules in whole seconds: round up, so the task never runs before run_after.
+            at=math.ceil(task.run_after.timestamp()) if task.run_after else None,
+            **self.job_options,
+        )
+        if task.run_after is not None:
+            django_tasks.bookkeeping(job)["run_after"] = task.run_after.isoformat()
+        result = TaskResult(
+            task=task,
+            id=job.key,
+            status=TaskResultStatus.READY,
+            enqueued_at=None,
+            started_at=None,
+            finished_at=None,
+            last_attempted_at=None,
+            args=args,
+            kwargs=kwargs,
+            backend=self.alias,
+            errors=[],
+            worker_ids=[],
+        )
+        return job, result
+
+    def _enqueued(self, result: TaskResult, job: Job) -> TaskResult:
+        object.__setattr__(result, "enqueued_at", datetime.fromtimestamp(job.queued / 1000, tz=UTC))
+        return result
+
+    def enqueue(self, task: Task, args: Any, kwargs: Any) -> TaskResult:
+        job, result = self._build(task, args, kwargs)
+        if self.enqueue_on_commit:
+            return self._enqueue_on_commit(job, result)
+        _refuse_in_event_loop("task.enqueue()", "await task.aenqueue()")
+        self._enqueued(result, background.run(enqueue_job(job, task.queue_name)))
+        task_enqueued.send(type(self), task_result=result)
+        return result
+
+    async def aenqueue(self, task: Task, args: Any, kwargs: Any) -> TaskResult:
+        job, result = self._build(task, args, kwargs)
+        if self.enqueue_on_commit:
+            # The outbox row is written with the sync ORM, in the caller's transaction.
+            from asgiref.sync import sync_to_async
+
+            return await sync_to_async(self._enqueue_on_commit)(job, result)
+        self._enqueued(result, await enqueue_job(job, task.queue_name))
+        await task_enqueued.asend(type(self), task_result=result)
+        return result
+
+    def _enqueue_on_commit(self, job: Job, result: TaskResult) -> TaskResult:
+        """Durable: an outbox row in this transaction; Redis gets the job on commit (or the worker's drain
+        delivers it later). The result id is known now; ``enqueued_at`` is set once Redis has it."""
+        entry = outbox.record(job)
+        transaction.on_commit(lambda: outbox.deliver(entry), robust=True)
+        transaction.on_commit(lambda: task_enqueued.send(type(self), task_result=result), robust=True)
+        return result
+
+    # --- results ------------------------------------------------------------------------------------
+
+    def _queue_names(self) -> list[str]:
+        configured = list(conf.queues())
+        return [name for name in configured if name in self.queues] or configured
+
+    async def aget_result(self, result_id: str) -> TaskResult:
+        for name in self._queue_names():
+            job = await get_queue(name).job(str(result_id))
+            if job is not None and django_tasks.is_runner(job.function):
+                return django_tasks.result_from_job(job)
+        raise TaskResultDoesNotExist(result_id)
+
+    def get_result(self, result_id: str) -> TaskResult:
+        _refuse_in_event_loop("get_result()", "await aget_result()")
+        return background.run(self.aget_result(result_id))
+
+
+def _refuse_in_event_loop(call: str, instead: str) -> None:
+    """Waiting on Redis from inside an event loop would block it: name the async twin instead."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    raise RuntimeError(f"{call} blocks, and this thread runs an event loop; use {instead} here.")

@@ -1,0 +1,269 @@
+"""Django's Tasks framework on SAQ: the job that runs a ``django.tasks`` Task, and how it reads back.
+
+A call like ``send_digest.enqueue(7)`` becomes one SAQ job of the internal task
+``tasks_app.run_django_task``; its arguments name the Task by module path. The
+TaskResult id is the SAQ job key. What Django needs and SAQ does not keep (the
+worker and error of every attempt, the first start, the exact ``run_after``) lives
+in ``job.meta["django_task"]``, which SAQ stores with the job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import copy
+import functools
+import re
+import traceback
+from collections.abc import Callable
+from datetime import UTC, datetime
+from inspect import iscoroutinefunction
+from typing import Any
+
+from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
+from django.db import close_old_connections
+from django.tasks import Task, TaskContext, TaskResult, TaskResultStatus, task_backends
+from django.tasks.base import TaskError
+from django.tasks.signals import task_finished, task_started
+from django.utils.json import normalize_json
+from django.utils.module_loading import import_string
+from saq.job import Job, Status
+
+from . import conf
+from .registry import TaskSpec, registry
+
+RUNNER = "tasks_app.run_django_task"
+META = "django_task"
+
+STATUSES = {
+    Status.NEW: TaskResultStatus.READY,
+    Status.QUEUED: TaskResultStatus.READY,
+    Status.ACTIVE: TaskResultStatus.RUNNING,
+    Status.ABORTING: TaskResultStatus.RUNNING,  # still running until its worker cancels it
+    Status.COMPLETE: TaskResultStatus.SUCCESSFUL,
+    Status.FAILED: TaskResultStatus.FAILED,
+    Status.ABORTED: TaskResultStatus.FAILED,
+}
+
+# The last line of a traceback: "module.Class: message", or "Class" for builtins.
+_EXCEPTION_LINE = re.compile(r"^([A-Za-z_][\w.]*)(?::\s|$)")
+
+
+class JobInterrupted(Exception):
+    """Stands for an attempt that ended without a Python exception: aborted, swept or cancelled."""
+
+
+class TaskInterrupted(Exception):
+    """Carries a ``BaseException`` (SystemExit, KeyboardInterrupt) out of a task, so SAQ fails the job
+    instead of the worker exiting."""
+
+
+# --- one runner task per queue ----------------------------------------------------------------------
+
+
+def runner_name(queue: str) -> str:
+    """SAQ workers run only their own queue's tasks, so each queue gets its own runner name."""
+    return RUNNER if queue == conf.DEFAULT_QUEUE else f"{RUNNER}@{queue}"
+
+
+def is_runner(function: str) -> bool:
+    return function == RUNNER or function.startswith(f"{RUNNER}@")
+
+
+_runner_func: Callable[..., Any] | None = None
+
+
+def register_runners(func: Callable[..., Any]) -> None:
+    """Register ``func`` as the runner on every configured queue (tasks_app/tasks.py calls this)."""
+    global _runner_func
+    _runner_func = func
+    _sync_runners()
+
+
+def _sync_runners(**kwargs: Any) -> None:
+    """One runner per configured queue; none left behind for a queue that is gone."""
+    if kwargs.get("setting") not in (None, "SAQ") or _runner_func is None:
+        return
+    try:
+        names = list(conf.queues())
+    except (ImproperlyConfigured, AttributeError, TypeError):  # reported by the system checks
+        names = [conf.DEFAULT_QUEUE]
+    for spec in registry.all():
+        if is_runner(spec.name) and spec.queue not in names:
+            registry.unregister(spec.name)
+    for queue in names:
+        ensure_runner(queue)
+
+
+setting_changed.connect(_sync_runners, dispatch_uid="tasks_app.django_tasks.sync_runners")
+
+
+def ensure_runner(queue: str) -> str:
+    """The runner's task name on ``queue``, registered if the queue was configured after startup."""
+    name = runner_name(queue)
+    if name not in registry:
+        if _runner_func is None:
+            raise ImproperlyConfigured(
+                "tasks_app's django.tasks runner is not registered: add 'tasks_app' to INSTALLED_APPS."
+            )
+        registry.register(TaskSpec(name=name, func=_runner_func, queue=queue))
+    return name
+
+
+# --- bookkeeping in job.meta ------------------------------------------------------------------------
+
+
+def bookkeeping(job: Job) -> dict[str, Any]:
+    return job.meta.setdefault(META, {})
+
+
+def _as_datetime(millis: int | None) -> datetime | None:
+    return datetime.fromtimestamp(millis / 1000, tz=UTC) if millis else None
+
+
+def error_from_text(text: str, attempt: int) -> dict[str, Any]:
+    """A TaskError record for an attempt SAQ ended itself (timeout, abort, sweep) from its error text."""
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    match = _EXCEPTION_LINE.match(lines[-1]) if lines and "Traceback" in text else None
+    if match:
+        name = match.group(1)
+        path = name if "." in name else f"builtins.{name}"
+    else:
+        path = f"{JobInterrupted.__module__}.{JobInterrupted.__qualname__}"
+    return {"attempt": attempt, "exception_class_path": path, "traceback": text}
+
+
+def _has_error_for(book: dict[str, Any], attempt: int) -> bool:
+    return any(error.get("attempt") == attempt for error in book.get("errors", []))
+
+
+def note_attempt(job: Job, worker_id: str | None) -> None:
+    """Record the attempt that is starting, and the previous one's error if SAQ ended it (e.g. a timeout)."""
+    book = bookkeeping(job)
+    previous = job.attempts - 1
+    if previous >= 1 and job.error and not _has_error_for(book, previous):
+        book.setdefault("errors", []).append(error_from_text(job.error, previous))
+    book.setdefault("worker_ids", []).append(worker_id or job.worker_id or "")
+    book.setdefault("started", job.started)
+    book["attempted"] = job.started
+
+
+def note_error(job: Job, exc: BaseException) -> None:
+    kind = type(exc)
+    bookkeeping(job).setdefault("errors", []).append(
+        {
+            "attempt": job.attempts,
+            "exception_class_path": f"{kind.__module__}.{kind.__qualname__}",
+            "traceback": "".join(traceback.format_exception(exc)),
+        }
+    )
+
+
+# --- SAQ Job -> TaskResult --------------------------------------------------------------------------
+
+
+def load_task(path: str) -> Task:
+    try:
+        task = import_string(path)
+    except ImportError as exc:
+        raise ImproperlyConfigured(f"The django.tasks Task {path!r} cannot be imported: {exc}.") from exc
+    if not isinstance(task, Task):
+        raise ImproperlyConfigured(f"{path!r} is not a django.tasks Task; decorate the function with @task.")
+    return task
+
+
+def _task_as_enqueued(job: Job) -> Task:
+    """The module-level Task, with the queue, backend and run_after of this call (not re-validated)."""
+    kwargs = job.kwargs or {}
+    task = copy.copy(load_task(kwargs["task_path"]))
+    run_after = bookkeeping(job).get("run_after")
+    object.__setattr__(task, "backend", kwargs["backend_alias"])
+    object.__setattr__(task, "queue_name", job.queue.name if job.queue else job.meta.get("queue", task.queue_name))
+    object.__setattr__(task, "run_after", datetime.fromisoformat(run_after) if run_after else None)
+    return task
+
+
+def result_from_job(job: Job, status: TaskResultStatus | None = None, return_value: Any = None) -> TaskResult:
+    """The TaskResult a SAQ job stands for; ``status`` overrides the stored one (used inside the worker)."""
+    kwargs = job.kwargs or {}
+    book = bookkeeping(job)
+    status = status or STATUSES[job.status]
+    worker_ids = list(book.get("worker_ids", []))
+    if len(worker_ids) < job.attempts:  # attempts that never reached the runner
+        worker_ids += [job.worker_id or ""] * (job.attempts - len(worker_ids))
+    errors = list(book.get("errors", []))
+    # An attempt SAQ ended itself (timeout, abort, sweep) left only job.error behind.
+    ended_by_saq = job.status in (Status.FAILED, Status.ABORTED, Status.QUEUED) and bool(job.error)
+    if ended_by_saq and (job.attempts or job.status == Status.ABORTED) and not _has_error_for(book, job.attempts):
+        errors.append(error_from_text(job.error, job.attempts))
+    finished = status in (TaskResultStatus.SUCCESSFUL, TaskResultStatus.FAILED)
+    result = TaskResult(
+        task=_task_as_enqueued(job),
+        id=job.key,
+        status=status,
+        enqueued_at=_as_datetime(job.queued),
+        started_at=_as_datetime(book.get("started")),
+        finished_at=_as_datetime(job.completed or book.get("finished")) if finished else None,
+        last_attempted_at=_as_datetime(book.get("attempted")),
+        args=kwargs.get("task_args", []),
+        kwargs=kwargs.get("task_kwargs", {}),
+        backend=kwargs["backend_alias"],
+        errors=[TaskError(exception_class_path=e["exception_class_path"], traceback=e["traceback"]) for e in errors],
+        worker_ids=worker_ids,
+    )
+    if status == TaskResultStatus.SUCCESSFUL:
+        object.__setattr__(result, "_return_value", job.result if return_value is None else return_value)
+    return result
+
+
+# --- running one attempt in the worker --------------------------------------------------------------
+
+
+def _call_sync(func: Callable[..., Any], args: list[Any], kwargs: dict[str, Any]) -> Any:
+    # The pool thread opens its own database connection; clean it on both sides of the call.
+    close_old_connections()
+    try:
+        return func(*args, **kwargs)
+    finally:
+        close_old_connections()
+
+
+async def _call(ctx: dict[str, Any], func: Callable[..., Any], args: list[Any], kwargs: dict[str, Any]) -> Any:
+    if iscoroutinefunction(func):
+        return await func(*args, **kwargs)
+    pool = getattr(ctx.get("worker"), "pool", None)  # the worker's one-thread-per-slot pool
+    call = functools.partial(contextvars.copy_context().run, _call_sync, func, args, kwargs)
+    return await asyncio.get_running_loop().run_in_executor(pool, call)
+
+
+async def run(
+    ctx: dict[str, Any], task_path: str, task_args: list[Any], task_kwargs: dict[str, Any], backend_alias: str
+) -> Any:
+    """Run one attempt of a django.tasks Task inside the SAQ worker, sending Django's signals."""
+    job: Job = ctx["job"]
+    task = load_task(task_path)
+    sender = type(task_backends[backend_alias])
+    worker = ctx.get("worker")
+    note_attempt(job, getattr(worker, "id", None))
+    await job.update()  # other processes see RUNNING with this attempt's worker id
+    running = result_from_job(job, status=TaskResultStatus.RUNNING)
+    await task_started.asend(sender=sender, task_result=running)
+    args = [TaskContext(task_result=running), *task_args] if task.takes_context else list(task_args)
+    try:
+        value = normalize_json(await _call(ctx, task.func, args, task_kwargs))
+    except asyncio.CancelledError:
+        raise  # aborted, timed out or shut down: SAQ records how the attempt ended
+    except BaseException as exc:
+        note_error(job, exc)
+        bookkeeping(job)["finished"] = int(datetime.now(UTC).timestamp() * 1000)
+        # SAQ retries the job when attempts remain: then it is READY again, with this error recorded.
+        status = TaskResultStatus.READY if job.retryable else TaskResultStatus.FAILED
+        await task_finished.asend(sender=sender, task_result=result_from_job(job, status=status))
+        if isinstance(exc, Exception):
+            raise
+        raise TaskInterrupted(f"{type(exc).__name__}: {exc}") from exc
+    bookkeeping(job)["finished"] = int(datetime.now(UTC).timestamp() * 1000)
+    done = result_from_job(job, status=TaskResultStatus.SUCCESSFUL, return_value=value)
+    await task_finished.asend(sender=sender, task_result=done)
+    return value

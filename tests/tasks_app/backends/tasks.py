@@ -1,0 +1,79 @@
+"""django.tasks Tasks for the SAQ backend's tests; the first ones mirror Django's own tests/tasks/tasks.py."""
+
+import asyncio
+
+from django.contrib.auth import get_user_model
+from django.tasks import TaskContext, task
+
+
+@task()
+def noop_task(*args, **kwargs) -> None:
+    return None
+
+
+@task()
+async def noop_task_async(*args, **kwargs) -> None:
+    return None
+
+
+@task()
+def calculate_meaning_of_life() -> int:
+    return 42
+
+
+@task()
+def add(a: int, b: int) -> int:
+    return a + b
+
+
+@task()
+def failing_task_value_error() -> None:
+    raise ValueError("This task failed due to ValueError")
+
+
+@task()
+def failing_task_system_exit() -> None:
+    raise SystemExit("This task failed due to SystemExit")
+
+
+@task()
+def complex_exception() -> None:
+    raise ValueError(ValueError("This task failed"))
+
+
+@task()
+def complex_return_value():
+    return {"value": object()}  # not JSON
+
+
+@task(takes_context=True)
+def get_task_id(context) -> str:
+    return context.task_result.id
+
+
+@task(takes_context=True)
+def check_context(context, attempt: int) -> None:
+    assert isinstance(context, TaskContext)
+    assert context.attempt == attempt
+
+
+@task(takes_context=True)
+def fails_on_first_attempt(context) -> int:
+    if context.attempt == 1:
+        raise RuntimeError("first attempt fails")
+    return context.attempt
+
+
+@task()
+async def sleep_for(seconds: float) -> None:
+    await asyncio.sleep(seconds)
+
+
+@task()
+def count_users_sync() -> int:
+    return get_user_model().objects.count()
+
+
+@task()
+async def count_users_async() -> int:
+    return await get_user_model().objects.acount()

@@ -1,0 +1,242 @@
+"""SAQBackend end to end: enqueue, a real worker (runworker --burst) on real Redis, results read back.
+
+Mirrors Django's tests/tasks/test_immediate_backend.py and test_dummy_backend.py where they apply
+to a real queue: enqueue gives a READY result (as DummyBackend), the worker makes it SUCCESSFUL or
+FAILED (as ImmediateBackend), and get_result reads it back (as supports_get_result promises).
+"""
+
+import logging
+from datetime import datetime
+
+import pytest
+from asgiref.sync import async_to_sync
+from django.contrib.auth import get_user_model
+from django.tasks import TaskResultStatus, default_task_backend, task_backends
+from django.tasks.exceptions import InvalidTask, TaskResultDoesNotExist, TaskResultMismatch
+from django.test import override_settings
+
+from tasks_app.backends import SAQBackend
+from tasks_app.django_tasks import RUNNER
+
+from . import tasks as test_tasks
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_using_correct_backend():
+    assert isinstance(task_backends["default"], SAQBackend)
+    assert default_task_backend.alias == "default"
+    assert default_task_backend.options == {"retries": 0}
+
+
+def test_capabilities_are_truthful():
+    assert default_task_backend.supports_defer is True
+    assert default_task_backend.supports_async_task is True
+    assert default_task_backend.supports_get_result is True
+    assert default_task_backend.supports_priority is False
+    with pytest.raises(InvalidTask, match=r"Backend does not support setting priority of tasks\."):
+        test_tasks.noop_task.using(priority=1)
+
+
+def test_enqueue_then_work(redis_client, work):
+    for task in [test_tasks.noop_task, test_tasks.noop_task_async]:
+        result = task.enqueue(1, two=3)
+
+        assert result.status == TaskResultStatus.READY
+        assert result.is_finished is False
+        assert result.enqueued_at is not None
+        assert result.started_at is None
+        assert result.last_attempted_at is None
+        assert result.finished_at is None
+        with pytest.raises(ValueError, match="Task has not finished yet"):
+            result.return_value  # noqa: B018
+        assert result.task == task
+        assert result.args == [1]
+        assert result.kwargs == {"two": 3}
+        assert result.attempts == 0
+        # It is a real SAQ job of the runner task, on the queue's list in Redis.
+        assert redis_client.lrange("saq:default:queued", 0, -1) == [f"saq:job:default:{result.id}".encode()]
+        assert default_task_backend.get_result(result.id) == result
+
+        work()
+
+        result.refresh()
+        assert result.status == TaskResultStatus.SUCCESSFUL
+        assert result.is_finished is True
+        assert result.started_at >= result.enqueued_at
+        assert result.last_attempted_at == result.started_at
+        assert result.finished_at >= result.started_at
+        assert result.return_value is None
+        assert result.attempts == 1
+        assert len(result.worker_ids[0]) > 0
+        assert result.errors == []
+
+
+def test_aenqueue_and_aget_result(work):
+    async def enqueue():
+        return await test_tasks.calculate_meaning_of_life.aenqueue()
+
+    result = async_to_sync(enqueue)()
+    assert result.status == TaskResultStatus.READY
+    assert result.args == [] and result.kwargs == {}
+    assert async_to_sync(default_task_backend.aget_result)(result.id) == result
+
+    work()
+
+    async def refreshed():
+        await result.arefresh()
+        return result
+
+    assert async_to_sync(refreshed)().return_value == 42
+    assert async_to_sync(test_tasks.calculate_meaning_of_life.aget_result)(result.id).return_value == 42
+
+
+def test_result(work):
+    result = default_task_backend.enqueue(test_tasks.calculate_meaning_of_life, [], {})
+    work()
+    result.refresh()
+    assert result.status == TaskResultStatus.SUCCESSFUL
+    assert result.return_value == 42
+
+
+@pytest.mark.parametrize(
+    ("task", "exception", "message"),
+    [
+        (test_tasks.failing_task_value_error, ValueError, "This task failed due to ValueError"),
+        (test_tasks.failing_task_system_exit, SystemExit, "This task failed due to SystemExit"),
+    ],
+)
+def test_catches_exception(task, exception, message, work, caplog):
+    result = task.enqueue()
+    with caplog.at_level(logging.ERROR, logger="django.tasks"):
+        work()
+
+    result.refresh()
+    assert result.status == TaskResultStatus.FAILED
+    with pytest.raises(ValueError, match="Task failed"):
+        result.return_value  # noqa: B018
+    assert result.is_finished is True
+    assert result.started_at >= result.enqueued_at
+    assert result.finished_at >= result.started_at
+    assert result.errors[0].exception_class is exception
+    assert result.errors[0].traceback.endswith(f"{exception.__name__}: {message}\n")
+    assert result.attempts == 1
+    failed = [r for r in caplog.records if r.name == "django.tasks" and r.levelno == logging.ERROR]
+    assert [r.getMessage() for r in failed] == [f"Task id={result.id} path={task.module_path} state=FAILED"]
+
+
+def test_complex_exception(work):
+    result = test_tasks.complex_exception.enqueue()
+    work()
+    result.refresh()
+    assert result.status == TaskResultStatus.FAILED
+    assert result._return_value is None
+    assert result.errors[0].exception_class is ValueError
+    assert 'ValueError(ValueError("This task failed"))' in result.errors[0].traceback
+
+
+def test_complex_return_value(work):
+    result = test_tasks.complex_return_value.enqueue()
+    work()
+    result.refresh()
+    assert result.status == TaskResultStatus.FAILED
+    assert result._return_value is None
+    assert result.errors[0].exception_class is TypeError
+    assert "Unsupported type" in result.errors[0].traceback
+
+
+def test_takes_context(work):
+    result = test_tasks.get_task_id.enqueue()
+    checked = test_tasks.check_context.enqueue(1)
+    work()
+    result.refresh()
+    checked.refresh()
+    assert result.return_value == result.id
+    assert checked.status == TaskResultStatus.SUCCESSFUL
+
+
+def test_database_access_from_sync_and_async_tasks(work):
+    get_user_model().objects.create_user("one")
+    get_user_model().objects.create_user("two")
+    sync_result = test_tasks.count_users_sync.enqueue()
+    async_result = test_tasks.count_users_async.enqueue()
+    work()
+    sync_result.refresh()
+    async_result.refresh()
+    assert (sync_result.return_value, async_result.return_value) == (2, 2)
+
+
+def test_get_missing_result():
+    with pytest.raises(TaskResultDoesNotExist):
+        default_task_backend.get_result("123")
+    with pytest.raises(TaskResultDoesNotExist):
+        async_to_sync(default_task_backend.aget_result)("123")
+
+
+def test_a_plain_saq_job_is_not_a_task_result(redis_client):
+    result = test_tasks.noop_task.enqueue()
+    # Same key, but the job of another task: not a django.tasks result.
+    payload = redis_client.get(f"saq:job:default:{result.id}").replace(RUNNER.encode(), b"something_else")
+    redis_client.set(f"saq:job:default:{result.id}", payload)
+    with pytest.raises(TaskResultDoesNotExist):
+        default_task_backend.get_result(result.id)
+
+
+def test_get_incorrect_result():
+    result = default_task_backend.enqueue(test_tasks.noop_task_async, (), {})
+    with pytest.raises(TaskResultMismatch, match="Task does not match"):
+        test_tasks.noop_task.get_result(result.id)
+
+
+def test_enqueue_with_invalid_argument(redis_client):
+    with pytest.raises(TypeError, match="Unsupported type"):
+        test_tasks.noop_task.enqueue(datetime.now())
+    with pytest.raises(TypeError, match=r"tests\.tasks_app\.backends\.tasks\.add\(\): missing a required argument"):
+        test_tasks.add.enqueue(1)
+    assert redis_client.keys("saq:job:*") == []
+
+
+def test_validate_on_enqueue():
+    task = test_tasks.noop_task  # valid when defined: the "default" queue
+    with override_settings(TASKS={"default": {"BACKEND": "tasks_app.backends.SAQBackend", "QUEUES": ["queue-1"]}}):
+        with pytest.raises(InvalidTask, match="Queue 'default' is not valid for backend"):
+            task.enqueue()
+        with pytest.raises(InvalidTask, match="Queue 'default' is not valid for backend"):
+            async_to_sync(task.aenqueue)()
+        with pytest.raises(InvalidTask, match="Queue 'unknown_queue' is not valid for backend"):
+            task.using(queue_name="unknown_queue")
+
+
+def test_queue_must_be_a_saq_queue():
+    tasks = {"default": {"BACKEND": "tasks_app.backends.SAQBackend", "QUEUES": ["default", "emails"]}}
+    with override_settings(TASKS=tasks):
+        with pytest.raises(InvalidTask, match=r"Queue 'emails' is not a SAQ queue; .* Add it to SAQ\[\"QUEUES\"\]"):
+            test_tasks.noop_task.using(queue_name="emails")
+        errors = default_task_backend.check()
+    assert [e.id for e in errors] == ["tasks_app.E020"]
+    assert "'emails'" in errors[0].msg
+
+
+def test_check_reports_unknown_options():
+    tasks = {"default": {"BACKEND": "tasks_app.backends.SAQBackend", "OPTIONS": {"retry": 2, "timeout": 5}}}
+    with override_settings(TASKS=tasks):
+        errors = default_task_backend.check()
+    assert [e.id for e in errors] == ["tasks_app.E021"]
+    assert "['retry']" in errors[0].msg
+
+
+def test_check_passes_for_a_valid_configuration():
+    assert default_task_backend.check() == []
+
+
+def test_naive_run_after():
+    with pytest.raises(InvalidTask, match=r"run_after must be an aware datetime\."):
+        test_tasks.noop_task.using(run_after=datetime.now())
+
+
+def test_sync_api_refused_inside_an_event_loop():
+    async def call_sync_api():
+        return default_task_backend.get_result("123")
+
+    with pytest.raises(RuntimeError, match=r"use await aget_result\(\) here"):
+        async_to_sync(call_sync_api)()

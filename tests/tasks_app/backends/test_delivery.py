@@ -1,0 +1,209 @@
+"""SAQBackend: routing to queues, run_after, retries and timeouts, signals, on-commit, other processes."""
+
+import os
+import subprocess
+import sys
+import time
+from datetime import timedelta
+
+import pytest
+from django.conf import settings
+from django.db import transaction
+from django.tasks import TaskResultStatus, default_task_backend
+from django.tasks.exceptions import TaskResultDoesNotExist
+from django.tasks.signals import task_enqueued, task_finished, task_started
+from django.test import override_settings
+from django.utils import timezone
+
+from tasks_app.models import OutboxEntry
+from tasks_app.registry import registry
+
+from . import tasks as test_tasks
+from .conftest import SAQ_TASKS
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def backend(**options):
+    return {"default": {**SAQ_TASKS["default"], "OPTIONS": {**SAQ_TASKS["default"]["OPTIONS"], **options}}}
+
+
+def test_queue_name_routes_to_that_saq_queue(redis_client, work):
+    saq = {**settings.SAQ, "QUEUES": {**settings.SAQ["QUEUES"], "emails": {"URL": settings.REDIS_URL}}}
+    tasks = {"default": {**SAQ_TASKS["default"], "QUEUES": ["default", "emails"]}}
+    with override_settings(SAQ=saq, TASKS=tasks):
+        result = test_tasks.add.using(queue_name="emails").enqueue(2, 3)
+        assert redis_client.lrange("saq:emails:queued", 0, -1) == [f"saq:job:emails:{result.id}".encode()]
+        assert redis_client.llen("saq:default:queued") == 0
+
+        work()
+
+        result.refresh()
+        assert result.status == TaskResultStatus.SUCCESSFUL
+        assert result.return_value == 5
+        assert result.task.queue_name == "emails"
+        assert "tasks_app.run_django_task@emails" in registry  # the "emails" worker knows the runner
+    assert "tasks_app.run_django_task@emails" not in registry  # gone with the queue: no stale check error
+
+
+def test_run_after_defers_the_task(redis_client, work):
+    later = timezone.now() + timedelta(minutes=10)
+    deferred = test_tasks.noop_task.using(run_after=later).enqueue()
+    soon = timezone.now() + timedelta(seconds=1.5)
+    due_soon = test_tasks.calculate_meaning_of_life.using(run_after=soon).enqueue()
+    # Scheduled, not queued: SAQ's incomplete set, scored with the time to run (never earlier).
+    assert redis_client.llen("saq:default:queued") == 0
+    score = redis_client.zscore("saq:default:incomplete", f"saq:job:default:{deferred.id}")
+    assert later.timestamp() <= score < later.timestamp() + 1
+
+    work()  # waits for jobs due within a few seconds, not for the one in ten minutes
+
+    due_soon.refresh()
+    assert due_soon.status == TaskResultStatus.SUCCESSFUL
+    assert due_soon.started_at >= soon
+    deferred.refresh()
+    assert deferred.status == TaskResultStatus.READY
+    assert deferred.task.run_after == later
+    assert default_task_backend.get_result(deferred.id) == deferred
+
+
+def test_retries_record_every_attempt(work):
+    with override_settings(TASKS=backend(retries=1, retry_delay=0)):
+        result = test_tasks.fails_on_first_attempt.enqueue()
+        work()
+        result.refresh()
+    assert result.status == TaskResultStatus.SUCCESSFUL
+    assert result.return_value == 2  # the attempt number TaskContext gave the task
+    assert result.attempts == 2
+    assert len(result.worker_ids) == 2
+    assert [error.exception_class for error in result.errors] == [RuntimeError]
+    assert "RuntimeError: first attempt fails" in result.errors[0].traceback
+    assert result.started_at < result.last_attempted_at
+
+
+def test_timeout_is_a_failure_with_its_error(work):
+    with override_settings(TASKS=backend(timeout=1)):
+        result = test_tasks.sleep_for.enqueue(30)
+        started = time.monotonic()
+        work()
+        result.refresh()
+    assert time.monotonic() - started < 15
+    assert result.status == TaskResultStatus.FAILED
+    assert [error.exception_class for error in result.errors] == [TimeoutError]
+    assert result.attempts == 1
+
+
+def test_signals(work):
+    received = []
+
+    def receiver(signal_name):
+        def handler(sender, task_result, **kwargs):
+            received.append((signal_name, task_result.id, task_result.status, task_result.attempts))
+
+        return handler
+
+    handlers = {signal: receiver(name) for signal, name in [(task_enqueued, "enqueued"), (task_started, "started")]}
+    handlers[task_finished] = receiver("finished")
+    for signal, handler in handlers.items():
+        signal.connect(handler)
+    try:
+        ok = test_tasks.noop_task.enqueue()
+        assert received == [("enqueued", ok.id, TaskResultStatus.READY, 0)]
+        failing = test_tasks.failing_task_value_error.enqueue()
+        work()
+    finally:
+        for signal, handler in handlers.items():
+            signal.disconnect(handler)
+    assert sorted(received) == sorted(
+        [
+            ("enqueued", ok.id, TaskResultStatus.READY, 0),
+            ("started", ok.id, TaskResultStatus.RUNNING, 1),
+            ("finished", ok.id, TaskResultStatus.SUCCESSFUL, 1),
+            ("enqueued", failing.id, TaskResultStatus.READY, 0),
+            ("started", failing.id, TaskResultStatus.RUNNING, 1),
+            ("finished", failing.id, TaskResultStatus.FAILED, 1),
+        ]
+    )
+
+
+def test_enqueue_logs(caplog):
+    with caplog.at_level("DEBUG", logger="django.tasks"):
+        result = test_tasks.noop_task.enqueue()
+    messages = [r.getMessage() for r in caplog.records if r.name == "django.tasks"]
+    assert len(messages) == 1
+    assert "enqueued" in messages[0] and result.id in messages[0]
+
+
+def test_does_not_wait_for_commit_by_default(redis_client):
+    with transaction.atomic():
+        result = test_tasks.noop_task.enqueue()
+        assert result.enqueued_at is not None
+        assert redis_client.llen("saq:default:queued") == 1
+
+
+def test_enqueue_on_commit_returns_the_id_and_enqueues_after_commit(redis_client, work):
+    enqueued = []
+
+    def on_enqueued(sender, task_result, **kwargs):
+        enqueued.append(task_result.id)
+
+    task_enqueued.connect(on_enqueued)
+    try:
+        with override_settings(TASKS=backend(enqueue_on_commit=True)):
+            with transaction.atomic():
+                result = test_tasks.add.enqueue(20, 22)
+                assert result.id and result.status == TaskResultStatus.READY and result.enqueued_at is None
+                with pytest.raises(TaskResultDoesNotExist):
+                    default_task_backend.get_result(result.id)
+                assert redis_client.llen("saq:default:queued") == 0
+                assert OutboxEntry.objects.filter(job_key=result.id).exists()  # durable, in this transaction
+                assert enqueued == []
+            assert enqueued == [result.id]
+            assert not OutboxEntry.objects.exists()
+            stored = default_task_backend.get_result(result.id)
+            assert stored.status == TaskResultStatus.READY and stored.enqueued_at is not None
+
+            work()
+            result.refresh()
+    finally:
+        task_enqueued.disconnect(on_enqueued)
+    assert result.return_value == 42
+
+
+def test_enqueue_on_commit_rollback_enqueues_nothing(redis_client):
+    with override_settings(TASKS=backend(enqueue_on_commit=True)):
+        with pytest.raises(RuntimeError), transaction.atomic():
+            result = test_tasks.noop_task.enqueue()
+            raise RuntimeError("roll back")
+        with pytest.raises(TaskResultDoesNotExist):
+            default_task_backend.get_result(result.id)
+    assert redis_client.keys("saq:job:*") == []
+    assert not OutboxEntry.objects.exists()
+
+
+READ_RESULT = """
+import django
+django.setup()
+from django.tasks import default_task_backend
+from django.test import override_settings
+from tests.tasks_app.backends.conftest import SAQ_TASKS
+with override_settings(TASKS=SAQ_TASKS):
+    result = default_task_backend.get_result({id!r})
+    print(result.status, result.return_value, result.attempts, result.task.module_path)
+"""
+
+
+def test_get_result_from_another_process(work):
+    result = test_tasks.calculate_meaning_of_life.enqueue()
+    work()
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "TEST_REDIS_URL": settings.REDIS_URL}
+    completed = subprocess.run(
+        [sys.executable, "-c", READ_RESULT.format(id=result.id)],
+        env=env,
+        cwd=settings.BASE_DIR,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.split() == ["SUCCESSFUL", "42", "1", test_tasks.calculate_meaning_of_life.module_path]
