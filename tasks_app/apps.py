@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.core.signals import setting_changed
 from django.utils.module_loading import autodiscover_modules
 
 
@@ -14,3 +15,11 @@ class TasksAppConfig(AppConfig):
         # Each installed app's tasks.py, found the way admin.py is.
         autodiscover_modules("tasks")
         register_task_functions()
+        setting_changed.connect(_forget_queues_on_change, dispatch_uid="tasks_app.forget_queues")
+
+
+def _forget_queues_on_change(*, setting: str, **kwargs) -> None:
+    if setting == "SAQ":
+        from .queues import forget_all
+
+        forget_all()

@@ -11,7 +11,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
 from . import conf
-from .discovery import import_errors
+from .discovery import import_task_function
 from .registry import registry
 
 QUEUE_SCHEMES = {"redis", "rediss", "unix"}
@@ -56,14 +56,19 @@ def check_queues(**kwargs: Any) -> list[checks.CheckMessage]:
 
 @checks.register()
 def check_task_functions(**kwargs: Any) -> list[checks.CheckMessage]:
-    return [
-        _error(
-            f'SAQ["TASK_FUNCTIONS"] entry {path!r} cannot be imported: {reason}.',
-            "Give the dotted path of a module-level function, e.g. 'myapp.jobs.send_digest'.",
-            2,
-        )
-        for path, reason in import_errors.items()
-    ]
+    errors = []
+    for path in conf.task_functions():
+        try:
+            import_task_function(path)
+        except (ImportError, TypeError) as exc:
+            errors.append(
+                _error(
+                    f'SAQ["TASK_FUNCTIONS"] entry {path!r} cannot be used: {exc}.',
+                    "Give the dotted path of a module-level function, e.g. 'myapp.jobs.send_digest'.",
+                    2,
+                )
+            )
+    return errors
 
 
 @checks.register()

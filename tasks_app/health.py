@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass
 
 from redis.exceptions import RedisError
@@ -30,10 +31,8 @@ async def _probe(name: str) -> QueueHealth:
     except (RedisError, OSError, TimeoutError) as exc:
         return QueueHealth(name, workers=0, queued=0, error=f"{exc or type(exc).__name__}")
     finally:
-        try:
+        with contextlib.suppress(Exception):  # nothing to close if it never connected
             await queue.disconnect()
-        except Exception:
-            pass
 
 
 async def probe(names: list[str]) -> list[QueueHealth]:

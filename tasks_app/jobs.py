@@ -99,6 +99,10 @@ def _outcome(job, exception: BaseException | None) -> str:
     return job.status.value
 
 
+async def stamp_start(ctx: dict) -> None:
+    ctx["started_at"] = time.monotonic()
+
+
 async def log_finished_job(ctx: dict) -> None:
     """One structured line per finished attempt: task, job key, attempt, duration, outcome."""
     job = ctx.get("job")
@@ -106,7 +110,7 @@ async def log_finished_job(ctx: dict) -> None:
         return
     exception = ctx.get("exception")
     outcome = _outcome(job, exception)
-    duration = max(0.0, time.time() - job.started / 1000) if job.started else 0.0
+    duration = time.monotonic() - ctx.get("started_at", time.monotonic())
     fields = {
         "task": job.function,
         "job_key": job.key,
@@ -119,6 +123,9 @@ async def log_finished_job(ctx: dict) -> None:
     args = (job.function, job.key, job.attempts, duration, outcome)
     if exception is None:
         logger.info(message, *args, extra=fields)
+    elif isinstance(exception, TimeoutError):
+        timeout_message = message + " (timed out after %ss)"
+        logger.error(timeout_message, *args, job.timeout, extra=fields)
     else:
         exc_info = (type(exception), exception, exception.__traceback__)
         level = logging.WARNING if outcome.endswith("retrying") else logging.ERROR

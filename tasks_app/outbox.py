@@ -21,6 +21,9 @@ from .queues import background
 
 logger = logging.getLogger("tasks_app.outbox")
 
+# Rows younger than this are left to their own on_commit delivery.
+DRAIN_GRACE_S = 2.0
+
 
 def record(job: Job, using: str | None = None) -> OutboxEntry:
     return OutboxEntry.objects.using(using or DEFAULT_DB_ALIAS).create(
@@ -53,12 +56,11 @@ def deliver(entry: OutboxEntry) -> None:
 
 
 def _pending(grace: float, limit: int) -> list[OutboxEntry]:
-    # The grace period leaves fresh rows to their own on_commit delivery.
     cutoff = timezone.now() - timedelta(seconds=grace)
     return list(OutboxEntry.objects.filter(created__lte=cutoff).order_by("id")[:limit])
 
 
-async def drain(grace: float = 2.0, limit: int = 500) -> int:
+async def drain(grace: float = DRAIN_GRACE_S, limit: int = 500) -> int:
     """Push outbox rows older than ``grace`` seconds to Redis; returns how many went."""
     from .enqueue import enqueue_job
 

@@ -8,6 +8,7 @@ the supervisor itself is killed, so none is ever left behind.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import signal
@@ -22,10 +23,9 @@ PR_SET_PDEATHSIG = 1
 
 
 def _die_with_parent() -> None:
-    try:
+    # Not on Linux: no prctl, but the supervisor still forwards signals.
+    with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):  # not Linux: the supervisor still forwards signals
-        pass
 
 
 @dataclass

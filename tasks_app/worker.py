@@ -31,7 +31,7 @@ from django.utils.module_loading import import_string
 
 from . import conf, outbox
 from .enqueue import build_job
-from .jobs import log_finished_job, wrap
+from .jobs import log_finished_job, stamp_start, wrap
 from .queues import make_queue
 from .registry import registry
 
@@ -64,7 +64,7 @@ class DjangoWorker(saq.Worker):
             concurrency=options.concurrency,
             startup=hooks["startup"] or None,
             shutdown=hooks["shutdown"] or None,
-            before_process=hooks["before_process"] or None,
+            before_process=[stamp_start, *hooks["before_process"]],
             after_process=[*hooks["after_process"], log_finished_job],
             timers=timers,
             # A bounded dequeue lets idle slots notice shutdown within a second.
@@ -118,7 +118,8 @@ class DjangoWorker(saq.Worker):
             await job.update()
 
     async def drain_outbox(self) -> None:
-        await outbox.drain()
+        # A burst run drains everything at once; a long-running worker leaves fresh rows to their on_commit.
+        await outbox.drain(grace=0 if self.burst else outbox.DRAIN_GRACE_S)
 
     async def schedule(self, lock: int = 1) -> None:
         if not self.burst:
@@ -149,6 +150,7 @@ class DjangoWorker(saq.Worker):
         self.event.set()
         for task in self._upkeep_tasks:  # they hold no job
             task.cancel()
+        await asyncio.gather(*self._upkeep_tasks, return_exceptions=True)
         pending = [task for task in self.tasks if not task.done() and task not in self._upkeep_tasks]
         if pending:
             forced = asyncio.create_task(self.forced.wait())

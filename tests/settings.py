@@ -5,6 +5,7 @@ TEST_REDIS_URL picks the Redis database, db 15 by default, so tests never touch
 a developer's queue on db 0.
 """
 
+import json
 import os
 
 from pydotorg.env import database, url
@@ -21,7 +22,11 @@ SAQ = {
     "QUEUES": {"default": {"URL": REDIS_URL, "CONCURRENCY": 10}},
     # Short timers so sweeps and outbox drains happen within a test's patience.
     "TIMERS": {"schedule": 1, "worker_info": 2, "sweep": 1, "abort": 1, "outbox": 1},
+    # Subprocess tests adjust the worker (grace period, heartbeat...) through TEST_SAQ, a JSON object.
+    **json.loads(os.environ.get("TEST_SAQ", "{}")),
 }
+INSTALLED_APPS = [*INSTALLED_APPS, "tests.sampleapp"]
+
 MEILISEARCH_URL = os.environ.get("MEILISEARCH_URL") or None
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 SECRET_KEY = "tests"

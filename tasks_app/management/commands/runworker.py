@@ -50,6 +50,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--check", action="store_true", help="Health check: exit 0 if every queue has a live worker."
         )
+        parser.add_argument("--skip-checks", action="store_true", help="Skip system checks.")
         parser.add_argument(
             "--reload",
             action=argparse.BooleanOptionalAction,
@@ -58,6 +59,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options) -> None:
+        self.verbosity = options["verbosity"]
         self._configure_logging(options["verbosity"])
         queues = self._queues(options["queues"])
         if options["check"]:

@@ -1,0 +1,138 @@
+"""``python manage.py enqueue TASK [NAME=VALUE ...]``: enqueue a job from the shell, cron or CI."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import datetime
+
+from django.core.exceptions import ImproperlyConfigured
+from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
+from redis.exceptions import RedisError
+from saq.job import Status
+
+from tasks_app import conf
+from tasks_app.enqueue import build_job, enqueue_job
+from tasks_app.queues import disconnect_all
+from tasks_app.registry import TaskArgumentError, TaskNotFound
+
+EXIT_FAILED, EXIT_WAIT_TIMEOUT = 1, 3
+
+
+def parse_assignments(pairs: list[str]) -> dict:
+    """NAME=VALUE pairs; VALUE is JSON where it parses (42, true, [1,2], {"a":1}), else a string."""
+    kwargs = {}
+    for pair in pairs:
+        name, sep, raw = pair.partition("=")
+        if not sep or not name.isidentifier():
+            raise CommandError(f"Argument {pair!r} is not NAME=VALUE (for example feed_url=https://...).")
+        if name in kwargs:
+            raise CommandError(f"Argument {name!r} is given twice.")
+        try:
+            kwargs[name] = json.loads(raw)
+        except ValueError:
+            kwargs[name] = raw
+    return kwargs
+
+
+def parse_kwargs_json(text: str | None) -> dict:
+    if text is None:
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        example = '--kwargs \'{"feed_url": "https://..."}\''
+        raise CommandError(f"--kwargs is not valid JSON: {exc}. Example: {example}") from None
+    if not isinstance(value, dict):
+        raise CommandError(f"--kwargs must be a JSON object, not {type(value).__name__}.")
+    return value
+
+
+def parse_at(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise CommandError(f"--at {text!r} is not an ISO 8601 date-time, e.g. 2026-12-01T02:00:00+00:00.") from None
+    return timezone.make_aware(moment) if timezone.is_naive(moment) else moment
+
+
+class Command(BaseCommand):
+    help = "Enqueue a task. Arguments are NAME=VALUE pairs; values are JSON where they parse, else strings."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("task", help="Registered task name.")
+        parser.add_argument("arguments", nargs="*", metavar="NAME=VALUE")
+        parser.add_argument("--kwargs", help="Task arguments as one JSON object.")
+        parser.add_argument("--queue", help="Queue name (default: the task's queue).")
+        parser.add_argument("--timeout", type=int, help="Seconds before the job is cancelled.")
+        parser.add_argument("--retries", type=int, help="Retries after the first attempt.")
+        when = parser.add_mutually_exclusive_group()
+        when.add_argument("--delay", type=float, help="Run after this many seconds.")
+        when.add_argument("--at", help="Run at this ISO 8601 date-time (naive means TIME_ZONE).")
+        parser.add_argument("--key", help="Job key; a job with this key that is still pending is not duplicated.")
+        parser.add_argument("--wait", action="store_true", help="Wait for the job and print its result as JSON.")
+        parser.add_argument("--wait-timeout", type=float, default=300, help="Seconds --wait waits (default 300).")
+
+    def handle(self, *args, **options) -> None:
+        kwargs = parse_kwargs_json(options["kwargs"])
+        for name, value in parse_assignments(options["arguments"]).items():
+            if name in kwargs:
+                raise CommandError(f"Argument {name!r} is given both as NAME=VALUE and in --kwargs.")
+            kwargs[name] = value
+        for flag in ("timeout", "retries", "delay"):
+            if options[flag] is not None and options[flag] < 0:
+                raise CommandError(f"--{flag} must not be negative.")
+        at = parse_at(options["at"]) if options["at"] else None
+        job_options = {k: options[k] for k in ("timeout", "retries") if options[k] is not None}
+        try:
+            _, job = build_job(
+                options["task"], kwargs, queue=options["queue"], key=options["key"], delay=options["delay"], at=at,
+                **job_options,
+            )  # fmt: skip
+        except (TaskNotFound, TaskArgumentError, ImproperlyConfigured, TypeError) as exc:
+            raise CommandError(str(exc)) from None
+        queue_name = job.meta["queue"]
+        try:
+            job = asyncio.run(self._enqueue(job, queue_name, options))
+        except (RedisError, OSError) as exc:
+            url = conf.queue_config(queue_name).url
+            raise CommandError(
+                f"Cannot reach Redis for queue {queue_name!r} at {url}: {exc}. Start Redis or fix REDIS_URL."
+            ) from None
+        if options["wait"]:
+            self._report(job, options["wait_timeout"])
+
+    async def _enqueue(self, job, queue_name: str, options: dict):
+        try:
+            pending = await enqueue_job(job, queue_name)
+            if pending is not job:
+                self.stdout.write(f"{pending.key} {pending.status.value} (already pending; not enqueued again)")
+            else:
+                when = (
+                    f" at {datetime.fromtimestamp(job.scheduled, timezone.get_current_timezone())}"
+                    if job.scheduled
+                    else ""
+                )
+                self.stdout.write(f"{job.key} {job.status.value}{when}")
+            if options["wait"]:
+                try:
+                    await pending.refresh(until_complete=options["wait_timeout"])
+                except TimeoutError:
+                    await pending.refresh()
+            return pending
+        finally:
+            await disconnect_all()
+
+    def _report(self, job, wait_timeout: float) -> None:
+        if job.status == Status.COMPLETE:
+            self.stdout.write(json.dumps(job.result, indent=2, default=str))
+            return
+        if job.status in (Status.FAILED, Status.ABORTED):
+            self.stderr.write(job.error or "")
+            raise CommandError(f"Job {job.key} {job.status.value}.", returncode=EXIT_FAILED)
+        raise CommandError(
+            f"Job {job.key} is still {job.status.value} after {wait_timeout:.0f}s (--wait-timeout). "
+            "Is a worker running? Start one with: python manage.py runworker",
+            returncode=EXIT_WAIT_TIMEOUT,
+        )

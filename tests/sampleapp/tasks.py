@@ -1,0 +1,102 @@
+"""Tasks the tasks_app tests run through a real worker."""
+
+import asyncio
+import threading
+import time
+
+from django.db import connection
+
+from tasks_app import enqueue, task
+
+from .models import Note
+
+
+@task
+async def add_note(ctx, text: str) -> dict:
+    note = await Note.objects.acreate(text=text)
+    fetched = await Note.objects.aget(pk=note.pk)
+    return {"id": fetched.pk, "count": await Note.objects.acount()}
+
+
+@task
+def add_note_sync(ctx, text: str) -> dict:
+    note = Note.objects.create(text=text, thread=threading.current_thread().name)
+    return {"id": note.pk, "thread": note.thread}
+
+
+@task(retries=3, retry_delay=0.2, retry_backoff=1)
+async def flaky(ctx, fail_times: int) -> dict:
+    attempt = ctx["job"].attempts
+    await Note.objects.acreate(text=f"flaky attempt {attempt}")
+    if attempt <= fail_times:
+        raise RuntimeError(f"failing on purpose, attempt {attempt}")
+    return {"attempt": attempt}
+
+
+@task(timeout=1, retries=0)
+async def too_slow(ctx, seconds: float = 5) -> None:
+    await asyncio.sleep(seconds)
+
+
+@task(retries=0)
+async def sleep_then_note(ctx, seconds: float, text: str) -> str:
+    await Note.objects.acreate(text=f"{text} started")
+    await asyncio.sleep(seconds)
+    await Note.objects.acreate(text=f"{text} finished")
+    return text
+
+
+@task(retries=0)
+def sync_sleep_then_note(ctx, seconds: float, text: str) -> str:
+    Note.objects.create(text=f"{text} started")
+    time.sleep(seconds)
+    Note.objects.create(text=f"{text} finished")
+    return text
+
+
+@task
+async def count_notes(ctx) -> int:
+    return await Note.objects.acount()
+
+
+@task
+def backend_pid(ctx) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        return cursor.fetchone()[0]
+
+
+@task
+async def noop(ctx) -> None:
+    return None
+
+
+@task(retries=0)
+async def boom(ctx) -> None:
+    raise ValueError("boom")
+
+
+@task
+async def chain(ctx, text: str) -> str:
+    job = await enqueue("add_note", text=text)
+    return job.key
+
+
+@task
+async def greet(ctx, name: str, times: int = 1, loud: bool = False) -> str:
+    greeting = " ".join([f"hello {name}"] * times)
+    return greeting.upper() if loud else greeting
+
+
+@task
+async def long_job(ctx, seconds: float, text: str) -> str:
+    """Like sleep_then_note, but with the default retries, so a crash re-runs it."""
+    return await sleep_then_note(ctx, seconds, text)
+
+
+@task
+async def write_marker(ctx, path: str) -> str:
+    from pathlib import Path
+
+    await asyncio.to_thread(Path(path).write_text, "done")
+    return path

@@ -1,0 +1,97 @@
+"""Enqueueing from code: enqueue, enqueue_sync, enqueue_on_commit and its outbox."""
+
+import asyncio
+
+import pytest
+from django.db import transaction
+from django.test import override_settings
+from saq.job import Status
+
+from tasks_app import enqueue, enqueue_on_commit, enqueue_sync
+from tasks_app.models import OutboxEntry
+from tasks_app.registry import TaskArgumentError, TaskNotFound
+from tests.sampleapp.models import Note
+from tests.sampleapp.tasks import add_note
+
+from .helpers import run_burst
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def saq_with_redis_at(url: str):
+    from django.conf import settings
+
+    return override_settings(SAQ={**settings.SAQ, "QUEUES": {"default": {"URL": url}}})
+
+
+def test_enqueue_sync_returns_the_queued_job(redis_db):
+    job = enqueue_sync("greet", name="ada")
+    assert job.status == Status.QUEUED and job.function == "greet"
+    assert redis_db.lrange("saq:default:queued", 0, -1) == [job.id.encode()]
+
+
+def test_enqueue_accepts_the_function_itself(redis_db):
+    job = enqueue_sync(add_note, text="by reference")
+    assert job.function == "add_note"
+
+
+def test_async_enqueue(redis_db):
+    from tasks_app.queues import disconnect_all
+
+    async def go():
+        try:
+            return await enqueue("greet", name="ada", timeout=9, retries=0)
+        finally:
+            await disconnect_all()
+
+    job = asyncio.run(go())
+    assert (job.timeout, job.retries) == (9, 1)
+    assert redis_db.exists(job.id)
+
+
+def test_validation_happens_before_redis(redis_db):
+    with pytest.raises(TaskNotFound):
+        enqueue_sync("nope")
+    with pytest.raises(TaskArgumentError, match="missing a required argument"):
+        enqueue_sync("greet")
+    with pytest.raises(TaskArgumentError, match="JSON-serializable"):
+        enqueue_sync("greet", name=object())
+    assert redis_db.dbsize() == 0
+
+
+def test_on_commit_returns_the_key_now_and_enqueues_after_commit(redis_db):
+    with transaction.atomic():
+        key = enqueue_on_commit("add_note", text="after commit")
+        assert not redis_db.exists(f"saq:job:default:{key}")  # not before the commit
+        assert OutboxEntry.objects.filter(job_key=key).exists()  # but recorded in the transaction
+    assert redis_db.exists(f"saq:job:default:{key}")
+    assert not OutboxEntry.objects.exists()  # delivered, so the outbox row is gone
+    run_burst()
+    assert Note.objects.filter(text="after commit").exists()
+
+
+def test_on_commit_rollback_enqueues_nothing(redis_db):
+    with pytest.raises(RuntimeError), transaction.atomic():
+        enqueue_on_commit("add_note", text="never")
+        raise RuntimeError("roll back")
+    assert redis_db.dbsize() == 0
+    assert not OutboxEntry.objects.exists()
+
+
+def test_on_commit_validates_at_once(redis_db):
+    with pytest.raises(TaskArgumentError), transaction.atomic():
+        enqueue_on_commit("add_note", colour="red")
+    assert not OutboxEntry.objects.exists()
+
+
+def test_redis_down_at_commit_loses_nothing(redis_db):
+    with saq_with_redis_at("redis://127.0.0.1:1/0"), transaction.atomic():
+        key = enqueue_on_commit("add_note", text="kept safe")
+    # The save committed, Redis refused the job: the outbox keeps it.
+    entry = OutboxEntry.objects.get(job_key=key)
+    assert entry.attempts == 1 and entry.last_error
+    assert not redis_db.exists(f"saq:job:default:{key}")
+    # Redis is back: the worker drains the outbox and runs the job.
+    run_burst()
+    assert not OutboxEntry.objects.exists()
+    assert Note.objects.filter(text="kept safe").exists()

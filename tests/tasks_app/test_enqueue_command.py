@@ -1,0 +1,111 @@
+"""``manage.py enqueue``: validation before anything is enqueued, and --wait."""
+
+import json
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from .helpers import manage
+
+
+def queued(redis_db) -> int:
+    return redis_db.llen("saq:default:queued") + redis_db.zcard("saq:default:incomplete")
+
+
+def enqueue(*args):
+    call_command("enqueue", *args)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["gret", "name=x"], "Unknown task 'gret'. Did you mean: greet"),
+        (["greet"], "missing a required argument: 'name'"),
+        (["greet", "name=x", "colour=red"], "unexpected keyword argument 'colour'"),
+        (["greet", "name=x", "key=abc"], "key is a SAQ job field"),
+        (["greet", "name=x", "timeout=5"], "timeout is a SAQ job field"),
+        (["greet", "--kwargs", "{not json"], "--kwargs is not valid JSON"),
+        (["greet", "--kwargs", "[1, 2]"], "--kwargs must be a JSON object"),
+        (["greet", "name"], "is not NAME=VALUE"),
+        (["greet", "name=a", "name=b"], "given twice"),
+        (["greet", "name=a", "--kwargs", '{"name": "b"}'], "both as NAME=VALUE and in --kwargs"),
+        (["greet", "name=x", "--queue", "nope"], "Unknown queue 'nope'"),
+        (["greet", "name=x", "--at", "tomorrow"], "is not an ISO 8601 date-time"),
+        (["greet", "name=x", "--timeout", "-1"], "--timeout must not be negative"),
+    ],
+)
+def test_bad_input_is_a_command_error_and_nothing_is_enqueued(redis_db, args, message):
+    with pytest.raises(CommandError, match=message.replace("(", r"\(").replace("[", r"\[")):
+        enqueue(*args)
+    assert queued(redis_db) == 0
+
+
+def test_values_are_json_where_they_parse_else_strings(redis_db, capsys):
+    enqueue("greet", "name=42abc", "times=2", "loud=true")
+    key, status = capsys.readouterr().out.split()
+    job = json.loads(redis_db.get(f"saq:job:default:{key}"))
+    assert status == "queued"
+    assert job["kwargs"] == {"name": "42abc", "times": 2, "loud": True}
+
+
+def test_options_reach_the_job(redis_db, capsys):
+    enqueue(
+        "greet",
+        "--kwargs",
+        '{"name": "ada"}',
+        "--timeout",
+        "7",
+        "--retries",
+        "2",
+        "--key",
+        "greet-ada",
+        "--delay",
+        "60",
+    )
+    out = capsys.readouterr().out
+    job = json.loads(redis_db.get("saq:job:default:greet-ada"))
+    assert out.startswith("greet-ada queued at ")
+    assert (job["timeout"], job["retries"]) == (7, 3)  # 2 retries = 3 attempts in SAQ's terms
+    assert job["scheduled"] > 0
+
+
+def test_a_pending_key_is_not_enqueued_twice(redis_db, capsys):
+    enqueue("greet", "name=a", "--key", "once")
+    enqueue("greet", "name=b", "--key", "once")
+    assert "already pending" in capsys.readouterr().out
+    assert redis_db.llen("saq:default:queued") == 1
+
+
+def test_errors_exit_non_zero_without_traceback(subprocess_env):
+    result = manage("enqueue", "no_such_task", env=subprocess_env)
+    assert result.returncode != 0
+    assert "Unknown task 'no_such_task'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_redis_down_is_a_clear_error(subprocess_env):
+    env = {**subprocess_env, "TEST_REDIS_URL": "redis://127.0.0.1:1/0"}
+    result = manage("enqueue", "greet", "name=x", env=env)
+    assert result.returncode != 0
+    assert "Cannot reach Redis" in result.stderr and "REDIS_URL" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_wait_prints_the_result_as_json(start_worker, subprocess_env):
+    start_worker()
+    result = manage("enqueue", "greet", "name=ada", "times=2", "--wait", "--wait-timeout", "30", env=subprocess_env)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[-1]) == "hello ada hello ada"
+
+
+def test_wait_exits_non_zero_when_the_job_fails(start_worker, subprocess_env):
+    start_worker()
+    result = manage("enqueue", "boom", "--wait", "--wait-timeout", "30", env=subprocess_env)
+    assert result.returncode == 1
+    assert "ValueError: boom" in result.stderr and "failed" in result.stderr
+
+
+def test_wait_times_out_with_its_own_exit_code(subprocess_env):
+    result = manage("enqueue", "noop", "--wait", "--wait-timeout", "0.5", env=subprocess_env)
+    assert result.returncode == 3
+    assert "still queued" in result.stderr and "runworker" in result.stderr

@@ -1,0 +1,208 @@
+"""runworker as a real process: signals, crashes, supervision, Redis outages, health checks."""
+
+import json
+import os
+import re
+import signal
+import time
+
+import pytest
+import redis
+
+from tests.sampleapp.models import Note
+
+from .helpers import manage, wait_until
+from .redis_server import RedisServer
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def env_with(subprocess_env: dict, **saq) -> dict:
+    return {**subprocess_env, "TEST_SAQ": json.dumps(saq)}
+
+
+def enqueue(env: dict, *args: str) -> str:
+    result = manage("enqueue", *args, env=env)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.split()[0]
+
+
+def notes(*texts: str) -> bool:
+    return Note.objects.filter(text__in=texts).count() == len(texts)
+
+
+def test_idle_worker_exits_within_two_seconds_of_sigterm(start_worker):
+    worker = start_worker()
+    worker.wait_for_output("SIGTERM/SIGINT for a clean stop")
+    started = time.monotonic()
+    worker.signal(signal.SIGTERM)
+    assert worker.wait(10) == 0
+    assert time.monotonic() - started < 2.0
+
+
+def test_sigterm_lets_the_in_flight_job_finish(start_worker, subprocess_env):
+    worker = start_worker()
+    worker.wait_for_output("SIGTERM/SIGINT for a clean stop")
+    enqueue(subprocess_env, "sleep_then_note", "seconds=2", "text=graceful")
+    wait_until(lambda: notes("graceful started"), message="the job to start")
+    worker.signal(signal.SIGTERM)
+    assert worker.wait(20) == 0
+    assert notes("graceful finished")
+
+
+def test_job_still_running_after_the_grace_period_is_requeued(start_worker, subprocess_env, redis_db):
+    env = env_with(subprocess_env, SHUTDOWN_GRACE_PERIOD=1)
+    worker = start_worker(env=env)
+    worker.wait_for_output("SIGTERM/SIGINT for a clean stop")
+    key = enqueue(env, "sleep_then_note", "seconds=30", "text=too long")
+    wait_until(lambda: notes("too long started"), message="the job to start")
+    worker.signal(signal.SIGTERM)
+    assert worker.wait(10) == 0
+    job = json.loads(redis_db.get(f"saq:job:default:{key}"))
+    assert job["status"] == "queued" and job["error"] == "cancelled"
+    # Back in the queue, due within the first retry delay, for the next live worker.
+    due = redis_db.zscore("saq:default:incomplete", f"saq:job:default:{key}")
+    assert due is not None and due <= time.time() + 2
+
+
+def test_second_signal_forces_exit_and_requeues(start_worker, subprocess_env, redis_db):
+    worker = start_worker()
+    worker.wait_for_output("SIGTERM/SIGINT for a clean stop")
+    key = enqueue(subprocess_env, "sleep_then_note", "seconds=60", "text=forced")
+    wait_until(lambda: notes("forced started"), message="the job to start")
+    worker.signal(signal.SIGTERM)
+    worker.wait_for_output("Send again to force")
+    started = time.monotonic()
+    worker.signal(signal.SIGTERM)
+    assert worker.wait(10) == 0
+    assert time.monotonic() - started < 5
+    assert json.loads(redis_db.get(f"saq:job:default:{key}"))["status"] == "queued"
+
+
+def test_sigkilled_workers_job_runs_again_on_the_next_worker(start_worker, subprocess_env):
+    env = env_with(subprocess_env, DEFAULT_JOB_OPTIONS={"heartbeat": 2})
+    doomed = start_worker(env=env)
+    doomed.wait_for_output("SIGTERM/SIGINT for a clean stop")
+    enqueue(env, "long_job", "seconds=3", "text=survivor")
+    wait_until(lambda: notes("survivor started"), message="the job to start")
+    doomed.signal(signal.SIGKILL)
+    doomed.wait(5)
+    killed_at = time.monotonic()
+    start_worker(env=env)
+    wait_until(lambda: notes("survivor finished"), timeout=30, message="the job to run again")
+    # heartbeat (2 s) + sweep interval (1 s) + orphan recheck (1 s) + the job's own 3 s, with slack
+    assert time.monotonic() - killed_at < 15
+    assert Note.objects.filter(text="survivor started").count() == 2
+
+
+def test_workers_2_stops_every_child_on_sigterm(start_worker):
+    supervisor = start_worker("--workers", "2")
+    wait_until(lambda: len(re.findall(r"worker \d started \(pid (\d+)\)", supervisor.output)) == 2)
+    children = [int(pid) for pid in re.findall(r"started \(pid (\d+)\)", supervisor.output)]
+    wait_until(lambda: supervisor.output.count("SIGTERM/SIGINT for a clean stop") == 2, message="both banners")
+    supervisor.signal(signal.SIGTERM)
+    assert supervisor.wait(20) == 0
+    for pid in children:
+        assert not os.path.exists(f"/proc/{pid}"), f"child {pid} was left behind"
+
+
+def test_a_dead_child_is_restarted(start_worker):
+    supervisor = start_worker("--workers", "2")
+    wait_until(lambda: supervisor.output.count("SIGTERM/SIGINT for a clean stop") == 2, message="both banners")
+    first = int(re.findall(r"worker 0 started \(pid (\d+)\)", supervisor.output)[0])
+    os.kill(first, signal.SIGKILL)
+    wait_until(lambda: len(re.findall(r"worker 0 started", supervisor.output)) == 2, message="a restart")
+    supervisor.signal(signal.SIGTERM)
+    assert supervisor.wait(20) == 0
+
+
+def test_unreachable_redis_is_a_clear_message(subprocess_env):
+    result = manage(
+        "runworker", "--burst", "--skip-checks", env={**subprocess_env, "TEST_REDIS_URL": "redis://127.0.0.1:1/0"}
+    )
+    assert result.returncode != 0
+    assert "Cannot reach Redis" in result.stderr and "REDIS_URL" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_redis_restart_loses_no_queued_job(start_worker, subprocess_env, tmp_path):
+    server = RedisServer(tmp_path).start()
+    try:
+        env = env_with({**subprocess_env, "TEST_REDIS_URL": server.url}, DEFAULT_JOB_OPTIONS={"heartbeat": 2})
+        worker = start_worker("--concurrency", "2", env=env)
+        worker.wait_for_output("SIGTERM/SIGINT for a clean stop")
+        texts = [f"restart {i}" for i in range(12)]
+        for text in texts:
+            enqueue(env, "long_job", "seconds=0.3", f"text={text}")
+        wait_until(lambda: Note.objects.filter(text__endswith="finished").exists(), message="a first job")
+        server.stop()
+        time.sleep(1.5)  # the worker runs on without Redis for a while
+        server.start()
+        wait_until(lambda: notes(*(f"{t} finished" for t in texts)), timeout=60, message="every job to finish")
+        assert worker.process.poll() is None  # it reconnected and carried on
+        assert "Lost Redis" in worker.output
+    finally:
+        server.stop()
+
+
+def test_health_check_exit_codes(start_worker, subprocess_env):
+    assert manage("runworker", "--check", env=subprocess_env).returncode == 1  # no worker yet
+    worker = start_worker()
+    worker.wait_for_output("SIGTERM/SIGINT for a clean stop")
+    wait_until(lambda: manage("runworker", "--check", env=subprocess_env).returncode == 0, message="a healthy check")
+    down = manage("runworker", "--check", env={**subprocess_env, "TEST_REDIS_URL": "redis://127.0.0.1:1/0"})
+    assert down.returncode == 2 and "Redis unreachable" in down.stderr
+
+
+def test_monitor_refuses_to_bind_off_loopback_without_credentials(subprocess_env):
+    result = manage("runworker", "--web", "--host", "0.0.0.0", "--skip-checks", env=subprocess_env)
+    assert result.returncode != 0
+    assert "Refusing to serve SAQ's monitor on 0.0.0.0" in result.stderr
+
+
+def test_monitor_serves_with_credentials(start_worker, subprocess_env):
+    import urllib.error
+    import urllib.request
+
+    from .redis_server import free_port
+
+    port = free_port()
+    env = env_with(subprocess_env, WEB={"USERNAME": "ops", "PASSWORD": "s3cret"})
+    worker = start_worker("--web", "--port", str(port), env=env)
+    worker.wait_for_output("SIGTERM/SIGINT for a clean stop")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/api/queues", timeout=5)
+    assert refused.value.code == 401
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/api/queues")
+    request.add_header("Authorization", "Basic b3BzOnMzY3JldA==")
+    with urllib.request.urlopen(request, timeout=5) as response:
+        assert json.load(response)["queues"][0]["name"] == "default"
+
+
+def test_new_apps_tasks_py_is_picked_up_with_no_other_change(subprocess_env, tmp_path):
+    app = tmp_path / "brand_new_app"
+    app.mkdir()
+    (app / "__init__.py").write_text("")
+    (app / "tasks.py").write_text(
+        "from pathlib import Path\n"
+        "from tasks_app import task\n\n"
+        "@task\n"
+        "def brand_new_task(ctx, path: str) -> str:\n"
+        "    Path(path).write_text('ran')\n"
+        "    return 'ok'\n"
+    )
+    (tmp_path / "brand_new_settings.py").write_text(
+        "from tests.settings import *  # noqa\nINSTALLED_APPS = [*INSTALLED_APPS, 'brand_new_app']\n"
+    )
+    env = {**subprocess_env, "PYTHONPATH": str(tmp_path), "DJANGO_SETTINGS_MODULE": "brand_new_settings"}
+    marker = tmp_path / "marker"
+    assert manage("enqueue", "brand_new_task", f"path={marker}", env=env).returncode == 0
+    result = manage("runworker", "--burst", env=env)
+    assert result.returncode == 0, result.stderr
+    assert marker.read_text() == "ran"
+    assert "brand_new_task" in result.stdout  # listed in the startup banner
+
+
+def test_redis_db_is_the_tests_own(redis_db):
+    assert redis_db.connection_pool.connection_kwargs["db"] != 0
+    assert isinstance(redis_db, redis.Redis)

@@ -1,0 +1,119 @@
+"""Task registration, autodiscovery, and the system checks that name each misconfiguration."""
+
+import pytest
+from django.core import checks
+from django.test import override_settings
+
+from tasks_app import checks as tasks_checks
+from tasks_app import task
+from tasks_app.discovery import register_task_functions
+from tasks_app.registry import TaskNotFound, registry
+
+
+@pytest.fixture
+def scratch_registry():
+    """Let a test register tasks, then put the registry back as it was."""
+    saved_tasks, saved_collisions = dict(registry._tasks), dict(registry.collisions)
+    yield registry
+    registry._tasks, registry.collisions = saved_tasks, saved_collisions
+
+
+def error_ids(messages) -> list[str]:
+    return [message.id for message in messages]
+
+
+def test_tasks_py_modules_are_autodiscovered():
+    assert {"add_note", "add_note_sync", "flaky", "greet"} <= {spec.name for spec in registry.all()}
+    assert registry.get("add_note").path == "tests.sampleapp.tasks.add_note"
+
+
+def test_bare_and_configured_decorators(scratch_registry):
+    @task
+    async def plain(ctx):
+        return 1
+
+    @task(name="custom.name", timeout=5, retries=0, queue="default")
+    def configured(ctx, x: int):
+        return x
+
+    assert registry.get("plain").func is plain
+    spec = registry.get("custom.name")
+    assert spec.job_options()["timeout"] == 5 and spec.job_options()["retries"] == 0
+    assert not spec.is_async and registry.get("plain").is_async
+    assert configured(None, 3) == 3  # still a plain function
+
+
+def test_unknown_decorator_option_is_refused():
+    with pytest.raises(TypeError, match="unknown option"):
+        task(timout=5)
+
+
+def test_unknown_task_suggests_close_matches():
+    with pytest.raises(TaskNotFound, match="Did you mean: add_note"):
+        registry.get("add_nte")
+
+
+def test_name_collision_is_a_system_check_error(scratch_registry):
+    def make(module):
+        async def refresh(ctx):
+            pass
+
+        refresh.__module__, refresh.__qualname__ = module, "refresh"
+        return refresh
+
+    task(make("app_one.tasks"))
+    task(make("app_two.tasks"))
+    errors = tasks_checks.check_task_registry()
+    assert "tasks_app.E005" in error_ids(errors)
+    assert "app_one.tasks.refresh" in errors[0].msg and "app_two.tasks.refresh" in errors[0].msg
+
+
+def test_parameter_named_like_a_job_field_is_a_system_check_error(scratch_registry):
+    @task
+    async def bad_params(ctx, timeout: int):  # noqa: ASYNC109 (the point of the test)
+        pass
+
+    assert "tasks_app.E006" in error_ids(tasks_checks.check_task_registry())
+
+
+def test_task_functions_by_dotted_path(settings, scratch_registry):
+    settings.SAQ = {**settings.SAQ, "TASK_FUNCTIONS": ["tests.sampleapp.plain.plain_function", "no.such.function"]}
+    register_task_functions()
+    assert registry.get("plain_function").path == "tests.sampleapp.plain.plain_function"
+    errors = tasks_checks.check_task_functions()
+    assert error_ids(errors) == ["tasks_app.E002"] and "no.such.function" in errors[0].msg
+
+
+@pytest.mark.parametrize(
+    ("saq", "error_id", "text"),
+    [
+        ({"QUEUES": {"default": {"URL": "http://localhost"}}}, "tasks_app.E001", "is not a Redis URL"),
+        ({"QUEUES": {"default": {"URL": "redis://h:port/0"}}}, "tasks_app.E001", "not a valid URL"),
+        ({"QUEUES": {"default": {"URL": "redis://h/0?concurrency=x"}}}, "tasks_app.E001", "concurrency"),
+        ({"QUEUES": {"other": {"URL": "redis://h/0"}}}, "tasks_app.E001", '"default" queue'),
+        ({"HOOKS": {"startup": ["no.such.hook"]}}, "tasks_app.E003", "no.such.hook"),
+        ({"HOOKS": {"on_boot": []}}, "tasks_app.E003", "unknown hook"),
+        (
+            {"CRON_JOBS": [{"task": "greet", "cron": "61 * * * *", "kwargs": {"name": "x"}}]},
+            "tasks_app.E004",
+            "invalid cron",
+        ),
+        ({"CRON_JOBS": [{"task": "nope", "cron": "0 * * * *"}]}, "tasks_app.E004", "unknown task 'nope'"),
+        ({"CRON_JOBS": [{"task": "greet", "cron": "0 * * * *"}]}, "tasks_app.E004", "missing a required argument"),
+        ({"CRON_JOBS": [{"task": "noop", "cron": "0 * * * *", "unique": False}]}, "tasks_app.E004", "unknown key"),
+        ({"DEFAULT_JOB_OPTIONS": {"timout": 5}}, "tasks_app.E008", "unknown option"),
+        ({"DEFAULT_JOB_OPTIONS": {"retries": -1}}, "tasks_app.E008", "retries"),
+        ({"DEFAULT_JOB_OPTIONS": {"timeout": 0}}, "tasks_app.W001", "never swept"),
+        ({"SHUTDOWN_GRACE_PERIOD": -5}, "tasks_app.E009", "SHUTDOWN_GRACE_PERIOD"),
+    ],
+)
+def test_misconfiguration_is_reported_by_manage_py_check(settings, saq, error_id, text):
+    with override_settings(SAQ={**settings.SAQ, **saq}):
+        messages = checks.run_checks()
+    matching = [m for m in messages if m.id == error_id]
+    assert matching, [str(m) for m in messages]
+    assert text in matching[0].msg
+
+
+def test_shipped_configuration_is_clean():
+    assert [m for m in checks.run_checks() if m.id.startswith("tasks_app")] == []

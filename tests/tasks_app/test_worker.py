@@ -1,0 +1,153 @@
+"""Jobs through a real worker (runworker --burst, in this process) on real Redis and PostgreSQL."""
+
+import asyncio
+import logging
+import threading
+
+import pytest
+from saq.job import Status
+
+from tasks_app import conf, enqueue_sync
+from tasks_app.queues import make_queue
+from tests.sampleapp.models import Note
+
+from .helpers import run_burst
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def job_state(key: str):
+    async def fetch():
+        queue = make_queue("default")
+        try:
+            return await queue.job(key)
+        finally:
+            await queue.disconnect()
+
+    return asyncio.run(fetch())
+
+
+def test_async_orm_task_runs_through_a_real_worker(redis_db):
+    job = enqueue_sync("add_note", text="hello")
+    run_burst()
+    done = job_state(job.key)
+    assert done.status == Status.COMPLETE
+    assert Note.objects.get(pk=done.result["id"]).text == "hello"
+
+
+def test_sync_task_runs_in_a_worker_thread(redis_db):
+    job = enqueue_sync("add_note_sync", text="from a thread")
+    run_burst()
+    done = job_state(job.key)
+    assert done.status == Status.COMPLETE
+    note = Note.objects.get(pk=done.result["id"])
+    assert note.text == "from a thread"
+    assert note.thread.startswith("saq-default") and note.thread != threading.main_thread().name
+
+
+def test_retry_with_backoff_then_success(redis_db):
+    job = enqueue_sync("flaky", fail_times=2)
+    run_burst()
+    done = job_state(job.key)
+    assert done.status == Status.COMPLETE
+    assert done.result == {"attempt": 3}
+    attempts = list(Note.objects.filter(text__startswith="flaky attempt").values_list("text", flat=True))
+    assert sorted(attempts) == ["flaky attempt 1", "flaky attempt 2", "flaky attempt 3"]
+
+
+def test_retries_are_exhausted_then_the_job_fails(redis_db):
+    job = enqueue_sync("flaky", fail_times=10, retries=1)
+    run_burst()
+    done = job_state(job.key)
+    assert done.status == Status.FAILED
+    assert done.attempts == 2  # the first attempt plus one retry
+    assert "failing on purpose, attempt 2" in done.error
+
+
+def test_timeout_cancels_the_job(redis_db, caplog):
+    job = enqueue_sync("too_slow", seconds=30)
+    with caplog.at_level(logging.INFO, logger="tasks_app"):
+        run_burst()
+    done = job_state(job.key)
+    assert done.status == Status.FAILED
+    assert "TimeoutError" in done.error
+    assert any(getattr(r, "outcome", None) == "timeout" for r in caplog.records)
+
+
+def test_default_job_options_are_safe(redis_db):
+    job = enqueue_sync("noop")
+    defaults = conf.default_job_options()
+    assert job.timeout == defaults["timeout"] > 0
+    assert job.heartbeat == defaults["heartbeat"] > 0
+    assert job.retries == defaults["retries"] + 1  # SAQ counts attempts, we count retries
+    assert job.retry_backoff and job.retry_delay > 0
+    assert 0 < job.ttl <= 30 * 24 * 3600
+
+
+def test_each_finished_job_logs_one_structured_line(redis_db, caplog):
+    ok = enqueue_sync("noop")
+    bad = enqueue_sync("boom")
+    with caplog.at_level(logging.INFO, logger="tasks_app.jobs"):
+        run_burst()
+    records = {r.job_key: r for r in caplog.records if r.name == "tasks_app.jobs"}
+    assert set(records) == {ok.key, bad.key}
+    assert records[ok.key].outcome == "complete" and records[ok.key].task == "noop"
+    assert records[ok.key].attempt == 1 and records[ok.key].duration_ms >= 0
+    assert records[bad.key].outcome == "failed" and records[bad.key].levelname == "ERROR"
+    assert records[bad.key].exc_info[0] is ValueError  # the traceback is logged too
+
+
+def test_database_connection_killed_between_jobs_does_not_fail_the_next(redis_db):
+    from django.db import connection
+
+    first = enqueue_sync("backend_pid")
+    run_burst()
+    pid = job_state(first.key).result
+    # Kill every other backend of this test database, which includes the worker's.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid()"
+        )
+    assert pid
+    second = enqueue_sync("add_note", text="after the kill")
+    third = enqueue_sync("backend_pid")
+    run_burst()
+    assert job_state(second.key).status == Status.COMPLETE
+    assert job_state(third.key).status == Status.COMPLETE
+    assert Note.objects.filter(text="after the kill").exists()
+
+
+def test_cron_jobs_are_scheduled_in_time_zone_with_a_fixed_key(redis_db, settings):
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from croniter import croniter
+
+    from tasks_app.worker import DjangoWorker, WorkerOptions
+
+    settings.TIME_ZONE = "America/New_York"
+    settings.SAQ = {**settings.SAQ, "CRON_JOBS": [{"task": "count_notes", "cron": "0 2 * * *", "timeout": 42}]}
+
+    async def schedule_twice():
+        worker = DjangoWorker(WorkerOptions(queue="default", concurrency=1))
+        try:
+            await worker.schedule()
+            await worker.schedule()  # a second pass must not add a second job
+            return await worker.queue.job("cron:count_notes"), await worker.queue.count("incomplete")
+        finally:
+            await worker.queue.disconnect()
+
+    job, incomplete = asyncio.run(schedule_twice())
+    expected = croniter("0 2 * * *", datetime.now(ZoneInfo("America/New_York"))).get_next(datetime)
+    assert job.function == "count_notes"
+    assert job.scheduled == int(expected.timestamp())
+    assert job.timeout == 42
+    assert incomplete == 1
+
+
+def test_a_task_can_enqueue_another(redis_db):
+    job = enqueue_sync("chain", text="chained")
+    run_burst()
+    assert job_state(job.key).status == Status.COMPLETE
+    assert Note.objects.filter(text="chained").exists()
