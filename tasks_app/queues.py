@@ -29,6 +29,8 @@ logger = logging.getLogger("tasks_app.queues")
 
 # A job just dequeued is not yet marked ACTIVE; one still unmarked this much later is orphaned.
 ORPHAN_RECHECK_S = 1.0
+# How long a sweep waits for a live owner to acknowledge an abort (its abort loop runs every second).
+ABORT_WAIT_S = 2.0
 
 # SAQ's own: at most once per `lock` seconds across workers, list the active jobs.
 SWEEP_SCRIPT = """
@@ -84,6 +86,7 @@ class DjangoRedisQueue(RedisQueue):
         """
         if not self._cleanup_script:
             self._cleanup_script = self.redis.register_script(SWEEP_SCRIPT)
+        abort = min(abort, ABORT_WAIT_S)
         id_jobs = await self._cleanup_script(keys=[self._sweep, self._active], args=[lock], client=self.redis)
         swept: list[str] = []
         suspects: list[bytes] = []

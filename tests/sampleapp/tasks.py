@@ -100,3 +100,8 @@ async def write_marker(ctx, path: str) -> str:
 
     await asyncio.to_thread(Path(path).write_text, "done")
     return path
+
+
+@task
+async def read_context(ctx) -> str:
+    return ctx.get("greeting", "")

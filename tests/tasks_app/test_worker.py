@@ -151,3 +151,28 @@ def test_a_task_can_enqueue_another(redis_db):
     run_burst()
     assert job_state(job.key).status == Status.COMPLETE
     assert Note.objects.filter(text="chained").exists()
+
+
+def test_lifecycle_hooks_from_settings(redis_db, settings):
+    from tests.sampleapp import hooks
+
+    hooks.calls.clear()
+    path = "tests.sampleapp.hooks"
+    settings.SAQ = {
+        **settings.SAQ,
+        "HOOKS": {
+            "startup": [f"{path}.startup"],
+            "shutdown": f"{path}.shutdown",
+            "before_process": [f"{path}.before_process"],
+            "after_process": [f"{path}.after_process"],
+        },
+    }
+    job = enqueue_sync("read_context")
+    run_burst()
+    assert job_state(job.key).result == "set at startup"  # startup hooks can prepare ctx
+    assert hooks.calls == [
+        ("startup", None),
+        ("before_process", "read_context"),
+        ("after_process", "read_context"),
+        ("shutdown", None),
+    ]
