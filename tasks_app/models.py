@@ -22,3 +22,24 @@ class OutboxEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.payload.get('function')} [{self.job_key}]"
+
+
+class TaskQueue(models.Model):
+    """No table: it carries the queue dashboard's permissions and its place in the admin.
+
+    ``view_dashboard`` shows queues, workers and jobs; ``manage_jobs`` allows the
+    retry, abort and enqueue actions.
+    """
+
+    class Meta:
+        managed = False
+        default_permissions = ()
+        permissions = [
+            ("view_dashboard", "Can view the task queue dashboard"),
+            ("manage_jobs", "Can retry, abort and enqueue jobs from the dashboard"),
+        ]
+        verbose_name = "task queue"
+        verbose_name_plural = "task queues"
+
+    def __str__(self) -> str:
+        return "Task queues"

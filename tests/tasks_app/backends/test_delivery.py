@@ -15,6 +15,8 @@ from django.tasks.signals import task_enqueued, task_finished, task_started
 from django.test import override_settings
 from django.utils import timezone
 
+from tasks_app.dashboard import data
+from tasks_app.django_tasks import JobInterrupted
 from tasks_app.models import OutboxEntry
 from tasks_app.registry import registry
 
@@ -59,7 +61,7 @@ def test_run_after_defers_the_task(redis_client, work):
     work()  # waits for jobs due within a few seconds, not for the one in ten minutes
 
     due_soon.refresh()
-    assert due_soon.status == TaskResultStatus.SUCCESSFUL
+    assert due_soon.status == TaskResultStatus.SUCCESSFUL, [e.traceback for e in due_soon.errors]
     assert due_soon.started_at >= soon
     deferred.refresh()
     assert deferred.status == TaskResultStatus.READY
@@ -207,3 +209,26 @@ def test_get_result_from_another_process(work):
     )
     assert completed.returncode == 0, completed.stderr
     assert completed.stdout.split() == ["SUCCESSFUL", "42", "1", test_tasks.calculate_meaning_of_life.module_path]
+
+
+def test_running_then_aborted(worker_in_thread):
+    result = test_tasks.sleep_for.enqueue(30)
+    deadline = time.monotonic() + 10
+    while result.status != TaskResultStatus.RUNNING:
+        assert time.monotonic() < deadline, "the worker did not start the task"
+        time.sleep(0.05)
+        result.refresh()
+    assert result.started_at is not None and result.finished_at is None
+    assert result.worker_ids == [worker_in_thread.id]
+
+    data.run(data.abort_job("default", result.id, by="ops"))  # as the dashboard's Abort button does
+
+    while result.status == TaskResultStatus.RUNNING:
+        assert time.monotonic() < deadline + 10, "the worker did not cancel the task"
+        time.sleep(0.05)
+        result.refresh()
+    assert result.status == TaskResultStatus.FAILED
+    assert result.finished_at is not None
+    (error,) = result.errors
+    assert error.exception_class is JobInterrupted
+    assert error.traceback == "Aborted from the dashboard by ops."

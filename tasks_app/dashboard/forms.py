@@ -1,0 +1,86 @@
+"""The dashboard's forms: job filters, and the enqueue form (validated by ``build_job``, like every enqueue)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django import forms
+from django.core.exceptions import ImproperlyConfigured
+from saq.job import Job
+
+from .. import conf
+from ..django_tasks import is_runner
+from ..enqueue import build_job
+from ..registry import TaskNotFound, registry
+from .data import STATUSES
+
+
+def queue_choices() -> list[tuple[str, str]]:
+    return [(name, name) for name in conf.queues()]
+
+
+class JobFilterForm(forms.Form):
+    queue = forms.ChoiceField(required=False)
+    status = forms.ChoiceField(required=False, choices=[("", "any status"), *((s, s) for s in STATUSES)])
+    task = forms.CharField(required=False, max_length=200)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["queue"].choices = [("", "all queues"), *queue_choices()]
+
+
+class EnqueueForm(forms.Form):
+    task = forms.ChoiceField()
+    arguments = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 6, "cols": 60, "placeholder": '{"feed_id": 1}'}),
+        help_text="The task's keyword arguments, as a JSON object.",
+    )
+    queue = forms.ChoiceField(required=False, help_text="Leave empty for the task's own queue.")
+    key = forms.CharField(
+        required=False,
+        max_length=255,
+        help_text="Optional job key: while a job with this key is pending, nothing new is enqueued.",
+    )
+    delay = forms.FloatField(required=False, min_value=0, help_text="Seconds to wait before running.")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The django.tasks runner is internal: those tasks are enqueued with Task.enqueue().
+        tasks = [spec.name for spec in registry.all() if not is_runner(spec.name)]
+        self.fields["task"].choices = [("", "---------"), *((name, name) for name in tasks)]
+        self.fields["queue"].choices = [("", "the task's queue"), *queue_choices()]
+        self.job: Job | None = None
+
+    def clean_arguments(self) -> dict[str, Any]:
+        raw = self.cleaned_data["arguments"].strip()
+        if not raw:
+            return {}
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise forms.ValidationError(f'Arguments must be JSON, e.g. {{"feed_id": 1}}: {exc}.') from None
+        if not isinstance(value, dict):
+            raise forms.ValidationError('Arguments must be a JSON object of keyword arguments, e.g. {"feed_id": 1}.')
+        return value
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if self.errors:
+            return data
+        try:
+            _, self.job = build_job(
+                data["task"],
+                data["arguments"],
+                queue=data["queue"] or None,
+                key=data["key"] or None,
+                delay=data["delay"] or None,
+            )
+        except TaskNotFound as exc:
+            self.add_error("task", str(exc))
+        except TypeError as exc:  # TaskArgumentError too: the arguments do not fit the task
+            self.add_error("arguments", str(exc))
+        except ImproperlyConfigured as exc:
+            self.add_error("queue", str(exc))
+        return data

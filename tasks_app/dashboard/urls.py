@@ -1,0 +1,33 @@
+"""The dashboard's URLs, mounted by the ``TaskQueue`` model admin under /admin/tasks_app/taskqueue/."""
+
+from __future__ import annotations
+
+from functools import partial, update_wrapper
+from typing import TYPE_CHECKING
+
+from django.urls import URLPattern, path
+
+from . import views
+
+if TYPE_CHECKING:
+    from django.contrib.admin import ModelAdmin
+
+
+def get_urls(model_admin: ModelAdmin) -> list[URLPattern]:
+    def admin_view(view):
+        # admin_view: staff only (others go to the login page), never cached, CSRF-protected.
+        bound = update_wrapper(partial(view, model_admin=model_admin), view)
+        return model_admin.admin_site.admin_view(bound)
+
+    return [
+        # The changelist name makes the admin index link "Task queues" to the dashboard.
+        path("", admin_view(views.index), name="tasks_app_taskqueue_changelist"),
+        path("jobs/", admin_view(views.jobs), name="tasks_app_dashboard_jobs"),
+        path("jobs/<str:queue>/<path:key>/", admin_view(views.job_detail), name="tasks_app_dashboard_job"),
+        path("actions/retry/", admin_view(views.retry), name="tasks_app_dashboard_retry"),
+        path("actions/abort/", admin_view(views.abort), name="tasks_app_dashboard_abort"),
+        path("enqueue/", admin_view(views.enqueue), name="tasks_app_dashboard_enqueue"),
+        # Token-authenticated for monitors, so outside admin_view's login redirect.
+        path("stats.json", views.stats, name="tasks_app_dashboard_stats"),
+        path("stats.json/<str:token>/", views.stats, name="tasks_app_dashboard_stats_token"),
+    ]

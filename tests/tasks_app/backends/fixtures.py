@@ -1,0 +1,59 @@
+"""Fixtures shared by the backend and dashboard tests: a clean Redis database and real workers."""
+
+import asyncio
+import io
+import threading
+
+import pytest
+import redis
+from django.conf import settings
+from django.core.management import call_command
+
+from tasks_app.management.commands.runworker import Command
+
+
+@pytest.fixture(autouse=True)
+def redis_client():
+    """This test's Redis database (TEST_REDIS_URL), empty before and after."""
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    client.flushdb()
+    yield client
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture
+def work():
+    """Run the real worker (runworker --burst) in this process until the queues are empty."""
+
+    def run(*args: str) -> str:
+        out = io.StringIO()
+        command = Command(stdout=out, stderr=out)
+        command.verbosity = 0  # runworker's banner reads self.verbosity, which call_command does not set
+        call_command(command, "--burst", *args)
+        return out.getvalue()
+
+    return run
+
+
+@pytest.fixture
+def worker_in_thread():
+    """A real, long-running worker (not burst) on the default queue, in a thread; stopped after the test."""
+    from tasks_app.runner import run
+    from tasks_app.worker import WorkerOptions
+
+    started = threading.Event()
+    state = {}
+
+    def on_ready(workers):
+        state["loop"], state["workers"] = asyncio.get_running_loop(), workers
+        started.set()
+
+    thread = threading.Thread(target=run, args=([WorkerOptions(queue="default", concurrency=2)], on_ready))
+    thread.start()
+    assert started.wait(10), "the worker did not start"
+    yield state["workers"][0]
+    for worker in state["workers"]:
+        state["loop"].call_soon_threadsafe(worker.force_stop)
+    thread.join(30)
+    assert not thread.is_alive()

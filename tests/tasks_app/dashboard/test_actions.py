@@ -1,0 +1,181 @@
+"""Retry, abort and enqueue: CSRF-protected POSTs that really change the jobs in Redis."""
+
+import json
+import time
+
+import pytest
+from django.contrib.messages import get_messages
+from django.urls import reverse
+
+from tasks_app import enqueue_sync
+
+from .conftest import csrf_token
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+RETRY = reverse("admin:tasks_app_dashboard_retry")
+ABORT = reverse("admin:tasks_app_dashboard_abort")
+ENQUEUE = reverse("admin:tasks_app_dashboard_enqueue")
+
+
+def job_url(key, queue="default"):
+    return reverse("admin:tasks_app_dashboard_job", args=[queue, key])
+
+
+def stored(redis_client, key, queue="default"):
+    return json.loads(redis_client.get(f"saq:job:{queue}:{key}"))
+
+
+def in_list(redis_client, name, key, queue="default"):
+    return f"saq:job:{queue}:{key}".encode() in redis_client.lrange(f"saq:{queue}:{name}", 0, -1)
+
+
+def post(client, url, page, **data):
+    """POST as the dashboard's forms do: with the CSRF token from the page the button is on."""
+    return client.post(url, {"csrfmiddlewaretoken": csrf_token(client, page), **data})
+
+
+def test_retry_a_failed_job(csrf_client, operator, redis_client, work):
+    job = enqueue_sync("dash.flaky")
+    work()
+    assert stored(redis_client, job.key)["status"] == "failed"
+    csrf_client.force_login(operator)
+
+    response = post(csrf_client, RETRY, job_url(job.key), queue="default", key=job.key)
+
+    assert response.status_code == 302 and response["Location"] == job_url(job.key)
+    after = stored(redis_client, job.key)
+    assert after["status"] == "queued"
+    assert in_list(redis_client, "queued", job.key)
+    assert after["meta"]["dashboard"][-1]["action"] == "retried"
+    assert after["meta"]["dashboard"][-1]["by"] == "operator"
+    assert "upstream down" in after["error"]  # the last error stays visible until the next attempt ends
+    work()
+    done = stored(redis_client, job.key)
+    assert (done["status"], done["result"], done["attempts"]) == ("complete", "recovered", 2)
+
+
+def test_retry_refuses_a_job_that_did_not_fail(csrf_client, operator, redis_client):
+    job = enqueue_sync("dash.add", a=1, b=2)
+    csrf_client.force_login(operator)
+    response = post(csrf_client, RETRY, job_url(job.key), queue="default", key=job.key)
+    messages = [str(m) for m in get_messages(response.wsgi_request)]
+    assert messages == [f"Only failed or aborted jobs can be retried; job '{job.key}' is queued."]
+    assert redis_client.llen("saq:default:queued") == 1
+
+
+def test_abort_a_queued_job(csrf_client, operator, redis_client, work):
+    job = enqueue_sync("dash.add", a=1, b=2)
+    csrf_client.force_login(operator)
+
+    response = post(csrf_client, ABORT, job_url(job.key), queue="default", key=job.key)
+
+    assert response.status_code == 302
+    after = stored(redis_client, job.key)
+    assert after["status"] == "aborted"
+    assert after["error"] == "Aborted from the dashboard by operator."
+    assert not in_list(redis_client, "queued", job.key)
+    assert redis_client.zscore("saq:default:incomplete", f"saq:job:default:{job.key}") is None
+    work()  # nothing left to run
+    assert stored(redis_client, job.key)["status"] == "aborted"
+
+
+def test_abort_a_scheduled_job(csrf_client, operator, redis_client):
+    job = enqueue_sync("dash.add", a=1, b=2, delay=600)
+    csrf_client.force_login(operator)
+    post(csrf_client, ABORT, job_url(job.key), queue="default", key=job.key)
+    assert stored(redis_client, job.key)["status"] == "aborted"
+    assert redis_client.zcard("saq:default:incomplete") == 0
+    assert not redis_client.exists(f"saq:abort:{job.key}")
+
+
+def test_abort_an_active_job(csrf_client, operator, redis_client, worker_in_thread):
+    job = enqueue_sync("dash.sleep", seconds=30)
+    deadline = time.monotonic() + 10
+    while stored(redis_client, job.key)["status"] != "active":
+        assert time.monotonic() < deadline, "the worker did not start the job"
+        time.sleep(0.05)
+    csrf_client.force_login(operator)
+
+    post(csrf_client, ABORT, job_url(job.key), queue="default", key=job.key)
+
+    deadline = time.monotonic() + 10
+    while stored(redis_client, job.key)["status"] != "aborted":  # the worker cancels it
+        assert time.monotonic() < deadline, stored(redis_client, job.key)
+        time.sleep(0.05)
+    assert stored(redis_client, job.key).get("result") is None  # the 30 s sleep never finished
+    assert redis_client.llen("saq:default:active") == 0
+
+
+def test_abort_refuses_a_finished_job(csrf_client, operator, redis_client, work):
+    job = enqueue_sync("dash.add", a=1, b=2)
+    work()
+    csrf_client.force_login(operator)
+    response = post(csrf_client, ABORT, job_url(job.key), queue="default", key=job.key)
+    messages = [str(m) for m in get_messages(response.wsgi_request)]
+    assert messages == [f"Only queued, scheduled or active jobs can be aborted; job '{job.key}' is complete."]
+    assert stored(redis_client, job.key)["status"] == "complete"
+
+
+@pytest.mark.parametrize("url", [RETRY, ABORT, ENQUEUE])
+def test_actions_without_a_csrf_token_are_refused(csrf_client, operator, redis_client, work, url):
+    failed = enqueue_sync("dash.fail")
+    work()
+    queued = enqueue_sync("dash.add", a=1, b=2)
+    key = failed.key if url == RETRY else queued.key
+    csrf_client.force_login(operator)
+    before = redis_client.get(f"saq:job:default:{key}")
+
+    response = csrf_client.post(url, {"queue": "default", "key": key, "task": "dash.add", "arguments": "{}"})
+
+    assert response.status_code == 403
+    assert redis_client.get(f"saq:job:default:{key}") == before
+    assert len(redis_client.keys("saq:job:*")) == 2
+
+
+def test_enqueue_form(csrf_client, operator, redis_client):
+    csrf_client.force_login(operator)
+    response = post(
+        csrf_client, ENQUEUE, ENQUEUE, task="dash.add", arguments='{"a": 1, "b": 41}', key="answer", delay=""
+    )
+    assert response.status_code == 302 and response["Location"] == job_url("answer")
+    job = stored(redis_client, "answer")
+    assert (job["function"], job["kwargs"], job["status"]) == ("dash.add", {"a": 1, "b": 41}, "queued")
+    assert job["retries"] == 4  # the task's options travel as with every enqueue: 3 retries after the first
+
+    again = post(csrf_client, ENQUEUE, ENQUEUE, task="dash.add", arguments='{"a": 2, "b": 2}', key="answer")
+    assert [str(m) for m in get_messages(again.wsgi_request)] == [
+        "Job answer is already pending; nothing new was enqueued."
+    ]
+    assert stored(redis_client, "answer")["kwargs"] == {"a": 1, "b": 41}
+
+
+@pytest.mark.parametrize(
+    ("data", "field", "message"),
+    [
+        ({"task": "dash.add", "arguments": '{"a": 1}'}, "arguments", "dash.add(): missing a required argument: 'b'"),
+        ({"task": "dash.add", "arguments": '{"a": 1, "b": 2, "c": 3}'}, "arguments", "unexpected keyword argument"),
+        ({"task": "dash.add", "arguments": '{"a": 1, "b": 2, "timeout": 3}'}, "arguments", "timeout is a SAQ job"),
+        ({"task": "dash.add", "arguments": "[1, 2]"}, "arguments", "must be a JSON object"),
+        ({"task": "dash.add", "arguments": "{a: 1}"}, "arguments", "Arguments must be JSON"),
+        ({"task": "dash.add", "arguments": '{"a": 1, "b": 2}', "delay": "-1"}, "delay", "greater than or equal"),
+        ({"task": "dash.nope", "arguments": "{}"}, "task", "Select a valid choice"),
+    ],
+)
+def test_enqueue_form_validates_like_enqueue(csrf_client, operator, redis_client, data, field, message):
+    csrf_client.force_login(operator)
+    response = post(csrf_client, ENQUEUE, ENQUEUE, **data)
+    assert response.status_code == 200
+    assert any(message in error for error in response.context["form"].errors[field]), response.context["form"].errors
+    assert redis_client.keys("saq:job:*") == []
+
+
+def test_enqueue_form_offers_the_configured_queues(csrf_client, operator, redis_client, settings):
+    settings.SAQ = {**settings.SAQ, "QUEUES": {**settings.SAQ["QUEUES"], "emails": {"URL": settings.REDIS_URL}}}
+    csrf_client.force_login(operator)
+    response = post(csrf_client, ENQUEUE, ENQUEUE, task="dash.add", arguments='{"a": 1, "b": 2}', queue="emails")
+    assert response.status_code == 302
+    assert redis_client.llen("saq:emails:queued") == 1
+
+    response = post(csrf_client, ENQUEUE, ENQUEUE, task="dash.add", arguments='{"a": 1, "b": 2}', queue="x")
+    assert "Select a valid choice" in response.context["form"].errors["queue"][0]
