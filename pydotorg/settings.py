@@ -86,6 +86,17 @@ SAQ = {
 }
 
 # --- Feeds (owned by pydotorg/blogs) ----------------------------------------
+# Polite, bounded fetching for the blog aggregator (README: "Feeds"). Seconds and bytes.
+FEEDS_USER_AGENT = environment.env.str(
+    "FEEDS_USER_AGENT", default="python.org feed aggregator (+https://www.python.org/blogs/)"
+)
+FEEDS_MAX_CONCURRENCY = environment.integer("FEEDS_MAX_CONCURRENCY", 20, minimum=1)
+FEEDS_CONNECT_TIMEOUT = environment.integer("FEEDS_CONNECT_TIMEOUT", 10, minimum=1)
+FEEDS_READ_TIMEOUT = environment.integer("FEEDS_READ_TIMEOUT", 30, minimum=1)
+FEEDS_DEADLINE = environment.integer("FEEDS_DEADLINE", 60, minimum=1)
+FEEDS_MAX_BYTES = environment.integer("FEEDS_MAX_BYTES", 10 * 1024 * 1024, minimum=1)
+FEEDS_MAX_REDIRECTS = environment.integer("FEEDS_MAX_REDIRECTS", 5)
+SAQ["CRON_JOBS"].append({"task": "refresh_all_feeds", "cron": "0 */6 * * *"})
 
 # --- Search (owned by pydotorg/search) --------------------------------------
 MEILISEARCH_URL = environment.url("MEILISEARCH_URL", None, {"http", "https"})

@@ -1,0 +1,164 @@
+"""Recording a refresh in the database: entries upserted, the feed's state updated.
+
+A successful fetch is saved in one transaction: the entries, the validators
+(ETag, Last-Modified) and a moved URL commit together, so a crash can never
+leave a stored ETag whose entries were not saved (the next fetch would get a
+304 and the entries would be lost).
+
+These functions are sync because transactions and on_commit are; async code
+calls them through ``sync_to_async``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+
+from pydotorg.search.indexing import schedule_index
+
+from .fetching import FetchResult
+from .models import BlogEntry, Feed
+from .parsing import FieldLimits, ParsedEntry
+
+logger = logging.getLogger(__name__)
+
+ENTRY_FIELDS = ("title", "summary", "content", "url", "pub_date")
+SELECT_CHUNK = 1000  # guids per lookup query
+WRITE_BATCH = 500  # rows per INSERT ... ON CONFLICT statement
+
+
+@dataclass
+class Saved:
+    created: list[int] = field(default_factory=list)
+    updated: list[int] = field(default_factory=list)
+    clash: str = ""  # set when the feed moved to a URL another feed already has
+
+
+def entry_limits() -> FieldLimits:
+    meta = BlogEntry._meta
+    return FieldLimits(
+        guid=meta.get_field("guid").max_length,
+        title=meta.get_field("title").max_length,
+        url=meta.get_field("url").max_length,
+    )
+
+
+def _validator(value: str, name: str) -> str:
+    """Stored exactly as received, or not at all: a cut ETag would never match again."""
+    limit = Feed._meta.get_field(name).max_length
+    return value if len(value) <= limit else ""
+
+
+def save_fetch(feed: Feed, fetched: FetchResult, entries: list[ParsedEntry] | None, now: datetime) -> Saved:
+    """Record a 200 (with ``entries``) or a 304 (``entries`` is None) for ``feed``."""
+    changes = _feed_changes(fetched, entries, now)
+    moved = fetched.moved_to if fetched.moved_to and fetched.moved_to != feed.feed_url else None
+    with transaction.atomic():
+        if moved:
+            clash = _clash(feed, moved)
+            if clash:
+                return Saved(clash=clash)
+            changes["feed_url"] = moved
+            try:
+                with transaction.atomic():  # a savepoint, so a lost race leaves the transaction usable
+                    found = Feed.objects.filter(pk=feed.pk).update(**changes)
+            except IntegrityError:  # another feed took the new URL since the check above
+                return Saved(clash=_clash(feed, moved, raced=True))
+            if found:
+                logger.info("Feed %s moved permanently from %s to %s", feed.pk, feed.feed_url, moved)
+                feed.feed_url = moved
+        else:
+            # Updating the row first also locks it: two refreshes of one feed store one after the other.
+            found = Feed.objects.filter(pk=feed.pk).update(**changes)
+        if not found:
+            logger.info("Feed %s was deleted during its refresh; nothing stored.", feed.pk)
+            return Saved()
+        saved = _upsert(feed.pk, entries, now) if entries else Saved()
+        if saved.created or saved.updated:
+            # Batched jobs, recorded in this transaction and enqueued on commit.
+            schedule_index("blog", saved.created + saved.updated)
+        return saved
+
+
+def _feed_changes(fetched: FetchResult, entries: list[ParsedEntry] | None, now: datetime) -> dict[str, object]:
+    changes: dict[str, object] = {"last_fetched": now, "last_error": "", "consecutive_failures": 0}
+    if entries is not None:
+        # A 200 replaces both validators; an absent one must not be sent next time.
+        changes["etag"] = _validator(fetched.etag, "etag")
+        changes["last_modified"] = _validator(fetched.last_modified, "last_modified")
+    else:
+        # A 304 may refresh them; when it omits them the stored ones still hold.
+        if fetched.etag:
+            changes["etag"] = _validator(fetched.etag, "etag")
+        if fetched.last_modified:
+            changes["last_modified"] = _validator(fetched.last_modified, "last_modified")
+    return changes
+
+
+def _clash(feed: Feed, moved: str, raced: bool = False) -> str:
+    """Deactivate ``feed``: it moved to a URL another feed already fetches, which would duplicate entries."""
+    other = Feed.objects.filter(feed_url=moved).exclude(pk=feed.pk).first()
+    if other is None and not raced:
+        return ""
+    owner = f"feed {other.pk} ({other.name!r})" if other else "another feed"
+    message = (
+        f"{feed.feed_url} moved permanently to {moved}, which {owner} already fetches. "
+        "This feed was deactivated to avoid duplicate entries; delete it or merge the two in the admin."
+    )
+    Feed.objects.filter(pk=feed.pk).update(
+        is_active=False, last_error=message, consecutive_failures=F("consecutive_failures") + 1
+    )
+    return message
+
+
+def _upsert(feed_id: int, entries: list[ParsedEntry], now: datetime) -> Saved:
+    guids = [entry.guid for entry in entries]
+    existing: dict[str, tuple] = {}
+    for start in range(0, len(guids), SELECT_CHUNK):
+        rows = BlogEntry.objects.filter(feed_id=feed_id, guid__in=guids[start : start + SELECT_CHUNK])
+        for row in rows.values_list("guid", "id", *ENTRY_FIELDS):
+            existing[row[0]] = row[1:]
+    new, changed = [], []
+    for entry in entries:
+        old = existing.get(entry.guid)
+        if old is None:
+            new.append(_row(feed_id, entry, entry.pub_date or now))
+            continue
+        _, *old_values = old
+        # No date in the feed: keep the one given on first sight rather than a new fetch time each run.
+        pub_date = entry.pub_date or old_values[-1]
+        if [entry.title, entry.summary, entry.content, entry.url, pub_date] != old_values:
+            changed.append(_row(feed_id, entry, pub_date))
+    rows = new + changed
+    if rows:
+        BlogEntry.objects.bulk_create(
+            rows,
+            batch_size=WRITE_BATCH,
+            update_conflicts=True,
+            unique_fields=["feed", "guid"],
+            update_fields=[*ENTRY_FIELDS, "updated"],
+        )
+    return Saved(created=[row.pk for row in new], updated=[row.pk for row in changed])
+
+
+def _row(feed_id: int, entry: ParsedEntry, pub_date: datetime) -> BlogEntry:
+    return BlogEntry(
+        feed_id=feed_id,
+        guid=entry.guid,
+        title=entry.title,
+        summary=entry.summary,
+        content=entry.content,
+        url=entry.url,
+        pub_date=pub_date,
+    )
+
+
+def record_failure(feed_id: int, message: str, deactivate: bool = False) -> None:
+    changes: dict[str, object] = {"last_error": message[:2000], "consecutive_failures": F("consecutive_failures") + 1}
+    if deactivate:
+        changes["is_active"] = False
+    Feed.objects.filter(pk=feed_id).update(**changes)
