@@ -25,7 +25,8 @@ class TaskQueueAdmin(admin.ModelAdmin):
         return request.user.has_perm("tasks_app.view_dashboard")
 
     def has_add_permission(self, request) -> bool:
-        return False
+        # "Add" is the dashboard's enqueue form.
+        return request.user.has_perms(["tasks_app.view_dashboard", "tasks_app.manage_jobs"])
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False

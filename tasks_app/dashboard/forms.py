@@ -1,4 +1,8 @@
-"""The dashboard's forms: job filters, and the enqueue form (validated by ``build_job``, like every enqueue)."""
+"""The dashboard's forms: job filters, and the enqueue form.
+
+The enqueue form offers what ``manage.py enqueue`` offers (arguments as a JSON object, queue, key,
+delay or time, timeout, retries) and validates it the same way, with ``build_job``.
+"""
 
 from __future__ import annotations
 
@@ -44,6 +48,11 @@ class EnqueueForm(forms.Form):
         help_text="Optional job key: while a job with this key is pending, nothing new is enqueued.",
     )
     delay = forms.FloatField(required=False, min_value=0, help_text="Seconds to wait before running.")
+    at = forms.DateTimeField(required=False, help_text="Or: when to run (in the site's time zone).")
+    timeout = forms.IntegerField(required=False, min_value=0, help_text="Seconds; empty for the task's own.")
+    retries = forms.IntegerField(
+        required=False, min_value=0, help_text="Retries after the first attempt; empty for the task's own."
+    )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -67,8 +76,11 @@ class EnqueueForm(forms.Form):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
+        if data.get("delay") is not None and data.get("at") is not None:
+            self.add_error("at", "Give either a delay or a time to run at, not both.")
         if self.errors:
             return data
+        options = {name: data[name] for name in ("timeout", "retries") if data[name] is not None}
         try:
             _, self.job = build_job(
                 data["task"],
@@ -76,6 +88,8 @@ class EnqueueForm(forms.Form):
                 queue=data["queue"] or None,
                 key=data["key"] or None,
                 delay=data["delay"] or None,
+                at=data["at"],
+                **options,
             )
         except TaskNotFound as exc:
             self.add_error("task", str(exc))

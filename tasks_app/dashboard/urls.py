@@ -26,7 +26,8 @@ def get_urls(model_admin: ModelAdmin) -> list[URLPattern]:
         path("jobs/<str:queue>/<path:key>/", admin_view(views.job_detail), name="tasks_app_dashboard_job"),
         path("actions/retry/", admin_view(views.retry), name="tasks_app_dashboard_retry"),
         path("actions/abort/", admin_view(views.abort), name="tasks_app_dashboard_abort"),
-        path("enqueue/", admin_view(views.enqueue), name="tasks_app_dashboard_enqueue"),
+        # The admin's "Add" for Task queues: enqueue a job.
+        path("enqueue/", admin_view(views.enqueue), name="tasks_app_taskqueue_add"),
         # Token-authenticated for monitors, so outside admin_view's login redirect.
         path("stats.json", views.stats, name="tasks_app_dashboard_stats"),
         path("stats.json/<str:token>/", views.stats, name="tasks_app_dashboard_stats_token"),

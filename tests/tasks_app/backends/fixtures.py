@@ -9,8 +9,6 @@ import redis
 from django.conf import settings
 from django.core.management import call_command
 
-from tasks_app.management.commands.runworker import Command
-
 
 @pytest.fixture(autouse=True)
 def redis_client():
@@ -28,9 +26,7 @@ def work():
 
     def run(*args: str) -> str:
         out = io.StringIO()
-        command = Command(stdout=out, stderr=out)
-        command.verbosity = 0  # runworker's banner reads self.verbosity, which call_command does not set
-        call_command(command, "--burst", *args)
+        call_command("runworker", "--burst", *args, stdout=out, stderr=out)
         return out.getvalue()
 
     return run

@@ -6,11 +6,12 @@ from django.urls import reverse
 pytestmark = pytest.mark.django_db  # no worker here: the test transaction is enough
 
 INDEX = reverse("admin:tasks_app_taskqueue_changelist")
+ENQUEUE = reverse("admin:tasks_app_taskqueue_add")
 PAGES = [
     INDEX,
     reverse("admin:tasks_app_dashboard_jobs"),
     reverse("admin:tasks_app_dashboard_job", args=["default", "some-key"]),
-    reverse("admin:tasks_app_dashboard_enqueue"),
+    ENQUEUE,
 ]
 ACTIONS = [reverse("admin:tasks_app_dashboard_retry"), reverse("admin:tasks_app_dashboard_abort")]
 
@@ -41,7 +42,7 @@ def test_view_permission_shows_pages_but_allows_no_action(client, viewer, redis_
     client.force_login(viewer)
     assert client.get(INDEX).status_code == 200
     assert client.get(reverse("admin:tasks_app_dashboard_jobs")).status_code == 200
-    assert client.get(reverse("admin:tasks_app_dashboard_enqueue")).status_code == 403
+    assert client.get(reverse("admin:tasks_app_taskqueue_add")).status_code == 403
     for url in ACTIONS:
         assert client.post(url, {"queue": "default", "key": "k"}).status_code == 403
     assert redis_client.keys("*") == []
@@ -53,14 +54,21 @@ def test_admin_index_lists_task_queues_for_permitted_staff_only(client, viewer, 
     assert f'href="{INDEX}"' in response.text
     assert "Task queues" in response.text
 
+    assert ENQUEUE not in response.text  # no "Add" without manage_jobs
+
     client.force_login(staff_without_permission)
     response = client.get(reverse("admin:index"))
     assert INDEX not in response.text
 
 
+def test_admin_add_link_is_the_enqueue_form(client, operator):
+    client.force_login(operator)
+    assert f'href="{ENQUEUE}"' in client.get(reverse("admin:index")).text
+
+
 def test_superuser_has_everything(admin_client):
     assert admin_client.get(INDEX).status_code == 200
-    assert admin_client.get(reverse("admin:tasks_app_dashboard_enqueue")).status_code == 200
+    assert admin_client.get(reverse("admin:tasks_app_taskqueue_add")).status_code == 200
 
 
 @pytest.mark.parametrize("url", ACTIONS)

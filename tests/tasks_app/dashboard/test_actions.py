@@ -2,6 +2,7 @@
 
 import json
 import time
+from datetime import UTC, datetime
 
 import pytest
 from django.contrib.messages import get_messages
@@ -15,7 +16,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 RETRY = reverse("admin:tasks_app_dashboard_retry")
 ABORT = reverse("admin:tasks_app_dashboard_abort")
-ENQUEUE = reverse("admin:tasks_app_dashboard_enqueue")
+ENQUEUE = reverse("admin:tasks_app_taskqueue_add")
 
 
 def job_url(key, queue="default"):
@@ -143,6 +144,16 @@ def test_enqueue_form(csrf_client, operator, redis_client):
     assert (job["function"], job["kwargs"], job["status"]) == ("dash.add", {"a": 1, "b": 41}, "queued")
     assert job["retries"] == 4  # the task's options travel as with every enqueue: 3 retries after the first
 
+    with_options = post(
+        csrf_client, ENQUEUE, ENQUEUE, task="dash.add", arguments='{"a": 1, "b": 1}', timeout="30", retries="1"
+    )
+    job = stored(redis_client, with_options["Location"].rstrip("/").rsplit("/", 1)[1])
+    assert (job["timeout"], job["retries"]) == (30, 2)  # 1 retry after the first attempt
+
+    at = post(csrf_client, ENQUEUE, ENQUEUE, task="dash.add", arguments='{"a": 1, "b": 1}', at="2030-01-02 03:04")
+    job = stored(redis_client, at["Location"].rstrip("/").rsplit("/", 1)[1])
+    assert job["scheduled"] == datetime(2030, 1, 2, 3, 4, tzinfo=UTC).timestamp()  # TIME_ZONE is UTC
+
     again = post(csrf_client, ENQUEUE, ENQUEUE, task="dash.add", arguments='{"a": 2, "b": 2}', key="answer")
     assert [str(m) for m in get_messages(again.wsgi_request)] == [
         "Job answer is already pending; nothing new was enqueued."
@@ -160,6 +171,12 @@ def test_enqueue_form(csrf_client, operator, redis_client):
         ({"task": "dash.add", "arguments": "{a: 1}"}, "arguments", "Arguments must be JSON"),
         ({"task": "dash.add", "arguments": '{"a": 1, "b": 2}', "delay": "-1"}, "delay", "greater than or equal"),
         ({"task": "dash.nope", "arguments": "{}"}, "task", "Select a valid choice"),
+        (
+            {"task": "dash.add", "arguments": '{"a": 1, "b": 2}', "delay": "5", "at": "2030-01-01 00:00"},
+            "at",
+            "not both",
+        ),
+        ({"task": "dash.add", "arguments": '{"a": 1, "b": 2}', "retries": "-1"}, "retries", "greater than or equal"),
     ],
 )
 def test_enqueue_form_validates_like_enqueue(csrf_client, operator, redis_client, data, field, message):

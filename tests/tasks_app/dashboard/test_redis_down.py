@@ -62,7 +62,7 @@ def test_actions(admin_client, redis_down, action):
 
 def test_enqueue_form(admin_client, redis_down):
     response = admin_client.post(
-        reverse("admin:tasks_app_dashboard_enqueue"),
+        reverse("admin:tasks_app_taskqueue_add"),
         {"task": "dash.add", "arguments": '{"a": 1, "b": 2}', "queue": "emails"},
     )
     assert response.status_code == 200
