@@ -148,6 +148,15 @@ TYPES: dict[str, ContentType] = {
 }
 
 
+# Type-specific fields that are worth matching; the database backend searches them as one text column.
+EXTRA_TEXT_FIELDS = ("keywords", "company", "location", "country", "venue", "feed", "category", "job_types")
+
+
+def extra_text(doc: Document) -> str:
+    values = (doc.get(name) for name in EXTRA_TEXT_FIELDS)
+    return " ".join(" ".join(v) if isinstance(v, list) else str(v) for v in values if v)
+
+
 def get_type(name: str) -> ContentType:
     try:
         return TYPES[name]

@@ -59,8 +59,8 @@ class SearchDocument(models.Model):
     created = models.BigIntegerField(null=True)
     modified = models.BigIntegerField(null=True)
     visible_until = models.BigIntegerField(help_text="Unix time after which the document is not shown.")
-    data = models.JSONField(default=dict, help_text="The whole document, type-specific fields included.")
-    # Filled on PostgreSQL only (weighted title > description > content); SQLite matches plain text.
+    extra = models.TextField(blank=True, help_text="Type-specific text: company, location, venue, feed...")
+    # Filled on PostgreSQL only (weighted title > description and extra > content); SQLite matches plain text.
     search_vector = TSVectorField(null=True)
 
     class Meta:

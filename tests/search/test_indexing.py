@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from pydotorg.blogs.models import BlogEntry, Feed
 from pydotorg.events.models import Event
-from pydotorg.jobs.models import JobType
+from pydotorg.jobs.models import Job, JobType
 from pydotorg.search.backends.database import SearchBackend as DatabaseBackend
 from pydotorg.search.documents import FOREVER, UnknownContentType, get_type
 from pydotorg.search.indexer import index_objects
@@ -68,8 +68,9 @@ def test_jobs_are_indexed_only_when_approved_and_unexpired(make_job):
     expired = make_job(job_title="Python expired engineer", expires=timezone.now() - timedelta(days=1))
     async_to_sync(index_content_batch)({}, "job", [live.pk, draft.pk, expired.pk])
     assert titles("engineer") == ["Python backend engineer"]
+    assert titles("lisbon snake oil") == ["Python backend engineer"]  # type-specific fields are searched too
 
-    doc = SearchDocument.objects.get(content_type="job", object_id=live.pk).data
+    doc = get_type("job").to_document(Job.objects.get(pk=live.pk))
     assert doc["company"] == "Snake Oil Ltd"
     assert doc["location"] == "Lisbon, Portugal"
     assert doc["visible_until"] == int(live.expires.timestamp())

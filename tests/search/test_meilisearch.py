@@ -7,6 +7,7 @@ MEILISEARCH_URL is set; each test works on index names of its own.
 from __future__ import annotations
 
 import socket
+import time
 
 import pytest
 from asgiref.sync import async_to_sync
@@ -79,6 +80,21 @@ def test_rebuild_swaps_in_a_new_index_with_its_settings(meili, settings, client,
     assert names == [settings.MEILISEARCH_INDEX]  # the temporary index was swapped in and the old one deleted
     assert "content_type" in live.filterable_attributes and "modified" in live.sortable_attributes
     assert live.searchable_attributes[0] == "title"
+
+
+async def _create(settings, uid: str) -> None:
+    async with AsyncClient(settings.MEILISEARCH_URL, settings.MEILISEARCH_API_KEY) as client:
+        await client.create_index(uid, primary_key="id")
+
+
+def test_a_rebuild_removes_indexes_left_by_a_crashed_rebuild_but_not_a_running_one(meili, settings, make_page):
+    make_page()
+    crashed = f"{settings.MEILISEARCH_INDEX}_rebuild_20200101000000_deadbeef"
+    running = f"{settings.MEILISEARCH_INDEX}_rebuild_{time.strftime('%Y%m%d%H%M%S', time.gmtime())}_cafef00d"
+    async_to_sync(_create)(settings, crashed)
+    async_to_sync(_create)(settings, running)
+    async_to_sync(rebuild.rebuild_index)()
+    assert sorted(indexes(settings)[0]) == sorted([settings.MEILISEARCH_INDEX, running])
 
 
 def test_a_rebuild_failing_midway_leaves_the_old_index_serving(meili, settings, client, make_page, monkeypatch):

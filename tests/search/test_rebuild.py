@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from io import StringIO
 
 import pytest
 from asgiref.sync import async_to_sync, sync_to_async
 from django.core.management import CommandError, call_command
+from django.utils import timezone
 
 from pydotorg.pages.models import Page
 from pydotorg.search import documents, rebuild
@@ -86,6 +88,15 @@ def test_edits_indexed_while_a_rebuild_runs_survive_the_swap(pages):
     assert "Tutorial 0" not in titles("generators")
 
 
+def test_a_rebuild_removes_generations_left_by_a_crashed_rebuild_but_not_a_running_one(pages):
+    crashed = IndexGeneration.objects.create(is_live=False)
+    IndexGeneration.objects.filter(pk=crashed.pk).update(created=timezone.now() - timedelta(hours=3))
+    running = IndexGeneration.objects.create(is_live=False)
+    async_to_sync(rebuild.rebuild_index)()
+    assert not IndexGeneration.objects.filter(pk=crashed.pk).exists()
+    assert IndexGeneration.objects.filter(pk=running.pk).exists()
+
+
 def test_rebuild_command_shows_progress_and_a_summary(pages):
     out = StringIO()
     call_command("rebuild_search_index", "--chunk-size", "2", stdout=out)
@@ -112,3 +123,31 @@ def test_reindex_command_catches_up_after_a_bulk_update(pages):
     call_command("reindex_search", "page", stdout=out)
     assert "Reindexed page: 2 indexed, 3 removed." in out.getvalue()
     assert titles("generators") == ["Tutorial 3", "Tutorial 4"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_outside_a_transaction_rows_are_written_by_parallel_writers_and_a_failed_one_fails_the_rebuild(
+    pages, monkeypatch
+):
+    from pydotorg.search.backends import database
+
+    async_to_sync(rebuild.rebuild_index)(chunk_size=2)  # 3 batches over 2 writer threads
+    assert titles("generators") == [f"Tutorial {n}" for n in range(5)]
+
+    calls = {"n": 0}
+    real = database._write_on_own_connection
+
+    def flaky(generation, docs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise OSError("disk full")
+        return real(generation, docs)
+
+    monkeypatch.setattr(database, "_write_on_own_connection", flaky)
+    Page.objects.update(title="Renamed")
+    with pytest.raises(OSError, match="disk full"):
+        async_to_sync(rebuild.rebuild_index)(chunk_size=2)
+    assert calls["n"] >= 2
+    assert titles("generators") == [f"Tutorial {n}" for n in range(5)]
+    assert IndexGeneration.objects.count() == 1
+    assert SearchDocument.objects.count() == 5

@@ -18,6 +18,11 @@ class SearchUnavailable(Exception):
     """The search service cannot be reached or answered with an error."""
 
 
+# A rebuild's unfinished index older than this was left by a crash, never by a running rebuild
+# (the rebuild task's timeout is one hour), and is removed when the next rebuild starts.
+STALE_REBUILD_SECONDS = 2 * 3600
+
+
 class RebuildFailed(RuntimeError):
     """A rebuild step failed; the live index was left as it was."""
 
@@ -75,8 +80,5 @@ class BaseSearchBackend(abc.ABC):
         """Search the live index; raises :class:`SearchUnavailable` when the service is down."""
 
     @abc.abstractmethod
-    async def start_rebuild(self) -> Rebuild: ...
-
-    async def count(self) -> int:
-        """Documents in the live index (for logs and tests)."""
-        raise NotImplementedError
+    async def start_rebuild(self) -> Rebuild:
+        """Start building a new index beside the live one (removing leftovers of crashed rebuilds)."""

@@ -11,18 +11,24 @@ a partial index, and a failed rebuild just deletes its own rows.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 from asgiref.sync import sync_to_async
-from django.contrib.postgres.search import SearchHeadline, SearchQuery, SearchRank, SearchVector
-from django.db import IntegrityError, connection, transaction
+from django.contrib.postgres.search import SearchHeadline, SearchQuery, SearchRank
+from django.db import IntegrityError, connection, connections, transaction
 from django.db.models import F, Q, TextField, Value
 from django.db.models.functions import Concat
+from django.utils import timezone
 
+from ..documents import extra_text
 from ..models import IndexGeneration, SearchDocument
 from ..snippets import make_snippet, marked_to_html, strip_markers, terms_of
-from .base import MARK_END, MARK_START, BaseSearchBackend, Document, Hit, Rebuild, SearchResults
+from .base import MARK_END, MARK_START, STALE_REBUILD_SECONDS, BaseSearchBackend, Document, Hit, Rebuild, SearchResults
 
 logger = logging.getLogger("pydotorg.search")
 
@@ -32,14 +38,6 @@ COLUMNS = ("title", "description", "content", "url", "created", "modified", "vis
 
 def is_postgresql() -> bool:
     return connection.vendor == "postgresql"
-
-
-def vector() -> SearchVector:
-    return (
-        SearchVector("title", weight="A", config=CONFIG)
-        + SearchVector("description", weight="B", config=CONFIG)
-        + SearchVector("content", weight="C", config=CONFIG)
-    )
 
 
 def live_generation() -> IndexGeneration:
@@ -53,42 +51,65 @@ def live_generation() -> IndexGeneration:
         return IndexGeneration.objects.get(is_live=True)
 
 
-def rows(generation: IndexGeneration, docs: list[Document]) -> list[SearchDocument]:
-    return [
-        SearchDocument(
-            generation=generation,
-            content_type=doc["content_type"],
-            object_id=doc["object_id"],
-            data=doc,
-            **{
-                name: doc.get(name) or ("" if name in ("title", "description", "content", "url") else None)
-                for name in COLUMNS
-                if name != "visible_until"
-            },
-            visible_until=doc["visible_until"],
-        )
-        for doc in docs
-    ]
+def values(doc: Document) -> dict:
+    return {
+        "content_type": doc["content_type"],
+        "object_id": doc["object_id"],
+        "title": doc.get("title") or "",
+        "description": doc.get("description") or "",
+        "extra": extra_text(doc),
+        "content": doc.get("content") or "",
+        "url": doc.get("url") or "",
+        "created": doc.get("created"),
+        "modified": doc.get("modified"),
+        "visible_until": doc["visible_until"],
+    }
 
 
 def write(generation: IndexGeneration, docs: list[Document], upsert: bool) -> None:
-    objs = rows(generation, docs)
-    with transaction.atomic():
-        if upsert:
-            SearchDocument.objects.bulk_create(
-                objs,
-                update_conflicts=True,
-                unique_fields=["generation", "content_type", "object_id"],
-                update_fields=[*COLUMNS, "data"],
-            )
-        else:
-            SearchDocument.objects.bulk_create(objs)
-        if is_postgresql() and objs:
-            keys = Q()
-            for content_type in {o.content_type for o in objs}:
-                ids = [o.object_id for o in objs if o.content_type == content_type]
-                keys |= Q(content_type=content_type, object_id__in=ids)
-            SearchDocument.objects.filter(keys, generation=generation).update(search_vector=vector())
+    if not docs:
+        return
+    if is_postgresql():
+        return _write_postgresql(generation, docs, upsert)
+    objs = [SearchDocument(generation=generation, **values(doc)) for doc in docs]
+    if upsert:
+        SearchDocument.objects.bulk_create(
+            objs,
+            update_conflicts=True,
+            unique_fields=["generation", "content_type", "object_id"],
+            update_fields=[*COLUMNS, "extra"],
+        )
+    else:
+        SearchDocument.objects.bulk_create(objs)
+
+
+def _write_postgresql(generation: IndexGeneration, docs: list[Document], upsert: bool) -> None:
+    """One INSERT ... SELECT FROM unnest(arrays) computing the tsvector in the same statement.
+
+    A row is written once (an UPDATE for the vector would write every row twice), and one
+    array parameter per column keeps the statement small however many rows it carries.
+    """
+    rows = [values(doc) for doc in docs]
+    names = list(rows[0])
+    types = {"object_id": "bigint", "created": "bigint", "modified": "bigint", "visible_until": "bigint"}
+    table = SearchDocument._meta.db_table
+    vector_sql = (
+        f"setweight(to_tsvector('{CONFIG}', v.title), 'A') || "
+        f"setweight(to_tsvector('{CONFIG}', v.description || ' ' || v.extra), 'B') || "
+        f"setweight(to_tsvector('{CONFIG}', v.content), 'C')"
+    )
+    sql = (
+        f"INSERT INTO {table} (generation_id, {', '.join(names)}, search_vector) "
+        f"SELECT %s, {', '.join(f'v.{n}' for n in names)}, {vector_sql} "
+        f"FROM unnest({', '.join(f'%s::{types.get(n, "text")}[]' for n in names)}) AS v({', '.join(names)})"
+    )
+    if upsert:
+        updated = [*(n for n in names if n not in ("content_type", "object_id")), "search_vector"]
+        sql += " ON CONFLICT (generation_id, content_type, object_id) DO UPDATE SET " + ", ".join(
+            f"{n} = EXCLUDED.{n}" for n in updated
+        )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [generation.pk, *([row[n] for row in rows] for n in names)])
 
 
 def _apply(content_type: str, upserts: list[Document], deletes: list[int]) -> None:
@@ -165,7 +186,12 @@ def _search_plain(qs, query: str, limit: int, offset: int) -> SearchResults:
     if not terms:
         return SearchResults(query=query, total=0)
     for term in terms:
-        qs = qs.filter(Q(title__icontains=term) | Q(description__icontains=term) | Q(content__icontains=term))
+        qs = qs.filter(
+            Q(title__icontains=term)
+            | Q(description__icontains=term)
+            | Q(extra__icontains=term)
+            | Q(content__icontains=term)
+        )
     total = qs.count()
     found = qs.order_by("-modified", "pk").values(
         "content_type", "object_id", "title", "url", "description", "content"
@@ -183,17 +209,64 @@ def _search_plain(qs, query: str, limit: int, offset: int) -> SearchResults:
     return SearchResults(query=query, total=total, hits=hits)
 
 
+def _write_on_own_connection(generation: IndexGeneration, docs: list[Document]) -> None:
+    write(generation, docs, False)
+
+
+def _close_connections() -> None:
+    connections.close_all()
+
+
 class DatabaseRebuild(Rebuild):
-    def __init__(self, generation: IndexGeneration) -> None:
+    """Rows of a new generation, written by a few threads with connections of their own.
+
+    PostgreSQL spends most of a rebuild in ``to_tsvector``; two writers use two server
+    processes, and reading the next chunk overlaps with writing the last. At most
+    ``WRITERS`` batches are in flight, so memory stays flat. Inside a transaction the
+    rows are written on the caller's connection instead (other connections could not
+    see its uncommitted generation).
+    """
+
+    WRITERS = 2
+
+    def __init__(self, generation: IndexGeneration, parallel: bool) -> None:
         self.generation = generation
         self.added = 0
+        self.executors = [ThreadPoolExecutor(1, thread_name_prefix="search-rebuild") for _ in range(self.WRITERS)]
+        self.executors = self.executors if parallel else []
+        self.in_flight: deque[asyncio.Future] = deque()
+        self.turn = 0
 
     async def add(self, documents: list[Document]) -> None:
-        await sync_to_async(write)(self.generation, documents, False)
+        if not self.executors:
+            await sync_to_async(write)(self.generation, documents, False)
+        else:
+            executor = self.executors[self.turn % len(self.executors)]
+            self.turn += 1
+            loop = asyncio.get_running_loop()
+            self.in_flight.append(loop.run_in_executor(executor, _write_on_own_connection, self.generation, documents))
+            while len(self.in_flight) >= len(self.executors):
+                await self.in_flight.popleft()
         self.added += len(documents)
 
+    async def _finish_writers(self) -> None:
+        try:
+            while self.in_flight:
+                await self.in_flight.popleft()
+        finally:
+            loop = asyncio.get_running_loop()
+            for executor in self.executors:
+                await loop.run_in_executor(executor, _close_connections)
+                executor.shutdown()
+            self.executors = []
+
     async def commit(self) -> None:
-        await sync_to_async(self._swap)()
+        try:
+            await self._finish_writers()
+            await sync_to_async(self._swap)()
+        except BaseException:
+            await sync_to_async(self._discard)()
+            raise
 
     def _swap(self) -> None:
         with transaction.atomic():
@@ -207,6 +280,10 @@ class DatabaseRebuild(Rebuild):
         logger.info("Database search index swapped in generation %s (%d documents)", self.generation.pk, self.added)
 
     async def discard(self) -> None:
+        try:
+            await self._finish_writers()
+        except Exception:  # the rebuild's own error is the one to report
+            logger.exception("A rebuild writer failed while discarding generation %s", self.generation.pk)
         await sync_to_async(self._discard)()
 
     def _discard(self) -> None:
@@ -226,9 +303,8 @@ class SearchBackend(BaseSearchBackend):
         return await sync_to_async(_search)(query, content_type, limit, offset)
 
     async def start_rebuild(self) -> Rebuild:
+        stale = timezone.now() - timedelta(seconds=STALE_REBUILD_SECONDS)
+        await IndexGeneration.objects.filter(is_live=False, created__lt=stale).adelete()
         generation = await IndexGeneration.objects.acreate(is_live=False)
-        return DatabaseRebuild(generation)
-
-    async def count(self) -> int:
-        generation = await sync_to_async(live_generation)()
-        return await SearchDocument.objects.filter(generation=generation).acount()
+        in_transaction = await sync_to_async(lambda: connection.in_atomic_block)()
+        return DatabaseRebuild(generation, parallel=not in_transaction)

@@ -25,6 +25,7 @@ from ..snippets import marked_to_html
 from .base import (
     MARK_END,
     MARK_START,
+    STALE_REBUILD_SECONDS,
     BaseSearchBackend,
     Document,
     Hit,
@@ -104,6 +105,17 @@ async def ensure_index(meili: AsyncClient, uid: str) -> None:
         if not is_not_found(exc):
             raise
         await create_index(meili, uid)
+
+
+async def drop_stale_rebuilds(meili: AsyncClient) -> None:
+    """Delete temporary indexes that crashed rebuilds left behind (named with their UTC start time)."""
+    prefix = f"{index_uid()}{REBUILD_PREFIX}"
+    cutoff = time.strftime("%Y%m%d%H%M%S", time.gmtime(time.time() - STALE_REBUILD_SECONDS))
+    for index in await meili.get_indexes(limit=1000) or []:
+        started = index.uid[len(prefix) :].split("_")[0]
+        if index.uid.startswith(prefix) and started < cutoff:
+            logger.warning("Deleting %s, left behind by a rebuild that did not finish", index.uid)
+            await wait(meili, (await index.delete()).task_uid, f"delete stale {index.uid}")
 
 
 class MeilisearchRebuild(Rebuild):
@@ -202,23 +214,15 @@ class SearchBackend(BaseSearchBackend):
 
     async def start_rebuild(self) -> Rebuild:
         meili = client()
-        uid = f"{index_uid()}{REBUILD_PREFIX}{time.strftime('%Y%m%d%H%M%S')}_{uuid.uuid4().hex[:8]}"
+        uid = f"{index_uid()}{REBUILD_PREFIX}{time.strftime('%Y%m%d%H%M%S', time.gmtime())}_{uuid.uuid4().hex[:8]}"
         try:
+            await drop_stale_rebuilds(meili)
             await create_index(meili, uid)
         except BaseException:
             rebuild = MeilisearchRebuild(meili, uid)
             await rebuild.discard()
             raise
         return MeilisearchRebuild(meili, uid)
-
-    async def count(self) -> int:
-        async with client() as meili:
-            try:
-                return (await meili.index(index_uid()).get_stats()).number_of_documents
-            except MeilisearchApiError as exc:
-                if is_not_found(exc):
-                    return 0
-                raise
 
 
 def _hit(raw: dict[str, Any]) -> Hit:
