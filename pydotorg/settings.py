@@ -82,8 +82,16 @@ SAQ = {
     "QUEUES": {
         "default": {"URL": REDIS_URL, "CONCURRENCY": REDIS_CONCURRENCY or 10},
     },
-    "CRON_JOBS": [],
+    "CRON_JOBS": [
+        {"task": "refresh_all_feeds", "cron": "0 */6 * * *"},
+        {"task": "rebuild_search_index", "cron": "0 2 * * *"},
+    ],
+    # Bearer token for the dashboard's stats.json; unset disables the endpoint.
+    "API_TOKEN": environment.env.str("SAQ_API_TOKEN", default="") or None,
 }
+
+# Django's own Tasks framework, run by the same SAQ workers.
+TASKS = {"default": {"BACKEND": "tasks_app.backends.SAQBackend", "QUEUES": list(SAQ["QUEUES"])}}
 
 # --- Feeds (owned by pydotorg/blogs) ----------------------------------------
 # Polite, bounded fetching for the blog aggregator (README: "Feeds"). Seconds and bytes.
@@ -96,7 +104,6 @@ FEEDS_READ_TIMEOUT = environment.integer("FEEDS_READ_TIMEOUT", 30, minimum=1)
 FEEDS_DEADLINE = environment.integer("FEEDS_DEADLINE", 60, minimum=1)
 FEEDS_MAX_BYTES = environment.integer("FEEDS_MAX_BYTES", 10 * 1024 * 1024, minimum=1)
 FEEDS_MAX_REDIRECTS = environment.integer("FEEDS_MAX_REDIRECTS", 5)
-SAQ["CRON_JOBS"].append({"task": "refresh_all_feeds", "cron": "0 */6 * * *"})
 
 # --- Search (owned by pydotorg/search) --------------------------------------
 MEILISEARCH_URL = environment.url("MEILISEARCH_URL", None, {"http", "https"})
