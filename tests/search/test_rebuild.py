@@ -61,6 +61,20 @@ def test_a_rebuild_failing_midway_leaves_the_live_index_serving(pages, monkeypat
     assert SearchDocument.objects.count() == 5
 
 
+def test_a_failed_cleanup_after_the_swap_keeps_the_new_index_serving(pages, monkeypatch, caplog):
+    async_to_sync(rebuild.rebuild_index)()
+    Page.objects.update(title="After the swap")
+
+    def fail(self, *args, **kwargs):
+        raise OSError("cannot delete")
+
+    monkeypatch.setattr(IndexGeneration, "delete", fail)
+    async_to_sync(rebuild.rebuild_index)()
+    assert titles("generators") == ["After the swap"] * 5
+    assert "Could not delete the replaced search generation" in caplog.text
+    assert IndexGeneration.objects.filter(is_live=True).count() == 1
+
+
 def test_edits_indexed_while_a_rebuild_runs_survive_the_swap(pages):
     first = pages[0]
 
@@ -127,7 +141,7 @@ def test_reindex_command_catches_up_after_a_bulk_update(pages):
 
 @pytest.mark.django_db(transaction=True)
 def test_outside_a_transaction_rows_are_written_by_parallel_writers_and_a_failed_one_fails_the_rebuild(
-    pages, monkeypatch
+    pages, monkeypatch, clean_queue
 ):
     from pydotorg.search.backends import database
 

@@ -273,10 +273,14 @@ class DatabaseRebuild(Rebuild):
             old = list(IndexGeneration.objects.select_for_update().filter(is_live=True))
             IndexGeneration.objects.filter(pk__in=[g.pk for g in old]).update(is_live=False)
             IndexGeneration.objects.filter(pk=self.generation.pk).update(is_live=True)
-        # The old rows are no longer read; dropping them is cleanup, not part of the swap.
-        for generation in old:
-            SearchDocument.objects.filter(generation=generation).delete()
-            generation.delete()
+        # The old rows are no longer read; dropping them is cleanup, not part of the swap (a
+        # failure here leaves them for the next rebuild to remove, and the new index serving).
+        try:
+            for generation in old:
+                SearchDocument.objects.filter(generation=generation).delete()
+                generation.delete()
+        except Exception:
+            logger.exception("Could not delete the replaced search generation(s); the next rebuild will")
         logger.info("Database search index swapped in generation %s (%d documents)", self.generation.pk, self.added)
 
     async def discard(self) -> None:
@@ -287,8 +291,9 @@ class DatabaseRebuild(Rebuild):
         await sync_to_async(self._discard)()
 
     def _discard(self) -> None:
-        SearchDocument.objects.filter(generation=self.generation).delete()
-        IndexGeneration.objects.filter(pk=self.generation.pk, is_live=False).delete()
+        if IndexGeneration.objects.filter(pk=self.generation.pk, is_live=False).exists():  # never the live one
+            SearchDocument.objects.filter(generation=self.generation).delete()
+            IndexGeneration.objects.filter(pk=self.generation.pk, is_live=False).delete()
 
 
 class SearchBackend(BaseSearchBackend):

@@ -148,10 +148,13 @@ class MeilisearchRebuild(Rebuild):
         except BaseException:
             await self.discard()
             raise
-        # The swap is done and the new index is serving; the old one now sits under our temporary name.
+        # The swap is done and the new index is serving; the old one now sits under our temporary
+        # name. Failing to delete it is logged, not fatal: the next rebuild removes it.
         try:
             task = await self.meili.index(self.uid).delete()
             await wait(self.meili, task.task_uid, f"delete old index {self.uid}")
+        except Exception:
+            logger.exception("Could not delete the replaced index %s; the next rebuild will", self.uid)
         finally:
             await self.meili.aclose()
         logger.info("Meilisearch index %s swapped in (%d documents)", live, self.added)
@@ -161,7 +164,7 @@ class MeilisearchRebuild(Rebuild):
             task = await self.meili.index(self.uid).delete()
             await wait(self.meili, task.task_uid, f"delete {self.uid}")
         except Exception:  # the rebuild's own error is the one to report
-            logger.exception("Could not delete the temporary index %s; delete it by hand", self.uid)
+            logger.exception("Could not delete the temporary index %s; a later rebuild removes it", self.uid)
         finally:
             await self.meili.aclose()
 
