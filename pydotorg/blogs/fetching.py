@@ -43,7 +43,10 @@ class FetchResult:
 
 
 def check_scheme(url: str, what: str = "Feed URL") -> None:
-    scheme = urlsplit(url).scheme.lower()
+    try:
+        scheme = urlsplit(url).scheme.lower()
+    except ValueError as exc:
+        raise FetchError(f"{what} {url!r} is not a valid URL: {exc}.") from None
     if scheme not in ALLOWED_SCHEMES:
         raise FetchError(f"{what} {url!r} uses the scheme {scheme or '(none)'!r}; only http and https are fetched.")
 

@@ -99,7 +99,7 @@ async def refresh_feeds(feeds: Iterable[Feed], config: FeedSettings | None = Non
         # Each worker fetches one feed at a time over its own connection.
         async with build_client(config, ssl_context) as client:
             while pending:
-                totals.add(await _isolated(pending.popleft(), client, config))
+                totals.add(await refresh_feed_safely(pending.popleft(), client, config))
 
     async with asyncio.TaskGroup() as group:
         for _ in range(min(config.max_concurrency, len(pending))):
@@ -107,8 +107,8 @@ async def refresh_feeds(feeds: Iterable[Feed], config: FeedSettings | None = Non
     return totals
 
 
-async def _isolated(feed: Feed, client: httpx.AsyncClient, config: FeedSettings) -> Report:
-    """A bug while refreshing one feed is logged and recorded on it, and the others carry on."""
+async def refresh_feed_safely(feed: Feed, client: httpx.AsyncClient, config: FeedSettings) -> Report:
+    """``refresh_feed``, with a bug logged (with its traceback) and recorded on the feed instead of raised."""
     try:
         return await refresh_feed(feed, client, config)
     except Exception as exc:

@@ -12,6 +12,7 @@ calls them through ``sync_to_async``.
 from __future__ import annotations
 
 import logging
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -57,7 +58,8 @@ def save_fetch(feed: Feed, fetched: FetchResult, entries: list[ParsedEntry] | No
     """Record a 200 (with ``entries``) or a 304 (``entries`` is None) for ``feed``."""
     changes = _feed_changes(fetched, entries, now)
     moved = fetched.moved_to if fetched.moved_to and fetched.moved_to != feed.feed_url else None
-    with transaction.atomic():
+    # A 304 (or an empty feed) is one UPDATE and needs no transaction; entries or a move do.
+    with transaction.atomic() if moved or entries else nullcontext():
         if moved:
             clash = _clash(feed, moved)
             if clash:

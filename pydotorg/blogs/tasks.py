@@ -10,7 +10,7 @@ from tasks_app import task
 from .conf import feed_settings
 from .fetching import build_client
 from .models import Feed
-from .refreshing import Outcome, active_feeds, refresh_feed, refresh_feeds
+from .refreshing import Outcome, active_feeds, refresh_feed_safely, refresh_feeds
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ async def refresh_single_feed(ctx: dict[str, Any], feed_url: str) -> dict[str, A
         raise FeedRefreshError(f"No feed has the URL {feed_url!r}; add it in the admin or check the spelling.")
     config = feed_settings()
     async with build_client(config) as client:
-        report = await refresh_feed(feed, client, config)
+        report = await refresh_feed_safely(feed, client, config)
     if report.outcome is Outcome.FAILED:
         raise FeedRefreshError(report.error)
     return {"outcome": report.outcome.value, "entries_created": report.created, "entries_updated": report.updated}
