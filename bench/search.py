@@ -26,6 +26,7 @@ import random
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -169,6 +170,36 @@ def wait_searchable(search, token: str, timeout: float = 10.0) -> None:
         time.sleep(0.002)
 
 
+def run_with_worker(page, search, saves: int, env: dict, log) -> list[float]:
+    worker = subprocess.Popen(
+        [sys.executable, "manage.py", "runworker", "--no-reload", "-v", "0"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+    )
+    try:
+        page.content = "warm up the worker"
+        page.save()
+        wait_searchable(search, "warm", timeout=60)
+        queued = []
+        for n in range(saves):
+            token = f"queued{n}x{random.randrange(10**9)}"
+            started = time.perf_counter()
+            page.content = f"edited {token}"
+            page.save()  # autocommit: committed here, so the job leaves for Redis now
+            wait_searchable(search, token)
+            queued.append((time.perf_counter() - started) * 1000)
+        return queued
+    except TimeoutError:
+        log.seek(0)
+        print("Worker log (last 3000 characters):\n" + log.read()[-3000:], file=sys.stderr)
+        raise
+    finally:
+        worker.terminate()
+        worker.wait(timeout=60)
+
+
 def latency(saves: int, test_db_url: str) -> dict[str, float]:
     from asgiref.sync import async_to_sync
 
@@ -194,27 +225,8 @@ def latency(saves: int, test_db_url: str) -> dict[str, float]:
 
     redis.Redis.from_url(REDIS_URL).flushdb()  # our own (checked empty at start): drop the baseline's jobs
     env = {**os.environ, "DATABASE_URL": test_db_url, "PYTHONUNBUFFERED": "1"}
-    worker = subprocess.Popen(
-        [sys.executable, __file__, "--worker"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-    )
-    try:
-        page.content = "warm up the worker"
-        page.save()
-        wait_searchable(search, "warm", timeout=60)
-        queued = []
-        for n in range(saves):
-            token = f"queued{n}x{random.randrange(10**9)}"
-            started = time.perf_counter()
-            page.content = f"edited {token}"
-            page.save()  # autocommit: committed here, so the job leaves for Redis now
-            wait_searchable(search, token)
-            queued.append((time.perf_counter() - started) * 1000)
-    finally:
-        worker.terminate()
-        worker.wait(timeout=60)
+    with tempfile.TemporaryFile(mode="w+") as log:  # the worker's log, shown only if it fails
+        queued = run_with_worker(page, search, saves, env, log)
     return {
         "p50": statistics.median(queued),
         "p95": percentile(queued, 95),
@@ -222,22 +234,6 @@ def latency(saves: int, test_db_url: str) -> dict[str, float]:
         "inline_p50": statistics.median(inline),
         "inline_p95": percentile(inline, 95),
     }
-
-
-def run_worker() -> None:
-    """``manage.py runworker`` in this process (environment set by the parent)."""
-    import django
-    from django.core.management import call_command
-
-    django.setup()
-    import logging
-
-    from tasks_app.management.commands.runworker import Command
-
-    logging.getLogger("pydotorg").setLevel(logging.WARNING)
-    command = Command()
-    command.verbosity = 0  # runworker's banner reads self.verbosity, which BaseCommand never sets
-    call_command(command, "--no-reload", verbosity=0)
 
 
 # --- 2. rebuild ----------------------------------------------------------------
@@ -311,7 +307,6 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--skip-latency", action="store_true")
     parser.add_argument("--skip-rebuild", action="store_true")
-    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--meilisearch-url", default="", help=argparse.SUPPRESS)
     parser.add_argument("--db", help=argparse.SUPPRESS)
@@ -319,8 +314,6 @@ def main() -> None:
     args = parser.parse_args()
     if args.child:
         return child_rebuild(args.child, args.meilisearch_url, args.db, args.naive)
-    if args.worker:
-        return run_worker()
 
     configure(DATABASE_URL)
     import redis
@@ -396,13 +389,11 @@ def rebuilds(sizes: list[int], test_db_url: str) -> None:
                 f"  {label:<9} streamed {streamed:.2f}x ({'met' if streamed <= 1.5 else 'MISSED'}), "
                 f"in-memory baseline {naive:.2f}x"
             )
+        print(f"Time at {large:,} documents, streamed / in-memory baseline:")
         for backend in ("database", "meilisearch"):
             label = "database" if backend == "database" else "stand-in"
             streamed, naive = results[(backend, "streamed", large)], results[(backend, "in-memory baseline", large)]
-            print(
-                f"  {label:<9} time at {large:,}: streamed / in-memory baseline = "
-                f"{streamed['seconds'] / naive['seconds']:.2f}x"
-            )
+            print(f"  {label:<9} {streamed['seconds'] / naive['seconds']:.2f}x")
         db = results[("database", "streamed", large)]
         rate = db["docs"] / db["seconds"]
         print(

@@ -70,11 +70,7 @@ async def _drop_indexes(url: str, key: str | None, prefix: str) -> None:
 
 def run_worker(*args: str) -> None:
     """``runworker --burst`` in-process: everything queued (and retries due soon) is processed."""
-    from tasks_app.management.commands.runworker import Command
-
-    command = Command()
-    command.verbosity = 0  # runworker's banner reads self.verbosity, which BaseCommand never sets
-    call_command(command, "--burst", *args, verbosity=0)
+    call_command("runworker", "--burst", *args, verbosity=0)
 
 
 @pytest.fixture
