@@ -2,6 +2,7 @@ import threading
 from collections.abc import Iterator
 
 import pytest
+import redis
 
 from .server import FeedServer
 
@@ -31,3 +32,13 @@ def feed_settings(settings):
     settings.FEEDS_DEADLINE = 5
     settings.FEEDS_MAX_CONCURRENCY = 10
     return settings
+
+
+@pytest.fixture
+def clean_queue(settings):
+    """An empty Redis database for the queue (the tests' own: TEST_REDIS_URL), emptied again afterwards."""
+    client = redis.Redis.from_url(settings.SAQ["QUEUES"]["default"]["URL"])
+    client.flushdb()
+    yield client
+    client.flushdb()
+    client.close()

@@ -1,7 +1,6 @@
 """The feed admin: the "Refresh now" action and the health columns."""
 
 import pytest
-import redis
 from django.contrib.messages import get_messages
 from django.urls import reverse
 
@@ -12,15 +11,6 @@ from .helpers import make_feed
 pytestmark = pytest.mark.django_db
 
 CHANGELIST = "admin:blogs_feed_changelist"
-
-
-@pytest.fixture
-def clean_queue(settings):
-    client = redis.Redis.from_url(settings.SAQ["QUEUES"]["default"]["URL"])
-    client.flushdb()
-    yield
-    client.flushdb()
-    client.close()
 
 
 def refresh_now(admin_client, *feeds):
@@ -53,13 +43,11 @@ def test_refresh_now_enqueues_refresh_single_feed(admin_client, clean_queue):
     assert job.status == "queued"
 
 
-def test_refresh_now_twice_queues_one_job(admin_client, clean_queue, settings):
+def test_refresh_now_twice_queues_one_job(admin_client, clean_queue):
     feed = make_feed("http://127.0.0.1:9/a.xml", name="Alpha")
     refresh_now(admin_client, feed)
     refresh_now(admin_client, feed)
-    client = redis.Redis.from_url(settings.SAQ["QUEUES"]["default"]["URL"])
-    assert client.llen("saq:default:queued") == 1
-    client.close()
+    assert clean_queue.llen("saq:default:queued") == 1
 
 
 @pytest.fixture

@@ -1,7 +1,6 @@
 """refresh_all_feeds as a whole: isolation, totals, bounded concurrency, the cron entry, the worker."""
 
 import pytest
-import redis
 from django.conf import settings
 from django.core.management import call_command
 
@@ -77,15 +76,6 @@ def test_no_more_than_the_concurrency_setting_fetch_at_once(server, settings):
 def test_refresh_all_feeds_runs_on_the_six_hourly_cron():
     assert {"task": "refresh_all_feeds", "cron": "0 */6 * * *"} in settings.SAQ["CRON_JOBS"]
     call_command("check")  # a cron entry naming an unknown task would be a system-check error
-
-
-@pytest.fixture
-def clean_queue():
-    client = redis.Redis.from_url(settings.SAQ["QUEUES"]["default"]["URL"])
-    client.flushdb()
-    yield
-    client.flushdb()
-    client.close()
 
 
 @pytest.mark.django_db(transaction=True)
