@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.core import checks
+from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 from django.tasks import DEFAULT_TASK_QUEUE_NAME, Task, TaskResult, TaskResultStatus
 from django.tasks.backends.base import BaseTaskBackend
@@ -62,7 +63,10 @@ class SAQBackend(BaseTaskBackend):
     def check(self, **kwargs: Any) -> list[checks.CheckMessage]:
         errors = []
         where = f'TASKS["{self.alias}"]'
-        configured = conf.queues()
+        try:
+            configured = conf.queues()
+        except ImproperlyConfigured:
+            return []  # tasks_app.E001 already reports the broken queue settings
         for name in sorted(self.queues - set(configured)):
             errors.append(
                 checks.Error(
