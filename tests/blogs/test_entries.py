@@ -193,3 +193,12 @@ def test_new_and_changed_entries_are_scheduled_for_search_in_batches(server):
     refresh_all()
     (job,) = OutboxEntry.objects.all()
     assert job.payload["kwargs"] == {"content_type": "blog", "content_id": BlogEntry.objects.get(title="Edited").pk}
+
+
+def test_nul_characters_are_dropped_rather_than_crashing_the_store(server):
+    """The loose parser passes NUL through; PostgreSQL text cannot hold it."""
+    doc = b'<rss version="2.0"><channel><item><guid>n</guid><title>a\x00b</title><description>x&#0;y</description>'
+    make_feed(server.feed("/nul", doc + b"</item></channel></rss>"))
+    assert refresh_all()["entries_created"] == 1
+    entry = BlogEntry.objects.get()
+    assert (entry.title, entry.summary) == ("ab", "xy")
