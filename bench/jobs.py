@@ -1,16 +1,18 @@
-"""The benchmark's jobs, shared by runworker, the bare SAQ worker and the bare asyncio loop."""
+"""The benchmark's jobs, shared by runworker and the bare asyncio loop.
 
-from django.utils import timezone
+They use the test suite's Note model, which nothing indexes for search, so each
+job is exactly one read and one write.
+"""
 
-from pydotorg.events.models import Event
+from tests.sampleapp.models import Note
 
 
-async def noop(ctx) -> None:
+async def bench_noop(ctx) -> None:
     return None
 
 
-async def orm_read_write(ctx, seed_id: int) -> int:
+async def bench_orm_read_write(ctx, seed_id: int) -> int:
     """One async ORM read and one write."""
-    seed = await Event.objects.aget(pk=seed_id)
-    event = await Event.objects.acreate(title=f"{seed.title} copy", starts_at=timezone.now())
-    return event.pk
+    seed = await Note.objects.aget(pk=seed_id)
+    note = await Note.objects.acreate(text=f"{seed.text} copy")
+    return note.pk

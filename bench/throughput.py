@@ -21,6 +21,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -37,12 +38,11 @@ from asgiref.sync import sync_to_async  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.db import connection, connections  # noqa: E402
 from django.test.utils import setup_databases, teardown_databases  # noqa: E402
-from django.utils import timezone  # noqa: E402
 from saq import Queue  # noqa: E402
 from saq.job import Job  # noqa: E402
 
-from bench.jobs import orm_read_write  # noqa: E402
-from pydotorg.events.models import Event  # noqa: E402
+from bench.jobs import bench_orm_read_write  # noqa: E402
+from tests.sampleapp.models import Note  # noqa: E402
 
 REDIS_URL = settings.BENCH_REDIS_URL
 
@@ -92,12 +92,19 @@ def flush() -> None:
 def run_runworker(function: str, count: int, concurrency: int, kwargs: dict | None = None, *flags: str) -> float:
     flush()
     asyncio.run(fill_queue(function, count, kwargs))
-    subprocess.run(
-        [sys.executable, "manage.py", "runworker", "--burst", "--skip-checks", "--concurrency", str(concurrency),
-         *flags],
-        cwd=ROOT, env=subprocess_env(concurrency), check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    return count / job_span(count)
+    with tempfile.NamedTemporaryFile("w+", prefix="runworker-", suffix=".log", delete=False) as log:
+        subprocess.run(
+            [sys.executable, "manage.py", "runworker", "--burst", "--skip-checks", "--concurrency", str(concurrency),
+             *flags],
+            cwd=ROOT, env=subprocess_env(concurrency), check=True, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        rate = count / job_span(count)
+    except AssertionError:
+        print(f"  the worker's log is in {log.name}")
+        raise
+    os.unlink(log.name)
+    return rate
 
 
 def run_bare_saq(count: int, concurrency: int) -> float:
@@ -124,7 +131,7 @@ def run_bare_loop(count: int, concurrency: int, seed_id: int) -> float:
 
         async def one() -> None:
             async with semaphore:
-                await orm_read_write({}, seed_id)
+                await bench_orm_read_write({}, seed_id)
 
         started = time.perf_counter()
         await asyncio.gather(*(one() for _ in range(count)))
@@ -154,17 +161,18 @@ def main() -> None:
 
     old_config = setup_databases(verbosity=0, interactive=False)
     try:
-        seed = Event.objects.create(title="seed", starts_at=timezone.now())
+        seed = Note.objects.create(text="seed")
         database = connection.settings_dict["NAME"]
         print(f"concurrency {args.concurrency}, {args.rounds} rounds, Redis {REDIS_URL}, PostgreSQL {database}")
         noop_ours, noop_saq, orm_ours, orm_loop = [], [], [], []
         for round_ in range(1, args.rounds + 1):
             print(f"round {round_}: no-op jobs...", flush=True)
             noop_saq.append(run_bare_saq(args.noop_jobs, args.concurrency))
-            noop_ours.append(run_runworker("noop", args.noop_jobs, args.concurrency))
+            noop_ours.append(run_runworker("bench_noop", args.noop_jobs, args.concurrency))
             print(f"round {round_}: ORM jobs...", flush=True)
             orm_loop.append(run_bare_loop(args.orm_jobs, args.concurrency, seed.pk))
-            orm_ours.append(run_runworker("orm_read_write", args.orm_jobs, args.concurrency, {"seed_id": seed.pk}))
+            seed_kwargs = {"seed_id": seed.pk}
+            orm_ours.append(run_runworker("bench_orm_read_write", args.orm_jobs, args.concurrency, seed_kwargs))
         report(f"{args.noop_jobs:,} no-op async jobs", noop_ours, noop_saq, "bare saq worker", 0.95)
         report(f"{args.orm_jobs:,} jobs with one ORM read + one write", orm_ours, orm_loop, "bare asyncio loop", 0.75)
     finally:

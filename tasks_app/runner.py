@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import threading
@@ -85,6 +86,9 @@ async def run_workers(
         if on_ready is not None:
             on_ready(workers)
         remove_handlers = _install_signal_handlers(workers)
+        # Django's start-up objects live as long as the worker: keep the cyclic GC
+        # from walking them again and again while jobs allocate.
+        gc.freeze()
         await asyncio.gather(*(worker.start() for worker in workers))
     finally:
         remove_handlers()
