@@ -15,6 +15,7 @@ from redis.exceptions import RedisError
 
 from . import conf, web
 from .queues import adopt_queue, disconnect_all
+from .stopping import StopRequests
 from .worker import DjangoWorker, WorkerOptions
 
 logger = logging.getLogger("tasks_app.worker")
@@ -40,11 +41,11 @@ def _install_signal_handlers(workers: list[DjangoWorker]) -> Callable[[], None]:
     if threading.current_thread() is not threading.main_thread():
         return lambda: None  # e.g. call_command from a test thread: no signals to handle
     loop = asyncio.get_running_loop()
-    received = []
+    requests = StopRequests()
 
     def on_signal(signum: signal.Signals) -> None:
-        received.append(signum)
-        if len(received) == 1:
+        request = requests.receive()
+        if request == "stop":
             logger.warning(
                 "%s: stopping; in-flight jobs get %.0fs to finish, then are re-queued. Send again to force.",
                 signum.name,
@@ -52,7 +53,7 @@ def _install_signal_handlers(workers: list[DjangoWorker]) -> Callable[[], None]:
             )
             for worker in workers:
                 worker.event.set()
-        else:
+        elif request == "force":
             logger.warning("%s again: re-queueing in-flight jobs and exiting now.", signum.name)
             for worker in workers:
                 worker.force_stop()

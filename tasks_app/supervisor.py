@@ -17,6 +17,8 @@ import sys
 import time
 from dataclasses import dataclass, field
 
+from .stopping import StopRequests
+
 logger = logging.getLogger("tasks_app.supervisor")
 
 PR_SET_PDEATHSIG = 1
@@ -52,16 +54,13 @@ class Supervisor:
     def __init__(self, child_argvs: list[list[str]], grace_period: float) -> None:
         self.children = [Child(index, argv) for index, argv in enumerate(child_argvs)]
         self.grace_period = grace_period
-        self.signals_received = 0
+        self.requests = StopRequests()
 
     def _on_signal(self, signum: int, frame) -> None:
-        self.signals_received += 1
-        logger.warning(
-            "%s: %s %d worker(s)",
-            signal.Signals(signum).name,
-            "stopping" if self.signals_received == 1 else "forcing",
-            len(self.children),
-        )
+        request = self.requests.receive()
+        if request is None:
+            return  # the same request, delivered twice
+        logger.warning("%s: %s %d worker(s)", signal.Signals(signum).name, request, len(self.children))
         for child in self.children:
             child.signal(signal.SIGTERM)
 
@@ -77,7 +76,7 @@ class Supervisor:
 
     def _watch(self, burst: bool) -> int:
         codes: dict[int, int] = {}
-        while not self.signals_received:
+        while not self.requests.stopping:
             for child in self.children:
                 code = child.process.poll() if child.process else None
                 if code is None or child.index in codes:
@@ -103,9 +102,9 @@ class Supervisor:
             child.backoff,
         )
         deadline = time.monotonic() + child.backoff
-        while time.monotonic() < deadline and not self.signals_received:
+        while time.monotonic() < deadline and not self.requests.stopping:
             time.sleep(0.1)
-        if not self.signals_received:
+        if not self.requests.stopping:
             child.restarts += 1
             child.start()
 

@@ -50,6 +50,19 @@ def test_sigterm_lets_the_in_flight_job_finish(start_worker, subprocess_env):
     assert notes("graceful finished")
 
 
+def test_a_signal_delivered_twice_at_once_is_still_a_graceful_stop(start_worker, subprocess_env):
+    # `uv run` forwards the SIGTERM its child also receives; systemd signals the whole cgroup.
+    worker = start_worker()
+    worker.wait_for_output("SIGTERM/SIGINT for a clean stop")
+    enqueue(subprocess_env, "sleep_then_note", "seconds=2", "text=twice")
+    wait_until(lambda: notes("twice started"), message="the job to start")
+    worker.signal(signal.SIGTERM)
+    worker.signal(signal.SIGTERM)
+    assert worker.wait(20) == 0
+    assert notes("twice finished")
+    assert "exiting now" not in worker.output
+
+
 def test_job_still_running_after_the_grace_period_is_requeued(start_worker, subprocess_env, redis_db):
     env = env_with(subprocess_env, SHUTDOWN_GRACE_PERIOD=1)
     worker = start_worker(env=env)
@@ -72,6 +85,7 @@ def test_second_signal_forces_exit_and_requeues(start_worker, subprocess_env, re
     wait_until(lambda: notes("forced started"), message="the job to start")
     worker.signal(signal.SIGTERM)
     worker.wait_for_output("Send again to force")
+    time.sleep(1.2)  # a second signal within a second is the same request delivered twice
     started = time.monotonic()
     worker.signal(signal.SIGTERM)
     assert worker.wait(10) == 0

@@ -1,0 +1,30 @@
+"""How SIGTERM/SIGINT are read: the first asks for a graceful stop, a later one forces it."""
+
+from __future__ import annotations
+
+import time
+
+# One request often arrives twice at once: `uv run` forwards the signal its child also got,
+# and systemd signals every process in the unit's cgroup. Only a signal this much later forces.
+DUPLICATE_WINDOW_S = 1.0
+
+
+class StopRequests:
+    def __init__(self) -> None:
+        self.first: float | None = None
+        self.forced = False
+
+    def receive(self) -> str | None:
+        """Returns "stop" for the first signal, "force" for a later one, None for a duplicate."""
+        now = time.monotonic()
+        if self.first is None:
+            self.first = now
+            return "stop"
+        if self.forced or now - self.first < DUPLICATE_WINDOW_S:
+            return None
+        self.forced = True
+        return "force"
+
+    @property
+    def stopping(self) -> bool:
+        return self.first is not None
