@@ -28,6 +28,7 @@ import saq
 from croniter import croniter
 from django.conf import settings
 from django.utils.module_loading import import_string
+from saq.utils import now as saq_now
 
 from . import conf, outbox
 from .enqueue import build_job
@@ -36,6 +37,8 @@ from .queues import make_queue
 from .registry import registry
 
 logger = logging.getLogger("tasks_app.worker")
+
+HEARTBEAT_TICK_S = 1.0
 
 # How far ahead --burst looks for scheduled jobs (retries with backoff) before exiting.
 BURST_LOOKAHEAD_S = 5.0
@@ -87,13 +90,9 @@ class DjangoWorker(saq.Worker):
         self._upkeep_tasks: list[asyncio.Task] = []
         self.forced = asyncio.Event()
 
-    @property
-    def specs(self):
-        return [registry.get(name) for name in self.functions]
-
     async def upkeep(self) -> list[asyncio.Task]:
         tasks = await super().upkeep()
-        tasks.append(asyncio.create_task(self._every(self.heartbeat, self._heartbeat_interval())))
+        tasks.append(asyncio.create_task(self._every(self.heartbeat, HEARTBEAT_TICK_S)))
         if self.queue.name == conf.DEFAULT_QUEUE:
             tasks.append(asyncio.create_task(self._every(self.drain_outbox, self.outbox_interval)))
         self._upkeep_tasks = tasks
@@ -107,15 +106,12 @@ class DjangoWorker(saq.Worker):
                 logger.exception("Upkeep %s failed", func.__name__)
             await asyncio.sleep(interval)
 
-    def _heartbeat_interval(self) -> float:
-        beats = [spec.job_options().get("heartbeat") or 0 for spec in self.specs]
-        shortest = min([b for b in beats if b] or [30])
-        return max(0.5, shortest / 3)
-
     async def heartbeat(self) -> None:
-        """Touch every running job, so the sweep can tell live jobs from orphans."""
+        """Touch running jobs a few times per heartbeat, so the sweep can tell live jobs from orphans."""
+        now = saq_now()
         for job in list(self.job_task_contexts):
-            await job.update()
+            if job.heartbeat and now - job.touched >= job.heartbeat * 1000 / 3:
+                await job.update()
 
     async def drain_outbox(self) -> None:
         # A burst run drains everything at once; a long-running worker leaves fresh rows to their on_commit.
