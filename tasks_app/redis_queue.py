@@ -99,6 +99,12 @@ class DjangoRedisQueue(RedisQueue):
                 pipe.delete(job.id)
             await pipe.publish(job.id, job.status).execute()
 
+    async def forget_worker(self, worker_id: str) -> None:
+        """Remove a stopped worker's info now, instead of letting it expire."""
+        key = self.namespace(f"worker_info:{worker_id}")
+        async with self.redis.pipeline(transaction=True) as pipe:
+            await pipe.delete(key).zrem(self._stats, key).execute()
+
     async def sweep(self, lock: int = 60, abort: float = 5.0) -> list[str]:
         """SAQ's sweep, without its two races.
 

@@ -15,6 +15,7 @@ What this adds to ``saq.Worker``:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -158,6 +159,9 @@ class DjangoWorker(saq.Worker):
         self.tasks = {task for task in self.tasks if not task.done()}
         self._shutdown_grace_period_s = 0
         await super().stop()
+        # A clean stop leaves the dashboard and health checks at once; Redis may be gone, then it expires.
+        with contextlib.suppress(Exception):
+            await self.queue.forget_worker(self.id)
 
     def force_stop(self) -> None:
         self.event.set()

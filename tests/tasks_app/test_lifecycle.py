@@ -31,13 +31,15 @@ def notes(*texts: str) -> bool:
     return Note.objects.filter(text__in=texts).count() == len(texts)
 
 
-def test_idle_worker_exits_within_two_seconds_of_sigterm(start_worker):
+def test_idle_worker_exits_within_two_seconds_of_sigterm(start_worker, redis_db):
     worker = start_worker()
     worker.wait_for_output("SIGTERM/SIGINT for a clean stop")
+    wait_until(lambda: redis_db.zcard("saq:default:stats") == 1, message="the worker to register")
     started = time.monotonic()
     worker.signal(signal.SIGTERM)
     assert worker.wait(10) == 0
     assert time.monotonic() - started < 2.0
+    assert redis_db.zcard("saq:default:stats") == 0  # gone from the dashboard at once
 
 
 def test_sigterm_lets_the_in_flight_job_finish(start_worker, subprocess_env):
