@@ -99,7 +99,7 @@ class SAQBackend(BaseTaskBackend):
             raise TypeError(f"{task.module_path}(): {exc}.") from None
         queue = task.queue_name or DEFAULT_TASK_QUEUE_NAME
         _, job = build_job(
-            django_tasks.ensure_runner(queue),
+            django_tasks.RUNNER,
             {"task_path": task.module_path, "task_args": args, "task_kwargs": kwargs, "backend_alias": self.alias},
             queue=queue,
             # SAQ schedules in whole seconds: round up, so the task never runs before run_after.

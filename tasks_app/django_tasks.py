@@ -21,7 +21,6 @@ from inspect import iscoroutinefunction
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
-from django.core.signals import setting_changed
 from django.db import close_old_connections
 from django.tasks import Task, TaskContext, TaskResult, TaskResultStatus, task_backends
 from django.tasks.base import TaskError
@@ -29,9 +28,6 @@ from django.tasks.signals import task_finished, task_started
 from django.utils.json import normalize_json
 from django.utils.module_loading import import_string
 from saq.job import Job, Status
-
-from . import conf
-from .registry import TaskSpec, registry
 
 RUNNER = "tasks_app.run_django_task"
 META = "django_task"
@@ -59,56 +55,8 @@ class TaskInterrupted(Exception):
     instead of the worker exiting."""
 
 
-# --- one runner task per queue ----------------------------------------------------------------------
-
-
-def runner_name(queue: str) -> str:
-    """SAQ workers run only their own queue's tasks, so each queue gets its own runner name."""
-    return RUNNER if queue == conf.DEFAULT_QUEUE else f"{RUNNER}@{queue}"
-
-
 def is_runner(function: str) -> bool:
-    return function == RUNNER or function.startswith(f"{RUNNER}@")
-
-
-_runner_func: Callable[..., Any] | None = None
-
-
-def register_runners(func: Callable[..., Any]) -> None:
-    """Register ``func`` as the runner on every configured queue (tasks_app/tasks.py calls this)."""
-    global _runner_func
-    _runner_func = func
-    _sync_runners()
-
-
-def _sync_runners(**kwargs: Any) -> None:
-    """One runner per configured queue; none left behind for a queue that is gone."""
-    if kwargs.get("setting") not in (None, "SAQ") or _runner_func is None:
-        return
-    try:
-        names = list(conf.queues())
-    except (ImproperlyConfigured, AttributeError, TypeError):  # reported by the system checks
-        names = [conf.DEFAULT_QUEUE]
-    for spec in registry.all():
-        if is_runner(spec.name) and spec.queue not in names:
-            registry.unregister(spec.name)
-    for queue in names:
-        ensure_runner(queue)
-
-
-setting_changed.connect(_sync_runners, dispatch_uid="tasks_app.django_tasks.sync_runners")
-
-
-def ensure_runner(queue: str) -> str:
-    """The runner's task name on ``queue``, registered if the queue was configured after startup."""
-    name = runner_name(queue)
-    if name not in registry:
-        if _runner_func is None:
-            raise ImproperlyConfigured(
-                "tasks_app's django.tasks runner is not registered: add 'tasks_app' to INSTALLED_APPS."
-            )
-        registry.register(TaskSpec(name=name, func=_runner_func, queue=queue))
-    return name
+    return function == RUNNER
 
 
 # --- bookkeeping in job.meta ------------------------------------------------------------------------

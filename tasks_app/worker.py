@@ -60,7 +60,8 @@ class DjangoWorker(saq.Worker):
         queue = make_queue(options.queue)
         timers = conf.timers()
         self.outbox_interval = float(timers.pop("outbox", 5))
-        specs = [spec for spec in registry.all() if spec.queue == options.queue]
+        # Every task can run on every queue: a task's queue is only where it goes by default.
+        specs = registry.all()
         hooks = {name: [import_string(path) for path in paths] for name, paths in conf.hooks().items()}
         super().__init__(
             queue,

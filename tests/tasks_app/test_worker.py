@@ -176,3 +176,22 @@ def test_lifecycle_hooks_from_settings(redis_db, settings):
         ("after_process", "read_context"),
         ("shutdown", None),
     ]
+
+
+def test_any_task_can_be_routed_to_another_queue(redis_db, settings):
+    from django.test import override_settings
+
+    url = conf.queue_config("default").url
+    with override_settings(SAQ={**settings.SAQ, "QUEUES": {"default": {"URL": url}, "slow": {"URL": url}}}):
+        job = enqueue_sync("greet", name="ada", queue="slow")
+        assert redis_db.llen("saq:slow:queued") == 1
+        run_burst("--queue", "slow")
+
+        async def fetch():
+            queue = make_queue("slow")
+            try:
+                return await queue.job(job.key)
+            finally:
+                await queue.disconnect()
+
+        assert asyncio.run(fetch()).result == "hello ada"
