@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
 import weakref
 from collections.abc import Coroutine
@@ -28,12 +29,13 @@ T = TypeVar("T")
 _per_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, Queue]] = weakref.WeakKeyDictionary()
 
 
-def make_queue(name: str) -> Queue:
+def make_queue(name: str, **client_options: Any) -> DjangoRedisQueue:
+    """A new queue for ``name``; ``client_options`` adjust its redis-py client (e.g. timeouts)."""
     config = conf.queue_config(name)
     # Bounded connects, so an unreachable Redis fails fast instead of hanging a request;
     # keepalive notices a Redis that vanished without closing the connection.
-    client = redis_from_url(config.url, socket_connect_timeout=5, socket_keepalive=True)
-    return DjangoRedisQueue(client, name=name)
+    options = {"socket_connect_timeout": 5, "socket_keepalive": True, **client_options}
+    return DjangoRedisQueue(redis_from_url(config.url, **options), name=name)
 
 
 def get_queue(name: str = conf.DEFAULT_QUEUE) -> Queue:
@@ -71,8 +73,6 @@ class _BackgroundLoop:
         self._pid: int | None = None
 
     def _ensure(self) -> asyncio.AbstractEventLoop:
-        import os
-
         with self._lock:
             # A forked child must not share its parent's loop thread or sockets.
             if self._loop is None or self._pid != os.getpid():

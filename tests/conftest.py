@@ -1,4 +1,6 @@
 import pytest
+import redis
+from django.conf import settings as django_settings
 
 
 @pytest.fixture
@@ -10,3 +12,13 @@ def superuser(django_user_model):
 def admin_client(client, superuser):
     client.force_login(superuser)
     return client
+
+
+@pytest.fixture
+def redis_db():
+    """The tests' own Redis database (TEST_REDIS_URL, db 15 by default), empty before and after."""
+    client = redis.Redis.from_url(django_settings.SAQ["QUEUES"]["default"]["URL"])
+    client.flushdb()
+    yield client
+    client.flushdb()
+    client.close()

@@ -22,14 +22,13 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from redis import asyncio as aioredis
 from redis.exceptions import RedisError
 from saq.job import Job, Status
 from saq.queue.redis import RedisQueue
 from saq.utils import now
 
 from .. import conf
-from ..queues import background
+from ..queues import background, make_queue
 
 logger = logging.getLogger("tasks_app.dashboard")
 
@@ -83,8 +82,8 @@ async def get_queue(name: str) -> RedisQueue:
     if cached is not None:
         with contextlib.suppress(*REDIS_ERRORS):
             await cached[1].disconnect()
-    redis = aioredis.from_url(url, socket_connect_timeout=CONNECT_TIMEOUT, socket_timeout=SOCKET_TIMEOUT)
-    queue = RedisQueue(redis, name=name)
+    # Short timeouts: a page must answer even when Redis does not.
+    queue = make_queue(name, socket_connect_timeout=CONNECT_TIMEOUT, socket_timeout=SOCKET_TIMEOUT)
     queues[name] = (url, queue)
     return queue
 

@@ -2,7 +2,6 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-import redis
 
 from .server import FeedServer
 
@@ -35,10 +34,5 @@ def feed_settings(settings):
 
 
 @pytest.fixture
-def clean_queue(settings):
-    """An empty Redis database for the queue (the tests' own: TEST_REDIS_URL), emptied again afterwards."""
-    client = redis.Redis.from_url(settings.SAQ["QUEUES"]["default"]["URL"])
-    client.flushdb()
-    yield client
-    client.flushdb()
-    client.close()
+def clean_queue(redis_db):
+    return redis_db

@@ -12,8 +12,6 @@ import uuid
 from datetime import timedelta
 
 import pytest
-import redis
-from django.conf import settings as django_settings
 from django.core.management import call_command
 from django.utils import timezone
 
@@ -23,13 +21,8 @@ from .fake_meilisearch import FakeMeilisearchServer
 
 
 @pytest.fixture
-def clean_queue():
-    """An empty Redis database for the queue (TEST_REDIS_URL picks which)."""
-    connection = redis.Redis.from_url(django_settings.SAQ["QUEUES"]["default"]["URL"])
-    connection.flushdb()
-    yield connection
-    connection.flushdb()
-    connection.close()
+def clean_queue(redis_db):
+    return redis_db
 
 
 @pytest.fixture

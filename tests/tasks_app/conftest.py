@@ -1,21 +1,11 @@
 import os
 
 import pytest
-import redis
 from django.db import connection
 
 from tasks_app import conf
 
 from .helpers import WorkerProcess
-
-
-@pytest.fixture
-def redis_db():
-    """The tests' own Redis database, emptied before each test."""
-    client = redis.Redis.from_url(conf.queue_config("default").url)
-    client.flushdb()
-    yield client
-    client.close()
 
 
 @pytest.fixture

@@ -9,10 +9,10 @@ import time
 import pytest
 import redis
 
+from tests.redis_server import RedisServer
 from tests.sampleapp.models import Note
 
 from .helpers import manage, wait_until
-from .redis_server import RedisServer
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -180,7 +180,7 @@ def test_monitor_serves_with_credentials(start_worker, subprocess_env):
     import urllib.error
     import urllib.request
 
-    from .redis_server import free_port
+    from tests.redis_server import free_port
 
     port = free_port()
     env = env_with(subprocess_env, WEB={"USERNAME": "ops", "PASSWORD": "s3cret"})

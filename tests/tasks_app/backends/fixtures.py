@@ -5,19 +5,13 @@ import io
 import threading
 
 import pytest
-import redis
-from django.conf import settings
 from django.core.management import call_command
 
 
 @pytest.fixture(autouse=True)
-def redis_client():
-    """This test's Redis database (TEST_REDIS_URL), empty before and after."""
-    client = redis.Redis.from_url(settings.REDIS_URL)
-    client.flushdb()
-    yield client
-    client.flushdb()
-    client.close()
+def redis_client(redis_db):
+    """This test's Redis database, empty before and after."""
+    return redis_db
 
 
 @pytest.fixture

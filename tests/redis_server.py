@@ -15,9 +15,10 @@ def free_port() -> int:
 
 
 class RedisServer:
-    def __init__(self, directory: Path, port: int | None = None) -> None:
+    def __init__(self, directory: Path, port: int | None = None, persistent: bool = True) -> None:
         self.directory = directory
         self.port = port or free_port()
+        self.persistent = persistent
         self.process: subprocess.Popen | None = None
 
     @property
@@ -25,10 +26,11 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> "RedisServer":
-        # appendfsync always: a restart keeps every acknowledged write, as production Redis should.
+        # Persistent: appendfsync always, so a restart keeps every acknowledged write, as production Redis should.
+        persistence = ["--appendonly", "yes", "--appendfsync", "always"] if self.persistent else ["--appendonly", "no"]
         self.process = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory),
-             "--appendonly", "yes", "--appendfsync", "always", "--save", ""],
+             "--save", "", *persistence],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         client = redis.Redis(port=self.port)
@@ -36,6 +38,7 @@ class RedisServer:
         while True:
             try:
                 client.ping()
+                client.close()
                 return self
             except redis.ConnectionError:
                 if time.monotonic() > deadline:
