@@ -193,27 +193,18 @@ async def measure(args: argparse.Namespace, port: int) -> dict[str, float]:
 
 def run(args: argparse.Namespace) -> int:
     setup_django(args.concurrency)
-    import redis
     from django.conf import settings
-    from django.db import connections
-    from django.test.utils import setup_databases, teardown_databases
 
+    from bench.support import throwaway_databases
     from tasks_app.queues import background, disconnect_all
 
-    queue = redis.Redis.from_url(REDIS_URL)
-    if queue.dbsize():
-        print(f"BENCH_REDIS_URL={REDIS_URL} is not empty; point it at an unused Redis database.", file=sys.stderr)
-        return 2
-    server, port = start_server(args.feeds, args.entries, args.latency)
-    databases = setup_databases(verbosity=0, interactive=False)
-    try:
-        times = asyncio.run(measure(args, port))
-    finally:
-        connections.close_all()
-        teardown_databases(databases, verbosity=0)
-        server.kill()
-        background.run(disconnect_all())
-        queue.flushdb()
+    with throwaway_databases(REDIS_URL):
+        server, port = start_server(args.feeds, args.entries, args.latency)
+        try:
+            times = asyncio.run(measure(args, port))
+        finally:
+            server.kill()
+            background.run(disconnect_all())
 
     concurrency = settings.FEEDS_MAX_CONCURRENCY
     speedup = times["baseline"] / times["concurrent"]

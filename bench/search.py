@@ -316,19 +316,13 @@ def main() -> None:
         return child_rebuild(args.child, args.meilisearch_url, args.db, args.naive)
 
     configure(DATABASE_URL)
-    import redis
     from django.db import connection
-    from django.test.utils import setup_databases, teardown_databases
 
-    queue_db = redis.Redis.from_url(REDIS_URL)
-    if queue_db.dbsize():
-        sys.exit(
-            f"{REDIS_URL} is not empty: someone may be using it. Point BENCH_REDIS_URL at an empty Redis database."
-        )
-    old_config = setup_databases(verbosity=0, interactive=False)
-    test_db_url = test_database_url(connection.settings_dict["NAME"])
-    print(f"Throwaway database {connection.settings_dict['NAME']}, Redis {REDIS_URL}\n")
-    try:
+    from bench.support import throwaway_databases
+
+    with throwaway_databases(REDIS_URL):
+        test_db_url = test_database_url(connection.settings_dict["NAME"])
+        print(f"Throwaway database {connection.settings_dict['NAME']}, Redis {REDIS_URL}\n")
         if not args.skip_latency:
             figures = latency(args.saves, test_db_url)
             print(f"Edit to searchable, database backend, {args.saves} saves with a running worker:")
@@ -344,10 +338,6 @@ def main() -> None:
             print(f"  ratio queued/inline p95: {figures['p95'] / figures['inline_p95']:.1f}x\n")
         if not args.skip_rebuild:
             rebuilds(args.sizes, test_db_url)
-    finally:
-        connection.close()
-        teardown_databases(old_config, verbosity=0)
-        queue_db.flushdb()  # it was empty when we started: everything in it is ours
 
 
 def rebuilds(sizes: list[int], test_db_url: str) -> None:

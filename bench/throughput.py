@@ -37,11 +37,11 @@ import redis  # noqa: E402
 from asgiref.sync import sync_to_async  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.db import connection, connections  # noqa: E402
-from django.test.utils import setup_databases, teardown_databases  # noqa: E402
 from saq import Queue  # noqa: E402
 from saq.job import Job  # noqa: E402
 
 from bench.jobs import bench_orm_read_write  # noqa: E402
+from bench.support import throwaway_databases  # noqa: E402
 from tests.sampleapp.models import Note  # noqa: E402
 
 REDIS_URL = settings.BENCH_REDIS_URL
@@ -159,8 +159,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
 
-    old_config = setup_databases(verbosity=0, interactive=False)
-    try:
+    with throwaway_databases(REDIS_URL):
         seed = Note.objects.create(text="seed")
         database = connection.settings_dict["NAME"]
         print(f"concurrency {args.concurrency}, {args.rounds} rounds, Redis {REDIS_URL}, PostgreSQL {database}")
@@ -175,10 +174,6 @@ def main() -> None:
             orm_ours.append(run_runworker("bench_orm_read_write", args.orm_jobs, args.concurrency, seed_kwargs))
         report(f"{args.noop_jobs:,} no-op async jobs", noop_ours, noop_saq, "bare saq worker", 0.95)
         report(f"{args.orm_jobs:,} jobs with one ORM read + one write", orm_ours, orm_loop, "bare asyncio loop", 0.75)
-    finally:
-        flush()
-        connection.close()
-        teardown_databases(old_config, verbosity=0)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,34 @@
+"""What every bench/ script needs: a throwaway PostgreSQL database, and a Redis database of its own.
+
+Django must be set up before ``throwaway_databases`` is entered.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import redis
+
+
+@contextmanager
+def throwaway_databases(redis_url: str) -> Iterator[redis.Redis]:
+    """Create ``test_<name>`` of the configured database and check that ``redis_url`` is unused;
+    drop the database and empty the Redis database afterwards."""
+    from django.db import connections
+    from django.test.utils import setup_databases, teardown_databases
+
+    client = redis.Redis.from_url(redis_url)
+    if client.dbsize():
+        sys.exit(
+            f"{redis_url} is not empty: someone may be using it. Point BENCH_REDIS_URL at an empty Redis database."
+        )
+    old_config = setup_databases(verbosity=0, interactive=False)
+    try:
+        yield client
+    finally:
+        connections.close_all()
+        teardown_databases(old_config, verbosity=0)
+        client.flushdb()  # it was empty when we started: everything in it is ours
+        client.close()
