@@ -1,5 +1,4 @@
 from django.db import models
-from django.utils import timezone
 
 
 class JobType(models.Model):
@@ -59,7 +58,3 @@ class Job(models.Model):
     @property
     def location(self) -> str:
         return ", ".join(part for part in (self.city, self.region, self.country) if part)
-
-    @property
-    def is_expired(self) -> bool:
-        return self.expires is not None and self.expires <= timezone.now()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from typing import TextIO
 
@@ -29,7 +28,3 @@ class ProgressBar:
         else:
             self.stream.write(line + "\n")
         self.stream.flush()
-
-
-def progress_bar(stream: TextIO | None = None) -> ProgressBar:
-    return ProgressBar(stream or sys.stdout)
