@@ -16,7 +16,7 @@ def admin_client(client, superuser):
 
 @pytest.fixture
 def redis_db():
-    """The tests' own Redis database (TEST_REDIS_URL, db 15 by default), empty before and after."""
+    """The tests' own Redis database (TEST_REDIS_URL, or the database this run leased), empty before and after."""
     client = redis.Redis.from_url(django_settings.SAQ["QUEUES"]["default"]["URL"])
     client.flushdb()
     yield client

@@ -1,8 +1,8 @@
 """Test settings: the site's settings on PostgreSQL, with a Redis database of the tests' own.
 
 TEST_DATABASE_URL picks the PostgreSQL server (pytest-django creates test_<name>);
-TEST_REDIS_URL picks the Redis database, db 15 by default, so tests never touch
-a developer's queue on db 0.
+TEST_REDIS_URL picks the Redis database; unset, the run leases a free one from 1 to 15
+(tests/redis_lease.py), so tests never touch a developer's queue on db 0 nor another run's.
 """
 
 import json
@@ -12,11 +12,13 @@ from pydotorg.env import database, url
 from pydotorg.settings import *  # noqa: F403
 from pydotorg.settings import SAQ
 
+from .redis_lease import leased_redis_url
+
 DATABASES = {"default": database("TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")}
 DATABASES["default"]["CONN_MAX_AGE"] = 0
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 
-REDIS_URL = url("TEST_REDIS_URL", "redis://127.0.0.1:6379/15", {"redis", "rediss", "unix"})
+REDIS_URL = url("TEST_REDIS_URL", leased_redis_url(), {"redis", "rediss", "unix"})
 SAQ = {
     **SAQ,
     "QUEUES": {"default": {"URL": REDIS_URL, "CONCURRENCY": 10}},
