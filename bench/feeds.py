@@ -196,7 +196,7 @@ def run(args: argparse.Namespace) -> int:
     from django.conf import settings
 
     from bench.support import throwaway_databases
-    from tasks_app.queues import background, disconnect_all
+    from tasks_app.enqueueing.connections import background, disconnect_all
 
     with throwaway_databases(REDIS_URL):
         server, port = start_server(args.feeds, args.entries, args.latency)

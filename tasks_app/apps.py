@@ -10,7 +10,8 @@ class TasksAppConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks  # noqa: F401  (registers the system checks)
-        from .discovery import register_task_functions
+        from .backends import runner  # noqa: F401  (registers the django.tasks runner task)
+        from .registry import register_task_functions
 
         # Each installed app's tasks.py, found the way admin.py is.
         autodiscover_modules("tasks")
@@ -20,6 +21,6 @@ class TasksAppConfig(AppConfig):
 
 def _forget_queues_on_change(*, setting: str, **kwargs) -> None:
     if setting == "SAQ":
-        from .queues import forget_all
+        from .enqueueing.connections import forget_all
 
         forget_all()

@@ -11,8 +11,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
 from . import conf
-from .discovery import import_task_function
-from .registry import registry
+from .registry import import_task_function, registry
 
 QUEUE_SCHEMES = {"redis", "rediss", "unix"}
 

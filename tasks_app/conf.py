@@ -36,7 +36,7 @@ DEFAULTS: dict[str, Any] = {
     "HOOKS": {"startup": [], "shutdown": [], "before_process": [], "after_process": []},
     "SHUTDOWN_GRACE_PERIOD": 30,
     "TIMERS": DEFAULT_TIMERS,
-    "WEB": {"USERNAME": None, "PASSWORD": None},
+    "WEB": {"USERNAME": None, "PASSWORD": None, "ALLOWED_HOSTS": []},
 }
 
 HOOK_NAMES = ("startup", "shutdown", "before_process", "after_process")
@@ -154,3 +154,8 @@ def timers() -> dict[str, float]:
 def web_credentials() -> tuple[str | None, str | None]:
     web = _merged("WEB")
     return web.get("USERNAME"), web.get("PASSWORD")
+
+
+def web_allowed_hosts() -> list[str]:
+    """Extra ``Host`` values (``name:port``) the ``--web`` monitor answers, e.g. behind a proxy."""
+    return [str(host) for host in _merged("WEB").get("ALLOWED_HOSTS") or []]

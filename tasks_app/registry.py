@@ -1,32 +1,26 @@
-"""Task name -> function and options. A name registered twice is a system-check error."""
+"""The task registry: ``@task``, and the functions listed in ``SAQ["TASK_FUNCTIONS"]``.
+
+Task name -> ``TaskSpec`` (function, default queue, job options). A name registered by
+two different functions is reported by the tasks_app.E005 system check.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import inspect
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar, overload
 
+from django.utils.module_loading import import_string
 from saq.job import Job
 
 from . import conf
+from .exceptions import TaskArgumentError, TaskNotFound
 
 # Keyword names SAQ reads as job fields; a task parameter of that name could never be passed.
-RESERVED_KWARGS = frozenset(Job.__dataclass_fields__) | {"queue", "delay"}
+RESERVED_KWARGS = frozenset(Job.__dataclass_fields__) | {"queue", "delay", "at"}
 
-
-class TaskNotFound(LookupError):
-    def __init__(self, name: str, known: list[str]) -> None:
-        close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
-        hint = f" Did you mean: {', '.join(close)}?" if close else ""
-        super().__init__(f"Unknown task {name!r}.{hint} Registered tasks: {', '.join(sorted(known)) or 'none'}.")
-        self.name = name
-        self.close_matches = close
-
-
-class TaskArgumentError(TypeError):
-    """The arguments do not fit the task's signature."""
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,6 +51,7 @@ class TaskSpec:
         return {**conf.default_job_options(), **self.options}
 
     def validate_kwargs(self, kwargs: dict[str, Any]) -> None:
+        """Raises ``TaskArgumentError`` unless ``kwargs`` bind to the task's signature."""
         reserved = sorted(set(kwargs) & RESERVED_KWARGS)
         if reserved:
             raise TaskArgumentError(
@@ -89,6 +84,7 @@ class Registry:
         self.collisions.pop(name, None)
 
     def get(self, name_or_func: str | Callable[..., Any]) -> TaskSpec:
+        """The spec of a task, by name or by its function; raises ``TaskNotFound``."""
         name = name_or_func if isinstance(name_or_func, str) else task_name_of(name_or_func)
         try:
             return self._tasks[name]
@@ -108,3 +104,66 @@ def task_name_of(func: Callable[..., Any]) -> str:
 
 
 registry = Registry()
+
+
+@overload
+def task[F: Callable[..., Any]](func: F, /) -> F: ...
+@overload
+def task(
+    *,
+    name: str | None = None,
+    queue: str = conf.DEFAULT_QUEUE,
+    timeout: int | None = None,
+    retries: int | None = None,
+    retry_delay: float | None = None,
+    retry_backoff: bool | float | None = None,
+    ttl: int | None = None,
+    heartbeat: int | None = None,
+) -> Callable[[F], F]: ...
+
+
+def task(
+    func: Callable[..., Any] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    queue: str = conf.DEFAULT_QUEUE,
+    **options: Any,
+):
+    """Register ``func(ctx, ...)`` as a task; use bare (``@task``) or with job options.
+
+    ``async def`` tasks run on the worker's event loop; plain ``def`` tasks run in a thread.
+    Options: ``timeout`` and ``heartbeat`` (seconds), ``retries`` (after the first attempt),
+    ``retry_delay`` (seconds), ``retry_backoff`` (True, or a cap in seconds), ``ttl`` (seconds
+    a finished job is kept). The function is returned unchanged, so it can still be called directly.
+    Raises ``TypeError`` for an unknown option.
+    """
+    unknown = set(options) - set(conf.JOB_OPTIONS)
+    if unknown:
+        raise TypeError(f"@task got unknown option(s) {sorted(unknown)}; allowed: {list(conf.JOB_OPTIONS)}.")
+    job_options = {k: v for k, v in options.items() if v is not None}
+
+    def decorate(f: Callable[..., Any]) -> Callable[..., Any]:
+        spec = registry.register(TaskSpec(name=name or f.__name__, func=f, queue=queue, options=job_options))
+        f.saq_task = spec  # type: ignore[attr-defined]
+        return f
+
+    return decorate(func) if func is not None else decorate
+
+
+def import_task_function(path: str) -> Callable[..., Any]:
+    """Import one ``SAQ["TASK_FUNCTIONS"]`` entry; raises ImportError, or TypeError if not callable."""
+    func = import_string(path)
+    if not callable(func):
+        raise TypeError("it is not callable")
+    return func
+
+
+def register_task_functions() -> None:
+    """Register the plain functions listed by dotted path in ``SAQ["TASK_FUNCTIONS"]``."""
+    for path in conf.task_functions():
+        try:
+            func = import_task_function(path)
+        except (ImportError, TypeError):
+            continue  # reported by the tasks_app.E002 system check
+        registry.register(getattr(func, "saq_task", None) or TaskSpec(name=func.__name__, func=func))

@@ -11,24 +11,23 @@ complete/failed/aborted counts are therefore counted over the finished jobs Redi
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
-import weakref
 from collections import Counter
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from redis.exceptions import RedisError
 from saq.job import Job, Status
-from saq.queue.redis import RedisQueue
 from saq.utils import now
 
 from .. import conf
-from ..queues import background, make_queue
+from ..engine.queue import AtomicRedisQueue
+from ..enqueueing.connections import background, get_queue
+from ..exceptions import ActionRefused
+from ..redaction import redact_url
 
 logger = logging.getLogger("tasks_app.dashboard")
 
@@ -42,22 +41,8 @@ REDIS_ERRORS = (RedisError, OSError, TimeoutError)
 STATUSES = ("queued", "scheduled", "active", "aborting", "complete", "failed", "aborted")
 
 
-class ActionRefused(Exception):
-    """The action does not apply to this job; the message says why."""
-
-
-def redact(url: str) -> str:
-    """The URL without its password, for messages."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    user = f"{parts.username}:***@" if parts.username else ":***@"
-    return urlunsplit(parts._replace(netloc=user + netloc))
-
-
 def unreachable(name: str, exc: BaseException) -> str:
-    url = redact(conf.queue_config(name).url)
+    url = redact_url(conf.queue_config(name).url)
     reason = str(exc) or type(exc).__name__
     return (
         f"Redis for queue {name!r} at {url} is unreachable ({reason}). "
@@ -65,27 +50,9 @@ def unreachable(name: str, exc: BaseException) -> str:
     )
 
 
-# --- connections ----------------------------------------------------------------------------------
-
-_per_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, tuple[str, RedisQueue]]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-async def get_queue(name: str) -> RedisQueue:
-    """The dashboard's connection to queue ``name``; a changed URL (settings) gets a new one."""
-    url = conf.queue_config(name).url
-    queues = _per_loop.setdefault(asyncio.get_running_loop(), {})
-    cached = queues.get(name)
-    if cached is not None and cached[0] == url:
-        return cached[1]
-    if cached is not None:
-        with contextlib.suppress(*REDIS_ERRORS):
-            await cached[1].disconnect()
-    # Short timeouts: a page must answer even when Redis does not.
-    queue = make_queue(name, socket_connect_timeout=CONNECT_TIMEOUT, socket_timeout=SOCKET_TIMEOUT)
-    queues[name] = (url, queue)
-    return queue
+def dashboard_queue(name: str) -> AtomicRedisQueue:
+    """The dashboard's connection to queue ``name``: short timeouts, so a page answers even when Redis does not."""
+    return get_queue(name, socket_connect_timeout=CONNECT_TIMEOUT, socket_timeout=SOCKET_TIMEOUT)
 
 
 def run[T](coro: Coroutine[Any, Any, T]) -> T:
@@ -149,16 +116,18 @@ class WorkerRow:
 
 @dataclass
 class QueueStats:
+    """One queue's counts and workers; None (shown as "unknown") where Redis could not be read."""
+
     name: str
     url: str
-    queued: int = 0
-    active: int = 0
-    scheduled: int = 0
-    complete: int = 0
-    failed: int = 0
-    aborted: int = 0
+    queued: int | None = None
+    active: int | None = None
+    scheduled: int | None = None
+    complete: int | None = None
+    failed: int | None = None
+    aborted: int | None = None
     truncated: bool = False  # more finished jobs than SCAN_LIMIT: counts are lower bounds
-    workers: list[WorkerRow] = field(default_factory=list)
+    workers: list[WorkerRow] | None = None
     recent: list[Job] = field(default_factory=list)
     error: str | None = None
 
@@ -172,7 +141,7 @@ class QueueStats:
             "failed": self.failed,
             "aborted": self.aborted,
             "counts_truncated": self.truncated,
-            "workers": len(self.workers),
+            "workers": len(self.workers) if self.workers is not None else None,
             "error": self.error,
         }
 
@@ -180,7 +149,9 @@ class QueueStats:
 # --- reads ----------------------------------------------------------------------------------------
 
 
-async def _scan(queue: RedisQueue, keep: Callable[[Job], bool], limit: int) -> tuple[Counter[str], list[Job], bool]:
+async def _scan(
+    queue: AtomicRedisQueue, keep: Callable[[Job], bool], limit: int
+) -> tuple[Counter[str], list[Job], bool]:
     """Count every job of ``queue`` by display status; return the ``limit`` most recent kept ones."""
     counts: Counter[str] = Counter()
     kept: list[Job] = []
@@ -199,10 +170,10 @@ def _newest(jobs: list[Job], limit: int) -> list[Job]:
     return sorted(jobs, key=last_activity, reverse=True)[:limit]
 
 
-async def _workers(queue: RedisQueue) -> list[WorkerRow]:
+async def _workers(queue: AtomicRedisQueue) -> list[WorkerRow]:
     info = await queue.info()
     # SAQ scores each worker's entry with the time its info expires: written at + (worker_info timer + 1) s.
-    expiries = dict(await queue.redis.zrangebyscore(queue.namespace("stats"), now(), "inf", withscores=True))
+    expiries = dict(await queue.redis.zrangebyscore(queue.stats_key, now(), "inf", withscores=True))
     ttl_ms = (conf.timers().get("worker_info", 10) + 1) * 1000
     rows = []
     for worker_id, worker in info["workers"].items():
@@ -231,19 +202,19 @@ async def _workers(queue: RedisQueue) -> list[WorkerRow]:
 
 async def queue_stats(name: str, recent_failures: int = 0) -> QueueStats:
     """Counts, workers and (optionally) the most recent failures of one queue; errors become ``error``."""
-    stats = QueueStats(name=name, url=redact(conf.queue_config(name).url))
+    stats = QueueStats(name=name, url=redact_url(conf.queue_config(name).url))
     try:
-        queue = await get_queue(name)
-        stats.queued = await queue.count("queued")
-        stats.active = await queue.count("active")
-        stats.scheduled = max(0, await queue.count("incomplete") - stats.queued - stats.active)
-        counts, stats.recent, stats.truncated = await _scan(
-            queue, lambda job: job.status == Status.FAILED, recent_failures
-        )
-        stats.complete, stats.failed, stats.aborted = counts["complete"], counts["failed"], counts["aborted"]
-        stats.workers = await _workers(queue)
+        queue = dashboard_queue(name)
+        queued, active = await queue.count("queued"), await queue.count("active")
+        incomplete = await queue.count("incomplete")
+        counts, recent, truncated = await _scan(queue, lambda job: job.status == Status.FAILED, recent_failures)
+        workers = await _workers(queue)
     except REDIS_ERRORS as exc:
         stats.error = unreachable(name, exc)
+        return stats  # every count stays None: unknown, not zero
+    stats.queued, stats.active, stats.scheduled = queued, active, max(0, incomplete - queued - active)
+    stats.complete, stats.failed, stats.aborted = counts["complete"], counts["failed"], counts["aborted"]
+    stats.recent, stats.truncated, stats.workers = recent, truncated, workers
     return stats
 
 
@@ -266,7 +237,7 @@ async def list_jobs(names: list[str], status: str = "", task: str = "", limit: i
 
     async def one(name: str) -> tuple[list[Job], str | None, bool]:
         try:
-            _, jobs, truncated = await _scan(await get_queue(name), keep, limit)
+            _, jobs, truncated = await _scan(dashboard_queue(name), keep, limit)
         except REDIS_ERRORS as exc:
             return [], unreachable(name, exc), False
         return jobs, None, truncated
@@ -277,17 +248,20 @@ async def list_jobs(names: list[str], status: str = "", task: str = "", limit: i
 
 
 async def find_job(name: str, key: str) -> Job | None:
-    return await (await get_queue(name)).job(key)
+    return await dashboard_queue(name).job(key)
 
 
 # --- actions --------------------------------------------------------------------------------------
 
 
 def _audit(job: Job, action: str, by: str) -> None:
-    """Who did what, kept with the job (the last 20 actions) and logged."""
+    """Who did what, kept with the job (the last 20 actions)."""
     trail = job.meta.setdefault("dashboard", [])
     trail.append({"action": action, "by": by, "at": now()})
     del trail[:-20]
+
+
+def _log(job: Job, action: str, by: str) -> None:
     logger.info(
         "Dashboard: %s %s job %s on queue %s",
         by,
@@ -298,52 +272,51 @@ def _audit(job: Job, action: str, by: str) -> None:
     )
 
 
-async def _existing(name: str, key: str) -> tuple[RedisQueue, Job]:
-    queue = await get_queue(name)
-    job = await queue.job(key)
+async def retry_job(name: str, key: str, by: str) -> Job:
+    """Put a failed or aborted job back on its queue for one more attempt, keeping its key and history.
+
+    Atomic against everything else that may change the job meanwhile. Raises ``ActionRefused``.
+    """
+
+    def change(job: Job) -> Job | None:
+        if job.status not in (Status.FAILED, Status.ABORTED):
+            return None
+        _audit(job, "retried", by)
+        # One more attempt than it has had; the last error stays until the next attempt ends.
+        job.retries = job.attempts + 1
+        job.status, job.result, job.progress = Status.QUEUED, None, 0.0
+        job.completed = job.started = job.scheduled = 0
+        return job
+
+    job, changed = await dashboard_queue(name).compare_and_set(key, change)
     if job is None:
         raise ActionRefused(f"Job {key!r} is not in queue {name!r}; finished jobs expire after their ttl.")
-    return queue, job
-
-
-async def retry_job(name: str, key: str, by: str) -> Job:
-    """Put a failed or aborted job back on its queue for one more attempt, keeping its key and history."""
-    queue, job = await _existing(name, key)
-    if job.status not in (Status.FAILED, Status.ABORTED):
+    if not changed:
         raise ActionRefused(f"Only failed or aborted jobs can be retried; job {key!r} is {display_status(job)}.")
-    _audit(job, "retried", by)
-    # The last error stays on the job until the next attempt ends, as with SAQ's own retries.
-    job.result = None
-    job.completed = job.started = 0
-    job.progress = 0.0
-    job.scheduled = 0
-    if await queue.enqueue(job) is None:
-        raise ActionRefused(f"Job {key!r} is already pending again (queued, scheduled or being aborted).")
+    _log(job, "retried", by)
     return job
 
 
 async def abort_job(name: str, key: str, by: str) -> Job:
-    """Abort a queued, scheduled or active job. An active one is cancelled by its worker within a second."""
-    queue, job = await _existing(name, key)
-    if job.status not in (Status.NEW, Status.QUEUED, Status.ACTIVE):
+    """Abort a queued, scheduled or active job. An active one is cancelled by its worker within a second.
+
+    A job that already ended, or is being aborted, is left as it is: raises ``ActionRefused`` saying so.
+    """
+    job, changed = await dashboard_queue(name).request_abort(
+        key, f"Aborted from the dashboard by {by}.", annotate=lambda current: _audit(current, "aborted", by)
+    )
+    if job is None:
+        raise ActionRefused(f"Job {key!r} is not in queue {name!r}; finished jobs expire after their ttl.")
+    if not changed and job.status == Status.ABORTING:
+        raise ActionRefused(f"Job {key!r} is being aborted already; its worker cancels it within a second.")
+    if not changed:
         raise ActionRefused(
             f"Only queued, scheduled or active jobs can be aborted; job {key!r} is {display_status(job)}."
         )
-    was_active = job.status == Status.ACTIVE
-    _audit(job, "aborted", by)
-    await queue.abort(job, error=f"Aborted from the dashboard by {by}.")
-    stored = await queue.job(key)
-    if not was_active and stored is not None and stored.status == Status.ABORTING:
-        # A scheduled job is in no list a worker reads, so no worker would ever finish the abort.
-        await queue.finish_abort(stored)
-        stored = await queue.job(key)
-    return stored or job
+    _log(job, "aborted", by)
+    return job
 
 
-async def enqueue(job: Job, name: str) -> tuple[Job, bool]:
-    """Enqueue a built job; ``(pending job, False)`` if its key is already pending."""
-    queue = await get_queue(name)
-    if await queue.enqueue(job) is None:
-        existing = await queue.job(job.key)
-        return (existing or job), False
-    return job, True
+async def enqueue(job: Job, name: str) -> tuple[Job, str]:
+    """Enqueue a built job: ``(job, "queued" or "deferred")``, or ``(pending job, "exists")``."""
+    return await dashboard_queue(name).submit(job)

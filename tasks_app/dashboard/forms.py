@@ -11,12 +11,12 @@ from typing import Any
 
 from django import forms
 from django.core.exceptions import ImproperlyConfigured
-from saq.job import Job
 
 from .. import conf
-from ..django_tasks import is_runner
-from ..enqueue import build_job
-from ..registry import TaskNotFound, registry
+from ..backends.runner import is_runner
+from ..enqueueing.building import BuiltJob, build_job
+from ..exceptions import TaskNotFound
+from ..registry import registry
 from .data import STATUSES
 
 
@@ -60,7 +60,7 @@ class EnqueueForm(forms.Form):
         tasks = [spec.name for spec in registry.all() if not is_runner(spec.name)]
         self.fields["task"].choices = [("", "---------"), *((name, name) for name in tasks)]
         self.fields["queue"].choices = [("", "the task's queue"), *queue_choices()]
-        self.job: Job | None = None
+        self.built: BuiltJob | None = None
 
     def clean_arguments(self) -> dict[str, Any]:
         raw = self.cleaned_data["arguments"].strip()
@@ -82,7 +82,7 @@ class EnqueueForm(forms.Form):
             return data
         options = {name: data[name] for name in ("timeout", "retries") if data[name] is not None}
         try:
-            _, self.job = build_job(
+            self.built = build_job(
                 data["task"],
                 data["arguments"],
                 queue=data["queue"] or None,

@@ -84,7 +84,9 @@ def index(request: HttpRequest, model_admin: ModelAdmin) -> HttpResponse:
         model_admin,
         "Task queues",
         queues=queues,
-        workers=[worker for q in queues for worker in q.workers],
+        workers=[worker for q in queues for worker in q.workers or ()],
+        # With a queue unreachable, "no workers" and "no failures" would be guesses: say "unknown".
+        unknown=bool(page_error) or any(q.error for q in queues),
         failures=[_job_row(job) for job in failures],
         page_error=page_error,
         scan_limit=data.SCAN_LIMIT,
@@ -201,14 +203,18 @@ def enqueue(request: HttpRequest, model_admin: ModelAdmin) -> HttpResponse:
     _require(request, VIEW, MANAGE)
     form = EnqueueForm(request.POST or None, initial={"task": request.GET.get("task", "")})
     if request.method == "POST" and form.is_valid():
-        queue = form.job.meta["queue"]
+        queue = form.built.queue
         try:
-            job, created = data.run(data.enqueue(form.job, queue))
+            job, state = data.run(data.enqueue(form.built.job, queue))
         except data.REDIS_ERRORS as exc:
             form.add_error(None, f"Nothing was enqueued: {data.unreachable(queue, exc)}")
         else:
-            if created:
+            if state == "queued":
                 messages.success(request, f"Enqueued {job.function} as job {job.key} on {queue!r}.")
+            elif state == "deferred":
+                messages.success(
+                    request, f"Job {job.key} is being aborted; {job.function} runs under that key once it has ended."
+                )
             else:
                 messages.warning(request, f"Job {job.key} is already pending; nothing new was enqueued.")
             return HttpResponseRedirect(job_url(queue, job.key))
@@ -254,7 +260,10 @@ def stats(request: HttpRequest, token: str = "") -> JsonResponse:
     body = {
         "generated_at": timezone.now().isoformat(),
         "queues": [q.as_json() for q in queues],
-        "workers": [worker.as_json() for q in queues for worker in q.workers],
+        # null while any queue is unreachable: a partial list would read as the whole truth.
+        "workers": None
+        if any(q.workers is None for q in queues)
+        else [worker.as_json() for q in queues for worker in q.workers],
     }
     # 503 when a queue is unreachable, so a monitor alerts on the status code alone.
     return JsonResponse(body, status=503 if any(q.error for q in queues) else 200)

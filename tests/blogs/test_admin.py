@@ -4,7 +4,7 @@ import pytest
 from django.contrib.messages import get_messages
 from django.urls import reverse
 
-from tasks_app.queues import background, disconnect_all, get_queue
+from tasks_app.enqueueing.connections import background, disconnect_all, get_queue
 
 from .helpers import make_feed
 

@@ -6,7 +6,7 @@ from django.core.management import call_command
 
 from pydotorg.blogs.models import BlogEntry, Feed
 from tasks_app import enqueue_sync
-from tasks_app.queues import background, get_queue
+from tasks_app.enqueueing.connections import background, get_queue
 
 from .helpers import make_feed, refresh_all
 from .server import item, respond, rss

@@ -36,7 +36,7 @@ def test_enqueue_accepts_the_function_itself(redis_db):
 
 
 def test_async_enqueue(redis_db):
-    from tasks_app.queues import disconnect_all
+    from tasks_app.enqueueing.connections import disconnect_all
 
     async def go():
         try:

@@ -74,7 +74,8 @@ def test_job_still_running_after_the_grace_period_is_requeued(start_worker, subp
     worker.signal(signal.SIGTERM)
     assert worker.wait(10) == 0
     job = json.loads(redis_db.get(f"saq:job:default:{key}"))
-    assert job["status"] == "queued" and job["error"] == "cancelled"
+    assert job["status"] == "queued" and job["error"].startswith("re-queued: its worker stopped")
+    assert job["attempts"] == 0  # a clean stop does not use up an attempt
     # Back in the queue, due within the first retry delay, for the next live worker.
     due = redis_db.zscore("saq:default:incomplete", f"saq:job:default:{key}")
     assert due is not None and due <= time.time() + 2

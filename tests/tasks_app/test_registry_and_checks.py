@@ -6,8 +6,7 @@ from django.test import override_settings
 
 from tasks_app import checks as tasks_checks
 from tasks_app import task
-from tasks_app.discovery import register_task_functions
-from tasks_app.registry import TaskNotFound, registry
+from tasks_app.registry import TaskNotFound, register_task_functions, registry
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import pytest
 from saq.job import Status
 
 from tasks_app import conf, enqueue_sync
-from tasks_app.queues import make_queue
+from tasks_app.enqueueing.connections import make_queue
 from tests.sampleapp.models import Note
 
 from .helpers import run_burst
@@ -87,9 +87,9 @@ def test_default_job_options_are_safe(redis_db):
 def test_each_finished_job_logs_one_structured_line(redis_db, caplog):
     ok = enqueue_sync("noop")
     bad = enqueue_sync("boom")
-    with caplog.at_level(logging.INFO, logger="tasks_app.jobs"):
+    with caplog.at_level(logging.INFO, logger="tasks_app.worker"):
         run_burst()
-    records = {r.job_key: r for r in caplog.records if r.name == "tasks_app.jobs"}
+    records = {r.job_key: r for r in caplog.records if r.name == "tasks_app.worker" and hasattr(r, "job_key")}
     assert set(records) == {ok.key, bad.key}
     assert records[ok.key].outcome == "complete" and records[ok.key].task == "noop"
     assert records[ok.key].attempt == 1 and records[ok.key].duration_ms >= 0
@@ -122,15 +122,14 @@ def test_cron_jobs_are_scheduled_in_time_zone_with_a_fixed_key(redis_db, setting
     from datetime import datetime
     from zoneinfo import ZoneInfo
 
-    from croniter import croniter
-
-    from tasks_app.worker import DjangoWorker, WorkerOptions
+    from tasks_app.engine.cron import next_run
+    from tasks_app.process.runner import WorkerOptions, build_worker
 
     settings.TIME_ZONE = "America/New_York"
     settings.SAQ = {**settings.SAQ, "CRON_JOBS": [{"task": "count_notes", "cron": "0 2 * * *", "timeout": 42}]}
 
     async def schedule_twice():
-        worker = DjangoWorker(WorkerOptions(queue="default", concurrency=1))
+        worker = build_worker(WorkerOptions(queue="default", concurrency=1), drain_outbox=False)
         try:
             await worker.schedule()
             await worker.schedule()  # a second pass must not add a second job
@@ -139,7 +138,7 @@ def test_cron_jobs_are_scheduled_in_time_zone_with_a_fixed_key(redis_db, setting
             await worker.queue.disconnect()
 
     job, incomplete = asyncio.run(schedule_twice())
-    expected = croniter("0 2 * * *", datetime.now(ZoneInfo("America/New_York"))).get_next(datetime)
+    expected = next_run("0 2 * * *", ZoneInfo("America/New_York"), datetime.now(ZoneInfo("UTC")))
     assert job.function == "count_notes"
     assert job.scheduled == int(expected.timestamp())
     assert job.timeout == 42

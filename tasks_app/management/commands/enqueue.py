@@ -13,9 +13,10 @@ from redis.exceptions import RedisError
 from saq.job import Status
 
 from tasks_app import conf
-from tasks_app.enqueue import build_job, enqueue_job
-from tasks_app.queues import disconnect_all
-from tasks_app.registry import TaskArgumentError, TaskNotFound
+from tasks_app.enqueueing.building import build_job
+from tasks_app.enqueueing.connections import disconnect_all, get_queue
+from tasks_app.exceptions import TaskArgumentError, TaskNotFound
+from tasks_app.redaction import redact_url
 
 EXIT_FAILED, EXIT_WAIT_TIMEOUT = 1, 3
 
@@ -86,28 +87,30 @@ class Command(BaseCommand):
         at = parse_at(options["at"]) if options["at"] else None
         job_options = {k: options[k] for k in ("timeout", "retries") if options[k] is not None}
         try:
-            _, job = build_job(
+            built = build_job(
                 options["task"], kwargs, queue=options["queue"], key=options["key"], delay=options["delay"], at=at,
                 **job_options,
             )  # fmt: skip
-        except (TaskNotFound, TaskArgumentError, ImproperlyConfigured, TypeError) as exc:
+        except (TaskNotFound, TaskArgumentError, ImproperlyConfigured) as exc:
             raise CommandError(str(exc)) from None
-        queue_name = job.meta["queue"]
         try:
-            job = asyncio.run(self._enqueue(job, queue_name, options))
+            job = asyncio.run(self._enqueue(built.job, built.queue, options))
         except (RedisError, OSError) as exc:
-            url = conf.queue_config(queue_name).url
+            url = redact_url(conf.queue_config(built.queue).url)
             raise CommandError(
-                f"Cannot reach Redis for queue {queue_name!r} at {url}: {exc}. Start Redis or fix REDIS_URL."
+                f"Cannot reach Redis for queue {built.queue!r} at {url}: {exc}. Start Redis or fix REDIS_URL.",
+                returncode=2,
             ) from None
         if options["wait"]:
             self._report(job, options["wait_timeout"])
 
     async def _enqueue(self, job, queue_name: str, options: dict):
         try:
-            pending = await enqueue_job(job, queue_name)
-            if pending is not job:
+            pending, state = await get_queue(queue_name).submit(job)
+            if state == "exists":
                 self.stdout.write(f"{pending.key} {pending.status.value} (already pending; not enqueued again)")
+            elif state == "deferred":
+                self.stdout.write(f"{job.key} queued once the job it replaces has finished aborting")
             else:
                 when = (
                     f" at {datetime.fromtimestamp(job.scheduled, timezone.get_current_timezone())}"

@@ -7,29 +7,23 @@ import asyncio
 import logging
 import os
 import sys
-from datetime import datetime
+from datetime import UTC, datetime
 
-from croniter import croniter
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
-from django.utils import autoreload
 
-from tasks_app import conf, health
+from tasks_app import conf
+from tasks_app.engine.cron import next_run
+from tasks_app.exceptions import ServiceUnavailable, UnsafeBind
+from tasks_app.process import health
+from tasks_app.process.monitor import check_bind
+from tasks_app.process.runner import WorkerOptions, check_database, ping_redis, run
+from tasks_app.process.supervisor import GiveUp, Supervisor, child_command
+from tasks_app.redaction import redact_url
 from tasks_app.registry import registry
-from tasks_app.runner import RedisUnavailable, run
-from tasks_app.supervisor import Supervisor, child_command
-from tasks_app.web import UnsafeBind, check_bind
-from tasks_app.worker import WorkerOptions
 
 LOG_LEVELS = {0: logging.WARNING, 1: logging.INFO, 2: logging.DEBUG, 3: logging.DEBUG}
-
-
-class _DropSaqJobTracebacks(logging.Filter):
-    """tasks_app.jobs logs each failure once, with its traceback; SAQ would log it again."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith("Error processing job")
 
 
 class Command(BaseCommand):
@@ -55,7 +49,7 @@ class Command(BaseCommand):
             "--reload",
             action=argparse.BooleanOptionalAction,
             default=None,
-            help="Restart on code changes (default: on when DEBUG).",
+            help="Restart the worker cleanly on code changes (default: on when DEBUG).",
         )
 
     def handle(self, *args, **options) -> None:
@@ -67,14 +61,11 @@ class Command(BaseCommand):
         if not options["skip_checks"]:
             self.check(display_num_errors=False)
         self._validate(options)
-        if options["workers"] > 1:
-            return self._supervise(queues, options)
-        use_reloader = options["reload"] if options["reload"] is not None else settings.DEBUG
-        use_reloader = use_reloader and not options["burst"]
-        if use_reloader:
-            autoreload.run_with_reloader(self._run, queues, options)
-        else:
-            self._run(queues, options)
+        reload = options["reload"] if options["reload"] is not None else settings.DEBUG
+        reload = reload and not options["burst"]
+        if options["workers"] > 1 or reload:
+            return self._supervise(queues, options, reload)
+        self._run(queues, options)
 
     # --- running -------------------------------------------------------------
 
@@ -88,18 +79,24 @@ class Command(BaseCommand):
             )
             for name in queues
         ]
-        monitor = (options["host"], options["port"]) if options["web"] else None
+        web = (options["host"], options["port"]) if options["web"] else None
         try:
-            run(worker_options, on_ready=self._banner, monitor=monitor)
-        except RedisUnavailable as exc:
+            run(worker_options, on_ready=self._banner, web=web)
+        except ServiceUnavailable as exc:
             raise CommandError(str(exc), returncode=2) from None
         except UnsafeBind as exc:
             raise CommandError(str(exc)) from None
         except OSError as exc:
             raise CommandError(f"Cannot start the worker: {exc}") from None
 
-    def _supervise(self, queues: list[str], options: dict) -> None:
-        argv = [*child_command(), "runworker", "--no-reload", "-v", str(options["verbosity"])]
+    def _supervise(self, queues: list[str], options: dict, reload: bool) -> None:
+        # Fail fast, once, with the single-process message, rather than restarting children that cannot run.
+        try:
+            asyncio.run(_preflight(queues))
+            check_database()
+        except ServiceUnavailable as exc:
+            raise CommandError(str(exc), returncode=2) from None
+        argv = [*child_command(), "runworker", "--no-reload", "--skip-checks", "-v", str(options["verbosity"])]
         for name in queues:
             argv += ["--queue", name]
         if options["concurrency"]:
@@ -108,19 +105,27 @@ class Command(BaseCommand):
             argv.append("--burst")
         if options["settings"]:
             argv += ["--settings", options["settings"]]
-        monitor = ["--web", "--host", options["host"], "--port", str(options["port"])] if options["web"] else []
+        web = ["--web", "--host", options["host"], "--port", str(options["port"])] if options["web"] else []
         # Only the first child serves the monitor: one port, one server.
-        argvs = [argv + (monitor if index == 0 else []) for index in range(options["workers"])]
-        self.stdout.write(f"Supervising {options['workers']} worker processes (SIGTERM stops them all)")
-        code = Supervisor(argvs, conf.shutdown_grace_period()).run(burst=options["burst"])
+        argvs = [argv + (web if index == 0 else []) for index in range(options["workers"])]
+        if reload:
+            self.stdout.write("Watching for code changes: a change restarts the worker(s) cleanly.")
+        if options["workers"] > 1:
+            self.stdout.write(f"Supervising {options['workers']} worker processes (SIGTERM stops them all)")
+        try:
+            code = Supervisor(argvs, conf.shutdown_grace_period(), reload=reload).run(burst=options["burst"])
+        except GiveUp as exc:
+            raise CommandError(str(exc), returncode=exc.code) from None
         if code:
             raise CommandError("A worker process did not exit cleanly.", returncode=code)
 
     def _health_check(self, queues: list[str]) -> None:
         results = asyncio.run(health.probe(queues))
+        database = health.database_error()
         for result in results:
             (self.stderr if result.error or not result.workers else self.stdout).write(health.describe(result))
-        code = health.exit_code(results)
+        (self.stderr if database else self.stdout).write(health.describe_db(database))
+        code = health.exit_code(results, database)
         if code:
             sys.exit(code)
 
@@ -162,11 +167,8 @@ class Command(BaseCommand):
             handler = logging.StreamHandler()
             handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
             ours.addHandler(handler)
-        saq_logger = logging.getLogger("saq")
-        # SAQ logs every job at INFO; our one line per job replaces that below -v 3.
-        saq_logger.setLevel(logging.DEBUG if verbosity >= 3 else logging.WARNING)
-        if not any(isinstance(f, _DropSaqJobTracebacks) for f in saq_logger.filters):
-            saq_logger.addFilter(_DropSaqJobTracebacks())
+        # tasks_app logs one line per job; SAQ's own per-job lines only at -v 3.
+        logging.getLogger("saq").setLevel(logging.DEBUG if verbosity >= 3 else logging.WARNING)
 
     def _banner(self, workers) -> None:
         if self.verbosity < 1:
@@ -174,8 +176,8 @@ class Command(BaseCommand):
         write = self.stdout.write
         write(self.style.SUCCESS(f"SAQ worker, pid {os.getpid()}"))
         for worker in workers:
-            url = conf.queue_config(worker.queue.name).url
-            write(f"  queue {worker.queue.name!r} at {_redact(url)}, concurrency {worker.concurrency}")
+            url = redact_url(conf.queue_config(worker.queue.name).url)
+            write(f"  queue {worker.queue.name!r} at {url}, concurrency {worker.concurrency}")
         write("  tasks:")
         for spec in registry.all():
             options = spec.job_options()
@@ -183,21 +185,23 @@ class Command(BaseCommand):
                 f"    {spec.name}  [{spec.queue}] timeout={options['timeout']}s retries={options['retries']}"
                 f"  ({spec.path})"
             )
-        crons = [entry for worker in workers for entry in worker.cron_entries]
+        crons = [entry for worker in workers for entry in worker.cron_schedules]
         if crons and not workers[0].burst:
             write(f"  cron ({settings.TIME_ZONE}):")
-            now = datetime.now(workers[0].cron_tz)
+            moment = datetime.now(UTC)
             for entry in crons:
-                upcoming = croniter(entry.cron, now).get_next(datetime)
-                write(f"    {entry.cron:<15} {entry.task}  next {upcoming:%Y-%m-%d %H:%M %Z}")
+                upcoming = next_run(entry.expression, workers[0].cron_tz, moment).astimezone(workers[0].cron_tz)
+                write(f"    {entry.expression:<15} {entry.name}  next {upcoming:%Y-%m-%d %H:%M %Z}")
         mode = "burst: exits when the queue is empty" if workers[0].burst else "SIGTERM/SIGINT for a clean stop"
         write(f"  {mode}; grace period {conf.shutdown_grace_period():.0f}s")
 
 
-def _redact(url: str) -> str:
-    from urllib.parse import urlsplit
+async def _preflight(queues: list[str]) -> None:
+    from tasks_app.enqueueing.connections import make_queue
 
-    parts = urlsplit(url)
-    if parts.password:
-        return url.replace(f":{parts.password}@", ":***@")
-    return url
+    for name in queues:
+        queue = make_queue(name)
+        try:
+            await ping_redis(name, queue.redis)
+        finally:
+            await queue.redis.aclose()

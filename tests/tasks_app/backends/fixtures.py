@@ -29,8 +29,7 @@ def work():
 @pytest.fixture
 def worker_in_thread():
     """A real, long-running worker (not burst) on the default queue, in a thread; stopped after the test."""
-    from tasks_app.runner import run
-    from tasks_app.worker import WorkerOptions
+    from tasks_app.process.runner import WorkerOptions, run
 
     started = threading.Event()
     state = {}

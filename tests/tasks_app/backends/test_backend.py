@@ -16,7 +16,7 @@ from django.tasks.exceptions import InvalidTask, TaskResultDoesNotExist, TaskRes
 from django.test import override_settings
 
 from tasks_app.backends import SAQBackend
-from tasks_app.django_tasks import RUNNER
+from tasks_app.backends.runner import RUNNER
 
 from . import tasks as test_tasks
 

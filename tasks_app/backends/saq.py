@@ -22,7 +22,6 @@ from typing import Any
 
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
-from django.db import transaction
 from django.tasks import DEFAULT_TASK_QUEUE_NAME, Task, TaskResult, TaskResultStatus
 from django.tasks.backends.base import BaseTaskBackend
 from django.tasks.exceptions import InvalidTask, TaskResultDoesNotExist
@@ -30,9 +29,12 @@ from django.tasks.signals import task_enqueued
 from django.utils.json import normalize_json
 from saq.job import Job
 
-from . import conf, django_tasks, outbox
-from .enqueue import build_job, enqueue_job
-from .queues import background, get_queue
+from .. import conf
+from ..enqueueing import outbox
+from ..enqueueing.api import submit
+from ..enqueueing.building import BuiltJob, build_job
+from ..enqueueing.connections import background, get_queue
+from . import runner
 
 # OPTIONS keys: SAQ job options (as in @task and SAQ["DEFAULT_JOB_OPTIONS"]), plus this backend's own.
 BACKEND_OPTIONS = ("enqueue_on_commit",)
@@ -88,7 +90,7 @@ class SAQBackend(BaseTaskBackend):
 
     # --- enqueueing ---------------------------------------------------------------------------------
 
-    def _build(self, task: Task, args: Any, kwargs: Any) -> tuple[Job, TaskResult]:
+    def _build(self, task: Task, args: Any, kwargs: Any) -> tuple[BuiltJob, TaskResult]:
         self.validate_task(task)
         # Stored as JSON, so normalise now: the returned result then equals what get_result reads back.
         args = json.loads(json.dumps(normalize_json(args)))
@@ -98,8 +100,8 @@ class SAQBackend(BaseTaskBackend):
         except TypeError as exc:
             raise TypeError(f"{task.module_path}(): {exc}.") from None
         queue = task.queue_name or DEFAULT_TASK_QUEUE_NAME
-        _, job = build_job(
-            django_tasks.RUNNER,
+        built = build_job(
+            runner.RUNNER,
             {"task_path": task.module_path, "task_args": args, "task_kwargs": kwargs, "backend_alias": self.alias},
             queue=queue,
             # SAQ schedules in whole seconds: round up, so the task never runs before run_after.
@@ -107,10 +109,10 @@ class SAQBackend(BaseTaskBackend):
             **self.job_options,
         )
         if task.run_after is not None:
-            django_tasks.bookkeeping(job)["run_after"] = task.run_after.isoformat()
+            runner.bookkeeping(built.job)["run_after"] = task.run_after.isoformat()
         result = TaskResult(
             task=task,
-            id=job.key,
+            id=built.job.key,
             status=TaskResultStatus.READY,
             enqueued_at=None,
             started_at=None,
@@ -122,38 +124,36 @@ class SAQBackend(BaseTaskBackend):
             errors=[],
             worker_ids=[],
         )
-        return job, result
+        return built, result
 
     def _enqueued(self, result: TaskResult, job: Job) -> TaskResult:
         object.__setattr__(result, "enqueued_at", datetime.fromtimestamp(job.queued / 1000, tz=UTC))
         return result
 
     def enqueue(self, task: Task, args: Any, kwargs: Any) -> TaskResult:
-        job, result = self._build(task, args, kwargs)
+        built, result = self._build(task, args, kwargs)
         if self.enqueue_on_commit:
-            return self._enqueue_on_commit(job, result)
+            return self._enqueue_on_commit(built, result)
         _refuse_in_event_loop("task.enqueue()", "await task.aenqueue()")
-        self._enqueued(result, background.run(enqueue_job(job, task.queue_name)))
+        self._enqueued(result, background.run(submit(built)))
         task_enqueued.send(type(self), task_result=result)
         return result
 
     async def aenqueue(self, task: Task, args: Any, kwargs: Any) -> TaskResult:
-        job, result = self._build(task, args, kwargs)
+        built, result = self._build(task, args, kwargs)
         if self.enqueue_on_commit:
             # The outbox row is written with the sync ORM, in the caller's transaction.
             from asgiref.sync import sync_to_async
 
-            return await sync_to_async(self._enqueue_on_commit)(job, result)
-        self._enqueued(result, await enqueue_job(job, task.queue_name))
+            return await sync_to_async(self._enqueue_on_commit)(built, result)
+        self._enqueued(result, await submit(built))
         await task_enqueued.asend(type(self), task_result=result)
         return result
 
-    def _enqueue_on_commit(self, job: Job, result: TaskResult) -> TaskResult:
-        """Durable: an outbox row in this transaction; Redis gets the job on commit (or the worker's drain
+    def _enqueue_on_commit(self, built: BuiltJob, result: TaskResult) -> TaskResult:
+        """Durable: an outbox row in this transaction; Redis gets the job on commit (or a worker's drain
         delivers it later). The result id is known now; ``enqueued_at`` is set once Redis has it."""
-        entry = outbox.record(job)
-        transaction.on_commit(lambda: outbox.deliver(entry), robust=True)
-        transaction.on_commit(lambda: task_enqueued.send(type(self), task_result=result), robust=True)
+        outbox.on_commit(built, then=lambda: task_enqueued.send(type(self), task_result=result))
         return result
 
     # --- results ------------------------------------------------------------------------------------
@@ -165,8 +165,8 @@ class SAQBackend(BaseTaskBackend):
     async def aget_result(self, result_id: str) -> TaskResult:
         for name in self._queue_names():
             job = await get_queue(name).job(str(result_id))
-            if job is not None and django_tasks.is_runner(job.function):
-                return django_tasks.result_from_job(job)
+            if job is not None and runner.is_runner(job.function):
+                return runner.result_from_job(job)
         raise TaskResultDoesNotExist(result_id)
 
     def get_result(self, result_id: str) -> TaskResult:

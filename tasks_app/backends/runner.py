@@ -1,4 +1,4 @@
-"""Django's Tasks framework on SAQ: the job that runs a ``django.tasks`` Task, and how it reads back.
+"""Django's Tasks framework on SAQ: the task that runs a ``django.tasks`` Task, and how it reads back.
 
 A call like ``send_digest.enqueue(7)`` becomes one SAQ job of the internal task
 ``tasks_app.run_django_task``; its arguments name the Task by module path. The
@@ -10,9 +10,7 @@ in ``job.meta["django_task"]``, which SAQ stores with the job.
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import copy
-import functools
 import re
 import traceback
 from collections.abc import Callable
@@ -21,13 +19,15 @@ from inspect import iscoroutinefunction
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
-from django.db import close_old_connections
 from django.tasks import Task, TaskContext, TaskResult, TaskResultStatus, task_backends
 from django.tasks.base import TaskError
 from django.tasks.signals import task_finished, task_started
 from django.utils.json import normalize_json
 from django.utils.module_loading import import_string
 from saq.job import Job, Status
+
+from ..process.task_wrapper import call_in_thread
+from ..registry import task
 
 RUNNER = "tasks_app.run_django_task"
 META = "django_task"
@@ -127,7 +127,7 @@ def _task_as_enqueued(job: Job) -> Task:
     task = copy.copy(load_task(kwargs["task_path"]))
     run_after = bookkeeping(job).get("run_after")
     object.__setattr__(task, "backend", kwargs["backend_alias"])
-    object.__setattr__(task, "queue_name", job.queue.name if job.queue else job.meta.get("queue", task.queue_name))
+    object.__setattr__(task, "queue_name", job.queue.name if job.queue else task.queue_name)
     object.__setattr__(task, "run_after", datetime.fromisoformat(run_after) if run_after else None)
     return task
 
@@ -168,27 +168,18 @@ def result_from_job(job: Job, status: TaskResultStatus | None = None, return_val
 # --- running one attempt in the worker --------------------------------------------------------------
 
 
-def _call_sync(func: Callable[..., Any], args: list[Any], kwargs: dict[str, Any]) -> Any:
-    # The pool thread opens its own database connection; clean it on both sides of the call.
-    close_old_connections()
-    try:
-        return func(*args, **kwargs)
-    finally:
-        close_old_connections()
-
-
 async def _call(ctx: dict[str, Any], func: Callable[..., Any], args: list[Any], kwargs: dict[str, Any]) -> Any:
     if iscoroutinefunction(func):
         return await func(*args, **kwargs)
-    pool = getattr(ctx.get("worker"), "pool", None)  # the worker's one-thread-per-slot pool
-    call = functools.partial(contextvars.copy_context().run, _call_sync, func, args, kwargs)
-    return await asyncio.get_running_loop().run_in_executor(pool, call)
+    # On the worker's one-thread-per-slot executor, with the same connection hygiene as @task functions.
+    return await call_in_thread(getattr(ctx.get("worker"), "pool", None), func, *args, **kwargs)
 
 
-async def run(
+@task(name=RUNNER)
+async def run_django_task(
     ctx: dict[str, Any], task_path: str, task_args: list[Any], task_kwargs: dict[str, Any], backend_alias: str
 ) -> Any:
-    """Run one attempt of a django.tasks Task inside the SAQ worker, sending Django's signals."""
+    """Run one attempt of the django.tasks Task at ``task_path`` inside the worker, sending Django's signals."""
     job: Job = ctx["job"]
     task = load_task(task_path)
     sender = type(task_backends[backend_alias])

@@ -1,0 +1,379 @@
+"""The Lua scripts behind every job state change: each is one atomic compare-and-set in Redis.
+
+A job is stored as JSON whose first six fields are always, in this order, ``status``,
+``attempts``, ``started``, ``touched``, ``completed`` and ``worker_id`` (see
+``AtomicRedisQueue.serialize``). That fixed header lets a script read and rewrite a
+job's state without decoding, and so without re-encoding, the caller's data after it
+(Lua numbers are doubles and Lua tables cannot tell ``[]`` from ``{}``: a decode and
+re-encode would corrupt big integers and empty lists in kwargs and results).
+
+Three kinds of compare-and-set are used:
+
+- **owner**: the worker that runs an attempt writes its outcome only while the stored
+  job is still that attempt (same ``worker_id`` and ``attempts``) in an expected status;
+- **record**: a reader that decided from a job it read (sweep, abort, dashboard) writes
+  only if the stored record is still byte-for-byte what it read;
+- **header**: take, touch and finishing an abort rewrite the header in Lua.
+
+A job that has reached a terminal status (complete, failed, aborted) is never written
+again except by a new enqueue of its key.
+"""
+
+PRELUDE = r"""
+local TERMINAL = {complete = true, failed = true, aborted = true}
+local HEADER = '^{"status": "(%l+)", "attempts": (%d+), "started": (%d+), "touched": (%d+), "completed": (%d+), '
+local WORKER_NULL = '^"worker_id": null, ()'
+local WORKER_STR = '^"worker_id": "([%w%._:%-]*)", ()'
+
+-- The job's state: status, attempts, started, touched, completed, worker ('' for none) and
+-- pos, where the caller's data starts (nil for a job written without the header).
+local function read(payload)
+    local s, e, status, attempts, started, touched, completed = string.find(payload, HEADER)
+    if s then
+        local rest = string.sub(payload, e + 1, e + 200)
+        local pos = string.match(rest, WORKER_NULL)
+        local worker = ''
+        if not pos then
+            worker, pos = string.match(rest, WORKER_STR)
+        end
+        if pos then
+            return {status = status, attempts = tonumber(attempts), started = started, touched = touched,
+                    completed = completed, worker = worker, pos = e + pos}
+        end
+    end
+    local ok, job = pcall(cjson.decode, payload)
+    if not ok or type(job) ~= 'table' then
+        return {status = 'unknown', attempts = 0, started = '0', touched = '0', completed = '0', worker = ''}
+    end
+    return {status = job.status or 'new', attempts = tonumber(job.attempts) or 0,
+            started = tostring(job.started or 0), touched = tostring(job.touched or 0),
+            completed = tostring(job.completed or 0),
+            worker = type(job.worker_id) == 'string' and job.worker_id or ''}
+end
+
+local function rewrite(payload, st)
+    local worker = 'null'
+    if st.worker ~= '' then worker = '"' .. st.worker .. '"' end
+    return '{"status": "' .. st.status .. '", "attempts": ' .. string.format('%d', st.attempts)
+        .. ', "started": ' .. st.started .. ', "touched": ' .. st.touched .. ', "completed": ' .. st.completed
+        .. ', "worker_id": ' .. worker .. ', ' .. string.sub(payload, st.pos)
+end
+
+local function owned(st, worker, attempts)
+    return st.worker == worker and st.attempts == attempts
+end
+
+local function allowed(status, list)
+    return string.find(',' .. list .. ',', ',' .. status .. ',', 1, true) ~= nil
+end
+
+local function store(id, payload, ttl)
+    if ttl > 0 then
+        redis.call('SET', id, payload, 'EX', ttl)
+    elseif ttl == 0 then
+        redis.call('SET', id, payload)
+    else
+        redis.call('DEL', id)
+    end
+end
+
+-- Queue a job: "tail"/"head" puts it on the queued list now (score 0); "none" leaves it to the
+-- scheduler, due at ``score`` (epoch seconds). A job id is never in the queued list twice.
+local function enqueue_payload(id, payload, score, incomplete, queued, push)
+    redis.call('SET', id, payload)
+    if push == 'none' then
+        redis.call('ZADD', incomplete, score, id)
+    else
+        redis.call('ZADD', incomplete, 0, id)
+        if push == 'head' then redis.call('LPUSH', queued, id) else redis.call('RPUSH', queued, id) end
+    end
+end
+
+local function push_for(scheduled)
+    if tonumber(scheduled) == 0 then return 'tail' end
+    return 'none'
+end
+
+-- Work enqueued with this key while the job was being aborted runs now that it has ended.
+local function run_successor(id, successor, incomplete, queued)
+    local waiting = redis.call('HMGET', successor, 'payload', 'scheduled')
+    if waiting[1] then
+        redis.call('DEL', successor)
+        enqueue_payload(id, waiting[1], waiting[2], incomplete, queued, push_for(waiting[2]))
+        redis.call('PUBLISH', id, 'queued')
+    end
+end
+
+-- Make an ABORTING or ACTIVE job terminal from its stored record (its abort reason is kept).
+local function end_stored(id, cur, st, status, now, ttl, active, incomplete, successor, queued)
+    st.status = status
+    st.completed = now
+    local new = rewrite(cur, st)
+    redis.call('LREM', active, 0, id)
+    redis.call('ZREM', incomplete, id)
+    store(id, new, ttl)
+    redis.call('PUBLISH', id, status)
+    run_successor(id, successor, incomplete, queued)
+    return new
+end
+
+-- QUEUED -> ACTIVE for the attempt this worker just moved to the active list.
+local function activate(id, active, worker, now)
+    local cur = redis.call('GET', id)
+    if not cur then
+        redis.call('LREM', active, 1, id)
+        return false
+    end
+    local st = read(cur)
+    if st.status ~= 'queued' then
+        -- Not runnable (aborted or finished while listed): drop the stale entry.
+        redis.call('LREM', active, 1, id)
+        return false
+    end
+    if not st.pos then
+        return {id, cur, 0}
+    end
+    st.status = 'active'
+    st.attempts = st.attempts + 1
+    st.started = now
+    st.touched = now
+    st.completed = '0'
+    st.worker = worker
+    local new = rewrite(cur, st)
+    redis.call('SET', id, new)
+    redis.call('PUBLISH', id, 'active')
+    return {id, new, 1}
+end
+"""
+
+# KEYS: job id, incomplete, queued, successor. ARGV: payload, scheduled (epoch s, "0" = now).
+# Returns {"queued"}, {"deferred", payload} (waits for an aborting job of the same key)
+# or {"exists", payload of the pending job}.
+ENQUEUE = (
+    PRELUDE
+    + r"""
+local cur = redis.call('GET', KEYS[1])
+if cur then
+    local st = read(cur)
+    if not TERMINAL[st.status] then
+        if st.status == 'aborting' then
+            local waiting = redis.call('HGET', KEYS[4], 'payload')
+            if waiting then return {'exists', waiting} end
+            redis.call('HSET', KEYS[4], 'payload', ARGV[1], 'scheduled', ARGV[2])
+            return {'deferred', ARGV[1]}
+        end
+        return {'exists', cur}
+    end
+end
+enqueue_payload(KEYS[1], ARGV[1], ARGV[2], KEYS[2], KEYS[3], push_for(ARGV[2]))
+return {'queued'}
+"""
+)
+
+# KEYS: queued, active. ARGV: worker id, now (ms). Takes the next runnable job and marks it
+# ACTIVE for this worker, in one step. Returns {id, payload, activated (1/0)} or false.
+TAKE = (
+    PRELUDE
+    + r"""
+for _ = 1, 20 do
+    local id = redis.call('LMOVE', KEYS[1], KEYS[2], 'LEFT', 'RIGHT')
+    if not id then return false end
+    local taken = activate(id, KEYS[2], ARGV[1], ARGV[2])
+    if taken then return taken end
+end
+return false
+"""
+)
+
+# KEYS: active, job id (just moved there by BLMOVE). ARGV: worker id, now (ms).
+ACTIVATE = (
+    PRELUDE
+    + r"""
+if not redis.call('LPOS', KEYS[1], KEYS[2]) then return false end
+return activate(KEYS[2], KEYS[1], ARGV[1], ARGV[2])
+"""
+)
+
+# Owner CAS: the attempt's outcome, written by whoever holds it.
+# KEYS: job id, active, incomplete, queued, successor.
+# ARGV: payload, status, ttl, allowed statuses (comma list), worker, attempts, now (ms).
+# An ABORTING job that fails or completes is recorded as it ended (the abort came too late).
+# Returns {"ok"} or {"refused", stored payload} / {"missing"}.
+FINISH = (
+    PRELUDE
+    + r"""
+local cur = redis.call('GET', KEYS[1])
+if not cur then return {'missing'} end
+local st = read(cur)
+if not allowed(st.status, ARGV[4]) or not owned(st, ARGV[5], tonumber(ARGV[6])) then
+    return {'refused', cur}
+end
+redis.call('LREM', KEYS[2], 0, KEYS[1])
+redis.call('ZREM', KEYS[3], KEYS[1])
+if st.status == 'queued' then redis.call('LREM', KEYS[4], 0, KEYS[1]) end
+store(KEYS[1], ARGV[1], tonumber(ARGV[3]))
+redis.call('PUBLISH', KEYS[1], ARGV[2])
+run_successor(KEYS[1], KEYS[5], KEYS[3], KEYS[4])
+return {'ok'}
+"""
+)
+
+# Owner CAS: put the attempt back on the queue (a retry, or a clean stop's re-queue).
+# KEYS: job id, active, incomplete, queued, successor.
+# ARGV: payload, score (epoch s, for push "none"), push ("tail", "head", "none"), allowed statuses,
+# worker, attempts, ttl, now (ms).
+# If the job is being aborted, the abort wins: it ends ABORTED instead.
+# Returns {"queued"}, {"aborted", payload}, {"refused", payload} or {"missing"}.
+REQUEUE = (
+    PRELUDE
+    + r"""
+local cur = redis.call('GET', KEYS[1])
+if not cur then return {'missing'} end
+local st = read(cur)
+if not owned(st, ARGV[5], tonumber(ARGV[6])) then return {'refused', cur} end
+if st.status == 'aborting' and st.pos then
+    return {'aborted', end_stored(KEYS[1], cur, st, 'aborted', ARGV[8], tonumber(ARGV[7]),
+                                  KEYS[2], KEYS[3], KEYS[5], KEYS[4])}
+end
+if not allowed(st.status, ARGV[4]) then return {'refused', cur} end
+redis.call('LREM', KEYS[2], 0, KEYS[1])
+redis.call('LREM', KEYS[4], 0, KEYS[1])
+enqueue_payload(KEYS[1], ARGV[1], ARGV[2], KEYS[3], KEYS[4], ARGV[3])
+redis.call('PUBLISH', KEYS[1], 'queued')
+return {'queued'}
+"""
+)
+
+# Owner CAS for SAQ's ``Queue.update``: write the caller's data, keeping the stored status unless
+# a new non-terminal one is given. Never writes a terminal job, never moves a job out of ABORTING.
+# A QUEUED job may be marked ACTIVE by the next attempt (SAQ's own Worker does that after dequeue).
+# KEYS: job id. ARGV: payload, new status ("" to keep), worker, attempts.
+# Returns {"ok", status} or {"refused", payload} / {"missing"}.
+UPDATE = (
+    PRELUDE
+    + r"""
+local cur = redis.call('GET', KEYS[1])
+if not cur then return {'missing'} end
+local st = read(cur)
+if TERMINAL[st.status] then return {'refused', cur} end
+local attempts = tonumber(ARGV[4])
+local ok = owned(st, ARGV[3], attempts)
+if not ok and ARGV[2] == 'active' and st.status == 'queued' and st.attempts + 1 == attempts then ok = true end
+if not ok then return {'refused', cur} end
+local status = st.status
+if ARGV[2] ~= '' and status ~= 'aborting' then status = ARGV[2] end
+local new = read(ARGV[1])
+new.status = status
+redis.call('SET', KEYS[1], rewrite(ARGV[1], new))
+redis.call('PUBLISH', KEYS[1], status)
+return {'ok', status}
+"""
+)
+
+# Heartbeat and abort check for all of one worker's running jobs, in one round trip.
+# KEYS: job ids. ARGV: worker id, now (ms), then per job: attempts, touch (1/0).
+# Returns per job its status if this worker still holds it (active, aborting), else "lost".
+TOUCH = (
+    PRELUDE
+    + r"""
+local out = {}
+for i, id in ipairs(KEYS) do
+    local state = 'lost'
+    local cur = redis.call('GET', id)
+    if cur then
+        local st = read(cur)
+        if (st.status == 'active' or st.status == 'aborting') and owned(st, ARGV[1], tonumber(ARGV[1 + 2 * i])) then
+            state = st.status
+            if ARGV[2 + 2 * i] == '1' and st.pos then
+                st.touched = ARGV[2]
+                redis.call('SET', id, rewrite(cur, st))
+            end
+        end
+    end
+    out[i] = state
+end
+return out
+"""
+)
+
+# The worker ends an attempt that was being aborted: ABORTING -> ABORTED, keeping the reason.
+# KEYS: job id, active, incomplete, queued, successor. ARGV: worker, attempts, now (ms), ttl.
+# Returns {"aborted", payload} or {"refused", payload} / {"missing"}.
+END_ABORT = (
+    PRELUDE
+    + r"""
+local cur = redis.call('GET', KEYS[1])
+if not cur then return {'missing'} end
+local st = read(cur)
+if st.status ~= 'aborting' or not st.pos or not owned(st, ARGV[1], tonumber(ARGV[2])) then
+    return {'refused', cur}
+end
+return {'aborted', end_stored(KEYS[1], cur, st, 'aborted', ARGV[3], tonumber(ARGV[4]),
+                              KEYS[2], KEYS[3], KEYS[5], KEYS[4])}
+"""
+)
+
+# Record CAS: replace a job that is still exactly ``expected`` with ``payload``, and move it
+# between the lists as its new status says. Used by readers that decided from what they read:
+# the sweep, abort, the dashboard's retry.
+# KEYS: job id, active, incomplete, queued, successor.
+# ARGV: expected payload, new payload, new status, ttl, score and push (for queued; see enqueue_payload).
+# Returns {"ok"} or {"changed", payload} / {"missing"}.
+REPLACE = (
+    PRELUDE
+    + r"""
+local cur = redis.call('GET', KEYS[1])
+if not cur then return {'missing'} end
+if cur ~= ARGV[1] then return {'changed', cur} end
+local status = ARGV[3]
+redis.call('LREM', KEYS[2], 0, KEYS[1])
+if status == 'queued' then
+    redis.call('LREM', KEYS[4], 0, KEYS[1])
+    enqueue_payload(KEYS[1], ARGV[2], ARGV[5], KEYS[3], KEYS[4], ARGV[6])
+elseif status == 'aborting' or status == 'active' then
+    -- still running somewhere: it stays in the active list for its worker (or the sweep)
+    redis.call('RPUSH', KEYS[2], KEYS[1])
+    redis.call('SET', KEYS[1], ARGV[2])
+else
+    redis.call('ZREM', KEYS[3], KEYS[1])
+    redis.call('LREM', KEYS[4], 0, KEYS[1])
+    store(KEYS[1], ARGV[2], tonumber(ARGV[4]))
+end
+redis.call('PUBLISH', KEYS[1], status)
+if TERMINAL[status] then run_successor(KEYS[1], KEYS[5], KEYS[3], KEYS[4]) end
+return {'ok'}
+"""
+)
+
+# The sweep's read: at most once per ``lock`` seconds across all workers, every job in the
+# active list with its stored record. KEYS: sweep lock, active. ARGV: lock seconds.
+SWEEP_SCAN = r"""
+if redis.call('SET', KEYS[1], 1, 'NX', 'EX', ARGV[1]) == false then return {} end
+local found = {}
+for i, id in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do
+    found[i] = {id, redis.call('GET', id) or false}
+end
+return found
+"""
+
+# The sweep drops an active-list entry whose job is missing (ARGV[1] == "") or has ended
+# (ARGV[1] is the record read), if that is still so. KEYS: active, incomplete, job id.
+DROP_ENTRY = r"""
+local cur = redis.call('GET', KEYS[3])
+if ARGV[1] == '' then
+    if cur then return 0 end
+    redis.call('ZREM', KEYS[2], KEYS[3])
+elseif cur ~= ARGV[1] then
+    return 0
+end
+return redis.call('LREM', KEYS[1], 0, KEYS[3])
+"""
+
+# The sweep puts back a job that was moved to the active list but never marked ACTIVE (its
+# worker died in between). KEYS: active, queued, job id. ARGV: the record the sweep read.
+RELIST = r"""
+if redis.call('GET', KEYS[3]) ~= ARGV[1] then return 0 end
+if redis.call('LREM', KEYS[1], 0, KEYS[3]) == 0 then return 0 end
+redis.call('LPUSH', KEYS[2], KEYS[3])
+return 1
+"""

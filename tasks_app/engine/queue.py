@@ -1,0 +1,521 @@
+"""``AtomicRedisQueue``: SAQ's Redis queue in which every job state change is one compare-and-set.
+
+SAQ's own ``RedisQueue`` writes a job's new status without looking at the current one,
+so a worker finishing a job, the sweep and an abort can overwrite each other, and a job
+can end in two states or in none. Here each change is one Lua script (``engine/lua.py``)
+that checks the stored state first:
+
+=====================  ==========================================  ==============================
+change                 from                                        who
+=====================  ==========================================  ==============================
+enqueue                no job, or a terminal one (else: that job;  ``submit`` / ``enqueue``
+                       an ABORTING one: the new job waits for it)
+take                   QUEUED -> ACTIVE, attempts + 1              a worker (``take``)
+touch (heartbeat)      ACTIVE/ABORTING held by this attempt        its worker (``touch``)
+finish                 ACTIVE/ABORTING/QUEUED held by the attempt  its worker (``end_attempt``)
+retry, re-queue        ACTIVE held by the attempt -> QUEUED        its worker; ABORTING -> ABORTED
+abort                  QUEUED -> ABORTED, ACTIVE -> ABORTING       anyone (``abort``)
+end an abort           ABORTING held by the attempt -> ABORTED     its worker (``end_abort``)
+sweep                  ACTIVE/ABORTING with no heartbeat -> QUEUED  any worker (``sweep``)
+                       (attempts left) or ABORTED
+=====================  ==========================================  ==============================
+
+A terminal job (complete, failed, aborted) is never written again, except by enqueueing
+its key anew. Every non-terminal job is referenced by the queue's lists, so the sweep
+can always resolve it; terminal jobs expire after their ``ttl``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import logging
+import re
+from collections.abc import Callable, Iterable, Sequence
+
+from saq.job import TERMINAL_STATUSES, Job, Status
+from saq.queue.redis import RedisQueue
+from saq.utils import now, now_seconds
+
+from ..exceptions import JobStateConflict
+from . import lua
+
+logger = logging.getLogger("tasks_app.engine")
+
+# A worker id is written into the job header unescaped, so it must not need escaping in JSON.
+WORKER_ID = re.compile(r"[\w.:-]{1,180}", re.ASCII)
+
+# A job moved to the active list but never marked ACTIVE is orphaned if it still looks so this much later.
+ORPHAN_RECHECK_S = 1.0
+# Past its timeout, a job is left this long to its own worker (which times it out) before the sweep takes it.
+TIMEOUT_GRACE_S = 10.0
+# How often a compare-and-set re-reads a job that changed under it (e.g. a heartbeat) before giving up.
+CAS_ATTEMPTS = 8
+
+TAIL, HEAD, SCHEDULED = "tail", "head", "none"
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class AtomicRedisQueue(RedisQueue):
+    """SAQ's ``RedisQueue`` with atomic, state-checked transitions (see the module docstring).
+
+    Jobs are stored as JSON with a fixed header, so ``dump`` and ``load`` cannot be changed.
+    Key names are SAQ's, so SAQ's own tools (``saq`` CLI, its web UI) read the same queues.
+    """
+
+    def __init__(self, redis, name: str = "default", **kwargs) -> None:
+        if kwargs.get("dump") or kwargs.get("load"):
+            raise TypeError("AtomicRedisQueue stores JSON with a fixed header; dump and load cannot be replaced.")
+        super().__init__(redis, name=name, **kwargs)
+        self.queued_key = self.namespace("queued")
+        self.active_key = self.namespace("active")
+        self.incomplete_key = self.namespace("incomplete")
+        self.sweep_key = self.namespace("sweep")
+        self.stats_key = self.namespace("stats")
+        self.scripts = {
+            name: redis.register_script(source)
+            for name, source in (
+                ("enqueue", lua.ENQUEUE),
+                ("take", lua.TAKE),
+                ("activate", lua.ACTIVATE),
+                ("finish", lua.FINISH),
+                ("requeue", lua.REQUEUE),
+                ("update", lua.UPDATE),
+                ("touch", lua.TOUCH),
+                ("end_abort", lua.END_ABORT),
+                ("replace", lua.REPLACE),
+                ("sweep_scan", lua.SWEEP_SCAN),
+                ("drop_entry", lua.DROP_ENTRY),
+                ("relist", lua.RELIST),
+            )
+        }
+
+    # --- storage ----------------------------------------------------------------------------------
+
+    def serialize(self, job: Job) -> str:
+        """The job as JSON whose first six fields are its state (``engine/lua.py`` reads them there)."""
+        worker = job.worker_id
+        if worker is not None and not WORKER_ID.fullmatch(worker):
+            raise ValueError(f"Worker id {worker!r} must be 1-180 letters, digits or . _ : - characters.")
+        data = job.to_dict()
+        for name in ("status", "attempts", "started", "touched", "completed", "worker_id"):
+            data.pop(name, None)
+        header = (
+            f'{{"status": "{Status(job.status).value}", "attempts": {int(job.attempts)}, '
+            f'"started": {int(job.started)}, "touched": {int(job.touched)}, "completed": {int(job.completed)}, '
+            f'"worker_id": {json.dumps(worker)}, '
+        )
+        return header + json.dumps(data)[1:]
+
+    def successor_key(self, job_key: str) -> str:
+        """Where work enqueued under the key of an aborting job waits for it to end."""
+        return self.namespace(f"successor:{job_key}")
+
+    def _keys(self, job: Job) -> list[str]:
+        return [job.id, self.active_key, self.incomplete_key, self.queued_key, self.successor_key(job.key)]
+
+    async def _script(self, name: str, keys: list, args: list):
+        return await self.scripts[name](keys=keys, args=args, client=self.redis)
+
+    def _stored(self, reply: list) -> Job | None:
+        return self.deserialize(reply[1]) if len(reply) > 1 and reply[1] else None
+
+    # --- enqueue ----------------------------------------------------------------------------------
+
+    async def submit(self, job: Job) -> tuple[Job, str]:
+        """Enqueue ``job``: ``(job, "queued")``; ``(job, "deferred")`` when a job of the same key is
+        being aborted (the new one is queued the moment that one ends); or ``(pending job, "exists")``
+        when a job of that key is queued, scheduled or running, or new work already waits for it.
+
+        Raises ``ValueError`` for a job of another queue.
+        """
+        if job.queue and job.queue.name != self.name:
+            raise ValueError(f"Job {job.key} belongs to queue {job.queue.name!r}, not {self.name!r}.")
+        job.queue = self
+        job.queued = now()
+        job.status = Status.QUEUED
+        await self._before_enqueue(job)
+        return await self._submit(job)
+
+    async def _submit(self, job: Job) -> tuple[Job, str]:
+        scheduled = job.scheduled or 0
+        reply = await self._script(
+            "enqueue",
+            [job.id, self.incomplete_key, self.queued_key, self.successor_key(job.key)],
+            [self.serialize(job), scheduled],
+        )
+        state = _text(reply[0])
+        if state == "exists":
+            return self.deserialize(reply[1]), state
+        return job, state
+
+    async def submit_many(self, jobs: Sequence[Job]) -> list[tuple[Job, str]]:
+        """``submit`` for many jobs in one pipeline (one round trip); results in order."""
+        for job in jobs:
+            if job.queue and job.queue.name != self.name:
+                raise ValueError(f"Job {job.key} belongs to queue {job.queue.name!r}, not {self.name!r}.")
+            job.queue, job.queued, job.status = self, now(), Status.QUEUED
+            await self._before_enqueue(job)
+        script = self.scripts["enqueue"]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for job in jobs:
+                await script(
+                    keys=[job.id, self.incomplete_key, self.queued_key, self.successor_key(job.key)],
+                    args=[self.serialize(job), job.scheduled or 0],
+                    client=pipe,
+                )
+            replies = await pipe.execute()
+        return [
+            (self.deserialize(reply[1]), "exists") if _text(reply[0]) == "exists" else (job, _text(reply[0]))
+            for job, reply in zip(jobs, replies, strict=True)
+        ]
+
+    async def _enqueue(self, job: Job) -> Job | None:
+        # SAQ's contract: the job if it was enqueued (or waits for its aborting namesake), else None.
+        job, state = await self._submit(job)
+        return None if state == "exists" else job
+
+    # --- a worker's attempt -----------------------------------------------------------------------
+
+    async def take(self, worker_id: str, wait: float = 0.0) -> Job | None:
+        """The next queued job, already marked ACTIVE for ``worker_id`` (attempts + 1), or None.
+
+        Waits up to ``wait`` seconds for one when nothing is queued.
+        """
+        reply = await self._script("take", [self.queued_key, self.active_key], [worker_id, now()])
+        if not reply and wait > 0:
+            job_id = await self.redis.blmove(self.queued_key, self.active_key, wait, "LEFT", "RIGHT")
+            if job_id is None:
+                return None
+            reply = await self._script("activate", [self.active_key, job_id], [worker_id, now()])
+        if not reply:
+            return None
+        _, raw, activated = reply
+        job = self.deserialize(raw)
+        if not int(activated):
+            # Written by something other than this class (no header): activate it by record CAS.
+            active = self.deserialize(raw)
+            active.status, active.worker_id = Status.ACTIVE, worker_id
+            active.attempts += 1
+            active.started = active.touched = now()
+            if not await self._replace(raw, active):
+                return None
+            job = active
+        return job
+
+    async def touch(self, worker_id: str, attempts: Iterable[tuple[Job, bool]]) -> list[str]:
+        """Heartbeat ``worker_id``'s running attempts (those flagged True) and read their status.
+
+        Returns, per attempt and in order, "active" or "aborting" while this worker still holds it,
+        else "lost" (swept, finished or taken over elsewhere). One round trip for all of them.
+        """
+        attempts = list(attempts)
+        if not attempts:
+            return []
+        args: list = [worker_id, now()]
+        for job, due in attempts:
+            args += [job.attempts, 1 if due else 0]
+        reply = await self._script("touch", [job.id for job, _ in attempts], args)
+        return [_text(state) for state in reply]
+
+    async def end_attempt(self, job: Job, status: Status, *, result=None, error: str | None = None) -> None:
+        """Record how ``job``'s attempt ended (COMPLETE, FAILED or ABORTED).
+
+        Raises ``JobStateConflict`` if the attempt is no longer this job's (the sweep re-ran it,
+        or it was aborted and ended elsewhere); nothing is written then.
+        """
+        job.status, job.result, job.error, job.completed = status, result, error, now()
+        if status == Status.COMPLETE:
+            job.progress = 1.0
+        reply = await self._finish_cas(job, status)
+        if _text(reply[0]) != "ok":
+            stored = self._stored(reply)
+            if self._same_attempt(stored, job) and stored.status == status:
+                return  # written already (the reply to an earlier try was lost)
+            raise JobStateConflict(job.key, status.value, stored)
+        self._count(status)
+
+    async def retry_attempt(self, job: Job, error: str | None) -> Status:
+        """Put ``job`` back on the queue for its next attempt, after its retry delay.
+
+        Returns QUEUED, or ABORTED if it was being aborted (the abort wins). Raises
+        ``JobStateConflict`` if the attempt is no longer this job's.
+        """
+        self._reset_for_retry(job, error)
+        status = await self._requeue_after_delay(job)
+        self.retried += status == Status.QUEUED
+        return status
+
+    async def requeue_attempt(self, job: Job, reason: str) -> Status:
+        """Give back an attempt its worker could not finish (a clean stop): at the head of the queue,
+        without using up an attempt. Returns QUEUED, or ABORTED if it was being aborted."""
+        back = dataclasses.replace(job)
+        self._reset_for_retry(back, reason)
+        back.attempts = max(0, job.attempts - 1)
+        status = await self._requeue(back, HEAD, 0, expected_attempts=job.attempts)
+        job.replace(back)
+        return status
+
+    @staticmethod
+    def _same_attempt(stored: Job | None, job: Job) -> bool:
+        return stored is not None and stored.worker_id == job.worker_id and stored.attempts == job.attempts
+
+    async def _requeue_after_delay(self, job: Job) -> Status:
+        delay = job.next_retry_delay()
+        if delay:
+            return await self._requeue(job, SCHEDULED, now_seconds() + delay)
+        return await self._requeue(job, TAIL, 0)
+
+    async def end_abort(self, job: Job, count: bool = True) -> Job:
+        """ABORTING -> ABORTED for the attempt its worker has just cancelled; returns the stored job."""
+        reply = await self._script("end_abort", self._keys(job), [job.worker_id or "", job.attempts, now(), job.ttl])
+        stored = self._stored(reply)
+        if _text(reply[0]) != "aborted":
+            if stored is not None and stored.status == Status.ABORTED:
+                job.replace(stored)
+                return job  # already ended (e.g. twice through SAQ's own worker): nothing to do
+            raise JobStateConflict(job.key, Status.ABORTED.value, stored)
+        job.replace(stored)
+        self.aborted += count
+        return job
+
+    def _reset_for_retry(self, job: Job, error: str | None) -> None:
+        job.status, job.error = Status.QUEUED, error
+        job.completed = job.started = 0
+        job.progress = 0.0
+        job.touched = now()
+
+    async def _requeue(self, job: Job, push: str, score: float, expected_attempts: int | None = None) -> Status:
+        attempts = job.attempts if expected_attempts is None else expected_attempts
+        reply = await self._script(
+            "requeue",
+            self._keys(job),
+            [self.serialize(job), score, push, "active,queued", job.worker_id or "", attempts, job.ttl, now()],
+        )
+        state = _text(reply[0])
+        if state == "queued":
+            return Status.QUEUED
+        stored = self._stored(reply)
+        if state == "aborted" and stored is not None:
+            job.replace(stored)
+            self.aborted += 1
+            return Status.ABORTED
+        if self._same_attempt(stored, job) and stored.status == Status.QUEUED:
+            return Status.QUEUED  # written already (the reply to an earlier try was lost)
+        raise JobStateConflict(job.key, Status.QUEUED.value, stored)
+
+    async def _finish_cas(self, job: Job, status: Status) -> list:
+        return await self._script(
+            "finish",
+            self._keys(job),
+            [self.serialize(job), status.value, job.ttl, "active,aborting,queued", job.worker_id or "", job.attempts,
+             now()],
+        )  # fmt: skip
+
+    def _count(self, status: Status) -> None:
+        if status == Status.COMPLETE:
+            self.complete += 1
+        elif status == Status.FAILED:
+            self.failed += 1
+        elif status == Status.ABORTED:
+            self.aborted += 1
+
+    # --- SAQ's backend hooks, as compare-and-sets -------------------------------------------------
+
+    async def _update(self, job: Job, status: Status | None = None, **kwargs) -> None:
+        if status is not None and Status(status) in TERMINAL_STATUSES:
+            raise ValueError(f"A job becomes {Status(status).value} through finish(), not update().")
+        if status is not None:
+            job.status = Status(status)
+        reply = await self._script(
+            "update", [job.id], [self.serialize(job), Status(status).value if status else "", job.worker_id or "",
+                                 job.attempts],
+        )  # fmt: skip
+        if _text(reply[0]) != "ok":
+            logger.debug("Update of job %s refused: it moved on (%s)", job.key, _text(reply[0]))
+
+    async def _retry(self, job: Job, error: str | None) -> None:
+        # SAQ's retry() has set the fields and counts the retry; an abort that won is a conflict to it.
+        if await self._requeue_after_delay(job) != Status.QUEUED:
+            raise JobStateConflict(job.key, Status.QUEUED.value, job)
+
+    async def _finish(self, job: Job, status: Status, *, result=None, error=None) -> None:
+        reply = await self._finish_cas(job, status)
+        if _text(reply[0]) == "ok":
+            return
+        stored = self._stored(reply)
+        if stored is not None and stored.status == status and stored.attempts == job.attempts:
+            job.replace(stored)
+            return  # the same outcome, recorded twice: nothing changes
+        raise JobStateConflict(job.key, status.value, stored)
+
+    async def finish_abort(self, job: Job) -> None:
+        # SAQ's own worker then calls finish(ABORTED), which counts the abort.
+        await self.end_abort(job, count=False)
+
+    async def abort(self, job: Job, error: str, ttl: float = 5) -> Status:
+        """SAQ's ``abort``, atomic: see ``request_abort``. Returns the job's status afterwards (also set
+        on ``job``); raises ``JobStateConflict`` if the job no longer exists."""
+        result, _ = await self.request_abort(job.key, error)
+        if result is None:
+            raise JobStateConflict(job.key, Status.ABORTED.value, None)
+        job.replace(result)
+        return result.status
+
+    async def request_abort(
+        self, key: str, error: str, annotate: Callable[[Job], None] | None = None
+    ) -> tuple[Job | None, bool]:
+        """Abort the job with ``key``: a queued or scheduled one ends ABORTED at once; a running one
+        becomes ABORTING and its worker cancels it within a second (or the sweep ends it, if that
+        worker is gone). A job that already ended, or is already being aborted, is left as it is.
+
+        ``annotate`` may add to the job (e.g. an audit trail) in the same write. Returns
+        ``(job after, True)``, ``(job as it is, False)``, or ``(None, False)`` for no such job.
+        """
+
+        def change(current: Job) -> Job | None:
+            if current.status in TERMINAL_STATUSES or current.status == Status.ABORTING:
+                return None
+            current.error = error
+            if current.status == Status.ACTIVE:
+                current.status = Status.ABORTING
+            else:
+                current.status, current.completed = Status.ABORTED, now()
+            if annotate is not None:
+                annotate(current)
+            return current
+
+        result, changed = await self.compare_and_set(key, change)
+        if changed and result.status == Status.ABORTED:
+            self.aborted += 1
+        return result, changed
+
+    # --- reading and deciding: record compare-and-set ---------------------------------------------
+
+    async def compare_and_set(self, key: str, change: Callable[[Job], Job | None]) -> tuple[Job | None, bool]:
+        """Apply ``change`` to the stored job with ``key`` atomically.
+
+        ``change`` gets a fresh copy of the stored job and returns it modified, or None for "leave it".
+        The write happens only if the stored record is still the one read; otherwise it is read again
+        and ``change`` called again. Returns ``(job after, True)``, ``(stored job, False)`` when
+        ``change`` declined, or ``(None, False)`` when no such job exists.
+        Raises ``JobStateConflict`` if the job kept changing under it.
+        """
+        current = None
+        for _ in range(CAS_ATTEMPTS):
+            raw = await self.redis.get(self.job_id(key))
+            if raw is None:
+                return None, False
+            current = self.deserialize(raw)
+            new = change(self.deserialize(raw))
+            if new is None:
+                return current, False
+            if await self._replace(raw, new):
+                return new, True
+        raise JobStateConflict(key, "changed", current)
+
+    async def _replace(self, raw: bytes, new: Job) -> bool:
+        push, score = (TAIL, 0) if not new.scheduled or new.scheduled <= now_seconds() else (SCHEDULED, new.scheduled)
+        reply = await self._script(
+            "replace", self._keys(new), [raw, self.serialize(new), new.status.value, new.ttl, score, push]
+        )
+        return _text(reply[0]) == "ok"
+
+    # --- sweep ------------------------------------------------------------------------------------
+
+    def stuck_reason(self, job: Job, current_ms: int) -> str | None:
+        """Why a running ``job`` is orphaned, or None while its worker looks after it.
+
+        A live worker touches each running job well within its ``heartbeat``; past its ``timeout``
+        the worker times it out itself, so the sweep waits ``TIMEOUT_GRACE_S`` more before taking it.
+        """
+        if job.heartbeat and job.touched and current_ms - job.touched > job.heartbeat * 1000:
+            silent = (current_ms - job.touched) / 1000
+            return f"no heartbeat from worker {job.worker_id} for {silent:.1f}s (heartbeat {job.heartbeat}s)"
+        if job.timeout and job.started and current_ms - job.started > (job.timeout + TIMEOUT_GRACE_S) * 1000:
+            running = (current_ms - job.started) / 1000
+            return f"still running {running:.0f}s after starting, past its {job.timeout}s timeout"
+        return None
+
+    async def sweep(self, lock: int = 60, abort: float = 5.0) -> list[str]:
+        """Resolve active-list entries whose worker is gone; returns the swept job ids.
+
+        At most once per ``lock`` seconds across all workers. A job with no heartbeat (or far past its
+        timeout) is re-queued while it has attempts left, else ends ABORTED; one that was being
+        aborted ends ABORTED. ``abort`` is accepted for SAQ's signature: nothing is waited for,
+        because each change is a compare-and-set against what was read.
+        """
+        found = await self._script("sweep_scan", [self.sweep_key, self.active_key], [int(lock)])
+        swept: list[str] = []
+        suspects: list[tuple[bytes, bytes]] = []
+        current_ms = now()
+        for job_id, raw in found:
+            if not raw:
+                if await self._script("drop_entry", [self.active_key, self.incomplete_key, job_id], [""]):
+                    logger.info("Swept job %s: its record no longer exists", _text(job_id))
+                    swept.append(_text(job_id))
+                continue
+            job = self.deserialize(raw)
+            if job.status in TERMINAL_STATUSES:
+                # Ended, yet still listed as running (a write that predates this queue class).
+                await self._script("drop_entry", [self.active_key, self.incomplete_key, job_id], [raw])
+            elif job.status in (Status.QUEUED, Status.NEW):
+                suspects.append((job_id, raw))
+            else:
+                reason = self.stuck_reason(job, current_ms)
+                if reason and await self._sweep_job(raw, job, reason):
+                    swept.append(_text(job_id))
+        if suspects:
+            # Moved to the active list, not yet marked ACTIVE: normal for a few milliseconds.
+            await asyncio.sleep(ORPHAN_RECHECK_S)
+            for job_id, raw in suspects:
+                if await self._script("relist", [self.active_key, self.queued_key, job_id], [raw]):
+                    logger.warning("Swept job %s: taken from the queue by a worker that never started it", job_id)
+                    swept.append(_text(job_id))
+        return swept
+
+    async def _sweep_job(self, raw: bytes, job: Job, reason: str) -> bool:
+        new = self.deserialize(raw)
+        if job.status == Status.ABORTING:
+            new.status, new.completed = Status.ABORTED, now()
+            new.error = f"{job.error or 'aborted'} (ended by the sweep: {reason})"
+            outcome = "ended ABORTED (it was being aborted)"
+        elif job.retryable:
+            self._reset_for_retry(new, f"swept: {reason}")
+            delay = new.next_retry_delay()
+            new.scheduled = int(now_seconds() + delay) if delay else 0
+            outcome = f"re-queued for attempt {job.attempts + 1} of {job.retries}"
+        else:
+            new.status, new.completed = Status.ABORTED, now()
+            new.error = f"swept: {reason}; no attempts left"
+            outcome = "ended ABORTED (no attempts left)"
+        if not await self._replace(raw, new):
+            return False  # it moved on since the scan: its worker is alive after all
+        self.retried += new.status == Status.QUEUED
+        self.aborted += new.status == Status.ABORTED
+        logger.warning(
+            "Swept job %s (task %s, attempt %d): %s; %s.",
+            job.key,
+            job.function,
+            job.attempts,
+            reason,
+            outcome,
+            extra={"job_key": job.key, "task": job.function, "attempt": job.attempts, "outcome": "swept"},
+        )
+        return True
+
+    async def due_within(self, seconds: float) -> bool:
+        """Whether any job is queued, running, or scheduled to be due within ``seconds``."""
+        return bool(await self.redis.zcount(self.incomplete_key, 0, now_seconds() + seconds))
+
+    # --- workers ----------------------------------------------------------------------------------
+
+    async def forget_worker(self, worker_id: str) -> None:
+        """Remove a stopped worker's info now, instead of letting it expire."""
+        key = self.namespace(f"worker_info:{worker_id}")
+        async with self.redis.pipeline(transaction=True) as pipe:
+            await pipe.delete(key).zrem(self.stats_key, key).execute()

@@ -1,0 +1,437 @@
+"""``Worker``: SAQ's worker, running each attempt through the atomic transitions of ``AtomicRedisQueue``.
+
+What it changes in ``saq.Worker``:
+
+- ``process`` takes a job and marks it ACTIVE in one step, and records the attempt's outcome
+  with an owner compare-and-set; an attempt that the sweep took over is dropped, not recorded;
+- one ``touch`` per tick heartbeats every running attempt and reads its status, which is how
+  aborts reach the worker (SAQ polls for them separately);
+- an attempt cut short by a clean stop goes back to the head of the queue without using up an
+  attempt; an idle worker stops at once;
+- cron entries fire on the local wall clock, once per day across daylight-saving changes
+  (``engine/cron.py``);
+- a Redis or database outage is logged once when it starts and once when it ends, and the
+  worker waits, backing off, instead of spinning;
+- one structured log line per finished attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import traceback
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, tzinfo
+from typing import Any
+
+import saq
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from saq.job import Job, Status
+from saq.utils import now
+from saq.worker import ensure_coroutine_function
+
+from ..exceptions import JobStateConflict
+from .cron import next_run
+from .queue import AtomicRedisQueue
+
+logger = logging.getLogger("tasks_app.worker")
+
+REDIS_ERRORS = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
+# How far ahead a --burst worker looks for scheduled jobs (retries with backoff) before exiting.
+BURST_LOOKAHEAD_S = 5.0
+# How long a job already cancelled is given to wind down before its outcome is written anyway.
+CANCEL_DEADLINE_S = 1.0
+
+
+@dataclass(frozen=True)
+class CronSchedule:
+    """A cron entry: ``build(at)`` returns the job for the run at ``at`` (aware UTC), with a fixed key."""
+
+    expression: str
+    build: Callable[[datetime], Job]
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class Upkeep:
+    """A periodic chore of the worker's own (e.g. draining an outbox), run every ``interval`` seconds."""
+
+    name: str
+    run: Callable[[], Awaitable[Any]]
+    interval: float
+
+
+@dataclass(eq=False)
+class Attempt:
+    """One attempt of one job in this worker."""
+
+    job: Job
+    touched: int
+    process: asyncio.Task | None = None
+    task: asyncio.Task | None = None
+    ending: str | None = None  # "aborted" or "lost", once the heartbeat says so
+    timed_out: bool = False
+
+
+@dataclass
+class Outages:
+    """Log a lost service once when it goes, and once when it comes back."""
+
+    since: dict[str, float] = field(default_factory=dict)
+
+    def failed(self, service: str, exc: BaseException) -> float:
+        """Record a failure; returns how long to wait before trying again (backing off to 5 s)."""
+        if service not in self.since:
+            self.since[service] = time.monotonic()
+            logger.error(
+                "Lost %s (%s); retrying until it is back.",
+                service,
+                exc or type(exc).__name__,
+                extra={"service": service, "event": "outage"},
+            )
+        return min(5.0, 0.25 + (time.monotonic() - self.since[service]) / 4)
+
+    def succeeded(self, service: str) -> None:
+        started = self.since.pop(service, None)
+        if started is not None:
+            logger.warning(
+                "%s is back after %.1fs.",
+                service[:1].upper() + service[1:],
+                time.monotonic() - started,
+                extra={"service": service, "event": "recovered"},
+            )
+
+
+def service_of(exc: BaseException) -> str | None:
+    """Which outside service an exception says is unreachable: "Redis", "the database", or None."""
+    from django.db import InterfaceError, OperationalError
+
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        return "the database"
+    if isinstance(exc, REDIS_ERRORS):
+        return "Redis"
+    return None
+
+
+class Worker(saq.Worker):
+    """A SAQ worker for an ``AtomicRedisQueue``.
+
+    ``functions`` are ``(name, async function)`` pairs; hooks may be sync, and then run on
+    ``executor``. ``upkeep`` adds periodic chores; ``cron`` adds cron entries in ``cron_tz``.
+    """
+
+    SIGNALS = []  # the process installs one handler for all its workers (tasks_app.process.runner)
+
+    def __init__(
+        self,
+        queue: AtomicRedisQueue,
+        functions: Sequence[tuple[str, Callable[..., Awaitable[Any]]]],
+        *,
+        executor: Executor,
+        cron: Sequence[CronSchedule] = (),
+        cron_tz: tzinfo = UTC,
+        upkeep: Sequence[Upkeep] = (),
+        startup: Sequence[Callable] = (),
+        shutdown: Sequence[Callable] = (),
+        before_process: Sequence[Callable] = (),
+        after_process: Sequence[Callable] = (),
+        **options: Any,
+    ) -> None:
+        def coroutines(hooks: Sequence[Callable]) -> list[Callable] | None:
+            # Wrapped here, on our executor, so SAQ's own default pool is never used.
+            return [ensure_coroutine_function(hook, executor) for hook in hooks] or None
+
+        super().__init__(
+            queue,
+            functions=list(functions),
+            startup=coroutines(startup),
+            shutdown=list(shutdown) or None,
+            before_process=coroutines(before_process),
+            after_process=coroutines(after_process),
+            **options,
+        )
+        self.pool.shutdown(wait=False)  # SAQ's default pool: nothing was given it, so it never started
+        self.pool = executor
+        self.queue: AtomicRedisQueue = queue
+        self.cron_schedules = list(cron)
+        self.cron_tz = cron_tz
+        self.chores = list(upkeep)
+        self.attempts: set[Attempt] = set()
+        self.outages = Outages()
+        self._upkeep_tasks: list[asyncio.Task] = []
+
+    # --- one attempt ------------------------------------------------------------------------------
+
+    async def process(self) -> bool:
+        """Take one job and run one attempt of it; False when there was nothing to take."""
+        job = await self._take()
+        if job is None:
+            return False
+        attempt = Attempt(job=job, touched=job.touched, process=asyncio.current_task())
+        self.attempts.add(attempt)
+        ctx: dict[str, Any] = {**self.context, "job": job}
+        started = time.monotonic()
+        try:
+            outcome = await self._attempt(attempt, ctx)
+        finally:
+            self.attempts.discard(attempt)
+        ctx["outcome"] = outcome
+        self._log(job, outcome, time.monotonic() - started, ctx.get("exception"))
+        for hook in self.after_process or ():
+            try:
+                await hook(ctx)
+            except Exception:
+                logger.exception("An after_process hook failed for job %s", job.key)
+        return True
+
+    async def _take(self) -> Job | None:
+        take = asyncio.ensure_future(self.queue.take(self.id, wait=self.dequeue_timeout))
+        try:
+            job = await asyncio.shield(take)
+        except asyncio.CancelledError:
+            # Stopping while taking: a job the take already marked ACTIVE goes straight back.
+            job = await self._settle(take)
+            if job is not None:
+                await self._write(lambda: self._requeued(job))
+            raise
+        except Exception as exc:
+            service = service_of(exc)
+            if service is None:
+                raise
+            await asyncio.sleep(self.outages.failed(service, exc))
+            return None
+        self.outages.succeeded("Redis")
+        if job is None and self.burst and await self._due_soon():
+            await asyncio.sleep(0.2)  # a retry with backoff is about to be due: wait for it
+            return await self._take()
+        return job
+
+    @staticmethod
+    async def _settle(task: asyncio.Future) -> Job | None:
+        try:
+            return await task
+        except Exception:
+            return None
+
+    async def _attempt(self, attempt: Attempt, ctx: dict[str, Any]) -> str:
+        """Run the attempt and record its outcome; returns the outcome's name for the log line."""
+        job = attempt.job
+        try:
+            for hook in self.before_process or ():
+                await hook(ctx)
+            function = self.functions.get(job.function)
+            if function is None:
+                raise LookupError(f"No task {job.function!r} is registered in this worker.")
+            attempt.task = asyncio.create_task(function(ctx, **(job.kwargs or {})))
+            result = await self._run(attempt)
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                # The worker is stopping and the grace period is over (or it was forced).
+                await self._cancel(attempt)
+                return await self._write(lambda: self._requeued(job))
+            if attempt.ending == "aborted":
+                return await self._write(lambda: self._aborted(job))
+            if attempt.ending == "lost":
+                return "lost"
+            raise
+        except Exception as exc:
+            failure = ctx["exception"] = exc
+            await self._cancel(attempt)
+            error = "".join(traceback.format_exception(failure))
+            if attempt.ending == "lost":
+                return "lost"
+            if job.retryable:
+                return await self._write(lambda: self._retried(job, error, attempt.timed_out))
+            return await self._write(lambda: self._ended(job, Status.FAILED, error=error, timed_out=attempt.timed_out))
+        if attempt.ending == "lost":
+            return "lost"
+        return await self._write(lambda: self._ended(job, Status.COMPLETE, result=result))
+
+    async def _run(self, attempt: Attempt) -> Any:
+        job = attempt.job
+        try:
+            # Shielded: a stop request cancels this wait, not the task; _attempt decides what to do.
+            return await asyncio.wait_for(asyncio.shield(attempt.task), job.timeout or None)
+        except TimeoutError:
+            if attempt.task.done() and not attempt.task.cancelled():
+                return attempt.task.result()
+            await self._cancel(attempt)
+            attempt.timed_out = True
+            raise TimeoutError(f"Job {job.key} ({job.function}) exceeded its timeout of {job.timeout}s.") from None
+
+    async def _cancel(self, attempt: Attempt) -> None:
+        task = attempt.task
+        if task is None or task.done():
+            return
+        task.cancel()
+        with contextlib.suppress(BaseException):
+            await asyncio.wait_for(asyncio.shield(task), CANCEL_DEADLINE_S)
+        if not task.done():
+            logger.warning("Job %s did not stop within %.0fs of being cancelled.", attempt.job.key, CANCEL_DEADLINE_S)
+
+    # --- outcomes: each one compare-and-set -------------------------------------------------------
+
+    async def _ended(self, job: Job, status: Status, *, result=None, error=None, timed_out: bool = False) -> str:
+        await self.queue.end_attempt(job, status, result=result, error=error)
+        if status == Status.FAILED:
+            return "timeout" if timed_out else "failed"
+        return status.value
+
+    async def _retried(self, job: Job, error: str, timed_out: bool) -> str:
+        status = await self.queue.retry_attempt(job, error)
+        if status == Status.ABORTED:
+            return "aborted"
+        return "timeout-retrying" if timed_out else "retrying"
+
+    async def _aborted(self, job: Job) -> str:
+        await self.queue.end_abort(job)
+        return "aborted"
+
+    async def _requeued(self, job: Job) -> str:
+        status = await self.queue.requeue_attempt(job, "re-queued: its worker stopped before the job finished")
+        return "requeued" if status == Status.QUEUED else status.value
+
+    async def _write(self, change: Callable[[], Awaitable[str]]) -> str:
+        """Record an outcome, waiting out a Redis outage; a refused change means the attempt was lost.
+
+        Shielded, so that a stop request arriving meanwhile does not cut the write in half. If the
+        worker dies before Redis is back, the job runs again once its heartbeat lapses.
+        """
+        while True:
+            try:
+                outcome = await asyncio.shield(asyncio.ensure_future(change()))
+            except JobStateConflict as conflict:
+                stored = conflict.stored.status.value if conflict.stored else "missing"
+                logger.warning(
+                    "Job %s's attempt on this worker was taken over (it is %s now); its outcome is dropped.",
+                    conflict.key,
+                    stored,
+                    extra={"job_key": conflict.key, "outcome": "lost"},
+                )
+                return "lost"
+            except REDIS_ERRORS as exc:
+                await asyncio.sleep(self.outages.failed("Redis", exc))
+                continue
+            self.outages.succeeded("Redis")
+            return outcome
+
+    def _log(self, job: Job, outcome: str, duration: float, exception: BaseException | None) -> None:
+        """One structured line per finished attempt: task, key, attempt, duration, outcome."""
+        fields = {
+            "task": job.function,
+            "job_key": job.key,
+            "queue": self.queue.name,
+            "attempt": job.attempts,
+            "duration_ms": round(duration * 1000, 1),
+            "outcome": outcome,
+        }
+        message = "job task=%s key=%s attempt=%d duration=%.3fs outcome=%s"
+        args: tuple = (job.function, job.key, job.attempts, duration, outcome)
+        exc_info = None
+        if outcome in ("complete", "requeued"):
+            level = logging.INFO
+        elif outcome in ("failed", "timeout"):
+            level = logging.ERROR
+        else:  # retrying, timeout-retrying, aborted, lost
+            level = logging.WARNING
+        if outcome.startswith("timeout"):
+            message += " (timed out after %ss)"
+            args += (job.timeout,)
+        elif exception is not None and outcome in ("failed", "retrying"):
+            exc_info = (type(exception), exception, exception.__traceback__)
+        logger.log(level, message, *args, extra=fields, exc_info=exc_info)
+
+    # --- heartbeat, aborts, upkeep ----------------------------------------------------------------
+
+    async def heartbeat(self) -> None:
+        """Touch running attempts that are due, and act on the ones aborted or taken over."""
+        attempts = [attempt for attempt in self.attempts if attempt.ending is None]
+        if not attempts:
+            return
+        current = now()
+        due = [bool(a.job.heartbeat) and current - a.touched >= a.job.heartbeat * 1000 / 3 for a in attempts]
+        states = await self.queue.touch(self.id, zip((a.job for a in attempts), due, strict=True))
+        for attempt, is_due, state in zip(attempts, due, states, strict=True):
+            if is_due:
+                attempt.touched = current
+            if state in ("aborting", "lost") and attempt.task is not None and attempt.ending is None:
+                attempt.ending = "aborted" if state == "aborting" else "lost"
+                if state == "lost":
+                    logger.warning("Job %s is no longer this worker's (swept or taken over); cancelling it.",
+                                   attempt.job.key)  # fmt: skip
+                attempt.task.cancel()
+
+    async def abort(self, abort_threshold: float) -> None:
+        # SAQ's abort poll: here the heartbeat reads every running attempt's status instead.
+        await self.heartbeat()
+
+    async def schedule(self, lock: int = 1) -> None:
+        """Enqueue each cron entry's next run (a fixed key keeps one pending), then move due jobs."""
+        if not self.burst:
+            moment = datetime.now(UTC)
+            for entry in self.cron_schedules:
+                await self.queue.submit(entry.build(next_run(entry.expression, self.cron_tz, moment)))
+        scheduled = await self.queue.schedule(lock)
+        if scheduled:
+            logger.debug("Scheduled %s", scheduled)
+
+    async def _due_soon(self) -> bool:
+        return await self.queue.due_within(BURST_LOOKAHEAD_S)
+
+    async def upkeep(self) -> list[asyncio.Task]:
+        timers = self.timers
+        chores = [
+            Upkeep("heartbeat", self.heartbeat, timers["abort"]),
+            Upkeep("schedule", self.schedule, timers["schedule"]),
+            Upkeep("sweep", lambda: self.queue.sweep(lock=int(timers["sweep"])), timers["sweep"]),
+            Upkeep("worker info", lambda: self.worker_info(timers["worker_info"] + 1), timers["worker_info"]),
+            *self.chores,
+        ]
+        self._upkeep_tasks = [asyncio.create_task(self._every(chore), name=f"upkeep:{chore.name}") for chore in chores]
+        return self._upkeep_tasks
+
+    async def _every(self, chore: Upkeep) -> None:
+        while not self.event.is_set():
+            wait = chore.interval
+            try:
+                await chore.run()
+            except Exception as exc:
+                service = service_of(exc)
+                if service is None:
+                    logger.exception("Upkeep %r failed", chore.name)
+                else:
+                    wait = min(wait, self.outages.failed(service, exc))
+            else:
+                self.outages.succeeded("Redis")
+                if chore.name == "outbox":
+                    self.outages.succeeded("the database")
+            await asyncio.sleep(wait)
+
+    # --- stopping ---------------------------------------------------------------------------------
+
+    async def stop(self) -> None:
+        """Stop taking jobs; running attempts get the grace period, then go back to the queue."""
+        self.event.set()
+        for task in self._upkeep_tasks:
+            task.cancel()
+        await asyncio.gather(*self._upkeep_tasks, return_exceptions=True)
+        self.tasks.difference_update(self._upkeep_tasks)
+        busy = {attempt.process for attempt in self.attempts}
+        for task in self.tasks - busy:
+            task.cancel()  # idle: waiting for work, holding none
+        await super().stop()
+        with contextlib.suppress(Exception):  # Redis may be gone: then the info simply expires
+            await self.queue.forget_worker(self.id)
+
+    def force_stop(self) -> None:
+        """Cut the grace period short: running attempts are cancelled and re-queued now."""
+        self.event.set()
+        for attempt in list(self.attempts):
+            if attempt.process is not None:
+                attempt.process.cancel()

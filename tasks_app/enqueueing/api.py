@@ -1,0 +1,145 @@
+"""Enqueueing from code: ``enqueue``, ``enqueue_sync``, ``enqueue_on_commit`` and ``enqueue_many``.
+
+Everything is validated before anything reaches Redis: the task name, the arguments
+against the function's signature, the queue, and JSON-serializability.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from saq.job import Job
+
+from . import outbox
+from .building import BuiltJob, TaskRef, build_job, split_options
+from .connections import background, get_queue
+
+# Jobs per Redis pipeline in enqueue_many: large enough to amortise round trips, small enough
+# that one pipeline never holds Redis for long.
+CHUNK = 500
+
+
+async def submit(built: BuiltJob) -> Job:
+    """Put a built job on its queue; if a job with its key is pending, return that job instead."""
+    job, _ = await get_queue(built.queue).submit(built.job)
+    return job
+
+
+async def enqueue(
+    task: TaskRef,
+    /,
+    *,
+    queue: str | None = None,
+    key: str | None = None,
+    delay: float | None = None,
+    at: datetime | float | None = None,
+    **kwargs: Any,
+) -> Job:
+    """Enqueue ``task`` with ``kwargs``; returns the SAQ Job.
+
+    Job options (``timeout``, ``retries``, ``retry_delay``, ``retry_backoff``, ``ttl``,
+    ``heartbeat``) may be passed alongside the task's arguments; those names are reserved,
+    as in SAQ. A ``key`` deduplicates: while a job with that key is queued, scheduled or
+    running, enqueueing it again returns that job. While it is being aborted, the new job
+    is queued the moment the abort ends.
+    """
+    options, kwargs = split_options(kwargs)
+    return await submit(build_job(task, kwargs, queue=queue, key=key, delay=delay, at=at, **options))
+
+
+def enqueue_sync(
+    task: TaskRef,
+    /,
+    *,
+    queue: str | None = None,
+    key: str | None = None,
+    delay: float | None = None,
+    at: datetime | float | None = None,
+    **kwargs: Any,
+) -> Job:
+    """The sync twin of :func:`enqueue`, for sync views, signal handlers and scripts."""
+    options, kwargs = split_options(kwargs)
+    built = build_job(task, kwargs, queue=queue, key=key, delay=delay, at=at, **options)
+    return background.run(submit(built))
+
+
+def enqueue_on_commit(
+    task: TaskRef,
+    /,
+    *,
+    using: str | None = None,
+    queue: str | None = None,
+    key: str | None = None,
+    delay: float | None = None,
+    at: datetime | float | None = None,
+    **kwargs: Any,
+) -> str:
+    """Enqueue once the current transaction on ``using`` commits; returns the job key now.
+
+    The call is validated immediately. An outbox row is written in the same transaction,
+    so if Redis is unreachable at commit time the job is delivered later by any worker's
+    outbox drain instead of being lost. On rollback nothing is enqueued.
+    """
+    options, kwargs = split_options(kwargs)
+    built = build_job(task, kwargs, queue=queue, key=key, delay=delay, at=at, **options)
+    outbox.on_commit(built, using=using)
+    return built.job.key
+
+
+async def aenqueue_many(
+    task: TaskRef,
+    calls: Iterable[dict[str, Any]],
+    /,
+    *,
+    keys: Sequence[str | None] | None = None,
+    queue: str | None = None,
+    delay: float | None = None,
+    at: datetime | float | None = None,
+    **options: Any,
+) -> list[Job]:
+    """Enqueue one job of ``task`` per kwargs dict in ``calls``, one Redis round trip per 500.
+
+    ``keys``, if given, has one key (or None) per call. Every call is validated before any is
+    sent. Returns the jobs in order; a call whose key is pending gets that pending job.
+    """
+    calls = list(calls)
+    if keys is not None and len(keys) != len(calls):
+        raise ValueError(f"keys has {len(keys)} entries for {len(calls)} calls.")
+    built = [
+        build_job(task, call, queue=queue, key=keys[i] if keys else None, delay=delay, at=at, **options)
+        for i, call in enumerate(calls)
+    ]
+    return await submit_many(built)
+
+
+async def submit_many(built: Sequence[BuiltJob]) -> list[Job]:
+    """Put built jobs on their queues, pipelined in chunks; pending keys return their pending job."""
+    jobs: list[Job | None] = [None] * len(built)
+    by_queue: dict[str, list[int]] = {}
+    for index, item in enumerate(built):
+        by_queue.setdefault(item.queue, []).append(index)
+    for name, indexes in by_queue.items():
+        queue = get_queue(name)
+        for start in range(0, len(indexes), CHUNK):
+            chunk = indexes[start : start + CHUNK]
+            results = await queue.submit_many([built[i].job for i in chunk])
+            for index, (job, _) in zip(chunk, results, strict=True):
+                jobs[index] = job
+    return jobs  # type: ignore[return-value]
+
+
+def enqueue_many(
+    task: TaskRef,
+    calls: Iterable[dict[str, Any]],
+    /,
+    *,
+    keys: Sequence[str | None] | None = None,
+    queue: str | None = None,
+    delay: float | None = None,
+    at: datetime | float | None = None,
+    **options: Any,
+) -> list[Job]:
+    """The sync twin of :func:`aenqueue_many`."""
+    return background.run(aenqueue_many(task, calls, keys=keys, queue=queue, delay=delay, at=at, **options), None)

@@ -1,0 +1,108 @@
+"""The queues a process talks to: one per event loop and queue name, and a loop for sync callers.
+
+A redis.asyncio connection belongs to the loop that opened it, so queues are cached per
+loop. Sync code (views, signal handlers, management commands) submits its work to one
+long-lived background loop, rather than opening a new connection and loop per call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+import weakref
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+from redis.asyncio import from_url as redis_from_url
+
+from .. import conf
+from ..engine.queue import AtomicRedisQueue
+
+logger = logging.getLogger("tasks_app.enqueueing")
+
+T = TypeVar("T")
+
+CacheKey = tuple[str, tuple[tuple[str, Any], ...]]
+_per_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[CacheKey, AtomicRedisQueue]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def make_queue(name: str, **client_options: Any) -> AtomicRedisQueue:
+    """A new queue for ``name``; ``client_options`` adjust its redis-py client (e.g. ``socket_timeout``).
+
+    Raises ``ImproperlyConfigured`` for a queue that is not in ``SAQ["QUEUES"]``.
+    """
+    config = conf.queue_config(name)
+    # Bounded connects, so an unreachable Redis fails fast instead of hanging a request;
+    # keepalive notices a Redis that vanished without closing the connection.
+    options = {"socket_connect_timeout": 5, "socket_keepalive": True, **client_options}
+    return AtomicRedisQueue(redis_from_url(config.url, **options), name=name)
+
+
+def get_queue(name: str = conf.DEFAULT_QUEUE, **client_options: Any) -> AtomicRedisQueue:
+    """The queue ``name`` (with these client options) for the running event loop, made on first use."""
+    queues = _per_loop.setdefault(asyncio.get_running_loop(), {})
+    key = (name, tuple(sorted(client_options.items())))
+    if key not in queues:
+        queues[key] = make_queue(name, **client_options)
+    return queues[key]
+
+
+def adopt_queue(queue: AtomicRedisQueue) -> None:
+    """Let ``get_queue(queue.name)`` hand out a queue a worker already owns on this loop."""
+    _per_loop.setdefault(asyncio.get_running_loop(), {})[(queue.name, ())] = queue
+
+
+def forget_all() -> None:
+    """Drop cached queues (the settings changed); the next ``get_queue`` builds new ones."""
+    _per_loop.clear()
+
+
+async def disconnect_all() -> None:
+    """Close this loop's cached queues."""
+    for queue in _per_loop.pop(asyncio.get_running_loop(), {}).values():
+        try:
+            await queue.disconnect()
+        except Exception:  # already closed (e.g. by SAQ's web app), or Redis is gone
+            logger.debug("Queue %r was already disconnected", queue.name)
+
+
+class BackgroundLoop:
+    """One event loop in a daemon thread, for sync code that needs Redis."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pid: int | None = None
+
+    def _ensure(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            # A forked child must not share its parent's loop thread or sockets.
+            if self._loop is None or self._pid != os.getpid():
+                loop = asyncio.new_event_loop()
+                thread = threading.Thread(target=loop.run_forever, name="tasks_app-enqueue", daemon=True)
+                thread.start()
+                self._loop, self._pid = loop, os.getpid()
+            return self._loop
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = 30) -> T:
+        """Run ``coro`` on the background loop and return its result (``timeout`` in seconds).
+
+        Raises ``RuntimeError`` when called from a thread that runs an event loop: there,
+        the async API must be awaited instead.
+        """
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+        else:
+            coro.close()
+            raise RuntimeError("This is the sync API; inside async code use `await enqueue(...)`.")
+        future = asyncio.run_coroutine_threadsafe(coro, self._ensure())
+        return future.result(timeout)
+
+
+background = BackgroundLoop()

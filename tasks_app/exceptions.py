@@ -1,0 +1,53 @@
+"""Every error tasks_app raises on purpose, under one base class.
+
+Catch ``TasksAppError`` to handle them all. Messages name the problem and the fix.
+"""
+
+from __future__ import annotations
+
+import difflib
+
+
+class TasksAppError(Exception):
+    """Base class of tasks_app's own errors."""
+
+
+class TaskNotFound(TasksAppError, LookupError):
+    """No task is registered under this name."""
+
+    def __init__(self, name: str, known: list[str]) -> None:
+        close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+        hint = f" Did you mean: {', '.join(close)}?" if close else ""
+        super().__init__(f"Unknown task {name!r}.{hint} Registered tasks: {', '.join(sorted(known)) or 'none'}.")
+        self.name = name
+
+
+class TaskArgumentError(TasksAppError, TypeError):
+    """The arguments or job options do not fit the task."""
+
+
+class JobStateConflict(TasksAppError):
+    """A job state change was refused because the job is no longer in the state it assumed.
+
+    ``stored`` is the job as Redis holds it now (None if it no longer exists). Raised, for
+    example, when a worker tries to finish an attempt that the sweep already re-queued.
+    """
+
+    def __init__(self, key: str, wanted: str, stored) -> None:
+        now = stored.status.value if stored is not None else "missing"
+        super().__init__(f"Job {key!r} cannot become {wanted}: it is {now} now.")
+        self.key = key
+        self.wanted = wanted
+        self.stored = stored
+
+
+class ServiceUnavailable(TasksAppError):
+    """Redis or the database cannot be reached; the message names the setting to fix."""
+
+
+class ActionRefused(TasksAppError):
+    """A dashboard or command action does not apply to this job or queue; the message says why."""
+
+
+class UnsafeBind(TasksAppError):
+    """``runworker --web`` was asked to listen off loopback without credentials."""

@@ -1,0 +1,75 @@
+"""``runworker --check``: an exit code for liveness and readiness probes.
+
+0: every queue has a live worker and the database answers; 1: a queue has no live worker;
+2: Redis or the database cannot be reached. Nothing printed holds a password.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+
+from redis.exceptions import RedisError
+
+from .. import conf
+from ..enqueueing.connections import make_queue
+from ..exceptions import ServiceUnavailable
+from ..redaction import redact_url
+from .runner import check_database, describe_database
+
+HEALTHY, NO_WORKERS, UNREACHABLE = 0, 1, 2
+
+
+@dataclass
+class QueueHealth:
+    queue: str
+    workers: int | None
+    queued: int | None
+    error: str | None = None
+
+
+async def _probe(name: str) -> QueueHealth:
+    queue = make_queue(name, socket_timeout=5)
+    try:
+        await queue.connect()
+        info = await asyncio.wait_for(queue.info(), timeout=5)
+        return QueueHealth(name, workers=len(info["workers"]), queued=info["queued"])
+    except (RedisError, OSError, TimeoutError) as exc:
+        return QueueHealth(name, workers=None, queued=None, error=f"{exc or type(exc).__name__}")
+    finally:
+        with contextlib.suppress(Exception):  # nothing to close if it never connected
+            await queue.disconnect()
+
+
+async def probe(names: list[str]) -> list[QueueHealth]:
+    return list(await asyncio.gather(*(_probe(name) for name in names)))
+
+
+def database_error() -> str | None:
+    """None when the default database answers, else what is wrong (no password)."""
+    try:
+        check_database()
+    except ServiceUnavailable as exc:
+        return str(exc)
+    return None
+
+
+def exit_code(results: list[QueueHealth], database: str | None) -> int:
+    if database or any(result.error for result in results):
+        return UNREACHABLE
+    if any(not result.workers for result in results):
+        return NO_WORKERS
+    return HEALTHY
+
+
+def describe(result: QueueHealth) -> str:
+    if result.error:
+        url = redact_url(conf.queue_config(result.queue).url)
+        return f"queue {result.queue!r}: Redis unreachable at {url} ({result.error}); check REDIS_URL"
+    state = "ok" if result.workers else "NO live workers"
+    return f"queue {result.queue!r}: {state} ({result.workers} worker(s), {result.queued} queued)"
+
+
+def describe_db(error: str | None) -> str:
+    return error or f"database: ok ({describe_database('default')})"

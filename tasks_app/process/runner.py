@@ -1,0 +1,204 @@
+"""Run one or more workers in this process: build them from the settings, handle signals, exit cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import gc
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+import zoneinfo
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
+from django.utils.module_loading import import_string
+from redis.exceptions import RedisError
+from saq.job import Job
+
+from .. import conf
+from ..engine.worker import CronSchedule, Upkeep, Worker
+from ..enqueueing import outbox
+from ..enqueueing.building import build_job
+from ..enqueueing.connections import adopt_queue, disconnect_all, make_queue
+from ..exceptions import ServiceUnavailable
+from ..redaction import redact_url
+from ..registry import registry
+from . import monitor
+from .signals import StopRequests
+from .task_wrapper import wrap
+
+logger = logging.getLogger("tasks_app.worker")
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    queue: str
+    concurrency: int
+    burst: bool = False
+    max_burst_jobs: int | None = None
+
+
+def _cron_job(entry: conf.CronConfig, at: datetime) -> Job:
+    # A fixed key per task: a pending run is never duplicated, so runs never pile up.
+    return build_job(entry.task, entry.kwargs, key=f"cron:{entry.task}", at=at, **entry.options).job
+
+
+def build_worker(options: WorkerOptions, drain_outbox: bool) -> Worker:
+    """A worker for ``options.queue`` running every registered task, with the settings' hooks,
+    timers, grace period and cron entries; ``drain_outbox`` adds the outbox drain to its upkeep."""
+    executor = ThreadPoolExecutor(max_workers=options.concurrency, thread_name_prefix=f"saq-{options.queue}")
+    timers = conf.timers()
+    outbox_interval = float(timers.pop("outbox"))
+    hooks = {name: [import_string(path) for path in paths] for name, paths in conf.hooks().items()}
+    cron = [
+        CronSchedule(entry.cron, functools.partial(_cron_job, entry), entry.task)
+        for entry in conf.cron_jobs()
+        if registry.get(entry.task).queue == options.queue
+    ]
+    upkeep = []
+    if drain_outbox:
+        grace = 0 if options.burst else outbox.DRAIN_GRACE_S
+        upkeep.append(Upkeep("outbox", functools.partial(outbox.drain, grace=grace), outbox_interval))
+    return Worker(
+        make_queue(options.queue),
+        # Every task runs on every queue: a task's queue is only where it goes by default.
+        [(spec.name, wrap(spec, executor)) for spec in registry.all()],
+        executor=executor,
+        cron=cron,
+        cron_tz=zoneinfo.ZoneInfo(settings.TIME_ZONE or "UTC"),
+        upkeep=upkeep,
+        startup=hooks["startup"],
+        shutdown=hooks["shutdown"],
+        before_process=hooks["before_process"],
+        after_process=hooks["after_process"],
+        concurrency=options.concurrency,
+        timers=timers,
+        # A bounded wait for work lets an idle slot notice a stop within a second.
+        dequeue_timeout=0.5 if options.burst else 1.0,
+        burst=options.burst,
+        max_burst_jobs=options.max_burst_jobs,
+        shutdown_grace_period_s=conf.shutdown_grace_period(),
+        metadata={
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "started": int(time.time()),
+            "queues": [options.queue],
+            "concurrency": options.concurrency,
+        },
+    )
+
+
+async def ping_redis(queue_name: str, redis_client) -> None:
+    """Raises ``ServiceUnavailable`` naming the queue's (redacted) URL and the setting to fix."""
+    url = conf.queue_config(queue_name).url
+    try:
+        await asyncio.wait_for(redis_client.ping(), timeout=5)
+    except (RedisError, OSError, TimeoutError) as exc:
+        raise ServiceUnavailable(
+            f"Cannot reach Redis for queue {queue_name!r} at {redact_url(url)}: {exc or type(exc).__name__}. "
+            f'Start Redis, or fix SAQ["QUEUES"]["{queue_name}"]["URL"] (REDIS_URL in this project).'
+        ) from exc
+
+
+def check_database(alias: str = DEFAULT_DB_ALIAS) -> None:
+    """Open (and release) a connection to ``alias``; raises ``ServiceUnavailable`` naming the setting."""
+    connection = connections[alias]
+    try:
+        connection.ensure_connection()
+    except DatabaseError as exc:
+        where = describe_database(alias)
+        raise ServiceUnavailable(
+            f"Cannot reach the database {alias!r} ({where}): {str(exc).strip() or type(exc).__name__}. "
+            f'Start it, or fix DATABASES["{alias}"] (DATABASE_URL in this project).'
+        ) from exc
+    finally:
+        connection.close()
+
+
+def describe_database(alias: str) -> str:
+    """Engine, host, port and name of a database, without its password."""
+    params = connections[alias].settings_dict
+    engine = params["ENGINE"].rsplit(".", 1)[-1]
+    host = params.get("HOST") or "local socket"
+    port = f":{params['PORT']}" if params.get("PORT") else ""
+    return f"{engine} {params.get('NAME')} at {host}{port}" if engine != "sqlite3" else f"sqlite3 {params.get('NAME')}"
+
+
+def _install_signal_handlers(workers: list[Worker]) -> Callable[[], None]:
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None  # e.g. call_command from a test thread: no signals to handle
+    loop = asyncio.get_running_loop()
+    requests = StopRequests()
+
+    def on_signal(signum: signal.Signals) -> None:
+        request = requests.receive()
+        if request == "stop":
+            logger.warning(
+                "%s: stopping; in-flight jobs get %.0fs to finish, then are re-queued. Send again to force.",
+                signum.name,
+                conf.shutdown_grace_period(),
+            )
+            for worker in workers:
+                worker.event.set()
+        elif request == "force":
+            logger.warning("%s again: re-queueing in-flight jobs and exiting now.", signum.name)
+            for worker in workers:
+                worker.force_stop()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, on_signal, signum)
+
+    def remove() -> None:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+
+    return remove
+
+
+OnReady = Callable[[list[Worker]], None]
+
+
+async def run_workers(
+    options: list[WorkerOptions], on_ready: OnReady | None = None, web: tuple[str, int] | None = None
+) -> None:
+    """Run a worker per queue until they stop (burst done, or a signal). Raises ``ServiceUnavailable``
+    before starting if Redis or the database cannot be reached."""
+    # Any worker drains the outbox, whatever its queues: the first one of each process does.
+    workers = [build_worker(option, drain_outbox=index == 0) for index, option in enumerate(options)]
+    remove_handlers = lambda: None  # noqa: E731
+    web_runner = None
+    try:
+        for worker in workers:
+            await worker.queue.connect()
+            adopt_queue(worker.queue)  # jobs that enqueue reuse the worker's connection pool
+            await ping_redis(worker.queue.name, worker.queue.redis)
+        await sync_to_async(check_database, thread_sensitive=True)()
+        if web is not None:
+            web_runner = await monitor.serve([worker.queue for worker in workers], *web)
+        if on_ready is not None:
+            on_ready(workers)
+        remove_handlers = _install_signal_handlers(workers)
+        # Django's start-up objects live as long as the worker: keep the cyclic GC
+        # from walking them again and again while jobs allocate.
+        gc.freeze()
+        await asyncio.gather(*(worker.start() for worker in workers))
+    finally:
+        remove_handlers()
+        if web_runner is not None:
+            await web_runner.cleanup()
+        await disconnect_all()
+        # The async ORM's connections live in its own thread: close them there.
+        await sync_to_async(connections.close_all, thread_sensitive=True)()
+
+
+def run(options: list[WorkerOptions], on_ready: OnReady | None = None, web: tuple[str, int] | None = None) -> None:
+    asyncio.run(run_workers(options, on_ready, web))

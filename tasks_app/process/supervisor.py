@@ -1,0 +1,215 @@
+"""``runworker --workers N`` and ``--reload``: worker processes, supervised.
+
+SIGTERM or SIGINT to the supervisor is forwarded to every child, which then stops
+cleanly; a second signal is forwarded too and forces them. A child that dies is
+restarted, with backoff if it keeps dying; one that keeps dying right after starting
+makes the supervisor give up, and so does a child that exits with code 2 (it could not
+reach Redis or the database). Children get SIGTERM if the supervisor itself is killed,
+so none is ever left behind.
+
+With ``reload``, a change to a loaded Python file stops the children cleanly (their
+in-flight jobs get the grace period, then go back to the queue) and starts new ones.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.utils import autoreload
+
+from .signals import StopRequests
+
+logger = logging.getLogger("tasks_app.supervisor")
+
+PR_SET_PDEATHSIG = 1
+# A child that exits this soon after starting, this many times in a row, is crash-looping.
+YOUNG_S = 10.0
+GIVE_UP_AFTER = 5
+EXIT_UNREACHABLE = 2  # runworker's code for "Redis or the database cannot be reached"
+POLL_S = 0.1
+RELOAD_POLL_S = 1.0
+
+
+def _die_with_parent() -> None:
+    # Not on Linux: no prctl, but the supervisor still forwards signals.
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+@dataclass
+class Child:
+    index: int
+    argv: list[str]
+    process: subprocess.Popen | None = None
+    started: float = 0.0
+    backoff: float = 0.0
+    young_deaths: int = 0
+
+    def start(self) -> None:
+        # Own session: a Ctrl-C in the terminal reaches the supervisor only, which forwards it once.
+        self.process = subprocess.Popen(self.argv, preexec_fn=_die_with_parent, start_new_session=True)
+        self.started = time.monotonic()
+        logger.warning("worker %d started (pid %d)", self.index, self.process.pid)
+
+    def signal(self, signum: int) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signum)
+
+
+class GiveUp(Exception):
+    """The children cannot run; the message says why and what to do, ``code`` is the exit code."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class CodeChanges:
+    """Modification times of every loaded Python file; ``changed()`` names one that changed."""
+
+    def __init__(self) -> None:
+        self.mtimes = self._snapshot()
+
+    @staticmethod
+    def _snapshot() -> dict[Path, float]:
+        mtimes = {}
+        for path in autoreload.iter_all_python_module_files():
+            with contextlib.suppress(OSError):
+                mtimes[path] = path.stat().st_mtime
+        return mtimes
+
+    def changed(self) -> Path | None:
+        current = self._snapshot()
+        changed = next((path for path, mtime in current.items() if self.mtimes.get(path, mtime) != mtime), None)
+        self.mtimes = current
+        return changed
+
+
+class Supervisor:
+    def __init__(self, child_argvs: list[list[str]], grace_period: float, reload: bool = False) -> None:
+        self.children = [Child(index, argv) for index, argv in enumerate(child_argvs)]
+        self.grace_period = grace_period
+        self.requests = StopRequests()
+        self.code_changes = CodeChanges() if reload else None
+
+    def _on_signal(self, signum: int, frame) -> None:
+        request = self.requests.receive()
+        if request is None:
+            return  # the same request, delivered twice
+        logger.warning("%s: %s %d worker(s)", signal.Signals(signum).name, request, len(self.children))
+        for child in self.children:
+            child.signal(signal.SIGTERM)
+
+    def run(self, burst: bool = False) -> int:
+        """Run until stopped; returns the exit code. Raises ``GiveUp`` when the children cannot run."""
+        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            for child in self.children:
+                child.start()
+            return self._watch(burst)
+        except GiveUp:
+            self._stop_all(signal_children=True)
+            raise
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+    def _watch(self, burst: bool) -> int:
+        codes: dict[int, int] = {}
+        next_reload_check = time.monotonic() + RELOAD_POLL_S
+        while not self.requests.stopping:
+            for child in self.children:
+                code = child.process.poll() if child.process else None
+                if code is None or child.index in codes:
+                    continue
+                if burst:
+                    codes[child.index] = code
+                    continue
+                self._restart(child, code)
+            if burst and len(codes) == len(self.children):
+                return max(codes.values())
+            if self.code_changes is not None and time.monotonic() >= next_reload_check:
+                changed = self.code_changes.changed()
+                if changed is not None:
+                    self._reload(changed)
+                next_reload_check = time.monotonic() + RELOAD_POLL_S
+            time.sleep(POLL_S)
+        return self._stop_all()
+
+    def _restart(self, child: Child, code: int) -> None:
+        lived = time.monotonic() - child.started
+        if lived < YOUNG_S and code == EXIT_UNREACHABLE:
+            raise GiveUp(
+                f"worker {child.index} could not start: Redis or the database is unreachable (its message is "
+                "above). Fix that, then start the workers again.",
+                EXIT_UNREACHABLE,
+            )
+        child.young_deaths = child.young_deaths + 1 if lived < YOUNG_S else 0
+        if child.young_deaths >= GIVE_UP_AFTER:
+            raise GiveUp(
+                f"worker {child.index} exited within {YOUNG_S:.0f}s of starting {child.young_deaths} times in a row "
+                f"(last exit code {code}); giving up. Run `manage.py runworker` without --workers to see why.",
+                1,
+            )
+        # A child that dies young is probably crash-looping: back off up to 30 s.
+        child.backoff = 0.0 if lived > 30 else min(30.0, max(1.0, child.backoff * 2))
+        pid = child.process.pid if child.process else 0
+        logger.error("worker %d (pid %d) exited with %d; restarting in %.0fs", child.index, pid, code, child.backoff)
+        deadline = time.monotonic() + child.backoff
+        while time.monotonic() < deadline and not self.requests.stopping:
+            time.sleep(POLL_S)
+        if not self.requests.stopping:
+            child.start()
+
+    def _reload(self, changed: Path) -> None:
+        logger.warning(
+            "%s changed: restarting %d worker(s); in-flight jobs get %.0fs to finish, then are re-queued.",
+            changed,
+            len(self.children),
+            self.grace_period,
+        )
+        for child in self.children:
+            child.signal(signal.SIGTERM)
+        self._wait_all()
+        if not self.requests.stopping:
+            for child in self.children:
+                child.young_deaths = 0
+                child.start()
+
+    def _wait_all(self) -> bool:
+        deadline = time.monotonic() + self.grace_period + 10
+        while time.monotonic() < deadline:
+            if all(child.process is None or child.process.poll() is not None for child in self.children):
+                return True
+            time.sleep(POLL_S)
+        return False
+
+    def _stop_all(self, signal_children: bool = False) -> int:
+        if signal_children:  # otherwise _on_signal already forwarded the request
+            for child in self.children:
+                child.signal(signal.SIGTERM)
+        if self._wait_all():
+            return 0
+        for child in self.children:
+            child.signal(signal.SIGKILL)
+            logger.error("worker %d did not stop in time; killed", child.index)
+        for child in self.children:
+            if child.process is not None:
+                child.process.wait()
+        return 1
+
+
+def child_command() -> list[str]:
+    """How to start ``manage.py`` again, the way this process was started."""
+    script = sys.argv[0]
+    if script.endswith("manage.py"):
+        return [sys.executable, script]
+    return [sys.executable, "-m", "django"]
