@@ -345,10 +345,22 @@ return {'ok'}
 """
 )
 
-# The sweep's read: at most once per ``lock`` seconds across all workers, every job in the
-# active list with its stored record. KEYS: sweep lock, active. ARGV: lock seconds.
+# Move scheduled jobs that are due to the queued list: at most once per ``lock`` seconds across all
+# workers (0: no lock). KEYS: schedule lock, incomplete, queued. ARGV: lock seconds, now (epoch s).
+SCHEDULE = r"""
+if tonumber(ARGV[1]) > 0 and redis.call('SET', KEYS[1], 1, 'NX', 'EX', ARGV[1]) == false then return {} end
+local due = redis.call('ZRANGEBYSCORE', KEYS[2], 1, ARGV[2])
+for _, id in ipairs(due) do
+    redis.call('ZADD', KEYS[2], 0, id)
+    redis.call('RPUSH', KEYS[3], id)
+end
+return due
+"""
+
+# The sweep's read: at most once per ``lock`` seconds across all workers (0: no lock), every job
+# in the active list with its stored record. KEYS: sweep lock, active. ARGV: lock seconds.
 SWEEP_SCAN = r"""
-if redis.call('SET', KEYS[1], 1, 'NX', 'EX', ARGV[1]) == false then return {} end
+if tonumber(ARGV[1]) > 0 and redis.call('SET', KEYS[1], 1, 'NX', 'EX', ARGV[1]) == false then return {} end
 local found = {}
 for i, id in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do
     found[i] = {id, redis.call('GET', id) or false}

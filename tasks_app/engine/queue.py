@@ -75,6 +75,7 @@ class AtomicRedisQueue(RedisQueue):
         self.active_key = self.namespace("active")
         self.incomplete_key = self.namespace("incomplete")
         self.sweep_key = self.namespace("sweep")
+        self.schedule_key = self.namespace("schedule")
         self.stats_key = self.namespace("stats")
         self.scripts = {
             name: redis.register_script(source)
@@ -88,6 +89,7 @@ class AtomicRedisQueue(RedisQueue):
                 ("touch", lua.TOUCH),
                 ("end_abort", lua.END_ABORT),
                 ("replace", lua.REPLACE),
+                ("schedule", lua.SCHEDULE),
                 ("sweep_scan", lua.SWEEP_SCAN),
                 ("drop_entry", lua.DROP_ENTRY),
                 ("relist", lua.RELIST),
@@ -425,7 +427,15 @@ class AtomicRedisQueue(RedisQueue):
         )
         return _text(reply[0]) == "ok"
 
-    # --- sweep ------------------------------------------------------------------------------------
+    # --- schedule and sweep -----------------------------------------------------------------------
+
+    async def schedule(self, lock: int = 1) -> list[str]:
+        """Queue the scheduled jobs that are due; returns their ids. At most once per ``lock`` seconds
+        across all workers (0: no lock, for tests that move the clock)."""
+        due = await self._script(
+            "schedule", [self.schedule_key, self.incomplete_key, self.queued_key], [int(lock), now_seconds()]
+        )
+        return [_text(job_id) for job_id in due]
 
     def stuck_reason(self, job: Job, current_ms: int) -> str | None:
         """Why a running ``job`` is orphaned, or None while its worker looks after it.
@@ -511,6 +521,32 @@ class AtomicRedisQueue(RedisQueue):
     async def due_within(self, seconds: float) -> bool:
         """Whether any job is queued, running, or scheduled to be due within ``seconds``."""
         return bool(await self.redis.zcount(self.incomplete_key, 0, now_seconds() + seconds))
+
+    async def check_consistency(self) -> dict[str, list[str]]:
+        """Scan the whole queue for broken invariants; returns problem -> job keys (empty lists if none).
+
+        - ``unreferenced``: a non-terminal job that no list or schedule refers to (nothing would run it);
+        - ``no_ttl``: a terminal job with a positive ``ttl`` whose record never expires;
+        - ``dangling``: a list entry whose job record is gone or has ended.
+
+        For tests, benchmarks and debugging: it reads every job.
+        """
+        queued = {_text(i) for i in await self.redis.lrange(self.queued_key, 0, -1)}
+        active = {_text(i) for i in await self.redis.lrange(self.active_key, 0, -1)}
+        incomplete = {_text(i) for i in await self.redis.zrange(self.incomplete_key, 0, -1)}
+        report: dict[str, list[str]] = {"unreferenced": [], "no_ttl": [], "dangling": []}
+        seen: set[str] = set()
+        async for job in self.iter_jobs(batch_size=500):
+            seen.add(job.id)
+            if job.status in TERMINAL_STATUSES:
+                if job.ttl > 0 and await self.redis.ttl(job.id) == -1:
+                    report["no_ttl"].append(job.key)
+                if job.id in queued | active:
+                    report["dangling"].append(job.key)
+            elif job.id not in queued | active | incomplete:
+                report["unreferenced"].append(job.key)
+        report["dangling"] += [self.job_key_from_id(i) for i in (queued | active | incomplete) - seen]
+        return report
 
     # --- workers ----------------------------------------------------------------------------------
 

@@ -372,7 +372,8 @@ class Worker(saq.Worker):
         await self.heartbeat()
 
     async def schedule(self, lock: int = 1) -> None:
-        """Enqueue each cron entry's next run (a fixed key keeps one pending), then move due jobs."""
+        """Enqueue each cron entry's next run (a fixed key keeps one pending), then queue due jobs.
+        ``lock``: see ``AtomicRedisQueue.schedule``."""
         if not self.burst:
             moment = datetime.now(UTC)
             for entry in self.cron_schedules:

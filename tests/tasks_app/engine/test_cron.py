@@ -1,0 +1,81 @@
+"""Cron entries fire on the local wall clock, once per local day, across both daylight-saving changes."""
+
+import asyncio
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+import time_machine
+from saq.job import Job, Status
+
+from tasks_app.engine.cron import next_run
+from tasks_app.engine.worker import CronSchedule, Worker
+
+from .conftest import run
+
+CHANGE_DAYS = [
+    # zone, expression, a day before the change (local), the change day, a day after
+    ("America/New_York", "30 1 * * *", "2026-10-31", "2026-11-01", "2026-11-02"),  # 01:30 happens twice
+    ("America/New_York", "30 2 * * *", "2026-03-07", "2026-03-08", "2026-03-09"),  # 02:30 never happens
+    ("Europe/Berlin", "30 2 * * *", "2026-10-24", "2026-10-25", "2026-10-26"),  # 02:30 happens twice
+    ("Europe/Berlin", "30 2 * * *", "2026-03-28", "2026-03-29", "2026-03-30"),  # 02:30 never happens
+    ("Europe/Berlin", "0 2 * * *", "2026-10-24", "2026-10-25", "2026-10-26"),  # the site's nightly rebuild
+]
+
+
+@pytest.mark.parametrize(("zone", "expression", "before", "change", "after"), CHANGE_DAYS)
+def test_a_daily_entry_runs_once_on_each_local_day_through_a_change(
+    open_queue, zone, expression, before, change, after
+):
+    """A real worker's schedule() on real Redis, the clock moved through three local days."""
+    tz = ZoneInfo(zone)
+    start = datetime.fromisoformat(before).replace(tzinfo=tz)
+    end = datetime.fromisoformat(after).replace(tzinfo=tz) + timedelta(days=1)
+
+    async def scenario(traveller):
+        async with open_queue() as queue:
+            build = lambda at: Job("nightly", key="cron:nightly", scheduled=int(at.timestamp()))  # noqa: E731
+            worker = Worker(queue, [], executor=None, cron=[CronSchedule(expression, build, "nightly")], cron_tz=tz)
+            runs = []
+            moment = start
+            while moment < end:
+                traveller.move_to(moment)
+                await worker.schedule(lock=0)  # what the worker does every second
+                job = await queue.take("w")
+                if job is not None:
+                    runs.append(datetime.now(UTC))
+                    await queue.end_attempt(job, Status.COMPLETE)
+                moment += timedelta(minutes=10)  # ticks every 10 minutes, through the repeated hour too
+            return runs
+
+    with time_machine.travel(start, tick=False) as traveller:
+        runs = run(scenario(traveller))
+    days = Counter(moment.astimezone(tz).date().isoformat() for moment in runs)
+    assert days == {before: 1, change: 1, after: 1}, [r.astimezone(tz).isoformat() for r in runs]
+
+
+def test_a_skipped_time_runs_right_after_the_gap_and_a_repeated_one_at_its_first_occurrence():
+    berlin = ZoneInfo("Europe/Berlin")
+    spring = next_run("30 2 * * *", berlin, datetime(2026, 3, 29, 0, 0, tzinfo=berlin))
+    autumn = next_run("30 2 * * *", berlin, datetime(2026, 10, 25, 0, 0, tzinfo=berlin))
+    assert spring.astimezone(berlin).isoformat() == "2026-03-29T03:30:00+02:00"
+    assert autumn.astimezone(berlin).isoformat() == "2026-10-25T02:30:00+02:00"  # the first, summer-time 02:30
+
+
+def test_an_hourly_wildcard_follows_elapsed_time_through_the_repeated_hour():
+    new_york = ZoneInfo("America/New_York")
+    moment, runs = datetime(2026, 11, 1, 4, 0, tzinfo=UTC), []
+    while moment < datetime(2026, 11, 1, 8, 0, tzinfo=UTC):
+        moment = next_run("0 * * * *", new_york, moment)
+        runs.append(moment)
+    # every hour of real time: 01:00 EDT, 01:00 EST (the repeated hour), 02:00 EST, 03:00 EST
+    assert [r.hour for r in runs] == [5, 6, 7, 8]
+
+
+def test_next_run_needs_an_aware_moment():
+    with pytest.raises(ValueError):
+        next_run("0 2 * * *", UTC, datetime(2026, 1, 1))
+
+
+asyncio  # noqa: B018 (imported for readers: scenarios are coroutines)

@@ -1,0 +1,100 @@
+"""The sweep resolves jobs whose worker is gone, by heartbeat, and leaves live workers' jobs alone."""
+
+import logging
+import time
+
+import time_machine
+from saq.job import Job, Status
+
+from .conftest import run
+
+
+def test_a_dead_workers_job_is_requeued_once_its_heartbeat_lapses(open_queue, caplog):
+    async def scenario(traveller):
+        async with open_queue() as queue:
+            await queue.submit(Job("f", key="k", heartbeat=30, timeout=600, retries=3))
+            await queue.take("dead-worker")
+            traveller.shift(29)
+            early = await queue.sweep(lock=0)
+            traveller.shift(2)
+            late = await queue.sweep(lock=0)
+            return early, late, await queue.job("k"), await queue.check_consistency()
+
+    with time_machine.travel(time.time(), tick=False) as traveller, caplog.at_level(logging.WARNING):
+        early, late, stored, report = run(scenario(traveller))
+    assert early == [] and late == [stored.id]
+    assert (stored.status, stored.attempts) == (Status.QUEUED, 1)
+    assert stored.error.startswith("swept: no heartbeat from worker dead-worker for 31.0s (heartbeat 30s)")
+    assert "re-queued for attempt 2 of 3" in caplog.text  # the true reason, in the log line too
+    assert report == {"unreferenced": [], "no_ttl": [], "dangling": []}
+
+
+def test_a_job_with_no_attempts_left_ends_aborted(open_queue):
+    async def scenario(traveller):
+        async with open_queue() as queue:
+            await queue.submit(Job("f", key="k", heartbeat=5, timeout=600, retries=1))
+            await queue.take("dead-worker")
+            traveller.shift(6)
+            await queue.sweep(lock=0)
+            return await queue.job("k"), await queue.redis.ttl(queue.job_id("k"))
+
+    with time_machine.travel(time.time(), tick=False) as traveller:
+        stored, ttl = run(scenario(traveller))
+    assert stored.status == Status.ABORTED and "no attempts left" in stored.error
+    assert ttl > 0
+
+
+def test_an_aborting_job_whose_worker_died_ends_aborted_and_frees_its_key(open_queue):
+    async def scenario(traveller):
+        async with open_queue() as queue:
+            await queue.submit(Job("f", key="k", heartbeat=5, timeout=600, retries=3))
+            await queue.take("dead-worker")
+            await queue.request_abort("k", "Aborted from the dashboard by ops.")
+            _, state = await queue.submit(Job("f", key="k", kwargs={"next": True}))
+            traveller.shift(6)
+            await queue.sweep(lock=0)
+            return state, await queue.take("live-worker"), await queue.check_consistency()
+
+    with time_machine.travel(time.time(), tick=False) as traveller:
+        state, successor, report = run(scenario(traveller))
+    assert state == "deferred"
+    assert successor.kwargs == {"next": True}  # the new work runs once the dead job is resolved
+    assert report == {"unreferenced": [], "no_ttl": [], "dangling": []}
+
+
+def test_past_its_timeout_a_heartbeating_job_is_left_to_its_worker_for_a_grace_period(open_queue):
+    async def scenario(traveller):
+        async with open_queue() as queue:
+            await queue.submit(Job("f", key="k", timeout=1, heartbeat=30))
+            job = await queue.take("live-worker")
+            swept = []
+            for _ in range(8):  # the worker heartbeats; its own timeout handling is due
+                traveller.shift(1)
+                await queue.touch("live-worker", [(job, True)])
+                swept += await queue.sweep(lock=0)
+            traveller.shift(5)
+            await queue.touch("live-worker", [(job, True)])
+            swept += await queue.sweep(lock=0)  # 14 s in: past timeout + grace, so the worker is broken
+            return swept, await queue.job("k")
+
+    with time_machine.travel(time.time(), tick=False) as traveller:
+        swept, stored = run(scenario(traveller))
+    assert len(swept) == 1
+    assert "past its 1s timeout" in stored.error
+
+
+def test_a_live_workers_job_is_never_swept(open_queue):
+    async def scenario(traveller):
+        async with open_queue() as queue:
+            await queue.submit(Job("f", key="k", heartbeat=3, timeout=600))
+            job = await queue.take("live-worker")
+            swept = []
+            for _ in range(20):
+                traveller.shift(1)
+                await queue.touch("live-worker", [(job, True)])
+                swept += await queue.sweep(lock=0)
+            return swept, await queue.job("k")
+
+    with time_machine.travel(time.time(), tick=False) as traveller:
+        swept, stored = run(scenario(traveller))
+    assert swept == [] and stored.status == Status.ACTIVE

@@ -1,0 +1,169 @@
+"""Each job state change is one compare-and-set: checked against real Redis, including under races."""
+
+import asyncio
+
+import pytest
+from saq.job import Job, Status
+from saq.queue.redis import RedisQueue
+
+from tasks_app.exceptions import JobStateConflict
+
+from .conftest import run
+
+
+def test_take_marks_the_job_active_for_this_worker_in_one_step(open_queue):
+    async def scenario():
+        async with open_queue() as queue:
+            await queue.submit(Job("f", key="k"))
+            taken = await queue.take("w1")
+            stored = await queue.job("k")
+            return taken, stored, await queue.take("w2")
+
+    taken, stored, nothing = run(scenario())
+    assert (taken.status, taken.attempts, taken.worker_id) == (Status.ACTIVE, 1, "w1")
+    assert (stored.status, stored.attempts, stored.worker_id, stored.started) == (Status.ACTIVE, 1, "w1", taken.started)
+    assert nothing is None
+
+
+def test_big_integers_empty_lists_and_quotes_survive_every_rewrite(open_queue):
+    kwargs = {"big": 2**62 + 1, "empty": [], "nested": {"status": "queued"}, "text": 'say "hi" \\ bye'}
+
+    async def scenario():
+        async with open_queue() as queue:
+            await queue.submit(Job("f", kwargs=kwargs, key="k", heartbeat=30))
+            taken = await queue.take("w1")
+            await queue.touch("w1", [(taken, True)])
+            await queue.request_abort("k", "stop")
+            await queue.end_abort(taken)
+            return await queue.job("k")
+
+    stored = run(scenario())
+    assert stored.kwargs == kwargs and stored.status == Status.ABORTED and stored.error == "stop"
+
+
+def test_a_terminal_job_is_never_written_again(open_queue):
+    async def scenario():
+        async with open_queue() as queue:
+            await queue.submit(Job("f", key="k", retries=3))
+            job = await queue.take("w1")
+            await queue.end_attempt(job, Status.COMPLETE, result=42)
+            with pytest.raises(JobStateConflict):
+                await queue.end_attempt(await queue.take("w1") or job, Status.FAILED, error="late")
+            with pytest.raises(JobStateConflict):
+                await queue.retry_attempt(job, "late")
+            after_abort, changed = await queue.request_abort("k", "too late")
+            await queue.update(job, progress=0.5)
+            return await queue.job("k"), after_abort, changed, await queue.check_consistency()
+
+    stored, after_abort, changed, report = run(scenario())
+    assert (stored.status, stored.result, stored.error) == (Status.COMPLETE, 42, None)
+    assert after_abort.status == Status.COMPLETE and changed is False  # the abort changed nothing, and says so
+    assert report == {"unreferenced": [], "no_ttl": [], "dangling": []}
+
+
+def test_abort_ends_a_queued_or_scheduled_job_at_once(open_queue):
+    async def scenario():
+        async with open_queue() as queue:
+            await queue.submit(Job("f", key="now"))
+            await queue.submit(Job("f", key="later", scheduled=2_000_000_000))
+            results = [await queue.request_abort(key, "no") for key in ("now", "later")]
+            return results, await queue.count("queued"), await queue.count("incomplete"), await queue.take("w")
+
+    results, queued, incomplete, taken = run(scenario())
+    assert [(job.status, changed) for job, changed in results] == [(Status.ABORTED, True)] * 2
+    assert (queued, incomplete, taken) == (0, 0, None)
+
+
+def test_an_attempt_the_sweep_took_over_cannot_record_its_outcome(open_queue):
+    async def scenario():
+        async with open_queue() as queue:
+            await queue.submit(Job("f", key="k", heartbeat=1, retries=3))
+            zombie = await queue.take("w1")
+            raw = await queue.redis.get(zombie.id)
+            swept = await queue._sweep_job(raw, zombie, "no heartbeat (test)")
+            rerun = await queue.take("w2")
+            with pytest.raises(JobStateConflict):
+                await queue.end_attempt(zombie, Status.COMPLETE, result="from the zombie")
+            await queue.end_attempt(rerun, Status.COMPLETE, result="from the re-run")
+            return swept, await queue.job("k")
+
+    swept, stored = run(scenario())
+    assert swept is True
+    assert (stored.status, stored.result, stored.attempts, stored.worker_id) == (
+        Status.COMPLETE,
+        "from the re-run",
+        2,
+        "w2",
+    )
+
+
+def test_enqueue_with_the_key_of_an_aborting_job_runs_the_new_work_once_the_abort_ends(open_queue):
+    async def scenario():
+        async with open_queue() as queue:
+            await queue.submit(Job("f", kwargs={"n": 1}, key="k"))
+            old = await queue.take("w1")
+            await queue.request_abort("k", "replace me")
+            new, state = await queue.submit(Job("f", kwargs={"n": 2}, key="k"))
+            again, again_state = await queue.submit(Job("f", kwargs={"n": 3}, key="k"))
+            before = await queue.take("w2")  # nothing runnable while the old one winds down
+            await queue.end_abort(old)
+            taken = await queue.take("w2")
+            return state, new, again_state, again, before, taken
+
+    state, new, again_state, again, before, taken = run(scenario())
+    assert state == "deferred" and new.kwargs == {"n": 2}
+    assert again_state == "exists" and again.kwargs == {"n": 2}  # the waiting work, never the dying job
+    assert before is None
+    assert taken.kwargs == {"n": 2} and taken.status == Status.ACTIVE
+
+
+def test_a_record_written_by_plain_saq_is_still_taken(open_queue):
+    async def scenario():
+        async with open_queue() as queue:
+            plain = RedisQueue(queue.redis, name="default")
+            await plain.enqueue(Job("f", key="legacy", kwargs={"a": 1}))
+            return await queue.take("w1"), await queue.job("legacy")
+
+    taken, stored = run(scenario())
+    assert taken.kwargs == {"a": 1} and stored.status == Status.ACTIVE and stored.worker_id == "w1"
+
+
+def test_racing_transitions_leave_every_job_in_exactly_one_state(open_queue):
+    """Finish, abort, sweep and a heartbeat, all at once on the same attempt, 300 times."""
+
+    async def scenario():
+        async with open_queue() as queue:
+            jobs = []
+            for i in range(300):
+                await queue.submit(Job("f", key=f"k{i}", heartbeat=1, retries=2))
+                jobs.append(await queue.take("w1"))
+            raws = [await queue.redis.get(job.id) for job in jobs]
+
+            async def race(job, raw):
+                async def finish():
+                    try:
+                        await queue.end_attempt(job, Status.COMPLETE, result="done")
+                        return "complete"
+                    except JobStateConflict:
+                        return "refused"
+
+                results = await asyncio.gather(
+                    finish(),
+                    queue.request_abort(job.key, "abort"),
+                    queue._sweep_job(raw, queue.deserialize(raw), "no heartbeat (race)"),
+                    queue.touch("w1", [(job, True)]),
+                )
+                return results[0], await queue.job(job.key)
+
+            outcomes = await asyncio.gather(*(race(job, raw) for job, raw in zip(jobs, raws, strict=True)))
+            return outcomes, await queue.check_consistency(), await queue.count("active")
+
+    outcomes, report, active = run(scenario())
+    for finished, stored in outcomes:
+        if finished == "complete":
+            assert stored.status == Status.COMPLETE
+        else:  # the sweep re-queued it, or the abort got there first and the sweep ended it
+            assert stored.status in (Status.QUEUED, Status.ABORTING, Status.ABORTED)
+    assert report == {"unreferenced": [], "no_ttl": [], "dangling": []}
+    aborting = sum(stored.status == Status.ABORTING for _, stored in outcomes)
+    assert active == aborting  # only attempts still being aborted stay listed as running
