@@ -59,11 +59,15 @@ class CronSchedule:
 
 @dataclass(frozen=True)
 class Upkeep:
-    """A periodic chore of the worker's own (e.g. draining an outbox), run every ``interval`` seconds."""
+    """A periodic chore of the worker's own (e.g. draining an outbox), run every ``interval`` seconds.
+
+    ``uses``: the services a successful run has certainly reached, so an outage of them is over.
+    """
 
     name: str
     run: Callable[[], Awaitable[Any]]
     interval: float
+    uses: tuple[str, ...] = ()
 
 
 @dataclass(eq=False)
@@ -388,10 +392,15 @@ class Worker(saq.Worker):
     async def upkeep(self) -> list[asyncio.Task]:
         timers = self.timers
         chores = [
-            Upkeep("heartbeat", self.heartbeat, timers["abort"]),
-            Upkeep("schedule", self.schedule, timers["schedule"]),
-            Upkeep("sweep", lambda: self.queue.sweep(lock=int(timers["sweep"])), timers["sweep"]),
-            Upkeep("worker info", lambda: self.worker_info(timers["worker_info"] + 1), timers["worker_info"]),
+            Upkeep("heartbeat", self.heartbeat, timers["abort"]),  # reaches Redis only while jobs run
+            Upkeep("schedule", self.schedule, timers["schedule"], uses=("Redis",)),
+            Upkeep("sweep", lambda: self.queue.sweep(lock=int(timers["sweep"])), timers["sweep"], uses=("Redis",)),
+            Upkeep(
+                "worker info",
+                lambda: self.worker_info(timers["worker_info"] + 1),
+                timers["worker_info"],
+                uses=("Redis",),
+            ),
             *self.chores,
         ]
         self._upkeep_tasks = [asyncio.create_task(self._every(chore), name=f"upkeep:{chore.name}") for chore in chores]
@@ -409,9 +418,8 @@ class Worker(saq.Worker):
                 else:
                     wait = min(wait, self.outages.failed(service, exc))
             else:
-                self.outages.succeeded("Redis")
-                if chore.name == "outbox":
-                    self.outages.succeeded("the database")
+                for service in chore.uses:
+                    self.outages.succeeded(service)
             await asyncio.sleep(wait)
 
     # --- stopping ---------------------------------------------------------------------------------

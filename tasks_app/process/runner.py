@@ -67,7 +67,8 @@ def build_worker(options: WorkerOptions, drain_outbox: bool) -> Worker:
     upkeep = []
     if drain_outbox:
         grace = 0 if options.burst else outbox.DRAIN_GRACE_S
-        upkeep.append(Upkeep("outbox", functools.partial(outbox.drain, grace=grace), outbox_interval))
+        drain = functools.partial(outbox.drain, grace=grace)
+        upkeep.append(Upkeep("outbox", drain, outbox_interval, uses=("the database",)))
     return Worker(
         make_queue(options.queue),
         # Every task runs on every queue: a task's queue is only where it goes by default.

@@ -94,9 +94,12 @@ class CodeChanges:
 
 
 class Supervisor:
-    def __init__(self, child_argvs: list[list[str]], grace_period: float, reload: bool = False) -> None:
+    def __init__(
+        self, child_argvs: list[list[str]], grace_period: float, reload: bool = False, first_backoff: float = 1.0
+    ) -> None:
         self.children = [Child(index, argv) for index, argv in enumerate(child_argvs)]
         self.grace_period = grace_period
+        self.first_backoff = first_backoff
         self.requests = StopRequests()
         self.code_changes = CodeChanges() if reload else None
 
@@ -160,7 +163,7 @@ class Supervisor:
                 1,
             )
         # A child that dies young is probably crash-looping: back off up to 30 s.
-        child.backoff = 0.0 if lived > 30 else min(30.0, max(1.0, child.backoff * 2))
+        child.backoff = 0.0 if lived > 30 else min(30.0, max(self.first_backoff, child.backoff * 2))
         pid = child.process.pid if child.process else 0
         logger.error("worker %d (pid %d) exited with %d; restarting in %.0fs", child.index, pid, code, child.backoff)
         deadline = time.monotonic() + child.backoff

@@ -223,3 +223,143 @@ def test_new_apps_tasks_py_is_picked_up_with_no_other_change(subprocess_env, tmp
 def test_redis_db_is_the_tests_own(redis_db):
     assert redis_db.connection_pool.connection_kwargs["db"] != 0
     assert isinstance(redis_db, redis.Redis)
+
+
+# --- outages: fail fast or wait quietly ------------------------------------------------------------
+
+
+def test_workers_2_with_redis_unreachable_exits_2_with_the_single_mode_message(subprocess_env):
+    env = {**subprocess_env, "TEST_REDIS_URL": "redis://:hunter2@127.0.0.1:1/0"}
+    result = manage("runworker", "--workers", "2", "--skip-checks", env=env, timeout=30)
+    assert result.returncode == 2
+    assert "Cannot reach Redis for queue 'default' at redis://:***@127.0.0.1:1/0" in result.stderr
+    assert "started (pid" not in result.stderr + result.stdout  # no child was started, let alone restarted
+    assert "Traceback" not in result.stderr and "hunter2" not in result.stderr
+
+
+def test_a_child_that_keeps_dying_at_start_makes_the_supervisor_give_up():
+    import sys
+
+    from tasks_app.process import supervisor
+
+    argv = [sys.executable, "-c", "import sys; sys.exit(1)"]
+    started = time.monotonic()
+    with pytest.raises(supervisor.GiveUp) as gave_up:
+        supervisor.Supervisor([argv], grace_period=1, first_backoff=0.05).run()
+    assert "exited within 10s of starting 5 times in a row (last exit code 1); giving up" in str(gave_up.value)
+    assert gave_up.value.code == 1
+    assert time.monotonic() - started < 10
+
+
+def test_database_unreachable_at_start_exits_2_naming_the_setting(subprocess_env):
+    env = {**subprocess_env, "TEST_DATABASE_URL": "postgres://postgres:hunter2@127.0.0.1:1/nowhere"}
+    result = manage("runworker", "--burst", "--skip-checks", env=env, timeout=30)
+    assert result.returncode == 2
+    assert "Cannot reach the database 'default' (postgresql nowhere at 127.0.0.1:1)" in result.stderr
+    assert "DATABASE_URL" in result.stderr and "hunter2" not in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "SAQ worker, pid" not in result.stdout  # it never claimed to be ready
+    check = manage("runworker", "--check", env=env, timeout=30)
+    assert check.returncode == 2 and "Cannot reach the database 'default'" in check.stderr
+
+
+def test_a_redis_outage_is_one_line_when_it_starts_and_one_when_it_ends(start_worker, subprocess_env, tmp_path):
+    server = RedisServer(tmp_path).start()
+    try:
+        env = {**subprocess_env, "TEST_REDIS_URL": server.url}
+        worker = start_worker("-v", "1", env=env)
+        worker.wait_for_output("SIGTERM/SIGINT for a clean stop")
+        server.stop()
+        time.sleep(4)  # several dequeues, heartbeats, sweeps and outbox drains fail meanwhile
+        server.start()
+        worker.wait_for_output("Redis is back after")
+        worker.signal(signal.SIGTERM)
+        assert worker.wait(15) == 0
+    finally:
+        server.stop()
+    assert worker.output.count("Lost Redis") == 1
+    assert worker.output.count("Redis is back after") == 1
+    assert "Traceback" not in worker.output
+
+
+# --- dev mode: --reload stops cleanly -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_reload_mode_stops_cleanly_on_a_signal(start_worker, subprocess_env, signum):
+    worker = start_worker("--reload", "--skip-checks")
+    worker.wait_for_output("SIGTERM/SIGINT for a clean stop")
+    enqueue(subprocess_env, "sleep_then_note", "seconds=2", "text=dev mode")
+    wait_until(lambda: notes("dev mode started"), message="the job to start")
+    worker.signal(signum)
+    assert worker.wait(30) == 0
+    assert notes("dev mode finished")  # the job in flight finished within the grace period
+    assert "stopping; in-flight jobs get" in worker.output
+
+
+def test_reload_on_a_code_change_lets_the_job_finish_then_restarts(start_worker, subprocess_env, tmp_path):
+    module = tmp_path / "reload_probe.py"
+    module.write_text("VALUE = 1\n")
+    (tmp_path / "reload_settings.py").write_text("from tests.settings import *  # noqa\nimport reload_probe  # noqa\n")
+    env = {**subprocess_env, "PYTHONPATH": str(tmp_path), "DJANGO_SETTINGS_MODULE": "reload_settings"}
+    worker = start_worker("--reload", "--skip-checks", env=env)
+    worker.wait_for_output("SIGTERM/SIGINT for a clean stop")
+    enqueue(env, "sleep_then_note", "seconds=2", "text=code change")
+    wait_until(lambda: notes("code change started"), message="the job to start")
+    time.sleep(1.1)  # a new modification time
+    module.write_text("VALUE = 2\n")
+    worker.wait_for_output("reload_probe.py changed: restarting 1 worker(s)")
+    wait_until(lambda: worker.output.count("SIGTERM/SIGINT for a clean stop") == 2, message="the new worker")
+    assert notes("code change finished")
+    assert Note.objects.filter(text="code change started").count() == 1  # it ran once, to the end
+    worker.signal(signal.SIGTERM)
+    assert worker.wait(30) == 0
+
+
+# --- the monitor answers only its own origin ------------------------------------------------------
+
+
+def test_monitor_checks_host_and_origin(start_worker, subprocess_env):
+    import urllib.error
+    import urllib.request
+
+    from tests.redis_server import free_port
+
+    port = free_port()
+    worker = start_worker("--web", "--port", str(port))
+    worker.wait_for_output("SIGTERM/SIGINT for a clean stop")
+    base = f"http://127.0.0.1:{port}"
+
+    def status(path, method="GET", **headers):
+        request = urllib.request.Request(
+            base + path, method=method, headers=headers, data=b"" if method == "POST" else None
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                return response.status
+        except urllib.error.HTTPError as error:
+            return error.code
+
+    assert status("/api/queues") == 200
+    assert status("/api/queues", Host="attacker.example") == 400  # DNS rebinding
+    abort = "/api/queues/default/jobs/nope/abort"
+    assert status(abort, "POST", Origin="http://attacker.example", **{"Content-Type": "text/plain"}) == 403
+    assert status(abort, "POST") == 403  # no Origin, no Referer: not from the monitor's own page
+    assert status(abort, "POST", Origin=f"http://127.0.0.1:{port}") == 200  # SAQ's own answer (an error body)
+
+
+# --- secrets stay secret -------------------------------------------------------------------------------
+
+
+def test_commands_never_print_the_redis_password(subprocess_env):
+    env = {**subprocess_env, "TEST_REDIS_URL": "redis://:hunter2@127.0.0.1:1/0?password=hunter3"}
+    outputs = [
+        manage("runworker", "--check", env=env),
+        manage("runworker", "--burst", "--skip-checks", env=env),
+        manage("enqueue", "noop", env=env),
+    ]
+    for result in outputs:
+        assert result.returncode == 2, result.stderr
+        text = result.stdout + result.stderr
+        assert "hunter2" not in text and "hunter3" not in text
+        assert ":***@127.0.0.1:1" in text

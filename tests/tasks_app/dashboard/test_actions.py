@@ -54,6 +54,9 @@ def test_retry_a_failed_job(csrf_client, operator, redis_client, work):
     work()
     done = stored(redis_client, job.key)
     assert (done["status"], done["result"], done["attempts"]) == ("complete", "recovered", 2)
+    # "Attempts" counts what really ran, out of what it was allowed (retries=0: one, plus the manual retry).
+    page = csrf_client.get(job_url(job.key)).content.decode()
+    assert "<th>Attempts</th><td>2 of 2</td>" in page
 
 
 def test_retry_refuses_a_job_that_did_not_fail(csrf_client, operator, redis_client):

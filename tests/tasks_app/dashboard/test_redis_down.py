@@ -83,3 +83,37 @@ def test_every_queue_down(admin_client, closed_port):
         response = admin_client.get(INDEX)
     assert response.status_code == 200
     assert "Redis for queue 'default'" in page(response) and "is unreachable" in page(response)
+
+
+def test_counts_and_lists_say_unknown_rather_than_zero(admin_client, closed_port):
+    saq = {**settings.SAQ, "QUEUES": {"default": {"URL": f"redis://127.0.0.1:{closed_port}/0"}}}
+    with override_settings(SAQ=saq):
+        response = admin_client.get(INDEX)
+    text = page(response)
+    assert "unknown (Redis unreachable)" in text
+    assert "Unknown: Redis could not be read, so live workers cannot be listed." in text
+    assert "Unknown: Redis could not be read, so recent failures cannot be listed." in text
+    assert "No live workers" not in text and "No failed jobs are kept in Redis" not in text
+    (queue,) = response.context["queues"]
+    assert (queue.queued, queue.failed, queue.workers) == (None, None, None)
+
+
+def test_stats_json_gives_null_counts_for_an_unreachable_queue(client, redis_down):
+    response = client.get(reverse("admin:tasks_app_dashboard_stats"), headers={"Authorization": "Bearer t0ken"})
+    body = response.json()
+    emails = next(q for q in body["queues"] if q["name"] == "emails")
+    assert [emails[k] for k in ("queued", "active", "scheduled", "complete", "failed", "aborted", "workers")] == [
+        None
+    ] * 7
+    assert body["workers"] is None  # a list of only the reachable queues' workers would be a guess
+    assert "secret" not in response.content.decode()
+
+
+def test_a_password_in_the_query_string_is_hidden_too(admin_client, client, closed_port):
+    url = f"redis://127.0.0.1:{closed_port}/0?password=hunter2"
+    saq = {**settings.SAQ, "QUEUES": {"default": {"URL": url}}, "API_TOKEN": "t0ken"}
+    with override_settings(SAQ=saq):
+        dashboard = page(admin_client.get(INDEX))
+        stats = client.get(reverse("admin:tasks_app_dashboard_stats"), headers={"Authorization": "Bearer t0ken"})
+    assert "hunter2" not in dashboard and "password=***" in dashboard
+    assert "hunter2" not in stats.content.decode()
