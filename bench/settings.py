@@ -1,6 +1,7 @@
 """Settings for bench/ scripts: the test settings, a Redis database of the benchmarks' own (db 9),
 and the benchmark jobs registered the original setup's way, by dotted path."""
 
+import json
 import os
 
 from tests.settings import *  # noqa: F403
@@ -9,10 +10,14 @@ from tests.settings import SAQ
 # The site's production default (the test settings use 0, to let test databases be dropped at once).
 DATABASES["default"]["CONN_MAX_AGE"] = 60  # noqa: F405
 
+BENCH_TASKS = ("bench_noop", "bench_orm_read_write", "soak_noop", "soak_sleep", "soak_flaky", "soak_fail", "soak_long")
 BENCH_REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/9")
 SAQ = {
     **SAQ,
     "QUEUES": {"default": {"URL": BENCH_REDIS_URL, "CONCURRENCY": 10}},
-    "TASK_FUNCTIONS": ["bench.jobs.bench_noop", "bench.jobs.bench_orm_read_write"],
+    "TASK_FUNCTIONS": [f"bench.jobs.{name}" for name in BENCH_TASKS],
     "TIMERS": {"schedule": 1, "worker_info": 10, "sweep": 10, "abort": 1, "outbox": 5},
+    "CRON_JOBS": [],  # the site's feed refresh and search rebuild have no place in a benchmark
+    # bench/soak.py shortens heartbeats and timers for its workers.
+    **json.loads(os.environ.get("BENCH_SAQ", "{}")),
 }

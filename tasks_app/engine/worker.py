@@ -66,8 +66,11 @@ class Upkeep:
 
     name: str
     run: Callable[[], Awaitable[Any]]
-    interval: float
+    interval: float | Callable[[], float]
     uses: tuple[str, ...] = ()
+
+    def seconds(self) -> float:
+        return self.interval() if callable(self.interval) else self.interval
 
 
 @dataclass(eq=False)
@@ -359,7 +362,7 @@ class Worker(saq.Worker):
         if not attempts:
             return
         current = now()
-        due = [bool(a.job.heartbeat) and current - a.touched >= a.job.heartbeat * 1000 / 3 for a in attempts]
+        due = [bool(a.job.heartbeat) and current - a.touched >= a.job.heartbeat * 1000 / 4 for a in attempts]
         states = await self.queue.touch(self.id, zip((a.job for a in attempts), due, strict=True))
         for attempt, is_due, state in zip(attempts, due, states, strict=True):
             if is_due:
@@ -392,7 +395,9 @@ class Worker(saq.Worker):
     async def upkeep(self) -> list[asyncio.Task]:
         timers = self.timers
         chores = [
-            Upkeep("heartbeat", self.heartbeat, timers["abort"]),  # reaches Redis only while jobs run
+            # Reaches Redis only while jobs run; often enough that every running job is touched
+            # at least three times within its heartbeat, and aborts are seen within ``abort`` s.
+            Upkeep("heartbeat", self.heartbeat, self._heartbeat_interval),
             Upkeep("schedule", self.schedule, timers["schedule"], uses=("Redis",)),
             Upkeep("sweep", lambda: self.queue.sweep(lock=int(timers["sweep"])), timers["sweep"], uses=("Redis",)),
             Upkeep(
@@ -406,9 +411,13 @@ class Worker(saq.Worker):
         self._upkeep_tasks = [asyncio.create_task(self._every(chore), name=f"upkeep:{chore.name}") for chore in chores]
         return self._upkeep_tasks
 
+    def _heartbeat_interval(self) -> float:
+        beats = [attempt.job.heartbeat for attempt in self.attempts if attempt.job.heartbeat]
+        return min([self.timers["abort"], *(beat / 4 for beat in beats)])
+
     async def _every(self, chore: Upkeep) -> None:
         while not self.event.is_set():
-            wait = chore.interval
+            wait = chore.seconds()
             try:
                 await chore.run()
             except Exception as exc:

@@ -10,6 +10,7 @@ from saq.job import Status
 from tasks_app import enqueue, enqueue_on_commit, enqueue_sync
 from tasks_app.models import OutboxEntry
 from tasks_app.registry import TaskArgumentError, TaskNotFound
+from tests.queue_state import count, listed, stored
 from tests.sampleapp.models import Note
 from tests.sampleapp.tasks import add_note
 
@@ -27,7 +28,7 @@ def saq_with_redis_at(url: str):
 def test_enqueue_sync_returns_the_queued_job(redis_db):
     job = enqueue_sync("greet", name="ada")
     assert job.status == Status.QUEUED and job.function == "greet"
-    assert redis_db.lrange("saq:default:queued", 0, -1) == [job.id.encode()]
+    assert listed(job.key, "queued") and count("queued") == 1
 
 
 def test_enqueue_accepts_the_function_itself(redis_db):
@@ -62,9 +63,9 @@ def test_validation_happens_before_redis(redis_db):
 def test_on_commit_returns_the_key_now_and_enqueues_after_commit(redis_db):
     with transaction.atomic():
         key = enqueue_on_commit("add_note", text="after commit")
-        assert not redis_db.exists(f"saq:job:default:{key}")  # not before the commit
+        assert stored(key) is None  # not before the commit
         assert OutboxEntry.objects.filter(job_key=key).exists()  # but recorded in the transaction
-    assert redis_db.exists(f"saq:job:default:{key}")
+    assert stored(key) is not None
     assert not OutboxEntry.objects.exists()  # delivered, so the outbox row is gone
     run_burst()
     assert Note.objects.filter(text="after commit").exists()
@@ -90,7 +91,7 @@ def test_redis_down_at_commit_loses_nothing(redis_db):
     # The save committed, Redis refused the job: the outbox keeps it.
     entry = OutboxEntry.objects.get(job_key=key)
     assert entry.attempts == 1 and entry.last_error
-    assert not redis_db.exists(f"saq:job:default:{key}")
+    assert stored(key) is None
     # Redis is back: the worker drains the outbox and runs the job.
     run_burst()
     assert not OutboxEntry.objects.exists()

@@ -5,11 +5,13 @@ import json
 import pytest
 from django.core.management import CommandError, call_command
 
+from tests.queue_state import count, stored
+
 from .helpers import manage
 
 
 def queued(redis_db) -> int:
-    return redis_db.llen("saq:default:queued") + redis_db.zcard("saq:default:incomplete")
+    return count("incomplete")
 
 
 def enqueue(*args):
@@ -43,7 +45,7 @@ def test_bad_input_is_a_command_error_and_nothing_is_enqueued(redis_db, args, me
 def test_values_are_json_where_they_parse_else_strings(redis_db, capsys):
     enqueue("greet", "name=42abc", "times=2", "loud=true")
     key, status = capsys.readouterr().out.split()
-    job = json.loads(redis_db.get(f"saq:job:default:{key}"))
+    job = stored(key).to_dict()
     assert status == "queued"
     assert job["kwargs"] == {"name": "42abc", "times": 2, "loud": True}
 
@@ -63,7 +65,7 @@ def test_options_reach_the_job(redis_db, capsys):
         "60",
     )
     out = capsys.readouterr().out
-    job = json.loads(redis_db.get("saq:job:default:greet-ada"))
+    job = stored("greet-ada").to_dict()
     assert out.startswith("greet-ada queued at ")
     assert (job["timeout"], job["retries"]) == (7, 3)  # 2 retries = 3 attempts in SAQ's terms
     assert job["scheduled"] > 0
@@ -73,7 +75,7 @@ def test_a_pending_key_is_not_enqueued_twice(redis_db, capsys):
     enqueue("greet", "name=a", "--key", "once")
     enqueue("greet", "name=b", "--key", "once")
     assert "already pending" in capsys.readouterr().out
-    assert redis_db.llen("saq:default:queued") == 1
+    assert count("queued") == 1
 
 
 def test_errors_exit_non_zero_without_traceback(subprocess_env):

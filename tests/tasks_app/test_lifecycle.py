@@ -8,7 +8,9 @@ import time
 
 import pytest
 import redis
+from saq.job import Status
 
+from tests.queue_state import listed, live_workers, stored
 from tests.redis_server import RedisServer
 from tests.sampleapp.models import Note
 
@@ -34,12 +36,12 @@ def notes(*texts: str) -> bool:
 def test_idle_worker_exits_within_two_seconds_of_sigterm(start_worker, redis_db):
     worker = start_worker()
     worker.wait_for_output("SIGTERM/SIGINT for a clean stop")
-    wait_until(lambda: redis_db.zcard("saq:default:stats") == 1, message="the worker to register")
+    wait_until(lambda: live_workers() == 1, message="the worker to register")
     started = time.monotonic()
     worker.signal(signal.SIGTERM)
     assert worker.wait(10) == 0
     assert time.monotonic() - started < 2.0
-    assert redis_db.zcard("saq:default:stats") == 0  # gone from the dashboard at once
+    assert live_workers() == 0  # gone from the dashboard at once
 
 
 def test_sigterm_lets_the_in_flight_job_finish(start_worker, subprocess_env):
@@ -73,12 +75,11 @@ def test_job_still_running_after_the_grace_period_is_requeued(start_worker, subp
     wait_until(lambda: notes("too long started"), message="the job to start")
     worker.signal(signal.SIGTERM)
     assert worker.wait(10) == 0
-    job = json.loads(redis_db.get(f"saq:job:default:{key}"))
-    assert job["status"] == "queued" and job["error"].startswith("re-queued: its worker stopped")
-    assert job["attempts"] == 0  # a clean stop does not use up an attempt
+    job = stored(key)
+    assert job.status == Status.QUEUED and job.error.startswith("re-queued: its worker stopped")
+    assert job.attempts == 0  # a clean stop does not use up an attempt
     # Back in the queue, due within the first retry delay, for the next live worker.
-    due = redis_db.zscore("saq:default:incomplete", f"saq:job:default:{key}")
-    assert due is not None and due <= time.time() + 2
+    assert listed(key, "queued")  # at the head of the queue, for the next live worker
 
 
 def test_second_signal_forces_exit_and_requeues(start_worker, subprocess_env, redis_db):
@@ -93,7 +94,7 @@ def test_second_signal_forces_exit_and_requeues(start_worker, subprocess_env, re
     worker.signal(signal.SIGTERM)
     assert worker.wait(10) == 0
     assert time.monotonic() - started < 5
-    assert json.loads(redis_db.get(f"saq:job:default:{key}"))["status"] == "queued"
+    assert stored(key).status == Status.QUEUED
 
 
 def test_sigkilled_workers_job_runs_again_on_the_next_worker(start_worker, subprocess_env):

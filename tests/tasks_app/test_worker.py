@@ -9,6 +9,7 @@ from saq.job import Status
 
 from tasks_app import conf, enqueue_sync
 from tasks_app.enqueueing.connections import make_queue
+from tests.queue_state import count
 from tests.sampleapp.models import Note
 
 from .helpers import run_burst
@@ -183,7 +184,7 @@ def test_any_task_can_be_routed_to_another_queue(redis_db, settings):
     url = conf.queue_config("default").url
     with override_settings(SAQ={**settings.SAQ, "QUEUES": {"default": {"URL": url}, "slow": {"URL": url}}}):
         job = enqueue_sync("greet", name="ada", queue="slow")
-        assert redis_db.llen("saq:slow:queued") == 1
+        assert count("queued", queue="slow") == 1
         run_burst("--queue", "slow")
 
         async def fetch():

@@ -15,8 +15,9 @@ from django.tasks import TaskResultStatus, default_task_backend, task_backends
 from django.tasks.exceptions import InvalidTask, TaskResultDoesNotExist, TaskResultMismatch
 from django.test import override_settings
 
+from tasks_app import enqueue_sync
 from tasks_app.backends import SAQBackend
-from tasks_app.backends.runner import RUNNER
+from tests.queue_state import count, job_keys, listed
 
 from . import tasks as test_tasks
 
@@ -55,7 +56,7 @@ def test_enqueue_then_work(redis_client, work):
         assert result.kwargs == {"two": 3}
         assert result.attempts == 0
         # It is a real SAQ job of the runner task, on the queue's list in Redis.
-        assert redis_client.lrange("saq:default:queued", 0, -1) == [f"saq:job:default:{result.id}".encode()]
+        assert listed(result.id, "queued") and count("queued") == 1
         assert default_task_backend.get_result(result.id) == result
 
         work()
@@ -174,12 +175,10 @@ def test_get_missing_result():
 
 
 def test_a_plain_saq_job_is_not_a_task_result(redis_client):
-    result = test_tasks.noop_task.enqueue()
-    # Same key, but the job of another task: not a django.tasks result.
-    payload = redis_client.get(f"saq:job:default:{result.id}").replace(RUNNER.encode(), b"something_else")
-    redis_client.set(f"saq:job:default:{result.id}", payload)
+    # A job of an ordinary @task, not of the django.tasks runner: not a django.tasks result.
+    other = enqueue_sync("noop")
     with pytest.raises(TaskResultDoesNotExist):
-        default_task_backend.get_result(result.id)
+        default_task_backend.get_result(other.key)
 
 
 def test_get_incorrect_result():
@@ -193,7 +192,7 @@ def test_enqueue_with_invalid_argument(redis_client):
         test_tasks.noop_task.enqueue(datetime.now())
     with pytest.raises(TypeError, match=r"tests\.tasks_app\.backends\.tasks\.add\(\): missing a required argument"):
         test_tasks.add.enqueue(1)
-    assert redis_client.keys("saq:job:*") == []
+    assert job_keys() == []
 
 
 def test_validate_on_enqueue():

@@ -18,6 +18,7 @@ from django.utils import timezone
 from tasks_app.backends.runner import JobInterrupted
 from tasks_app.dashboard import data
 from tasks_app.models import OutboxEntry
+from tests.queue_state import count, due_at, job_keys, listed
 
 from . import tasks as test_tasks
 from .conftest import SAQ_TASKS
@@ -34,8 +35,8 @@ def test_queue_name_routes_to_that_saq_queue(redis_client, work):
     tasks = {"default": {**SAQ_TASKS["default"], "QUEUES": ["default", "emails"]}}
     with override_settings(SAQ=saq, TASKS=tasks):
         result = test_tasks.add.using(queue_name="emails").enqueue(2, 3)
-        assert redis_client.lrange("saq:emails:queued", 0, -1) == [f"saq:job:emails:{result.id}".encode()]
-        assert redis_client.llen("saq:default:queued") == 0
+        assert listed(result.id, "queued", queue="emails") and count("queued", queue="emails") == 1
+        assert count("queued") == 0
 
         work()
 
@@ -51,8 +52,8 @@ def test_run_after_defers_the_task(redis_client, work):
     soon = timezone.now() + timedelta(seconds=1.5)
     due_soon = test_tasks.calculate_meaning_of_life.using(run_after=soon).enqueue()
     # Scheduled, not queued: SAQ's incomplete set, scored with the time to run (never earlier).
-    assert redis_client.llen("saq:default:queued") == 0
-    score = redis_client.zscore("saq:default:incomplete", f"saq:job:default:{deferred.id}")
+    assert count("queued") == 0
+    score = due_at(deferred.id)
     assert later.timestamp() <= score < later.timestamp() + 1
 
     work()  # waits for jobs due within a few seconds, not for the one in ten minutes
@@ -137,7 +138,7 @@ def test_does_not_wait_for_commit_by_default(redis_client):
     with transaction.atomic():
         result = test_tasks.noop_task.enqueue()
         assert result.enqueued_at is not None
-        assert redis_client.llen("saq:default:queued") == 1
+        assert count("queued") == 1
 
 
 def test_enqueue_on_commit_returns_the_id_and_enqueues_after_commit(redis_client, work):
@@ -154,7 +155,7 @@ def test_enqueue_on_commit_returns_the_id_and_enqueues_after_commit(redis_client
                 assert result.id and result.status == TaskResultStatus.READY and result.enqueued_at is None
                 with pytest.raises(TaskResultDoesNotExist):
                     default_task_backend.get_result(result.id)
-                assert redis_client.llen("saq:default:queued") == 0
+                assert count("queued") == 0
                 assert OutboxEntry.objects.filter(job_key=result.id).exists()  # durable, in this transaction
                 assert enqueued == []
             assert enqueued == [result.id]
@@ -176,7 +177,7 @@ def test_enqueue_on_commit_rollback_enqueues_nothing(redis_client):
             raise RuntimeError("roll back")
         with pytest.raises(TaskResultDoesNotExist):
             default_task_backend.get_result(result.id)
-    assert redis_client.keys("saq:job:*") == []
+    assert job_keys() == []
     assert not OutboxEntry.objects.exists()
 
 

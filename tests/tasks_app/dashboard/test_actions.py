@@ -1,6 +1,5 @@
 """Retry, abort and enqueue: CSRF-protected POSTs that really change the jobs in Redis."""
 
-import json
 import time
 from datetime import UTC, datetime
 
@@ -9,6 +8,7 @@ from django.contrib.messages import get_messages
 from django.urls import reverse
 
 from tasks_app import enqueue_sync
+from tests import queue_state
 
 from .conftest import csrf_token
 
@@ -24,11 +24,11 @@ def job_url(key, queue="default"):
 
 
 def stored(redis_client, key, queue="default"):
-    return json.loads(redis_client.get(f"saq:job:{queue}:{key}"))
+    return queue_state.stored(key, queue).to_dict()
 
 
 def in_list(redis_client, name, key, queue="default"):
-    return f"saq:job:{queue}:{key}".encode() in redis_client.lrange(f"saq:{queue}:{name}", 0, -1)
+    return queue_state.listed(key, name, queue)
 
 
 def post(client, url, page, **data):
@@ -65,7 +65,7 @@ def test_retry_refuses_a_job_that_did_not_fail(csrf_client, operator, redis_clie
     response = post(csrf_client, RETRY, job_url(job.key), queue="default", key=job.key)
     messages = [str(m) for m in get_messages(response.wsgi_request)]
     assert messages == [f"Only failed or aborted jobs can be retried; job '{job.key}' is queued."]
-    assert redis_client.llen("saq:default:queued") == 1
+    assert queue_state.count("queued") == 1
 
 
 def test_abort_a_queued_job(csrf_client, operator, redis_client, work):
@@ -79,7 +79,7 @@ def test_abort_a_queued_job(csrf_client, operator, redis_client, work):
     assert after["status"] == "aborted"
     assert after["error"] == "Aborted from the dashboard by operator."
     assert not in_list(redis_client, "queued", job.key)
-    assert redis_client.zscore("saq:default:incomplete", f"saq:job:default:{job.key}") is None
+    assert not in_list(redis_client, "incomplete", job.key)
     work()  # nothing left to run
     assert stored(redis_client, job.key)["status"] == "aborted"
 
@@ -89,8 +89,7 @@ def test_abort_a_scheduled_job(csrf_client, operator, redis_client):
     csrf_client.force_login(operator)
     post(csrf_client, ABORT, job_url(job.key), queue="default", key=job.key)
     assert stored(redis_client, job.key)["status"] == "aborted"
-    assert redis_client.zcard("saq:default:incomplete") == 0
-    assert not redis_client.exists(f"saq:abort:{job.key}")
+    assert queue_state.count("incomplete") == 0
 
 
 def test_abort_an_active_job(csrf_client, operator, redis_client, worker_in_thread):
@@ -108,7 +107,7 @@ def test_abort_an_active_job(csrf_client, operator, redis_client, worker_in_thre
         assert time.monotonic() < deadline, stored(redis_client, job.key)
         time.sleep(0.05)
     assert stored(redis_client, job.key).get("result") is None  # the 30 s sleep never finished
-    assert redis_client.llen("saq:default:active") == 0
+    assert queue_state.count("active") == 0
 
 
 def test_abort_refuses_a_finished_job(csrf_client, operator, redis_client, work):
@@ -128,13 +127,13 @@ def test_actions_without_a_csrf_token_are_refused(csrf_client, operator, redis_c
     queued = enqueue_sync("dash.add", a=1, b=2)
     key = failed.key if url == RETRY else queued.key
     csrf_client.force_login(operator)
-    before = redis_client.get(f"saq:job:default:{key}")
+    before = queue_state.stored(key).to_dict()
 
     response = csrf_client.post(url, {"queue": "default", "key": key, "task": "dash.add", "arguments": "{}"})
 
     assert response.status_code == 403
-    assert redis_client.get(f"saq:job:default:{key}") == before
-    assert len(redis_client.keys("saq:job:*")) == 2
+    assert queue_state.stored(key).to_dict() == before
+    assert len(queue_state.job_keys()) == 2
 
 
 def test_enqueue_form(csrf_client, operator, redis_client):
@@ -187,7 +186,7 @@ def test_enqueue_form_validates_like_enqueue(csrf_client, operator, redis_client
     response = post(csrf_client, ENQUEUE, ENQUEUE, **data)
     assert response.status_code == 200
     assert any(message in error for error in response.context["form"].errors[field]), response.context["form"].errors
-    assert redis_client.keys("saq:job:*") == []
+    assert queue_state.job_keys() == []
 
 
 def test_enqueue_form_offers_the_configured_queues(csrf_client, operator, redis_client, settings):
@@ -195,7 +194,7 @@ def test_enqueue_form_offers_the_configured_queues(csrf_client, operator, redis_
     csrf_client.force_login(operator)
     response = post(csrf_client, ENQUEUE, ENQUEUE, task="dash.add", arguments='{"a": 1, "b": 2}', queue="emails")
     assert response.status_code == 302
-    assert redis_client.llen("saq:emails:queued") == 1
+    assert queue_state.count("queued", queue="emails") == 1
 
     response = post(csrf_client, ENQUEUE, ENQUEUE, task="dash.add", arguments='{"a": 1, "b": 2}', queue="x")
     assert "Select a valid choice" in response.context["form"].errors["queue"][0]
