@@ -179,3 +179,12 @@ def test_check_deploy_warns_only_of_what_the_readme_explains(tmp_path):
     recommended = deploy_warnings(configured)
     assert "pydotorg.E001" not in recommended and "security.W008" not in recommended
     assert unconfigured | recommended <= explained, (unconfigured | recommended) - explained
+
+
+def test_every_setting_read_from_the_environment_is_documented():
+    source = (ROOT / "pydotorg" / "settings.py").read_text()
+    variables = set(re.findall(r"environment\.[a-z_.]+\(\s*\"([A-Z_]+)\"", source))
+    assert {"SECRET_KEY", "DEBUG", "HTTPS", "STATIC_ROOT", "FEEDS_USER_AGENT"} <= variables
+    example, readme = (ROOT / ".env.example").read_text(), (ROOT / "README.md").read_text()
+    assert not {v for v in variables if f"{v}=" not in example}, "missing from .env.example"
+    assert not {v for v in variables if v not in readme and f"{v.split('_')[0]}_*" not in readme}, "missing from README"
