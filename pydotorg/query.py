@@ -11,8 +11,9 @@ import re
 
 from django.core.exceptions import BadRequest
 from django.core.paginator import EmptyPage, Page, Paginator
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 from django.http import Http404, QueryDict
+from django.shortcuts import get_object_or_404
 
 # ASCII digits only: str.isdigit() accepts "²" (which int() rejects) and other scripts' digits.
 _DIGITS = re.compile(r"[0-9]{1,9}")
@@ -49,6 +50,12 @@ def object_id(params: QueryDict, name: str) -> int | None:
     if not _DIGITS.fullmatch(raw) or int(raw) < 1:
         raise BadQuery(f"{name} must be the number of a {name}, such as {name}=3, not {quoted(raw)}.")
     return int(raw)
+
+
+def chosen(params: QueryDict, name: str, model: type[Model]) -> Model | None:
+    """The ``model`` object whose id is in ``name``: None when absent, BadQuery when malformed, 404 when unknown."""
+    pk = object_id(params, name)
+    return None if pk is None else get_object_or_404(model, pk=pk)
 
 
 def paginate(params: QueryDict, queryset: QuerySet, per_page: int) -> Page:

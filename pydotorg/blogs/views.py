@@ -9,7 +9,7 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 
-from pydotorg.query import object_id, paginate
+from pydotorg.query import chosen, paginate
 
 from .models import BlogEntry, Feed
 
@@ -18,9 +18,7 @@ PER_PAGE = 20
 
 def entry_list(request: HttpRequest) -> HttpResponse:
     entries = BlogEntry.objects.select_related("feed").order_by("-pub_date", "-pk")
-    feed = None
-    if (feed_id := object_id(request.GET, "feed")) is not None:
-        feed = get_object_or_404(Feed, pk=feed_id)
+    if feed := chosen(request.GET, "feed", Feed):
         entries = entries.filter(feed=feed)
     context = {
         "page_obj": paginate(request.GET, entries, PER_PAGE),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 
-from pydotorg.query import object_id, paginate
+from pydotorg.query import chosen, paginate
 
 from .models import Job, JobCategory, JobType
 
@@ -14,12 +14,9 @@ PER_PAGE = 20
 
 def job_list(request: HttpRequest) -> HttpResponse:
     jobs = Job.objects.visible().select_related("category").prefetch_related("job_types").order_by("-created", "-pk")
-    job_type = category = None
-    if (type_id := object_id(request.GET, "type")) is not None:
-        job_type = get_object_or_404(JobType, pk=type_id)
+    if job_type := chosen(request.GET, "type", JobType):
         jobs = jobs.filter(job_types=job_type)
-    if (category_id := object_id(request.GET, "category")) is not None:
-        category = get_object_or_404(JobCategory, pk=category_id)
+    if category := chosen(request.GET, "category", JobCategory):
         jobs = jobs.filter(category=category)
     context = {
         "page_obj": paginate(request.GET, jobs, PER_PAGE),

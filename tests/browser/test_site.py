@@ -19,6 +19,7 @@ from django.utils import timezone
 from pydotorg.blogs.models import BlogEntry, Feed
 from pydotorg.events.models import Event
 from pydotorg.jobs.models import Job
+from tests.tasks_app.helpers import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the site and the worker read what the tests commit
 
@@ -147,8 +148,13 @@ def test_5_the_task_queues_dashboard(page, editor, worker, screenshots):
     log_in(page, editor)
     page.click("tr.model-taskqueue th a")  # the admin index's "Task queues" entry
     page.wait_for_selector("#tq-queues")
-    page.screenshot(path=screenshots / "5-task-queues.png", full_page=True)
     assert page.locator("#tq-queues tr[data-queue=default]").count() == 1
-    assert worker.process.pid and str(worker.process.pid) in page.inner_text("#tq-workers")  # our worker is listed
+
+    def worker_listed() -> bool:  # a worker registers in Redis just after its banner
+        page.reload()
+        return str(worker.process.pid) in page.inner_text("#tq-workers")
+
+    wait_until(worker_listed, timeout=10, interval=0.2, message="the worker on the dashboard")
+    page.screenshot(path=screenshots / "5-task-queues.png", full_page=True)
     assert computed(page, "#header", "backgroundColor") == ADMIN_HEADER_BG
     assert page.failures == []

@@ -51,13 +51,14 @@ def test_snippets_keep_the_leading_words_and_punctuation_and_the_api_gives_clean
     assert hit["snippet"] == "Hello The zanzibarquux is a rare bird seen in <mark>Python</mark> <mark>land</mark>."
 
 
+def make_entry(title: str, **fields) -> BlogEntry:
+    feed, _ = Feed.objects.get_or_create(name="Planet", feed_url="https://planet.example/feed")
+    return BlogEntry.objects.create(feed=feed, guid=title, title=title, pub_date=timezone.now(), **fields)
+
+
 def test_a_blog_entry_is_indexed_as_the_words_of_its_stored_html(client):
-    feed = Feed.objects.create(name="Planet", feed_url="https://planet.example/feed")
-    entry = BlogEntry.objects.create(
-        feed=feed,
-        guid="1",
-        title="Release",
-        pub_date=timezone.now(),
+    entry = make_entry(
+        "Release",
         summary="<p>A <b>new</b>&nbsp;release&hellip;</p>",
         content="<p>First&#xe000;paragraph.</p><ul><li>one</li><li>two</li></ul><p>Last\r\nline.</p>",
     )
@@ -86,17 +87,9 @@ def distinct_words(count: int, seed: int) -> str:
 
 @pytest.fixture
 def huge_and_normal_entries():
-    feed = Feed.objects.create(name="Huge", feed_url="https://huge.example/feed")
-    huge = BlogEntry.objects.create(
-        feed=feed,
-        guid="huge",
-        title="Huge entry",
-        pub_date=timezone.now(),
-        content=f"<p>openingword {distinct_words(250_000, 1)}</p>",  # 2.5 MB, 250,000 distinct words
-    )
-    normal = BlogEntry.objects.create(
-        feed=feed, guid="normal", title="Normal entry", pub_date=timezone.now(), content="<p>ordinary words</p>"
-    )
+    # 2.5 MB of 250,000 distinct words, beside an ordinary entry.
+    huge = make_entry("Huge entry", content=f"<p>openingword {distinct_words(250_000, 1)}</p>")
+    normal = make_entry("Normal entry", content="<p>ordinary words</p>")
     return huge, normal
 
 
