@@ -6,6 +6,7 @@ Entry HTML was sanitised when stored; the templates sanitise it again on output
 
 from __future__ import annotations
 
+from django.db.models import Exists, OuterRef
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 
@@ -23,7 +24,7 @@ def entry_list(request: HttpRequest) -> HttpResponse:
     context = {
         "page_obj": paginate(request.GET, entries, PER_PAGE),
         "feed": feed,
-        "feeds": Feed.objects.filter(entries__isnull=False).distinct().order_by("name"),
+        "feeds": Feed.objects.filter(Exists(BlogEntry.objects.filter(feed=OuterRef("pk")))).order_by("name"),
     }
     return render(request, "blogs/entry_list.html", context)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.db.models import Exists, OuterRef
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 
@@ -22,8 +23,8 @@ def job_list(request: HttpRequest) -> HttpResponse:
         "page_obj": paginate(request.GET, jobs, PER_PAGE),
         "job_type": job_type,
         "category": category,
-        "job_types": JobType.objects.filter(jobs__in=Job.objects.visible()).distinct(),
-        "categories": JobCategory.objects.filter(jobs__in=Job.objects.visible()).distinct(),
+        "job_types": JobType.objects.filter(Exists(Job.objects.visible().filter(job_types=OuterRef("pk")))),
+        "categories": JobCategory.objects.filter(Exists(Job.objects.visible().filter(category=OuterRef("pk")))),
     }
     return render(request, "jobs/job_list.html", context)
 

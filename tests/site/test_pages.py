@@ -274,6 +274,7 @@ def test_the_migration_normalises_existing_paths_and_unpublishes_what_it_cannot(
     assert (pages["spelled"].path, pages["spelled"].is_published) == ("downloads/windows/", True)
     for name in ("evil", "reserved", "taken"):
         assert (pages[name].path, pages[name].is_published) == (rows[name], False), name
+    assert pages["evil"].get_absolute_url() == "/%5Cevil.example"  # still never a link off the site
     out = capsys.readouterr().out
     assert "1 path(s) normalised; 3 page(s)" in out
     assert f"page {pks['evil']} '\\\\evil.example': A path cannot contain a backslash" in out
