@@ -10,6 +10,7 @@ and ``manage.py check --deploy`` reports the same problems (pydotorg.E001, pydot
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -41,7 +42,12 @@ def static_manifest_missing() -> Path | None:
     return None if manifest.is_file() else manifest
 
 
-def serving_problems() -> list[str]:
+class Problem(NamedTuple):
+    check_id: str  # what `manage.py check --deploy` calls it
+    message: str
+
+
+def serving_problems() -> list[Problem]:
     """Why the site must not serve requests as configured (empty when it may); DEBUG on is always fine."""
     from django.conf import settings
 
@@ -49,19 +55,20 @@ def serving_problems() -> list[str]:
         return []
     problems = []
     if secret_key_is_public(settings.SECRET_KEY):
-        problems.append(SECRET_KEY_PROBLEM)
+        problems.append(Problem("pydotorg.E001", SECRET_KEY_PROBLEM))
     manifest = static_manifest_missing()
     if manifest is not None:
-        problems.append(
+        message = (
             f"Static files have not been collected ({manifest} is missing), so every page would fail. "
             "Run: uv run python manage.py collectstatic --noinput "
             "(or set DEBUG=true to serve them straight from the apps while developing)."
         )
+        problems.append(Problem("pydotorg.E002", message))
     return problems
 
 
-def explain(problems: list[str]) -> str:
-    return "The site will not serve requests with DEBUG off:\n" + "\n".join(f"- {p}" for p in problems)
+def explain(problems: list[Problem]) -> str:
+    return "The site will not serve requests with DEBUG off:\n" + "\n".join(f"- {p.message}" for p in problems)
 
 
 def refuse_unsafe_serving() -> None:
