@@ -8,12 +8,15 @@ from pathlib import Path
 from tasks_app.conf import split_concurrency
 
 from . import env as environment
+from .serving import DEV_SECRET_KEY
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 environment.read_env_file(BASE_DIR)
 
 DEBUG = environment.boolean("DEBUG", default=False)
-SECRET_KEY = environment.env.str("SECRET_KEY", default="") or "insecure-dev-key-set-SECRET_KEY-in-production"
+# Unset, the development key lets management commands (migrate, runworker) run with no
+# configuration; serving the site with it and DEBUG off is refused (pydotorg/serving.py).
+SECRET_KEY = environment.env.str("SECRET_KEY", default="") or DEV_SECRET_KEY
 ALLOWED_HOSTS = environment.env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 TIME_ZONE = environment.env.str("TIME_ZONE", default="UTC")
 USE_TZ = True
@@ -21,11 +24,15 @@ USE_I18N = True
 LANGUAGE_CODE = "en-us"
 
 INSTALLED_APPS = [
+    # The site's shell (layout, home, error pages, static, runserver's safety checks): first, so
+    # its runserver wraps WhiteNoise's, which wraps staticfiles'.
+    "pydotorg",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    "whitenoise.runserver_nostatic",  # runserver serves static files through WhiteNoise too
     "django.contrib.staticfiles",
     "tasks_app",
     "pydotorg.pages",
@@ -37,6 +44,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -52,7 +60,7 @@ ASGI_APPLICATION = "pydotorg.asgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [BASE_DIR / "pydotorg" / "templates"],
+        "DIRS": [],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -69,8 +77,30 @@ DATABASES["default"].setdefault("CONN_MAX_AGE", environment.integer("CONN_MAX_AG
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# --- Static files (WhiteNoise) ------------------------------------------------
+# `manage.py collectstatic` writes hashed, compressed copies to STATIC_ROOT; WhiteNoise serves
+# them with far-future caching whatever DEBUG is. With DEBUG on it also serves straight from
+# the apps, so development needs no collectstatic.
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = Path(environment.env.str("STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+
+# --- HTTPS (README: "Production") ---------------------------------------------
+# HTTPS=true: the site is served only over HTTPS, by a proxy that terminates TLS and sets
+# X-Forwarded-Proto. Off by default so `runserver` on http://127.0.0.1 works.
+HTTPS = environment.boolean("HTTPS", default=False)
+if HTTPS:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = True
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+# Seconds browsers remember to use HTTPS only; 0 sends no Strict-Transport-Security header.
+SECURE_HSTS_SECONDS = environment.integer("SECURE_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = environment.boolean("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = environment.boolean("SECURE_HSTS_PRELOAD", default=False)
 
 # --- Background work (tasks_app on SAQ) -------------------------------------
 REDIS_URL, REDIS_CONCURRENCY = split_concurrency(

@@ -32,3 +32,9 @@ INSTALLED_APPS = [*INSTALLED_APPS, "tests.sampleapp"]
 MEILISEARCH_URL = os.environ.get("MEILISEARCH_URL") or None
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 SECRET_KEY = "tests"
+# Static files as in development (pytest-django turns DEBUG off): from the apps, unhashed, with
+# no collectstatic. Tests of the production storage (tests/site/test_static.py, tests/browser/)
+# collect into a directory of their own.
+STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = True

@@ -1,4 +1,5 @@
 from django.db import models
+from django.urls import reverse
 
 
 class Feed(models.Model):
@@ -20,6 +21,9 @@ class Feed(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def get_absolute_url(self) -> str:
+        return f"{reverse('blogs:list')}?feed={self.pk}"
 
 
 class BlogEntry(models.Model):
@@ -45,4 +49,4 @@ class BlogEntry(models.Model):
         return self.title
 
     def get_absolute_url(self) -> str:
-        return self.url
+        return reverse("blogs:entry", args=[self.pk])

@@ -1,4 +1,8 @@
+from __future__ import annotations
+
 from django.db import models
+from django.urls import reverse
+from django.utils import timezone
 
 
 class JobType(models.Model):
@@ -10,6 +14,9 @@ class JobType(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def get_absolute_url(self) -> str:
+        return f"{reverse('jobs:list')}?type={self.pk}"
+
 
 class JobCategory(models.Model):
     name = models.CharField(max_length=100, unique=True)
@@ -20,6 +27,15 @@ class JobCategory(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def get_absolute_url(self) -> str:
+        return f"{reverse('jobs:list')}?category={self.pk}"
+
+
+class JobQuerySet(models.QuerySet):
+    def visible(self) -> JobQuerySet:
+        """Approved jobs that have not expired: what the public sees and search indexes."""
+        return self.filter(Job.visible_filter())
 
 
 class Job(models.Model):
@@ -46,6 +62,8 @@ class Job(models.Model):
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
 
+    objects = JobQuerySet.as_manager()
+
     class Meta:
         ordering = ["-created"]
 
@@ -53,7 +71,18 @@ class Job(models.Model):
         return f"{self.job_title}, {self.company_name}"
 
     def get_absolute_url(self) -> str:
-        return f"/jobs/{self.pk}/"
+        return reverse("jobs:detail", args=[self.pk])
+
+    @staticmethod
+    def visible_filter() -> models.Q:
+        """Approved and not expired, as of now (evaluate it when the query runs, not once)."""
+        return models.Q(status=Job.Status.APPROVED) & (
+            models.Q(expires__isnull=True) | models.Q(expires__gt=timezone.now())
+        )
+
+    @property
+    def is_visible(self) -> bool:
+        return self.status == self.Status.APPROVED and (self.expires is None or self.expires > timezone.now())
 
     @property
     def location(self) -> str:

@@ -4,6 +4,12 @@ Every document has the common fields ``id`` (``"<type>-<pk>"``, unique across ty
 ``object_id``, ``content_type``, ``title``, ``description``, ``content``, ``url``,
 ``created``, ``modified`` and ``visible_until``, plus fields of its own type. Dates
 are Unix timestamps (integers), so both backends can sort and filter on them.
+
+Text fields hold the plain text a visitor reads: a page's content as rendered (no
+Markdown or reStructuredText markup), a blog entry's stored HTML as its words
+(pydotorg.safehtml.to_text). Together they are capped at ``MAX_TEXT`` characters, so no
+single document can exceed what a backend accepts (PostgreSQL's tsvector stops at 1 MB)
+and break the batch or rebuild it is part of.
 """
 
 from __future__ import annotations
@@ -16,13 +22,17 @@ from urllib.parse import urlsplit
 
 from django.apps import apps
 from django.db.models import Model, Q, QuerySet
-from django.utils import timezone
-from django.utils.html import strip_tags
+
+from pydotorg.safehtml import to_text
 
 from .snippets import strip_markers
 
 # visible_until of documents that never expire (year 3000): one numeric filter serves every type.
 FOREVER = 32503680000
+# Characters of title, description and content together that a document keeps (the start of the text).
+MAX_TEXT = 100_000
+# A cut looks this far back for a space, so the last indexed word is whole.
+_CUT_SLACK = 100
 
 Document = dict[str, Any]
 
@@ -39,15 +49,38 @@ def timestamp(value: datetime | None) -> int | None:
     return int(value.timestamp()) if value is not None else None
 
 
-def text(value: str) -> str:
-    # Documents hold plain text: snippets are built from it and must never carry markup.
-    value = strip_markers(value or "")
-    return (strip_tags(value) if "<" in value else value).strip()
+def plain(value: str) -> str:
+    """Plain text (a title, a job description) with whitespace collapsed and highlight markers removed."""
+    return " ".join(strip_markers(value or "").split())
+
+
+def reader_text(html: str) -> str:
+    """The words a reader sees in ``html``. Markers are removed after decoding (``&#xe000;`` is one)."""
+    return strip_markers(to_text(html or ""))
+
+
+def cut(value: str, limit: int) -> str:
+    """The first ``limit`` characters of ``value`` at most, ending on a whole word where one ends nearby."""
+    if len(value) <= limit:
+        return value
+    space = value.rfind(" ", max(0, limit - _CUT_SLACK), limit + 1)
+    return value[: space if space > 0 else limit].rstrip()
+
+
+def capped(doc: Document) -> Document:
+    """``doc`` with title, description and content sharing ``MAX_TEXT`` characters, in that order."""
+    left = MAX_TEXT
+    for name in ("title", "description", "content"):
+        doc[name] = cut(doc.get(name) or "", left)
+        left -= len(doc[name])
+    return doc
 
 
 def safe_url(value: str) -> str:
-    """Only site paths and http(s) links go into result links (never ``javascript:`` and the like)."""
+    """Only site paths and http(s) links go into result links (never ``javascript:``, ``//host`` or ``/\\host``)."""
     value = (value or "").strip()
+    if any(c in value for c in "\\\x00\r\n\t"):
+        return ""
     if value.startswith("/") and not value.startswith("//"):
         return value
     return value if urlsplit(value).scheme in ("http", "https") else ""
@@ -62,7 +95,7 @@ class ContentType:
     name: str
     model_label: str
     indexable_filter: Callable[[], Q]
-    extra_fields: Callable[[Any], Document]
+    fields: Callable[[Any], Document]  # title, description and content as plain text, and the type's own
     related: tuple[str, ...] = ()
     prefetch: tuple[str, ...] = ()
 
@@ -84,24 +117,29 @@ class ContentType:
             "id": doc_id(self.name, obj.pk),
             "object_id": obj.pk,
             "content_type": self.name,
-            "title": text(str(getattr(obj, "title", ""))),
-            "description": text(getattr(obj, "description", "")),
-            "content": text(getattr(obj, "content", "")),
             "url": safe_url(obj.get_absolute_url()),
             "created": timestamp(obj.created),
             "modified": timestamp(obj.updated),
             "visible_until": FOREVER,
         }
-        return {**common, **self.extra_fields(obj)}
+        return capped({**common, **self.fields(obj)})
 
 
 def _page(page: Any) -> Document:
-    return {"path": page.path, "keywords": page.keywords}
+    return {
+        "title": plain(page.title),
+        "description": plain(page.description),
+        "content": reader_text(page.html),  # rendered: what the visitor reads, not the source markup
+        "path": page.path,
+        "keywords": page.keywords,
+    }
 
 
 def _blog(entry: Any) -> Document:
     return {
-        "description": text(entry.summary),
+        "title": plain(entry.title),
+        "description": reader_text(entry.summary),
+        "content": reader_text(entry.content),
         "feed": entry.feed.name,
         "feed_id": entry.feed_id,
         "published": timestamp(entry.pub_date),
@@ -110,8 +148,9 @@ def _blog(entry: Any) -> Document:
 
 def _job(job: Any) -> Document:
     return {
-        "title": text(job.job_title),
-        "content": text(job.requirements),
+        "title": plain(job.job_title),
+        "description": plain(job.description),
+        "content": plain(job.requirements),
         "company": job.company_name,
         "location": job.location,
         "country": job.country,
@@ -125,6 +164,9 @@ def _job(job: Any) -> Document:
 
 def _event(event: Any) -> Document:
     return {
+        "title": plain(event.title),
+        "description": plain(event.description),
+        "content": "",
         "venue": event.venue,
         "location": event.location,
         "starts": timestamp(event.starts_at),
@@ -133,8 +175,8 @@ def _event(event: Any) -> Document:
     }
 
 
-def _approved_unexpired() -> Q:
-    return Q(status="approved") & (Q(expires__isnull=True) | Q(expires__gt=timezone.now()))
+def _job_visible() -> Q:
+    return apps.get_model("jobs.Job").visible_filter()
 
 
 TYPES: dict[str, ContentType] = {
@@ -142,7 +184,7 @@ TYPES: dict[str, ContentType] = {
     for t in (
         ContentType("page", "pages.Page", lambda: Q(is_published=True), _page),
         ContentType("blog", "blogs.BlogEntry", Q, _blog, related=("feed",)),
-        ContentType("job", "jobs.Job", _approved_unexpired, _job, related=("category",), prefetch=("job_types",)),
+        ContentType("job", "jobs.Job", _job_visible, _job, related=("category",), prefetch=("job_types",)),
         ContentType("event", "events.Event", Q, _event),
     )
 }

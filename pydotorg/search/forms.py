@@ -7,16 +7,14 @@ from dataclasses import dataclass
 
 from django.http import QueryDict
 
+from pydotorg.query import BadQuery, page_number, quoted
+
 from .documents import TYPES
 
 MAX_QUERY_LENGTH = 200
 PER_PAGE = 20
 MAX_PAGE = 50  # deep pages are not useful and are expensive for both backends
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
-
-
-class BadSearch(ValueError):
-    pass
 
 
 @dataclass(frozen=True)
@@ -31,16 +29,12 @@ class SearchRequest:
 
 
 def parse(params: QueryDict) -> SearchRequest:
+    """The search in ``params``; raises BadQuery (a 400) saying what to change."""
     # Control characters (a NUL breaks PostgreSQL text) carry no meaning in a search.
     query = " ".join(_CONTROL.sub(" ", params.get("q", "")).split())
     if len(query) > MAX_QUERY_LENGTH:
-        raise BadSearch(
-            f"The search is {len(query)} characters long; the limit is {MAX_QUERY_LENGTH}. Use fewer words."
-        )
+        raise BadQuery(f"The search is {len(query)} characters long; the limit is {MAX_QUERY_LENGTH}. Use fewer words.")
     content_type = params.get("type") or None
     if content_type is not None and content_type not in TYPES:
-        raise BadSearch(f"Unknown type {content_type!r}; use one of {', '.join(TYPES)}, or leave it out for all.")
-    raw_page = params.get("page") or "1"
-    if not raw_page.isdigit() or not 1 <= int(raw_page) <= MAX_PAGE:
-        raise BadSearch(f"page must be a whole number from 1 to {MAX_PAGE}, not {raw_page!r}.")
-    return SearchRequest(query=query, content_type=content_type, page=int(raw_page))
+        raise BadQuery(f"Unknown type {quoted(content_type)}; use one of {', '.join(TYPES)}, or leave it out for all.")
+    return SearchRequest(query=query, content_type=content_type, page=page_number(params, maximum=MAX_PAGE))

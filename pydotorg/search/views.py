@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
+from pydotorg.query import BadQuery
+
 from .backends import SearchUnavailable, get_backend
 from .backends.base import SearchResults
-from .documents import TYPES
-from .forms import PER_PAGE, BadSearch, SearchRequest, parse
+from .documents import TYPES, safe_url
+from .forms import MAX_QUERY_LENGTH, PER_PAGE, SearchRequest, parse
 
 logger = logging.getLogger("pydotorg.search")
 
@@ -21,7 +24,9 @@ TYPE_LABELS = {"page": "Page", "blog": "Blog entry", "job": "Job", "event": "Eve
 async def run(request: SearchRequest) -> SearchResults:
     if not request.query:
         return SearchResults(query="", total=0)
-    return await get_backend().search(request.query, request.content_type, limit=PER_PAGE, offset=request.offset)
+    results = await get_backend().search(request.query, request.content_type, limit=PER_PAGE, offset=request.offset)
+    # Documents indexed before a link was checked as strictly as now must not carry it to visitors.
+    return replace(results, hits=[replace(hit, url=safe_url(hit.url)) for hit in results.hits])
 
 
 async def search_page(request: HttpRequest) -> HttpResponse:
@@ -31,9 +36,9 @@ async def search_page(request: HttpRequest) -> HttpResponse:
         search = parse(request.GET)
         context["search"] = search
         results = await run(search)
-    except BadSearch as exc:
+    except BadQuery as exc:
         context["error"], status = str(exc), 400
-        context["query"] = request.GET.get("q", "")[:200]
+        context["query"] = request.GET.get("q", "")[:MAX_QUERY_LENGTH]
     except SearchUnavailable as exc:
         logger.warning("Search unavailable: %s", exc)
         context["unavailable"], status = UNAVAILABLE, 503
@@ -49,7 +54,7 @@ async def search_api(request: HttpRequest) -> JsonResponse:
     try:
         search = parse(request.GET)
         results = await run(search)
-    except BadSearch as exc:
+    except BadQuery as exc:
         return JsonResponse({"error": str(exc)}, status=400)
     except SearchUnavailable as exc:
         logger.warning("Search unavailable: %s", exc)

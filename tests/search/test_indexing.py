@@ -14,7 +14,7 @@ from pydotorg.blogs.models import BlogEntry, Feed
 from pydotorg.events.models import Event
 from pydotorg.jobs.models import Job, JobType
 from pydotorg.search.backends.database import SearchBackend as DatabaseBackend
-from pydotorg.search.documents import FOREVER, UnknownContentType, get_type
+from pydotorg.search.documents import FOREVER, UnknownContentType, get_type, safe_url
 from pydotorg.search.indexer import index_objects
 from pydotorg.search.models import SearchDocument
 from pydotorg.search.tasks import index_content, index_content_batch
@@ -113,7 +113,20 @@ def test_unsafe_links_never_reach_the_index():
     entry = BlogEntry.objects.create(
         feed=feed, guid="x", title="Click me", url="javascript:alert(1)", pub_date=timezone.now()
     )
-    assert get_type("blog").to_document(entry)["url"] == ""
+    # A blog hit opens the entry's page on this site, which links out only to http(s).
+    assert get_type("blog").to_document(entry)["url"] == f"/blogs/{entry.pk}/"
+
+
+@pytest.mark.parametrize(
+    "url", ["javascript:alert(1)", "//evil.example/", "/\\evil.example/", "/a\nb/", "data:text/html,x", ""]
+)
+def test_result_links_are_site_paths_or_web_urls_only(url):
+    assert safe_url(url) == ""
+
+
+@pytest.mark.parametrize("url", ["/about/", "https://www.python.org/", "http://example.com/a?b=c"])
+def test_site_paths_and_web_urls_are_kept(url):
+    assert safe_url(url) == url
 
 
 def test_a_stale_write_landing_last_is_corrected(make_page):

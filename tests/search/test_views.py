@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from asgiref.sync import async_to_sync
 
+from pydotorg.search.models import SearchDocument
 from pydotorg.search.tasks import index_content
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("db_backend")]
@@ -71,5 +72,25 @@ def test_markup_in_content_is_escaped_in_results(client, make_page):
     page = make_page(title="<script>alert(1)</script>Evil", content="evil <img src=x onerror=alert(1)> payload")
     async_to_sync(index_content)({}, "page", page.pk)
     html = client.get("/search/", {"q": "payload"}).content.decode()
-    assert "<script>alert(1)</script>" not in html and "<img" not in html
+    assert "<script>alert(1)</script>" not in html and "onerror" not in html and '<img src="x"' not in html
     assert "<mark>payload</mark>" in html
+
+
+BAD_PAGES = ["\u00b2", "9" * 4301, "0", "51", "-1", "1.5", "abc", " 1", "\u0661", "0x10"]
+
+
+@pytest.mark.parametrize("page", BAD_PAGES, ids=range(len(BAD_PAGES)))
+def test_a_page_that_is_not_a_small_positive_integer_is_a_400(client, indexed, page):
+    response = client.get("/api/search/", {"q": "asyncio", "page": page})
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error.startswith("page must be a whole number from 1 to 50, not ") and len(error) < 100
+    assert client.get("/search/", {"q": "asyncio", "page": page}).status_code == 400
+
+
+def test_a_stale_document_with_an_unsafe_link_is_shown_without_it(client, indexed):
+    page, _ = indexed
+    # As a document indexed before paths were validated could hold.
+    SearchDocument.objects.filter(content_type="page", object_id=page.pk).update(url="/\\evil.example/")
+    (hit,) = client.get("/api/search/", {"q": "concurrent"}).json()["hits"]
+    assert hit["url"] == ""

@@ -1,6 +1,7 @@
-"""Settings parsing: each bad value is an error that names its variable."""
+"""Settings: each bad value is an error that names its variable; the site will not serve on a public key."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -92,3 +93,98 @@ def test_site_settings_apply_concurrency_from_redis_url():
         check=True,
     )
     assert "'URL': 'redis://r:6379/2'" in result.stdout and "'CONCURRENCY': 7" in result.stdout
+
+
+# --- serving with DEBUG off -------------------------------------------------------------------
+
+
+def site_env(tmp_path, **environ) -> dict:
+    """A production-like environment: DEBUG off, nothing else configured, a database of the test's own."""
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "pydotorg.settings",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        "STATIC_ROOT": str(tmp_path / "static"),
+        "DEBUG": "false",
+        "SECRET_KEY": "",  # set and empty: a developer's .env cannot fill it in
+        **environ,
+    }
+
+
+def run(args: list[str], env: dict, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.parametrize("module", ["pydotorg.wsgi", "pydotorg.asgi"])
+@pytest.mark.parametrize("key", ["", "insecure-dev-key-set-SECRET_KEY-in-production"])
+def test_the_application_will_not_serve_on_the_public_key(tmp_path, module, key):
+    result = run(["-c", f"import {module}"], site_env(tmp_path, SECRET_KEY=key))
+    assert result.returncode != 0
+    assert "ImproperlyConfigured: The site will not serve requests with DEBUG off" in result.stderr
+    assert "- SECRET_KEY is not set (or is the development key" in result.stderr
+
+
+def test_runserver_refuses_with_a_message_not_a_traceback(tmp_path):
+    result = run(["manage.py", "runserver", "--noreload", "127.0.0.1:9"], site_env(tmp_path))
+    assert result.returncode == 1
+    assert result.stderr.startswith("CommandError: The site will not serve requests with DEBUG off:")
+    assert "SECRET_KEY" in result.stderr and "collectstatic" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_management_commands_need_no_configuration(tmp_path):
+    env = site_env(tmp_path)
+    for command in (["migrate", "-v", "0"], ["check"], ["collectstatic", "--noinput", "-v", "0"]):
+        result = run(["manage.py", *command], env)
+        assert result.returncode == 0, (command, result.stderr)
+
+
+def test_the_application_serves_with_a_secret_key_and_collected_static_files(tmp_path):
+    env = site_env(tmp_path, SECRET_KEY="k" * 50)
+    assert run(["manage.py", "collectstatic", "--noinput", "-v", "0"], env).returncode == 0
+    result = run(["-c", "import pydotorg.wsgi, pydotorg.asgi; print('ready')"], env)
+    assert (result.returncode, result.stdout.strip()) == (0, "ready"), result.stderr
+
+
+def test_without_collectstatic_the_application_says_what_to_run(tmp_path):
+    result = run(["-c", "import pydotorg.wsgi"], site_env(tmp_path, SECRET_KEY="k" * 50))
+    assert result.returncode != 0
+    assert "Static files have not been collected" in result.stderr and "manage.py collectstatic" in result.stderr
+    assert "SECRET_KEY" not in result.stderr
+
+
+def test_debug_serves_without_a_key_or_collectstatic(tmp_path):
+    result = run(["-c", "import pydotorg.wsgi; print('ready')"], site_env(tmp_path, DEBUG="true"))
+    assert (result.returncode, result.stdout.strip()) == (0, "ready"), result.stderr
+
+
+def production_section() -> str:
+    readme = (ROOT / "README.md").read_text()
+    start = readme.index("## Production")
+    return readme[start : readme.index("\n## ", start + 1)]
+
+
+def deploy_warnings(env: dict) -> set[str]:
+    result = run(["manage.py", "check", "--deploy"], env)
+    return set(re.findall(r"\(([a-z_]+\.[EW]\d+)\)", result.stdout + result.stderr))
+
+
+def test_check_deploy_warns_only_of_what_the_readme_explains(tmp_path):
+    explained = set(re.findall(r"`([a-z_]+\.[EW]\d+)`", production_section()))
+    unconfigured = deploy_warnings(site_env(tmp_path))
+    assert {"pydotorg.E001", "pydotorg.E002", "security.W009"} <= unconfigured
+    configured = site_env(
+        tmp_path, SECRET_KEY="k" * 20 + "abcdefghijklmnopqrstuvwxyz0123", HTTPS="true", SECURE_HSTS_SECONDS="31536000"
+    )
+    run(["manage.py", "collectstatic", "--noinput", "-v", "0"], configured)
+    recommended = deploy_warnings(configured)
+    assert "pydotorg.E001" not in recommended and "security.W008" not in recommended
+    assert unconfigured | recommended <= explained, (unconfigured | recommended) - explained
+
+
+def test_every_setting_read_from_the_environment_is_documented():
+    source = (ROOT / "pydotorg" / "settings.py").read_text()
+    variables = set(re.findall(r"environment\.[a-z_.]+\(\s*\"([A-Z_]+)\"", source))
+    assert {"SECRET_KEY", "DEBUG", "HTTPS", "STATIC_ROOT", "FEEDS_USER_AGENT"} <= variables
+    example, readme = (ROOT / ".env.example").read_text(), (ROOT / "README.md").read_text()
+    assert not {v for v in variables if f"{v}=" not in example}, "missing from .env.example"
+    assert not {v for v in variables if v not in readme and f"{v.split('_')[0]}_*" not in readme}, "missing from README"

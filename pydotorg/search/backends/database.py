@@ -22,12 +22,12 @@ from asgiref.sync import sync_to_async
 from django.contrib.postgres.search import SearchHeadline, SearchQuery, SearchRank
 from django.db import IntegrityError, connection, connections, transaction
 from django.db.models import F, Q, TextField, Value
-from django.db.models.functions import Concat
+from django.db.models.functions import Concat, Left, Length
 from django.utils import timezone
 
 from ..documents import extra_text
 from ..models import IndexGeneration, SearchDocument
-from ..snippets import make_snippet, marked_to_html, strip_markers, terms_of
+from ..snippets import HIGHLIGHT_CHARS, crop, make_snippet, strip_markers, terms_of
 from .base import MARK_END, MARK_START, STALE_REBUILD_SECONDS, BaseSearchBackend, Document, Hit, Rebuild, SearchResults
 
 logger = logging.getLogger("pydotorg.search")
@@ -158,27 +158,31 @@ def _search_postgresql(qs, query: str, limit: int, offset: int) -> SearchResults
 
 
 def _headlines(tsquery: SearchQuery, keys: list[tuple[str, int]], qs) -> dict[tuple[str, int], str]:
-    """ts_headline for the shown hits only (it re-parses the text, so not for every match)."""
+    """Snippets for the shown hits only (ts_headline re-parses the text, so not for every match).
+
+    ts_headline marks every match (HighlightAll) in the first HIGHLIGHT_CHARS characters,
+    which keeps every word and punctuation mark as written and bounds its cost whatever
+    the document's size; snippets.crop then picks the words around the first match.
+    """
     if not keys:
         return {}
     match = Q()
     for content_type, object_id in keys:
         match |= Q(content_type=content_type, object_id=object_id)
+    text = Concat("description", Value(" "), "content", output_field=TextField())
     headline = SearchHeadline(
-        Concat("description", Value(" "), "content", output_field=TextField()),
+        Left(text, HIGHLIGHT_CHARS),
         tsquery,
         config=CONFIG,
         start_sel=MARK_START,
         stop_sel=MARK_END,
-        max_words=35,
-        min_words=15,
-        max_fragments=2,
-        fragment_delimiter=" … ",
+        highlight_all=True,
     )
-    result = {}
-    for row in qs.filter(match).annotate(headline=headline).values("content_type", "object_id", "headline"):
-        result[(row["content_type"], row["object_id"])] = marked_to_html(row["headline"].strip())
-    return result
+    rows = qs.filter(match).annotate(headline=headline, length=Length(text))
+    return {
+        (row["content_type"], row["object_id"]): crop(row["headline"], more_after=row["length"] > HIGHLIGHT_CHARS)
+        for row in rows.values("content_type", "object_id", "headline", "length")
+    }
 
 
 def _search_plain(qs, query: str, limit: int, offset: int) -> SearchResults:
