@@ -115,6 +115,7 @@ FEEDS_ALLOW_PRIVATE_NETWORKS = (
 )
 FEEDS_MAX_ENTRIES = environment.integer("FEEDS_MAX_ENTRIES", 100, minimum=1)
 FEEDS_MAX_CONTENT_CHARS = environment.integer("FEEDS_MAX_CONTENT_CHARS", 65536, minimum=1000)
+FEEDS_STORE_CONNECTIONS = environment.integer("FEEDS_STORE_CONNECTIONS", 4, minimum=1)
 FEEDS_PARSE_PROCESSES = environment.integer("FEEDS_PARSE_PROCESSES", 0)  # 0: one per CPU
 FEEDS_PARSE_CPU_SECONDS = environment.integer("FEEDS_PARSE_CPU_SECONDS", 10, minimum=1)
 FEEDS_PARSE_MEMORY_MB = environment.integer("FEEDS_PARSE_MEMORY_MB", 512, minimum=128)

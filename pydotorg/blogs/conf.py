@@ -27,6 +27,7 @@ DEFAULTS: dict[str, int | float | str | bool] = {
     "FEEDS_ALLOW_PRIVATE_NETWORKS": False,
     "FEEDS_MAX_ENTRIES": 100,  # the newest entries kept from one document
     "FEEDS_MAX_CONTENT_CHARS": 65536,  # characters kept of an entry's summary, and of its content
+    "FEEDS_STORE_CONNECTIONS": 4,  # database connections refresh_all_feeds stores with at once
     "FEEDS_PARSE_PROCESSES": 0,  # parse processes per worker; 0 means one per CPU
     "FEEDS_PARSE_CPU_SECONDS": 10,  # CPU time one parse may use
     "FEEDS_PARSE_MEMORY_MB": 512,  # address space of a parse process
@@ -52,6 +53,7 @@ class FeedSettings:
     allowed_networks: tuple[Network, ...]  # non-public networks feeds may be fetched from; () in production
     max_entries: int
     max_content_chars: int
+    store_connections: int
     parse_processes: int  # resolved: never 0
     parse_cpu_seconds: int
     parse_memory_mb: int
@@ -111,9 +113,26 @@ def feed_settings() -> FeedSettings:
         allowed_networks=_networks("FEEDS_ALLOW_PRIVATE_NETWORKS"),
         max_entries=int(_number("FEEDS_MAX_ENTRIES", int, 1)),
         max_content_chars=int(_number("FEEDS_MAX_CONTENT_CHARS", int, 1000)),
+        store_connections=int(_number("FEEDS_STORE_CONNECTIONS", int, 1)),
         parse_processes=int(_number("FEEDS_PARSE_PROCESSES", int, 0)) or cpu_count(),
         # RLIMIT_CPU counts whole seconds.
         parse_cpu_seconds=int(_number("FEEDS_PARSE_CPU_SECONDS", int, 1)),
         parse_memory_mb=int(_number("FEEDS_PARSE_MEMORY_MB", int, MIN_PARSE_MEMORY_MB)),
         parse_timeout=float(_number("FEEDS_PARSE_TIMEOUT", float, 0.001)),
     )
+
+
+MB = 1024 * 1024
+# What a worker's refreshes need besides the documents themselves: TLS contexts, httpx's and
+# the pickles' buffers, the allocator's slack. Measured with bench/feeds.py (README "Memory").
+WORKER_MEMORY_OVERHEAD = 64 * MB
+
+
+def worker_memory_bound(config: FeedSettings, feeds_at_once: int | None = None) -> int:
+    """Bytes a worker's feed refreshes may add to its RSS (the parse processes are limited apart).
+
+    Each feed in progress holds its body or its parsed entries, at most FEEDS_MAX_BYTES either
+    way; the document of each parse process is in flight a second time, as a pickle.
+    """
+    feeds = config.max_concurrency if feeds_at_once is None else min(feeds_at_once, config.max_concurrency)
+    return (feeds + 2 * config.parse_processes) * config.max_bytes + WORKER_MEMORY_OVERHEAD

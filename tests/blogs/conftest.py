@@ -21,8 +21,13 @@ def server(_feed_server: FeedServer) -> Iterator[FeedServer]:
 @pytest.fixture(autouse=True)
 def _loopback_feeds(settings):
     """The feed servers of these tests listen on loopback, which production refuses (the SSRF
-    tests turn this back off). Subprocess workers get it from FEEDS_ALLOW_PRIVATE_NETWORKS."""
+    tests turn this back off). Subprocess workers get it from FEEDS_ALLOW_PRIVATE_NETWORKS.
+
+    Refreshes store on the test's own connection: a connection of their own (the store pool,
+    tested by test_store_pool.py and every worker test) would not see the test's transaction.
+    """
     settings.FEEDS_ALLOW_PRIVATE_NETWORKS = True
+    settings.FEEDS_STORE_CONNECTIONS = 1
 
 
 @pytest.fixture
