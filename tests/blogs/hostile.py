@@ -10,7 +10,7 @@ MB = 1024 * 1024
 
 
 def _padded(piece: str, size: int, *, escaped: bool = True) -> bytes:
-    """One item whose description is ``piece`` repeated until the document is about ``size`` bytes."""
+    """One item whose description is ``piece`` repeated until the document is at most ``size`` bytes."""
     unit = escape(piece, quote=False) if escaped else piece
     overhead = len(rss("<title>x</title><guid>bomb</guid><description></description>"))
     body = unit * max(1, (size - overhead) // len(unit))
@@ -35,7 +35,8 @@ def tag_soup(size: int = MB) -> bytes:
 def item_flood(size: int = 10 * MB) -> bytes:
     """Unclosed ``<item>`` after ``<item>``: every one an entry, ~100 MB and 4 s of CPU a MB in feedparser."""
     unit = "<item><title>a</title>"
-    return rss().replace(b"</channel>", (unit * (size // len(unit))).encode() + b"</channel>")
+    empty = rss()
+    return empty.replace(b"</channel>", (unit * ((size - len(empty)) // len(unit))).encode() + b"</channel>")
 
 
 def hostile(kind: str, size: int = 10 * MB) -> bytes:

@@ -1,6 +1,7 @@
 """Politeness: a per-host limit, Retry-After honoured (and not counted as a failure), and who may refresh."""
 
 import threading
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
@@ -19,43 +20,46 @@ from .server import item, respond, rss
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("feed_settings")]
 
 
-def gathering(server, expected: int, total: int):
+@dataclass
+class Gathering:
     """A route that holds each request until ``expected`` are in flight (or all ``total`` have come).
 
-    With a limit of ``expected``, the server sees exactly that many at once; with a looser
-    limit it would see more, and with a tighter one fewer ever meet (they would give up after
-    20 s, and the test would fail on max_in_flight).
+    With a limit of ``expected``, the server sees exactly that many at once (``peak``); with a
+    looser limit it would see more, and with a tighter one fewer ever meet (they would give
+    up after 20 s, and ``peak`` would be short).
     """
-    arrived = threading.Condition()
-    count = 0
 
-    def handler(request):
-        nonlocal count
-        with arrived:
-            count += 1
-            server.in_flight += 1
-            server.max_in_flight = max(server.max_in_flight, server.in_flight)
-            arrived.notify_all()
-            arrived.wait_for(lambda: server.in_flight >= expected or count == total, timeout=20)
+    expected: int
+    total: int
+    in_flight: int = 0
+    peak: int = 0
+    arrived: int = 0
+    changed: threading.Condition = field(default_factory=threading.Condition)
+
+    def __call__(self, request) -> None:
+        with self.changed:
+            self.arrived += 1
+            self.in_flight += 1
+            self.peak = max(self.peak, self.in_flight)
+            self.changed.notify_all()
+            self.changed.wait_for(lambda: self.in_flight >= self.expected or self.arrived == self.total, timeout=20)
         try:
             respond(request, 200, rss(item(1)))
         finally:
-            with arrived:
-                server.in_flight -= 1
-
-    return handler
+            with self.changed:
+                self.in_flight -= 1
 
 
 @pytest.fixture
-def patient(settings):
-    """Fetches wait as long as the gathering route may hold them."""
-    settings.FEEDS_READ_TIMEOUT = settings.FEEDS_DEADLINE = 30
-    settings.FEEDS_MAX_CONCURRENCY = 10
+def patient(feed_settings):
+    """Fetches wait as long as the gathering route may hold them (after feed_settings' short limits)."""
+    feed_settings.FEEDS_READ_TIMEOUT = feed_settings.FEEDS_DEADLINE = 30
+    feed_settings.FEEDS_MAX_CONCURRENCY = 10
 
 
 @pytest.mark.usefixtures("patient")
 def test_no_more_than_the_per_host_limit_fetch_from_one_host(server):
-    route = gathering(server, expected=4, total=8)
+    route = Gathering(expected=4, total=8)
     # Two host names for the one test server: each may have two fetches in flight.
     for n in range(4):
         make_feed(server.route(f"/a{n}", route), name=f"a{n}")
@@ -64,17 +68,17 @@ def test_no_more_than_the_per_host_limit_fetch_from_one_host(server):
 
     assert refresh_all()["entries_created"] == 8
 
-    assert server.max_in_flight == 4
+    assert route.peak == 4
 
 
 @pytest.mark.usefixtures("patient")
 def test_the_per_host_limit_is_a_setting(server, settings):
     settings.FEEDS_MAX_PER_HOST = 3
-    route = gathering(server, expected=3, total=6)
+    route = Gathering(expected=3, total=6)
     for n in range(6):
         make_feed(server.route(f"/c{n}", route), name=f"c{n}")
     assert refresh_all()["entries_created"] == 6
-    assert server.max_in_flight == 3
+    assert route.peak == 3
 
 
 # --- Retry-After --------------------------------------------------------------------------------
