@@ -34,14 +34,16 @@ import signal
 import threading
 from collections import deque
 from collections.abc import Mapping
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from typing import Any
 
 from .parsing import ParsedFeed, ParseError, ParseLimits, parse_feed
 
 logger = logging.getLogger(__name__)
 
 MB = 1024 * 1024
+QUEUE_DEPTH = 2  # documents given to a parse process at once: the one it parses and the next
 WORKER_CHECK_SECONDS = 1.0  # how soon a parse process notices that its worker is gone
 
 
@@ -125,7 +127,10 @@ def _parse_limited(
 
 
 class _Seat:
-    """A place for one parse process; the process is started on demand and replaced after a kill."""
+    """A place for one parse process; the process is started on demand and replaced after a kill.
+
+    ``generation`` counts the processes it has had; ``last`` is the job submitted last.
+    """
 
     def __init__(self, context: multiprocessing.context.BaseContext, memory_bytes: int) -> None:
         self._context = context
@@ -133,11 +138,20 @@ class _Seat:
         self._lock = threading.Lock()
         self._executor: ProcessPoolExecutor | None = None
         self._pidfd: int | None = None
+        self.generation = 0
+        self.last: Future | None = None
 
-    async def executor(self) -> ProcessPoolExecutor:
-        """The seat's one-process executor, started if need be (in a thread: it waits on the forkserver)."""
+    async def submit(self, *call: Any) -> tuple[Future, Future | None, int]:
+        """Queue ``call`` on this seat's process; returns its future, the job ahead of it and the generation."""
         executor = self._executor
-        return executor if executor is not None else await asyncio.to_thread(self._start)
+        if executor is None:
+            executor = await asyncio.to_thread(self._start)  # it waits on the forkserver: not on the loop
+        with self._lock:
+            if executor is not self._executor:  # replaced meanwhile: this one is broken
+                raise BrokenProcessPool("the parse process was replaced")
+            future = executor.submit(*call)
+            ahead, self.last = self.last, future
+            return future, ahead if ahead is not None and not ahead.done() else None, self.generation
 
     def _start(self) -> ProcessPoolExecutor:
         # Under the lock, and stored here rather than by the caller: a cancelled caller can
@@ -157,9 +171,16 @@ class _Seat:
                 self._executor = executor
             return self._executor
 
-    def discard(self) -> None:
-        """Kill the process, whatever it is doing; the next parse on this seat starts a new one."""
+    def discard(self, generation: int) -> None:
+        """Kill process ``generation``, whatever it is doing; the next parse on this seat starts a new one.
+
+        Nothing happens if that process was already replaced.
+        """
         with self._lock:
+            if generation != self.generation:
+                return
+            self.generation += 1
+            self.last = None
             executor, self._executor = self._executor, None
             pidfd, self._pidfd = self._pidfd, None
         if pidfd is not None:
@@ -193,7 +214,9 @@ class ParsePool:
         context.set_forkserver_preload(["pydotorg.blogs.parsing"])
         self._seats = [_Seat(context, memory_mb * MB) for _ in range(processes)]
         self._lock = threading.Lock()
-        self._free = list(self._seats)
+        # Free places in each seat's queue: while a process parses one document, the next is
+        # already on its way to it, so it never waits for the worker to hand it one.
+        self._free = dict.fromkeys(self._seats, QUEUE_DEPTH)
         self._waiters: deque[tuple[asyncio.AbstractEventLoop, asyncio.Future[_Seat]]] = deque()
         self._closed = False
 
@@ -221,36 +244,46 @@ class ParsePool:
 
     async def _parse_on(self, seat: _Seat, arguments: tuple, wall_seconds: float) -> ParsedFeed:
         url, cpu_seconds = arguments[2], arguments[4]
-        try:
-            future = (await seat.executor()).submit(_parse_limited, *arguments)
-        except BrokenProcessPool:  # the idle process died (e.g. the OOM killer): not this feed's fault
-            seat.discard()
-            future = (await seat.executor()).submit(_parse_limited, *arguments)
-        try:
-            async with asyncio.timeout(wall_seconds):
-                kind, value = await asyncio.wrap_future(future)
-        except TimeoutError:
-            seat.discard()
-            raise ParseError(
-                f"{url}: parsing took over {wall_seconds:g} s (FEEDS_PARSE_TIMEOUT); the parse process was stopped."
-            ) from None
-        except BrokenProcessPool:
-            seat.discard()
-            raise ParseError(
-                f"{url}: the parse process died, over its {self.memory_mb} MB memory limit "
-                "(FEEDS_PARSE_MEMORY_MB) or crashed in the parser."
-            ) from None
-        except asyncio.CancelledError:
-            seat.discard()  # the job was cancelled (its timeout, a worker stop): the parse must not run on
-            raise
+        for _ in range(3):
+            generation, ahead, submitted = seat.generation, None, False
+            try:
+                future, ahead, generation = await seat.submit(_parse_limited, *arguments)
+                submitted = True
+                if ahead is not None:  # the clock starts when the document ahead of this one is done
+                    await asyncio.wait([asyncio.wrap_future(ahead)])
+                async with asyncio.timeout(wall_seconds):
+                    kind, value = await asyncio.wrap_future(future)
+                break
+            except TimeoutError:
+                seat.discard(generation)
+                raise ParseError(
+                    f"{url}: parsing took over {wall_seconds:g} s (FEEDS_PARSE_TIMEOUT); the parse process was stopped."
+                ) from None
+            except BrokenProcessPool:
+                # Not this document's doing if the process was already gone when it was handed
+                # over, was replaced meanwhile, or died over the document ahead of it.
+                innocent = not submitted or seat.generation != generation or _broke(ahead)
+                seat.discard(generation)
+                if innocent:
+                    logger.info("%s: its parse process was gone before it got to it; trying a new one", url)
+                    continue
+                raise ParseError(
+                    f"{url}: the parse process died, over its {self.memory_mb} MB memory limit "
+                    "(FEEDS_PARSE_MEMORY_MB) or crashed in the parser."
+                ) from None
+            except asyncio.CancelledError:
+                seat.discard(generation)  # the job was cancelled (its timeout, a worker stop): the parse must stop
+                raise
+        else:
+            raise ParseError(f"{url}: its parse process was replaced three times before it could run.")
         if kind == "cpu":
-            seat.discard()  # a fresh process for the next parse, whatever state this one was left in
+            seat.discard(generation)  # a fresh process for the next parse, whatever state this one was left in
             raise ParseError(
                 f"{url}: parsing took over {cpu_seconds} s of CPU time (FEEDS_PARSE_CPU_SECONDS); "
                 "the parse was stopped."
             )
         if kind == "memory":
-            seat.discard()
+            seat.discard(generation)
             raise ParseError(
                 f"{url}: parsing needed over {self.memory_mb} MB of memory (FEEDS_PARSE_MEMORY_MB); "
                 "the parse was stopped."
@@ -263,8 +296,10 @@ class ParsePool:
         with self._lock:
             if self._closed:
                 raise RuntimeError("The parse pool was closed.")
-            if self._free:
-                return self._free.pop()
+            seat = max(self._free, key=self._free.__getitem__)  # an idle process first
+            if self._free[seat]:
+                self._free[seat] -= 1
+                return seat
             loop = asyncio.get_running_loop()
             waiter: asyncio.Future[_Seat] = loop.create_future()
             self._waiters.append((loop, waiter))
@@ -282,7 +317,7 @@ class ParsePool:
                 seat.close()
                 return
             if not self._waiters:
-                self._free.append(seat)
+                self._free[seat] += 1
                 return
             loop, waiter = self._waiters.popleft()
         # The waiter may belong to another event loop (another thread): hand over on its loop.
@@ -298,9 +333,13 @@ class ParsePool:
         """Stop taking parses; idle processes exit now, busy ones when their parse is done."""
         with self._lock:
             self._closed = True
-            self._free = []
         for seat in self._seats:
             seat.close()
+
+
+def _broke(job: Future | None) -> bool:
+    """Whether ``job`` ended with its process dying (or killed), which takes the jobs queued behind it along."""
+    return job is not None and not job.cancelled() and isinstance(job.exception(), BrokenProcessPool)
 
 
 _pool: ParsePool | None = None

@@ -61,6 +61,29 @@ def test_a_parse_over_its_wall_clock_time_is_killed_and_the_next_one_runs(server
 
 @pytest.mark.django_db
 @pytest.mark.usefixtures("feed_settings")
+def test_documents_queued_behind_a_killed_parse_are_parsed_by_its_replacement(server, settings, caplog):
+    """One parse process, which takes the next document while it parses one: killing it loses neither."""
+    settings.FEEDS_PARSE_PROCESSES = 1
+    settings.FEEDS_PARSE_CPU_SECONDS = 60
+    settings.FEEDS_PARSE_TIMEOUT = 1
+    soup = make_feed(server.feed("/soup", tag_soup(MB)), name="soup")
+    # Later than the soup, so they queue behind it on the one process.
+    make_feed(server.feed("/late1", rss(item(1)), delay=0.3), name="late1")
+    make_feed(server.feed("/late2", rss(item(2)), delay=0.3), name="late2")
+
+    totals = refresh_all()
+
+    assert (totals["feeds_failed"], totals["entries_created"]) == (1, 2)
+    soup.refresh_from_db()
+    assert "parsing took over 1 s (FEEDS_PARSE_TIMEOUT)" in soup.last_error
+    # The one queued behind the soup (the other waited for a place) went to the new process.
+    (retried,) = [r.getMessage() for r in caplog.records if "trying a new one" in r.getMessage()]
+    assert retried in [f"{server.url(p)}: its parse process was gone before it got to it; trying a new one"
+                       for p in ("/late1", "/late2")]  # fmt: skip
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("feed_settings")
 def test_a_parse_over_its_memory_is_stopped_and_recorded(server, settings):
     settings.FEEDS_PARSE_MEMORY_MB = 128
     bomb = make_feed(server.feed("/style", style_bomb()), name="style")
