@@ -5,6 +5,11 @@ FEEDS_ALLOW_PRIVATE_NETWORKS off, or allow 127.0.0.1 alone and keep a "secret" s
 127.0.0.2 that must never be reached.
 """
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from django.core.checks import Error, Warning
 from django.urls import reverse
@@ -18,6 +23,7 @@ from .server import item, respond, rss, serving
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("feed_settings")]
 
+ROOT = Path(__file__).resolve().parents[2]
 DOC = rss(item(1), item(2))
 REFUSED = "not a public internet address. Feeds are fetched only from public addresses"
 
@@ -248,3 +254,23 @@ def test_a_bad_private_networks_setting_is_a_check_error_naming_it(settings, val
     (error,) = check_feed_settings(None)
     assert isinstance(error, Error) and error.id == "blogs.E001"
     assert error.msg.startswith(f"FEEDS_ALLOW_PRIVATE_NETWORKS={value!r} must be False (the default), True or a list")
+
+
+def manage_check(**environ: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "pydotorg.settings", "DEBUG": "false", **environ}
+    return subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_the_environment_variable_takes_true_false_or_a_list_of_networks():
+    listed = manage_check(FEEDS_ALLOW_PRIVATE_NETWORKS="10.1.2.0/24, 192.168.7.0/24")
+    assert listed.returncode == 0
+    assert "(blogs.W001) FEEDS_ALLOW_PRIVATE_NETWORKS is on with DEBUG off: feeds may be fetched from " in listed.stderr
+    assert "10.1.2.0/24, 192.168.7.0/24, so whoever" in listed.stderr
+
+    assert "blogs.W001" not in manage_check(FEEDS_ALLOW_PRIVATE_NETWORKS="false").stderr
+
+    bad = manage_check(FEEDS_ALLOW_PRIVATE_NETWORKS="intranet")
+    assert bad.returncode != 0
+    assert "(blogs.E001) FEEDS_ALLOW_PRIVATE_NETWORKS=['intranet'] must be False" in bad.stderr
