@@ -4,16 +4,19 @@ A feed's bytes are hostile: a crafted document can keep a parser busy for minute
 or make it allocate gigabytes. Parsed on the worker's own process, it would stall
 the event loop (every other job waits) and bloat the worker for good. Here:
 
-- A pool of *slots*, one per CPU by default. A slot is a one-process
-  ``ProcessPoolExecutor``, so killing a hung parse breaks that slot alone, never the
+- A pool of *seats*, one per CPU by default. A seat is a one-process
+  ``ProcessPoolExecutor``, so killing a hung parse breaks that seat alone, never the
   parses running in the others. Processes come from the ``forkserver`` context (the
   worker has threads, which makes ``fork`` unsafe), which has ``parsing`` preloaded,
-  so a replacement starts in milliseconds.
+  so a replacement starts in milliseconds. A seat takes the next document while it
+  parses one (``QUEUE_DEPTH``); a document queued behind a killed parse is given to the
+  replacement process.
 - In a parse process, ``RLIMIT_AS`` caps memory (a ``MemoryError``) and, before each
   parse, ``RLIMIT_CPU``'s soft limit is set to the CPU time used so far plus the
   budget (``SIGXCPU`` stops the parse).
-- The parent enforces the wall-clock limit: past it, the slot's process is killed
-  and the slot replaced. A process that broke a limit is replaced as well.
+- The parent enforces the wall-clock limit, from when the process gets to the
+  document: past it, the seat's process is killed and replaced. A process that broke
+  a limit is replaced as well, and every one exits with its worker.
 - The parse process returns only what ``parsing.parse_feed`` keeps: sanitised,
   capped entries, so the worker's own memory stays bounded.
 
