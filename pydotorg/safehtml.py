@@ -7,8 +7,9 @@ documents and summaries use :func:`to_text`. Link targets use :func:`is_web_url`
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from html.parser import HTMLParser
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import nh3
 
@@ -44,10 +45,17 @@ URL_SCHEMES = frozenset({"http", "https", "mailto"})
 WEB_SCHEMES = frozenset({"http", "https"})
 
 
-def sanitize(html: str) -> str:
+# The attributes of ALLOWED_ATTRIBUTES that hold a URL.
+URL_ATTRIBUTES = frozenset({"href", "src", "cite"})
+
+
+def sanitize(html: str, base_url: str | None = None) -> str:
     """``html`` reduced to the allow-list above; comments dropped, links get ``rel="noopener noreferrer"``.
 
-    Accepts any string (an empty one gives ``""``); never raises on malformed markup.
+    With ``base_url`` (HTML from elsewhere, e.g. a feed entry), relative URLs are made absolute
+    against it, so they do not point into this site; a URL that would then have a scheme outside
+    ``URL_SCHEMES`` is dropped. Accepts any string (an empty one gives ``""``); never raises on
+    malformed markup.
     """
     if not html:
         return ""
@@ -58,7 +66,24 @@ def sanitize(html: str) -> str:
         url_schemes=set(URL_SCHEMES),
         strip_comments=True,
         link_rel="noopener noreferrer",
+        attribute_filter=_absolute_urls(base_url) if base_url else None,
     )
+
+
+def _absolute_urls(base_url: str) -> Callable[[str, str, str], str | None]:
+    # nh3 checks schemes before it calls the filter, so whatever the filter returns is not
+    # checked again: the joined URL is checked here.
+    def absolute(tag: str, attribute: str, value: str) -> str | None:
+        if attribute not in URL_ATTRIBUTES:
+            return value
+        try:
+            joined = urljoin(base_url, value.strip())
+            scheme = urlsplit(joined).scheme.lower()
+        except ValueError:
+            return None
+        return joined if scheme in URL_SCHEMES else None
+
+    return absolute
 
 
 # Elements after which a reader sees a break: their text must not run into the next word.

@@ -124,16 +124,32 @@ SAQ = {
 TASKS = {"default": {"BACKEND": "tasks_app.backends.SAQBackend", "QUEUES": list(SAQ["QUEUES"])}}
 
 # --- Feeds (owned by pydotorg/blogs) ----------------------------------------
-# Polite, bounded fetching for the blog aggregator (README: "Feeds"). Seconds and bytes.
+# Polite, bounded fetching and parsing for the blog aggregator (README: "Feeds"). Seconds, bytes, MB.
 FEEDS_USER_AGENT = environment.env.str(
     "FEEDS_USER_AGENT", default="python.org feed aggregator (+https://www.python.org/blogs/)"
 )
 FEEDS_MAX_CONCURRENCY = environment.integer("FEEDS_MAX_CONCURRENCY", 20, minimum=1)
+FEEDS_MAX_PER_HOST = environment.integer("FEEDS_MAX_PER_HOST", 2, minimum=1)
 FEEDS_CONNECT_TIMEOUT = environment.integer("FEEDS_CONNECT_TIMEOUT", 10, minimum=1)
 FEEDS_READ_TIMEOUT = environment.integer("FEEDS_READ_TIMEOUT", 30, minimum=1)
 FEEDS_DEADLINE = environment.integer("FEEDS_DEADLINE", 60, minimum=1)
 FEEDS_MAX_BYTES = environment.integer("FEEDS_MAX_BYTES", 10 * 1024 * 1024, minimum=1)
 FEEDS_MAX_REDIRECTS = environment.integer("FEEDS_MAX_REDIRECTS", 5)
+# Off in production: feeds come from public internet addresses only (no SSRF). true (tests, local
+# development): any address; or a comma-separated list of networks allowed besides public ones.
+_private_networks = environment.env.str("FEEDS_ALLOW_PRIVATE_NETWORKS", default="false").strip()
+FEEDS_ALLOW_PRIVATE_NETWORKS = (
+    environment.boolean("FEEDS_ALLOW_PRIVATE_NETWORKS", default=False)
+    if _private_networks.lower() in {"true", "false", "1", "0", "yes", "no", "on", "off", ""}
+    else [network.strip() for network in _private_networks.split(",") if network.strip()]
+)
+FEEDS_MAX_ENTRIES = environment.integer("FEEDS_MAX_ENTRIES", 100, minimum=1)
+FEEDS_MAX_CONTENT_CHARS = environment.integer("FEEDS_MAX_CONTENT_CHARS", 65536, minimum=1000)
+FEEDS_STORE_CONNECTIONS = environment.integer("FEEDS_STORE_CONNECTIONS", 4, minimum=1)
+FEEDS_PARSE_PROCESSES = environment.integer("FEEDS_PARSE_PROCESSES", 0)  # 0: one per CPU
+FEEDS_PARSE_CPU_SECONDS = environment.integer("FEEDS_PARSE_CPU_SECONDS", 10, minimum=1)
+FEEDS_PARSE_MEMORY_MB = environment.integer("FEEDS_PARSE_MEMORY_MB", 512, minimum=128)
+FEEDS_PARSE_TIMEOUT = environment.integer("FEEDS_PARSE_TIMEOUT", 30, minimum=1)
 
 # --- Search (owned by pydotorg/search) --------------------------------------
 MEILISEARCH_URL = environment.url("MEILISEARCH_URL", None, {"http", "https"})

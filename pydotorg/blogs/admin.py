@@ -1,5 +1,7 @@
 import logging
+from urllib.parse import urlsplit
 
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -8,24 +10,63 @@ from redis.exceptions import RedisError
 
 from tasks_app import enqueue_sync
 
+from .addresses import BlockedAddress, check_literal_host
+from .conf import feed_settings
 from .models import BlogEntry, Feed
 
 logger = logging.getLogger(__name__)
 
 
+class FeedForm(forms.ModelForm):
+    class Meta:
+        model = Feed
+        fields = ["name", "website_url", "feed_url", "is_active"]
+
+    def clean_feed_url(self) -> str:
+        """Refuse a URL whose host is a literal non-public address; names are checked at every fetch."""
+        url = self.cleaned_data["feed_url"]
+        try:
+            host = urlsplit(url).hostname or ""
+        except ValueError:
+            return url  # URLField has already said what is wrong with it
+        try:
+            check_literal_host(host, feed_settings().allowed_networks)
+        except BlockedAddress as exc:
+            raise forms.ValidationError(f"{exc} Use the feed's public address.", code="private_address") from None
+        return url
+
+
 @admin.register(Feed)
 class FeedAdmin(admin.ModelAdmin):
-    list_display = ["name", "feed_url", "is_active", "last_fetched", "short_last_error", "consecutive_failures"]
+    form = FeedForm
+    list_display = [
+        "name",
+        "feed_url",
+        "is_active",
+        "last_fetched",
+        "short_last_error",
+        "consecutive_failures",
+        "deferred_until",
+    ]
     list_filter = ["is_active", "last_fetched"]
     search_fields = ["name", "feed_url", "website_url"]
-    readonly_fields = ["etag", "last_modified", "last_fetched", "last_error", "consecutive_failures"]
+    readonly_fields = [
+        "etag",
+        "last_modified",
+        "last_fetched",
+        "last_error",
+        "consecutive_failures",
+        "deferred_until",
+        "deferred_reason",
+    ]
     actions = ["refresh_now"]
 
     @admin.display(description="last error", ordering="last_error")
     def short_last_error(self, feed: Feed) -> str:
         return Truncator(feed.last_error).chars(120)
 
-    @admin.action(description="Refresh now")
+    # A refresh writes to the feed (its URL, validators, errors): it takes the right to change feeds.
+    @admin.action(description="Refresh now", permissions=["change"])
     def refresh_now(self, request: HttpRequest, queryset: QuerySet[Feed]) -> None:
         queued = []
         for feed in queryset:

@@ -1,22 +1,45 @@
-"""Fetching one feed politely and safely with httpx.
+"""Fetching one feed politely and safely with httpx, from public internet addresses only.
 
 Every way a fetch can go wrong ends in a ``FetchError`` whose message is what
 the admin sees in the feed's ``last_error``: it names the problem and the URL.
+
+Every connection, for the feed URL and for each redirect, goes through
+:class:`PublicOnlyBackend`: it resolves the host once, refuses it unless every
+address is public (``addresses``), and connects to the address it checked. The
+URL, the ``Host`` header and TLS (SNI and certificate checks) keep the host name,
+so a second, different DNS answer (DNS rebinding) is never used.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import ssl
+import sys
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 
+import httpcore
 import httpx
 
+from . import addresses
 from .conf import FeedSettings
+
+# httpcore imports sniffio for every lock it makes and uses asyncio when that fails. sniffio is
+# not installed, and a failed import searches sys.path again each time: six times a fetch, a
+# third of its CPU time. Recording the absence once makes each later import fail at once.
+if importlib.util.find_spec("sniffio") is None:
+    sys.modules.setdefault("sniffio", None)
 
 ALLOWED_SCHEMES = ("http", "https")
 PERMANENT_REDIRECTS = (301, 308)
+# Statuses whose Retry-After asks us to come back later; the feed is skipped until then.
+RETRY_LATER_STATUSES = (429, 503)
+# However long a server asks for, a feed is tried again within a week (a typo or a hostile
+# server must not silence a feed for years).
+MAX_RETRY_AFTER = timedelta(days=7)
 ACCEPT = (
     "application/atom+xml, application/rss+xml, application/rdf+xml;q=0.9, "
     "application/xml;q=0.8, text/xml;q=0.8, */*;q=0.1"
@@ -31,12 +54,20 @@ class FeedGone(FetchError):
     """The server answered 410 Gone: the feed should be deactivated."""
 
 
+class RetryLater(FetchError):
+    """The server answered 429 or 503 with a Retry-After: not a failure, the feed waits until ``until``."""
+
+    def __init__(self, message: str, until: datetime) -> None:
+        super().__init__(message)
+        self.until = until
+
+
 @dataclass(frozen=True)
 class FetchResult:
     url: str  # the URL that finally answered
     moved_to: str | None  # the new address if every redirect on the way was permanent (301/308)
     not_modified: bool
-    content: bytes
+    content: bytes | bytearray
     headers: dict[str, str]  # lower-case names
     etag: str  # exactly as received ("" if absent)
     last_modified: str
@@ -51,6 +82,43 @@ def check_scheme(url: str, what: str = "Feed URL") -> None:
         raise FetchError(f"{what} {url!r} uses the scheme {scheme or '(none)'!r}; only http and https are fetched.")
 
 
+class PublicOnlyBackend(httpcore.AsyncNetworkBackend):
+    """httpcore's network backend, connecting only to checked public addresses.
+
+    ``connect_tcp`` gets the host name from the URL; it resolves it once through
+    ``addresses.resolver``, refuses the connection (``addresses.BlockedAddress``) if any
+    answer is not public, and otherwise connects to those very addresses, in order.
+    """
+
+    def __init__(self, networks: tuple[addresses.Network, ...]) -> None:
+        self.networks = networks  # the non-public networks allowed (FEEDS_ALLOW_PRIVATE_NETWORKS)
+        self.inner = httpcore.AnyIOBackend()  # the one httpx uses on asyncio
+
+    # httpcore's interface names these parameters.
+    async def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):  # noqa: ASYNC109
+        try:
+            async with asyncio.timeout(timeout):
+                ips = await addresses.resolve_checked(host, port, self.networks)
+        except TimeoutError:
+            raise httpcore.ConnectTimeout(f"resolving {host} took over {timeout:g} s") from None
+        except OSError as exc:
+            raise httpcore.ConnectError(f"could not resolve {host}: {exc}") from None
+        failure: Exception | None = None
+        for ip in ips:
+            try:
+                return await self.inner.connect_tcp(str(ip), port, timeout, local_address, socket_options)
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                failure = exc
+        assert failure is not None
+        raise failure
+
+    async def connect_unix_socket(self, path, timeout=None, socket_options=None):  # noqa: ASYNC109
+        raise addresses.BlockedAddress("Feeds are fetched over the network only, never from a Unix socket.")
+
+    async def sleep(self, seconds: float) -> None:
+        await self.inner.sleep(seconds)
+
+
 def build_client(config: FeedSettings, ssl_context: ssl.SSLContext | None = None) -> httpx.AsyncClient:
     """A client for one fetch at a time: concurrency comes from running several, one per worker.
 
@@ -58,16 +126,27 @@ def build_client(config: FeedSettings, ssl_context: ssl.SSLContext | None = None
     with a large pool is many times slower than small clients. Pass one ``ssl_context`` to
     all of them: building a context (loading the CA bundle) is the expensive part.
     """
+    ssl_context = ssl_context or httpx.create_ssl_context()
+    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+    transport = httpx.AsyncHTTPTransport(verify=ssl_context, limits=limits, trust_env=False)
+    # httpx has no public way to hand httpcore a network backend: its pool is rebuilt with
+    # the same settings plus ours, so no connection can bypass the address check.
+    transport._pool = httpcore.AsyncConnectionPool(
+        ssl_context=ssl_context,
+        max_connections=limits.max_connections,
+        max_keepalive_connections=limits.max_keepalive_connections,
+        keepalive_expiry=limits.keepalive_expiry,
+        network_backend=PublicOnlyBackend(config.allowed_networks),
+    )
     return httpx.AsyncClient(
+        transport=transport,
         timeout=httpx.Timeout(
             connect=config.connect_timeout,
             read=config.read_timeout,
             write=config.read_timeout,
             pool=config.deadline,
         ),
-        limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
         headers={"User-Agent": config.user_agent, "Accept": ACCEPT, "Accept-Encoding": "gzip, deflate"},
-        verify=ssl_context or httpx.create_ssl_context(),
         follow_redirects=False,  # followed by hand: each hop's scheme is checked and 301/308 tracked
         trust_env=False,  # proxies and netrc from the environment do not apply to feed fetching
     )
@@ -76,7 +155,10 @@ def build_client(config: FeedSettings, ssl_context: ssl.SSLContext | None = None
 async def fetch(
     client: httpx.AsyncClient, url: str, config: FeedSettings, *, etag: str = "", last_modified: str = ""
 ) -> FetchResult:
-    """GET ``url`` conditionally, within the deadline, following at most ``max_redirects`` redirects."""
+    """GET ``url`` conditionally, within the deadline, following at most ``max_redirects`` redirects.
+
+    Raises FetchError (FeedGone for a 410, RetryLater for a 429/503 with Retry-After).
+    """
     check_scheme(url)
     headers = {}
     if etag:
@@ -97,46 +179,80 @@ async def fetch(
 async def _follow(client: httpx.AsyncClient, url: str, headers: dict[str, str], config: FeedSettings) -> FetchResult:
     moved_to = None
     permanent = True  # a temporary hop ends the chain that may update the stored URL
+    came_from = None
     for _ in range(config.max_redirects + 1):
-        async with client.stream("GET", url, headers=headers) as response:
-            if response.has_redirect_location:
-                target = str(response.url.join(response.headers["location"]))
-                check_scheme(target, f"Redirect from {url} to")
-                permanent = permanent and response.status_code in PERMANENT_REDIRECTS
-                if permanent:
-                    moved_to = target
-                url = target
-                continue
-            status = response.status_code
-            if status == 304:
-                return _result(response, url, moved_to, not_modified=True, content=b"")
-            if status == 410:
-                raise FeedGone(f"{url} answered 410 Gone; the feed was deactivated.")
-            if not 200 <= status < 300:
+        try:
+            # Literal addresses are refused here, before httpx reads them (it rejects some
+            # spellings, such as "0177.0.0.1", with a less helpful error); names at connect time.
+            addresses.check_literal_host(urlsplit(url).hostname or "", config.allowed_networks)
+            async with client.stream("GET", url, headers=headers) as response:
+                if response.has_redirect_location:
+                    target = str(response.url.join(response.headers["location"]))
+                    check_scheme(target, f"Redirect from {url} to")
+                    permanent = permanent and response.status_code in PERMANENT_REDIRECTS
+                    if permanent:
+                        moved_to = target
+                    came_from, url = url, target
+                    continue
+                status = response.status_code
+                if status == 304:
+                    return _result(response, url, moved_to, not_modified=True, content=b"")
+                if status == 410:
+                    raise FeedGone(f"{url} answered 410 Gone; the feed was deactivated.")
                 reason = f" {response.reason_phrase}" if response.reason_phrase else ""
-                raise FetchError(f"{url} answered HTTP {status}{reason}.")
-            content = await _read_capped(response, url, config.max_bytes)
-            return _result(response, url, moved_to, not_modified=False, content=content)
+                if status in RETRY_LATER_STATUSES:
+                    _raise_if_retry_later(url, status, reason, response.headers.get("retry-after", ""))
+                if not 200 <= status < 300:
+                    raise FetchError(f"{url} answered HTTP {status}{reason}.")
+                content = await _read_capped(response, url, config.max_bytes)
+                return _result(response, url, moved_to, not_modified=False, content=content)
+        except addresses.BlockedAddress as exc:
+            where = f"the redirect from {came_from} to {url}" if came_from else url
+            raise FetchError(f"Refused to fetch {where}: {exc}") from None
     raise FetchError(f"Too many redirects: more than {config.max_redirects} from the feed URL, last to {url}.")
 
 
-async def _read_capped(response: httpx.Response, url: str, max_bytes: int) -> bytes:
-    """Read the (decoded) body, refusing it as soon as it is known to exceed ``max_bytes``."""
+def _raise_if_retry_later(url: str, status: int, reason: str, value: str) -> None:
+    """Raise RetryLater when ``value`` is a valid Retry-After (seconds or an HTTP date); else return."""
+    value = value.strip()
+    now = datetime.now(UTC)
+    if value.isdigit():
+        seconds = int(value) if len(value) <= 9 else MAX_RETRY_AFTER.total_seconds()
+        wait = min(timedelta(seconds=seconds), MAX_RETRY_AFTER)
+    else:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return  # absent or malformed: a plain failure
+        if when.tzinfo is None:  # "-0000" dates are naive; HTTP dates are always UTC
+            when = when.replace(tzinfo=UTC)
+        wait = min(max(when - now, timedelta(0)), MAX_RETRY_AFTER)
+    until = now + wait
+    raise RetryLater(
+        f"{url} answered HTTP {status}{reason} with Retry-After: {value}; "
+        f"it is not fetched again before {until:%Y-%m-%d %H:%M:%S} UTC.",
+        until,
+    )
+
+
+async def _read_capped(response: httpx.Response, url: str, max_bytes: int) -> bytearray:
+    """Read the (decoded) body, refusing it as soon as it is known to exceed ``max_bytes``.
+
+    One growing buffer rather than a list of chunks and a join: a body is held once, not twice.
+    """
     declared = response.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > max_bytes:
         raise FetchError(f"{url} sent {declared} bytes, over the FEEDS_MAX_BYTES limit of {max_bytes}; not read.")
-    chunks = []
-    size = 0
+    body = bytearray()
     async for chunk in response.aiter_bytes():
-        size += len(chunk)
-        if size > max_bytes:
+        if len(body) + len(chunk) > max_bytes:
             # Leaving the stream unread closes the connection: the rest is never downloaded.
             raise FetchError(f"{url} sent more than the FEEDS_MAX_BYTES limit of {max_bytes} bytes; stopped reading.")
-        chunks.append(chunk)
-    return b"".join(chunks)
+        body += chunk
+    return body
 
 
-def _result(response: httpx.Response, url: str, moved_to: str | None, *, not_modified: bool, content: bytes):
+def _result(response: httpx.Response, url: str, moved_to: str | None, *, not_modified: bool, content):
     return FetchResult(
         url=url,
         moved_to=moved_to,

@@ -13,6 +13,11 @@ class Feed(models.Model):
     last_fetched = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
     consecutive_failures = models.PositiveIntegerField(default=0)
+    # A 429 or 503 with Retry-After: the server's wish, honoured; not a failure.
+    deferred_until = models.DateTimeField(
+        null=True, blank=True, help_text="Not fetched before this time: its server asked us to wait (Retry-After)."
+    )
+    deferred_reason = models.TextField(blank=True)
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
 

@@ -1,6 +1,14 @@
-"""Turning fetched bytes into clean entries with feedparser.
+"""Turning fetched bytes into clean, bounded entries: feedparser, then the site's allow-list.
 
-Pure CPU work with no Django or I/O, so it can run in a worker thread.
+Pure CPU work with no Django or I/O. It runs in the parse processes (``parse_pool``),
+whose CPU, memory and time limits contain whatever a hostile document makes
+feedparser do, and what it returns is small: at most ``max_entries`` entries, each
+HTML field sanitised by ``pydotorg.safehtml`` and cut to ``content_chars``, and
+all of it within ``total_bytes`` of memory.
+
+feedparser's own sanitizer and relative-URI resolver are switched off: they are
+slow regular-expression code that a crafted document can keep busy for minutes,
+and their scheme check looks only at ``href``. nh3 does both jobs instead.
 """
 
 from __future__ import annotations
@@ -8,19 +16,33 @@ from __future__ import annotations
 import hashlib
 import html
 import io
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from html.parser import HTMLParser
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urljoin
 
 import feedparser
+from feedparser.mixin import _FeedParserMixin
 
-HTML_TYPES = ("text/html", "application/xhtml+xml")  # the types feedparser sanitises
+from pydotorg.safehtml import is_web_url, sanitize, to_text
+
+HTML_TYPES = ("text/html", "application/xhtml+xml")
 # Only these response headers mean anything to feedparser once httpx has decoded the body
 # (passing Content-Encoding on would make it try to gunzip the bytes a second time).
 PASSED_HEADERS = ("content-type", "content-location", "content-language")
+# Markup sanitised at most this many times the kept length: nh3's work stays bounded
+# however long a field is, and a field this much longer than its cap is cut anyway.
+SANITIZE_INPUT_FACTOR = 4
+
+# An entry's id is a name, not a link, but feedparser resolves it against the address
+# the document was fetched from, so the same entry gets a new id when the feed moves
+# (a 301, an edit from http to https) and is stored twice. Every process that parses
+# imports this module, so ids are kept exactly as the document gives them everywhere.
+if "id" not in _FeedParserMixin.can_be_relative_uri:
+    raise ImportError("feedparser no longer resolves entry ids; remove the override in pydotorg/blogs/parsing.py")
+_FeedParserMixin.can_be_relative_uri = _FeedParserMixin.can_be_relative_uri - {"id"}
 
 
 class ParseError(Exception):
@@ -28,64 +50,106 @@ class ParseError(Exception):
 
 
 @dataclass(frozen=True)
-class FieldLimits:
+class ParseLimits:
+    """What one document may add: field sizes (the model's), entries, characters."""
+
     guid: int = 1000
     title: int = 500
     url: int = 2000
+    entries: int = 100  # the newest ones are kept
+    content_chars: int = 65536  # each of summary and content, after sanitising
+    total_bytes: int = 10 * 1024 * 1024  # the memory of all text of all kept entries together
 
 
 @dataclass(frozen=True)
 class ParsedEntry:
-    guid: str
-    title: str
-    summary: str  # safe HTML
-    content: str  # safe HTML
-    url: str  # http(s) or ""
+    guid: str  # the id exactly as the document gives it, else the link, else a hash
+    title: str  # plain text
+    summary: str  # sanitised HTML, or "" when the document gives no summary of its own
+    content: str  # sanitised HTML
+    url: str  # absolute http(s), or ""
     pub_date: datetime | None  # None when the feed gives no usable date; the store uses the fetch time
+    # The guid earlier versions stored: the id resolved against the fetch address ("" if the same).
+    legacy_guid: str = ""
+
+    def size(self) -> int:
+        """Bytes of memory its text takes (a str of astral characters takes four bytes a character)."""
+        return sum(map(sys.getsizeof, (self.guid, self.title, self.summary, self.content, self.url)))
 
 
 @dataclass(frozen=True)
 class ParsedFeed:
     entries: list[ParsedEntry]
-    warning: str = ""  # set when the document was malformed but still yielded entries
+    warning: str = ""  # set when the document was malformed or cut but still yielded entries
 
 
-def parse_feed(content: bytes, headers: Mapping[str, str], url: str, limits: FieldLimits = FieldLimits()) -> ParsedFeed:
+def parse_feed(
+    content: bytes | bytearray, headers: Mapping[str, str], url: str, limits: ParseLimits = ParseLimits()
+) -> ParsedFeed:
+    """Parse a fetched document (``headers``: the response's, lower-case) fetched from ``url``.
+
+    Raises ParseError when the document is not a feed, or is broken and has no entries.
+    """
     passed = {name: headers[name] for name in PASSED_HEADERS if name in headers}
-    passed.setdefault("content-location", url)  # the base for relative links
+    passed.setdefault("content-location", url)
+    base = _link(passed["content-location"], url, None) or url  # relative links and markup resolve against it
     # A file object, never bytes: given bytes, feedparser first tries them as a local file name.
-    result = feedparser.parse(io.BytesIO(content), response_headers=passed)
+    result = feedparser.parse(
+        io.BytesIO(content), response_headers=passed, sanitize_html=False, resolve_relative_uris=False
+    )
     if not result.entries:
         if result.bozo:
             raise ParseError(f"{url} is not a parseable feed: {_describe(result.get('bozo_exception'))}.")
         if not result.get("version"):
             raise ParseError(f"{url} is not an RSS or Atom feed (no entries and no recognised feed format).")
         return ParsedFeed(entries=[])
-    entries: dict[str, ParsedEntry] = {}
+    notes = [_describe(result.get("bozo_exception"))] if result.bozo else []
+
+    # Identity and date first (cheap), so only the entries that are kept get sanitised.
+    candidates: dict[str, tuple[Mapping[str, Any], datetime | None]] = {}
     for raw in result.entries:
-        entry = _entry(raw, limits)
-        entries.setdefault(entry.guid, entry)  # a guid repeated in one document: the first one wins
-    warning = _describe(result.get("bozo_exception")) if result.bozo else ""
-    return ParsedFeed(entries=list(entries.values()), warning=warning)
+        candidates.setdefault(_guid(raw, base, limits.guid), (raw, _date(raw)))  # a repeated guid: first wins
+    newest = sorted(candidates.items(), key=lambda item: _newest_first(item[1][1]))
+    if len(newest) > limits.entries:
+        notes.append(f"kept the newest {limits.entries} of {len(newest)} entries (FEEDS_MAX_ENTRIES)")
+        newest = newest[: limits.entries]
+
+    entries: list[ParsedEntry] = []
+    budget = limits.total_bytes
+    for guid, (raw, pub_date) in newest:
+        entry = _entry(raw, guid, pub_date, base, limits)
+        budget -= entry.size()
+        if budget < 0:
+            notes.append(f"kept the newest {len(entries)} entries: more would pass {limits.total_bytes} bytes")
+            break
+        entries.append(entry)
+    return ParsedFeed(entries=entries, warning="; ".join(notes))
 
 
 def _describe(exc: Any) -> str:
     return f"{type(exc).__name__}: {exc}" if exc is not None else "unknown problem"
 
 
-def _entry(raw: Mapping[str, Any], limits: FieldLimits) -> ParsedEntry:
-    content = _html(_pick_content(raw.get("content")))
-    summary = _html(raw.get("summary_detail"), raw.get("summary"))
+def _newest_first(pub_date: datetime | None) -> float:
+    # Undated entries will be stamped with the fetch time, so they count as the newest.
+    return -pub_date.timestamp() if pub_date else float("-inf")
+
+
+def _entry(raw: Mapping[str, Any], guid: str, pub_date: datetime | None, base: str, limits: ParseLimits):
+    content = _html(_pick_content(raw.get("content")), base, limits.content_chars)
+    # Without summary_detail, feedparser's "summary" is its copy of the content, not a summary.
+    summary = _html(raw.get("summary_detail"), base, limits.content_chars)
     title = _title(raw)
     if not title:
-        title = _truncate(_text(summary or content), 80) or "(untitled)"
+        title = _truncate(to_text(summary or content), 80) or "(untitled)"
     return ParsedEntry(
-        guid=_nul_free(_guid(raw, limits.guid)),
-        title=_nul_free(_truncate(title, limits.title)),
-        summary=_nul_free(summary),
-        content=_nul_free(content),
-        url=_safe_url(raw.get("link"), limits.url),
-        pub_date=_date(raw),
+        guid=guid,
+        title=_truncate(title, limits.title),
+        summary=summary,
+        content=content,
+        url=_link(raw.get("link"), base, limits.url),
+        pub_date=pub_date,
+        legacy_guid=_legacy_guid(raw, guid, base, limits.guid),
     )
 
 
@@ -94,12 +158,11 @@ def _nul_free(value: str) -> str:
     return value.replace("\x00", "")
 
 
-def _guid(raw: Mapping[str, Any], limit: int) -> str:
-    """Entry id, else link, else a hash of what the entry says (never the fetch time: it must be stable)."""
-    for candidate in (raw.get("id"), raw.get("link")):
+def _guid(raw: Mapping[str, Any], base: str, limit: int) -> str:
+    """Entry id as written, else link, else a hash of what the entry says (never the fetch time: it must be stable)."""
+    for candidate in (raw.get("id"), _link(raw.get("link"), base, None)):
         if isinstance(candidate, str) and candidate.strip():
-            value = candidate.strip()
-            return value if len(value) <= limit else _digest(value)
+            return _fit_guid(_nul_free(candidate.strip()), limit)
     content = _pick_content(raw.get("content"))
     parts = [
         raw.get("title"),
@@ -108,6 +171,24 @@ def _guid(raw: Mapping[str, Any], limit: int) -> str:
         raw.get("summary"),
     ]
     return _digest("\x1f".join(part if isinstance(part, str) else "" for part in parts))
+
+
+def _legacy_guid(raw: Mapping[str, Any], guid: str, base: str, limit: int) -> str:
+    """What versions before the fix stored for a relative id: the id resolved against the document's base."""
+    raw_id = raw.get("id")
+    if not isinstance(raw_id, str) or not raw_id.strip():
+        return ""
+    entry_base = (raw.get("title_detail") or {}).get("base") or base
+    try:
+        resolved = urljoin(entry_base, _nul_free(raw_id.strip()))
+    except ValueError:
+        return ""
+    legacy = _fit_guid(resolved, limit)
+    return legacy if legacy != guid else ""
+
+
+def _fit_guid(value: str, limit: int) -> str:
+    return value if len(value) <= limit else _digest(value)
 
 
 def _digest(value: str) -> str:
@@ -124,14 +205,32 @@ def _pick_content(items: Any) -> Mapping[str, Any] | None:
     return items[0] if isinstance(items[0], Mapping) else None
 
 
-def _html(detail: Mapping[str, Any] | None, value: Any = None) -> str:
-    """Safe HTML: feedparser already sanitised HTML types; anything else is text and is escaped."""
-    if detail is None:
-        return html.escape(value) if isinstance(value, str) else ""
-    text = detail.get("value")
-    if not isinstance(text, str):
+def _html(detail: Any, base: str, cap: int) -> str:
+    """Sanitised HTML of at most ``cap`` characters: HTML types are cleaned, anything else is text and escaped."""
+    if not isinstance(detail, Mapping) or not isinstance(detail.get("value"), str):
         return ""
-    return text if detail.get("type") in HTML_TYPES else html.escape(text)
+    value = _nul_free(detail["value"][: cap * SANITIZE_INPUT_FACTOR])
+    markup = value if detail.get("type") in HTML_TYPES else html.escape(value)
+    element_base = detail.get("base")
+    return _fit(markup, element_base if is_web_url(element_base) else base, cap)
+
+
+def _fit(markup: str, base: str, cap: int) -> str:
+    clean = sanitize(markup, base_url=base)
+    if len(clean) <= cap:
+        return clean
+    # Cut the clean HTML and let the sanitizer mend what the cut broke (an open tag, half an
+    # entity); mending closes open elements, so it may need a few tries to fit.
+    cut = cap
+    for _ in range(5):
+        mended = sanitize(clean[:cut], base_url=base)
+        if len(mended) <= cap:
+            return mended
+        cut -= len(mended) - cap + 64
+        if cut <= 0:
+            break
+    # Nesting so deep that its closing tags alone pass the cap: keep the words.
+    return html.escape(to_text(clean)[: cap // 6])
 
 
 def _title(raw: Mapping[str, Any]) -> str:
@@ -140,42 +239,23 @@ def _title(raw: Mapping[str, Any]) -> str:
         return ""
     detail = raw.get("title_detail") or {}
     if detail.get("type") in HTML_TYPES:
-        title = _text(title)
-    return " ".join(title.split())
-
-
-class _TextExtractor(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-
-    def handle_data(self, data: str) -> None:
-        self.parts.append(data)
-
-
-def _text(markup: str) -> str:
-    extractor = _TextExtractor()
-    extractor.feed(markup)
-    extractor.close()
-    return " ".join("".join(extractor.parts).split())
+        title = to_text(title)
+    return " ".join(_nul_free(title).split())
 
 
 def _truncate(value: str, limit: int) -> str:
     return value if len(value) <= limit else value[: limit - 1].rstrip() + "…"
 
 
-def _safe_url(value: Any, limit: int) -> str:
-    """Only http(s) links that fit the field; a cut URL would be a broken link, so it is dropped instead."""
-    if not isinstance(value, str):
-        return ""
-    value = value.strip()
-    if "\x00" in value:
+def _link(value: Any, base: str, limit: int | None) -> str:
+    """An absolute http(s) link that fits the field; a cut URL would be a broken link, so it is dropped instead."""
+    if not isinstance(value, str) or "\x00" in value:
         return ""
     try:
-        scheme = urlsplit(value).scheme.lower()
+        link = urljoin(base, value.strip())
     except ValueError:
         return ""
-    return value if scheme in ("http", "https") and len(value) <= limit else ""
+    return link if is_web_url(link) and (limit is None or len(link) <= limit) else ""
 
 
 def _date(raw: Mapping[str, Any]) -> datetime | None:

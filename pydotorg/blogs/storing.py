@@ -21,9 +21,10 @@ from django.db.models import F
 
 from pydotorg.search.indexing import schedule_index
 
+from .conf import FeedSettings
 from .fetching import FetchResult
 from .models import BlogEntry, Feed
-from .parsing import FieldLimits, ParsedEntry
+from .parsing import ParsedEntry, ParseLimits
 
 logger = logging.getLogger(__name__)
 
@@ -39,12 +40,17 @@ class Saved:
     clash: str = ""  # set when the feed moved to a URL another feed already has
 
 
-def entry_limits() -> FieldLimits:
+def parse_limits(config: FeedSettings) -> ParseLimits:
+    """What one document may add: the model's field sizes and the settings' caps."""
     meta = BlogEntry._meta
-    return FieldLimits(
+    return ParseLimits(
         guid=meta.get_field("guid").max_length,
         title=meta.get_field("title").max_length,
         url=meta.get_field("url").max_length,
+        entries=config.max_entries,
+        content_chars=config.max_content_chars,
+        # What the parse process hands back is no bigger than the body it was given.
+        total_bytes=config.max_bytes,
     )
 
 
@@ -87,7 +93,13 @@ def save_fetch(feed: Feed, fetched: FetchResult, entries: list[ParsedEntry] | No
 
 
 def _feed_changes(fetched: FetchResult, entries: list[ParsedEntry] | None, now: datetime) -> dict[str, object]:
-    changes: dict[str, object] = {"last_fetched": now, "last_error": "", "consecutive_failures": 0}
+    changes: dict[str, object] = {
+        "last_fetched": now,
+        "last_error": "",
+        "consecutive_failures": 0,
+        "deferred_until": None,
+        "deferred_reason": "",
+    }
     if entries is not None:
         # A 200 replaces both validators; an absent one must not be sent next time.
         changes["etag"] = _validator(fetched.etag, "etag")
@@ -119,11 +131,28 @@ def _clash(feed: Feed, moved: str, raced: bool = False) -> str:
 
 def _upsert(feed_id: int, entries: list[ParsedEntry], now: datetime) -> Saved:
     guids = [entry.guid for entry in entries]
+    # Rows stored before ids were kept as written carry the id resolved against the fetch
+    # address: they are found by that form and take the document's form, once.
+    legacy: dict[str, str] = {}
+    for entry in entries:
+        if entry.legacy_guid:
+            legacy.setdefault(entry.legacy_guid, entry.guid)
+    for guid in guids:
+        legacy.pop(guid, None)  # a legacy form that is another entry's own id belongs to that entry
+    lookup = guids + list(legacy)
     existing: dict[str, tuple] = {}
-    for start in range(0, len(guids), SELECT_CHUNK):
-        rows = BlogEntry.objects.filter(feed_id=feed_id, guid__in=guids[start : start + SELECT_CHUNK])
+    for start in range(0, len(lookup), SELECT_CHUNK):
+        rows = BlogEntry.objects.filter(feed_id=feed_id, guid__in=lookup[start : start + SELECT_CHUNK])
         for row in rows.values_list("guid", "id", *ENTRY_FIELDS):
             existing[row[0]] = row[1:]
+    renamed = 0
+    for old_guid, guid in legacy.items():
+        if old_guid in existing and guid not in existing:
+            existing[guid] = existing.pop(old_guid)
+            BlogEntry.objects.filter(pk=existing[guid][0]).update(guid=guid)
+            renamed += 1
+    if renamed:
+        logger.info("Feed %s: %s entries now carry the id their document gives, not a resolved one", feed_id, renamed)
     new, changed = [], []
     for entry in entries:
         old = existing.get(entry.guid)
@@ -157,6 +186,11 @@ def _row(feed_id: int, entry: ParsedEntry, pub_date: datetime) -> BlogEntry:
         url=entry.url,
         pub_date=pub_date,
     )
+
+
+def record_deferral(feed_id: int, until: datetime, message: str) -> None:
+    """The server asked us to wait (429/503 with Retry-After): not a failure, so the failure count stays."""
+    Feed.objects.filter(pk=feed_id).update(deferred_until=until, deferred_reason=message[:2000])
 
 
 def record_failure(feed_id: int, message: str, deactivate: bool = False) -> None:

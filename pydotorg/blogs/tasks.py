@@ -5,12 +5,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.utils import timezone
+
 from tasks_app import task
 
 from .conf import feed_settings
 from .fetching import build_client
 from .models import Feed
-from .refreshing import Outcome, active_feeds, refresh_feed_safely, refresh_feeds
+from .refreshing import Outcome, active_feeds, refresh_feed_safely, refresh_feeds, still_deferred
 
 logger = logging.getLogger(__name__)
 
@@ -19,12 +21,12 @@ class FeedRefreshError(Exception):
     """refresh_single_feed could not refresh the feed; the job fails with this message."""
 
 
-# Each fetch has its own deadline (FEEDS_DEADLINE), so a run takes at most about
-# ceil(feeds / FEEDS_MAX_CONCURRENCY) deadlines. No retries: failures are recorded per
-# feed, and the next cron run (or "Refresh now") is the retry.
+# Each fetch has its own deadline (FEEDS_DEADLINE) and each parse its own (FEEDS_PARSE_TIMEOUT),
+# so a run takes at most about ceil(feeds / FEEDS_MAX_CONCURRENCY) of both. No retries: failures
+# are recorded per feed, and the next cron run (or "Refresh now") is the retry.
 @task(timeout=3600, retries=0)
 async def refresh_all_feeds(ctx: dict[str, Any]) -> dict[str, int]:
-    """Refresh every active feed; returns feeds_processed/unchanged/failed and entries_created/updated."""
+    """Refresh every active feed; returns feeds_processed/unchanged/deferred/failed and entries_created/updated."""
     totals = await refresh_feeds(await active_feeds())
     logger.info("Refreshed feeds: %s", totals.as_dict(), extra=totals.as_dict())
     return totals.as_dict()
@@ -34,15 +36,22 @@ async def refresh_all_feeds(ctx: dict[str, Any]) -> dict[str, int]:
 async def refresh_single_feed(ctx: dict[str, Any], feed_url: str) -> dict[str, Any]:
     """Refresh the feed whose URL is ``feed_url`` (active or not: it was asked for by name).
 
-    Raises FeedRefreshError when no feed has that URL or the refresh failed (the error
-    is also recorded on the feed), so the job shows as failed rather than done.
+    Returns ``outcome`` (stored, unchanged or deferred: its server asked us to wait, and
+    ``deferred`` says until when), ``entries_created`` and ``entries_updated``. Raises
+    FeedRefreshError when no feed has that URL or the refresh failed (the error is also
+    recorded on the feed), so the job shows as failed rather than done.
     """
     feed = await Feed.objects.filter(feed_url=feed_url).afirst()
     if feed is None:
         raise FeedRefreshError(f"No feed has the URL {feed_url!r}; add it in the admin or check the spelling.")
-    config = feed_settings()
-    async with build_client(config) as client:
-        report = await refresh_feed_safely(feed, client, config)
+    report = still_deferred(feed, timezone.now())
+    if report is None:
+        config = feed_settings()
+        async with build_client(config) as client:
+            report = await refresh_feed_safely(feed, client, config)
     if report.outcome is Outcome.FAILED:
         raise FeedRefreshError(report.error)
-    return {"outcome": report.outcome.value, "entries_created": report.created, "entries_updated": report.updated}
+    result = {"outcome": report.outcome.value, "entries_created": report.created, "entries_updated": report.updated}
+    if report.outcome is Outcome.DEFERRED:
+        result["deferred"] = report.error
+    return result

@@ -1,19 +1,14 @@
-import threading
 from collections.abc import Iterator
 
 import pytest
 
-from .server import FeedServer
+from .server import FeedServer, serving
 
 
 @pytest.fixture(scope="session")
 def _feed_server() -> Iterator[FeedServer]:
-    server = FeedServer()
-    thread = threading.Thread(target=server.serve_forever, name="feed-test-server", daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    with serving() as server:
+        yield server
 
 
 @pytest.fixture
@@ -21,6 +16,18 @@ def server(_feed_server: FeedServer) -> Iterator[FeedServer]:
     _feed_server.reset()
     yield _feed_server
     _feed_server.reset()
+
+
+@pytest.fixture(autouse=True)
+def _loopback_feeds(settings):
+    """The feed servers of these tests listen on loopback, which production refuses (the SSRF
+    tests turn this back off). Subprocess workers get it from FEEDS_ALLOW_PRIVATE_NETWORKS.
+
+    Refreshes store on the test's own connection: a connection of their own (the store pool,
+    tested by test_store_pool.py and every worker test) would not see the test's transaction.
+    """
+    settings.FEEDS_ALLOW_PRIVATE_NETWORKS = True
+    settings.FEEDS_STORE_CONNECTIONS = 1
 
 
 @pytest.fixture

@@ -5,7 +5,8 @@ from __future__ import annotations
 import gzip
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -48,16 +49,18 @@ class FeedServer(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 1024  # hundreds of simultaneous connects in the corpus test
 
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), RequestHandler)
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        super().__init__((host, port), RequestHandler)
+        self.host = host
         self.routes: dict[str, Handler] = {}
         self.seen: list[Seen] = []
         self._lock = threading.Lock()
         self.in_flight = 0
         self.max_in_flight = 0
 
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.server_port}{path}"
+    def url(self, path: str, host: str | None = None) -> str:
+        """The URL of ``path`` here; ``host`` spells the address another way (or names it)."""
+        return f"http://{host or self.host}:{self.server_port}{path}"
 
     def record(self, request: RequestHandler) -> None:
         with self._lock:
@@ -96,6 +99,19 @@ class FeedServer(ThreadingHTTPServer):
                     self.in_flight -= 1
 
         return wrapped
+
+
+@contextmanager
+def serving(host: str = "127.0.0.1", port: int = 0) -> Iterator[FeedServer]:
+    """A FeedServer answering on ``host``:``port`` (0: any free port) in a thread, for the block."""
+    server = FeedServer(host, port)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), name=f"feed-server-{host}", daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def respond(

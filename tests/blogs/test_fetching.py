@@ -45,6 +45,7 @@ def test_etag_is_stored_exactly_and_sent_back_for_a_304(server):
     assert second == {
         "feeds_processed": 1,
         "feeds_unchanged": 1,
+        "feeds_deferred": 0,
         "feeds_failed": 0,
         "entries_created": 0,
         "entries_updated": 0,
