@@ -238,7 +238,7 @@ class AtomicRedisQueue(RedisQueue):
             stored = self._stored(reply)
             if self._same_attempt(stored, job) and stored.status == status:
                 return  # written already (the reply to an earlier try was lost)
-            raise JobStateConflict(job.key, status.value, stored)
+            raise JobStateConflict(job.key, Status(status).value, stored)
         self._count(status)
 
     async def retry_attempt(self, job: Job, error: str | None) -> Status:
@@ -310,12 +310,13 @@ class AtomicRedisQueue(RedisQueue):
             return Status.QUEUED  # written already (the reply to an earlier try was lost)
         raise JobStateConflict(job.key, Status.QUEUED.value, stored)
 
-    async def _finish_cas(self, job: Job, status: Status) -> list:
+    async def _finish_cas(self, job: Job, status: Status | str) -> list:
+        # SAQ's HTTP proxy passes statuses as plain strings.
         return await self._script(
             "finish",
             self._keys(job),
-            [self.serialize(job), status.value, job.ttl, "active,aborting,queued", job.worker_id or "", job.attempts,
-             now()],
+            [self.serialize(job), Status(status).value, job.ttl, "active,aborting,queued", job.worker_id or "",
+             job.attempts, now()],
         )  # fmt: skip
 
     def _count(self, status: Status) -> None:
@@ -331,6 +332,10 @@ class AtomicRedisQueue(RedisQueue):
     async def _update(self, job: Job, status: Status | None = None, **kwargs) -> None:
         if status is not None and Status(status) in TERMINAL_STATUSES:
             raise ValueError(f"A job becomes {Status(status).value} through finish(), not update().")
+        if status is not None and Status(status) == Status.ABORTING:
+            # Asking for an abort is open to anyone, not only the attempt's owner: do it atomically.
+            await self.request_abort(job.key, job.error or "abort")
+            return
         if status is not None:
             job.status = Status(status)
         reply = await self._script(
@@ -353,7 +358,7 @@ class AtomicRedisQueue(RedisQueue):
         if stored is not None and stored.status == status and stored.attempts == job.attempts:
             job.replace(stored)
             return  # the same outcome, recorded twice: nothing changes
-        raise JobStateConflict(job.key, status.value, stored)
+        raise JobStateConflict(job.key, Status(status).value, stored)
 
     async def finish_abort(self, job: Job) -> None:
         # SAQ's own worker then calls finish(ABORTED), which counts the abort.

@@ -107,7 +107,8 @@ def main() -> int:
     print(f"SAQ {version}: running its tests against {'RedisQueue' if args.baseline else 'AtomicRedisQueue'}")
     subprocess.run(
         [sys.executable, "-m", "pytest", *SUITES, "-k", DESELECT, "-p", "no:django", "-p", "no:cacheprovider",
-         "-o", "addopts=", "-v", "--timeout", "60", f"--junitxml={report}", "--rootdir", str(top), "-c", str(top / "pytest.ini")],
+         "-o", "addopts=", "-q", "--timeout", "120", f"--junitxml={report}", "--rootdir", str(top),
+         "-c", str(top / "pytest.ini")],
         cwd=top, env=env, check=False,
     )  # fmt: skip
     if not report.exists():
