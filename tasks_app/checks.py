@@ -20,6 +20,14 @@ def _error(msg: str, hint: str, id: int) -> checks.Error:
     return checks.Error(msg, hint=hint, id=f"tasks_app.E{id:03d}")
 
 
+def unknown_keys(where: str, given: Any, allowed: Any, id: int, what: str = "option") -> list[checks.CheckMessage]:
+    """One error naming the keys of ``given`` that are not in ``allowed``, or none."""
+    unknown = sorted(set(given) - set(allowed))
+    if not unknown:
+        return []
+    return [_error(f"{where} has unknown {what}(s) {unknown}.", f"Allowed: {', '.join(allowed)}.", id)]
+
+
 @checks.register()
 def check_queues(**kwargs: Any) -> list[checks.CheckMessage]:
     errors = []
@@ -73,14 +81,7 @@ def check_task_functions(**kwargs: Any) -> list[checks.CheckMessage]:
 @checks.register()
 def check_hooks(**kwargs: Any) -> list[checks.CheckMessage]:
     errors = []
-    configured = conf.raw().get("HOOKS", {})
-    unknown = set(configured) - set(conf.HOOK_NAMES)
-    if unknown:
-        errors.append(
-            _error(
-                f'SAQ["HOOKS"] has unknown hook(s) {sorted(unknown)}.', f"Known hooks: {', '.join(conf.HOOK_NAMES)}.", 3
-            )
-        )
+    errors += unknown_keys('SAQ["HOOKS"]', conf.raw().get("HOOKS", {}), conf.HOOK_NAMES, 3, what="hook")
     for name, paths in conf.hooks().items():
         for path in paths:
             try:
@@ -113,15 +114,7 @@ def check_cron_jobs(**kwargs: Any) -> list[checks.CheckMessage]:
                 )
             )
             continue
-        unknown = set(entry) - {"task", "cron", "kwargs", *conf.JOB_OPTIONS}
-        if unknown:
-            errors.append(
-                _error(
-                    f"{where} has unknown key(s) {sorted(unknown)}.",
-                    f"Allowed: task, cron, kwargs, {', '.join(conf.JOB_OPTIONS)}.",
-                    4,
-                )
-            )
+        errors += unknown_keys(where, entry, ("task", "cron", "kwargs", *conf.JOB_OPTIONS), 4, what="key")
         if not isinstance(entry["cron"], str) or not croniter.is_valid(entry["cron"]):
             errors.append(
                 _error(
@@ -183,16 +176,7 @@ def check_task_registry(**kwargs: Any) -> list[checks.CheckMessage]:
 @checks.register()
 def check_job_options(**kwargs: Any) -> list[checks.CheckMessage]:
     errors = []
-    options = conf.raw().get("DEFAULT_JOB_OPTIONS", {})
-    unknown = set(options) - set(conf.JOB_OPTIONS)
-    if unknown:
-        errors.append(
-            _error(
-                f'SAQ["DEFAULT_JOB_OPTIONS"] has unknown option(s) {sorted(unknown)}.',
-                f"Allowed: {', '.join(conf.JOB_OPTIONS)}.",
-                8,
-            )
-        )
+    errors += unknown_keys('SAQ["DEFAULT_JOB_OPTIONS"]', conf.raw().get("DEFAULT_JOB_OPTIONS", {}), conf.JOB_OPTIONS, 8)
     merged = conf.default_job_options()
     for name in ("timeout", "heartbeat", "ttl"):
         value = merged.get(name)

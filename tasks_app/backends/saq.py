@@ -30,6 +30,7 @@ from django.utils.json import normalize_json
 from saq.job import Job
 
 from .. import conf
+from ..checks import unknown_keys
 from ..enqueueing import outbox
 from ..enqueueing.api import submit
 from ..enqueueing.building import BuiltJob, build_job
@@ -77,15 +78,7 @@ class SAQBackend(BaseTaskBackend):
                     id="tasks_app.E020",
                 )
             )
-        unknown = set(self.options) - {*conf.JOB_OPTIONS, *BACKEND_OPTIONS}
-        if unknown:
-            errors.append(
-                checks.Error(
-                    f'{where}["OPTIONS"] has unknown option(s) {sorted(unknown)}.',
-                    hint=f"Allowed: {', '.join((*conf.JOB_OPTIONS, *BACKEND_OPTIONS))}.",
-                    id="tasks_app.E021",
-                )
-            )
+        errors += unknown_keys(f'{where}["OPTIONS"]', self.options, (*conf.JOB_OPTIONS, *BACKEND_OPTIONS), 21)
         return errors
 
     # --- enqueueing ---------------------------------------------------------------------------------

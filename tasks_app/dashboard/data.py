@@ -97,21 +97,10 @@ class WorkerRow:
         return self.complete + self.failed + self.aborted
 
     def as_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "queue": self.queue,
-            "host": self.host,
-            "pid": self.pid,
-            "concurrency": self.concurrency,
-            "started": self.started.isoformat() if self.started else None,
-            "uptime_s": round(self.uptime_s, 1),
-            "processed": self.processed,
-            "complete": self.complete,
-            "failed": self.failed,
-            "retried": self.retried,
-            "aborted": self.aborted,
-            "last_heartbeat": self.last_heartbeat.isoformat() if self.last_heartbeat else None,
-        }
+        row = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        for moment in ("started", "last_heartbeat"):
+            row[moment] = row[moment].isoformat() if row[moment] else None
+        return {**row, "uptime_s": round(self.uptime_s, 1), "processed": self.processed}
 
 
 @dataclass
@@ -131,15 +120,13 @@ class QueueStats:
     recent: list[Job] = field(default_factory=list)
     error: str | None = None
 
+    COUNTS = ("queued", "active", "scheduled", "complete", "failed", "aborted")
+
     def as_json(self) -> dict[str, Any]:
+        """Counts are null, not 0, for a queue whose Redis could not be read."""
         return {
             "name": self.name,
-            "queued": self.queued,
-            "active": self.active,
-            "scheduled": self.scheduled,
-            "complete": self.complete,
-            "failed": self.failed,
-            "aborted": self.aborted,
+            **{count: getattr(self, count) for count in self.COUNTS},
             "counts_truncated": self.truncated,
             "workers": len(self.workers) if self.workers is not None else None,
             "error": self.error,

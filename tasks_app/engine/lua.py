@@ -59,8 +59,23 @@ local function rewrite(payload, st)
         .. ', "worker_id": ' .. worker .. ', ' .. string.sub(payload, st.pos)
 end
 
+-- The stored record of a job and its state, or nil when there is none.
+local function load(id)
+    local cur = redis.call('GET', id)
+    if not cur then return nil, nil end
+    return cur, read(cur)
+end
+
 local function owned(st, worker, attempts)
     return st.worker == worker and st.attempts == attempts
+end
+
+-- The record and state of a job held by this attempt, or the reply refusing the change.
+local function load_owned(id, worker, attempts)
+    local cur, st = load(id)
+    if not cur then return nil, nil, {'missing'} end
+    if not owned(st, worker, tonumber(attempts)) then return cur, st, {'refused', cur} end
+    return cur, st, nil
 end
 
 local function allowed(status, list)
@@ -104,16 +119,31 @@ local function run_successor(id, successor, incomplete, queued)
     end
 end
 
+-- A job ends: out of every list (the queued list is scanned only if it may be there), stored for
+-- its ttl, its status published, and work waiting for its key queued.
+local function end_record(id, payload, status, ttl, active, incomplete, queued, successor, maybe_queued)
+    redis.call('LREM', active, 0, id)
+    redis.call('ZREM', incomplete, id)
+    if maybe_queued then redis.call('LREM', queued, 0, id) end
+    store(id, payload, ttl)
+    redis.call('PUBLISH', id, status)
+    run_successor(id, successor, incomplete, queued)
+end
+
+-- A job goes back on the queue (see enqueue_payload for score and push).
+local function requeue_record(id, payload, score, push, active, incomplete, queued)
+    redis.call('LREM', active, 0, id)
+    redis.call('LREM', queued, 0, id)
+    enqueue_payload(id, payload, score, incomplete, queued, push)
+    redis.call('PUBLISH', id, 'queued')
+end
+
 -- Make an ABORTING or ACTIVE job terminal from its stored record (its abort reason is kept).
 local function end_stored(id, cur, st, status, now, ttl, active, incomplete, successor, queued)
     st.status = status
     st.completed = now
     local new = rewrite(cur, st)
-    redis.call('LREM', active, 0, id)
-    redis.call('ZREM', incomplete, id)
-    store(id, new, ttl)
-    redis.call('PUBLISH', id, status)
-    run_successor(id, successor, incomplete, queued)
+    end_record(id, new, status, ttl, active, incomplete, queued, successor, false)
     return new
 end
 
@@ -202,18 +232,10 @@ return activate(KEYS[2], KEYS[1], ARGV[1], ARGV[2])
 FINISH = (
     PRELUDE
     + r"""
-local cur = redis.call('GET', KEYS[1])
-if not cur then return {'missing'} end
-local st = read(cur)
-if not allowed(st.status, ARGV[4]) or not owned(st, ARGV[5], tonumber(ARGV[6])) then
-    return {'refused', cur}
-end
-redis.call('LREM', KEYS[2], 0, KEYS[1])
-redis.call('ZREM', KEYS[3], KEYS[1])
-if st.status == 'queued' then redis.call('LREM', KEYS[4], 0, KEYS[1]) end
-store(KEYS[1], ARGV[1], tonumber(ARGV[3]))
-redis.call('PUBLISH', KEYS[1], ARGV[2])
-run_successor(KEYS[1], KEYS[5], KEYS[3], KEYS[4])
+local cur, st, refused = load_owned(KEYS[1], ARGV[5], ARGV[6])
+if refused then return refused end
+if not allowed(st.status, ARGV[4]) then return {'refused', cur} end
+end_record(KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[3]), KEYS[2], KEYS[3], KEYS[4], KEYS[5], st.status == 'queued')
 return {'ok'}
 """
 )
@@ -227,19 +249,14 @@ return {'ok'}
 REQUEUE = (
     PRELUDE
     + r"""
-local cur = redis.call('GET', KEYS[1])
-if not cur then return {'missing'} end
-local st = read(cur)
-if not owned(st, ARGV[5], tonumber(ARGV[6])) then return {'refused', cur} end
+local cur, st, refused = load_owned(KEYS[1], ARGV[5], ARGV[6])
+if refused then return refused end
 if st.status == 'aborting' and st.pos then
     return {'aborted', end_stored(KEYS[1], cur, st, 'aborted', ARGV[8], tonumber(ARGV[7]),
                                   KEYS[2], KEYS[3], KEYS[5], KEYS[4])}
 end
 if not allowed(st.status, ARGV[4]) then return {'refused', cur} end
-redis.call('LREM', KEYS[2], 0, KEYS[1])
-redis.call('LREM', KEYS[4], 0, KEYS[1])
-enqueue_payload(KEYS[1], ARGV[1], ARGV[2], KEYS[3], KEYS[4], ARGV[3])
-redis.call('PUBLISH', KEYS[1], 'queued')
+requeue_record(KEYS[1], ARGV[1], ARGV[2], ARGV[3], KEYS[2], KEYS[3], KEYS[4])
 return {'queued'}
 """
 )
@@ -252,9 +269,8 @@ return {'queued'}
 UPDATE = (
     PRELUDE
     + r"""
-local cur = redis.call('GET', KEYS[1])
+local cur, st = load(KEYS[1])
 if not cur then return {'missing'} end
-local st = read(cur)
 if TERMINAL[st.status] then return {'refused', cur} end
 local attempts = tonumber(ARGV[4])
 local ok = owned(st, ARGV[3], attempts)
@@ -302,12 +318,9 @@ return out
 END_ABORT = (
     PRELUDE
     + r"""
-local cur = redis.call('GET', KEYS[1])
-if not cur then return {'missing'} end
-local st = read(cur)
-if st.status ~= 'aborting' or not st.pos or not owned(st, ARGV[1], tonumber(ARGV[2])) then
-    return {'refused', cur}
-end
+local cur, st, refused = load_owned(KEYS[1], ARGV[1], ARGV[2])
+if refused then return refused end
+if st.status ~= 'aborting' or not st.pos then return {'refused', cur} end
 return {'aborted', end_stored(KEYS[1], cur, st, 'aborted', ARGV[3], tonumber(ARGV[4]),
                               KEYS[2], KEYS[3], KEYS[5], KEYS[4])}
 """
@@ -326,21 +339,17 @@ local cur = redis.call('GET', KEYS[1])
 if not cur then return {'missing'} end
 if cur ~= ARGV[1] then return {'changed', cur} end
 local status = ARGV[3]
-redis.call('LREM', KEYS[2], 0, KEYS[1])
 if status == 'queued' then
-    redis.call('LREM', KEYS[4], 0, KEYS[1])
-    enqueue_payload(KEYS[1], ARGV[2], ARGV[5], KEYS[3], KEYS[4], ARGV[6])
-elseif status == 'aborting' or status == 'active' then
+    requeue_record(KEYS[1], ARGV[2], ARGV[5], ARGV[6], KEYS[2], KEYS[3], KEYS[4])
+elseif TERMINAL[status] then
+    end_record(KEYS[1], ARGV[2], status, tonumber(ARGV[4]), KEYS[2], KEYS[3], KEYS[4], KEYS[5], true)
+else
     -- still running somewhere: it stays in the active list for its worker (or the sweep)
+    redis.call('LREM', KEYS[2], 0, KEYS[1])
     redis.call('RPUSH', KEYS[2], KEYS[1])
     redis.call('SET', KEYS[1], ARGV[2])
-else
-    redis.call('ZREM', KEYS[3], KEYS[1])
-    redis.call('LREM', KEYS[4], 0, KEYS[1])
-    store(KEYS[1], ARGV[2], tonumber(ARGV[4]))
+    redis.call('PUBLISH', KEYS[1], status)
 end
-redis.call('PUBLISH', KEYS[1], status)
-if TERMINAL[status] then run_successor(KEYS[1], KEYS[5], KEYS[3], KEYS[4]) end
 return {'ok'}
 """
 )

@@ -78,23 +78,12 @@ class AtomicRedisQueue(RedisQueue):
         self.schedule_key = self.namespace("schedule")
         self.stats_key = self.namespace("stats")
         self.scripts = {
-            name: redis.register_script(source)
-            for name, source in (
-                ("enqueue", lua.ENQUEUE),
-                ("take", lua.TAKE),
-                ("activate", lua.ACTIVATE),
-                ("finish", lua.FINISH),
-                ("requeue", lua.REQUEUE),
-                ("update", lua.UPDATE),
-                ("touch", lua.TOUCH),
-                ("end_abort", lua.END_ABORT),
-                ("replace", lua.REPLACE),
-                ("schedule", lua.SCHEDULE),
-                ("sweep_scan", lua.SWEEP_SCAN),
-                ("drop_entry", lua.DROP_ENTRY),
-                ("relist", lua.RELIST),
+            name: redis.register_script(getattr(lua, name.upper()))
+            for name in (
+                "enqueue", "take", "activate", "finish", "requeue", "update", "touch", "end_abort", "replace",
+                "schedule", "sweep_scan", "drop_entry", "relist",
             )
-        }
+        }  # fmt: skip
 
     # --- storage ----------------------------------------------------------------------------------
 

@@ -49,20 +49,12 @@ async def enqueue(
     return await submit(build_job(task, kwargs, queue=queue, key=key, delay=delay, at=at, **options))
 
 
-def enqueue_sync(
-    task: TaskRef,
-    /,
-    *,
-    queue: str | None = None,
-    key: str | None = None,
-    delay: float | None = None,
-    at: datetime | float | None = None,
-    **kwargs: Any,
-) -> Job:
-    """The sync twin of :func:`enqueue`, for sync views, signal handlers and scripts."""
-    options, kwargs = split_options(kwargs)
-    built = build_job(task, kwargs, queue=queue, key=key, delay=delay, at=at, **options)
-    return background.run(submit(built))
+def enqueue_sync(task: TaskRef, /, **kwargs: Any) -> Job:
+    """The sync twin of :func:`enqueue`, with the same arguments, for sync views, signal handlers and scripts.
+
+    Raises what ``enqueue`` raises, and ``RuntimeError`` when called from a running event loop.
+    """
+    return background.run(enqueue(task, **kwargs))
 
 
 def enqueue_on_commit(
@@ -130,16 +122,6 @@ async def submit_many(built: Sequence[BuiltJob]) -> list[Job]:
     return jobs  # type: ignore[return-value]
 
 
-def enqueue_many(
-    task: TaskRef,
-    calls: Iterable[dict[str, Any]],
-    /,
-    *,
-    keys: Sequence[str | None] | None = None,
-    queue: str | None = None,
-    delay: float | None = None,
-    at: datetime | float | None = None,
-    **options: Any,
-) -> list[Job]:
-    """The sync twin of :func:`aenqueue_many`."""
-    return background.run(aenqueue_many(task, calls, keys=keys, queue=queue, delay=delay, at=at, **options), None)
+def enqueue_many(task: TaskRef, calls: Iterable[dict[str, Any]], /, **options: Any) -> list[Job]:
+    """The sync twin of :func:`aenqueue_many`, which documents the options."""
+    return background.run(aenqueue_many(task, calls, **options), None)

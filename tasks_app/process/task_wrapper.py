@@ -32,7 +32,7 @@ class _ORMThread:
         self._wrappers: list[Any] | None = None
         self._queries = 0  # queries run in the ORM thread, counted there
         self._queries_at_last_clean = 0
-        self._queued: asyncio.Future | None = None
+        self._pending: asyncio.Future | None = None
         self._clean = sync_to_async(self._clean_in_thread, thread_sensitive=True)
 
     def _count_query(self, execute, sql, params, many, context):
@@ -40,7 +40,7 @@ class _ORMThread:
         return execute(sql, params, many, context)
 
     def _clean_in_thread(self) -> None:
-        self._queued = None  # from here on, a new request needs a new cleanup
+        self._pending = None  # from here on, a new request needs a new cleanup
         if self._wrappers is None:
             self._wrappers = [connections[alias] for alias in connections]
             for wrapper in self._wrappers:
@@ -56,9 +56,9 @@ class _ORMThread:
     async def clean(self) -> None:
         if not self._needs_cleaning():
             return
-        queued = self._queued
+        queued = self._pending
         if queued is None:
-            queued = self._queued = asyncio.ensure_future(self._clean())
+            queued = self._pending = asyncio.ensure_future(self._clean())
         # Shielded: one job's cancellation must not cancel the cleanup others wait for.
         await asyncio.shield(queued)
 

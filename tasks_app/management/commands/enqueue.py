@@ -94,7 +94,7 @@ class Command(BaseCommand):
         except (TaskNotFound, TaskArgumentError, ImproperlyConfigured) as exc:
             raise CommandError(str(exc)) from None
         try:
-            job = asyncio.run(self._enqueue(built.job, built.queue, options))
+            job = asyncio.run(self._submit(built.job, built.queue, options))
         except (RedisError, OSError) as exc:
             url = redact_url(conf.queue_config(built.queue).url)
             raise CommandError(
@@ -104,7 +104,7 @@ class Command(BaseCommand):
         if options["wait"]:
             self._report(job, options["wait_timeout"])
 
-    async def _enqueue(self, job, queue_name: str, options: dict):
+    async def _submit(self, job, queue_name: str, options: dict):
         try:
             pending, state = await get_queue(queue_name).submit(job)
             if state == "exists":
