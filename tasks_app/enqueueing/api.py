@@ -1,4 +1,5 @@
-"""Enqueueing from code: ``enqueue``, ``enqueue_sync``, ``enqueue_on_commit`` and ``enqueue_many``.
+"""Enqueueing from code: ``enqueue``, ``enqueue_sync``, ``enqueue_on_commit``, and their bulk twins
+``aenqueue_many``, ``enqueue_many`` and ``enqueue_many_on_commit``.
 
 Everything is validated before anything reaches Redis: the task name, the arguments
 against the function's signature, the queue, and JSON-serializability.
@@ -80,6 +81,34 @@ def enqueue_on_commit(
     return built.job.key
 
 
+def enqueue_many_on_commit(
+    task: TaskRef,
+    calls: Iterable[dict[str, Any]],
+    /,
+    *,
+    keys: Sequence[str | None] | None = None,
+    using: str | None = None,
+    queue: str | None = None,
+    delay: float | None = None,
+    at: datetime | float | None = None,
+    **options: Any,
+) -> list[str]:
+    """:func:`enqueue_on_commit` for many calls of ``task``: one outbox INSERT now, one Redis round
+    trip per 500 jobs on commit. Returns the job keys, in order."""
+    built = _build_many(task, calls, keys, queue=queue, delay=delay, at=at, **options)
+    outbox.on_commit_many(built, using=using)
+    return [item.job.key for item in built]
+
+
+def _build_many(
+    task: TaskRef, calls: Iterable[dict[str, Any]], keys: Sequence[str | None] | None, **options: Any
+) -> list[BuiltJob]:
+    calls = list(calls)
+    if keys is not None and len(keys) != len(calls):
+        raise ValueError(f"keys has {len(keys)} entries for {len(calls)} calls.")
+    return [build_job(task, call, key=keys[i] if keys else None, **options) for i, call in enumerate(calls)]
+
+
 async def aenqueue_many(
     task: TaskRef,
     calls: Iterable[dict[str, Any]],
@@ -96,14 +125,7 @@ async def aenqueue_many(
     ``keys``, if given, has one key (or None) per call. Every call is validated before any is
     sent. Returns the jobs in order; a call whose key is pending gets that pending job.
     """
-    calls = list(calls)
-    if keys is not None and len(keys) != len(calls):
-        raise ValueError(f"keys has {len(keys)} entries for {len(calls)} calls.")
-    built = [
-        build_job(task, call, queue=queue, key=keys[i] if keys else None, delay=delay, at=at, **options)
-        for i, call in enumerate(calls)
-    ]
-    return await submit_many(built)
+    return await submit_many(_build_many(task, calls, keys, queue=queue, delay=delay, at=at, **options))
 
 
 async def submit_many(built: Sequence[BuiltJob]) -> list[Job]:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from asgiref.sync import sync_to_async
 from django.apps import apps
 from django.db import DEFAULT_DB_ALIAS, close_old_connections, connections, router, transaction
+from django.db.models import F
 from django.utils import timezone
 from saq.job import Job
 
@@ -56,26 +57,44 @@ def on_commit(built: BuiltJob, using: str | None = None, then: Callable[[], None
     return entry
 
 
+def on_commit_many(built: list[BuiltJob], using: str | None = None) -> list[OutboxEntry]:
+    """Record many jobs in one INSERT now, and deliver them together (one pipeline per queue) on commit."""
+    alias = using or DEFAULT_DB_ALIAS
+    model = _model()
+    entries = model.objects.using(alias).bulk_create(
+        [model(job_key=item.job.key, queue=item.queue, payload=item.job.to_dict()) for item in built]
+    )
+    if entries:
+        transaction.on_commit(lambda: deliver_many(entries), using=using, robust=True)
+    return entries
+
+
 def _job(entry: OutboxEntry) -> Job:
     return Job(**entry.payload)
 
 
 def deliver(entry: OutboxEntry) -> None:
     """Push one committed entry to Redis now; on failure leave it for the drain."""
+    deliver_many([entry])
+
+
+def deliver_many(entries: list[OutboxEntry]) -> None:
+    """Push committed entries (of one database) to Redis now; on failure leave them for the drain."""
+    alias = entries[0]._state.db
+    keys = [entry.pk for entry in entries]
     try:
-        background.run(_submit([entry]), timeout=10)
-    except Exception as exc:  # Redis down, timeout...: the row keeps the job safe
+        background.run(_submit(entries), timeout=10 + len(entries) / 1000)
+    except Exception as exc:  # Redis down, timeout...: the rows keep the jobs safe
         logger.warning(
-            "Redis did not take job %s (%s); it stays in the outbox and a worker will deliver it.",
-            entry.job_key,
+            "Redis did not take %d job(s) (first %s: %s); they stay in the outbox and a worker will deliver them.",
+            len(entries),
+            entries[0].job_key,
             exc,
-            extra={"job_key": entry.job_key, "task": entry.payload.get("function")},
+            extra={"job_key": entries[0].job_key, "task": entries[0].payload.get("function"), "jobs": len(entries)},
         )
-        _model().objects.using(entry._state.db).filter(pk=entry.pk).update(
-            attempts=entry.attempts + 1, last_error=str(exc)[:2000]
-        )
+        _model().objects.using(alias).filter(pk__in=keys).update(attempts=F("attempts") + 1, last_error=str(exc)[:2000])
         return
-    _model().objects.using(entry._state.db).filter(pk=entry.pk).delete()
+    _model().objects.using(alias).filter(pk__in=keys).delete()
 
 
 def outbox_databases() -> list[str]:

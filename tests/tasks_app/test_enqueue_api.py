@@ -96,3 +96,30 @@ def test_redis_down_at_commit_loses_nothing(redis_db):
     run_burst()
     assert not OutboxEntry.objects.exists()
     assert Note.objects.filter(text="kept safe").exists()
+
+
+def test_enqueue_many_validates_every_call_then_enqueues_in_order(redis_db):
+    from tasks_app import enqueue_many
+
+    with pytest.raises(TaskArgumentError):
+        enqueue_many("greet", [{"name": "a"}, {"nom": "b"}])
+    assert count("incomplete") == 0  # nothing went, not even the valid first call
+    jobs = enqueue_many("greet", [{"name": str(i)} for i in range(1200)], keys=[f"k{i}" for i in range(1200)])
+    assert [job.key for job in jobs] == [f"k{i}" for i in range(1200)] and count("queued") == 1200
+    again = enqueue_many("greet", [{"name": "x"}], keys=["k7"])
+    assert again[0].kwargs == {"name": "7"} and count("queued") == 1200  # a pending key returns its job
+
+
+def test_enqueue_many_on_commit_is_one_outbox_write_and_survives_redis_down(redis_db):
+    from tasks_app import enqueue_many_on_commit
+
+    with saq_with_redis_at("redis://127.0.0.1:1/0"), transaction.atomic():
+        keys = enqueue_many_on_commit("add_note", [{"text": f"bulk {i}"} for i in range(30)])
+    assert OutboxEntry.objects.count() == 30 and all(stored(key) is None for key in keys)
+    run_burst()  # Redis is back: the drain delivers them all
+    assert Note.objects.filter(text__startswith="bulk ").count() == 30
+    assert not OutboxEntry.objects.exists()
+    with transaction.atomic():
+        keys = enqueue_many_on_commit("add_note", [{"text": "after commit"}] * 3)
+        assert all(stored(key) is None for key in keys)
+    assert all(stored(key) is not None for key in keys) and not OutboxEntry.objects.exists()
