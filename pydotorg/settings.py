@@ -110,7 +110,8 @@ REDIS_URL, REDIS_CONCURRENCY = split_concurrency(
 
 SAQ = {
     "QUEUES": {
-        "default": {"URL": REDIS_URL, "CONCURRENCY": REDIS_CONCURRENCY or 10},
+        # None: tasks_app's default concurrency (10), unless REDIS_URL has ?concurrency=N.
+        "default": {"URL": REDIS_URL, "CONCURRENCY": REDIS_CONCURRENCY},
     },
     "CRON_JOBS": [
         {"task": "refresh_all_feeds", "cron": "0 */6 * * *"},

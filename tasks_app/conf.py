@@ -26,10 +26,12 @@ DEFAULT_JOB_OPTIONS: dict[str, Any] = {
     "ttl": 7 * 24 * 3600,  # finished jobs (and failures) are kept a week
 }
 
+DEFAULT_CONCURRENCY = 10  # jobs a worker runs at once per queue, unless the queue or ?concurrency=N says
+
 DEFAULT_TIMERS = {"schedule": 1, "worker_info": 10, "sweep": 10, "abort": 1, "outbox": 5}
 
 DEFAULTS: dict[str, Any] = {
-    "QUEUES": {DEFAULT_QUEUE: {"URL": "redis://localhost:6379/0", "CONCURRENCY": 10}},
+    "QUEUES": {DEFAULT_QUEUE: {"URL": "redis://localhost:6379/0"}},
     "DEFAULT_JOB_OPTIONS": DEFAULT_JOB_OPTIONS,
     "CRON_JOBS": [],
     "TASK_FUNCTIONS": [],
@@ -98,7 +100,7 @@ def queues() -> dict[str, QueueConfig]:
     for name, options in _merged("QUEUES").items():
         options = options if isinstance(options, dict) else {"URL": options}
         url, from_url = split_concurrency(options.get("URL"), setting=f'SAQ["QUEUES"]["{name}"]["URL"]')
-        concurrency = options.get("CONCURRENCY") or from_url or 10
+        concurrency = options.get("CONCURRENCY") or from_url or DEFAULT_CONCURRENCY
         result[name] = QueueConfig(name=name, url=url or "", concurrency=int(concurrency))
     return result
 

@@ -51,3 +51,21 @@ class ActionRefused(TasksAppError):
 
 class UnsafeBind(TasksAppError):
     """``runworker --web`` was asked to listen off loopback without credentials."""
+
+
+class WorkersGaveUp(TasksAppError):
+    """``runworker --workers``/``--reload``: the worker processes cannot run; the message says why and
+    what to do, and ``code`` is the exit code."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class JobInterrupted(TasksAppError):
+    """In a ``django.tasks`` result: an attempt that ended without a Python exception (aborted, swept, cancelled)."""
+
+
+class TaskInterrupted(TasksAppError):
+    """Carries a ``BaseException`` (SystemExit, KeyboardInterrupt) out of a ``django.tasks`` Task, so the job
+    fails instead of the worker exiting."""

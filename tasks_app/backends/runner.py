@@ -26,6 +26,8 @@ from django.utils.json import normalize_json
 from django.utils.module_loading import import_string
 from saq.job import Job, Status
 
+from ..engine.queue import job_time
+from ..exceptions import JobInterrupted, TaskInterrupted
 from ..process.task_wrapper import call_in_thread
 from ..registry import task
 
@@ -46,15 +48,6 @@ STATUSES = {
 _EXCEPTION_LINE = re.compile(r"^([A-Za-z_][\w.]*)(?::\s|$)")
 
 
-class JobInterrupted(Exception):
-    """Stands for an attempt that ended without a Python exception: aborted, swept or cancelled."""
-
-
-class TaskInterrupted(Exception):
-    """Carries a ``BaseException`` (SystemExit, KeyboardInterrupt) out of a task, so SAQ fails the job
-    instead of the worker exiting."""
-
-
 def is_runner(function: str) -> bool:
     return function == RUNNER
 
@@ -64,10 +57,6 @@ def is_runner(function: str) -> bool:
 
 def bookkeeping(job: Job) -> dict[str, Any]:
     return job.meta.setdefault(META, {})
-
-
-def _as_datetime(millis: int | None) -> datetime | None:
-    return datetime.fromtimestamp(millis / 1000, tz=UTC) if millis else None
 
 
 def error_from_text(text: str, attempt: int) -> dict[str, Any]:
@@ -150,10 +139,10 @@ def result_from_job(job: Job, status: TaskResultStatus | None = None, return_val
         task=_task_as_enqueued(job),
         id=job.key,
         status=status,
-        enqueued_at=_as_datetime(job.queued),
-        started_at=_as_datetime(book.get("started")),
-        finished_at=_as_datetime(job.completed or book.get("finished")) if finished else None,
-        last_attempted_at=_as_datetime(book.get("attempted")),
+        enqueued_at=job_time(job.queued),
+        started_at=job_time(book.get("started")),
+        finished_at=job_time(job.completed or book.get("finished")) if finished else None,
+        last_attempted_at=job_time(book.get("attempted")),
         args=kwargs.get("task_args", []),
         kwargs=kwargs.get("task_kwargs", {}),
         backend=kwargs["backend_alias"],

@@ -17,7 +17,6 @@ import asyncio
 import inspect
 import json
 import math
-from datetime import UTC, datetime
 from typing import Any
 
 from django.core import checks
@@ -31,6 +30,7 @@ from saq.job import Job
 
 from .. import conf
 from ..checks import unknown_keys
+from ..engine.queue import job_time
 from ..enqueueing import outbox
 from ..enqueueing.api import submit
 from ..enqueueing.building import BuiltJob, build_job
@@ -120,7 +120,7 @@ class SAQBackend(BaseTaskBackend):
         return built, result
 
     def _enqueued(self, result: TaskResult, job: Job) -> TaskResult:
-        object.__setattr__(result, "enqueued_at", datetime.fromtimestamp(job.queued / 1000, tz=UTC))
+        object.__setattr__(result, "enqueued_at", job_time(job.queued))
         return result
 
     def enqueue(self, task: Task, args: Any, kwargs: Any) -> TaskResult:

@@ -24,7 +24,7 @@ from saq.job import Job, Status
 from saq.utils import now
 
 from .. import conf
-from ..engine.queue import AtomicRedisQueue
+from ..engine.queue import AtomicRedisQueue, job_time
 from ..enqueueing.connections import background, get_queue
 from ..exceptions import ActionRefused
 from ..redaction import redact_url
@@ -61,10 +61,6 @@ def run[T](coro: Coroutine[Any, Any, T]) -> T:
 
 
 # --- rows -----------------------------------------------------------------------------------------
-
-
-def as_datetime(millis: float | None) -> datetime | None:
-    return datetime.fromtimestamp(millis / 1000, tz=UTC) if millis else None
 
 
 def display_status(job: Job) -> str:
@@ -181,7 +177,7 @@ async def _workers(queue: AtomicRedisQueue) -> list[WorkerRow]:
                 failed=stats.get("failed", 0),
                 retried=stats.get("retried", 0),
                 aborted=stats.get("aborted", 0),
-                last_heartbeat=as_datetime(expiry - ttl_ms) if expiry else None,
+                last_heartbeat=job_time(expiry - ttl_ms) if expiry else None,
             )
         )
     return sorted(rows, key=lambda row: (row.host, row.pid or 0, row.id))

@@ -21,6 +21,7 @@ from django.views.decorators.http import require_GET, require_POST
 from saq.job import Job, Status
 
 from .. import conf
+from ..engine.queue import job_time
 from . import data
 from .forms import EnqueueForm, JobFilterForm
 
@@ -62,8 +63,8 @@ def _job_row(job: Job) -> dict[str, Any]:
         "queue": job.queue.name if job.queue else "",
         "status": data.display_status(job),
         "url": job_url(job.queue.name, job.key) if job.queue else "",
-        "queued": data.as_datetime(job.queued),
-        "last_activity": data.as_datetime(data.last_activity(job)),
+        "queued": job_time(job.queued),
+        "last_activity": job_time(data.last_activity(job)),
         "error_line": (job.error or "").strip().splitlines()[-1] if job.error else "",
     }
 
@@ -145,11 +146,11 @@ def job_detail(request: HttpRequest, model_admin: ModelAdmin, queue: str, key: s
         result=_pretty(job.result) if job.status == Status.COMPLETE else None,
         meta=_pretty(job.meta) if job.meta else None,
         timings=[
-            ("Queued", data.as_datetime(job.queued)),
-            ("Scheduled for", data.as_datetime(job.scheduled * 1000) if job.scheduled else None),
-            ("Started", data.as_datetime(job.started)),
-            ("Last touched", data.as_datetime(job.touched)),
-            ("Completed", data.as_datetime(job.completed)),
+            ("Queued", job_time(job.queued)),
+            ("Scheduled for", job_time(job.scheduled * 1000) if job.scheduled else None),
+            ("Started", job_time(job.started)),
+            ("Last touched", job_time(job.touched)),
+            ("Completed", job_time(job.completed)),
         ],
         durations=[
             ("Waited (s)", _seconds(job.queued, job.started)),

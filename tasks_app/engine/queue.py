@@ -33,6 +33,7 @@ import json
 import logging
 import re
 from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
 
 from saq.job import TERMINAL_STATUSES, Job, Status
 from saq.queue.redis import RedisQueue
@@ -54,6 +55,11 @@ TIMEOUT_GRACE_S = 10.0
 CAS_ATTEMPTS = 8
 
 TAIL, HEAD, SCHEDULED = "tail", "head", "none"
+
+
+def job_time(millis: float | None) -> datetime | None:
+    """A time SAQ keeps on a job (epoch milliseconds, 0 for "not yet") as an aware UTC datetime, or None."""
+    return datetime.fromtimestamp(millis / 1000, tz=UTC) if millis else None
 
 
 def _text(value: bytes | str) -> str:

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from django.utils import autoreload
 
+from ..exceptions import WorkersGaveUp
 from .signals import StopRequests
 
 logger = logging.getLogger("tasks_app.supervisor")
@@ -62,14 +63,6 @@ class Child:
     def signal(self, signum: int) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signum)
-
-
-class GiveUp(Exception):
-    """The children cannot run; the message says why and what to do, ``code`` is the exit code."""
-
-    def __init__(self, message: str, code: int) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 class CodeChanges:
@@ -112,13 +105,13 @@ class Supervisor:
             child.signal(signal.SIGTERM)
 
     def run(self, burst: bool = False) -> int:
-        """Run until stopped; returns the exit code. Raises ``GiveUp`` when the children cannot run."""
+        """Run until stopped; returns the exit code. Raises ``WorkersGaveUp`` when the children cannot run."""
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
         try:
             for child in self.children:
                 child.start()
             return self._watch(burst)
-        except GiveUp:
+        except WorkersGaveUp:
             self._stop_all(signal_children=True)
             raise
         finally:
@@ -150,14 +143,14 @@ class Supervisor:
     def _restart(self, child: Child, code: int) -> None:
         lived = time.monotonic() - child.started
         if lived < YOUNG_S and code == EXIT_UNREACHABLE:
-            raise GiveUp(
+            raise WorkersGaveUp(
                 f"worker {child.index} could not start: Redis or the database is unreachable (its message is "
                 "above). Fix that, then start the workers again.",
                 EXIT_UNREACHABLE,
             )
         child.young_deaths = child.young_deaths + 1 if lived < YOUNG_S else 0
         if child.young_deaths >= GIVE_UP_AFTER:
-            raise GiveUp(
+            raise WorkersGaveUp(
                 f"worker {child.index} exited within {YOUNG_S:.0f}s of starting {child.young_deaths} times in a row "
                 f"(last exit code {code}); giving up. Run `manage.py runworker` without --workers to see why.",
                 1,

@@ -241,11 +241,12 @@ def test_workers_2_with_redis_unreachable_exits_2_with_the_single_mode_message(s
 def test_a_child_that_keeps_dying_at_start_makes_the_supervisor_give_up():
     import sys
 
+    from tasks_app.exceptions import WorkersGaveUp
     from tasks_app.process import supervisor
 
     argv = [sys.executable, "-c", "import sys; sys.exit(1)"]
     started = time.monotonic()
-    with pytest.raises(supervisor.GiveUp) as gave_up:
+    with pytest.raises(WorkersGaveUp) as gave_up:
         supervisor.Supervisor([argv], grace_period=1, first_backoff=0.05).run()
     assert "exited within 10s of starting 5 times in a row (last exit code 1); giving up" in str(gave_up.value)
     assert gave_up.value.code == 1

@@ -15,11 +15,11 @@ from django.core.management.base import BaseCommand, CommandError
 
 from tasks_app import conf
 from tasks_app.engine.cron import next_run
-from tasks_app.exceptions import ServiceUnavailable, UnsafeBind
+from tasks_app.exceptions import ServiceUnavailable, UnsafeBind, WorkersGaveUp
 from tasks_app.process import health
 from tasks_app.process.monitor import check_bind
 from tasks_app.process.runner import WorkerOptions, check_database, ping_redis, run
-from tasks_app.process.supervisor import GiveUp, Supervisor, child_command
+from tasks_app.process.supervisor import Supervisor, child_command
 from tasks_app.redaction import redact_url
 from tasks_app.registry import registry
 
@@ -114,7 +114,7 @@ class Command(BaseCommand):
             self.stdout.write(f"Supervising {options['workers']} worker processes (SIGTERM stops them all)")
         try:
             code = Supervisor(argvs, conf.shutdown_grace_period(), reload=reload).run(burst=options["burst"])
-        except GiveUp as exc:
+        except WorkersGaveUp as exc:
             raise CommandError(str(exc), returncode=exc.code) from None
         if code:
             raise CommandError("A worker process did not exit cleanly.", returncode=code)

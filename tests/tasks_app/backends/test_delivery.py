@@ -15,8 +15,8 @@ from django.tasks.signals import task_enqueued, task_finished, task_started
 from django.test import override_settings
 from django.utils import timezone
 
-from tasks_app.backends.runner import JobInterrupted
 from tasks_app.dashboard import data
+from tasks_app.exceptions import JobInterrupted
 from tasks_app.models import OutboxEntry
 from tests.queue_state import count, due_at, job_keys, listed
 
