@@ -39,6 +39,7 @@ class JobStateConflict(TasksAppError):
         self.key = key
         self.wanted = wanted
         self.stored = stored
+        self.taken = None  # a job taken in the same round trip, which still needs running
 
 
 class ServiceUnavailable(TasksAppError):

@@ -174,6 +174,17 @@ local function activate(id, active, worker, now)
     redis.call('PUBLISH', id, 'active')
     return {id, new, 1}
 end
+
+-- The next runnable job, moved to the active list and marked ACTIVE for ``worker``, or false.
+local function take_next(queued, active, worker, now)
+    for _ = 1, 20 do
+        local id = redis.call('LMOVE', queued, active, 'LEFT', 'RIGHT')
+        if not id then return false end
+        local taken = activate(id, active, worker, now)
+        if taken then return taken end
+    end
+    return false
+end
 """
 
 # KEYS: job id, incomplete, queued, successor. ARGV: payload, scheduled (epoch s, "0" = now).
@@ -205,13 +216,7 @@ return {'queued'}
 TAKE = (
     PRELUDE
     + r"""
-for _ = 1, 20 do
-    local id = redis.call('LMOVE', KEYS[1], KEYS[2], 'LEFT', 'RIGHT')
-    if not id then return false end
-    local taken = activate(id, KEYS[2], ARGV[1], ARGV[2])
-    if taken then return taken end
-end
-return false
+return take_next(KEYS[1], KEYS[2], ARGV[1], ARGV[2])
 """
 )
 
@@ -229,16 +234,20 @@ return activate(KEYS[2], KEYS[1], ARGV[1], ARGV[2])
 # ARGV: payload, status, ttl, allowed statuses (comma list), worker, attempts, now (ms).
 # An ABORTING job that fails or completes is recorded as it ended (the abort came too late).
 # Returns {"ok"} or {"refused", stored payload} / {"missing"}.
-FINISH = (
-    PRELUDE
-    + r"""
-local cur, st, refused = load_owned(KEYS[1], ARGV[5], ARGV[6])
-if refused then return refused end
-if not allowed(st.status, ARGV[4]) then return {'refused', cur} end
-end_record(KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[3]), KEYS[2], KEYS[3], KEYS[4], KEYS[5], st.status == 'queued')
-return {'ok'}
+FINISH_BODY = r"""
+local function finish()
+    local cur, st, refused = load_owned(KEYS[1], ARGV[5], ARGV[6])
+    if refused then return refused end
+    if not allowed(st.status, ARGV[4]) then return {'refused', cur} end
+    end_record(KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[3]), KEYS[2], KEYS[3], KEYS[4], KEYS[5], st.status == 'queued')
+    return {'ok'}
+end
 """
-)
+FINISH = PRELUDE + FINISH_BODY + "return finish()\n"
+
+# FINISH, then TAKE for the same worker slot: one round trip per job on the hot path.
+# KEYS and ARGV: FINISH's. Returns {finish reply, taken job (as TAKE returns it) or false}.
+FINISH_AND_TAKE = PRELUDE + FINISH_BODY + "return {finish(), take_next(KEYS[4], KEYS[2], ARGV[5], ARGV[7])}\n"
 
 # Owner CAS: put the attempt back on the queue (a retry, or a clean stop's re-queue).
 # KEYS: job id, active, incomplete, queued, successor.

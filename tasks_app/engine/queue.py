@@ -35,6 +35,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 
+from redis.exceptions import NoScriptError
 from saq.job import TERMINAL_STATUSES, Job, Status
 from saq.queue.redis import RedisQueue
 from saq.utils import now, now_seconds
@@ -86,8 +87,8 @@ class AtomicRedisQueue(RedisQueue):
         self.scripts = {
             name: redis.register_script(getattr(lua, name.upper()))
             for name in (
-                "enqueue", "take", "activate", "finish", "requeue", "update", "touch", "end_abort", "replace",
-                "schedule", "sweep_scan", "drop_entry", "relist",
+                "enqueue", "take", "activate", "finish", "finish_and_take", "requeue", "update", "touch", "end_abort",
+                "replace", "schedule", "sweep_scan", "drop_entry", "relist",
             )
         }  # fmt: skip
 
@@ -116,7 +117,13 @@ class AtomicRedisQueue(RedisQueue):
         return [job.id, self.active_key, self.incomplete_key, self.queued_key, self.successor_key(job.key)]
 
     async def _script(self, name: str, keys: list, args: list):
-        return await self.scripts[name](keys=keys, args=args, client=self.redis)
+        # EVALSHA straight through execute_command: redis-py's Script wrapper costs more than the
+        # no-op job it runs for. Its fallback is kept: a Redis that lost its script cache gets it again.
+        script = self.scripts[name]
+        try:
+            return await self.redis.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            return await script(keys=keys, args=args, client=self.redis)
 
     def _stored(self, reply: list) -> Job | None:
         return self.deserialize(reply[1]) if len(reply) > 1 and reply[1] else None
@@ -189,19 +196,18 @@ class AtomicRedisQueue(RedisQueue):
             if job_id is None:
                 return None
             reply = await self._script("activate", [self.active_key, job_id], [worker_id, now()])
-        if not reply:
-            return None
+        return await self._taken(reply, worker_id) if reply else None
+
+    async def _taken(self, reply: list, worker_id: str) -> Job | None:
         _, raw, activated = reply
         job = self.deserialize(raw)
         if not int(activated):
             # Written by something other than this class (no header): activate it by record CAS.
-            active = self.deserialize(raw)
-            active.status, active.worker_id = Status.ACTIVE, worker_id
-            active.attempts += 1
-            active.started = active.touched = now()
-            if not await self._replace(raw, active):
+            job.status, job.worker_id = Status.ACTIVE, worker_id
+            job.attempts += 1
+            job.started = job.touched = now()
+            if not await self._replace(raw, job):
                 return None
-            job = active
         return job
 
     async def touch(self, worker_id: str, attempts: Iterable[tuple[Job, bool]]) -> list[str]:
@@ -219,22 +225,34 @@ class AtomicRedisQueue(RedisQueue):
         reply = await self._script("touch", [job.id for job, _ in attempts], args)
         return [_text(state) for state in reply]
 
-    async def end_attempt(self, job: Job, status: Status, *, result=None, error: str | None = None) -> None:
-        """Record how ``job``'s attempt ended (COMPLETE, FAILED or ABORTED).
+    async def end_attempt(
+        self, job: Job, status: Status, *, result=None, error: str | None = None, take_next: bool = False
+    ) -> Job | None:
+        """Record how ``job``'s attempt ended (COMPLETE, FAILED or ABORTED); with ``take_next``, also
+        take the next job for the same worker, in the same round trip, and return it (or None).
 
         Raises ``JobStateConflict`` if the attempt is no longer this job's (the sweep re-ran it,
-        or it was aborted and ended elsewhere); nothing is written then.
+        or it was aborted and ended elsewhere); nothing is written then (a job taken with it is
+        returned on the exception, as ``taken``).
         """
         job.status, job.result, job.error, job.completed = status, result, error, now()
         if status == Status.COMPLETE:
             job.progress = 1.0
-        reply = await self._finish_cas(job, status)
+        taken = None
+        if take_next:
+            reply, next_reply = await self._finish_cas(job, status, "finish_and_take")
+            taken = await self._taken(next_reply, job.worker_id) if next_reply else None
+        else:
+            reply = await self._finish_cas(job, status)
         if _text(reply[0]) != "ok":
             stored = self._stored(reply)
             if self._same_attempt(stored, job) and stored.status == status:
-                return  # written already (the reply to an earlier try was lost)
-            raise JobStateConflict(job.key, Status(status).value, stored)
+                return taken  # written already (the reply to an earlier try was lost)
+            conflict = JobStateConflict(job.key, Status(status).value, stored)
+            conflict.taken = taken
+            raise conflict
         self._count(status)
+        return taken
 
     async def retry_attempt(self, job: Job, error: str | None) -> Status:
         """Put ``job`` back on the queue for its next attempt, after its retry delay.
@@ -305,10 +323,10 @@ class AtomicRedisQueue(RedisQueue):
             return Status.QUEUED  # written already (the reply to an earlier try was lost)
         raise JobStateConflict(job.key, Status.QUEUED.value, stored)
 
-    async def _finish_cas(self, job: Job, status: Status | str) -> list:
+    async def _finish_cas(self, job: Job, status: Status | str, script: str = "finish") -> list:
         # SAQ's HTTP proxy passes statuses as plain strings.
         return await self._script(
-            "finish",
+            script,
             self._keys(job),
             [self.serialize(job), Status(status).value, job.ttl, "active,aborting,queued", job.worker_id or "",
              job.attempts, now()],

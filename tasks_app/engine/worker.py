@@ -169,6 +169,9 @@ class Worker(saq.Worker):
         self.cron_tz = cron_tz
         self.chores = list(upkeep)
         self.attempts: set[Attempt] = set()
+        # Jobs already taken for this worker (with the previous job's outcome, in one round trip),
+        # waiting for the next process() call; re-queued if the worker stops first.
+        self.taken: list[Job] = []
         self.outages = Outages()
         self._upkeep_tasks: list[asyncio.Task] = []
 
@@ -197,6 +200,8 @@ class Worker(saq.Worker):
         return True
 
     async def _take(self) -> Job | None:
+        if self.taken:
+            return self.taken.pop()
         take = asyncio.ensure_future(self.queue.take(self.id, wait=self.dequeue_timeout))
         try:
             job = await asyncio.shield(take)
@@ -285,7 +290,11 @@ class Worker(saq.Worker):
     # --- outcomes: each one compare-and-set -------------------------------------------------------
 
     async def _ended(self, job: Job, status: Status, *, result=None, error=None, timed_out: bool = False) -> str:
-        await self.queue.end_attempt(job, status, result=result, error=error)
+        # While the worker keeps going, the next job comes back with this outcome's write.
+        take_next = not self.event.is_set() and self.max_burst_jobs is None
+        taken = await self.queue.end_attempt(job, status, result=result, error=error, take_next=take_next)
+        if taken is not None:
+            self.taken.append(taken)
         if status == Status.FAILED:
             return "timeout" if timed_out else "failed"
         return status.value
@@ -314,6 +323,8 @@ class Worker(saq.Worker):
             try:
                 outcome = await asyncio.shield(asyncio.ensure_future(change()))
             except JobStateConflict as conflict:
+                if conflict.taken is not None:
+                    self.taken.append(conflict.taken)
                 stored = conflict.stored.status.value if conflict.stored else "missing"
                 logger.warning(
                     "Job %s's attempt on this worker was taken over (it is %s now); its outcome is dropped.",
@@ -367,12 +378,15 @@ class Worker(saq.Worker):
         for attempt, is_due, state in zip(attempts, due, states, strict=True):
             if is_due:
                 attempt.touched = current
-            if state in ("aborting", "lost") and attempt.task is not None and attempt.ending is None:
-                attempt.ending = "aborted" if state == "aborting" else "lost"
-                if state == "lost":
-                    logger.warning("Job %s is no longer this worker's (swept or taken over); cancelling it.",
-                                   attempt.job.key)  # fmt: skip
-                attempt.task.cancel()
+            task = attempt.task
+            if state not in ("aborting", "lost") or task is None or task.done() or attempt.ending is not None:
+                continue  # a finished task's own write decides its outcome
+            attempt.ending = "aborted" if state == "aborting" else "lost"
+            if state == "lost":
+                logger.warning(
+                    "Job %s is no longer this worker's (swept or taken over); cancelling it.", attempt.job.key
+                )
+            task.cancel()
 
     async def abort(self, abort_threshold: float) -> None:
         # SAQ's abort poll: here the heartbeat reads every running attempt's status instead.
@@ -443,6 +457,10 @@ class Worker(saq.Worker):
         busy = {attempt.process for attempt in self.attempts}
         for task in self.tasks - busy:
             task.cancel()  # idle: waiting for work, holding none
+        while self.taken:  # taken for this worker, never started: back to the head of the queue
+            job = self.taken.pop()
+            with contextlib.suppress(*REDIS_ERRORS, JobStateConflict):
+                await self.queue.requeue_attempt(job, "re-queued: its worker was stopping")
         await super().stop()
         with contextlib.suppress(Exception):  # Redis may be gone: then the info simply expires
             await self.queue.forget_worker(self.id)

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 from dataclasses import dataclass
 
+from django.core.exceptions import ImproperlyConfigured
 from redis.exceptions import RedisError
 
 from .. import conf
@@ -50,7 +51,7 @@ def database_error() -> str | None:
     """None when the default database answers, else what is wrong (no password)."""
     try:
         check_database()
-    except ServiceUnavailable as exc:
+    except (ServiceUnavailable, ImproperlyConfigured) as exc:
         return str(exc)
     return None
 

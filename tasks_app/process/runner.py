@@ -18,7 +18,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from asgiref.sync import sync_to_async
+from django.apps import apps
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
 from django.utils.module_loading import import_string
 from redis.exceptions import RedisError
@@ -111,10 +113,12 @@ async def ping_redis(queue_name: str, redis_client) -> None:
 
 
 def check_database(alias: str = DEFAULT_DB_ALIAS) -> None:
-    """Open (and release) a connection to ``alias``; raises ``ServiceUnavailable`` naming the setting."""
+    """Open (and release) a connection to ``alias`` and check tasks_app's tables are there; raises
+    ``ServiceUnavailable`` naming the setting, or ``ImproperlyConfigured`` naming the command to run."""
     connection = connections[alias]
     try:
         connection.ensure_connection()
+        tables = connection.introspection.table_names() if alias in outbox.outbox_databases() else None
     except DatabaseError as exc:
         where = describe_database(alias)
         raise ServiceUnavailable(
@@ -123,6 +127,12 @@ def check_database(alias: str = DEFAULT_DB_ALIAS) -> None:
         ) from exc
     finally:
         connection.close()
+    table = apps.get_model("tasks_app", "OutboxEntry")._meta.db_table
+    if tables is not None and table not in tables:
+        raise ImproperlyConfigured(
+            f"The database {alias!r} ({describe_database(alias)}) has no {table} table: "
+            "run `python manage.py migrate` first."
+        )
 
 
 def describe_database(alias: str) -> str:

@@ -84,7 +84,7 @@ class Command(BaseCommand):
             run(worker_options, on_ready=self._banner, web=web)
         except ServiceUnavailable as exc:
             raise CommandError(str(exc), returncode=2) from None
-        except UnsafeBind as exc:
+        except (UnsafeBind, ImproperlyConfigured) as exc:
             raise CommandError(str(exc)) from None
         except OSError as exc:
             raise CommandError(f"Cannot start the worker: {exc}") from None
@@ -96,6 +96,8 @@ class Command(BaseCommand):
             check_database()
         except ServiceUnavailable as exc:
             raise CommandError(str(exc), returncode=2) from None
+        except ImproperlyConfigured as exc:
+            raise CommandError(str(exc)) from None
         argv = [*child_command(), "runworker", "--no-reload", "--skip-checks", "-v", str(options["verbosity"])]
         for name in queues:
             argv += ["--queue", name]
