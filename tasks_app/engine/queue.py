@@ -35,13 +35,13 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 
-from redis.exceptions import NoScriptError
 from saq.job import TERMINAL_STATUSES, Job, Status
 from saq.queue.redis import RedisQueue
 from saq.utils import now, now_seconds
 
 from ..exceptions import JobStateConflict
 from . import lua
+from .pipelining import AutoPipeline
 
 logger = logging.getLogger("tasks_app.engine")
 
@@ -91,6 +91,7 @@ class AtomicRedisQueue(RedisQueue):
                 "replace", "schedule", "sweep_scan", "drop_entry", "relist",
             )
         }  # fmt: skip
+        self.pipeline = AutoPipeline(redis, {script.sha: script.script for script in self.scripts.values()})
 
     # --- storage ----------------------------------------------------------------------------------
 
@@ -117,13 +118,9 @@ class AtomicRedisQueue(RedisQueue):
         return [job.id, self.active_key, self.incomplete_key, self.queued_key, self.successor_key(job.key)]
 
     async def _script(self, name: str, keys: list, args: list):
-        # EVALSHA straight through execute_command: redis-py's Script wrapper costs more than the
-        # no-op job it runs for. Its fallback is kept: a Redis that lost its script cache gets it again.
-        script = self.scripts[name]
-        try:
-            return await self.redis.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
-        except NoScriptError:
-            return await script(keys=keys, args=args, client=self.redis)
+        # Not through redis-py's Script wrapper, which costs more than the no-op job it runs for:
+        # calls made in the same loop turn share one pipeline (engine/pipelining.py).
+        return await self.pipeline.evalsha(self.scripts[name].sha, keys, args)
 
     def _stored(self, reply: list) -> Job | None:
         return self.deserialize(reply[1]) if len(reply) > 1 and reply[1] else None
