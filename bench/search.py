@@ -1,6 +1,7 @@
 """Search benchmark: edit-to-searchable latency, and rebuild throughput and memory.
 
     uv run python bench/search.py [--saves 200] [--sizes 10000 100000] [--skip-latency] [--skip-rebuild]
+                                  [--skip-schedule]
 
 It creates a throwaway PostgreSQL database (django.test.utils.setup_databases, so
 ``test_<name>`` of BENCH_DATABASE_URL, default postgres://postgres@127.0.0.1:5432/bench_search)
@@ -15,6 +16,10 @@ be empty (it is never flushed unless the bench filled it); the database is dropp
    documents/s and peak RSS, each run in a fresh process so peak RSS is its own.
    Baseline in the same run: the same rebuild with every document built in memory first
    (what streaming avoids); the ratios printed compare the two.
+3. Scheduling a bulk write (a feed import, ``reindex_search --enqueue``): ``schedule_index``
+   of 5,000 and 50,000 ids in one transaction, the time to record the jobs (outbox rows)
+   and to commit (delivery to Redis). Baseline in the same run: one ``enqueue_on_commit``
+   per 500-id job (one outbox INSERT and one Redis round trip each).
 """
 
 from __future__ import annotations
@@ -236,6 +241,56 @@ def latency(saves: int, test_db_url: str) -> dict[str, float]:
     }
 
 
+# --- 3. scheduling a bulk write ---------------------------------------------------
+
+
+def schedule_bulk(count: int, bulk: bool) -> dict[str, float]:
+    """Seconds to record ``count`` ids' batch jobs in a transaction, and to commit (deliver) them."""
+    from itertools import batched
+
+    import redis
+    from django.db import transaction
+
+    from pydotorg.search.indexer import BATCH_SIZE
+    from pydotorg.search.scheduling import schedule_index
+    from tasks_app import enqueue_on_commit
+    from tasks_app.models import OutboxEntry
+
+    ids = range(1, count + 1)
+    started = time.perf_counter()
+    with transaction.atomic():
+        if bulk:
+            schedule_index("blog", ids)
+        else:
+            for chunk in batched(ids, BATCH_SIZE):
+                enqueue_on_commit("index_content_batch", content_type="blog", ids=list(chunk))
+        recorded = time.perf_counter()
+    committed = time.perf_counter()
+    connection = redis.Redis.from_url(REDIS_URL)
+    jobs = connection.llen("saq:default:queued")
+    if jobs != -(-count // BATCH_SIZE) or OutboxEntry.objects.exists():
+        raise RuntimeError(f"{jobs} jobs reached Redis for {count} ids; the outbox still holds some")
+    connection.flushdb()  # our own Redis database (checked empty at start): drop these jobs
+    return {"record": recorded - started, "commit": committed - recorded}
+
+
+def scheduling(counts: list[int]) -> None:
+    print(
+        "Scheduling a bulk write (index_content_batch jobs of 500 ids; record in the transaction, deliver on commit):"
+    )
+    for count in counts:
+        schedule_bulk(count, bulk=True)  # warm up connections and the queue's scripts
+        bulk, baseline = schedule_bulk(count, bulk=True), schedule_bulk(count, bulk=False)
+        total = {name: r["record"] + r["commit"] for name, r in (("bulk", bulk), ("baseline", baseline))}
+        print(
+            f"  {count:>7,} ids, bulk (schedule_index):         record {bulk['record'] * 1000:7.1f} ms, "
+            f"commit {bulk['commit'] * 1000:7.1f} ms\n"
+            f"  {count:>7,} ids, baseline (one job at a time): record {baseline['record'] * 1000:7.1f} ms, "
+            f"commit {baseline['commit'] * 1000:7.1f} ms  (baseline/bulk: {total['baseline'] / total['bulk']:.1f}x)"
+        )
+    print()
+
+
 # --- 2. rebuild ----------------------------------------------------------------
 
 
@@ -307,6 +362,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--skip-latency", action="store_true")
     parser.add_argument("--skip-rebuild", action="store_true")
+    parser.add_argument("--skip-schedule", action="store_true")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--meilisearch-url", default="", help=argparse.SUPPRESS)
     parser.add_argument("--db", help=argparse.SUPPRESS)
@@ -336,6 +392,8 @@ def main() -> None:
                 f"p95 {figures['inline_p95']:.1f} ms"
             )
             print(f"  ratio queued/inline p95: {figures['p95'] / figures['inline_p95']:.1f}x\n")
+        if not args.skip_schedule:
+            scheduling([5_000, 50_000])
         if not args.skip_rebuild:
             rebuilds(args.sizes, test_db_url)
 

@@ -3,11 +3,14 @@
 Every variable is documented in .env.example.
 """
 
+import math
 from pathlib import Path
 
 from tasks_app.conf import split_concurrency
 
 from . import env as environment
+from .blogs import conf as feeds_conf
+from .search import conf as search_conf
 from .serving import DEV_SECRET_KEY
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -126,38 +129,50 @@ TASKS = {"default": {"BACKEND": "tasks_app.backends.SAQBackend", "QUEUES": list(
 
 # --- Feeds (owned by pydotorg/blogs) ----------------------------------------
 # Polite, bounded fetching and parsing for the blog aggregator (README: "Feeds"). Seconds, bytes, MB.
-FEEDS_USER_AGENT = environment.env.str(
-    "FEEDS_USER_AGENT", default="python.org feed aggregator (+https://www.python.org/blogs/)"
-)
-FEEDS_MAX_CONCURRENCY = environment.integer("FEEDS_MAX_CONCURRENCY", 20, minimum=1)
-FEEDS_MAX_PER_HOST = environment.integer("FEEDS_MAX_PER_HOST", 2, minimum=1)
-FEEDS_CONNECT_TIMEOUT = environment.integer("FEEDS_CONNECT_TIMEOUT", 10, minimum=1)
-FEEDS_READ_TIMEOUT = environment.integer("FEEDS_READ_TIMEOUT", 30, minimum=1)
-FEEDS_DEADLINE = environment.integer("FEEDS_DEADLINE", 60, minimum=1)
-FEEDS_MAX_BYTES = environment.integer("FEEDS_MAX_BYTES", 10 * 1024 * 1024, minimum=1)
-FEEDS_MAX_REDIRECTS = environment.integer("FEEDS_MAX_REDIRECTS", 5)
+# The defaults and bounds live in pydotorg/blogs/conf.py, which also checks values set here in Python.
+
+
+def _feeds(name: str) -> tuple[int, int]:
+    """The default of the whole number ``name``, and its least value."""
+    return feeds_conf.DEFAULTS[name], math.ceil(feeds_conf.MINIMUMS[name])
+
+
+FEEDS_USER_AGENT = environment.env.str("FEEDS_USER_AGENT", default=feeds_conf.DEFAULTS["FEEDS_USER_AGENT"])
+FEEDS_MAX_CONCURRENCY = environment.integer("FEEDS_MAX_CONCURRENCY", *_feeds("FEEDS_MAX_CONCURRENCY"))
+FEEDS_MAX_PER_HOST = environment.integer("FEEDS_MAX_PER_HOST", *_feeds("FEEDS_MAX_PER_HOST"))
+FEEDS_CONNECT_TIMEOUT = environment.integer("FEEDS_CONNECT_TIMEOUT", *_feeds("FEEDS_CONNECT_TIMEOUT"))
+FEEDS_READ_TIMEOUT = environment.integer("FEEDS_READ_TIMEOUT", *_feeds("FEEDS_READ_TIMEOUT"))
+FEEDS_DEADLINE = environment.integer("FEEDS_DEADLINE", *_feeds("FEEDS_DEADLINE"))
+FEEDS_MAX_BYTES = environment.integer("FEEDS_MAX_BYTES", *_feeds("FEEDS_MAX_BYTES"))
+FEEDS_MAX_REDIRECTS = environment.integer("FEEDS_MAX_REDIRECTS", *_feeds("FEEDS_MAX_REDIRECTS"))
 # Off in production: feeds come from public internet addresses only (no SSRF). true (tests, local
 # development): any address; or a comma-separated list of networks allowed besides public ones.
-_private_networks = environment.env.str("FEEDS_ALLOW_PRIVATE_NETWORKS", default="false").strip()
+_private_networks = environment.env.str("FEEDS_ALLOW_PRIVATE_NETWORKS", default="").strip()
 FEEDS_ALLOW_PRIVATE_NETWORKS = (
-    environment.boolean("FEEDS_ALLOW_PRIVATE_NETWORKS", default=False)
+    environment.boolean("FEEDS_ALLOW_PRIVATE_NETWORKS", default=feeds_conf.DEFAULTS["FEEDS_ALLOW_PRIVATE_NETWORKS"])
     if _private_networks.lower() in {"true", "false", "1", "0", "yes", "no", "on", "off", ""}
     else [network.strip() for network in _private_networks.split(",") if network.strip()]
 )
-FEEDS_MAX_ENTRIES = environment.integer("FEEDS_MAX_ENTRIES", 100, minimum=1)
-FEEDS_MAX_CONTENT_CHARS = environment.integer("FEEDS_MAX_CONTENT_CHARS", 65536, minimum=1000)
-FEEDS_STORE_CONNECTIONS = environment.integer("FEEDS_STORE_CONNECTIONS", 4, minimum=1)
-FEEDS_PARSE_PROCESSES = environment.integer("FEEDS_PARSE_PROCESSES", 0)  # 0: one per CPU
-FEEDS_PARSE_CPU_SECONDS = environment.integer("FEEDS_PARSE_CPU_SECONDS", 10, minimum=1)
-FEEDS_PARSE_MEMORY_MB = environment.integer("FEEDS_PARSE_MEMORY_MB", 512, minimum=128)
-FEEDS_PARSE_TIMEOUT = environment.integer("FEEDS_PARSE_TIMEOUT", 30, minimum=1)
+FEEDS_MAX_ENTRIES = environment.integer("FEEDS_MAX_ENTRIES", *_feeds("FEEDS_MAX_ENTRIES"))
+FEEDS_MAX_CONTENT_CHARS = environment.integer("FEEDS_MAX_CONTENT_CHARS", *_feeds("FEEDS_MAX_CONTENT_CHARS"))
+FEEDS_STORE_CONNECTIONS = environment.integer("FEEDS_STORE_CONNECTIONS", *_feeds("FEEDS_STORE_CONNECTIONS"))
+FEEDS_PARSE_PROCESSES = environment.integer("FEEDS_PARSE_PROCESSES", *_feeds("FEEDS_PARSE_PROCESSES"))  # 0: one per CPU
+FEEDS_PARSE_CPU_SECONDS = environment.integer("FEEDS_PARSE_CPU_SECONDS", *_feeds("FEEDS_PARSE_CPU_SECONDS"))
+FEEDS_PARSE_MEMORY_MB = environment.integer("FEEDS_PARSE_MEMORY_MB", *_feeds("FEEDS_PARSE_MEMORY_MB"))
+FEEDS_PARSE_TIMEOUT = environment.integer("FEEDS_PARSE_TIMEOUT", *_feeds("FEEDS_PARSE_TIMEOUT"))
 
 # --- Search (owned by pydotorg/search) --------------------------------------
-MEILISEARCH_URL = environment.url("MEILISEARCH_URL", None, {"http", "https"})
+# The defaults live in pydotorg/search/conf.py, which also checks values set here (search.E001-E005).
+MEILISEARCH_URL = environment.url("MEILISEARCH_URL", search_conf.DEFAULTS["MEILISEARCH_URL"], {"http", "https"})
 MEILISEARCH_API_KEY = environment.env.str("MEILISEARCH_API_KEY", default="") or None
-MEILISEARCH_INDEX = environment.env.str("MEILISEARCH_INDEX", default="pydotorg")
+MEILISEARCH_INDEX = environment.env.str("MEILISEARCH_INDEX", default=search_conf.DEFAULTS["MEILISEARCH_INDEX"])
 # Blank: Meilisearch when MEILISEARCH_URL is set, else the database backend.
 SEARCH_BACKEND = environment.env.str("SEARCH_BACKEND", default="") or None
+# Seconds one HTTP request to Meilisearch may take, and a write may wait for its Meilisearch task.
+MEILISEARCH_TIMEOUT = environment.integer("MEILISEARCH_TIMEOUT", search_conf.DEFAULTS["MEILISEARCH_TIMEOUT"], minimum=1)
+MEILISEARCH_TASK_TIMEOUT = environment.integer(
+    "MEILISEARCH_TASK_TIMEOUT", search_conf.DEFAULTS["MEILISEARCH_TASK_TIMEOUT"], minimum=1
+)
 
 LOGGING = {
     "version": 1,

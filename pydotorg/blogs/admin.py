@@ -8,7 +8,7 @@ from django.http import HttpRequest
 from django.utils.text import Truncator
 from redis.exceptions import RedisError
 
-from tasks_app import enqueue_sync
+from tasks_app import enqueue_many
 
 from .addresses import BlockedAddress, check_literal_host
 from .conf import feed_settings
@@ -68,25 +68,27 @@ class FeedAdmin(admin.ModelAdmin):
     # A refresh writes to the feed (its URL, validators, errors): it takes the right to change feeds.
     @admin.action(description="Refresh now", permissions=["change"])
     def refresh_now(self, request: HttpRequest, queryset: QuerySet[Feed]) -> None:
-        queued = []
-        for feed in queryset:
-            try:
-                # The key makes a second click a no-op while that feed's refresh is still pending.
-                enqueue_sync("refresh_single_feed", key=f"refresh_single_feed:{feed.pk}", feed_url=feed.feed_url)
-            except (RedisError, OSError, TimeoutError) as exc:
-                logger.warning("Could not queue a refresh of feed %s: %s", feed.pk, exc)
-                done = f" ({len(queued)} feed(s) were queued before it failed)" if queued else ""
-                self.message_user(
-                    request,
-                    f"Could not queue the refresh: the task queue (Redis) is unreachable ({exc}){done}. "
-                    "Check that Redis is running and try again.",
-                    messages.ERROR,
-                )
-                return
-            queued.append(feed.name)
+        feeds = list(queryset.only("pk", "name", "feed_url"))
+        try:
+            # One Redis round trip per 500 feeds. The keys make a second click a no-op while that
+            # feed's refresh is still pending, so trying again after an error queues nothing twice.
+            enqueue_many(
+                "refresh_single_feed",
+                [{"feed_url": feed.feed_url} for feed in feeds],
+                keys=[f"refresh_single_feed:{feed.pk}" for feed in feeds],
+            )
+        except (RedisError, OSError, TimeoutError) as exc:
+            logger.warning("Could not queue a refresh of %d feed(s): %s", len(feeds), exc)
+            self.message_user(
+                request,
+                f"Could not queue the refresh: the task queue (Redis) is unreachable ({exc}). "
+                "Check that Redis is running and try again.",
+                messages.ERROR,
+            )
+            return
         self.message_user(
             request,
-            f"Queued a refresh of {len(queued)} feed(s): {', '.join(queued)}. "
+            f"Queued a refresh of {len(feeds)} feed(s): {', '.join(feed.name for feed in feeds)}. "
             "Results appear in the last fetched and last error columns once the worker has run it.",
             messages.SUCCESS,
         )

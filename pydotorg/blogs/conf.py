@@ -35,6 +35,24 @@ DEFAULTS: dict[str, int | float | str | bool] = {
 }
 # Below this a parse process cannot even start Python, feedparser and nh3.
 MIN_PARSE_MEMORY_MB = 128
+# The least each number may be. Seconds may be fractions in settings.py; the environment gives
+# whole numbers (pydotorg/settings.py reads these bounds, rounded up, and the defaults above).
+MINIMUMS: dict[str, int | float] = {
+    "FEEDS_MAX_CONCURRENCY": 1,
+    "FEEDS_MAX_PER_HOST": 1,
+    "FEEDS_CONNECT_TIMEOUT": 0.001,
+    "FEEDS_READ_TIMEOUT": 0.001,
+    "FEEDS_DEADLINE": 0.001,
+    "FEEDS_MAX_BYTES": 1,
+    "FEEDS_MAX_REDIRECTS": 0,
+    "FEEDS_MAX_ENTRIES": 1,
+    "FEEDS_MAX_CONTENT_CHARS": 1000,  # room for the markup that keeps a cut entry well-formed
+    "FEEDS_STORE_CONNECTIONS": 1,
+    "FEEDS_PARSE_PROCESSES": 0,  # 0: one per CPU
+    "FEEDS_PARSE_CPU_SECONDS": 1,  # RLIMIT_CPU counts whole seconds
+    "FEEDS_PARSE_MEMORY_MB": MIN_PARSE_MEMORY_MB,
+    "FEEDS_PARSE_TIMEOUT": 0.001,
+}
 EVERY_NETWORK = (ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("::/0"))
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -60,8 +78,9 @@ class FeedSettings:
     parse_timeout: float
 
 
-def _number(name: str, kind: type, minimum: float) -> int | float:
+def _number(name: str, kind: type) -> int | float:
     value = getattr(settings, name, DEFAULTS[name])
+    minimum = MINIMUMS[name]
     if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
         raise ImproperlyConfigured(
             f"{name}={value!r} must be a number >= {minimum} (default {DEFAULTS[name]!r}); fix it in settings.py."
@@ -103,22 +122,21 @@ def feed_settings() -> FeedSettings:
         )
     return FeedSettings(
         user_agent=user_agent.strip(),
-        max_concurrency=int(_number("FEEDS_MAX_CONCURRENCY", int, 1)),
-        max_per_host=int(_number("FEEDS_MAX_PER_HOST", int, 1)),
-        connect_timeout=float(_number("FEEDS_CONNECT_TIMEOUT", float, 0.001)),
-        read_timeout=float(_number("FEEDS_READ_TIMEOUT", float, 0.001)),
-        deadline=float(_number("FEEDS_DEADLINE", float, 0.001)),
-        max_bytes=int(_number("FEEDS_MAX_BYTES", int, 1)),
-        max_redirects=int(_number("FEEDS_MAX_REDIRECTS", int, 0)),
+        max_concurrency=int(_number("FEEDS_MAX_CONCURRENCY", int)),
+        max_per_host=int(_number("FEEDS_MAX_PER_HOST", int)),
+        connect_timeout=float(_number("FEEDS_CONNECT_TIMEOUT", float)),
+        read_timeout=float(_number("FEEDS_READ_TIMEOUT", float)),
+        deadline=float(_number("FEEDS_DEADLINE", float)),
+        max_bytes=int(_number("FEEDS_MAX_BYTES", int)),
+        max_redirects=int(_number("FEEDS_MAX_REDIRECTS", int)),
         allowed_networks=_networks("FEEDS_ALLOW_PRIVATE_NETWORKS"),
-        max_entries=int(_number("FEEDS_MAX_ENTRIES", int, 1)),
-        max_content_chars=int(_number("FEEDS_MAX_CONTENT_CHARS", int, 1000)),
-        store_connections=int(_number("FEEDS_STORE_CONNECTIONS", int, 1)),
-        parse_processes=int(_number("FEEDS_PARSE_PROCESSES", int, 0)) or cpu_count(),
-        # RLIMIT_CPU counts whole seconds.
-        parse_cpu_seconds=int(_number("FEEDS_PARSE_CPU_SECONDS", int, 1)),
-        parse_memory_mb=int(_number("FEEDS_PARSE_MEMORY_MB", int, MIN_PARSE_MEMORY_MB)),
-        parse_timeout=float(_number("FEEDS_PARSE_TIMEOUT", float, 0.001)),
+        max_entries=int(_number("FEEDS_MAX_ENTRIES", int)),
+        max_content_chars=int(_number("FEEDS_MAX_CONTENT_CHARS", int)),
+        store_connections=int(_number("FEEDS_STORE_CONNECTIONS", int)),
+        parse_processes=int(_number("FEEDS_PARSE_PROCESSES", int)) or cpu_count(),
+        parse_cpu_seconds=int(_number("FEEDS_PARSE_CPU_SECONDS", int)),
+        parse_memory_mb=int(_number("FEEDS_PARSE_MEMORY_MB", int)),
+        parse_timeout=float(_number("FEEDS_PARSE_TIMEOUT", float)),
     )
 
 

@@ -76,18 +76,10 @@ def still_deferred(feed: Feed, now: datetime) -> Report | None:
 ORM_THREAD = StorePool(1)  # sync_to_async's thread and the task's own connection
 
 
-async def refresh_feed(
-    feed: Feed,
-    client: httpx.AsyncClient,
-    config: FeedSettings,
-    fetched_callback: Callable[[], None] = lambda: None,
-    store: StorePool = ORM_THREAD,
+async def _refresh_feed(
+    feed: Feed, client: httpx.AsyncClient, config: FeedSettings, fetched_callback: Callable[[], None], store: StorePool
 ) -> Report:
-    """Refresh one feed. Expected failures are recorded on the feed and reported, not raised.
-
-    ``fetched_callback`` is called once the fetch is over, whatever its outcome; the
-    database work runs on ``store``.
-    """
+    """Refresh one feed (see :func:`refresh_feed_safely`); expected failures are recorded and reported."""
     try:
         try:
             fetched = await fetch(client, feed.feed_url, config, etag=feed.etag, last_modified=feed.last_modified)
@@ -231,9 +223,14 @@ async def refresh_feed_safely(
     fetched_callback: Callable[[], None] = lambda: None,
     store: StorePool = ORM_THREAD,
 ) -> Report:
-    """``refresh_feed``, with a bug logged (with its traceback) and recorded on the feed instead of raised."""
+    """Refresh one feed. Failures are recorded on the feed and reported, never raised: expected ones
+    (a fetch or parse error, a deferral) as such, and a bug logged with its traceback.
+
+    ``fetched_callback`` is called once the fetch is over, whatever its outcome; the
+    database work runs on ``store``.
+    """
     try:
-        return await refresh_feed(feed, client, config, fetched_callback, store)
+        return await _refresh_feed(feed, client, config, fetched_callback, store)
     except Exception as exc:
         logger.exception("Unexpected error refreshing feed %s (%s)", feed.pk, feed.feed_url)
         message = f"Unexpected error (a bug; see the worker log): {type(exc).__name__}: {exc}"

@@ -16,15 +16,14 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, router, transaction
 from django.db.models import F
-
-from pydotorg.search.indexing import schedule_index
 
 from .conf import FeedSettings
 from .fetching import FetchResult
 from .models import BlogEntry, Feed
 from .parsing import ParsedEntry, ParseLimits
+from .signals import entries_changed
 
 logger = logging.getLogger(__name__)
 
@@ -87,8 +86,10 @@ def save_fetch(feed: Feed, fetched: FetchResult, entries: list[ParsedEntry] | No
             return Saved()
         saved = _upsert(feed.pk, entries, now) if entries else Saved()
         if saved.created or saved.updated:
-            # Batched jobs, recorded in this transaction and enqueued on commit.
-            schedule_index("blog", saved.created + saved.updated)
+            # bulk_create sends no post_save: tell whoever follows entries (search), in this transaction.
+            entries_changed.send(
+                sender=BlogEntry, ids=saved.created + saved.updated, using=router.db_for_write(BlogEntry)
+            )
         return saved
 
 

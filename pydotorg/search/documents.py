@@ -18,12 +18,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 from django.apps import apps
 from django.db.models import Model, Q, QuerySet
 
-from pydotorg.safehtml import to_text
+from pydotorg.safehtml import is_web_url, to_text
 
 from .snippets import strip_markers
 
@@ -77,13 +76,16 @@ def capped(doc: Document) -> Document:
 
 
 def safe_url(value: str) -> str:
-    """Only site paths and http(s) links go into result links (never ``javascript:``, ``//host`` or ``/\\host``)."""
+    """``value`` if it is a site path or an http(s) link with a host, else ``""``.
+
+    Never ``javascript:``, ``//host`` or ``/\\host`` (browsers read a backslash as a slash).
+    """
     value = (value or "").strip()
     if any(c in value for c in "\\\x00\r\n\t"):
         return ""
     if value.startswith("/") and not value.startswith("//"):
         return value
-    return value if urlsplit(value).scheme in ("http", "https") else ""
+    return value if is_web_url(value) else ""
 
 
 def doc_id(content_type: str, object_id: int) -> str:

@@ -81,7 +81,6 @@ async def catch_up(backend: BaseSearchBackend, since) -> int:
     for content_type, ids in touched.items():
         if content_type not in documents.TYPES:
             continue
-        for start in range(0, len(ids), 500):
-            await indexer.index_objects(content_type, ids[start : start + 500], backend)
-            count += len(ids[start : start + 500])
+        await indexer.index_in_batches(content_type, ids, backend)
+        count += len(ids)
     return count

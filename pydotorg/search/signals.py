@@ -1,4 +1,8 @@
-"""Every save and delete of indexed content schedules an index update after commit."""
+"""Every save and delete of indexed content schedules an index update after commit.
+
+Model signals cover single saves and deletes; blogs' ``entries_changed`` covers the bulk upserts
+of a feed refresh. Search knows the apps it indexes; they do not know search.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,10 @@ from typing import Any
 
 from django.db.models.signals import m2m_changed, post_delete, post_save, pre_delete, pre_save
 
+from pydotorg.blogs.signals import entries_changed
+
 from .documents import TYPES, type_of_model
-from .indexing import schedule_index, schedule_object
+from .scheduling import schedule_index, schedule_object
 
 
 def content_changed(sender: type, instance: Any, using: str, **kwargs: Any) -> None:
@@ -54,6 +60,11 @@ def feed_deleting(sender: type, instance: Any, using: str, **kwargs: Any) -> Non
         schedule_index("blog", ids, using=using)
 
 
+def blog_entries_changed(sender: type, ids: list[int], using: str, **kwargs: Any) -> None:
+    # Batched jobs, recorded in the sender's transaction and enqueued on commit.
+    schedule_index("blog", ids, using=using)
+
+
 def connect() -> None:
     from django.apps import apps
 
@@ -66,3 +77,5 @@ def connect() -> None:
     feed = apps.get_model("blogs.Feed")
     pre_save.connect(feed_saving, sender=feed, dispatch_uid="search-feed-rename")
     pre_delete.connect(feed_deleting, sender=feed, dispatch_uid="search-feed-delete")
+    entries = apps.get_model("blogs.BlogEntry")
+    entries_changed.connect(blog_entries_changed, sender=entries, dispatch_uid="search-blog-entries")

@@ -118,7 +118,18 @@ def test_unsafe_links_never_reach_the_index():
 
 
 @pytest.mark.parametrize(
-    "url", ["javascript:alert(1)", "//evil.example/", "/\\evil.example/", "/a\nb/", "data:text/html,x", ""]
+    "url",
+    [
+        "javascript:alert(1)",
+        "//evil.example/",
+        "/\\evil.example/",
+        "/a\nb/",
+        "data:text/html,x",
+        "",
+        "https://",
+        "http:/a",
+        "https://good.example\\@evil.example/",
+    ],
 )
 def test_result_links_are_site_paths_or_web_urls_only(url):
     assert safe_url(url) == ""

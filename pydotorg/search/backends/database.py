@@ -144,17 +144,12 @@ def _search_postgresql(qs, query: str, limit: int, offset: int) -> SearchResults
     )
     found = list(found)
     snippets = _headlines(tsquery, [(r["content_type"], r["object_id"]) for r in found], qs)
-    hits = [
-        Hit(
-            r["content_type"],
-            r["object_id"],
-            r["title"],
-            r["url"],
-            snippets.get((r["content_type"], r["object_id"]), ""),
-        )
-        for r in found
-    ]
+    hits = [_hit(r, snippets.get((r["content_type"], r["object_id"]), "")) for r in found]
     return SearchResults(query=query, total=total, hits=hits)
+
+
+def _hit(row: dict, snippet: str) -> Hit:
+    return Hit(row["content_type"], row["object_id"], row["title"], row["url"], snippet)
 
 
 def _headlines(tsquery: SearchQuery, keys: list[tuple[str, int]], qs) -> dict[tuple[str, int], str]:
@@ -200,16 +195,7 @@ def _search_plain(qs, query: str, limit: int, offset: int) -> SearchResults:
     found = qs.order_by("-modified", "pk").values(
         "content_type", "object_id", "title", "url", "description", "content"
     )[offset : offset + limit]
-    hits = [
-        Hit(
-            r["content_type"],
-            r["object_id"],
-            r["title"],
-            r["url"],
-            make_snippet(strip_markers(f"{r['description']} {r['content']}"), terms),
-        )
-        for r in found
-    ]
+    hits = [_hit(r, make_snippet(strip_markers(f"{r['description']} {r['content']}"), terms)) for r in found]
     return SearchResults(query=query, total=total, hits=hits)
 
 

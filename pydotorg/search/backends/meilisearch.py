@@ -14,12 +14,12 @@ import uuid
 from collections import deque
 from typing import Any
 
-from django.conf import settings
 from httpx2 import HTTPError
 from meilisearch_python_sdk import AsyncClient
 from meilisearch_python_sdk.errors import MeilisearchApiError, MeilisearchError
 from meilisearch_python_sdk.models.settings import MeilisearchSettings
 
+from .. import conf
 from ..documents import doc_id
 from ..snippets import marked_to_html
 from .base import (
@@ -61,16 +61,16 @@ REBUILD_PREFIX = "_rebuild_"
 
 
 def index_uid() -> str:
-    return getattr(settings, "MEILISEARCH_INDEX", "pydotorg")
+    return conf.meilisearch_index()
 
 
 def client() -> AsyncClient:
-    timeout = getattr(settings, "MEILISEARCH_TIMEOUT", 10)
-    return AsyncClient(settings.MEILISEARCH_URL, getattr(settings, "MEILISEARCH_API_KEY", None), timeout=timeout)
+    config = conf.search_settings()
+    return AsyncClient(config.meilisearch_url, config.meilisearch_api_key, timeout=config.meilisearch_timeout)
 
 
 def task_timeout_ms() -> int:
-    return int(getattr(settings, "MEILISEARCH_TASK_TIMEOUT", 120) * 1000)
+    return int(conf.meilisearch_task_timeout() * 1000)
 
 
 class MeilisearchTaskFailed(RuntimeError):
@@ -244,4 +244,4 @@ def _hit(raw: dict[str, Any]) -> Hit:
 
 
 def unavailable(exc: BaseException) -> SearchUnavailable:
-    return SearchUnavailable(f"Meilisearch at {settings.MEILISEARCH_URL} is unavailable: {exc}")
+    return SearchUnavailable(f"Meilisearch at {conf.meilisearch_url()} is unavailable: {exc}")

@@ -3,8 +3,8 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from pydotorg.search.documents import TYPES
-from pydotorg.search.indexer import index_objects
-from pydotorg.search.indexing import BATCH_SIZE, schedule_index
+from pydotorg.search.indexer import index_in_batches
+from pydotorg.search.scheduling import schedule_index
 
 from ._progress import ProgressBar
 
@@ -26,13 +26,16 @@ class Command(BaseCommand):
         model = TYPES[content_type].model
         pks = sorted(ids) if ids else list(model._default_manager.order_by("pk").values_list("pk", flat=True))
         if enqueue:
+            # One outbox INSERT for every batch job, delivered to Redis together on commit.
             with transaction.atomic():
-                schedule_index(content_type, pks)
-            jobs = -(-len(pks) // BATCH_SIZE)
-            self.stdout.write(self.style.SUCCESS(f"Scheduled {len(pks):,} {content_type} objects in {jobs} job(s)."))
+                keys = schedule_index(content_type, pks)
+            self.stdout.write(
+                self.style.SUCCESS(f"Scheduled {len(pks):,} {content_type} objects in {len(keys)} job(s).")
+            )
             return
+        progress = ProgressBar(self.stdout) if options["verbosity"] > 0 else None
         try:
-            result = async_to_sync(self._reindex)(content_type, pks, ProgressBar(self.stdout))
+            result = async_to_sync(index_in_batches)(content_type, pks, progress=progress)
         except Exception as exc:
             raise CommandError(f"Reindexing {content_type} failed: {type(exc).__name__}: {exc}") from exc
         self.stdout.write(
@@ -40,12 +43,3 @@ class Command(BaseCommand):
                 f"Reindexed {content_type}: {result['upserted']:,} indexed, {result['deleted']:,} removed."
             )
         )
-
-    async def _reindex(self, content_type: str, pks: list[int], progress: ProgressBar) -> dict[str, int]:
-        upserted = deleted = 0
-        for start in range(0, len(pks), BATCH_SIZE):
-            result = await index_objects(content_type, pks[start : start + BATCH_SIZE])
-            upserted += len(result["upserted"])
-            deleted += len(result["deleted"])
-            progress(content_type, min(start + BATCH_SIZE, len(pks)), len(pks))
-        return {"upserted": upserted, "deleted": deleted}

@@ -1,0 +1,51 @@
+"""Scheduling index updates from code that changes content: the enqueue side of search.
+
+(The worker side, which reads objects and writes documents, is :mod:`pydotorg.search.indexer`.)
+
+Everything here runs inside the caller's transaction and goes through tasks_app's outbox
+(``enqueue_on_commit``, ``enqueue_many_on_commit``): outbox rows are written with the change,
+the jobs reach Redis on commit (or later, from any worker's outbox drain, if Redis was down),
+and nothing is enqueued on rollback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from itertools import batched
+
+from tasks_app import enqueue_many_on_commit, enqueue_on_commit
+
+from . import state
+from .documents import get_type
+from .indexer import BATCH_SIZE
+
+
+def schedule_index(content_type: str, ids: Iterable[int], using: str | None = None) -> list[str]:
+    """Bring the search index up to date for ``ids`` of ``content_type`` after commit; returns the job keys.
+
+    For bulk writers (feed imports, queryset updates): one ``index_content_batch`` job per
+    ``BATCH_SIZE`` ids, all written to the outbox in one INSERT and put on Redis in one
+    pipeline on commit. Each job reads the objects when it runs, after the commit, so it
+    indexes what was committed, or deletes what is no longer indexable. A single id takes
+    the deduplicated per-object path (:func:`schedule_object`). Raises UnknownContentType
+    for a type that is not indexed, here in the caller rather than later in a job.
+    """
+    get_type(content_type)
+    unique = sorted({int(pk) for pk in ids})
+    if len(unique) == 1:
+        return [schedule_object(content_type, unique[0], using=using)]
+    calls = [{"content_type": content_type, "ids": list(chunk)} for chunk in batched(unique, BATCH_SIZE)]
+    return enqueue_many_on_commit("index_content_batch", calls, using=using)
+
+
+def schedule_object(content_type: str, object_id: int, using: str | None = None) -> str:
+    """Schedule ``index_content`` for one object, deduplicated per object; returns the job key.
+
+    Saves made before the job starts share its key (one job); a save made while it
+    runs gets the next generation's key (a follow-up job), so it is never lost.
+    """
+    generation = state.lock(content_type, object_id, using=using)
+    key = state.job_key(content_type, object_id, generation)
+    return enqueue_on_commit(
+        "index_content", using=using, key=key, content_type=content_type, content_id=int(object_id)
+    )
