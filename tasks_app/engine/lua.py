@@ -175,8 +175,10 @@ local function activate(id, active, worker, now)
     return {id, new, 1}
 end
 
--- The next runnable job, moved to the active list and marked ACTIVE for ``worker``, or false.
-local function take_next(queued, active, worker, now)
+-- The next runnable job, moved to the active list and marked ACTIVE for ``worker``; false when
+-- nothing is queued; 'paused' while the queue is paused (its workers take nothing new).
+local function take_next(queued, active, paused, worker, now)
+    if redis.call('EXISTS', paused) == 1 then return 'paused' end
     for _ = 1, 20 do
         local id = redis.call('LMOVE', queued, active, 'LEFT', 'RIGHT')
         if not id then return false end
@@ -211,20 +213,26 @@ return {'queued'}
 """
 )
 
-# KEYS: queued, active. ARGV: worker id, now (ms). Takes the next runnable job and marks it
-# ACTIVE for this worker, in one step. Returns {id, payload, activated (1/0)} or false.
+# KEYS: queued, active, paused. ARGV: worker id, now (ms). Takes the next runnable job and marks it
+# ACTIVE for this worker, in one step. Returns {id, payload, activated (1/0)}, false or 'paused'.
 TAKE = (
     PRELUDE
     + r"""
-return take_next(KEYS[1], KEYS[2], ARGV[1], ARGV[2])
+return take_next(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2])
 """
 )
 
-# KEYS: active, job id (just moved there by BLMOVE). ARGV: worker id, now (ms).
+# KEYS: active, job id (just moved there by BLMOVE), queued, paused. ARGV: worker id, now (ms).
+# A job moved while the queue is paused goes back to the head of the queue ('paused').
 ACTIVATE = (
     PRELUDE
     + r"""
 if not redis.call('LPOS', KEYS[1], KEYS[2]) then return false end
+if redis.call('EXISTS', KEYS[4]) == 1 then
+    redis.call('LREM', KEYS[1], 1, KEYS[2])
+    redis.call('LPUSH', KEYS[3], KEYS[2])
+    return 'paused'
+end
 return activate(KEYS[2], KEYS[1], ARGV[1], ARGV[2])
 """
 )
@@ -246,8 +254,8 @@ end
 FINISH = PRELUDE + FINISH_BODY + "return finish()\n"
 
 # FINISH, then TAKE for the same worker slot: one round trip per job on the hot path.
-# KEYS and ARGV: FINISH's. Returns {finish reply, taken job (as TAKE returns it) or false}.
-FINISH_AND_TAKE = PRELUDE + FINISH_BODY + "return {finish(), take_next(KEYS[4], KEYS[2], ARGV[5], ARGV[7])}\n"
+# KEYS: FINISH's, then paused. ARGV: FINISH's. Returns {finish reply, what TAKE returns}.
+FINISH_AND_TAKE = PRELUDE + FINISH_BODY + "return {finish(), take_next(KEYS[4], KEYS[2], KEYS[6], ARGV[5], ARGV[7])}\n"
 
 # Owner CAS: put the attempt back on the queue (a retry, or a clean stop's re-queue).
 # KEYS: job id, active, incomplete, queued, successor.
@@ -397,6 +405,13 @@ elseif cur ~= ARGV[1] then
     return 0
 end
 return redis.call('LREM', KEYS[1], 0, KEYS[3])
+"""
+
+# Delete a job that is still exactly the record read (a finished job, from a bulk clean-up).
+# KEYS: job id. ARGV: the record read.
+DELETE_IF_UNCHANGED = r"""
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+return redis.call('DEL', KEYS[1])
 """
 
 # The sweep puts back a job that was moved to the active list but never marked ACTIVE (its

@@ -32,7 +32,7 @@ import dataclasses
 import json
 import logging
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from datetime import UTC, datetime
 
 from saq.job import TERMINAL_STATUSES, Job, Status
@@ -83,12 +83,13 @@ class AtomicRedisQueue(RedisQueue):
         self.incomplete_key = self.namespace("incomplete")
         self.sweep_key = self.namespace("sweep")
         self.schedule_key = self.namespace("schedule")
+        self.paused_key = self.namespace("paused")
         self.stats_key = self.namespace("stats")
         self.scripts = {
             name: redis.register_script(getattr(lua, name.upper()))
             for name in (
                 "enqueue", "take", "activate", "finish", "finish_and_take", "requeue", "update", "touch", "end_abort",
-                "replace", "schedule", "sweep_scan", "drop_entry", "relist",
+                "replace", "schedule", "sweep_scan", "drop_entry", "relist", "delete_if_unchanged",
             )
         }  # fmt: skip
         self.pipeline = AutoPipeline(redis, {script.sha: script.script for script in self.scripts.values()})
@@ -187,15 +188,22 @@ class AtomicRedisQueue(RedisQueue):
 
         Waits up to ``wait`` seconds for one when nothing is queued.
         """
-        reply = await self._script("take", [self.queued_key, self.active_key], [worker_id, now()])
+        reply = await self._script("take", [self.queued_key, self.active_key, self.paused_key], [worker_id, now()])
         if not reply and wait > 0:
             job_id = await self.redis.blmove(self.queued_key, self.active_key, wait, "LEFT", "RIGHT")
             if job_id is None:
                 return None
-            reply = await self._script("activate", [self.active_key, job_id], [worker_id, now()])
-        return await self._taken(reply, worker_id) if reply else None
+            reply = await self._script(
+                "activate", [self.active_key, job_id, self.queued_key, self.paused_key], [worker_id, now()]
+            )
+        if reply == b"paused":
+            await asyncio.sleep(wait)  # paused: take nothing, and do not spin
+            return None
+        return await self._taken(reply, worker_id)
 
-    async def _taken(self, reply: list, worker_id: str) -> Job | None:
+    async def _taken(self, reply: list | None, worker_id: str) -> Job | None:
+        if not reply or reply == b"paused":
+            return None
         _, raw, activated = reply
         job = self.deserialize(raw)
         if not int(activated):
@@ -238,7 +246,7 @@ class AtomicRedisQueue(RedisQueue):
         taken = None
         if take_next:
             reply, next_reply = await self._finish_cas(job, status, "finish_and_take")
-            taken = await self._taken(next_reply, job.worker_id) if next_reply else None
+            taken = await self._taken(next_reply, job.worker_id)
         else:
             reply = await self._finish_cas(job, status)
         if _text(reply[0]) != "ok":
@@ -324,7 +332,7 @@ class AtomicRedisQueue(RedisQueue):
         # SAQ's HTTP proxy passes statuses as plain strings.
         return await self._script(
             script,
-            self._keys(job),
+            [*self._keys(job), self.paused_key],
             [self.serialize(job), Status(status).value, job.ttl, "active,aborting,queued", job.worker_id or "",
              job.attempts, now()],
         )  # fmt: skip
@@ -436,11 +444,62 @@ class AtomicRedisQueue(RedisQueue):
         raise JobStateConflict(key, "changed", current)
 
     async def _replace(self, raw: bytes, new: Job) -> bool:
-        push, score = (TAIL, 0) if not new.scheduled or new.scheduled <= now_seconds() else (SCHEDULED, new.scheduled)
-        reply = await self._script(
-            "replace", self._keys(new), [raw, self.serialize(new), new.status.value, new.ttl, score, push]
-        )
+        reply = await self._script("replace", self._keys(new), self._replace_args(raw, new))
         return _text(reply[0]) == "ok"
+
+    def _replace_args(self, raw: bytes, new: Job) -> list:
+        push, score = (TAIL, 0) if not new.scheduled or new.scheduled <= now_seconds() else (SCHEDULED, new.scheduled)
+        return [raw, self.serialize(new), new.status.value, new.ttl, score, push]
+
+    # --- many jobs at once ------------------------------------------------------------------------
+
+    async def records(self, keep: Callable[[Job], bool], batch: int = 1000) -> AsyncIterator[tuple[bytes, Job]]:
+        """``(stored record, job)`` of every job of this queue for which ``keep(job)`` is true."""
+        cursor = 0
+        while True:
+            cursor, ids = await self.redis.scan(cursor=cursor, match=self.job_id("*"), count=batch)
+            if ids:
+                for raw in await self.redis.mget(ids):
+                    job = self.deserialize(raw) if raw else None
+                    if job is not None and keep(job):
+                        yield raw, job
+            if not cursor:
+                return
+
+    async def change_many(self, found: Iterable[tuple[bytes, Job]], change: Callable[[Job], Job | None]) -> int:
+        """Apply ``change`` to each job found (a fresh copy; None leaves it), each write a record
+        compare-and-set against the record found, 500 per round trip. A job that changed since it
+        was found is left alone. Returns how many were changed."""
+        return await self._many(
+            found, change, lambda raw, new: ("replace", self._keys(new), self._replace_args(raw, new))
+        )
+
+    async def delete_many(self, found: Iterable[tuple[bytes, Job]]) -> int:
+        """Delete each job found, unless it changed since; 500 per round trip. Returns how many went."""
+        return await self._many(found, lambda job: job, lambda raw, job: ("delete_if_unchanged", [job.id], [raw]))
+
+    async def _many(self, found, change, call) -> int:
+        done = 0
+        chunk: list = []
+
+        async def flush() -> int:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for name, keys, args in chunk:
+                    await self.scripts[name](keys=keys, args=args, client=pipe)
+                replies = await pipe.execute()
+            chunk.clear()
+            return sum(1 for reply in replies if reply == 1 or (isinstance(reply, list) and _text(reply[0]) == "ok"))
+
+        for raw, _ in found:
+            new = change(self.deserialize(raw))
+            if new is None:
+                continue
+            chunk.append(call(raw, new))
+            if len(chunk) >= 500:
+                done += await flush()
+        if chunk:
+            done += await flush()
+        return done
 
     # --- schedule and sweep -----------------------------------------------------------------------
 
@@ -562,6 +621,21 @@ class AtomicRedisQueue(RedisQueue):
                 report["unreferenced"].append(job.key)
         report["dangling"] += [self.job_key_from_id(i) for i in (queued | active | incomplete) - seen]
         return report
+
+    # --- pausing ----------------------------------------------------------------------------------
+
+    async def pause(self, by: str) -> None:
+        """Pause the queue: its workers finish what they run and take nothing new; enqueueing goes on."""
+        await self.redis.set(self.paused_key, json.dumps({"by": by, "at": now_seconds()}))
+
+    async def resume(self) -> bool:
+        """Resume a paused queue; False if it was not paused."""
+        return bool(await self.redis.delete(self.paused_key))
+
+    async def paused(self) -> dict | None:
+        """``{"by": who, "at": epoch seconds}`` while the queue is paused, else None."""
+        raw = await self.redis.get(self.paused_key)
+        return json.loads(raw) if raw else None
 
     # --- workers ----------------------------------------------------------------------------------
 

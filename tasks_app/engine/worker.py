@@ -130,6 +130,8 @@ class Worker(saq.Worker):
 
     ``functions`` are ``(name, async function)`` pairs; hooks may be sync, and then run on
     ``executor``. ``upkeep`` adds periodic chores; ``cron`` adds cron entries in ``cron_tz``.
+    ``observers`` are called, on the loop, with ``(job, outcome, duration in seconds)`` after each
+    attempt's outcome is recorded (metrics); they must be cheap and must not raise.
     """
 
     SIGNALS = []  # the process installs one handler for all its workers (tasks_app.process.runner)
@@ -143,6 +145,7 @@ class Worker(saq.Worker):
         cron: Sequence[CronSchedule] = (),
         cron_tz: tzinfo = UTC,
         upkeep: Sequence[Upkeep] = (),
+        observers: Sequence[Callable[[Job, str, float], None]] = (),
         startup: Sequence[Callable] = (),
         shutdown: Sequence[Callable] = (),
         before_process: Sequence[Callable] = (),
@@ -168,6 +171,7 @@ class Worker(saq.Worker):
         self.cron_schedules = list(cron)
         self.cron_tz = cron_tz
         self.chores = list(upkeep)
+        self.observers = list(observers)
         self.attempts: set[Attempt] = set()
         # Jobs already taken for this worker (with the previous job's outcome, in one round trip),
         # waiting for the next process() call; re-queued if the worker stops first.
@@ -191,7 +195,10 @@ class Worker(saq.Worker):
         finally:
             self.attempts.discard(attempt)
         ctx["outcome"] = outcome
-        self._log(job, outcome, time.monotonic() - started, ctx.get("exception"))
+        duration = time.monotonic() - started
+        self._log(job, outcome, duration, ctx.get("exception"))
+        for observe in self.observers:
+            observe(job, outcome, duration)
         for hook in self.after_process or ():
             try:
                 await hook(ctx)

@@ -167,3 +167,45 @@ def test_racing_transitions_leave_every_job_in_exactly_one_state(open_queue):
     assert report == {"unreferenced": [], "no_ttl": [], "dangling": []}
     aborting = sum(stored.status == Status.ABORTING for _, stored in outcomes)
     assert active == aborting  # only attempts still being aborted stay listed as running
+
+
+def test_pause_stops_taking_and_resume_starts_again(open_queue):
+    async def scenario():
+        async with open_queue() as queue:
+            await queue.submit(Job("f", key="a"))
+            await queue.submit(Job("f", key="b"))
+            first = await queue.take("w1")
+            await queue.pause("ops")
+            paused = await queue.paused()
+            nothing = await queue.take("w1", wait=0.2)  # waits, takes nothing, does not spin
+            after_finish = await queue.end_attempt(first, Status.COMPLETE, take_next=True)
+            await queue.resume()
+            return paused, nothing, after_finish, await queue.take("w1"), await queue.paused()
+
+    paused, nothing, after_finish, resumed, after = run(scenario())
+    assert paused["by"] == "ops" and nothing is None and after_finish is None
+    assert resumed.key == "b" and after is None
+
+
+def test_bulk_changes_are_compare_and_sets(open_queue):
+    async def scenario():
+        async with open_queue() as queue:
+            for i in range(1200):
+                await queue.submit(Job("f", key=f"k{i}", retries=1))
+                job = await queue.take("w")
+                await queue.end_attempt(job, Status.FAILED, error="boom")
+            found = [record async for record in queue.records(lambda job: job.status == Status.FAILED)]
+            # One of them is retried by someone else first: the bulk retry must leave it alone.
+            await queue.compare_and_set("k0", lambda job: setattr(job, "status", Status.QUEUED) or job)
+
+            def retry(job):
+                job.status, job.retries = Status.QUEUED, job.attempts + 1
+                return job
+
+            retried = await queue.change_many(found, retry)
+            finished = [record async for record in queue.records(lambda job: job.status == Status.QUEUED)]
+            return len(found), retried, len(finished), await queue.count("queued"), await queue.check_consistency()
+
+    found, retried, queued_jobs, queued, report = run(scenario())
+    assert (found, retried, queued_jobs, queued) == (1200, 1199, 1200, 1200)
+    assert report == {"unreferenced": [], "no_ttl": [], "dangling": []}
