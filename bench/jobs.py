@@ -66,3 +66,10 @@ async def soak_long(ctx, seconds: float = 60) -> None:
 
     await _record(ctx)
     await asyncio.sleep(seconds)
+
+
+async def bench_sleep(ctx, seconds: float = 0.02) -> None:
+    """An I/O-bound job: waits ``seconds`` without using the CPU."""
+    import asyncio
+
+    await asyncio.sleep(seconds)

@@ -10,7 +10,16 @@ from tests.settings import SAQ
 # The site's production default (the test settings use 0, to let test databases be dropped at once).
 DATABASES["default"]["CONN_MAX_AGE"] = 60  # noqa: F405
 
-BENCH_TASKS = ("bench_noop", "bench_orm_read_write", "soak_noop", "soak_sleep", "soak_flaky", "soak_fail", "soak_long")
+BENCH_TASKS = (
+    "bench_noop",
+    "bench_orm_read_write",
+    "bench_sleep",
+    "soak_noop",
+    "soak_sleep",
+    "soak_flaky",
+    "soak_fail",
+    "soak_long",
+)
 BENCH_REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/9")
 SAQ = {
     **SAQ,

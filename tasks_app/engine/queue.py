@@ -57,6 +57,17 @@ CAS_ATTEMPTS = 8
 
 TAIL, HEAD, SCHEDULED = "tail", "head", "none"
 
+HEADER_FIELDS = ("status", "attempts", "started", "touched", "completed", "worker_id")
+# The job's other fields and their defaults (a default_factory's default is its product's "empty").
+BODY_FIELDS = (
+    *(
+        (field.name, {} if field.default_factory is dict else field.default)
+        for field in dataclasses.fields(Job)
+        if field.name not in HEADER_FIELDS and field.default_factory in (dict, dataclasses.MISSING)
+    ),
+    ("key", None),  # a default_factory of its own: always written
+)
+
 
 def job_time(millis: float | None) -> datetime | None:
     """A time SAQ keeps on a job (epoch milliseconds, 0 for "not yet") as an aware UTC datetime, or None."""
@@ -94,6 +105,10 @@ class AtomicRedisQueue(RedisQueue):
         }  # fmt: skip
         self.pipeline = AutoPipeline(redis, {script.sha: script.script for script in self.scripts.values()})
 
+    async def disconnect(self) -> None:
+        await self.pipeline.disconnect()
+        await super().disconnect()
+
     # --- storage ----------------------------------------------------------------------------------
 
     def serialize(self, job: Job) -> str:
@@ -101,9 +116,19 @@ class AtomicRedisQueue(RedisQueue):
         worker = job.worker_id
         if worker is not None and not WORKER_ID.fullmatch(worker):
             raise ValueError(f"Worker id {worker!r} must be 1-180 letters, digits or . _ : - characters.")
-        data = job.to_dict()
-        for name in ("status", "attempts", "started", "touched", "completed", "worker_id"):
-            data.pop(name, None)
+        # Job.to_dict(), without the header fields, and without looking up the fields every time.
+        data = {}
+        for name, default in BODY_FIELDS:
+            value = getattr(job, name)
+            if value is default or (type(value) is type(default) and value == default):
+                continue
+            if name == "queue":
+                value = value.name if value else None
+                if value is None:
+                    continue
+            elif name == "meta" and not value:
+                continue
+            data[name] = value
         header = (
             f'{{"status": "{Status(job.status).value}", "attempts": {int(job.attempts)}, '
             f'"started": {int(job.started)}, "touched": {int(job.touched)}, "completed": {int(job.completed)}, '
@@ -118,10 +143,10 @@ class AtomicRedisQueue(RedisQueue):
     def _keys(self, job: Job) -> list[str]:
         return [job.id, self.active_key, self.incomplete_key, self.queued_key, self.successor_key(job.key)]
 
-    async def _script(self, name: str, keys: list, args: list):
+    async def _script(self, name: str, keys: list, args: list, gather: bool = False):
         # Not through redis-py's Script wrapper, which costs more than the no-op job it runs for:
-        # calls made in the same loop turn share one pipeline (engine/pipelining.py).
-        return await self.pipeline.evalsha(self.scripts[name].sha, keys, args)
+        # calls share batches (engine/pipelining.py).
+        return await self.pipeline.evalsha(self.scripts[name].sha, keys, args, gather)
 
     def _stored(self, reply: list) -> Job | None:
         return self.deserialize(reply[1]) if len(reply) > 1 and reply[1] else None
@@ -329,12 +354,14 @@ class AtomicRedisQueue(RedisQueue):
         raise JobStateConflict(job.key, Status.QUEUED.value, stored)
 
     async def _finish_cas(self, job: Job, status: Status | str, script: str = "finish") -> list:
-        # SAQ's HTTP proxy passes statuses as plain strings.
+        # SAQ's HTTP proxy passes statuses as plain strings. A worker's finish-and-take gathers:
+        # its order against other commands does not matter, and slots finishing together share a batch.
         return await self._script(
             script,
             [*self._keys(job), self.paused_key],
             [self.serialize(job), Status(status).value, job.ttl, "active,aborting,queued", job.worker_id or "",
              job.attempts, now()],
+            gather=script == "finish_and_take",
         )  # fmt: skip
 
     def _count(self, status: Status) -> None:

@@ -182,10 +182,18 @@ class Worker(saq.Worker):
     # --- one attempt ------------------------------------------------------------------------------
 
     async def process(self) -> bool:
-        """Take one job and run one attempt of it; False when there was nothing to take."""
+        """Take a job and run an attempt of it, then of the jobs taken with its outcome, while the
+        worker keeps going (one task for a run of jobs, rather than one per job); False when there
+        was nothing to take."""
         job = await self._take()
         if job is None:
             return False
+        while job is not None:
+            await self._process_one(job)
+            job = self.taken.pop() if self.taken and not self.event.is_set() else None
+        return True
+
+    async def _process_one(self, job: Job) -> None:
         attempt = Attempt(job=job, touched=job.touched, process=asyncio.current_task())
         self.attempts.add(attempt)
         ctx: dict[str, Any] = {**self.context, "job": job}
@@ -204,7 +212,6 @@ class Worker(saq.Worker):
                 await hook(ctx)
             except Exception:
                 logger.exception("An after_process hook failed for job %s", job.key)
-        return True
 
     async def _take(self) -> Job | None:
         if self.taken:
