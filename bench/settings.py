@@ -20,11 +20,13 @@ BENCH_TASKS = (
     "soak_fail",
     "soak_long",
 )
+PEER_TASKS = ("peer_noop", "peer_io")  # bench/peers.py: the same jobs huey and dramatiq run
 BENCH_REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/9")
 SAQ = {
     **SAQ,
     "QUEUES": {"default": {"URL": BENCH_REDIS_URL, "CONCURRENCY": 10}},
-    "TASK_FUNCTIONS": [f"bench.jobs.{name}" for name in BENCH_TASKS],
+    "TASK_FUNCTIONS": [f"bench.jobs.{name}" for name in BENCH_TASKS]
+    + [f"bench.peer_jobs.asyncio_jobs.{name}" for name in PEER_TASKS],
     "TIMERS": {"schedule": 1, "worker_info": 10, "sweep": 10, "abort": 1, "outbox": 5},
     "CRON_JOBS": [],  # the site's feed refresh and search rebuild have no place in a benchmark
     # bench/soak.py shortens heartbeats and timers for its workers.
