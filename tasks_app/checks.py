@@ -200,6 +200,13 @@ def check_job_options(**kwargs: Any) -> list[checks.CheckMessage]:
                 8,
             )
         )
+    loop = conf.raw().get("EVENT_LOOP", "auto")
+    if loop not in conf.EVENT_LOOPS:
+        errors.append(_error(f'SAQ["EVENT_LOOP"]={loop!r} is not one of {", ".join(conf.EVENT_LOOPS)}.', "", 10))
+    elif loop == "uvloop" and not conf.uvloop_installed():
+        errors.append(
+            _error('SAQ["EVENT_LOOP"] is "uvloop", but uvloop is not installed.', 'Install it, or use "auto".', 10)
+        )
     grace = conf.raw().get("SHUTDOWN_GRACE_PERIOD", conf.DEFAULTS["SHUTDOWN_GRACE_PERIOD"])
     if not isinstance(grace, (int, float)) or grace < 0:
         errors.append(_error(f'SAQ["SHUTDOWN_GRACE_PERIOD"]={grace!r} must be a number of seconds >= 0.', "", 9))

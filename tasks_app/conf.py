@@ -39,6 +39,8 @@ DEFAULTS: dict[str, Any] = {
     "SHUTDOWN_GRACE_PERIOD": 30,
     "TIMERS": DEFAULT_TIMERS,
     "WEB": {"USERNAME": None, "PASSWORD": None, "ALLOWED_HOSTS": []},
+    # "auto": uvloop where it is installed (it is a dependency on Linux and macOS), else asyncio's.
+    "EVENT_LOOP": "auto",
 }
 
 HOOK_NAMES = ("startup", "shutdown", "before_process", "after_process")
@@ -156,6 +158,23 @@ def timers() -> dict[str, float]:
 def web_credentials() -> tuple[str | None, str | None]:
     web = _merged("WEB")
     return web.get("USERNAME"), web.get("PASSWORD")
+
+
+EVENT_LOOPS = ("auto", "uvloop", "asyncio")
+
+
+def uvloop_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("uvloop") is not None
+
+
+def event_loop() -> str:
+    """The event loop workers run on: "uvloop" or "asyncio" (``SAQ["EVENT_LOOP"]``, "auto" resolved)."""
+    chosen = _merged("EVENT_LOOP")
+    if chosen == "auto":
+        return "uvloop" if uvloop_installed() else "asyncio"
+    return chosen
 
 
 def web_allowed_hosts() -> list[str]:

@@ -1,134 +1,163 @@
 """Automatic pipelining of the queue's script calls, on one connection of their own.
 
-A call made when nothing is in flight goes straight to Redis, so calls keep their order and
-a quiet worker pays no extra latency. Calls made while one is in flight wait for it, then go
-together: one socket write and one read for all of them, instead of a system call each way
-per call, which is most of a no-op job's cost. Each call still gets its own reply. Under load
-this settles into one batch per round trip. A worker's hot-path calls may also ``gather``: wait
-for the end of the loop turn, so that slots finishing a wave of jobs share one batch.
+Every call is written to Redis without waiting for the replies to earlier ones; one reader
+task takes the replies as they come, in order, and hands each to its caller. So the worker
+never idles while a batch is on its way, and calls keep the order they were made in. Calls
+made with ``gather`` after the first one of a loop turn are written at the end of the turn,
+together: one socket write for a wave of jobs finishing at once rather than a system call
+each, which costs more than the rest of a no-op job's processing.
 
-The batches use a connection of their own rather than the client's pool: a batch is written
-and read back whole, and a pool's checkout, health check and retry wrapper cost more per call
-than the Lua script they send. Blocking commands (BLMOVE) and everything else use the pool.
+The connection is one of its own rather than the client's pool: the pool's checkout, health
+check and retry wrapper cost more per call than the Lua script sent, and a reply stream
+needs one connection whose order is known. Blocking commands (BLMOVE) and everything else use
+the pool.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
 from collections.abc import Sequence
 from typing import Any
 
+import hiredis
 from redis.asyncio import Redis
 from redis.asyncio.connection import AbstractConnection
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 
-Call = tuple[str, Sequence[Any], Sequence[Any], asyncio.Future]
+Command = tuple[Any, ...]
+
+
+def pack(commands: list[Command]) -> bytes:
+    """The commands in Redis's wire format, packed by hiredis in C (redis-py packs in Python, at about
+    twenty times the cost: more than the rest of a no-op job's processing)."""
+    return b"".join(hiredis.pack_command(command) for command in commands)
 
 
 class AutoPipeline:
-    """Sends ``EVALSHA`` calls made while one is in flight as one batch; ``sources`` maps sha -> Lua."""
+    """Pipelines ``EVALSHA`` calls on one connection; ``sources`` maps sha -> Lua (to reload a lost cache)."""
 
     def __init__(self, redis: Redis, sources: dict[str, str]) -> None:
         self.redis = redis
         self.sources = sources
-        self.pending: list[Call] = []
-        self.in_flight = False
-        self.flush_soon = False
         self.connection: AbstractConnection | None = None
-        self.sending: set[asyncio.Task] = set()  # held, so that a batch in flight is not garbage-collected
+        self.waiting: collections.deque[asyncio.Future] = collections.deque()  # one per command written
+        self.gathered: list[tuple[Command, asyncio.Future]] = []
+        self.turn_open = False  # a gathering call was written in this loop turn
+        self.reader: asyncio.Task | None = None
+        self.lock = asyncio.Lock()  # held while (re)connecting, so that one connection is opened
+        self.closing: set[asyncio.Task] = set()  # held, so that a disconnect in progress is not collected
 
     async def evalsha(self, sha: str, keys: Sequence[Any], args: Sequence[Any], gather: bool = False) -> Any:
-        """The script's reply; raises what Redis raised for this call (or, for a lost connection, for all).
+        """The script's reply; raises what Redis raised for this call, or a connection error.
 
-        ``gather``: wait for the end of this loop turn, so that the calls other tasks make in the
-        same turn go in the same batch. For calls whose order relative to other commands does not
-        matter: a worker's slots finishing a wave of jobs.
+        ``gather``: for calls whose order against other commands does not matter (a worker's
+        slots finishing a wave of jobs together). The first one of a loop turn is written now,
+        so Redis starts on it while the others are prepared; the others are written together
+        at the end of the turn, in one system call. Otherwise a call is written now.
         """
-        if self.in_flight or gather:
-            future = asyncio.get_running_loop().create_future()
-            self.pending.append((sha, keys, args, future))
-            if not self.in_flight and not self.flush_soon:
-                self.flush_soon = True
-                asyncio.get_running_loop().call_soon(self._flush_soon)
-            return await future
-        self.in_flight = True
+        command = ("EVALSHA", sha, len(keys), *keys, *args)
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        if gather and self.turn_open:
+            self.gathered.append((command, future))
+        else:
+            if gather:
+                self.turn_open = True
+                loop.call_soon(self._write_gathered)
+            with contextlib.suppress(Exception):  # the future holds the error too: raised below
+                await self._write([(command, future)])
         try:
-            (reply,) = await self._exchange([(sha, keys, args)])
-        finally:
-            self._next()
-        if isinstance(reply, Exception):
-            raise reply
+            reply = await future
+        except NoScriptError:
+            # Redis lost its script cache (a restart): load the script again, then run it.
+            await self.redis.script_load(self.sources[sha])
+            return await self.evalsha(sha, keys, args)
         return reply
 
-    def _flush_soon(self) -> None:
-        self.flush_soon = False
-        if not self.in_flight:
-            self._next()
+    def _write_gathered(self) -> None:
+        self.turn_open = False
+        batch, self.gathered = self.gathered, []
+        if not batch:
+            return
+        task = asyncio.ensure_future(self._write(batch))
+        task.add_done_callback(lambda done: done.cancelled() or done.exception())  # errors went to the futures
 
-    def _next(self) -> None:
-        """What was in flight is back: send what queued meanwhile, as one batch."""
-        self.in_flight = False
-        if self.pending:
-            self.in_flight = True
-            batch, self.pending = self.pending, []
-            task = asyncio.ensure_future(self._send(batch))
-            self.sending.add(task)
-            task.add_done_callback(self.sending.discard)
-
-    async def _send(self, batch: list[Call]) -> None:
+    async def _write(self, batch: list[tuple[Command, asyncio.Future]]) -> None:
         try:
-            live = [call for call in batch if not call[3].done()]  # a caller cancelled meanwhile
-            try:
-                replies = await self._exchange([call[:3] for call in live]) if live else []
-            except BaseException as exc:  # the connection failed: every caller of this batch hears it
-                for *_, future in live:
-                    if not future.done():
-                        future.set_exception(exc)
-                if not isinstance(exc, Exception):
-                    raise
-                return
-            for (*_, future), reply in zip(live, replies, strict=True):
+            connection = await self._connection()
+        except BaseException as exc:
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            raise
+        # Queued before the write and in the same order: replies come back in the order written.
+        self.waiting.extend(future for _, future in batch)
+        try:
+            await connection.send_packed_command(pack([command for command, _ in batch]), check_health=False)
+        except BaseException as exc:
+            self._lost(exc)
+            raise
+
+    async def _connection(self) -> AbstractConnection:
+        connection = self.connection
+        if connection is not None and connection.is_connected and self.reader is not None:
+            return connection
+        async with self.lock:
+            if self.connection is None or not self.connection.is_connected:
+                self.connection = self.connection or self.redis.connection_pool.make_connection()
+                await self.connection.connect()
+            if self.reader is None or self.reader.done():
+                self.reader = asyncio.ensure_future(self._read(self.connection))
+            return self.connection
+
+    async def _read(self, connection: AbstractConnection) -> None:
+        """Hand each reply to the oldest waiting caller, until the connection fails."""
+        try:
+            while True:
+                try:
+                    reply = await connection.read_response()
+                except ResponseError as exc:  # one call's error: the stream is still in step
+                    reply = exc
+                if not self.waiting:
+                    raise RedisConnectionError("Redis sent a reply nobody asked for")
+                future = self.waiting.popleft()
                 if future.done():
-                    continue
+                    continue  # its caller was cancelled: the reply is dropped, the order is kept
                 if isinstance(reply, Exception):
                     future.set_exception(reply)
                 else:
                     future.set_result(reply)
-        finally:
-            self._next()
-
-    async def _exchange(self, calls: list[tuple[str, Sequence[Any], Sequence[Any]]]) -> list[Any]:
-        """Write every call, read every reply; an error reply is returned in its place."""
-        connection = await self._connection()
-        commands = [("EVALSHA", sha, len(keys), *keys, *args) for sha, keys, args in calls]
-        try:
-            await connection.send_packed_command(connection.pack_commands(commands), check_health=False)
-            replies = []
-            for _ in commands:
-                try:
-                    replies.append(await connection.read_response())
-                except ResponseError as exc:  # one call's error: the connection is still in step
-                    replies.append(exc)
-        except BaseException:
-            # Cut off mid-exchange (a lost connection, a cancellation): the next one starts afresh.
-            await connection.disconnect(nowait=True)
+        except asyncio.CancelledError:
+            self._lost(RedisConnectionError("the connection was closed"))
             raise
-        missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
-        if missing:
-            # Redis lost its script cache (a restart): load the scripts again, then run those calls.
-            for sha in {calls[i][0] for i in missing}:
-                await self.redis.script_load(self.sources[sha])
-            for i, reply in zip(missing, await self._exchange([calls[i] for i in missing]), strict=True):
-                replies[i] = reply
-        return replies
+        except Exception as exc:  # the connection failed: every waiting caller hears it
+            self._lost(exc)
 
-    async def _connection(self) -> AbstractConnection:
-        if self.connection is None:
-            self.connection = self.redis.connection_pool.make_connection()
-        if not self.connection.is_connected:
-            await self.connection.connect()
-        return self.connection
+    def _lost(self, exc: BaseException) -> None:
+        """The stream is broken: fail every waiting caller; the next call opens a new connection."""
+        while self.waiting:
+            future = self.waiting.popleft()
+            if not future.done():
+                future.set_exception(exc)
+        self.reader = None
+        connection, self.connection = self.connection, None
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # the loop is gone (shutting down): so is the connection
+        if connection is not None:
+            closing = loop.create_task(connection.disconnect(nowait=True))
+            self.closing.add(closing)
+            closing.add_done_callback(self.closing.discard)
 
     async def disconnect(self) -> None:
+        if self.reader is not None:
+            self.reader.cancel()
+            await asyncio.gather(self.reader, return_exceptions=True)
+            self.reader = None
         if self.connection is not None:
             await self.connection.disconnect()
+            self.connection = None

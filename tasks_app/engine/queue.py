@@ -145,7 +145,7 @@ class AtomicRedisQueue(RedisQueue):
 
     async def _script(self, name: str, keys: list, args: list, gather: bool = False):
         # Not through redis-py's Script wrapper, which costs more than the no-op job it runs for:
-        # calls share batches (engine/pipelining.py).
+        # pipelined on a connection of the queue's own (engine/pipelining.py).
         return await self.pipeline.evalsha(self.scripts[name].sha, keys, args, gather)
 
     def _stored(self, reply: list) -> Job | None:
@@ -354,8 +354,8 @@ class AtomicRedisQueue(RedisQueue):
         raise JobStateConflict(job.key, Status.QUEUED.value, stored)
 
     async def _finish_cas(self, job: Job, status: Status | str, script: str = "finish") -> list:
-        # SAQ's HTTP proxy passes statuses as plain strings. A worker's finish-and-take gathers:
-        # its order against other commands does not matter, and slots finishing together share a batch.
+        # SAQ's HTTP proxy passes statuses as plain strings. A worker's finish-and-take may share a
+        # write with its other slots': its order against other commands does not matter.
         return await self._script(
             script,
             [*self._keys(job), self.paused_key],

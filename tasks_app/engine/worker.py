@@ -281,15 +281,15 @@ class Worker(saq.Worker):
 
     async def _run(self, attempt: Attempt) -> Any:
         job = attempt.job
-        try:
-            # Shielded: a stop request cancels this wait, not the task; _attempt decides what to do.
-            return await asyncio.wait_for(asyncio.shield(attempt.task), job.timeout or None)
-        except TimeoutError:
-            if attempt.task.done() and not attempt.task.cancelled():
-                return attempt.task.result()
-            await self._cancel(attempt)
-            attempt.timed_out = True
-            raise TimeoutError(f"Job {job.key} ({job.function}) exceeded its timeout of {job.timeout}s.") from None
+        task = attempt.task
+        # Waiting on the task, not awaiting it: a stop request cancels this wait, not the job;
+        # _attempt decides what becomes of the job.
+        await asyncio.wait((task,), timeout=job.timeout or None)
+        if task.done():
+            return task.result()  # its value, or what it raised (CancelledError when aborted)
+        await self._cancel(attempt)
+        attempt.timed_out = True
+        raise TimeoutError(f"Job {job.key} ({job.function}) exceeded its timeout of {job.timeout}s.")
 
     async def _cancel(self, attempt: Attempt) -> None:
         task = attempt.task
@@ -330,12 +330,13 @@ class Worker(saq.Worker):
     async def _write(self, change: Callable[[], Awaitable[str]]) -> str:
         """Record an outcome, waiting out a Redis outage; a refused change means the attempt was lost.
 
-        Shielded, so that a stop request arriving meanwhile does not cut the write in half. If the
-        worker dies before Redis is back, the job runs again once its heartbeat lapses.
+        A stop request arriving meanwhile cannot cut a write in half: each is one script, sent
+        whole once started. If the worker dies before Redis is back, the job runs again once its
+        heartbeat lapses.
         """
         while True:
             try:
-                outcome = await asyncio.shield(asyncio.ensure_future(change()))
+                outcome = await change()
             except JobStateConflict as conflict:
                 if conflict.taken is not None:
                     self.taken.append(conflict.taken)
@@ -350,11 +351,14 @@ class Worker(saq.Worker):
             except REDIS_ERRORS as exc:
                 await asyncio.sleep(self.outages.failed("Redis", exc))
                 continue
-            self.outages.succeeded("Redis")
+            if self.outages.since:
+                self.outages.succeeded("Redis")
             return outcome
 
     def _log(self, job: Job, outcome: str, duration: float, exception: BaseException | None) -> None:
         """One structured line per finished attempt: task, key, attempt, duration, outcome."""
+        if outcome in ("complete", "requeued") and not logger.isEnabledFor(logging.INFO):
+            return  # the common case at -v 0: nothing to build
         fields = {
             "task": job.function,
             "job_key": job.key,

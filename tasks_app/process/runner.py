@@ -212,4 +212,10 @@ async def run_workers(
 
 
 def run(options: list[WorkerOptions], on_ready: OnReady | None = None, web: tuple[str, int] | None = None) -> None:
+    import os
+
+    if os.environ.get("EXPERIMENT_UVLOOP"):
+        import uvloop
+
+        return uvloop.run(run_workers(options, on_ready, web))
     asyncio.run(run_workers(options, on_ready, web))

@@ -116,3 +116,15 @@ def test_misconfiguration_is_reported_by_manage_py_check(settings, saq, error_id
 
 def test_shipped_configuration_is_clean():
     assert [m for m in checks.run_checks() if m.id.startswith("tasks_app")] == []
+
+
+def test_event_loop_setting_is_checked(settings):
+    from tasks_app import checks as tasks_checks
+    from tasks_app import conf
+
+    settings.SAQ = {**settings.SAQ, "EVENT_LOOP": "trio"}
+    assert [e.id for e in tasks_checks.check_job_options()] == ["tasks_app.E010"]
+    settings.SAQ = {**settings.SAQ, "EVENT_LOOP": "asyncio"}
+    assert conf.event_loop() == "asyncio" and tasks_checks.check_job_options() == []
+    settings.SAQ = {**settings.SAQ, "EVENT_LOOP": "auto"}
+    assert conf.event_loop() == "uvloop"  # a dependency on Linux

@@ -176,7 +176,7 @@ class Command(BaseCommand):
         if self.verbosity < 1:
             return
         write = self.stdout.write
-        write(self.style.SUCCESS(f"SAQ worker, pid {os.getpid()}"))
+        write(self.style.SUCCESS(f"SAQ worker, pid {os.getpid()}, event loop {conf.event_loop()}"))
         for worker in workers:
             url = redact_url(conf.queue_config(worker.queue.name).url)
             write(f"  queue {worker.queue.name!r} at {url}, concurrency {worker.concurrency}")
