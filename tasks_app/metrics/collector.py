@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -41,7 +40,7 @@ from prometheus_client.utils import floatToGoString
 from .. import conf
 from ..dashboard import data
 from ..enqueueing.outbox import outbox_databases
-from .recording import ATTEMPTS, DURATION, DURATION_SUM, metrics_key, parse_field
+from .recording import ATTEMPTS, BUCKETS, DURATION, DURATION_SUM, metrics_key, parse_field
 
 logger = logging.getLogger("tasks_app.metrics")
 
@@ -201,13 +200,12 @@ def _families(queues: list[QueueReading], outboxes: list[OutboxReading]) -> list
 
 
 def _cumulative(bounds: dict[float, int]) -> list[tuple[str, float]]:
-    """Per-bucket counts as Prometheus's cumulative ``le`` buckets, ending with "+Inf"."""
+    """Per-bucket counts as Prometheus's cumulative ``le`` buckets: every bucket of ``BUCKETS`` (so
+    that series of different tasks add up bucket by bucket), up to "+Inf"."""
     total, buckets = 0, []
-    for bound in sorted(bounds):
-        total += bounds[bound]
+    for bound in sorted(set(BUCKETS) | set(bounds)):
+        total += bounds.get(bound, 0)
         buckets.append((floatToGoString(bound), total))
-    if not bounds or max(bounds) != math.inf:
-        buckets.append(("+Inf", total))
     return buckets
 
 

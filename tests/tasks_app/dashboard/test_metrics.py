@@ -65,7 +65,13 @@ def test_attempts_durations_depth_workers_and_outbox_after_real_work(client, wor
     assert value(samples, attempts, queue="default", task="dash.add", outcome="complete") == 2
     assert value(samples, attempts, queue="default", task="dash.fail", outcome="failed") == 1
     assert value(samples, "tasks_app_job_duration_seconds_count", queue="default", task="dash.add") == 2
-    assert value(samples, "tasks_app_job_duration_seconds_bucket", queue="default", task="dash.add", le="+Inf") == 2
+    buckets = {
+        dict(labels)["le"]: count
+        for labels, count in samples["tasks_app_job_duration_seconds_bucket"].items()
+        if dict(labels)["task"] == "dash.add"
+    }
+    assert list(buckets)[-3:] == ["600.0", "1800.0", "+Inf"] and len(buckets) == 18  # every bucket, each task
+    assert list(buckets.values()) == sorted(buckets.values()) and buckets["+Inf"] == 2  # cumulative
     assert 0 < value(samples, "tasks_app_job_duration_seconds_sum", queue="default", task="dash.add") < 5
     assert value(samples, "tasks_app_queue_jobs", queue="default", status="queued") == 1
     assert value(samples, "tasks_app_queue_jobs", queue="default", status="scheduled") == 1
