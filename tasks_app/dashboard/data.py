@@ -55,9 +55,9 @@ def dashboard_queue(name: str) -> AtomicRedisQueue:
     return get_queue(name, socket_connect_timeout=CONNECT_TIMEOUT, socket_timeout=SOCKET_TIMEOUT)
 
 
-def run[T](coro: Coroutine[Any, Any, T]) -> T:
-    """Run ``coro`` on the background loop from a sync view."""
-    return background.run(coro, timeout=PAGE_TIMEOUT)
+def run[T](coro: Coroutine[Any, Any, T], timeout: float = PAGE_TIMEOUT) -> T:
+    """Run ``coro`` on the background loop from a sync view; raises ``TimeoutError`` after ``timeout`` s."""
+    return background.run(coro, timeout=timeout)
 
 
 # --- rows -----------------------------------------------------------------------------------------

@@ -269,9 +269,21 @@ def bulk_action(request: HttpRequest, model_admin: ModelAdmin, queue: str) -> Ht
             return _queue_page(request, model_admin, queue, form, status=400)
         selection = form.selection(queue, as_of)
         try:
-            done = data.run(bulk.act(selection, by))
+            done = data.run(bulk.act(selection, by), timeout=bulk.ACT_TIMEOUT_S)
+        except TimeoutError:
+            messages.warning(
+                request,
+                f"The action is still running after {bulk.ACT_TIMEOUT_S:.0f} s; the queue's trail below "
+                "says what it did once it has finished.",
+            )
+            return HttpResponseRedirect(queue_url(queue))
         except data.REDIS_ERRORS as exc:
-            messages.error(request, f"Nothing changed: {data.unreachable(queue, exc)}")
+            # Written 500 jobs to a round trip: some may have changed before Redis went away.
+            messages.error(
+                request,
+                f"The action stopped: {data.unreachable(queue, exc)} Jobs it had changed already keep "
+                "their change; count again once Redis is back to see what is left.",
+            )
             return HttpResponseRedirect(queue_url(queue))
         verb = {bulk.RETRY: "Retried", bulk.DELETE: "Deleted", bulk.EMPTY: "Aborted"}[selection.action]
         message = f"{verb} {done.changed} {selection.describe()} on queue {queue!r}."
