@@ -228,16 +228,19 @@ def run_jobs(*, queues: Sequence[str] | None = None, limit: int = DEFAULT_LIMIT)
     Outside one: the jobs Redis holds on ``queues`` (default: every queue), with a real worker in burst
     mode (``runworker --burst``), which, like any worker, sees only committed rows: use it in
     transactional tests (``django_db(transaction=True)``). Raises ``ServiceUnavailable`` when Redis or
-    the database cannot be reached.
+    the database cannot be reached, and ``RuntimeError`` when a queue is paused.
 
     From async code, ``await arun_jobs(...)``.
     """
     if _active:
         return run_sync(_run_captured, _active[-1].jobs, limit)
+    from .enqueueing.connections import background
     from .process.runner import run
 
+    options = _burst_options(queues)
+    background.run(_refuse_paused(options))
     ended: list[Job] = []
-    run(_burst_options(queues), on_ready=_observe_into(ended))
+    run(options, on_ready=_observe_into(ended))
     return JobsRun(ended)
 
 
@@ -247,8 +250,10 @@ async def arun_jobs(*, queues: Sequence[str] | None = None, limit: int = DEFAULT
         return await _run_captured(_active[-1].jobs, limit)
     from .process.runner import run_workers
 
+    options = _burst_options(queues)
+    await _refuse_paused(options)
     ended: list[Job] = []
-    await run_workers(_burst_options(queues), on_ready=_observe_into(ended))
+    await run_workers(options, on_ready=_observe_into(ended))
     return JobsRun(ended)
 
 
@@ -275,6 +280,19 @@ def _burst_options(queues: Sequence[str] | None) -> list:
 
     names = list(queues) if queues else list(conf.queues())
     return [WorkerOptions(queue=name, concurrency=conf.queue_config(name).concurrency, burst=True) for name in names]
+
+
+async def _refuse_paused(options: list) -> None:
+    # A burst worker on a paused queue with jobs waiting would wait for the resume: say so instead.
+    from .enqueueing.connections import get_queue
+
+    for option in options:
+        paused = await get_queue(option.queue).paused()
+        if paused is not None:
+            raise RuntimeError(
+                f"Queue {option.queue!r} is paused (by {paused.get('by')}): its jobs cannot run. "
+                f"Resume it first (manage.py resumequeue {option.queue})."
+            )
 
 
 def _observe_into(ended: list[Job]) -> Callable[[list], None]:

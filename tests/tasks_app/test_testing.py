@@ -4,11 +4,13 @@ that nothing reaches it)."""
 import asyncio
 import sys
 import threading
+from io import StringIO
 
 import psycopg
 import pytest
 from asgiref.sync import sync_to_async
 from django.core import checks
+from django.core.management import call_command
 from django.db import connection, transaction
 from saq.job import TERMINAL_STATUSES, Status
 
@@ -228,6 +230,10 @@ def test_a_task_that_enqueues_itself_forever_is_stopped(extra_task):
 def test_outside_a_capture_run_jobs_runs_what_redis_holds_with_a_real_worker(redis_db):
     ok = enqueue_sync("add_note", text="from redis")
     bad = enqueue_sync("boom")
+    call_command("pausequeue", "default", stdout=StringIO())
+    with pytest.raises(RuntimeError, match=r"Queue 'default' is paused .*manage.py resumequeue default"):
+        run_jobs()
+    call_command("resumequeue", "default", stdout=StringIO())
     done = run_jobs()
     assert {job.key: job.status for job in done.jobs} == {ok.key: Status.COMPLETE, bad.key: Status.FAILED}
     assert done.results[ok.key]["count"] == 1 and [job.key for job in done.failures] == [bad.key]
