@@ -32,7 +32,7 @@ from saq.job import Job, Status
 from . import conf
 from .enqueueing import diversion
 from .enqueueing.building import BuiltJob
-from .enqueueing.inline import InlineRun, queued, run_sync
+from .enqueueing.inline import InlineRun, queued, refuse_in_event_loop, run_sync
 from .registry import task_name_of
 
 __all__ = ["CapturedJob", "CapturedJobs", "JobsRun", "arun_jobs", "capture_jobs", "run_jobs"]
@@ -171,6 +171,7 @@ class _Capture:
         self.jobs = jobs
 
     def take(self, built: Sequence[BuiltJob]) -> list[Job]:
+        refuse_in_event_loop()
         return self.jobs._record(built)
 
     async def atake(self, built: Sequence[BuiltJob]) -> list[Job]:

@@ -209,15 +209,20 @@ def queued(built: BuiltJob) -> Job:
 # --- running from sync code -----------------------------------------------------------------------
 
 
-def run_sync[T](function: Callable[..., Awaitable[T]], *args: Any) -> T:
-    """Run ``await function(*args)`` from sync code, in this thread's database connections (see the
-    module docstring). Raises ``RuntimeError`` when this thread runs an event loop."""
+def refuse_in_event_loop() -> None:
+    """Raise ``RuntimeError`` in a thread that runs an event loop, as the sync API does without a
+    diversion (so that code calling it from async code fails in tests too)."""
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        pass
-    else:
-        raise RuntimeError("This is the sync API; inside async code, await the async one.")
+        return
+    raise RuntimeError("This is the sync API; inside async code, await the async one (e.g. `await enqueue(...)`).")
+
+
+def run_sync[T](function: Callable[..., Awaitable[T]], *args: Any) -> T:
+    """Run ``await function(*args)`` from sync code, in this thread's database connections (see the
+    module docstring). Raises ``RuntimeError`` when this thread runs an event loop."""
+    refuse_in_event_loop()
     with _transactions_left_open():
         return async_to_sync(function)(*args)
 

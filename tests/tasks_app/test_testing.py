@@ -106,6 +106,15 @@ def test_a_pending_key_deduplicates_as_in_redis():
     assert [job.kwargs["name"] for job in captured] == ["ada", "cyd"]
 
 
+def test_the_sync_api_is_refused_in_async_code_as_without_a_capture(captured_jobs):
+    async def misuse():
+        enqueue_sync("noop")
+
+    with pytest.raises(RuntimeError, match="await enqueue"):
+        asyncio.run(misuse())
+    assert len(captured_jobs) == 0
+
+
 def test_the_fixture_captures_for_the_whole_test(captured_jobs):
     enqueue_sync("noop")
     assert captured_jobs.tasks == ["noop"]
