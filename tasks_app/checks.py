@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -202,12 +203,41 @@ def check_job_options(**kwargs: Any) -> list[checks.CheckMessage]:
         )
     loop = conf.raw().get("EVENT_LOOP", "auto")
     if loop not in conf.EVENT_LOOPS:
-        errors.append(_error(f'SAQ["EVENT_LOOP"]={loop!r} is not one of {", ".join(conf.EVENT_LOOPS)}.', "", 10))
+        errors.append(_error(f'SAQ["EVENT_LOOP"]={loop!r} is not one of {", ".join(conf.EVENT_LOOPS)}.', "", 11))
     elif loop == "uvloop" and not conf.uvloop_installed():
         errors.append(
-            _error('SAQ["EVENT_LOOP"] is "uvloop", but uvloop is not installed.', 'Install it, or use "auto".', 10)
+            _error('SAQ["EVENT_LOOP"] is "uvloop", but uvloop is not installed.', 'Install it, or use "auto".', 11)
         )
     grace = conf.raw().get("SHUTDOWN_GRACE_PERIOD", conf.DEFAULTS["SHUTDOWN_GRACE_PERIOD"])
     if not isinstance(grace, (int, float)) or grace < 0:
         errors.append(_error(f'SAQ["SHUTDOWN_GRACE_PERIOD"]={grace!r} must be a number of seconds >= 0.', "", 9))
     return errors
+
+
+@checks.register()
+def check_mode(**kwargs: Any) -> list[checks.CheckMessage]:
+    try:
+        mode = conf.mode()
+    except ImproperlyConfigured as exc:
+        return [
+            _error(
+                str(exc),
+                f'Leave it out (the default, "{conf.QUEUE}"), or set "{conf.IMMEDIATE}" in test settings only.',
+                10,
+            )
+        ]
+    if mode == conf.IMMEDIATE and _in_a_worker():
+        return [
+            checks.Warning(
+                f'SAQ["MODE"] is "{conf.IMMEDIATE}" in a worker: a job that a task enqueues (enqueue, '
+                "enqueue_on_commit) runs at once inside that task, instead of going to Redis for any worker.",
+                hint=f'Immediate mode is for test settings; remove SAQ["MODE"] (default "{conf.QUEUE}") here.',
+                id="tasks_app.W002",
+            )
+        ]
+    return []
+
+
+def _in_a_worker() -> bool:
+    # System checks are not told which command runs them; runworker runs them before it starts.
+    return sys.argv[1:2] == ["runworker"]

@@ -30,6 +30,11 @@ DEFAULT_CONCURRENCY = 10  # jobs a worker runs at once per queue, unless the que
 
 DEFAULT_TIMERS = {"schedule": 1, "worker_info": 10, "sweep": 10, "abort": 1, "outbox": 5}
 
+# SAQ["MODE"]: "queue" sends jobs to Redis for the workers; "immediate" (for test settings) runs each
+# job at once in the process that enqueues it (tasks_app.enqueueing.inline).
+QUEUE, IMMEDIATE = "queue", "immediate"
+MODES = (QUEUE, IMMEDIATE)
+
 DEFAULTS: dict[str, Any] = {
     "QUEUES": {DEFAULT_QUEUE: {"URL": "redis://localhost:6379/0"}},
     "DEFAULT_JOB_OPTIONS": DEFAULT_JOB_OPTIONS,
@@ -41,6 +46,7 @@ DEFAULTS: dict[str, Any] = {
     "WEB": {"USERNAME": None, "PASSWORD": None, "ALLOWED_HOSTS": []},
     # "auto": uvloop where it is installed (it is a dependency on Linux and macOS), else asyncio's.
     "EVENT_LOOP": "auto",
+    "MODE": QUEUE,
 }
 
 HOOK_NAMES = ("startup", "shutdown", "before_process", "after_process")
@@ -180,3 +186,12 @@ def event_loop() -> str:
 def web_allowed_hosts() -> list[str]:
     """Extra ``Host`` values (``name:port``) the ``--web`` monitor answers, e.g. behind a proxy."""
     return [str(host) for host in _merged("WEB").get("ALLOWED_HOSTS") or []]
+
+
+def mode() -> str:
+    """``SAQ["MODE"]``: ``QUEUE`` (the default) or ``IMMEDIATE``. Raises ``ImproperlyConfigured`` for
+    anything else, so a typo in test settings fails loudly instead of sending jobs to Redis."""
+    value = _merged("MODE")
+    if value not in MODES:
+        raise ImproperlyConfigured(f'SAQ["MODE"]={value!r} must be one of {", ".join(map(repr, MODES))}.')
+    return value

@@ -2,6 +2,9 @@ import pytest
 import redis
 from django.conf import settings as django_settings
 
+# tasks_app's own fixtures for testing code that enqueues: captured_jobs, immediate_jobs.
+pytest_plugins = ["tasks_app.testing"]
+
 
 @pytest.fixture
 def superuser(django_user_model):

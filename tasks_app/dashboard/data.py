@@ -55,9 +55,9 @@ def dashboard_queue(name: str) -> AtomicRedisQueue:
     return get_queue(name, socket_connect_timeout=CONNECT_TIMEOUT, socket_timeout=SOCKET_TIMEOUT)
 
 
-def run[T](coro: Coroutine[Any, Any, T]) -> T:
-    """Run ``coro`` on the background loop from a sync view."""
-    return background.run(coro, timeout=PAGE_TIMEOUT)
+def run[T](coro: Coroutine[Any, Any, T], timeout: float = PAGE_TIMEOUT) -> T:
+    """Run ``coro`` on the background loop from a sync view; raises ``TimeoutError`` after ``timeout`` s."""
+    return background.run(coro, timeout=timeout)
 
 
 # --- rows -----------------------------------------------------------------------------------------
@@ -99,6 +99,25 @@ class WorkerRow:
         return {**row, "uptime_s": round(self.uptime_s, 1), "processed": self.processed}
 
 
+@dataclass(frozen=True)
+class Paused:
+    """Who paused a queue, and when."""
+
+    by: str
+    at: datetime | None
+
+    @classmethod
+    def of(cls, stored: dict | None) -> Paused | None:
+        """From ``AtomicRedisQueue.paused()`` (None: not paused)."""
+        if stored is None:
+            return None
+        at = stored.get("at")
+        return cls(by=str(stored.get("by") or "?"), at=datetime.fromtimestamp(at, tz=UTC) if at else None)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"by": self.by, "at": self.at.isoformat() if self.at else None}
+
+
 @dataclass
 class QueueStats:
     """One queue's counts and workers; None (shown as "unknown") where Redis could not be read."""
@@ -112,6 +131,7 @@ class QueueStats:
     failed: int | None = None
     aborted: int | None = None
     truncated: bool = False  # more finished jobs than SCAN_LIMIT: counts are lower bounds
+    paused: Paused | None = None
     workers: list[WorkerRow] | None = None
     recent: list[Job] = field(default_factory=list)
     error: str | None = None
@@ -124,6 +144,7 @@ class QueueStats:
             "name": self.name,
             **{count: getattr(self, count) for count in self.COUNTS},
             "counts_truncated": self.truncated,
+            "paused": self.paused.as_json() if self.paused else None,
             "workers": len(self.workers) if self.workers is not None else None,
             "error": self.error,
         }
@@ -192,12 +213,13 @@ async def queue_stats(name: str, recent_failures: int = 0) -> QueueStats:
         incomplete = await queue.count("incomplete")
         counts, recent, truncated = await _scan(queue, lambda job: job.status == Status.FAILED, recent_failures)
         workers = await _workers(queue)
+        paused = Paused.of(await queue.paused())
     except REDIS_ERRORS as exc:
         stats.error = unreachable(name, exc)
         return stats  # every count stays None: unknown, not zero
     stats.queued, stats.active, stats.scheduled = queued, active, max(0, incomplete - queued - active)
     stats.complete, stats.failed, stats.aborted = counts["complete"], counts["failed"], counts["aborted"]
-    stats.recent, stats.truncated, stats.workers = recent, truncated, workers
+    stats.recent, stats.truncated, stats.workers, stats.paused = recent, truncated, workers, paused
     return stats
 
 
@@ -237,7 +259,7 @@ async def find_job(name: str, key: str) -> Job | None:
 # --- actions --------------------------------------------------------------------------------------
 
 
-def _audit(job: Job, action: str, by: str) -> None:
+def audit(job: Job, action: str, by: str) -> None:
     """Who did what, kept with the job (the last 20 actions)."""
     trail = job.meta.setdefault("dashboard", [])
     trail.append({"action": action, "by": by, "at": now()})
@@ -255,23 +277,25 @@ def _log(job: Job, action: str, by: str) -> None:
     )
 
 
+def back_for_one_more_attempt(job: Job, by: str, action: str = "retried") -> Job | None:
+    """A retry's change to a failed or aborted job (None for any other): queued again under its key
+    for one more attempt, with its history; audited as ``action``."""
+    if job.status not in (Status.FAILED, Status.ABORTED):
+        return None
+    audit(job, action, by)
+    # One more attempt than it has had; the last error stays until the next attempt ends.
+    job.retries = job.attempts + 1
+    job.status, job.result, job.progress = Status.QUEUED, None, 0.0
+    job.completed = job.started = job.scheduled = 0
+    return job
+
+
 async def retry_job(name: str, key: str, by: str) -> Job:
     """Put a failed or aborted job back on its queue for one more attempt, keeping its key and history.
 
     Atomic against everything else that may change the job meanwhile. Raises ``ActionRefused``.
     """
-
-    def change(job: Job) -> Job | None:
-        if job.status not in (Status.FAILED, Status.ABORTED):
-            return None
-        _audit(job, "retried", by)
-        # One more attempt than it has had; the last error stays until the next attempt ends.
-        job.retries = job.attempts + 1
-        job.status, job.result, job.progress = Status.QUEUED, None, 0.0
-        job.completed = job.started = job.scheduled = 0
-        return job
-
-    job, changed = await dashboard_queue(name).compare_and_set(key, change)
+    job, changed = await dashboard_queue(name).compare_and_set(key, lambda job: back_for_one_more_attempt(job, by))
     if job is None:
         raise ActionRefused(f"Job {key!r} is not in queue {name!r}; finished jobs expire after their ttl.")
     if not changed:
@@ -286,7 +310,7 @@ async def abort_job(name: str, key: str, by: str) -> Job:
     A job that already ended, or is being aborted, is left as it is: raises ``ActionRefused`` saying so.
     """
     job, changed = await dashboard_queue(name).request_abort(
-        key, f"Aborted from the dashboard by {by}.", annotate=lambda current: _audit(current, "aborted", by)
+        key, f"Aborted from the dashboard by {by}.", annotate=lambda current: audit(current, "aborted", by)
     )
     if job is None:
         raise ActionRefused(f"Job {key!r} is not in queue {name!r}; finished jobs expire after their ttl.")

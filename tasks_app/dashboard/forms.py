@@ -7,6 +7,7 @@ delay or time, timeout, retries) and validates it the same way, with ``build_job
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from django import forms
@@ -17,6 +18,7 @@ from ..backends.runner import is_runner
 from ..enqueueing.building import BuiltJob, build_job
 from ..exceptions import TaskNotFound
 from ..registry import registry
+from .bulk import Selection
 from .data import STATUSES
 
 
@@ -98,3 +100,61 @@ class EnqueueForm(forms.Form):
         except ImproperlyConfigured as exc:
             self.add_error("queue", str(exc))
         return data
+
+
+# --- bulk and queue actions -----------------------------------------------------------------------
+
+UNITS = {"minutes": 60, "hours": 3600, "days": 86400}
+FINISHED = ("complete", "failed", "aborted")
+# A confirmation page older than this is stale: the operator must look at the count again.
+CONFIRMATION_MAX_AGE_S = 3600
+# Clocks of two web servers may differ a little; a time further in the future is not a real page's.
+CLOCK_SKEW_S = 60
+
+
+class BulkForm(forms.Form):
+    """The choices of a bulk action (retry, delete, empty), read from the actions page's GET and
+    carried, with ``as_of``, through the confirmation page's POST."""
+
+    action = forms.ChoiceField(choices=[("retry", "retry"), ("delete", "delete"), ("empty", "empty")])
+    task = forms.CharField(required=False, max_length=200, help_text="Only this task's jobs; empty for all.")
+    older_than = forms.IntegerField(required=False, min_value=0, max_value=100_000, initial=7)
+    unit = forms.ChoiceField(required=False, choices=[(unit, unit) for unit in UNITS], initial="days")
+    status = forms.ChoiceField(
+        required=False,
+        choices=[("", "every finished status"), *((status, status) for status in FINISHED)],
+    )
+    include_scheduled = forms.BooleanField(
+        required=False, help_text="Also jobs scheduled for later, and retries waiting for their delay."
+    )
+    as_of = forms.IntegerField(required=False, widget=forms.HiddenInput, min_value=0)
+
+    def clean_task(self) -> str:
+        return self.cleaned_data["task"].strip()
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if data.get("action") == "delete" and data.get("older_than") is None:
+            self.add_error("older_than", "Say how old a finished job must be to be deleted, e.g. 7 days.")
+        return data
+
+    def clean_as_of(self) -> int | None:
+        value = self.cleaned_data["as_of"]
+        if value is None:
+            return None
+        current = time.time() * 1000
+        if value > current + CLOCK_SKEW_S * 1000 or value < current - CONFIRMATION_MAX_AGE_S * 1000:
+            raise forms.ValidationError("This confirmation is out of date: look at the count again, then confirm.")
+        return value
+
+    def selection(self, queue: str, as_of: int) -> Selection:
+        data = self.cleaned_data
+        return Selection(
+            action=data["action"],
+            queue=queue,
+            as_of=as_of,
+            task=data["task"],
+            older_than_s=(data.get("older_than") or 0) * UNITS[data.get("unit") or "days"],
+            statuses=(data["status"],) if data.get("status") else FINISHED,
+            include_scheduled=data.get("include_scheduled", False),
+        )

@@ -26,9 +26,16 @@ def get_urls(model_admin: ModelAdmin) -> list[URLPattern]:
         path("jobs/<str:queue>/<path:key>/", admin_view(views.job_detail), name="tasks_app_dashboard_job"),
         path("actions/retry/", admin_view(views.retry), name="tasks_app_dashboard_retry"),
         path("actions/abort/", admin_view(views.abort), name="tasks_app_dashboard_abort"),
+        # Bulk and queue actions: each GET is a confirmation page saying what the POST will touch.
+        path("queues/<str:queue>/", admin_view(views.queue_page), name="tasks_app_dashboard_queue"),
+        path("queues/<str:queue>/bulk/", admin_view(views.bulk_action), name="tasks_app_dashboard_bulk"),
+        path("queues/<str:queue>/pause/", admin_view(views.pause), name="tasks_app_dashboard_pause"),
+        path("queues/<str:queue>/resume/", admin_view(views.resume), name="tasks_app_dashboard_resume"),
         # The admin's "Add" for Task queues: enqueue a job.
         path("enqueue/", admin_view(views.enqueue), name="tasks_app_taskqueue_add"),
         # Token-authenticated for monitors, so outside admin_view's login redirect.
         path("stats.json", views.stats, name="tasks_app_dashboard_stats"),
         path("stats.json/<str:token>/", views.stats, name="tasks_app_dashboard_stats_token"),
+        path("metrics", views.metrics, name="tasks_app_dashboard_metrics"),
+        path("metrics/<str:token>/", views.metrics, name="tasks_app_dashboard_metrics_token"),
     ]

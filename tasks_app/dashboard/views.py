@@ -7,6 +7,7 @@ down becomes a message on the page. Actions are POSTs, CSRF-protected by ``admin
 from __future__ import annotations
 
 import json
+import time
 from typing import TYPE_CHECKING, Any
 
 from django.contrib import messages
@@ -17,13 +18,15 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from prometheus_client.exposition import choose_encoder
 from saq.job import Job, Status
 
 from .. import conf
 from ..engine.queue import job_time
-from . import data
-from .forms import EnqueueForm, JobFilterForm
+from ..metrics import collector
+from . import bulk, data
+from .forms import BulkForm, EnqueueForm, JobFilterForm
 
 if TYPE_CHECKING:
     from django.contrib.admin import ModelAdmin
@@ -223,6 +226,141 @@ def enqueue(request: HttpRequest, model_admin: ModelAdmin) -> HttpResponse:
     return render(request, "tasks_app/dashboard/enqueue.html", context)
 
 
+# --- bulk and queue actions -----------------------------------------------------------------------
+
+
+@require_GET
+def queue_page(request: HttpRequest, model_admin: ModelAdmin, queue: str) -> HttpResponse:
+    """One queue's state, its bulk and queue actions (forms that lead to a confirmation), and its trail."""
+    _require(request, VIEW, MANAGE)
+    _queue_or_404(queue)
+    return _queue_page(request, model_admin, queue, BulkForm(initial={"older_than": 7, "unit": "days"}))
+
+
+def _queue_page(
+    request: HttpRequest, model_admin: ModelAdmin, queue: str, form: BulkForm, status: int = 200
+) -> HttpResponse:
+    try:
+        stats = data.run(data.queue_stats(queue))
+        trail = data.run(bulk.recent_actions(queue)) if not stats.error else []
+    except data.REDIS_ERRORS as exc:
+        stats, trail = data.QueueStats(name=queue, url="", error=data.unreachable(queue, exc)), []
+    context = _context(request, model_admin, f"Queue {queue}", queue=queue, stats=stats, form=form, trail=trail)
+    return render(request, "tasks_app/dashboard/queue.html", context, status=status)
+
+
+def queue_url(queue: str) -> str:
+    return reverse("admin:tasks_app_dashboard_queue", args=[queue])
+
+
+@require_http_methods(["GET", "POST"])
+def bulk_action(request: HttpRequest, model_admin: ModelAdmin, queue: str) -> HttpResponse:
+    """GET: how many jobs the chosen action would touch, and a button to confirm. POST: do it, to the
+    jobs that were picked when that page was shown and have not changed since."""
+    _require(request, VIEW, MANAGE)
+    _queue_or_404(queue)
+    form = BulkForm(request.POST if request.method == "POST" else request.GET)
+    if not form.is_valid():
+        return _queue_page(request, model_admin, queue, form, status=400)
+    by = request.user.get_username()
+    if request.method == "POST":
+        as_of = form.cleaned_data["as_of"]
+        if as_of is None:
+            return _queue_page(request, model_admin, queue, form, status=400)
+        selection = form.selection(queue, as_of)
+        try:
+            done = data.run(bulk.act(selection, by), timeout=bulk.ACT_TIMEOUT_S)
+        except TimeoutError:
+            messages.warning(
+                request,
+                f"The action is still running after {bulk.ACT_TIMEOUT_S:.0f} s; the queue's trail below "
+                "says what it did once it has finished.",
+            )
+            return HttpResponseRedirect(queue_url(queue))
+        except data.REDIS_ERRORS as exc:
+            # Written 500 jobs to a round trip: some may have changed before Redis went away.
+            messages.error(
+                request,
+                f"The action stopped: {data.unreachable(queue, exc)} Jobs it had changed already keep "
+                "their change; count again once Redis is back to see what is left.",
+            )
+            return HttpResponseRedirect(queue_url(queue))
+        verb = {bulk.RETRY: "Retried", bulk.DELETE: "Deleted", bulk.EMPTY: "Aborted"}[selection.action]
+        message = f"{verb} {done.changed} {selection.describe()} on queue {queue!r}."
+        if done.skipped:
+            message += f" {done.skipped} had changed since they were counted, and were left alone."
+        messages.success(request, message)
+        return HttpResponseRedirect(queue_url(queue))
+    selection = form.selection(queue, int(time.time() * 1000))
+    try:
+        found = data.run(bulk.find(selection))
+    except data.REDIS_ERRORS as exc:
+        messages.error(request, f"Nothing can be counted: {data.unreachable(queue, exc)}")
+        return HttpResponseRedirect(queue_url(queue))
+    hidden = {name: value for name, value in form.cleaned_data.items() if value not in (None, "", False)}
+    context = _context(
+        request,
+        model_admin,
+        f"Confirm: {selection.action} on queue {queue}",
+        queue=queue,
+        selection=selection,
+        found=found,
+        hidden={**hidden, "as_of": selection.as_of},
+        action_url=reverse("admin:tasks_app_dashboard_bulk", args=[queue]),
+    )
+    return render(request, "tasks_app/dashboard/confirm.html", context)
+
+
+@require_http_methods(["GET", "POST"])
+def pause(request: HttpRequest, model_admin: ModelAdmin, queue: str) -> HttpResponse:
+    return _pause_or_resume(request, model_admin, queue, bulk.PAUSE)
+
+
+@require_http_methods(["GET", "POST"])
+def resume(request: HttpRequest, model_admin: ModelAdmin, queue: str) -> HttpResponse:
+    return _pause_or_resume(request, model_admin, queue, bulk.RESUME)
+
+
+def _pause_or_resume(request: HttpRequest, model_admin: ModelAdmin, queue: str, action: str) -> HttpResponse:
+    """GET: what pausing (or resuming) the queue would hold back (or let go), and a button. POST: do it."""
+    _require(request, VIEW, MANAGE)
+    _queue_or_404(queue)
+    by = request.user.get_username()
+    if request.method == "POST":
+        try:
+            if action == bulk.PAUSE:
+                already = data.run(bulk.pause(queue, by))
+                if already is None:
+                    messages.success(request, f"Queue {queue!r} is paused: its workers take no new jobs.")
+                else:
+                    messages.warning(request, f"Queue {queue!r} was paused already, by {already.by}.")
+            elif data.run(bulk.resume(queue, by)):
+                messages.success(request, f"Queue {queue!r} is resumed: its workers take jobs again.")
+            else:
+                messages.warning(request, f"Queue {queue!r} was not paused.")
+        except data.REDIS_ERRORS as exc:
+            messages.error(request, f"Nothing changed: {data.unreachable(queue, exc)}")
+        return HttpResponseRedirect(queue_url(queue))
+    try:
+        stats = data.run(data.queue_stats(queue))
+    except data.REDIS_ERRORS as exc:
+        stats = data.QueueStats(name=queue, url="", error=data.unreachable(queue, exc))
+    if stats.error:
+        messages.error(request, f"Nothing can be counted: {stats.error}")
+        return HttpResponseRedirect(queue_url(queue))
+    context = _context(
+        request,
+        model_admin,
+        f"Confirm: {action} queue {queue}",
+        queue=queue,
+        switch=action,
+        stats=stats,
+        hidden={},
+        action_url=reverse(f"admin:tasks_app_dashboard_{action}", args=[queue]),
+    )
+    return render(request, "tasks_app/dashboard/confirm.html", context)
+
+
 # --- monitoring -----------------------------------------------------------------------------------
 
 
@@ -231,29 +369,40 @@ def _bearer(request: HttpRequest) -> str:
     return token.strip() if scheme.lower() == "bearer" else ""
 
 
+def _refusal(request: HttpRequest, token: str, endpoint: str) -> tuple[int, str] | None:
+    """Why a monitoring request may not read (HTTP status, message), or None when it may.
+
+    Allowed: the ``SAQ["API_TOKEN"]`` (``Authorization: Bearer <token>``, or in the URL as with
+    django-rq), compared in constant time; or a staff session with the view permission. No token
+    set: the endpoint is disabled for everyone but such staff.
+    """
+    user = request.user
+    if user.is_active and user.is_staff and user.has_perm(VIEW):
+        return None
+    expected = conf.raw().get("API_TOKEN") or ""
+    given = _bearer(request) or token
+    if not expected:
+        return 404, f'The {endpoint} endpoint is disabled: set SAQ["API_TOKEN"] to a long random string.'
+    if not given:
+        return 401, "Send the token: Authorization: Bearer <API_TOKEN>."
+    if not constant_time_compare(given, expected):
+        return 403, "Invalid API token."
+    return None
+
+
+def _challenge(response: HttpResponse) -> HttpResponse:
+    if response.status_code == 401:
+        response["WWW-Authenticate"] = 'Bearer realm="task queues"'
+    return response
+
+
 @never_cache
 @require_GET
 def stats(request: HttpRequest, token: str = "") -> JsonResponse:
-    """Queue counts and workers as JSON, for monitoring.
-
-    Authenticated by ``SAQ["API_TOKEN"]`` (``Authorization: Bearer <token>``, or the token in the
-    URL as with django-rq), or by a staff session with the view permission. No token set: disabled
-    for everyone but such staff.
-    """
-    user = request.user
-    if not (user.is_active and user.is_staff and user.has_perm(VIEW)):
-        expected = conf.raw().get("API_TOKEN") or ""
-        given = _bearer(request) or token
-        if not expected:
-            return JsonResponse(
-                {"error": 'The stats endpoint is disabled: set SAQ["API_TOKEN"] to a long random string.'}, status=404
-            )
-        if not given:
-            response = JsonResponse({"error": "Send the token: Authorization: Bearer <API_TOKEN>."}, status=401)
-            response["WWW-Authenticate"] = 'Bearer realm="task queues"'
-            return response
-        if not constant_time_compare(given, expected):
-            return JsonResponse({"error": "Invalid API token."}, status=403)
+    """Queue counts and workers as JSON, for monitoring; authenticated as ``_refusal`` says."""
+    refused = _refusal(request, token, "stats")
+    if refused is not None:
+        return _challenge(JsonResponse({"error": refused[1]}, status=refused[0]))
     try:
         queues = data.run(data.overview(list(conf.queues())))
     except data.REDIS_ERRORS as exc:
@@ -268,3 +417,18 @@ def stats(request: HttpRequest, token: str = "") -> JsonResponse:
     }
     # 503 when a queue is unreachable, so a monitor alerts on the status code alone.
     return JsonResponse(body, status=503 if any(q.error for q in queues) else 200)
+
+
+@never_cache
+@require_GET
+def metrics(request: HttpRequest, token: str = "") -> HttpResponse:
+    """Prometheus metrics (``tasks_app.metrics.collector``), authenticated as ``stats`` is.
+
+    200 even when a queue's Redis is down: ``tasks_app_queue_up`` says so, and the other series
+    (the outbox backlog, other queues) are still scraped.
+    """
+    refused = _refusal(request, token, "metrics")
+    if refused is not None:
+        return _challenge(HttpResponse(refused[1] + "\n", status=refused[0], content_type="text/plain"))
+    encode, content_type = choose_encoder(request.headers.get("Accept", ""))
+    return HttpResponse(encode(collector.registry()), content_type=content_type)

@@ -2,7 +2,8 @@
 ``aenqueue_many``, ``enqueue_many`` and ``enqueue_many_on_commit``.
 
 Everything is validated before anything reaches Redis: the task name, the arguments
-against the function's signature, the queue, and JSON-serializability.
+against the function's signature, the queue, and JSON-serializability. A test's capture, or
+immediate mode, takes the jobs instead of Redis (``diversion.py``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 from saq.job import Job
 
-from . import outbox
+from . import diversion, outbox
 from .building import BuiltJob, TaskRef, build_job, split_options
 from .connections import background, get_queue
 
@@ -24,8 +25,18 @@ CHUNK = 500
 
 async def submit(built: BuiltJob) -> Job:
     """Put a built job on its queue; if a job with its key is pending, return that job instead."""
+    if diversion.target is not None and (taken := await diversion.target.atake([built])) is not None:
+        return taken[0]
     job, _ = await get_queue(built.queue).submit(built.job)
     return job
+
+
+def _build(task: TaskRef, call: dict[str, Any]) -> BuiltJob:
+    """Build a job from ``enqueue_sync``'s keyword arguments: the task's, job options, and where it goes."""
+    kwargs = dict(call)
+    placement = {name: kwargs.pop(name) for name in ("queue", "key", "delay", "at") if name in kwargs}
+    options, kwargs = split_options(kwargs)
+    return build_job(task, kwargs, **placement, **options)
 
 
 async def enqueue(
@@ -55,6 +66,8 @@ def enqueue_sync(task: TaskRef, /, **kwargs: Any) -> Job:
 
     Raises what ``enqueue`` raises, and ``RuntimeError`` when called from a running event loop.
     """
+    if diversion.target is not None and (taken := diversion.target.take([_build(task, kwargs)])) is not None:
+        return taken[0]
     return background.run(enqueue(task, **kwargs))
 
 
@@ -130,6 +143,8 @@ async def aenqueue_many(
 
 async def submit_many(built: Sequence[BuiltJob]) -> list[Job]:
     """Put built jobs on their queues, pipelined in chunks; pending keys return their pending job."""
+    if diversion.target is not None and (taken := await diversion.target.atake(built)) is not None:
+        return taken
     jobs: list[Job | None] = [None] * len(built)
     by_queue: dict[str, list[int]] = {}
     for index, item in enumerate(built):
@@ -146,4 +161,10 @@ async def submit_many(built: Sequence[BuiltJob]) -> list[Job]:
 
 def enqueue_many(task: TaskRef, calls: Iterable[dict[str, Any]], /, **options: Any) -> list[Job]:
     """The sync twin of :func:`aenqueue_many`, which documents the options."""
+    if diversion.target is not None:
+        keys, queue, delay, at = (options.pop(name, None) for name in ("keys", "queue", "delay", "at"))
+        built = _build_many(task, calls, keys, queue=queue, delay=delay, at=at, **options)
+        if (taken := diversion.target.take(built)) is not None:
+            return taken
+        return background.run(submit_many(built), None)
     return background.run(aenqueue_many(task, calls, **options), None)

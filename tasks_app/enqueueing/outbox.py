@@ -21,6 +21,7 @@ from django.db.models import F
 from django.utils import timezone
 from saq.job import Job
 
+from . import diversion
 from .building import BuiltJob
 from .connections import background, get_queue
 
@@ -82,6 +83,11 @@ def deliver_many(entries: list[OutboxEntry]) -> None:
     """Push committed entries (of one database) to Redis now; on failure leave them for the drain."""
     alias = entries[0]._state.db
     keys = [entry.pk for entry in entries]
+    if diversion.target is not None:  # a test's capture, or immediate mode: they take the jobs
+        built = [BuiltJob(queue=entry.queue, job=_job(entry)) for entry in entries]
+        if diversion.target.take(built) is not None:
+            _model().objects.using(alias).filter(pk__in=keys).delete()
+            return
     try:
         background.run(_submit(entries), timeout=10 + len(entries) / 1000)
     except Exception as exc:  # Redis down, timeout...: the rows keep the jobs safe

@@ -1,7 +1,9 @@
 """``runworker --check``: an exit code for liveness and readiness probes.
 
 0: every queue has a live worker and the database answers; 1: a queue has no live worker;
-2: Redis or the database cannot be reached. Nothing printed holds a password.
+2: Redis or the database cannot be reached. Nothing printed holds a password. A paused queue
+(``pausequeue``) is said to be paused, but is healthy: pausing is an operator's choice, and a
+probe that failed on it would have the orchestrator restart workers that are fine.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from django.core.exceptions import ImproperlyConfigured
 from redis.exceptions import RedisError
@@ -28,6 +31,7 @@ class QueueHealth:
     workers: int | None
     queued: int | None
     error: str | None = None
+    paused: dict | None = None
 
 
 async def _probe(name: str) -> QueueHealth:
@@ -35,7 +39,8 @@ async def _probe(name: str) -> QueueHealth:
     try:
         await queue.connect()
         info = await asyncio.wait_for(queue.info(), timeout=5)
-        return QueueHealth(name, workers=len(info["workers"]), queued=info["queued"])
+        paused = await asyncio.wait_for(queue.paused(), timeout=5)
+        return QueueHealth(name, workers=len(info["workers"]), queued=info["queued"], paused=paused)
     except (RedisError, OSError, TimeoutError) as exc:
         return QueueHealth(name, workers=None, queued=None, error=f"{exc or type(exc).__name__}")
     finally:
@@ -69,6 +74,10 @@ def describe(result: QueueHealth) -> str:
         url = redact_url(conf.queue_config(result.queue).url)
         return f"queue {result.queue!r}: Redis unreachable at {url} ({result.error}); check REDIS_URL"
     state = "ok" if result.workers else "NO live workers"
+    if result.paused is not None:
+        at = result.paused.get("at")
+        since = f" since {datetime.fromtimestamp(at, tz=UTC):%Y-%m-%d %H:%M:%S}Z" if at else ""
+        state += f", PAUSED by {result.paused.get('by', '?')}{since} (its workers take no new jobs; resumequeue)"
     return f"queue {result.queue!r}: {state} ({result.workers} worker(s), {result.queued} queued)"
 
 

@@ -32,6 +32,7 @@ from ..enqueueing import outbox
 from ..enqueueing.building import build_job
 from ..enqueueing.connections import adopt_queue, disconnect_all, make_queue
 from ..exceptions import ServiceUnavailable
+from ..metrics.recording import AttemptRecorder
 from ..redaction import redact_url
 from ..registry import registry
 from . import monitor
@@ -66,21 +67,26 @@ def build_worker(options: WorkerOptions, drain_outbox: bool) -> Worker:
         for entry in conf.cron_jobs()
         if registry.get(entry.task).queue == options.queue
     ]
-    upkeep = []
+    queue = make_queue(options.queue)
+    # Attempt counts for /metrics, added to Redis every worker_info tick and when the worker stops.
+    # (No ``uses``: a flush with nothing to add does not reach Redis, so it cannot say Redis is back.)
+    metrics = AttemptRecorder(queue, (spec.name for spec in registry.all()))
+    upkeep = [Upkeep("metrics", metrics.flush, timers["worker_info"])]
     if drain_outbox:
         grace = 0 if options.burst else outbox.DRAIN_GRACE_S
         drain = functools.partial(outbox.drain, grace=grace)
         upkeep.append(Upkeep("outbox", drain, outbox_interval, uses=("the database",)))
     return Worker(
-        make_queue(options.queue),
+        queue,
         # Every task runs on every queue: a task's queue is only where it goes by default.
         [(spec.name, wrap(spec, executor)) for spec in registry.all()],
         executor=executor,
         cron=cron,
         cron_tz=zoneinfo.ZoneInfo(settings.TIME_ZONE or "UTC"),
         upkeep=upkeep,
+        observers=[metrics.observe],
         startup=hooks["startup"],
-        shutdown=hooks["shutdown"],
+        shutdown=[*hooks["shutdown"], metrics.on_shutdown],
         before_process=hooks["before_process"],
         after_process=hooks["after_process"],
         concurrency=options.concurrency,

@@ -1,4 +1,4 @@
-"""refresh_all_feeds as a whole: isolation, totals, bounded concurrency, the cron entry, the worker."""
+"""refresh_all_feeds as a whole: isolation, totals, bounded concurrency, the cron entry, an enqueued refresh."""
 
 import pytest
 from django.conf import settings
@@ -6,7 +6,7 @@ from django.core.management import call_command
 
 from pydotorg.blogs.models import BlogEntry, Feed
 from tasks_app import enqueue_sync
-from tasks_app.enqueueing.connections import background, get_queue
+from tasks_app.testing import run_jobs
 
 from .helpers import make_feed, refresh_all
 from .server import item, respond, rss
@@ -81,19 +81,14 @@ def test_refresh_all_feeds_runs_on_the_six_hourly_cron():
     call_command("check")  # a cron entry naming an unknown task would be a system-check error
 
 
-@pytest.mark.django_db(transaction=True)
-def test_the_worker_runs_an_enqueued_refresh(server, clean_queue):
+@pytest.mark.django_db  # the job only has to run: in this test's transaction, without Redis or a worker
+def test_an_enqueued_refresh_runs_and_stores_the_entries(server, captured_jobs):
     url = server.feed("/queued", rss(item(1), item(2)))
     make_feed(url)
     job = enqueue_sync("refresh_single_feed", feed_url=url)
 
-    call_command("runworker", "--burst")
+    (done,) = run_jobs().jobs
 
-    assert BlogEntry.objects.count() == 2
-
-    async def stored_job():  # the job we hold is a snapshot; the worker saved the result in Redis
-        return await get_queue().job(job.key)
-
-    done = background.run(stored_job())
-    assert done.status == "complete"
+    assert (done.key, done.status) == (job.key, "complete")
     assert done.result == {"outcome": "stored", "entries_created": 2, "entries_updated": 0}
+    assert BlogEntry.objects.count() == 2

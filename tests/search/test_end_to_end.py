@@ -8,6 +8,7 @@ from django.urls import reverse
 
 from pydotorg.pages.models import Page
 from tasks_app.models import OutboxEntry
+from tasks_app.testing import run_jobs
 
 from .conftest import run_worker
 
@@ -100,10 +101,14 @@ def test_ten_quick_saves_give_one_job_and_a_save_during_the_job_gets_a_second(ma
     assert api(Client(), "kestrel")["total"] == 1
 
 
-def test_deleting_content_removes_it(make_page, admin_client):
-    page = make_page(title="Obsolete page", content="zeppelin instructions")
-    run_worker()
+@pytest.mark.django_db  # the job only has to run: in this test's transaction, without Redis or a worker
+def test_deleting_content_removes_it(make_page, admin_client, captured_jobs, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        page = make_page(title="Obsolete page", content="zeppelin instructions")
+    assert captured_jobs.tasks == ["index_content"]
+    run_jobs()
     assert api(admin_client, "zeppelin")["total"] == 1
-    page.delete()
-    run_worker()
+    with django_capture_on_commit_callbacks(execute=True):
+        page.delete()
+    assert not run_jobs().failures
     assert api(admin_client, "zeppelin")["total"] == 0

@@ -5,6 +5,7 @@ from django.db import connection
 
 from tasks_app import conf
 
+from .backends.fixtures import worker_in_thread  # noqa: F401  (a fixture for any tasks_app test)
 from .helpers import WorkerProcess
 
 

@@ -123,7 +123,7 @@ def test_event_loop_setting_is_checked(settings):
     from tasks_app import conf
 
     settings.SAQ = {**settings.SAQ, "EVENT_LOOP": "trio"}
-    assert [e.id for e in tasks_checks.check_job_options()] == ["tasks_app.E010"]
+    assert [e.id for e in tasks_checks.check_job_options()] == ["tasks_app.E011"]
     settings.SAQ = {**settings.SAQ, "EVENT_LOOP": "asyncio"}
     assert conf.event_loop() == "asyncio" and tasks_checks.check_job_options() == []
     settings.SAQ = {**settings.SAQ, "EVENT_LOOP": "auto"}

@@ -12,6 +12,11 @@ PAGES = [
     reverse("admin:tasks_app_dashboard_jobs"),
     reverse("admin:tasks_app_dashboard_job", args=["default", "some-key"]),
     ENQUEUE,
+    # Bulk and queue actions: their GET is the confirmation page.
+    reverse("admin:tasks_app_dashboard_queue", args=["default"]),
+    reverse("admin:tasks_app_dashboard_bulk", args=["default"]) + "?action=retry",
+    reverse("admin:tasks_app_dashboard_pause", args=["default"]),
+    reverse("admin:tasks_app_dashboard_resume", args=["default"]),
 ]
 ACTIONS = [reverse("admin:tasks_app_dashboard_retry"), reverse("admin:tasks_app_dashboard_abort")]
 

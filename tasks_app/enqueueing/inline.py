@@ -1,0 +1,282 @@
+"""Running jobs in this process, with no Redis and no worker: ``SAQ["MODE"] = "immediate"``, and
+``tasks_app.testing.run_jobs`` for captured jobs.
+
+Each attempt goes through what the worker uses: the task wrapper (``process.task_wrapper.wrap``:
+connection hygiene, sync tasks off the event loop), the ``SAQ["HOOKS"]`` (startup and shutdown once
+per run, before and after each attempt), the job's ``timeout``, and its retries while it has attempts
+left. The outcome names are the worker's (complete, failed, timeout, retrying, timeout-retrying).
+
+What differs, on purpose, so that tests stay fast and see what they set up:
+
+- a retry runs at once: ``retry_delay`` and its backoff are not waited for, and neither is a job's
+  ``delay=`` or ``at=``;
+- called from sync code, the job runs in the caller's thread and database connection, as with
+  Django's ``ImmediateBackend``: async tasks through ``async_to_sync``, sync tasks in that thread. A
+  task therefore sees the caller's uncommitted rows (a test's transaction), and the connection
+  hygiene leaves alone a connection that is inside a transaction, since closing it would end the
+  caller's transaction (Django's test client spares requests the same way);
+- ``ctx`` has ``"job"`` and what the startup hooks put there, but no ``"worker"``; ``job.queue`` is None.
+
+Arguments and results make the trip through JSON that Redis would make, so a task that returns
+something Redis could not store fails here too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import threading
+import time
+import traceback
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from concurrent.futures import Executor, Future
+from typing import Any
+
+from asgiref.sync import async_to_sync, sync_to_async
+from django.db import connections
+from django.utils.module_loading import import_string
+from saq.job import Job, Status
+from saq.utils import now
+from saq.worker import ensure_coroutine_function
+
+from .. import conf
+from ..exceptions import TaskNotFound
+from ..process.task_wrapper import orm_thread, wrap
+from ..registry import registry
+from .building import BuiltJob
+
+logger = logging.getLogger("tasks_app.inline")
+
+# How long a cancelled (timed-out) task is given to wind down, as in the worker.
+CANCEL_DEADLINE_S = 1.0
+
+Hook = Callable[[dict[str, Any]], Awaitable[Any]]
+
+
+class ThreadSensitive(Executor):
+    """Runs sync work where Django's thread-sensitive code runs: under ``async_to_sync``, the thread
+    that asked for the run, so that a sync task shares its database connection and transaction."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
+        call = sync_to_async(fn, thread_sensitive=True)
+        return asyncio.run_coroutine_threadsafe(call(*args, **kwargs), asyncio.get_running_loop())
+
+
+class InlineRun:
+    """One run in this process: ``async with`` runs the startup hooks and, at the end, the shutdown
+    hooks; ``attempt`` runs one attempt of a job and records its outcome on the job."""
+
+    def __init__(self) -> None:
+        self.executor = ThreadSensitive()
+        self.hooks: dict[str, list[Hook]] = {
+            name: [ensure_coroutine_function(import_string(path), self.executor) for path in paths]
+            for name, paths in conf.hooks().items()
+        }
+        self.context: dict[str, Any] = {}
+        self._functions: dict[str, Callable[..., Awaitable[Any]]] = {}
+
+    async def __aenter__(self) -> InlineRun:
+        if not _bound.is_set():
+            await asyncio.get_running_loop().run_in_executor(None, _bind_hygiene_to_the_workers_thread)
+        for hook in self.hooks["startup"]:
+            await hook(self.context)
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        for hook in self.hooks["shutdown"]:
+            await hook(self.context)
+
+    def _function(self, name: str) -> Callable[..., Awaitable[Any]]:
+        if name not in self._functions:
+            try:
+                spec = registry.get(name)
+            except TaskNotFound:
+                raise LookupError(f"No task {name!r} is registered in this process.") from None
+            self._functions[name] = wrap(spec, self.executor)
+        return self._functions[name]
+
+    async def attempt(self, job: Job) -> str:
+        """Run one attempt of ``job`` (QUEUED); afterwards it is COMPLETE, FAILED, or QUEUED again for
+        its retry. Returns the worker's name for the outcome."""
+        job.status, job.attempts, job.worker_id = Status.ACTIVE, job.attempts + 1, None
+        job.started = job.touched = now()
+        job.completed = 0
+        ctx: dict[str, Any] = {**self.context, "job": job}
+        started = time.monotonic()
+        failure: BaseException | None = None
+        timed_out = False
+        try:
+            for hook in self.hooks["before_process"]:
+                await hook(ctx)
+            function = self._function(job.function)
+            kwargs = json.loads(json.dumps(job.kwargs or {}))
+            result = await self._run(job, function(ctx, **kwargs))
+            result = _as_stored(result)
+        except _TimedOut as exc:
+            failure, timed_out = exc, True
+        except Exception as exc:
+            failure = exc
+        if failure is None:
+            job.status, job.result, job.error, job.progress = Status.COMPLETE, result, None, 1.0
+            outcome = "complete"
+        else:
+            ctx["exception"] = failure
+            job.error = "".join(traceback.format_exception(failure))
+            if job.retryable:
+                job.status, job.started, job.progress = Status.QUEUED, 0, 0.0
+                outcome = "timeout-retrying" if timed_out else "retrying"
+            else:
+                job.status = Status.FAILED
+                outcome = "timeout" if timed_out else "failed"
+        if job.status != Status.QUEUED:
+            job.completed = now()
+        ctx["outcome"] = outcome
+        _log(job, outcome, time.monotonic() - started, failure)
+        for hook in self.hooks["after_process"]:
+            try:
+                await hook(ctx)
+            except Exception:
+                logger.exception("An after_process hook failed for job %s", job.key)
+        return outcome
+
+    async def to_end(self, job: Job) -> Job:
+        """Attempts of ``job`` until it has ended (its retries one after the other); returns it."""
+        while True:
+            await self.attempt(job)
+            if job.status != Status.QUEUED:
+                return job
+
+    @staticmethod
+    async def _run(job: Job, call: Awaitable[Any]) -> Any:
+        task = asyncio.ensure_future(call)
+        done, _ = await asyncio.wait({task}, timeout=job.timeout or None)
+        if task in done:
+            return task.result()
+        task.cancel()
+        with contextlib.suppress(BaseException):
+            await asyncio.wait_for(task, CANCEL_DEADLINE_S)
+        raise _TimedOut(f"Job {job.key} ({job.function}) exceeded its timeout of {job.timeout}s.")
+
+
+class _TimedOut(TimeoutError):
+    pass
+
+
+def _as_stored(result: Any) -> Any:
+    """``result`` as a worker would read it back from Redis; raises ``TypeError`` when Redis could not store it."""
+    try:
+        return json.loads(json.dumps(result))
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"The task returned a result that cannot be stored as JSON: {exc}.") from None
+
+
+def _log(job: Job, outcome: str, duration: float, failure: BaseException | None) -> None:
+    fields = {
+        "task": job.function,
+        "job_key": job.key,
+        "attempt": job.attempts,
+        "duration_ms": round(duration * 1000, 1),
+        "outcome": outcome,
+    }
+    if outcome == "complete":
+        level = logging.INFO
+    else:
+        level = logging.ERROR if outcome in ("failed", "timeout") else logging.WARNING
+    exc_info = (type(failure), failure, failure.__traceback__) if failure is not None else None
+    logger.log(
+        level,
+        "job ran inline: task=%s key=%s attempt=%d duration=%.3fs outcome=%s",
+        job.function,
+        job.key,
+        job.attempts,
+        duration,
+        outcome,
+        extra=fields,
+        exc_info=exc_info,
+    )
+
+
+def queued(built: BuiltJob) -> Job:
+    """The job of ``built`` as enqueueing leaves it: QUEUED, with its queue time."""
+    job = built.job
+    job.status, job.queued = Status.QUEUED, now()
+    job.kwargs = json.loads(json.dumps(job.kwargs)) if job.kwargs else None
+    return job
+
+
+# --- running from sync code -----------------------------------------------------------------------
+
+
+def refuse_in_event_loop() -> None:
+    """Raise ``RuntimeError`` in a thread that runs an event loop, as the sync API does without a
+    diversion (so that code calling it from async code fails in tests too)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    raise RuntimeError("This is the sync API; inside async code, await the async one (e.g. `await enqueue(...)`).")
+
+
+def run_sync[T](function: Callable[..., Awaitable[T]], *args: Any) -> T:
+    """Run ``await function(*args)`` from sync code, in this thread's database connections (see the
+    module docstring). Raises ``RuntimeError`` when this thread runs an event loop."""
+    refuse_in_event_loop()
+    with _transactions_left_open():
+        return async_to_sync(function)(*args)
+
+
+def _leave_open() -> None:
+    return None
+
+
+@contextlib.contextmanager
+def _transactions_left_open() -> Iterator[None]:
+    """While jobs run inline, ``close_old_connections`` passes over this thread's connections that are
+    inside a transaction: the transaction is the caller's."""
+    held = [
+        connection
+        for connection in connections.all(initialized_only=True)
+        if connection.in_atomic_block and "close_if_unusable_or_obsolete" not in vars(connection)
+    ]
+    for connection in held:
+        connection.close_if_unusable_or_obsolete = _leave_open  # this object only, for this run
+    try:
+        yield
+    finally:
+        for connection in held:
+            del connection.close_if_unusable_or_obsolete
+
+
+_bound = threading.Event()
+
+
+def _bind_hygiene_to_the_workers_thread() -> None:
+    """``task_wrapper.orm_thread`` watches the connections of the first thread it cleans in, and that
+    must be the async ORM's own thread, where a worker's jobs query. Inline runs query in the caller's
+    thread, so before the first one, let it bind where a worker (in this process too) would: from a
+    new thread, which starts outside any ``async_to_sync``."""
+    if _bound.is_set():
+        return
+    thread = threading.Thread(target=lambda: asyncio.run(orm_thread.clean()), name="tasks_app-bind-hygiene")
+    thread.start()
+    thread.join()
+    _bound.set()
+
+
+# --- SAQ["MODE"] = "immediate" --------------------------------------------------------------------
+
+
+class Immediate:
+    """The diversion target of immediate mode: each job runs to its end before ``enqueue`` returns."""
+
+    def take(self, built: Sequence[BuiltJob]) -> list[Job]:
+        return run_sync(self.atake, built)
+
+    async def atake(self, built: Sequence[BuiltJob]) -> list[Job]:
+        async with InlineRun() as run:
+            return [await run.to_end(queued(item)) for item in built]
+
+
+immediate = Immediate()

@@ -1,0 +1,82 @@
+"""``python manage.py pausequeue QUEUE [QUEUE ...]`` (or ``--all``): its workers take no new jobs.
+
+Running jobs finish; enqueueing goes on, and the jobs wait. ``resumequeue`` undoes it. The dashboard,
+``runworker --check`` and ``/metrics`` show a paused queue as paused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import socket
+
+from django.core.exceptions import ImproperlyConfigured
+from django.core.management.base import BaseCommand, CommandError
+
+from tasks_app import conf
+from tasks_app.dashboard import bulk
+from tasks_app.dashboard.data import REDIS_ERRORS, unreachable
+from tasks_app.enqueueing.connections import disconnect_all
+
+
+def operator(command: str) -> str:
+    """Who runs this command, for the queue's trail: the OS user and host."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (e.g. a container)
+        user = "unknown user"
+    return f"{user}@{socket.gethostname()} (manage.py {command})"
+
+
+class QueueSwitch(BaseCommand):
+    """Pause or resume the named queues (``action``: bulk.PAUSE or bulk.RESUME)."""
+
+    action = bulk.PAUSE
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("queues", nargs="*", metavar="QUEUE", help="Queue name(s) from SAQ['QUEUES'].")
+        parser.add_argument("--all", action="store_true", help="Every configured queue.")
+
+    def handle(self, *args, **options) -> None:
+        names = self._queues(options["queues"], options["all"])
+        by = operator(f"{self.action}queue")
+        self._current = names[0]
+        try:
+            asyncio.run(self._switch(names, by))
+        except REDIS_ERRORS as exc:
+            raise CommandError(f"{unreachable(self._current, exc)} Nothing more was changed.", returncode=2) from None
+
+    def _queues(self, requested: list[str], every: bool) -> list[str]:
+        try:
+            configured = list(conf.queues())
+        except ImproperlyConfigured as exc:
+            raise CommandError(str(exc)) from None
+        if every == bool(requested):
+            raise CommandError(
+                f"Name the queue(s) to {self.action}, or pass --all (not both). Configured: {', '.join(configured)}."
+            )
+        unknown = [name for name in requested if name not in configured]
+        if unknown:
+            raise CommandError(
+                f"Unknown queue(s) {', '.join(map(repr, unknown))}. Configured queues: {', '.join(configured)}."
+            )
+        return configured if every else list(dict.fromkeys(requested))
+
+    async def _switch(self, names: list[str], by: str) -> None:
+        try:
+            for name in names:
+                self._current = name
+                self.stdout.write(await self._one(name, by))
+        finally:
+            await disconnect_all()
+
+    async def _one(self, name: str, by: str) -> str:
+        already = await bulk.pause(name, by)
+        if already is not None:
+            since = f" since {already.at:%Y-%m-%d %H:%M:%S %Z}" if already.at else ""
+            return f"Queue {name!r} was paused already, by {already.by}{since}."
+        return f"Queue {name!r} is paused: its workers finish what they run and take nothing new."
+
+
+class Command(QueueSwitch):
+    help = "Pause queues: their workers take no new jobs until resumequeue. Enqueueing goes on."

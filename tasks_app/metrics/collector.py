@@ -1,0 +1,216 @@
+"""The scrape side of the metrics: a Prometheus collector that reads Redis and the database when scraped.
+
+Series (each Redis read is per queue; a queue whose Redis cannot be read has ``tasks_app_queue_up``
+0 and none of its other series):
+
+=================================================  =========  =====================================
+``tasks_app_job_attempts_total``                   counter    attempts by queue, task and outcome
+``tasks_app_job_duration_seconds``                 histogram  attempt durations by queue and task
+``tasks_app_queue_jobs``                           gauge      jobs by queue and status (queued,
+                                                              active, scheduled)
+``tasks_app_workers``                              gauge      live workers by queue
+``tasks_app_queue_paused``                         gauge      1 while a queue is paused
+``tasks_app_queue_up``                             gauge      1 if the queue's Redis answered
+``tasks_app_outbox_entries``                       gauge      jobs waiting in the outbox, by database
+``tasks_app_outbox_oldest_age_seconds``            gauge      age of the oldest of them (0: none)
+``tasks_app_outbox_up``                            gauge      1 if the database answered
+=================================================  =========  =====================================
+
+Register it in a registry of your own to serve it elsewhere: ``registry.register(TasksCollector())``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+from django.apps import apps
+from django.db import DatabaseError
+from django.db.models import Count, Min
+from django.utils import timezone
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
+
+from .. import conf
+from ..dashboard import data
+from ..enqueueing.outbox import outbox_databases
+from .recording import ATTEMPTS, BUCKETS, DURATION, DURATION_SUM, metrics_key, parse_field
+
+logger = logging.getLogger("tasks_app.metrics")
+
+DEPTHS = ("queued", "active", "scheduled")
+
+
+@dataclass
+class QueueReading:
+    """What one queue's Redis said, or ``up=False``."""
+
+    name: str
+    up: bool = False
+    attempts: dict[tuple[str, str], int] = field(default_factory=dict)  # (task, outcome) -> count
+    buckets: dict[str, dict[float, int]] = field(default_factory=dict)  # task -> upper bound -> count
+    sums: dict[str, float] = field(default_factory=dict)  # task -> seconds
+    depth: dict[str, int] = field(default_factory=dict)
+    workers: int = 0
+    paused: bool = False
+
+
+async def read_queue(name: str) -> QueueReading:
+    """One queue's counters, depth, workers and pause flag: one pipeline, then SAQ's worker info."""
+    reading = QueueReading(name)
+    queue = data.dashboard_queue(name)
+    try:
+        async with queue.redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(metrics_key(queue))
+            pipe.llen(queue.queued_key)
+            pipe.llen(queue.active_key)
+            pipe.zcard(queue.incomplete_key)
+            pipe.exists(queue.paused_key)
+            stored, queued, active, incomplete, paused = await pipe.execute()
+        workers = len((await queue.info())["workers"])
+    except data.REDIS_ERRORS as exc:
+        logger.warning("Metrics: %s", data.unreachable(name, exc))
+        return reading
+    reading.up, reading.workers, reading.paused = True, workers, bool(paused)
+    reading.depth = {"queued": queued, "active": active, "scheduled": max(0, incomplete - queued - active)}
+    buckets: defaultdict[str, dict[float, int]] = defaultdict(dict)
+    for raw, value in stored.items():
+        parts = parse_field(raw)
+        try:
+            if parts and parts[0] == ATTEMPTS and len(parts) == 3:
+                reading.attempts[(parts[1], parts[2])] = int(value)
+            elif parts and parts[0] == DURATION and len(parts) == 3:
+                buckets[parts[1]][float(parts[2])] = int(value)
+            elif parts and parts[0] == DURATION_SUM and len(parts) == 2:
+                reading.sums[parts[1]] = float(value)
+        except ValueError:
+            continue  # not written by tasks_app: not ours to show
+    reading.buckets = dict(buckets)
+    return reading
+
+
+async def read_queues(names: Sequence[str]) -> list[QueueReading]:
+    return list(await asyncio.gather(*(read_queue(name) for name in names)))
+
+
+@dataclass
+class OutboxReading:
+    database: str
+    up: bool = False
+    entries: int = 0
+    oldest_age_s: float = 0.0
+
+
+def read_outbox() -> list[OutboxReading]:
+    """The outbox backlog in every database that holds it (sync: the ORM, in this thread)."""
+    readings = []
+    for alias in outbox_databases():
+        reading = OutboxReading(alias)
+        try:
+            entries = apps.get_model("tasks_app", "OutboxEntry").objects.using(alias)
+            found = entries.aggregate(entries=Count("id"), oldest=Min("created"))
+        except DatabaseError as exc:
+            logger.warning("Metrics: the outbox in database %r cannot be read: %s", alias, exc)
+        else:
+            reading.up, reading.entries = True, found["entries"]
+            if found["oldest"] is not None:
+                reading.oldest_age_s = max(0.0, (timezone.now() - found["oldest"]).total_seconds())
+        readings.append(reading)
+    return readings
+
+
+class TasksCollector(Collector):
+    """Yields the series above, read when collected. ``queues``: which to read (default: all configured)."""
+
+    def __init__(self, queues: Sequence[str] | None = None) -> None:
+        self.queues = list(queues) if queues else None
+
+    def describe(self) -> Iterator[Metric]:
+        # Names only, so that registering does not read Redis.
+        return iter(_families([], []))
+
+    def collect(self) -> Iterator[Metric]:
+        names = self.queues or list(conf.queues())
+        try:
+            queues = data.run(read_queues(names))
+        except data.REDIS_ERRORS:  # the whole read timed out
+            queues = [QueueReading(name) for name in names]
+        return iter(_families(queues, read_outbox()))
+
+
+def _families(queues: list[QueueReading], outboxes: list[OutboxReading]) -> list[Metric]:
+    attempts = CounterMetricFamily(
+        "tasks_app_job_attempts",
+        "Job attempts that workers finished, by outcome: complete, failed and timeout end a job; "
+        "retrying and timeout-retrying put it back for another attempt; aborted, requeued (worker "
+        "stopping) and lost (taken over by the sweep) are the others.",
+        labels=["queue", "task", "outcome"],
+    )
+    durations = HistogramMetricFamily(
+        "tasks_app_job_duration_seconds", "How long job attempts ran, in seconds.", labels=["queue", "task"]
+    )
+    depth = GaugeMetricFamily(
+        "tasks_app_queue_jobs",
+        "Jobs waiting or running now: queued (runnable), active (running, or being aborted), "
+        "scheduled (for later, including retries waiting for their delay).",
+        labels=["queue", "status"],
+    )
+    workers = GaugeMetricFamily("tasks_app_workers", "Live workers of the queue.", labels=["queue"])
+    paused = GaugeMetricFamily(
+        "tasks_app_queue_paused", "1 while the queue is paused: its workers take no new jobs.", labels=["queue"]
+    )
+    up = GaugeMetricFamily("tasks_app_queue_up", "1 if the queue's Redis answered this scrape.", labels=["queue"])
+    for queue in queues:
+        up.add_metric([queue.name], 1 if queue.up else 0)
+        if not queue.up:
+            continue
+        for (task, outcome), count in sorted(queue.attempts.items()):
+            attempts.add_metric([queue.name, task, outcome], count)
+        for task, bounds in sorted(queue.buckets.items()):
+            durations.add_metric([queue.name, task], _cumulative(bounds), queue.sums.get(task, 0.0))
+        for status in DEPTHS:
+            depth.add_metric([queue.name, status], queue.depth[status])
+        workers.add_metric([queue.name], queue.workers)
+        paused.add_metric([queue.name], 1 if queue.paused else 0)
+    entries = GaugeMetricFamily(
+        "tasks_app_outbox_entries",
+        "Jobs recorded by enqueue_on_commit that Redis has not taken yet.",
+        labels=["database"],
+    )
+    oldest = GaugeMetricFamily(
+        "tasks_app_outbox_oldest_age_seconds",
+        "Age of the oldest job waiting in the outbox, in seconds (0 when it is empty).",
+        labels=["database"],
+    )
+    outbox_up = GaugeMetricFamily(
+        "tasks_app_outbox_up", "1 if the outbox's database answered this scrape.", labels=["database"]
+    )
+    for outbox in outboxes:
+        outbox_up.add_metric([outbox.database], 1 if outbox.up else 0)
+        if outbox.up:
+            entries.add_metric([outbox.database], outbox.entries)
+            oldest.add_metric([outbox.database], round(outbox.oldest_age_s, 3))
+    return [attempts, durations, depth, workers, paused, up, entries, oldest, outbox_up]
+
+
+def _cumulative(bounds: dict[float, int]) -> list[tuple[str, float]]:
+    """Per-bucket counts as Prometheus's cumulative ``le`` buckets: every bucket of ``BUCKETS`` (so
+    that series of different tasks add up bucket by bucket), up to "+Inf"."""
+    total, buckets = 0, []
+    for bound in sorted(set(BUCKETS) | set(bounds)):
+        total += bounds.get(bound, 0)
+        buckets.append((floatToGoString(bound), total))
+    return buckets
+
+
+def registry() -> CollectorRegistry:
+    """A registry holding only a ``TasksCollector``: what the dashboard's ``metrics`` URL serves."""
+    collected = CollectorRegistry()
+    collected.register(TasksCollector())
+    return collected

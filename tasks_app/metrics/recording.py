@@ -1,0 +1,115 @@
+"""The worker's side of the metrics: count attempts in memory, add the counts to Redis now and then.
+
+Redis holds, per queue, one hash (``saq:<queue>:metrics``) whose fields are JSON arrays:
+
+- ``["attempts", task, outcome]``: attempts that ended with that outcome (an integer);
+- ``["duration", task, le]``: attempts that took at most ``le`` seconds and more than the bucket
+  below (an integer; ``le`` as Prometheus writes it, "+Inf" last);
+- ``["duration_sum", task]``: their total duration in seconds (a float).
+
+Only ever incremented, never reset or expired: the sums are Prometheus counters. A task name that
+is not registered (a job written to Redis by something else) counts as ``OTHER_TASK``, so what
+Redis holds cannot add label values without bound.
+"""
+
+from __future__ import annotations
+
+import bisect
+import functools
+import json
+import logging
+import math
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from typing import Any
+
+from prometheus_client.utils import floatToGoString
+from saq.job import Job
+
+from ..engine.queue import AtomicRedisQueue
+
+logger = logging.getLogger("tasks_app.metrics")
+
+# Job durations range from milliseconds to the default timeout (300 s) and beyond.
+BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0,
+           1800.0, math.inf)  # fmt: skip
+OUTCOMES = ("complete", "failed", "timeout", "retrying", "timeout-retrying", "aborted", "requeued", "lost")
+OTHER_TASK = "(unregistered)"
+
+ATTEMPTS, DURATION, DURATION_SUM = "attempts", "duration", "duration_sum"
+
+
+def metrics_key(queue: AtomicRedisQueue) -> str:
+    return queue.namespace("metrics")
+
+
+@functools.lru_cache(maxsize=8192)
+def field(*parts: str) -> str:
+    """The hash field for ``parts`` (see the module docstring)."""
+    return json.dumps(parts)
+
+
+def parse_field(raw: bytes | str) -> tuple[str, ...] | None:
+    """The parts of a hash field, or None for one this module did not write."""
+    try:
+        parts = json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(parts, list) or not all(isinstance(part, str) for part in parts):
+        return None
+    return tuple(parts)
+
+
+_LE = tuple(floatToGoString(bound) for bound in BUCKETS)
+
+
+class AttemptRecorder:
+    """Counts one worker's attempts (``observe``, a ``Worker`` observer) and adds them to Redis
+    (``flush``, an upkeep chore; ``on_shutdown``, a shutdown hook, for the last ones)."""
+
+    def __init__(self, queue: AtomicRedisQueue, tasks: Iterable[str]) -> None:
+        self.queue = queue
+        self.tasks = frozenset(tasks)
+        self.counts: Counter[str] = Counter()
+        self.sums: defaultdict[str, float] = defaultdict(float)
+
+    def observe(self, job: Job, outcome: str, duration: float) -> None:
+        """Count one attempt; ``duration`` in seconds. Cheap, and never raises: it runs after every job."""
+        task = job.function if job.function in self.tasks else OTHER_TASK
+        self.counts[field(ATTEMPTS, task, outcome)] += 1
+        self.counts[field(DURATION, task, _LE[bisect.bisect_left(BUCKETS, duration)])] += 1
+        self.sums[field(DURATION_SUM, task)] += duration
+
+    async def flush(self) -> None:
+        """Add the counts since the last flush to Redis, in one transaction. If that fails, they are
+        kept for the next flush (and the error raised, for the upkeep's outage handling)."""
+        if not self.counts:
+            return
+        counts, sums = self.counts, self.sums
+        self.counts, self.sums = Counter(), defaultdict(float)
+        key = metrics_key(self.queue)
+        try:
+            async with self.queue.redis.pipeline(transaction=True) as pipe:
+                for name, count in counts.items():
+                    pipe.hincrby(key, name, count)
+                for name, total in sums.items():
+                    pipe.hincrbyfloat(key, name, total)
+                await pipe.execute()
+        except BaseException:
+            # Not written, as far as we know. (Had Redis applied it and the reply been lost, these
+            # attempts would count twice; a lost count is the worse error for a counter.)
+            self.counts.update(counts)
+            for name, total in sums.items():
+                self.sums[name] += total
+            raise
+
+    async def on_shutdown(self, ctx: dict[str, Any]) -> None:
+        """The last counts of a stopping worker; a Redis that is gone by then costs them, said in the log."""
+        try:
+            await self.flush()
+        except Exception as exc:
+            logger.warning(
+                "Metrics of %d attempt(s) were not saved: Redis did not take them (%s).",
+                sum(n for name, n in self.counts.items() if name.startswith(f'["{ATTEMPTS}"')),
+                exc or type(exc).__name__,
+            )

@@ -1,0 +1,329 @@
+"""Testing code that enqueues, without a worker (and, with ``capture_jobs``, without Redis).
+
+- ``capture_jobs()``: a context manager that records every job enqueued inside it instead of
+  sending it to Redis: from ``enqueue``, ``enqueue_sync``, the bulk calls, and ``enqueue_on_commit``
+  once its transaction commits (in a test's transaction: inside Django's
+  ``captureOnCommitCallbacks(execute=True)``). The ``captured_jobs`` pytest fixture is the same
+  thing for a whole test.
+- ``run_jobs()``: runs the captured jobs in this process, and the jobs they enqueue, until none is
+  left; outside a capture, runs what Redis really holds with a burst worker in this process.
+  Returns a ``JobsRun``: the jobs that ended, their results and failures.
+- ``SAQ["MODE"] = "immediate"`` in test settings (or the ``immediate_jobs`` fixture): ``enqueue``
+  runs the job at once and returns it finished.
+
+Captured and immediate jobs run as ``tasks_app.enqueueing.inline`` describes: through the worker's
+task wrapper, hooks, timeout and retry rules, in the caller's thread and database connection.
+
+For pytest, add ``pytest_plugins = ["tasks_app.testing"]`` to your top-level ``conftest.py``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, overload
+
+from saq.job import Job, Status
+
+from . import conf
+from .enqueueing import diversion
+from .enqueueing.building import BuiltJob
+from .enqueueing.inline import InlineRun, queued, refuse_in_event_loop, run_sync
+from .registry import task_name_of
+
+__all__ = ["CapturedJob", "CapturedJobs", "JobsRun", "arun_jobs", "capture_jobs", "run_jobs"]
+
+# A run stops with an error after this many attempts: a task that enqueues itself would never end.
+DEFAULT_LIMIT = 1000
+# Outcomes after which a job has ended (the others put it back on its queue, or drop a lost attempt).
+ENDED = frozenset({"complete", "failed", "timeout", "aborted"})
+
+
+@dataclass(frozen=True)
+class CapturedJob:
+    """One job as it was enqueued.
+
+    ``options`` are the job options it got (``timeout``, ``retries`` counted after the first attempt,
+    ``retry_delay``, ``retry_backoff``, ``ttl``, ``heartbeat``); ``scheduled`` is when it was due to run
+    (``delay=``/``at=``), or None for now. ``job`` is the SAQ job: ``run_jobs`` updates its ``status``,
+    ``attempts``, ``result`` and ``error``.
+    """
+
+    task: str
+    kwargs: dict[str, Any]
+    options: dict[str, Any]
+    key: str
+    queue: str
+    scheduled: datetime | None
+    job: Job = field(repr=False, compare=False)
+
+    @classmethod
+    def of(cls, built: BuiltJob, job: Job) -> CapturedJob:
+        return cls(
+            task=job.function,
+            kwargs=dict(job.kwargs or {}),
+            options={
+                "timeout": job.timeout,
+                "retries": job.retries - 1,
+                "retry_delay": job.retry_delay,
+                "retry_backoff": job.retry_backoff,
+                "ttl": job.ttl,
+                "heartbeat": job.heartbeat,
+            },
+            key=job.key,
+            queue=built.queue,
+            scheduled=datetime.fromtimestamp(job.scheduled, tz=UTC) if job.scheduled else None,
+            job=job,
+        )
+
+    @property
+    def status(self) -> str:
+        """queued (not run yet, or waiting for a retry), active, complete or failed."""
+        return Status(self.job.status).value
+
+
+class CapturedJobs(Sequence[CapturedJob]):
+    """The jobs enqueued during a capture, in the order they were enqueued.
+
+    As in Redis, a key deduplicates: enqueueing a key whose job has not ended yet records nothing and
+    returns that job.
+    """
+
+    def __init__(self) -> None:
+        self._jobs: list[CapturedJob] = []
+        self._pending: dict[tuple[str, str], CapturedJob] = {}
+        self._order: deque[CapturedJob] = deque()  # not yet run, or due to be retried: in run order
+        self._lock = threading.Lock()
+
+    @overload
+    def __getitem__(self, index: int) -> CapturedJob: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[CapturedJob]: ...
+    def __getitem__(self, index: int | slice) -> CapturedJob | list[CapturedJob]:
+        return self._jobs[index]
+
+    def __len__(self) -> int:
+        return len(self._jobs)
+
+    def __repr__(self) -> str:
+        return f"<CapturedJobs {[f'{job.task}({job.kwargs})' for job in self._jobs]}>"
+
+    @property
+    def tasks(self) -> list[str]:
+        """The task name of each job, in order."""
+        return [job.task for job in self._jobs]
+
+    def of(self, task: str | Callable[..., Any]) -> list[CapturedJob]:
+        """The jobs of one task, given by name or by its function."""
+        name = task if isinstance(task, str) else task_name_of(task)
+        return [job for job in self._jobs if job.task == name]
+
+    def pending(self) -> list[CapturedJob]:
+        """Jobs that have not ended yet (not run, or waiting for a retry)."""
+        with self._lock:
+            return list(self._order)
+
+    def clear(self) -> None:
+        """Forget every job captured so far, run or not."""
+        with self._lock:
+            self._jobs.clear()
+            self._pending.clear()
+            self._order.clear()
+
+    # --- what the diversion calls -----------------------------------------------------------------
+
+    def _record(self, built: Sequence[BuiltJob]) -> list[Job]:
+        jobs = []
+        with self._lock:
+            for item in built:
+                where = (item.queue, item.job.key)
+                existing = self._pending.get(where)
+                if existing is not None:
+                    jobs.append(existing.job)
+                    continue
+                captured = CapturedJob.of(item, queued(item))
+                self._jobs.append(captured)
+                self._pending[where] = captured
+                self._order.append(captured)
+                jobs.append(captured.job)
+        return jobs
+
+    def _next(self) -> CapturedJob | None:
+        with self._lock:
+            return self._order.popleft() if self._order else None
+
+    def _attempted(self, captured: CapturedJob) -> None:
+        with self._lock:
+            if captured.job.status == Status.QUEUED:
+                self._order.append(captured)  # its retry, behind what is already waiting
+            else:
+                del self._pending[(captured.queue, captured.key)]
+
+
+class _Capture:
+    """The diversion target of a capture."""
+
+    def __init__(self, jobs: CapturedJobs) -> None:
+        self.jobs = jobs
+
+    def take(self, built: Sequence[BuiltJob]) -> list[Job]:
+        refuse_in_event_loop()
+        return self.jobs._record(built)
+
+    async def atake(self, built: Sequence[BuiltJob]) -> list[Job]:
+        return self.jobs._record(built)
+
+
+_active: list[_Capture] = []
+
+
+@contextmanager
+def capture_jobs() -> Iterator[CapturedJobs]:
+    """Record the jobs enqueued inside the block instead of sending them to Redis; yields them.
+
+    Captures nest: the innermost one records. Process-wide: jobs enqueued from other threads are
+    captured too.
+    """
+    capture = _Capture(CapturedJobs())
+    _active.append(capture)
+    diversion.push(capture)
+    try:
+        yield capture.jobs
+    finally:
+        diversion.pop(capture)
+        _active.remove(capture)
+
+
+@dataclass
+class JobsRun:
+    """What ``run_jobs`` ran: every job that ended, in the order it ended."""
+
+    jobs: list[Job]
+
+    def __len__(self) -> int:
+        return len(self.jobs)
+
+    @property
+    def results(self) -> dict[str, Any]:
+        """Job key -> result, for the jobs that completed."""
+        return {job.key: job.result for job in self.jobs if job.status == Status.COMPLETE}
+
+    @property
+    def failures(self) -> list[Job]:
+        """The jobs that ended failed or aborted; each ``error`` holds the last attempt's traceback."""
+        return [job for job in self.jobs if job.status != Status.COMPLETE]
+
+
+def run_jobs(*, queues: Sequence[str] | None = None, limit: int = DEFAULT_LIMIT) -> JobsRun:
+    """Run jobs in this process until none is left, and return them.
+
+    Inside ``capture_jobs()``: the captured jobs that have not ended, then the jobs those enqueue, each
+    retried at once while it has retries left (see ``tasks_app.enqueueing.inline``), in this thread and
+    its database connection. Raises ``RuntimeError`` after ``limit`` attempts, which only a task that
+    keeps enqueueing more work reaches.
+
+    Outside one: the jobs Redis holds on ``queues`` (default: every queue), with a real worker in burst
+    mode (``runworker --burst``), which, like any worker, sees only committed rows: use it in
+    transactional tests (``django_db(transaction=True)``). Raises ``ServiceUnavailable`` when Redis or
+    the database cannot be reached, and ``RuntimeError`` when a queue is paused.
+
+    From async code, ``await arun_jobs(...)``.
+    """
+    if _active:
+        return run_sync(_run_captured, _active[-1].jobs, limit)
+    from .enqueueing.connections import background
+    from .process.runner import run
+
+    options = _burst_options(queues)
+    background.run(_refuse_paused(options))
+    ended: list[Job] = []
+    run(options, on_ready=_observe_into(ended))
+    return JobsRun(ended)
+
+
+async def arun_jobs(*, queues: Sequence[str] | None = None, limit: int = DEFAULT_LIMIT) -> JobsRun:
+    """``run_jobs`` for async code: the jobs run on the running loop."""
+    if _active:
+        return await _run_captured(_active[-1].jobs, limit)
+    from .process.runner import run_workers
+
+    options = _burst_options(queues)
+    await _refuse_paused(options)
+    ended: list[Job] = []
+    await run_workers(options, on_ready=_observe_into(ended))
+    return JobsRun(ended)
+
+
+async def _run_captured(captured: CapturedJobs, limit: int) -> JobsRun:
+    ended: list[Job] = []
+    attempts = 0
+    async with InlineRun() as run:
+        while (item := captured._next()) is not None:
+            attempts += 1
+            if attempts > limit:
+                raise RuntimeError(
+                    f"run_jobs made {limit} attempts and jobs keep coming (the last: {item.task}); "
+                    "does a task enqueue itself? Pass limit= to allow more."
+                )
+            await run.attempt(item.job)
+            captured._attempted(item)
+            if item.job.status != Status.QUEUED:
+                ended.append(item.job)
+    return JobsRun(ended)
+
+
+def _burst_options(queues: Sequence[str] | None) -> list:
+    from .process.runner import WorkerOptions
+
+    names = list(queues) if queues else list(conf.queues())
+    return [WorkerOptions(queue=name, concurrency=conf.queue_config(name).concurrency, burst=True) for name in names]
+
+
+async def _refuse_paused(options: list) -> None:
+    # A burst worker on a paused queue with jobs waiting would wait for the resume: say so instead.
+    from .enqueueing.connections import get_queue
+
+    for option in options:
+        paused = await get_queue(option.queue).paused()
+        if paused is not None:
+            raise RuntimeError(
+                f"Queue {option.queue!r} is paused (by {paused.get('by')}): its jobs cannot run. "
+                f"Resume it first (manage.py resumequeue {option.queue})."
+            )
+
+
+def _observe_into(ended: list[Job]) -> Callable[[list], None]:
+    def on_ready(workers: list) -> None:
+        def observe(job: Job, outcome: str, duration: float) -> None:
+            if outcome in ENDED:
+                ended.append(job)
+
+        for worker in workers:
+            worker.observers.append(observe)
+
+    return on_ready
+
+
+# --- pytest fixtures (with ``pytest_plugins = ["tasks_app.testing"]``) -----------------------------
+
+try:
+    import pytest
+except ImportError:  # pytest is not a dependency of tasks_app: no fixtures without it
+    pytest = None
+
+if pytest is not None:
+
+    @pytest.fixture(name="captured_jobs")
+    def _captured_jobs() -> Iterator[CapturedJobs]:
+        """The jobs this test enqueues, captured instead of sent to Redis (see ``capture_jobs``)."""
+        with capture_jobs() as captured:
+            yield captured
+
+    @pytest.fixture(name="immediate_jobs")
+    def _immediate_jobs(settings: Any) -> None:
+        """``SAQ["MODE"] = "immediate"`` for this test: every enqueue runs its job at once."""
+        settings.SAQ = {**conf.raw(), "MODE": conf.IMMEDIATE}
