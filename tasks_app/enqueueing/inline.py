@@ -27,7 +27,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import threading
 import time
 import traceback
 from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -43,7 +42,7 @@ from saq.worker import ensure_coroutine_function
 
 from .. import conf
 from ..exceptions import TaskNotFound
-from ..process.task_wrapper import orm_thread, wrap
+from ..process.task_wrapper import wrap
 from ..registry import registry
 from .building import BuiltJob
 
@@ -78,8 +77,6 @@ class InlineRun:
         self._functions: dict[str, Callable[..., Awaitable[Any]]] = {}
 
     async def __aenter__(self) -> InlineRun:
-        if not _bound.is_set():
-            await asyncio.get_running_loop().run_in_executor(None, _bind_hygiene_to_the_workers_thread)
         for hook in self.hooks["startup"]:
             await hook(self.context)
         return self
@@ -247,22 +244,6 @@ def _transactions_left_open() -> Iterator[None]:
     finally:
         for connection in held:
             del connection.close_if_unusable_or_obsolete
-
-
-_bound = threading.Event()
-
-
-def _bind_hygiene_to_the_workers_thread() -> None:
-    """``task_wrapper.orm_thread`` watches the connections of the first thread it cleans in, and that
-    must be the async ORM's own thread, where a worker's jobs query. Inline runs query in the caller's
-    thread, so before the first one, let it bind where a worker (in this process too) would: from a
-    new thread, which starts outside any ``async_to_sync``."""
-    if _bound.is_set():
-        return
-    thread = threading.Thread(target=lambda: asyncio.run(orm_thread.clean()), name="tasks_app-bind-hygiene")
-    thread.start()
-    thread.join()
-    _bound.set()
 
 
 # --- SAQ["MODE"] = "immediate" --------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+import threading
 from collections.abc import Callable
 from concurrent.futures import Executor
 from typing import Any
@@ -15,43 +16,58 @@ from django.db import close_old_connections, connections
 from ..registry import TaskSpec
 
 
+class _Counted:
+    """One thread's connections, and the queries run on them (counted in that thread)."""
+
+    def __init__(self) -> None:
+        self.wrappers = [connections[alias] for alias in connections]
+        self.queries = 0
+        self.queries_at_last_clean = 0
+        for wrapper in self.wrappers:
+            wrapper.execute_wrappers.append(self._count)
+
+    def _count(self, execute, sql, params, many, context):
+        self.queries += 1
+        return execute(sql, params, many, context)
+
+    def dirty(self) -> bool:
+        return self.queries != self.queries_at_last_clean and any(w.connection is not None for w in self.wrappers)
+
+
 class _ORMThread:
-    """Connection hygiene for the one thread where the async ORM runs.
+    """Connection hygiene for the thread where the async ORM runs.
 
-    ``sync_to_async(thread_sensitive=True)`` sends every async ORM call to a single
-    thread, so its connections must be cleaned there. A thread hop costs more than
-    a no-op job, so two shortcuts keep it cheap without weakening the guarantee:
+    ``sync_to_async(thread_sensitive=True)`` sends every async ORM call to one thread (in a
+    worker, asgiref's shared thread; inside ``async_to_sync``, the caller's), so its connections
+    must be cleaned there. A thread hop costs more than a no-op job, so two shortcuts keep it
+    cheap without weakening the guarantee:
 
-    - if no query ran in that thread since the last cleanup, there is nothing new
-      to clean (that cleanup already re-armed Django's health check);
-    - jobs that ask while a cleanup is queued but not yet started share it: it
-      runs after everything they did, so it covers them all.
+    - if no query ran in that thread since its last cleanup, there is nothing new to clean
+      (that cleanup already re-armed Django's health check);
+    - jobs that ask while a cleanup is queued but not yet started share it: it runs after
+      everything they did, so it covers them all.
+
+    Connections are Django's per thread, so what is counted is kept per thread too.
     """
 
     def __init__(self) -> None:
-        self._wrappers: list[Any] | None = None
-        self._queries = 0  # queries run in the ORM thread, counted there
-        self._queries_at_last_clean = 0
+        # Per thread, not per ident: a dead thread's ident is reused by a new thread with new connections.
+        self._local = threading.local()
+        self._last: _Counted | None = None  # the thread the async ORM ran in last time
         self._pending: asyncio.Future | None = None
         self._clean = sync_to_async(self._clean_in_thread, thread_sensitive=True)
 
-    def _count_query(self, execute, sql, params, many, context):
-        self._queries += 1
-        return execute(sql, params, many, context)
-
     def _clean_in_thread(self) -> None:
         self._pending = None  # from here on, a new request needs a new cleanup
-        if self._wrappers is None:
-            self._wrappers = [connections[alias] for alias in connections]
-            for wrapper in self._wrappers:
-                wrapper.execute_wrappers.append(self._count_query)
-        self._queries_at_last_clean = self._queries
+        counted = getattr(self._local, "counted", None)
+        if counted is None:
+            counted = self._local.counted = _Counted()
+        self._last = counted
+        counted.queries_at_last_clean = counted.queries
         close_old_connections()
 
     def _needs_cleaning(self) -> bool:
-        if self._wrappers is None:
-            return True
-        return self._queries != self._queries_at_last_clean and any(w.connection is not None for w in self._wrappers)
+        return self._last is None or self._last.dirty()
 
     async def clean(self) -> None:
         if not self._needs_cleaning():
