@@ -620,8 +620,13 @@ class AtomicRedisQueue(RedisQueue):
         return True
 
     async def due_within(self, seconds: float) -> bool:
-        """Whether any job is queued, running, or scheduled to be due within ``seconds``."""
-        return bool(await self.redis.zcount(self.incomplete_key, 0, now_seconds() + seconds))
+        """Whether any job is queued, running, or scheduled to be due within ``seconds``, for this
+        queue's workers to take: never while the queue is paused."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            paused, due = (
+                await pipe.exists(self.paused_key).zcount(self.incomplete_key, 0, now_seconds() + seconds).execute()
+            )
+        return bool(due) and not paused
 
     async def check_consistency(self) -> dict[str, list[str]]:
         """Scan the whole queue for broken invariants; returns problem -> job keys (empty lists if none).
@@ -635,6 +640,7 @@ class AtomicRedisQueue(RedisQueue):
         queued = {_text(i) for i in await self.redis.lrange(self.queued_key, 0, -1)}
         active = {_text(i) for i in await self.redis.lrange(self.active_key, 0, -1)}
         incomplete = {_text(i) for i in await self.redis.zrange(self.incomplete_key, 0, -1)}
+        listed, referenced = queued | active, queued | active | incomplete
         report: dict[str, list[str]] = {"unreferenced": [], "no_ttl": [], "dangling": []}
         seen: set[str] = set()
         async for job in self.iter_jobs(batch_size=500):
@@ -642,18 +648,24 @@ class AtomicRedisQueue(RedisQueue):
             if job.status in TERMINAL_STATUSES:
                 if job.ttl > 0 and await self.redis.ttl(job.id) == -1:
                     report["no_ttl"].append(job.key)
-                if job.id in queued | active:
+                if job.id in listed:
                     report["dangling"].append(job.key)
-            elif job.id not in queued | active | incomplete:
+            elif job.id not in referenced:
                 report["unreferenced"].append(job.key)
-        report["dangling"] += [self.job_key_from_id(i) for i in (queued | active | incomplete) - seen]
+        report["dangling"] += [self.job_key_from_id(i) for i in referenced - seen]
         return report
 
     # --- pausing ----------------------------------------------------------------------------------
 
-    async def pause(self, by: str) -> None:
-        """Pause the queue: its workers finish what they run and take nothing new; enqueueing goes on."""
-        await self.redis.set(self.paused_key, json.dumps({"by": by, "at": now_seconds()}))
+    async def pause(self, by: str) -> dict:
+        """Pause the queue: its workers finish what they run and take nothing new; enqueueing goes on.
+
+        Returns who paused it and when: ``by`` now, or whoever paused it first if it already was.
+        """
+        mine = {"by": by, "at": now_seconds()}
+        if await self.redis.set(self.paused_key, json.dumps(mine), nx=True):
+            return mine
+        return await self.paused() or mine
 
     async def resume(self) -> bool:
         """Resume a paused queue; False if it was not paused."""
