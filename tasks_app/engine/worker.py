@@ -306,7 +306,16 @@ class Worker(saq.Worker):
     async def _ended(self, job: Job, status: Status, *, result=None, error=None, timed_out: bool = False) -> str:
         # While the worker keeps going, the next job comes back with this outcome's write.
         take_next = not self.event.is_set() and self.max_burst_jobs is None
-        taken = await self.queue.end_attempt(job, status, result=result, error=error, take_next=take_next)
+        try:
+            taken = await self.queue.end_attempt(job, status, result=result, error=error, take_next=take_next)
+        except (TypeError, ValueError) as exc:
+            if status != Status.COMPLETE:
+                raise
+            # Its result cannot be stored (not JSON): the attempt failed, and retrying will not help.
+            error = f"The task returned a result that cannot be stored as JSON: {exc}"
+            logger.error("Job %s (%s): %s", job.key, job.function, error, extra={"job_key": job.key})
+            taken = await self.queue.end_attempt(job, Status.FAILED, error=error, take_next=take_next)
+            status = Status.FAILED
         if taken is not None:
             self.taken.append(taken)
         if status == Status.FAILED:

@@ -105,3 +105,9 @@ async def write_marker(ctx, path: str) -> str:
 @task
 async def read_context(ctx) -> str:
     return ctx.get("greeting", "")
+
+
+@task(retries=2)
+async def unstorable_result(ctx) -> set:
+    """Returns what JSON cannot store."""
+    return {1, 2}

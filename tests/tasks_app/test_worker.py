@@ -195,3 +195,36 @@ def test_any_task_can_be_routed_to_another_queue(redis_db, settings):
                 await queue.disconnect()
 
         assert asyncio.run(fetch()).result == "hello ada"
+
+
+def test_a_result_that_cannot_be_stored_fails_the_job_with_a_clear_error(redis_db):
+    job = enqueue_sync("unstorable_result")
+    run_burst()
+    done = job_state(job.key)
+    assert done.status == Status.FAILED and done.attempts == 1  # retrying would not help
+    assert "cannot be stored as JSON" in done.error
+
+
+def test_a_burst_worker_on_a_paused_queue_exits(redis_db):
+    from tasks_app.enqueueing.connections import make_queue
+
+    async def pause():
+        queue = make_queue("default")
+        try:
+            first = await queue.pause("ops")
+            again = await queue.pause("someone else")
+            return first, again
+        finally:
+            await queue.disconnect()
+
+    enqueue_sync("noop")
+    first, again = asyncio.run(pause())
+    assert again["by"] == "ops" == first["by"]  # whoever paused first stays on record
+    run_burst()  # returns: nothing is taken from a paused queue, and nothing is waited for
+    assert job_state_count("queued") == 1
+
+
+def job_state_count(kind: str) -> int:
+    from tests.queue_state import count
+
+    return count(kind)
