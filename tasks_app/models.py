@@ -36,7 +36,7 @@ class TaskQueue(models.Model):
         default_permissions = ()
         permissions = [
             ("view_dashboard", "Can view the task queue dashboard"),
-            ("manage_jobs", "Can retry, abort and enqueue jobs from the dashboard"),
+            ("manage_jobs", "Can retry, abort and enqueue jobs, act on many, and pause queues from the dashboard"),
         ]
         verbose_name = "task queue"
         verbose_name_plural = "task queues"
