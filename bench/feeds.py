@@ -25,7 +25,7 @@ Targets: 2 within 1.3x of 4 and at least 8x faster than 1; 3 at least 10x faster
 It uses tests.settings with a throwaway PostgreSQL database (django.test.utils.setup_databases:
 ``test_<name>`` of BENCH_DATABASE_URL, default postgres://postgres@127.0.0.1:5432/bench_feeds),
 dropped at the end, and a Redis database of its own for the jobs (BENCH_REDIS_URL, default
-redis://127.0.0.1:6379/13), which must be empty and is flushed at the end.
+or a database leased for the run), which must be empty and is flushed at the end.
 """
 
 from __future__ import annotations
@@ -44,8 +44,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tests.redis_lease import leased_redis_url  # noqa: E402
+
 DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/bench_feeds")
-REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
+# A Redis database of the bench's own: BENCH_REDIS_URL, or one leased like a test run's (tests/redis_lease.py).
+REDIS_URL = os.environ.get("BENCH_REDIS_URL") or leased_redis_url()
+os.environ["BENCH_REDIS_URL"] = REDIS_URL
 SPEEDUP_TARGET = 8.0
 FLOOR_TARGET = 1.3
 RERUN_TARGET = 10.0

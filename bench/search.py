@@ -5,7 +5,7 @@
 
 It creates a throwaway PostgreSQL database (django.test.utils.setup_databases, so
 ``test_<name>`` of BENCH_DATABASE_URL, default postgres://postgres@127.0.0.1:5432/bench_search)
-and a Redis database of its own (BENCH_REDIS_URL, default redis://127.0.0.1:6379/12), which must
+and a Redis database of its own (BENCH_REDIS_URL, or a database leased for the run), which must
 be empty (it is never flushed unless the bench filled it); the database is dropped at the end.
 
 1. Edit to searchable (database backend): 200 ORM saves, each committed, with a
@@ -38,8 +38,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tests.redis_lease import leased_redis_url  # noqa: E402
+
 DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/bench_search")
-REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
+# A Redis database of the bench's own: BENCH_REDIS_URL, or one leased like a test run's (tests/redis_lease.py).
+REDIS_URL = os.environ.get("BENCH_REDIS_URL") or leased_redis_url()
+os.environ["BENCH_REDIS_URL"] = REDIS_URL
 WORDS = [
     "python",
     "interpreter",

@@ -1,4 +1,4 @@
-"""Settings for bench/ scripts: the test settings, a Redis database of the benchmarks' own (db 9),
+"""Settings for bench/ scripts: the test settings, a Redis database of the benchmarks' own (leased),
 and the benchmark jobs registered the original setup's way, by dotted path."""
 
 import json
@@ -21,7 +21,8 @@ BENCH_TASKS = (
     "soak_long",
 )
 PEER_TASKS = ("peer_noop", "peer_io")  # bench/peers.py: the same jobs huey and dramatiq run
-BENCH_REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/9")
+# A Redis database of the benchmarks' own: BENCH_REDIS_URL, or the one leased for this run (tests/settings.py).
+BENCH_REDIS_URL = os.environ.get("BENCH_REDIS_URL") or REDIS_URL  # noqa: F405
 SAQ = {
     **SAQ,
     "QUEUES": {"default": {"URL": BENCH_REDIS_URL, "CONCURRENCY": 10}},

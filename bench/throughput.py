@@ -3,7 +3,7 @@
     uv run python bench/throughput.py [--noop-jobs 10000] [--orm-jobs 5000] [--concurrency 10] [--rounds 2]
 
 1. No-op async jobs: ``manage.py runworker`` vs a bare ``saq`` CLI worker, same
-   concurrency, same Redis (a database of the benchmark's own, db 9).
+   concurrency, same Redis (a database of the benchmark's own, leased like a test run's).
 2. Jobs doing one async ORM read and one write: ``runworker`` vs the same ORM
    work driven by a bare asyncio loop at the same concurrency, with no queue.
 
