@@ -13,9 +13,7 @@ so a second, different DNS answer (DNS rebinding) is never used.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import ssl
-import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -26,12 +24,6 @@ import httpx
 
 from . import addresses
 from .conf import FeedSettings
-
-# httpcore imports sniffio for every lock it makes and uses asyncio when that fails. sniffio is
-# not installed, and a failed import searches sys.path again each time: six times a fetch, a
-# third of its CPU time. Recording the absence once makes each later import fail at once.
-if importlib.util.find_spec("sniffio") is None:
-    sys.modules.setdefault("sniffio", None)
 
 ALLOWED_SCHEMES = ("http", "https")
 PERMANENT_REDIRECTS = (301, 308)
