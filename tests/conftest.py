@@ -1,6 +1,11 @@
+import os
+
 import pytest
 import redis
 from django.conf import settings as django_settings
+from django.db import connection
+
+from tasks_app import conf
 
 # tasks_app's own fixtures for testing code that enqueues: captured_jobs, immediate_jobs.
 pytest_plugins = ["tasks_app.testing"]
@@ -25,3 +30,17 @@ def redis_db():
     yield client
     client.flushdb()
     client.close()
+
+
+@pytest.fixture
+def subprocess_env(transactional_db, redis_db):
+    """Environment for manage.py subprocesses: the same test database and Redis database."""
+    db = connection.settings_dict
+    url = f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "TEST_DATABASE_URL": url,
+        "TEST_REDIS_URL": conf.queue_config("default").url,
+        "PYTHONUNBUFFERED": "1",
+    }

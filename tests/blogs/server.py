@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -57,6 +58,12 @@ class FeedServer(ThreadingHTTPServer):
         self._lock = threading.Lock()
         self.in_flight = 0
         self.max_in_flight = 0
+
+    def handle_error(self, request, client_address) -> None:
+        # The fetcher hangs up on purpose (a size limit, a deadline, a refused redirect): not an error here.
+        if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            return
+        super().handle_error(request, client_address)
 
     def url(self, path: str, host: str | None = None) -> str:
         """The URL of ``path`` here; ``host`` spells the address another way (or names it)."""

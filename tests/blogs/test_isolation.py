@@ -9,7 +9,6 @@ from pydotorg.blogs.models import BlogEntry, Feed
 from pydotorg.safehtml import sanitize
 from tasks_app import enqueue_sync
 from tasks_app.enqueueing.connections import background, get_queue
-from tests.tasks_app.conftest import subprocess_env  # noqa: F401  (a fixture: the worker's environment)
 from tests.tasks_app.helpers import WorkerProcess, wait_until
 
 from .helpers import make_feed, refresh_all
@@ -168,7 +167,7 @@ def finished(*jobs):
 
 
 @pytest.fixture
-def worker_env(subprocess_env):  # noqa: F811
+def worker_env(subprocess_env):
     return {**subprocess_env, "FEEDS_ALLOW_PRIVATE_NETWORKS": "true"}
 
 

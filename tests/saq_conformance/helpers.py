@@ -25,6 +25,8 @@ def _lease() -> str:
     spec = importlib.util.spec_from_file_location("redis_lease", PROJECT_ROOT / "tests" / "redis_lease.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    # Kept in sys.modules: the lease is a connection that module holds, and lasts as long as it lives.
+    sys.modules["redis_lease"] = module
     return module.leased_redis_url()
 
 
