@@ -4,12 +4,26 @@
 import os
 import sys
 
+# Exit status when the settings cannot be loaded (a bad environment variable, for example).
+EXIT_SETTINGS = 2
+
 
 def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pydotorg.settings")
+    from django.conf import settings
+    from django.core.exceptions import ImproperlyConfigured
     from django.core.management import execute_from_command_line
 
-    execute_from_command_line(sys.argv)
+    try:
+        execute_from_command_line(sys.argv)
+    except ImproperlyConfigured as exc:
+        # Raised while loading the settings: the message names the variable and what is wrong,
+        # which is all a traceback through Django's settings import would add to. Raised later,
+        # by a command, or with --traceback: the traceback as usual.
+        if settings.configured or "--traceback" in sys.argv:
+            raise
+        sys.stderr.write(f"ImproperlyConfigured: {exc}\n")
+        sys.exit(EXIT_SETTINGS)
 
 
 if __name__ == "__main__":

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+
+from tasks_app.redaction import MASK, redact_url
 
 env = environ.Env()
 
@@ -18,22 +21,54 @@ def read_env_file(base_dir: Path) -> None:
         environ.Env.read_env(env_file, overwrite=False)
 
 
+# A '?' or '#' in the user name or password, not percent-encoded, ends the authority early: the rest
+# of the secret becomes the query or fragment, followed by '@host'. (A '=' means a real query.)
+_UNENCODED_IN_USERINFO = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/?#@]*[?#][^/@=]*@")
+_ENCODE_HINT = "a '/', '?', '#' or '@' in the user name or password must be percent-encoded (%2F, %3F, %23, %40)"
+
+
 def url(var: str, default: str | None, schemes: set[str]) -> str | None:
-    """Return the URL in ``var`` after checking that it parses and has a known scheme."""
+    """Return the URL in ``var`` after checking that it parses and has a known scheme.
+
+    Error messages never show the password: a URL that parses is shown redacted, one that does
+    not is not shown at all (it may hold a secret anywhere), only what is wrong with it.
+    """
     value = env.str(var, default=default)
     if value is None or value == "":
         return None
+    if _UNENCODED_IN_USERINFO.match(value):
+        raise ImproperlyConfigured(
+            f"{var} is not a valid URL: its user name or password seems to hold a '?' or '#', "
+            "which must be percent-encoded (%3F, %23)."
+        )
     try:
         parts = urlsplit(value)
         parts.port  # noqa: B018 - raises ValueError on a non-numeric port
     except ValueError as exc:
-        raise ImproperlyConfigured(f"{var}={value!r} is not a valid URL: {exc}.") from exc
+        # Not chained: urllib's message may quote part of the secret (the "port" of a cut-short URL).
+        raise ImproperlyConfigured(f"{var} is not a valid URL: {_problem(exc)}; {_ENCODE_HINT}.") from None
+    expected = ", ".join(sorted(f"{s}://" for s in schemes))
+    if "://" not in value:
+        raise ImproperlyConfigured(f"{var} is not a URL: it has no scheme; expected one of {expected}.")
     if parts.scheme not in schemes:
-        expected = ", ".join(sorted(f"{s}://" for s in schemes))
         raise ImproperlyConfigured(
-            f"{var}={value!r} has an unsupported scheme {parts.scheme!r}; expected one of {expected}."
+            f"{var}={redact_url(value)!r} has an unsupported scheme {parts.scheme!r}; expected one of {expected}."
         )
     return value
+
+
+def _problem(exc: ValueError) -> str:
+    """What urllib found wrong, in words that quote nothing from the URL."""
+    text = str(exc)
+    if text.startswith("Port out of range"):
+        return "its port is not from 0 to 65535"
+    if text.startswith("Port could not be cast"):
+        return "its port is not a number"
+    if "IPv6" in text:
+        return "its host has an unmatched '[' or ']'"
+    if "NFKC" in text:
+        return "its host has characters that change under Unicode normalization"
+    return "it does not parse"
 
 
 def database(var: str, default: str) -> dict:
@@ -41,7 +76,16 @@ def database(var: str, default: str) -> dict:
     try:
         return environ.Env.db_url_config(value)
     except Exception as exc:  # django-environ raises bare exceptions on odd input
-        raise ImproperlyConfigured(f"{var}={value!r} could not be parsed: {exc}.") from exc
+        raise ImproperlyConfigured(
+            f"{var}={redact_url(value)!r} could not be parsed: {_without_password(str(exc), value)}."
+        ) from None
+
+
+def _without_password(text: str, value: str) -> str:
+    password = urlsplit(value).password
+    for secret in {password, unquote(password or "")} - {None, ""}:
+        text = text.replace(secret, MASK)
+    return text
 
 
 _TRUE = {"1", "true", "yes", "on"}

@@ -46,6 +46,51 @@ def test_unparsable_url_names_the_variable(monkeypatch):
         env.url("REDIS_URL", None, {"redis"})
 
 
+# Pieces of the password, none of which may show in any message.
+SECRET_PIECES = ("Pw0rdZ", "Qk7x")
+BAD_URLS = [
+    ("redis://:Pw0rdZQk7x@127.0.0.1:63x9/5", "its port is not a number"),
+    ("redis://:Pw0rdZQk7x@127.0.0.1:99999/5", "its port is not from 0 to 65535"),
+    ("redis://:Pw0rdZ#Qk7x@127.0.0.1:6379/5", "percent-encoded (%3F, %23)"),
+    ("redis://:Pw0rdZ?Qk7x@127.0.0.1:6379/5", "percent-encoded (%3F, %23)"),
+    ("redis://:6379#Pw0rdZQk7x@127.0.0.1:6379/5", "percent-encoded (%3F, %23)"),  # would parse, wrongly
+    ("redis://:Pw0rdZ/Qk7x@127.0.0.1:6379/5", "percent-encoded"),
+    ("redis://:Pw0rdZQk7x@[::1/5", "unmatched '['"),
+    ("redis//:Pw0rdZQk7x@127.0.0.1/5", "it has no scheme"),
+]
+
+
+@pytest.mark.parametrize(("value", "problem"), BAD_URLS)
+def test_a_bad_url_is_described_without_its_password(monkeypatch, value, problem):
+    monkeypatch.setenv("REDIS_URL", value)
+    with pytest.raises(ImproperlyConfigured) as caught:
+        env.url("REDIS_URL", None, {"redis"})
+    message = str(caught.value)
+    assert message.startswith("REDIS_URL ") and problem in message
+    assert not any(piece in message for piece in SECRET_PIECES), message
+    chained = caught.value.__cause__ or (None if caught.value.__suppress_context__ else caught.value.__context__)
+    assert chained is None  # a traceback would show urllib's message, which may quote the secret
+
+
+def test_an_unsupported_scheme_shows_the_url_redacted(monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", "mongodb://u:Pw0rdZQk7x@db/site?password=Pw0rdZQk7x")
+    with pytest.raises(ImproperlyConfigured) as caught:
+        env.database("DATABASE_URL", "sqlite:///x")
+    assert "DATABASE_URL='mongodb://u:***@db/site?password=***' has an unsupported scheme" in str(caught.value)
+
+
+def test_a_query_with_an_at_sign_is_not_mistaken_for_a_password(monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", "postgres://u:p@db:5432/site?options=a@b")
+    assert env.database("DATABASE_URL", "sqlite:///x")["PASSWORD"] == "p"
+    monkeypatch.setenv("REDIS_URL", "redis://db:6379/0?password=a@b")
+    assert env.url("REDIS_URL", None, {"redis"}) == "redis://db:6379/0?password=a@b"
+
+
+def test_a_percent_encoded_password_is_accepted(monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", "postgres://u:Pw0rdZ%23Qk7x%3F@db:5432/site")
+    assert env.database("DATABASE_URL", "sqlite:///x")["PASSWORD"] == "Pw0rdZ#Qk7x?"
+
+
 def test_bad_boolean_names_the_variable(monkeypatch):
     monkeypatch.setenv("DEBUG", "maybe")
     with pytest.raises(ImproperlyConfigured, match="DEBUG"):
@@ -73,8 +118,38 @@ def run_check(**environ):
 
 def test_site_settings_reject_bad_redis_url_without_traceback():
     result = run_check(REDIS_URL="redis://localhost:6379/0?concurrency=lots")
-    assert result.returncode != 0
-    assert "REDIS_URL" in result.stderr and "concurrency" in result.stderr
+    assert result.returncode == 2
+    assert "REDIS_URL" in result.stderr and "concurrency" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("REDIS_URL", "redis://:Pw0rdZQk7x@127.0.0.1:63x9/5"),
+        ("REDIS_URL", "redis://:Pw0rdZ#Qk7x@127.0.0.1:6379/5"),
+        ("REDIS_URL", "http://:Pw0rdZQk7x@127.0.0.1:6379/5"),
+        ("DATABASE_URL", "postgres://site:Pw0rdZ?Qk7x@db:5432/site"),
+        ("DATABASE_URL", "postgres://site:Pw0rdZQk7x@db:54x2/site"),
+    ],
+)
+def test_a_bad_url_stops_manage_py_with_one_line_and_no_password(variable, value):
+    environment = {**os.environ, "DJANGO_SETTINGS_MODULE": "pydotorg.settings", variable: value}
+    for command in (["check"], ["pausequeue", "default"]):  # a Django command, and one of an app's
+        result = subprocess.run(
+            [sys.executable, "manage.py", *command], cwd=ROOT, env=environment, capture_output=True, text=True
+        )
+        assert result.returncode == 2, result.stderr
+        assert result.stdout == "" and result.stderr.count("\n") == 1, result.stderr
+        assert result.stderr.startswith(f"ImproperlyConfigured: {variable}")
+        assert not any(piece in result.stderr for piece in SECRET_PIECES), result.stderr
+
+
+def test_with_traceback_a_settings_error_keeps_its_traceback():
+    environment = {**os.environ, "DJANGO_SETTINGS_MODULE": "pydotorg.settings", "REDIS_URL": "redis://h:63x9/0"}
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--traceback"], cwd=ROOT, env=environment, capture_output=True, text=True
+    )
+    assert result.returncode == 1 and "Traceback" in result.stderr
 
 
 def test_site_settings_apply_concurrency_from_redis_url():
