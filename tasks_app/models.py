@@ -5,7 +5,9 @@ class OutboxEntry(models.Model):
     """A job recorded in the caller's transaction, waiting to reach Redis.
 
     ``enqueue_on_commit`` writes one; it is deleted once Redis has the job.
-    Rows left behind (Redis was down at commit) are re-delivered by the worker.
+    Rows left behind (Redis was down at commit) are re-delivered by the worker. A row that
+    cannot become a job (its queue left the settings, or its payload no longer fits SAQ's Job)
+    is set aside: ``last_error`` says why, and the drain leaves it until ``retry_at``.
     """
 
     job_key = models.CharField(max_length=255)
@@ -14,6 +16,9 @@ class OutboxEntry(models.Model):
     created = models.DateTimeField(auto_now_add=True, db_index=True)
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
+    retry_at = models.DateTimeField(
+        null=True, blank=True, help_text="Set aside until then: it could not be turned into a job (see last error)."
+    )
 
     class Meta:
         verbose_name = "outbox entry"

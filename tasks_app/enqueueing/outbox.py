@@ -4,23 +4,32 @@ A row is written in the caller's transaction; after commit the job is pushed to 
 the row deleted. If Redis was unreachable, the row stays, and any worker's periodic drain
 pushes it later, from every database the outbox lives in. Delivery is at-least-once: the
 job key deduplicates while the job is pending, and tasks are expected to be idempotent.
+
+A row that cannot become a job whatever Redis does (its queue is no longer in ``SAQ["QUEUES"]``,
+its payload no longer fits SAQ's ``Job``) is set aside instead of failing the rows delivered with
+it: ``attempts`` + 1, ``last_error`` says what to fix, ``retry_at`` keeps the drain off it for a
+while (doubling, up to an hour; a new process or new queue settings try it at once). It is logged
+once per problem and never deleted. A Redis outage is not the row's fault: it leaves every row.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from asgiref.sync import sync_to_async
 from django.apps import apps
 from django.db import DEFAULT_DB_ALIAS, close_old_connections, connections, router, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
+from redis.exceptions import RedisError
 from saq.job import Job
 
+from .. import conf
 from . import diversion
 from .building import BuiltJob
 from .connections import background, get_queue
@@ -33,6 +42,15 @@ logger = logging.getLogger("tasks_app.outbox")
 # Rows younger than this are left to their own on_commit delivery.
 DRAIN_GRACE_S = 2.0
 DRAIN_BATCH = 500
+# A row that cannot become a job is left alone this long, doubling with each attempt, up to the cap.
+SET_ASIDE_S = 60.0
+SET_ASIDE_MAX_S = 3600.0
+# Redis (or the network to it) failing: never the fault of one row.
+OUTAGE_ERRORS = (RedisError, OSError)
+
+# (process, database, configured queues) for which set-aside rows were already retried regardless of
+# ``retry_at``: a restart or new queue settings may have fixed them, so those retry at once.
+_retried_after_start: set[tuple[int, str, frozenset[str]]] = set()
 
 
 def _model() -> type[OutboxEntry]:
@@ -70,8 +88,63 @@ def on_commit_many(built: list[BuiltJob], using: str | None = None) -> list[Outb
     return entries
 
 
-def _job(entry: OutboxEntry) -> Job:
-    return Job(**entry.payload)
+Ready = list[tuple["OutboxEntry", Job]]
+
+
+def _prepare(entries: list[OutboxEntry], configured: set[str]) -> tuple[Ready, dict[int, str]]:
+    """Each entry's job, or (by primary key) why the entry cannot become one."""
+    ready: Ready = []
+    unusable: dict[int, str] = {}
+    for entry in entries:
+        if entry.queue not in configured:
+            unusable[entry.pk] = (
+                f"queue {entry.queue!r} is not in SAQ['QUEUES'] (configured: {sorted(configured)}): "
+                "add it back or delete this outbox entry"
+            )
+            continue
+        try:
+            job = Job(**entry.payload)
+        except Exception as exc:  # e.g. a field SAQ renamed or dropped since the row was written
+            unusable[entry.pk] = (
+                f"the payload no longer makes a SAQ Job ({type(exc).__name__}: {exc}); the installed SAQ "
+                "differs from the one that recorded it: enqueue the task again and delete this outbox entry"
+            )
+            continue
+        ready.append((entry, job))
+    return ready, unusable
+
+
+def _set_aside(alias: str, entries: list[OutboxEntry], unusable: dict[int, str], now: datetime) -> None:
+    """Record why each of ``unusable`` cannot become a job and keep the drain off it for a while."""
+    changed = []
+    for entry in entries:
+        message = unusable.get(entry.pk)
+        if message is None:
+            continue
+        first = message != entry.last_error
+        entry.attempts += 1
+        entry.last_error = message[:2000]
+        delay = min(SET_ASIDE_MAX_S, SET_ASIDE_S * 2 ** min(entry.attempts - 1, 16))
+        entry.retry_at = now + timedelta(seconds=delay)
+        changed.append(entry)
+        (logger.error if first else logger.debug)(
+            "Outbox entry %s (job %s) is set aside, the other jobs go on: %s. It is tried again after %s.",
+            entry.pk,
+            entry.job_key,
+            message,
+            entry.retry_at.isoformat(timespec="seconds"),
+            extra={
+                "job_key": entry.job_key,
+                "task": entry.payload.get("function") if isinstance(entry.payload, dict) else None,
+                "queue": entry.queue,
+                "outbox_id": entry.pk,
+                "database": alias,
+                "attempts": entry.attempts,
+                "error": message,
+            },
+        )
+    if changed:
+        _model().objects.using(alias).bulk_update(changed, ["attempts", "last_error", "retry_at"])
 
 
 def deliver(entry: OutboxEntry) -> None:
@@ -82,14 +155,19 @@ def deliver(entry: OutboxEntry) -> None:
 def deliver_many(entries: list[OutboxEntry]) -> None:
     """Push committed entries (of one database) to Redis now; on failure leave them for the drain."""
     alias = entries[0]._state.db
-    keys = [entry.pk for entry in entries]
+    ready, unusable = _prepare(entries, set(conf.queues()))
+    _set_aside(alias, entries, unusable, timezone.now())
+    if not ready:
+        return
     if diversion.target is not None:  # a test's capture, or immediate mode: they take the jobs
-        built = [BuiltJob(queue=entry.queue, job=_job(entry)) for entry in entries]
+        built = [BuiltJob(queue=entry.queue, job=job) for entry, job in ready]
         if diversion.target.take(built) is not None:
-            _model().objects.using(alias).filter(pk__in=keys).delete()
+            _model().objects.using(alias).filter(pk__in=[entry.pk for entry, _ in ready]).delete()
             return
+    entries = [entry for entry, _ in ready]
+    keys = [entry.pk for entry in entries]
     try:
-        background.run(_submit(entries), timeout=10 + len(entries) / 1000)
+        rejected = background.run(_submit(ready), timeout=10 + len(entries) / 1000)
     except Exception as exc:  # Redis down, timeout...: the rows keep the jobs safe
         logger.warning(
             "Redis did not take %d job(s) (first %s: %s); they stay in the outbox and a worker will deliver them.",
@@ -100,7 +178,8 @@ def deliver_many(entries: list[OutboxEntry]) -> None:
         )
         _model().objects.using(alias).filter(pk__in=keys).update(attempts=F("attempts") + 1, last_error=str(exc)[:2000])
         return
-    _model().objects.using(alias).filter(pk__in=keys).delete()
+    _set_aside(alias, entries, rejected, timezone.now())
+    _model().objects.using(alias).filter(pk__in=keys).exclude(pk__in=list(rejected)).delete()
 
 
 def outbox_databases() -> list[str]:
@@ -127,27 +206,76 @@ def _drain(alias: str, grace: float, loop: asyncio.AbstractEventLoop) -> int:
     # Runs in a thread of its own: its connection is opened and cleaned here.
     close_old_connections()
     try:
-        cutoff = timezone.now() - timedelta(seconds=grace)
+        now = timezone.now()
+        configured = set(conf.queues())
+        due = Q(retry_at__isnull=True) | Q(retry_at__lte=now)
+        start = (os.getpid(), alias, frozenset(configured))
+        if start not in _retried_after_start:  # the first drain since a (re)start or a settings change
+            due |= Q(retry_at__isnull=False)
+        outage: BaseException | None = None
         with transaction.atomic(using=alias):
             entries = list(
                 _model()
                 .objects.using(alias)
                 .select_for_update(skip_locked=True)
-                .filter(created__lte=cutoff)
+                .filter(due, created__lte=now - timedelta(seconds=grace))
                 .order_by("id")[:DRAIN_BATCH]
             )
             if not entries:
+                _retried_after_start.add(start)
                 return 0
-            asyncio.run_coroutine_threadsafe(_submit(entries), loop).result(timeout=60)
-            _model().objects.using(alias).filter(pk__in=[entry.pk for entry in entries]).delete()
-        return len(entries)
+            ready, unusable = _prepare(entries, configured)
+            delivered = []
+            if ready:
+                try:
+                    unusable.update(asyncio.run_coroutine_threadsafe(_submit(ready), loop).result(timeout=60))
+                except OUTAGE_ERRORS as exc:  # every row stays for the next drain, none is to blame
+                    outage = exc
+                else:
+                    delivered = [entry.pk for entry, _ in ready if entry.pk not in unusable]
+                    _model().objects.using(alias).filter(pk__in=delivered).delete()
+            _set_aside(alias, entries, unusable, now)
+        if outage is not None:
+            raise outage  # the worker logs an outage once, and once when Redis is back
+        if len(entries) < DRAIN_BATCH:  # every row set aside was tried in this run
+            _retried_after_start.add(start)
+        return len(delivered)
     finally:
         close_old_connections()
 
 
-async def _submit(entries: list[OutboxEntry]) -> None:
-    by_queue: dict[str, list[Job]] = {}
-    for entry in entries:
-        by_queue.setdefault(entry.queue, []).append(_job(entry))
-    for name, jobs in by_queue.items():
-        await get_queue(name).submit_many(jobs)
+async def _submit(ready: Ready) -> dict[int, str]:
+    """Send the jobs, one pipeline per queue; returns, by primary key, the entries SAQ refused.
+
+    A Redis outage raises (no entry is to blame). Any other error from a queue's pipeline is
+    narrowed down by sending that queue's jobs one by one.
+    """
+    by_queue: dict[str, Ready] = {}
+    for entry, job in ready:
+        by_queue.setdefault(entry.queue, []).append((entry, job))
+    rejected: dict[int, str] = {}
+    for name, items in by_queue.items():
+        try:
+            queue = get_queue(name)
+        except OUTAGE_ERRORS:
+            raise
+        except Exception as exc:  # e.g. a URL redis-py cannot parse
+            for entry, _ in items:
+                rejected[entry.pk] = f"queue {name!r} cannot be opened ({type(exc).__name__}: {exc}): fix SAQ['QUEUES']"
+            continue
+        try:
+            await queue.submit_many([job for _, job in items])
+        except OUTAGE_ERRORS:
+            raise
+        except Exception:
+            for entry, job in items:
+                try:
+                    await queue.submit_many([job])
+                except OUTAGE_ERRORS:
+                    raise
+                except Exception as exc:
+                    rejected[entry.pk] = (
+                        f"SAQ refused the job ({type(exc).__name__}: {exc}): "
+                        "enqueue the task again and delete this outbox entry"
+                    )
+    return rejected

@@ -13,6 +13,8 @@ Series (each Redis read is per queue; a queue whose Redis cannot be read has ``t
 ``tasks_app_queue_up``                             gauge      1 if the queue's Redis answered
 ``tasks_app_outbox_entries``                       gauge      jobs waiting in the outbox, by database
 ``tasks_app_outbox_oldest_age_seconds``            gauge      age of the oldest of them (0: none)
+``tasks_app_outbox_set_aside``                      gauge      of them, those set aside: they cannot
+                                                              become jobs (see their last_error)
 ``tasks_app_outbox_up``                            gauge      1 if the database answered
 =================================================  =========  =====================================
 
@@ -29,7 +31,7 @@ from dataclasses import dataclass, field
 
 from django.apps import apps
 from django.db import DatabaseError
-from django.db.models import Count, Min
+from django.db.models import Count, Min, Q
 from django.utils import timezone
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
@@ -104,6 +106,7 @@ class OutboxReading:
     database: str
     up: bool = False
     entries: int = 0
+    set_aside: int = 0
     oldest_age_s: float = 0.0
 
 
@@ -114,11 +117,13 @@ def read_outbox() -> list[OutboxReading]:
         reading = OutboxReading(alias)
         try:
             entries = apps.get_model("tasks_app", "OutboxEntry").objects.using(alias)
-            found = entries.aggregate(entries=Count("id"), oldest=Min("created"))
+            found = entries.aggregate(
+                entries=Count("id"), set_aside=Count("id", filter=Q(retry_at__isnull=False)), oldest=Min("created")
+            )
         except DatabaseError as exc:
             logger.warning("Metrics: the outbox in database %r cannot be read: %s", alias, exc)
         else:
-            reading.up, reading.entries = True, found["entries"]
+            reading.up, reading.entries, reading.set_aside = True, found["entries"], found["set_aside"]
             if found["oldest"] is not None:
                 reading.oldest_age_s = max(0.0, (timezone.now() - found["oldest"]).total_seconds())
         readings.append(reading)
@@ -188,6 +193,12 @@ def _families(queues: list[QueueReading], outboxes: list[OutboxReading]) -> list
         "Age of the oldest job waiting in the outbox, in seconds (0 when it is empty).",
         labels=["database"],
     )
+    set_aside = GaugeMetricFamily(
+        "tasks_app_outbox_set_aside",
+        "Outbox jobs set aside because they cannot become jobs (queue not configured, payload SAQ refuses); "
+        "each row's last_error says what to fix. Included in tasks_app_outbox_entries.",
+        labels=["database"],
+    )
     outbox_up = GaugeMetricFamily(
         "tasks_app_outbox_up", "1 if the outbox's database answered this scrape.", labels=["database"]
     )
@@ -196,7 +207,8 @@ def _families(queues: list[QueueReading], outboxes: list[OutboxReading]) -> list
         if outbox.up:
             entries.add_metric([outbox.database], outbox.entries)
             oldest.add_metric([outbox.database], round(outbox.oldest_age_s, 3))
-    return [attempts, durations, depth, workers, paused, up, entries, oldest, outbox_up]
+            set_aside.add_metric([outbox.database], outbox.set_aside)
+    return [attempts, durations, depth, workers, paused, up, entries, oldest, set_aside, outbox_up]
 
 
 def _cumulative(bounds: dict[float, int]) -> list[tuple[str, float]]:

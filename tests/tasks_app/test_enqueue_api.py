@@ -123,3 +123,102 @@ def test_enqueue_many_on_commit_is_one_outbox_write_and_survives_redis_down(redi
         keys = enqueue_many_on_commit("add_note", [{"text": "after commit"}] * 3)
         assert all(stored(key) is None for key in keys)
     assert all(stored(key) is not None for key in keys) and not OutboxEntry.objects.exists()
+
+
+# --- rows that cannot become jobs: set aside, never blocking the others -----------------------------
+
+
+def drain_now() -> int:
+    from tasks_app.enqueueing import outbox
+    from tasks_app.enqueueing.connections import disconnect_all
+
+    async def go():
+        try:
+            return await outbox.drain(grace=0)
+        finally:
+            await disconnect_all()
+
+    return asyncio.run(go())
+
+
+def outbox_row(queue: str = "default", payload: dict | None = None) -> OutboxEntry:
+    """An outbox row as enqueue_on_commit leaves it, with ``payload`` merged into its job."""
+    from tasks_app.enqueueing.building import build_job
+
+    built = build_job("noop")
+    return OutboxEntry.objects.create(
+        job_key=built.job.key, queue=queue, payload={**built.job.to_dict(), **(payload or {})}
+    )
+
+
+def set_aside_logs(caplog, entry: OutboxEntry) -> list:
+    return [r for r in caplog.records if r.name == "tasks_app.outbox" and getattr(r, "job_key", None) == entry.job_key]
+
+
+def test_a_row_for_a_removed_queue_is_set_aside_and_the_others_are_delivered(redis_db, caplog):
+    from django.conf import settings
+    from django.utils import timezone
+
+    stale, good = outbox_row(queue="old-queue"), outbox_row()
+    caplog.set_level("DEBUG", logger="tasks_app.outbox")
+    assert drain_now() == 1
+    assert stored(good.job_key) is not None and not OutboxEntry.objects.filter(pk=good.pk).exists()
+    stale.refresh_from_db()  # kept, with what to do about it
+    assert stale.attempts == 1 and stale.retry_at > timezone.now()
+    assert "queue 'old-queue' is not in SAQ['QUEUES']" in stale.last_error
+    assert "add it back or delete this outbox entry" in stale.last_error
+    (logged,) = set_aside_logs(caplog, stale)
+    assert logged.levelname == "ERROR" and logged.queue == "old-queue" and logged.outbox_id == stale.pk
+
+    # Later drains leave it alone until its retry time: no cost, no new log line.
+    later = outbox_row()
+    assert drain_now() == 1 and stored(later.job_key) is not None
+    stale.refresh_from_db()
+    assert stale.attempts == 1 and len(set_aside_logs(caplog, stale)) == 1
+
+    # The queue is back in the settings: the next drain delivers the row at once.
+    queues = {**settings.SAQ["QUEUES"], "old-queue": settings.SAQ["QUEUES"]["default"]}
+    with override_settings(SAQ={**settings.SAQ, "QUEUES": queues}):
+        assert drain_now() == 1
+        assert stored(stale.job_key, queue="old-queue") is not None
+    assert not OutboxEntry.objects.exists()
+
+
+def test_a_row_whose_payload_saq_refuses_is_set_aside_and_the_others_are_delivered(redis_db, caplog):
+    unfit = outbox_row(payload={"field_saq_dropped": 1})  # Job(**payload) fails, as after a SAQ upgrade
+    refused = outbox_row(payload={"queue": "default"})  # makes a Job, but submit_many refuses it
+    good = outbox_row()
+    caplog.set_level("ERROR", logger="tasks_app.outbox")
+    assert drain_now() == 1
+    assert stored(good.job_key) is not None
+    unfit.refresh_from_db()
+    assert unfit.attempts == 1 and unfit.retry_at is not None
+    assert "the payload no longer makes a SAQ Job (TypeError:" in unfit.last_error
+    assert "field_saq_dropped" in unfit.last_error and "delete this outbox entry" in unfit.last_error
+    refused.refresh_from_db()
+    assert refused.attempts == 1 and "SAQ refused the job" in refused.last_error
+    assert stored(refused.job_key) is None
+    assert len(set_aside_logs(caplog, unfit)) == len(set_aside_logs(caplog, refused)) == 1
+    assert set(OutboxEntry.objects.values_list("pk", flat=True)) == {unfit.pk, refused.pk}  # nothing deleted
+
+
+def test_a_redis_outage_sets_no_row_aside(redis_db):
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    stale, good = outbox_row(queue="old-queue"), outbox_row()
+    with saq_with_redis_at("redis://127.0.0.1:1/0"), pytest.raises((RedisConnectionError, OSError)):
+        drain_now()  # the worker's upkeep reports the outage once
+    good.refresh_from_db()
+    assert (good.attempts, good.last_error, good.retry_at) == (0, "", None)
+    stale.refresh_from_db()
+    assert stale.attempts == 1 and "old-queue" in stale.last_error  # its own problem, Redis or not
+    assert drain_now() == 1 and stored(good.job_key) is not None  # Redis is back
+
+
+def test_the_commit_time_delivery_sets_aside_only_the_row_that_cannot_become_a_job(redis_db):
+    from tasks_app.enqueueing import outbox
+
+    stale, good = outbox_row(queue="old-queue"), outbox_row()
+    outbox.deliver_many([stale, good])
+    assert stored(good.job_key) is not None
+    assert list(OutboxEntry.objects.values_list("pk", "attempts")) == [(stale.pk, 1)]

@@ -117,8 +117,12 @@ def test_the_outbox_backlog_and_its_age(client):
     with time_machine.travel(timezone.now() - timedelta(seconds=90), tick=False):
         OutboxEntry.objects.create(job_key="a", queue="default", payload={"function": "dash.add"})
     OutboxEntry.objects.create(job_key="b", queue="default", payload={"function": "dash.add"})
+    OutboxEntry.objects.create(  # one the drain set aside: it waits too, and is also counted apart
+        job_key="c", queue="old-queue", payload={"function": "dash.add"}, attempts=1, retry_at=timezone.now()
+    )
     samples = scrape(client)
-    assert value(samples, "tasks_app_outbox_entries", database="default") == 2
+    assert value(samples, "tasks_app_outbox_entries", database="default") == 3
+    assert value(samples, "tasks_app_outbox_set_aside", database="default") == 1
     assert 90 <= value(samples, "tasks_app_outbox_oldest_age_seconds", database="default") < 120
 
 
