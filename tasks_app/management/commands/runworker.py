@@ -37,7 +37,11 @@ class Command(BaseCommand):
         parser.add_argument("--concurrency", type=int, help="Jobs run at once per queue; overrides settings.")
         parser.add_argument("--workers", type=int, default=1, help="Number of supervised worker processes.")
         parser.add_argument("--burst", action="store_true", help="Process what is queued, then exit 0.")
-        parser.add_argument("--max-jobs", type=int, help="With --burst: stop after this many jobs.")
+        parser.add_argument(
+            "--max-jobs",
+            type=int,
+            help="With --burst: stop after this many jobs, per queue in each worker process (see --workers).",
+        )
         parser.add_argument("--web", action="store_true", help="Serve SAQ's monitor beside the worker.")
         parser.add_argument("--host", default="127.0.0.1", help="Monitor address (default 127.0.0.1).")
         parser.add_argument("--port", type=int, default=8080, help="Monitor port (default 8080).")
@@ -98,15 +102,7 @@ class Command(BaseCommand):
             raise CommandError(str(exc), returncode=2) from None
         except ImproperlyConfigured as exc:
             raise CommandError(str(exc)) from None
-        argv = [*child_command(), "runworker", "--no-reload", "--skip-checks", "-v", str(options["verbosity"])]
-        for name in queues:
-            argv += ["--queue", name]
-        if options["concurrency"]:
-            argv += ["--concurrency", str(options["concurrency"])]
-        if options["burst"]:
-            argv.append("--burst")
-        if options["settings"]:
-            argv += ["--settings", options["settings"]]
+        argv = [*child_command(), "runworker", *_child_options(queues, options)]
         web = ["--web", "--host", options["host"], "--port", str(options["port"])] if options["web"] else []
         # Only the first child serves the monitor: one port, one server.
         argvs = [argv + (web if index == 0 else []) for index in range(options["workers"])]
@@ -155,6 +151,8 @@ class Command(BaseCommand):
             raise CommandError("--workers must be at least 1.")
         if options["max_jobs"] is not None and not options["burst"]:
             raise CommandError("--max-jobs only makes sense with --burst.")
+        if options["max_jobs"] is not None and options["max_jobs"] < 1:
+            raise CommandError("--max-jobs must be at least 1.")
         if options["web"]:
             try:
                 check_bind(options["host"])
@@ -196,6 +194,27 @@ class Command(BaseCommand):
                 write(f"    {entry.expression:<15} {entry.name}  next {upcoming:%Y-%m-%d %H:%M %Z}")
         mode = "burst: exits when the queue is empty" if workers[0].burst else "SIGTERM/SIGINT for a clean stop"
         write(f"  {mode}; grace period {conf.shutdown_grace_period():.0f}s")
+
+
+def _child_options(queues: list[str], options: dict) -> list[str]:
+    """The options each supervised worker process runs with: this command's, less what only the
+    supervisor does (reloading, system checks, --workers, --web: only the first child serves it)."""
+    argv = ["--no-reload", "--skip-checks", "-v", str(options["verbosity"])]
+    for name in queues:
+        argv += ["--queue", name]
+    if options["concurrency"]:
+        argv += ["--concurrency", str(options["concurrency"])]
+    if options["burst"]:
+        argv.append("--burst")
+    if options["max_jobs"] is not None:
+        argv += ["--max-jobs", str(options["max_jobs"])]
+    for name in ("settings", "pythonpath"):
+        if options.get(name):
+            argv += [f"--{name}", options[name]]
+    for name in ("traceback", "no_color", "force_color"):
+        if options.get(name):
+            argv.append(f"--{name.replace('_', '-')}")
+    return argv
 
 
 async def _preflight(queues: list[str]) -> None:

@@ -1,0 +1,49 @@
+"""``runworker --workers N``: every option reaches each worker process, --max-jobs included."""
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from tasks_app import enqueue_many
+from tasks_app.management.commands.runworker import Command, _child_options
+from tests.queue_state import count
+
+from .helpers import manage
+
+# What only the supervisor does: it checks, reloads, counts the processes, serves --web from the first
+# child only, and --check never supervises.
+SUPERVISOR_ONLY = {"workers", "reload", "skip_checks", "web", "host", "port", "check"}
+
+
+def parse(argv: list[str]) -> dict:
+    return vars(Command().create_parser("manage.py", "runworker").parse_args(argv))
+
+
+def test_each_worker_process_gets_every_option_but_the_supervisors():
+    given = parse(
+        ["--queue", "default", "--concurrency", "3", "--burst", "--max-jobs", "7", "--workers", "2", "-v", "2",
+         "--settings", "tests.settings", "--pythonpath", "/tmp", "--traceback", "--no-color"]
+    )  # fmt: skip
+    child = parse(_child_options(["default"], given))
+    differing = {name for name in given if given[name] != child[name]}
+    assert differing <= SUPERVISOR_ONLY, differing
+    assert (child["reload"], child["skip_checks"], child["max_jobs"]) == (False, True, 7)
+
+
+def test_max_jobs_must_be_positive(redis_db):
+    with pytest.raises(CommandError, match="--max-jobs must be at least 1"):
+        call_command("runworker", "--burst", "--max-jobs", "0", "--skip-checks")
+
+
+def test_max_jobs_applies_to_each_worker_process(subprocess_env):
+    enqueue_many("noop", [{} for _ in range(6)])
+    result = manage(
+        "runworker", "--burst", "--max-jobs", "1", "--workers", "2", "--no-reload", "--skip-checks",
+        env=subprocess_env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert count("queued") == 4
+
+
+def test_max_jobs_is_documented_per_process():
+    help_text = Command().create_parser("manage.py", "runworker").format_help()
+    assert "per queue in each worker process" in " ".join(help_text.split())
