@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -218,7 +218,7 @@ class JobsRun:
         return [job for job in self.jobs if job.status != Status.COMPLETE]
 
 
-def run_jobs(*, queues: Sequence[str] | None = None, limit: int = DEFAULT_LIMIT) -> JobsRun:
+def run_jobs(*, queues: str | Sequence[str] | None = None, limit: int = DEFAULT_LIMIT) -> JobsRun:
     """Run jobs in this process until none is left, and return them.
 
     Inside ``capture_jobs()``: the captured jobs that have not ended, then the jobs those enqueue, each
@@ -226,10 +226,11 @@ def run_jobs(*, queues: Sequence[str] | None = None, limit: int = DEFAULT_LIMIT)
     its database connection. Raises ``RuntimeError`` after ``limit`` attempts, which only a task that
     keeps enqueueing more work reaches.
 
-    Outside one: the jobs Redis holds on ``queues`` (default: every queue), with a real worker in burst
-    mode (``runworker --burst``), which, like any worker, sees only committed rows: use it in
-    transactional tests (``django_db(transaction=True)``). Raises ``ServiceUnavailable`` when Redis or
-    the database cannot be reached, and ``RuntimeError`` when a queue is paused.
+    Outside one: the jobs Redis holds on ``queues`` (a queue name or a list of them; default: every
+    queue), with a real worker in burst mode (``runworker --burst``), which, like any worker, sees only
+    committed rows: use it in transactional tests (``django_db(transaction=True)``). Raises
+    ``ServiceUnavailable`` when Redis or the database cannot be reached, and ``RuntimeError`` when a
+    queue is paused.
 
     From async code, ``await arun_jobs(...)``.
     """
@@ -245,7 +246,7 @@ def run_jobs(*, queues: Sequence[str] | None = None, limit: int = DEFAULT_LIMIT)
     return JobsRun(ended)
 
 
-async def arun_jobs(*, queues: Sequence[str] | None = None, limit: int = DEFAULT_LIMIT) -> JobsRun:
+async def arun_jobs(*, queues: str | Sequence[str] | None = None, limit: int = DEFAULT_LIMIT) -> JobsRun:
     """``run_jobs`` for async code: the jobs run on the running loop."""
     if _active:
         return await _run_captured(_active[-1].jobs, limit)
@@ -276,11 +277,26 @@ async def _run_captured(captured: CapturedJobs, limit: int) -> JobsRun:
     return JobsRun(ended)
 
 
-def _burst_options(queues: Sequence[str] | None) -> list:
+def _burst_options(queues: str | Sequence[str] | None) -> list:
     from .process.runner import WorkerOptions
 
-    names = list(queues) if queues else list(conf.queues())
+    names = _queue_names(queues) or list(conf.queues())
     return [WorkerOptions(queue=name, concurrency=conf.queue_config(name).concurrency, burst=True) for name in names]
+
+
+def _queue_names(queues: str | Sequence[str] | None) -> list[str]:
+    """``queues=`` as a list of names: one name is one queue (not its letters)."""
+    if queues is None:
+        return []
+    if isinstance(queues, str):
+        return [queues]
+    if not isinstance(queues, Iterable) or isinstance(queues, bytes):
+        raise TypeError(f"queues= takes a queue name or a list of them, not {type(queues).__name__}.")
+    names = list(queues)
+    for name in names:
+        if not isinstance(name, str):
+            raise TypeError(f"queues= takes a queue name or a list of them; {name!r} is not a name.")
+    return names
 
 
 async def _refuse_paused(options: list) -> None:

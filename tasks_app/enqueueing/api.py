@@ -8,12 +8,13 @@ immediate mode, takes the jobs instead of Redis (``diversion.py``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from saq.job import Job
 
+from ..exceptions import TaskArgumentError
 from . import diversion, outbox
 from .building import BuiltJob, TaskRef, build_job, split_options
 from .connections import background, get_queue
@@ -116,10 +117,29 @@ def enqueue_many_on_commit(
 def _build_many(
     task: TaskRef, calls: Iterable[dict[str, Any]], keys: Sequence[str | None] | None, **options: Any
 ) -> list[BuiltJob]:
-    calls = list(calls)
+    calls = _calls(calls)
+    if isinstance(keys, str):
+        raise TaskArgumentError(f"keys must be a list of job keys, one per call, not the string {keys!r}.")
     if keys is not None and len(keys) != len(calls):
         raise ValueError(f"keys has {len(keys)} entries for {len(calls)} calls.")
     return [build_job(task, call, key=keys[i] if keys else None, **options) for i, call in enumerate(calls)]
+
+
+_CALLS_SHAPE = "a list of dicts of keyword arguments, one per job: [{'name': 'a'}, {'name': 'b'}]"
+
+
+def _calls(calls: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``calls`` as a list, each item checked to be a dict of keyword arguments (``{}`` for none)."""
+    if isinstance(calls, (Mapping, str, bytes)) or not isinstance(calls, Iterable):
+        raise TaskArgumentError(f"calls must be {_CALLS_SHAPE}; got {type(calls).__name__}.")
+    calls = list(calls)
+    for index, call in enumerate(calls):
+        if not isinstance(call, Mapping):
+            raise TaskArgumentError(
+                f"calls[{index}] is {type(call).__name__}, not a dict of keyword arguments; "
+                f"calls must be {_CALLS_SHAPE}."
+            )
+    return calls
 
 
 async def aenqueue_many(

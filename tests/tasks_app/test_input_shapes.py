@@ -1,0 +1,92 @@
+"""Arguments of the wrong shape are clear errors, not surprises: a queue name given as a string, bulk
+calls that are not dicts of keyword arguments."""
+
+import asyncio
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+from django.db import transaction
+from saq.job import Status
+
+from tasks_app import aenqueue_many, enqueue_many, enqueue_many_on_commit, enqueue_sync
+from tasks_app.exceptions import TaskArgumentError
+from tasks_app.models import OutboxEntry
+from tasks_app.testing import capture_jobs, run_jobs
+from tests.queue_state import count
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+# --- run_jobs(queues=...) -------------------------------------------------------------------------
+
+
+def test_run_jobs_takes_one_queue_name_as_a_string(redis_db):
+    job = enqueue_sync("noop")
+    done = run_jobs(queues="default")
+    assert [(ended.key, ended.status) for ended in done.jobs] == [(job.key, Status.COMPLETE)]
+
+
+def test_run_jobs_names_an_unknown_queue_whole(redis_db):
+    with pytest.raises(ImproperlyConfigured, match="Unknown queue 'nope'"):
+        run_jobs(queues="nope")
+
+
+@pytest.mark.parametrize("queues", [5, [1], b"default"])
+def test_run_jobs_refuses_what_is_not_queue_names(redis_db, queues):
+    with pytest.raises(TypeError, match="queues= takes a queue name or a list of them"):
+        run_jobs(queues=queues)
+
+
+# --- enqueue_many and its twins: one dict of keyword arguments per job ----------------------------
+
+BAD_CALLS = [
+    ({"a": 1}, "calls must be a list of dicts of keyword arguments, one per job"),
+    ("abc", "calls must be a list of dicts"),
+    (None, "calls must be a list of dicts"),
+    ([None], r"calls\[0\] is NoneType, not a dict of keyword arguments"),
+    (["abc"], r"calls\[0\] is str, not a dict of keyword arguments"),
+    ([{}, {}, ("a", 1)], r"calls\[2\] is tuple, not a dict of keyword arguments"),
+]
+
+
+def nothing_went_anywhere() -> bool:
+    return count("incomplete") == 0 and not OutboxEntry.objects.exists()
+
+
+@pytest.mark.parametrize(("calls", "message"), BAD_CALLS)
+def test_enqueue_many_refuses_calls_that_are_not_dicts(redis_db, calls, message):
+    with pytest.raises(TaskArgumentError, match=message):
+        enqueue_many("noop", calls)
+    assert nothing_went_anywhere()
+
+
+@pytest.mark.parametrize(("calls", "message"), BAD_CALLS)
+def test_aenqueue_many_refuses_calls_that_are_not_dicts(redis_db, calls, message):
+    with pytest.raises(TaskArgumentError, match=message):
+        asyncio.run(aenqueue_many("noop", calls))
+    assert nothing_went_anywhere()
+
+
+@pytest.mark.parametrize(("calls", "message"), BAD_CALLS)
+def test_enqueue_many_on_commit_refuses_calls_that_are_not_dicts(redis_db, calls, message):
+    with pytest.raises(TaskArgumentError, match=message), transaction.atomic():
+        enqueue_many_on_commit("noop", calls)
+    assert nothing_went_anywhere()
+
+
+def test_a_capture_refuses_them_too(redis_db):
+    with capture_jobs() as captured, pytest.raises(TaskArgumentError, match=r"calls\[0\] is NoneType"):
+        enqueue_many("noop", [None])
+    assert len(captured) == 0
+
+
+def test_keys_as_one_string_is_refused(redis_db):
+    with pytest.raises(TaskArgumentError, match="keys must be a list of job keys, one per call"):
+        enqueue_many("noop", [{}, {}, {}], keys="abc")
+    assert nothing_went_anywhere()
+
+
+def test_empty_dicts_and_generators_are_fine(redis_db):
+    jobs = enqueue_many("greet", ({"name": name} for name in "ab"))
+    assert [job.kwargs for job in jobs] == [{"name": "a"}, {"name": "b"}]
+    assert [job.kwargs for job in enqueue_many("noop", [{}])] == [None]
