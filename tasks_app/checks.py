@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from typing import Any
 from urllib.parse import urlsplit
@@ -12,9 +13,11 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
 from . import conf
+from .redaction import redact_url
 from .registry import import_task_function, registry
 
 QUEUE_SCHEMES = {"redis", "rediss", "unix"}
+QUEUE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,100}")
 
 
 def _error(msg: str, hint: str, id: int) -> checks.Error:
@@ -46,6 +49,15 @@ def check_queues(**kwargs: Any) -> list[checks.CheckMessage]:
     except ImproperlyConfigured as exc:
         return [_error(str(exc), "Use ?concurrency=N with N >= 1, or set CONCURRENCY.", 1)]
     for name, queue in configured.items():
+        if not QUEUE_NAME.fullmatch(name):
+            # SAQ keys a queue's jobs as saq:job:<queue>:<key>, so "mail" would also scan "mail:bulk"'s.
+            errors.append(
+                _error(
+                    f'SAQ["QUEUES"] name {name!r} must be 1-100 letters, digits, "_", "." or "-".',
+                    "No \":\": SAQ's keys use it to separate a queue's name from its jobs'.",
+                    1,
+                )
+            )
         setting = f'SAQ["QUEUES"]["{name}"]["URL"]'
         try:
             scheme = urlsplit(queue.url).scheme
@@ -54,9 +66,8 @@ def check_queues(**kwargs: Any) -> list[checks.CheckMessage]:
             errors.append(_error(f"{setting} is not a valid URL: {exc}.", "Example: redis://localhost:6379/0", 1))
             continue
         if scheme not in QUEUE_SCHEMES:
-            errors.append(
-                _error(f"{setting}={queue.url!r} is not a Redis URL.", "Use redis://, rediss:// or unix://.", 1)
-            )
+            hint = "Use redis://, rediss:// or unix://."
+            errors.append(_error(f"{setting}={redact_url(queue.url)!r} is not a Redis URL.", hint, 1))
         if queue.concurrency < 1:
             errors.append(_error(f'SAQ["QUEUES"]["{name}"]["CONCURRENCY"] must be at least 1.', "", 1))
     return errors
@@ -116,6 +127,7 @@ def check_cron_jobs(**kwargs: Any) -> list[checks.CheckMessage]:
             )
             continue
         errors += unknown_keys(where, entry, ("task", "cron", "kwargs", *conf.JOB_OPTIONS), 4, what="key")
+        errors += [_error(f"{where}: {problem}", "", 4) for problem in conf.job_option_problems(entry)]
         if not isinstance(entry["cron"], str) or not croniter.is_valid(entry["cron"]):
             errors.append(
                 _error(
@@ -179,26 +191,17 @@ def check_job_options(**kwargs: Any) -> list[checks.CheckMessage]:
     errors = []
     errors += unknown_keys('SAQ["DEFAULT_JOB_OPTIONS"]', conf.raw().get("DEFAULT_JOB_OPTIONS", {}), conf.JOB_OPTIONS, 8)
     merged = conf.default_job_options()
-    for name in ("timeout", "heartbeat", "ttl"):
-        value = merged.get(name)
-        if not isinstance(value, int) or value < 0:
-            errors.append(
-                _error(f'SAQ["DEFAULT_JOB_OPTIONS"]["{name}"]={value!r} must be a whole number of seconds >= 0.', "", 8)
-            )
+    for name in ("timeout", "heartbeat", "ttl", "retries"):
+        if merged.get(name) is None:
+            errors.append(_error(f'SAQ["DEFAULT_JOB_OPTIONS"]["{name}"] is None; give a whole number >= 0.', "", 8))
+    for problem in conf.job_option_problems(merged):
+        errors.append(_error(f'SAQ["DEFAULT_JOB_OPTIONS"]: {problem}', "", 8))
     if merged.get("timeout") == 0:
         errors.append(
             checks.Warning(
                 'SAQ["DEFAULT_JOB_OPTIONS"]["timeout"] is 0: a job running on a killed worker is never swept.',
                 hint="Set a timeout; 300 is the default.",
                 id="tasks_app.W001",
-            )
-        )
-    if not isinstance(merged.get("retries"), int) or merged["retries"] < 0:
-        errors.append(
-            _error(
-                f'SAQ["DEFAULT_JOB_OPTIONS"]["retries"]={merged.get("retries")!r} must be a whole number >= 0.',
-                "",
-                8,
             )
         )
     loop = conf.raw().get("EVENT_LOOP", "auto")

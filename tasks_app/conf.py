@@ -5,6 +5,7 @@ Every other module asks this one; nothing else reads ``settings.SAQ``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -16,6 +17,37 @@ DEFAULT_QUEUE = "default"
 # Job options a task or the settings may set; they reach SAQ's Job unchanged,
 # except ``retries``, which counts retries after the first attempt (SAQ counts attempts).
 JOB_OPTIONS = ("timeout", "retries", "retry_delay", "retry_backoff", "ttl", "heartbeat")
+
+# The longest ttl, timeout, heartbeat or delay a job may have: ten years, in seconds. Anything
+# longer is a mistake, and far longer values overflow Redis's EX and Python's datetime.
+MAX_SECONDS = 10 * 365 * 24 * 3600
+
+
+def job_option_problems(options: dict[str, Any]) -> list[str]:
+    """What is wrong with job option values, one message per bad option (empty if none).
+
+    ``timeout``, ``heartbeat``, ``ttl`` and ``retries`` are whole numbers >= 0; ``retry_delay`` a
+    finite number of seconds >= 0; ``retry_backoff`` True/False or a cap in seconds. Seconds are at
+    most ``MAX_SECONDS``. Names outside ``JOB_OPTIONS`` and ``None`` values (not given) are ignored.
+    """
+    problems = []
+    for name, value in options.items():
+        if value is None or name not in JOB_OPTIONS:
+            continue
+        number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        if name in ("timeout", "heartbeat", "ttl", "retries"):
+            ok = number and isinstance(value, int) and 0 <= value <= MAX_SECONDS
+            what = "a whole number >= 0" if name == "retries" else f"a whole number of seconds from 0 to {MAX_SECONDS}"
+        elif name == "retry_delay":
+            ok = number and 0 <= value <= MAX_SECONDS
+            what = f"a number of seconds from 0 to {MAX_SECONDS}"
+        else:  # retry_backoff
+            ok = isinstance(value, bool) or (number and 0 <= value <= MAX_SECONDS)
+            what = f"True, False or a cap in seconds from 0 to {MAX_SECONDS}"
+        if not ok:
+            problems.append(f"{name}={value!r} must be {what}.")
+    return problems
+
 
 DEFAULT_JOB_OPTIONS: dict[str, Any] = {
     "timeout": 300,  # every job has one, so a killed worker's job is always swept

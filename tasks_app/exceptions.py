@@ -42,6 +42,16 @@ class JobStateConflict(TasksAppError):
         self.taken = None  # a job taken in the same round trip, which still needs running
 
 
+class JobNotStorable(TasksAppError, TypeError, ValueError):
+    """A job cannot be written to Redis: its result or ``meta`` holds something JSON cannot (a
+    datetime, a cycle, nesting thousands deep). The worker fails such an attempt without a retry."""
+
+    def __init__(self, key: str, cause: BaseException) -> None:
+        super().__init__(f"Job {key!r}: its result or meta cannot be stored as JSON ({cause}).")
+        self.key = key
+        self.job = None  # the job, set by whoever serialized it
+
+
 class ServiceUnavailable(TasksAppError):
     """Redis or the database cannot be reached; the message names the setting to fix."""
 

@@ -136,12 +136,15 @@ def task(
     Options: ``timeout`` and ``heartbeat`` (seconds), ``retries`` (after the first attempt),
     ``retry_delay`` (seconds), ``retry_backoff`` (True, or a cap in seconds), ``ttl`` (seconds
     a finished job is kept). The function is returned unchanged, so it can still be called directly.
-    Raises ``TypeError`` for an unknown option.
+    Raises ``TypeError`` for an unknown option or a bad value (``conf.job_option_problems``).
     """
     unknown = set(options) - set(conf.JOB_OPTIONS)
     if unknown:
         raise TypeError(f"@task got unknown option(s) {sorted(unknown)}; allowed: {list(conf.JOB_OPTIONS)}.")
     job_options = {k: v for k, v in options.items() if v is not None}
+    problems = conf.job_option_problems(job_options)
+    if problems:
+        raise TypeError(f"@task: {' '.join(problems)}")
 
     def decorate(f: Callable[..., Any]) -> Callable[..., Any]:
         spec = registry.register(TaskSpec(name=name or f.__name__, func=f, queue=queue, options=job_options))

@@ -287,6 +287,7 @@ def back_for_one_more_attempt(job: Job, by: str, action: str = "retried") -> Job
     job.retries = job.attempts + 1
     job.status, job.result, job.progress = Status.QUEUED, None, 0.0
     job.completed = job.started = job.scheduled = 0
+    job.worker_id = None  # a late write from the worker of its last attempt is refused
     return job
 
 

@@ -49,7 +49,9 @@ class EnqueueForm(forms.Form):
         max_length=255,
         help_text="Optional job key: while a job with this key is pending, nothing new is enqueued.",
     )
-    delay = forms.FloatField(required=False, min_value=0, help_text="Seconds to wait before running.")
+    delay = forms.FloatField(
+        required=False, min_value=0, max_value=conf.MAX_SECONDS, help_text="Seconds to wait before running."
+    )
     at = forms.DateTimeField(required=False, help_text="Or: when to run (in the site's time zone).")
     timeout = forms.IntegerField(required=False, min_value=0, help_text="Seconds; empty for the task's own.")
     retries = forms.IntegerField(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from django.contrib import messages
@@ -131,6 +132,11 @@ def _seconds(start: int, end: int) -> float | None:
     return round((end - start) / 1000, 3) if start and end else None
 
 
+def _when(millis: float) -> datetime | str | None:
+    """A job's time for its page: None when not set, "unknown" when no date can hold it."""
+    return job_time(millis) or ("unknown" if millis else None)
+
+
 def job_detail(request: HttpRequest, model_admin: ModelAdmin, queue: str, key: str) -> HttpResponse:
     _require(request, VIEW)
     _queue_or_404(queue)
@@ -149,11 +155,11 @@ def job_detail(request: HttpRequest, model_admin: ModelAdmin, queue: str, key: s
         result=_pretty(job.result) if job.status == Status.COMPLETE else None,
         meta=_pretty(job.meta) if job.meta else None,
         timings=[
-            ("Queued", job_time(job.queued)),
-            ("Scheduled for", job_time(job.scheduled * 1000) if job.scheduled else None),
-            ("Started", job_time(job.started)),
-            ("Last touched", job_time(job.touched)),
-            ("Completed", job_time(job.completed)),
+            ("Queued", _when(job.queued)),
+            ("Scheduled for", _when(job.scheduled * 1000)),
+            ("Started", _when(job.started)),
+            ("Last touched", _when(job.touched)),
+            ("Completed", _when(job.completed)),
         ],
         durations=[
             ("Waited (s)", _seconds(job.queued, job.started)),

@@ -83,6 +83,7 @@ local function allowed(status, list)
 end
 
 local function store(id, payload, ttl)
+    ttl = math.ceil(ttl)  -- SET EX takes whole seconds; a record not written by us may hold 1.5
     if ttl > 0 then
         redis.call('SET', id, payload, 'EX', ttl)
     elseif ttl == 0 then
@@ -120,12 +121,13 @@ local function run_successor(id, successor, incomplete, queued)
 end
 
 -- A job ends: out of every list (the queued list is scanned only if it may be there), stored for
--- its ttl, its status published, and work waiting for its key queued.
+-- its ttl, its status published, and work waiting for its key queued. The store goes first: a
+-- script's error keeps the writes before it, and the store is the one write that can fail.
 local function end_record(id, payload, status, ttl, active, incomplete, queued, successor, maybe_queued)
+    store(id, payload, ttl)
     redis.call('LREM', active, 0, id)
     redis.call('ZREM', incomplete, id)
     if maybe_queued then redis.call('LREM', queued, 0, id) end
-    store(id, payload, ttl)
     redis.call('PUBLISH', id, status)
     run_successor(id, successor, incomplete, queued)
 end

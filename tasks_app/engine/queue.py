@@ -39,7 +39,7 @@ from saq.job import TERMINAL_STATUSES, Job, Status
 from saq.queue.redis import RedisQueue
 from saq.utils import now, now_seconds
 
-from ..exceptions import JobStateConflict
+from ..exceptions import JobNotStorable, JobStateConflict
 from . import lua
 from .pipelining import AutoPipeline
 
@@ -70,8 +70,14 @@ BODY_FIELDS = (
 
 
 def job_time(millis: float | None) -> datetime | None:
-    """A time SAQ keeps on a job (epoch milliseconds, 0 for "not yet") as an aware UTC datetime, or None."""
-    return datetime.fromtimestamp(millis / 1000, tz=UTC) if millis else None
+    """A time SAQ keeps on a job (epoch milliseconds, 0 for "not yet") as an aware UTC datetime, or None:
+    also for a time no datetime can hold (a record not written by tasks_app), which pages show as unknown."""
+    if not millis:
+        return None
+    try:
+        return datetime.fromtimestamp(millis / 1000, tz=UTC)
+    except (ValueError, OverflowError, OSError):
+        return None
 
 
 def _text(value: bytes | str) -> str:
@@ -134,7 +140,13 @@ class AtomicRedisQueue(RedisQueue):
             f'"started": {int(job.started)}, "touched": {int(job.touched)}, "completed": {int(job.completed)}, '
             f'"worker_id": {json.dumps(worker)}, '
         )
-        return header + json.dumps(data)[1:]
+        try:
+            body = json.dumps(data)
+        except (TypeError, ValueError, RecursionError) as exc:
+            error = JobNotStorable(job.key, exc)
+            error.job = job
+            raise error from None
+        return header + body[1:]
 
     def successor_key(self, job_key: str) -> str:
         """Where work enqueued under the key of an aborting job waits for it to end."""
@@ -290,8 +302,15 @@ class AtomicRedisQueue(RedisQueue):
         Returns QUEUED, or ABORTED if it was being aborted (the abort wins). Raises
         ``JobStateConflict`` if the attempt is no longer this job's.
         """
-        self._reset_for_retry(job, error)
-        status = await self._requeue_after_delay(job)
+        # On a copy, so that if it cannot be written (JobNotStorable) the attempt is still the worker's.
+        back = dataclasses.replace(job)
+        self._reset_for_retry(back, error)
+        try:
+            status = await self._requeue_after_delay(back, job.worker_id)
+        except JobNotStorable as exc:
+            exc.job = job
+            raise
+        job.replace(back)
         self.retried += status == Status.QUEUED
         return status
 
@@ -301,7 +320,11 @@ class AtomicRedisQueue(RedisQueue):
         back = dataclasses.replace(job)
         self._reset_for_retry(back, reason)
         back.attempts = max(0, job.attempts - 1)
-        status = await self._requeue(back, HEAD, 0, expected_attempts=job.attempts)
+        try:
+            status = await self._requeue(back, HEAD, 0, owner=job.worker_id, expected_attempts=job.attempts)
+        except JobNotStorable as exc:
+            exc.job = job  # the attempt, still the worker's
+            raise
         job.replace(back)
         return status
 
@@ -309,11 +332,11 @@ class AtomicRedisQueue(RedisQueue):
     def _same_attempt(stored: Job | None, job: Job) -> bool:
         return stored is not None and stored.worker_id == job.worker_id and stored.attempts == job.attempts
 
-    async def _requeue_after_delay(self, job: Job) -> Status:
+    async def _requeue_after_delay(self, job: Job, owner: str | None) -> Status:
         delay = job.next_retry_delay()
         if delay:
-            return await self._requeue(job, SCHEDULED, now_seconds() + delay)
-        return await self._requeue(job, TAIL, 0)
+            return await self._requeue(job, SCHEDULED, now_seconds() + delay, owner)
+        return await self._requeue(job, TAIL, 0, owner)
 
     async def end_abort(self, job: Job, count: bool = True) -> Job:
         """ABORTING -> ABORTED for the attempt its worker has just cancelled; returns the stored job."""
@@ -330,16 +353,21 @@ class AtomicRedisQueue(RedisQueue):
 
     def _reset_for_retry(self, job: Job, error: str | None) -> None:
         job.status, job.error = Status.QUEUED, error
+        # A queued job belongs to no worker, so a late write from the last one is refused.
+        job.worker_id = None
         job.completed = job.started = 0
         job.progress = 0.0
         job.touched = now()
 
-    async def _requeue(self, job: Job, push: str, score: float, expected_attempts: int | None = None) -> Status:
+    async def _requeue(
+        self, job: Job, push: str, score: float, owner: str | None, expected_attempts: int | None = None
+    ) -> Status:
+        """Write ``job`` back on the queue if the attempt is still ``owner``'s (``expected_attempts``)."""
         attempts = job.attempts if expected_attempts is None else expected_attempts
         reply = await self._script(
             "requeue",
             self._keys(job),
-            [self.serialize(job), score, push, "active,queued", job.worker_id or "", attempts, job.ttl, now()],
+            [self.serialize(job), score, push, "active,queued", owner or "", attempts, job.ttl, now()],
         )
         state = _text(reply[0])
         if state == "queued":
@@ -392,7 +420,8 @@ class AtomicRedisQueue(RedisQueue):
 
     async def _retry(self, job: Job, error: str | None) -> None:
         # SAQ's retry() has set the fields and counts the retry; an abort that won is a conflict to it.
-        if await self._requeue_after_delay(job) != Status.QUEUED:
+        owner, job.worker_id = job.worker_id, None  # as _reset_for_retry: a queued job has no worker
+        if await self._requeue_after_delay(job, owner) != Status.QUEUED:
             raise JobStateConflict(job.key, Status.QUEUED.value, job)
 
     async def _finish(self, job: Job, status: Status, *, result=None, error=None) -> None:
@@ -577,7 +606,13 @@ class AtomicRedisQueue(RedisQueue):
             elif job.status in (Status.QUEUED, Status.NEW):
                 suspects.append((job_id, raw))
             else:
-                reason = self.stuck_reason(job, current_ms)
+                try:
+                    reason = self.stuck_reason(job, current_ms)
+                except TypeError:
+                    # Not written by this queue's API (e.g. heartbeat="30"): judged by no field, so kept
+                    # from stopping the sweep of every other job, and named for the operator.
+                    logger.error("Cannot sweep job %s: its record has malformed fields", job.key)
+                    continue
                 if reason and await self._sweep_job(raw, job, reason):
                     swept.append(_text(job_id))
         if suspects:
@@ -683,3 +718,18 @@ class AtomicRedisQueue(RedisQueue):
         key = self.namespace(f"worker_info:{worker_id}")
         async with self.redis.pipeline(transaction=True) as pipe:
             await pipe.delete(key).zrem(self.stats_key, key).execute()
+
+
+def drop_unstorable(job: Job, cause: BaseException) -> str:
+    """Make ``job`` storable after ``cause`` (``JobNotStorable``): its result is dropped, and each
+    ``meta`` entry JSON cannot hold. Returns the error to record on the failed attempt."""
+    job.result = None
+    dropped = []
+    for name, value in list(job.meta.items()):
+        try:
+            json.dumps({name: value})
+        except (TypeError, ValueError, RecursionError):
+            dropped.append(name)
+            del job.meta[name]
+    note = f" Dropped from meta: {', '.join(map(str, dropped))}." if dropped else ""
+    return f"{cause} The attempt failed and is not retried: it would fail the same way.{note}"

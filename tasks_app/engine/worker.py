@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 import traceback
@@ -35,9 +36,9 @@ from saq.job import Job, Status
 from saq.utils import now
 from saq.worker import ensure_coroutine_function
 
-from ..exceptions import JobStateConflict
+from ..exceptions import JobNotStorable, JobStateConflict
 from .cron import next_run
-from .queue import AtomicRedisQueue
+from .queue import AtomicRedisQueue, drop_unstorable
 
 logger = logging.getLogger("tasks_app.worker")
 
@@ -176,6 +177,7 @@ class Worker(saq.Worker):
         # Jobs already taken for this worker (with the previous job's outcome, in one round trip),
         # waiting for the next process() call; re-queued if the worker stops first.
         self.taken: list[Job] = []
+        self.paused_said = False  # a --burst worker says once that its queue is paused
         self.outages = Outages()
         self._upkeep_tasks: list[asyncio.Task] = []
 
@@ -232,9 +234,17 @@ class Worker(saq.Worker):
             await asyncio.sleep(self.outages.failed(service, exc))
             return None
         self.outages.succeeded("Redis")
-        if job is None and self.burst and await self._due_soon():
-            await asyncio.sleep(0.2)  # a retry with backoff is about to be due: wait for it
-            return await self._take()
+        if job is None and self.burst:
+            if await self._due_soon():
+                await asyncio.sleep(0.2)  # a retry with backoff is about to be due: wait for it
+                return await self._take()
+            if not self.paused_said and await self.queue.paused():
+                self.paused_said = True
+                logger.warning(
+                    "Queue %s is paused: this --burst worker ends without its waiting jobs (resumequeue %s).",
+                    self.queue.name,
+                    self.queue.name,
+                )
         return job
 
     @staticmethod
@@ -306,16 +316,7 @@ class Worker(saq.Worker):
     async def _ended(self, job: Job, status: Status, *, result=None, error=None, timed_out: bool = False) -> str:
         # While the worker keeps going, the next job comes back with this outcome's write.
         take_next = not self.event.is_set() and self.max_burst_jobs is None
-        try:
-            taken = await self.queue.end_attempt(job, status, result=result, error=error, take_next=take_next)
-        except (TypeError, ValueError) as exc:
-            if status != Status.COMPLETE:
-                raise
-            # Its result cannot be stored (not JSON): the attempt failed, and retrying will not help.
-            error = f"The task returned a result that cannot be stored as JSON: {exc}"
-            logger.error("Job %s (%s): %s", job.key, job.function, error, extra={"job_key": job.key})
-            taken = await self.queue.end_attempt(job, Status.FAILED, error=error, take_next=take_next)
-            status = Status.FAILED
+        taken = await self.queue.end_attempt(job, status, result=result, error=error, take_next=take_next)
         if taken is not None:
             self.taken.append(taken)
         if status == Status.FAILED:
@@ -343,9 +344,18 @@ class Worker(saq.Worker):
         whole once started. If the worker dies before Redis is back, the job runs again once its
         heartbeat lapses.
         """
+        unstorable = False
         while True:
             try:
                 outcome = await change()
+            except JobNotStorable as exc:
+                if unstorable:  # still, after dropping what JSON cannot hold: left to the sweep
+                    logger.error("%s Left to the sweep.", exc, extra={"job_key": exc.key, "outcome": "lost"})
+                    return "lost"
+                unstorable, error = True, drop_unstorable(exc.job, exc)
+                logger.error("%s", error, extra={"job_key": exc.key, "outcome": "failed"})
+                change = functools.partial(self._ended, exc.job, Status.FAILED, error=error)
+                continue
             except JobStateConflict as conflict:
                 if conflict.taken is not None:
                     self.taken.append(conflict.taken)

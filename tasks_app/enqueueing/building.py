@@ -7,12 +7,14 @@ A job's options travel in a straight line: the settings defaults, overlaid by th
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from django.utils import timezone
 from saq.job import Job
 from saq.utils import uuid1
 
@@ -50,7 +52,8 @@ def build_job(
     """Validate a call of ``task`` and build its SAQ job (not yet enqueued).
 
     ``kwargs`` must bind to the task's signature and be JSON-serializable. ``delay`` is in
-    seconds; ``at`` is an aware datetime or epoch seconds; give one or neither. ``options``
+    seconds (0 to ``conf.MAX_SECONDS``); ``at`` is a datetime (naive means ``TIME_ZONE``) or epoch
+    seconds, at most ten years away, and a time in the past means at once; give one or neither. ``options``
     are job options (timeout, retries, retry_delay, retry_backoff, ttl, heartbeat);
     ``retries`` counts retries after the first attempt.
 
@@ -68,15 +71,32 @@ def build_job(
         raise TaskArgumentError(f"{spec.name}(): arguments must be JSON-serializable: {exc}.") from None
     queue_name = queue or spec.queue
     conf.queue_config(queue_name)  # raises ImproperlyConfigured naming the configured queues
-    if delay is not None and at is not None:
-        raise TaskArgumentError("Pass either delay or at, not both.")
-    scheduled = 0
-    if delay:
-        scheduled = int(time.time() + float(delay))
-    elif at is not None:
-        scheduled = int(at.timestamp() if isinstance(at, datetime) else at)
+    given = {k: v for k, v in options.items() if v is not None}
+    problems = conf.job_option_problems(given)
+    if problems:
+        raise TaskArgumentError(f"{spec.name}(): {' '.join(problems)}")
+    scheduled = _scheduled(delay, at)
 
-    job_options = {**spec.job_options(), **{k: v for k, v in options.items() if v is not None}}
+    job_options = {**spec.job_options(), **given}
     job_options["retries"] = int(job_options.get("retries", 0)) + 1  # SAQ counts attempts
     job = Job(function=spec.name, kwargs=kwargs or None, key=key or uuid1(), scheduled=scheduled, **job_options)
     return BuiltJob(queue=queue_name, job=job)
+
+
+def _scheduled(delay: float | None, at: datetime | float | None) -> int:
+    """Epoch seconds the job is due at, or 0 for at once. A time in the past means at once."""
+    if delay is not None and at is not None:
+        raise TaskArgumentError("Pass either delay or at, not both.")
+    if delay is not None:
+        if isinstance(delay, bool) or not isinstance(delay, (int, float)) or not 0 <= delay <= conf.MAX_SECONDS:
+            raise TaskArgumentError(f"delay={delay!r} must be a number of seconds from 0 to {conf.MAX_SECONDS}.")
+        return int(time.time() + delay) if delay else 0
+    if at is None:
+        return 0
+    if isinstance(at, datetime):
+        at = (timezone.make_aware(at) if timezone.is_naive(at) else at).timestamp()  # naive: in TIME_ZONE
+    elif isinstance(at, bool) or not isinstance(at, (int, float)) or not math.isfinite(at):
+        raise TaskArgumentError(f"at={at!r} must be an aware datetime or epoch seconds.")
+    if at > time.time() + conf.MAX_SECONDS:
+        raise TaskArgumentError(f"at={at!r} is more than {conf.MAX_SECONDS} seconds (ten years) away.")
+    return max(int(at), 0)

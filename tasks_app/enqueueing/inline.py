@@ -41,7 +41,8 @@ from saq.utils import now
 from saq.worker import ensure_coroutine_function
 
 from .. import conf
-from ..exceptions import TaskNotFound
+from ..engine.queue import drop_unstorable
+from ..exceptions import JobNotStorable, TaskNotFound
 from ..process.task_wrapper import wrap
 from ..registry import registry
 from .building import BuiltJob
@@ -110,13 +111,14 @@ class InlineRun:
             function = self._function(job.function)
             kwargs = json.loads(json.dumps(job.kwargs or {}))
             result = await self._run(job, function(ctx, **kwargs))
-            result = _as_stored(result)
         except _TimedOut as exc:
             failure, timed_out = exc, True
         except Exception as exc:
             failure = exc
         if failure is None:
             job.status, job.result, job.error, job.progress = Status.COMPLETE, result, None, 1.0
+            with contextlib.suppress(TypeError, ValueError, RecursionError):
+                job.result = json.loads(json.dumps(result))  # as a worker would read it back from Redis
             outcome = "complete"
         else:
             ctx["exception"] = failure
@@ -127,6 +129,13 @@ class InlineRun:
             else:
                 job.status = Status.FAILED
                 outcome = "timeout" if timed_out else "failed"
+        try:
+            json.dumps({"result": job.result, "meta": job.meta})
+        except (TypeError, ValueError, RecursionError) as exc:
+            # As on a worker (engine/worker.py): Redis could not hold it, so the attempt fails for good.
+            failure = JobNotStorable(job.key, exc)
+            job.status, job.error = Status.FAILED, drop_unstorable(job, failure)
+            outcome = "failed"
         if job.status != Status.QUEUED:
             job.completed = now()
         ctx["outcome"] = outcome
@@ -159,14 +168,6 @@ class InlineRun:
 
 class _TimedOut(TimeoutError):
     pass
-
-
-def _as_stored(result: Any) -> Any:
-    """``result`` as a worker would read it back from Redis; raises ``TypeError`` when Redis could not store it."""
-    try:
-        return json.loads(json.dumps(result))
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"The task returned a result that cannot be stored as JSON: {exc}.") from None
 
 
 def _log(job: Job, outcome: str, duration: float, failure: BaseException | None) -> None:

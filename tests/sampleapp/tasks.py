@@ -3,6 +3,7 @@
 import asyncio
 import threading
 import time
+from datetime import UTC, datetime
 
 from django.db import connection
 
@@ -111,3 +112,21 @@ async def read_context(ctx) -> str:
 async def unstorable_result(ctx) -> set:
     """Returns what JSON cannot store."""
     return {1, 2}
+
+
+@task(retries=2)
+async def unstorable_meta(ctx, fail: bool = False) -> str:
+    """Leaves in its job's meta what JSON cannot store (a datetime), beside what it can."""
+    ctx["job"].meta.update(finished_at=datetime.now(UTC), note="kept")
+    if fail:
+        raise RuntimeError("and then fails, with retries left")
+    return "ok"
+
+
+@task
+async def deeply_nested_result(ctx) -> list:
+    """A result nested deeper than JSON encoding can recurse."""
+    result: list = []
+    for _ in range(5000):
+        result = [result]
+    return result

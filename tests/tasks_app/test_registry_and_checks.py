@@ -47,6 +47,12 @@ def test_unknown_decorator_option_is_refused():
         task(timout=5)
 
 
+@pytest.mark.parametrize("options", [{"ttl": 1.5}, {"heartbeat": "30"}, {"timeout": -1}, {"retry_backoff": "yes"}])
+def test_a_bad_decorator_option_value_is_refused(options):
+    with pytest.raises(TypeError, match=f"@task: {next(iter(options))}="):
+        task(**options)(lambda ctx: None)
+
+
 def test_unknown_task_suggests_close_matches():
     with pytest.raises(TaskNotFound, match="Did you mean: add_note"):
         registry.get("add_nte")
@@ -102,6 +108,11 @@ def test_task_functions_by_dotted_path(settings, scratch_registry):
         ({"CRON_JOBS": [{"task": "noop", "cron": "0 * * * *", "unique": False}]}, "tasks_app.E004", "unknown key"),
         ({"DEFAULT_JOB_OPTIONS": {"timout": 5}}, "tasks_app.E008", "unknown option"),
         ({"DEFAULT_JOB_OPTIONS": {"retries": -1}}, "tasks_app.E008", "retries"),
+        ({"DEFAULT_JOB_OPTIONS": {"ttl": 1.5}}, "tasks_app.E008", "ttl=1.5 must be a whole number of seconds"),
+        ({"DEFAULT_JOB_OPTIONS": {"heartbeat": "30"}}, "tasks_app.E008", "heartbeat='30'"),
+        ({"DEFAULT_JOB_OPTIONS": {"retry_delay": float("nan")}}, "tasks_app.E008", "retry_delay=nan"),
+        ({"DEFAULT_JOB_OPTIONS": {"timeout": None}}, "tasks_app.E008", "timeout"),
+        ({"CRON_JOBS": [{"task": "noop", "cron": "0 * * * *", "ttl": -1}]}, "tasks_app.E004", "ttl=-1"),
         ({"DEFAULT_JOB_OPTIONS": {"timeout": 0}}, "tasks_app.W001", "never swept"),
         ({"SHUTDOWN_GRACE_PERIOD": -5}, "tasks_app.E009", "SHUTDOWN_GRACE_PERIOD"),
     ],

@@ -205,7 +205,26 @@ def test_a_result_that_cannot_be_stored_fails_the_job_with_a_clear_error(redis_d
     assert "cannot be stored as JSON" in done.error
 
 
-def test_a_burst_worker_on_a_paused_queue_exits(redis_db):
+@pytest.mark.parametrize("fail", [False, True], ids=["completing", "failing-with-retries-left"])
+def test_meta_that_cannot_be_stored_fails_the_job_and_keeps_the_rest(redis_db, fail):
+    job = enqueue_sync("unstorable_meta", fail=fail)
+    run_burst()  # and the burst worker exits: nothing escapes its loop
+    done = job_state(job.key)
+    assert done.status == Status.FAILED and done.attempts == 1  # not retried: it would fail the same way
+    assert "cannot be stored" in done.error and "Dropped from meta: finished_at" in done.error
+    assert done.meta.get("note") == "kept" and "finished_at" not in done.meta
+    assert count("active") == 0
+
+
+def test_a_result_nested_too_deep_for_json_fails_the_job(redis_db):
+    job = enqueue_sync("deeply_nested_result")
+    run_burst()
+    done = job_state(job.key)
+    assert done.status == Status.FAILED and done.result is None
+    assert "cannot be stored" in done.error
+
+
+def test_a_burst_worker_on_a_paused_queue_exits(redis_db, caplog):
     from tasks_app.enqueueing.connections import make_queue
 
     async def pause():
@@ -220,7 +239,9 @@ def test_a_burst_worker_on_a_paused_queue_exits(redis_db):
     enqueue_sync("noop")
     first, again = asyncio.run(pause())
     assert again["by"] == "ops" == first["by"]  # whoever paused first stays on record
-    run_burst()  # returns: nothing is taken from a paused queue, and nothing is waited for
+    with caplog.at_level(logging.WARNING):
+        run_burst()  # returns: nothing is taken from a paused queue, and nothing is waited for
+    assert "Queue default is paused: this --burst worker ends without its waiting jobs" in caplog.text
     assert job_state_count("queued") == 1
 
 

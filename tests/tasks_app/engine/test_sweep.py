@@ -98,3 +98,23 @@ def test_a_live_workers_job_is_never_swept(open_queue):
     with time_machine.travel(time.time(), tick=False) as traveller:
         swept, stored = run(scenario(traveller))
     assert swept == [] and stored.status == Status.ACTIVE
+
+
+def test_a_malformed_record_does_not_stop_the_sweep_of_the_others(open_queue, caplog):
+    async def scenario(traveller):
+        async with open_queue() as queue:
+            await queue.submit(Job("f", key="odd", heartbeat=30, timeout=600, retries=3))
+            await queue.submit(Job("f", key="k", heartbeat=30, timeout=600, retries=3))
+            odd = await queue.take("dead-worker")
+            await queue.take("dead-worker")
+            odd.heartbeat = "30"  # as a client writing SAQ's record by hand could leave it
+            await queue.redis.set(odd.id, queue.serialize(odd))
+            traveller.shift(31)
+            swept = await queue.sweep(lock=0)
+            return swept, await queue.job("k"), await queue.job("odd")
+
+    with time_machine.travel(time.time(), tick=False) as traveller, caplog.at_level(logging.ERROR):
+        swept, stored, odd = run(scenario(traveller))
+    assert swept == [stored.id] and stored.status == Status.QUEUED
+    assert odd.status == Status.ACTIVE
+    assert f"Cannot sweep job {odd.key}: its record has malformed fields" in caplog.text

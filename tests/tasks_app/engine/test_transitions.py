@@ -1,6 +1,7 @@
 """Each job state change is one compare-and-set: checked against real Redis, including under races."""
 
 import asyncio
+import dataclasses
 
 import pytest
 from saq.job import Job, Status
@@ -208,4 +209,49 @@ def test_bulk_changes_are_compare_and_sets(open_queue):
 
     found, retried, queued_jobs, queued, report = run(scenario())
     assert (found, retried, queued_jobs, queued) == (1200, 1199, 1200, 1200)
+    assert report == {"unreferenced": [], "no_ttl": [], "dangling": []}
+
+
+def test_a_swept_attempt_cannot_write_over_its_requeued_job_before_the_rerun(open_queue):
+    async def scenario():
+        async with open_queue() as queue:
+            await queue.submit(Job("f", key="k", heartbeat=1, retries=4, retry_delay=60))
+            zombie = await queue.take("w1")
+            raw = await queue.redis.get(zombie.id)
+            await queue._sweep_job(raw, zombie, "no heartbeat (test)")
+            with pytest.raises(JobStateConflict):  # queued again, not yet re-run: still not w1's
+                await queue.end_attempt(zombie, Status.FAILED, error="late, from the zombie")
+            return await queue.job("k")
+
+    stored = run(scenario())
+    assert (stored.status, stored.attempts, stored.worker_id) == (Status.QUEUED, 1, None)
+    assert stored.retries == 4  # its retries are all still there
+
+
+def test_a_job_s_own_retry_is_not_the_worker_s_after_it_is_queued_again(open_queue):
+    async def scenario():
+        async with open_queue() as queue:
+            await queue.submit(Job("f", key="k", retries=3, retry_delay=60))
+            attempt = await queue.take("w1")
+            late = dataclasses.replace(attempt)
+            assert await queue.retry_attempt(attempt, "boom") == Status.QUEUED
+            with pytest.raises(JobStateConflict):
+                await queue.end_attempt(late, Status.COMPLETE, result="a second write of the same attempt")
+            return await queue.job("k")
+
+    stored = run(scenario())
+    assert (stored.status, stored.worker_id, stored.error) == (Status.QUEUED, None, "boom")
+
+
+def test_a_record_with_a_fractional_ttl_still_ends_whole(open_queue):
+    async def scenario():
+        async with open_queue() as queue:
+            await queue.submit(Job("f", key="k", ttl=60))
+            attempt = await queue.take("w1")
+            attempt.ttl = 1.5  # as a record not written through tasks_app may hold
+            await queue.end_attempt(attempt, Status.COMPLETE, result=1)
+            return await queue.job("k"), await queue.redis.ttl(queue.job_id("k")), await queue.check_consistency()
+
+    stored, ttl, report = run(scenario())
+    assert stored.status == Status.COMPLETE and 0 < ttl <= 2
     assert report == {"unreferenced": [], "no_ttl": [], "dangling": []}
