@@ -111,3 +111,46 @@ def test_wait_times_out_with_its_own_exit_code(subprocess_env):
     result = manage("enqueue", "noop", "--wait", "--wait-timeout", "0.5", env=subprocess_env)
     assert result.returncode == 3
     assert "still queued" in result.stderr and "runworker" in result.stderr
+
+
+# --- times and durations that are not finite, or too far away: refused before anything is enqueued ------
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"), [("--delay", "nan"), ("--delay", "inf"), ("--delay", "-inf"), ("--wait-timeout", "nan")]
+)
+def test_a_non_finite_number_is_refused_naming_its_flag(redis_db, flag, value):
+    with pytest.raises(CommandError, match=f"argument {flag}: '{value}' is not a finite number of seconds"):
+        enqueue("noop", f"{flag}={value}")
+    assert queued(redis_db) == 0
+
+
+@pytest.mark.parametrize("delay", ["1e12", "1e300"])
+def test_a_delay_past_the_year_9999_is_refused(redis_db, delay):
+    with pytest.raises(CommandError):
+        enqueue("noop", "--delay", delay)
+    assert queued(redis_db) == 0
+
+
+def test_a_job_whose_time_cannot_be_shown_is_not_enqueued(redis_db, monkeypatch):
+    # Whatever build_job lets through, the command shows the time before enqueueing, not after.
+    from tasks_app.enqueueing.building import build_job
+    from tasks_app.management.commands import enqueue as command
+
+    def far_future(*args, **kwargs):
+        built = build_job(*args, **kwargs)
+        built.job.scheduled = 10**12  # the year 33658
+        return built
+
+    monkeypatch.setattr(command, "build_job", far_future)
+    with pytest.raises(CommandError, match="past the year 9999"):
+        enqueue("noop")
+    assert queued(redis_db) == 0
+
+
+@pytest.mark.parametrize("delay", ["nan", "inf", "1e12"])
+def test_a_bad_delay_exits_non_zero_without_traceback_and_enqueues_nothing(subprocess_env, delay):
+    result = manage("enqueue", "noop", "--delay", delay, env=subprocess_env)
+    assert result.returncode != 0 and result.stdout == ""
+    assert "Traceback" not in result.stderr and ("--delay" in result.stderr or "delay=" in result.stderr)
+    assert count("incomplete") == 0

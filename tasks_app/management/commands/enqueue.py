@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
+import math
 from datetime import datetime
 
 from django.core.exceptions import ImproperlyConfigured
@@ -50,6 +52,31 @@ def parse_kwargs_json(text: str | None) -> dict:
     return value
 
 
+def finite_seconds(text: str) -> float:
+    """An argparse type: a number of seconds, refusing nan and infinity (argparse names the flag)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds.") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number of seconds.")
+    return value
+
+
+def describe_schedule(scheduled: int) -> str:
+    """`` at <local time>`` for a job due later, or "" for one due now; raises ``CommandError`` for a
+    time that cannot be shown (beyond year 9999), so such a job is refused rather than enqueued."""
+    if not scheduled:
+        return ""
+    try:
+        return f" at {datetime.fromtimestamp(scheduled, timezone.get_current_timezone())}"
+    except (ValueError, OverflowError, OSError):
+        raise CommandError(
+            f"The job would be due at {scheduled} epoch seconds, past the year 9999; use a shorter --delay or an "
+            "earlier --at."
+        ) from None
+
+
 def parse_at(text: str) -> datetime:
     try:
         moment = datetime.fromisoformat(text)
@@ -69,11 +96,13 @@ class Command(BaseCommand):
         parser.add_argument("--timeout", type=int, help="Seconds before the job is cancelled.")
         parser.add_argument("--retries", type=int, help="Retries after the first attempt.")
         when = parser.add_mutually_exclusive_group()
-        when.add_argument("--delay", type=float, help="Run after this many seconds.")
+        when.add_argument("--delay", type=finite_seconds, help="Run after this many seconds.")
         when.add_argument("--at", help="Run at this ISO 8601 date-time (naive means TIME_ZONE).")
         parser.add_argument("--key", help="Job key; a job with this key that is still pending is not duplicated.")
         parser.add_argument("--wait", action="store_true", help="Wait for the job and print its result as JSON.")
-        parser.add_argument("--wait-timeout", type=float, default=300, help="Seconds --wait waits (default 300).")
+        parser.add_argument(
+            "--wait-timeout", type=finite_seconds, default=300, help="Seconds --wait waits (default 300)."
+        )
 
     def handle(self, *args, **options) -> None:
         kwargs = parse_kwargs_json(options["kwargs"])
@@ -93,8 +122,10 @@ class Command(BaseCommand):
             )  # fmt: skip
         except (TaskNotFound, TaskArgumentError, ImproperlyConfigured) as exc:
             raise CommandError(str(exc)) from None
+        # Worked out before submitting: once the job is enqueued, nothing may fail on its way out.
+        when = describe_schedule(built.job.scheduled)
         try:
-            job = asyncio.run(self._submit(built.job, built.queue, options))
+            job = asyncio.run(self._submit(built.job, built.queue, options, when))
         except (RedisError, OSError) as exc:
             url = redact_url(conf.queue_config(built.queue).url)
             raise CommandError(
@@ -104,7 +135,7 @@ class Command(BaseCommand):
         if options["wait"]:
             self._report(job, options["wait_timeout"])
 
-    async def _submit(self, job, queue_name: str, options: dict):
+    async def _submit(self, job, queue_name: str, options: dict, when: str):
         try:
             pending, state = await get_queue(queue_name).submit(job)
             if state == "exists":
@@ -112,11 +143,6 @@ class Command(BaseCommand):
             elif state == "deferred":
                 self.stdout.write(f"{job.key} queued once the job it replaces has finished aborting")
             else:
-                when = (
-                    f" at {datetime.fromtimestamp(job.scheduled, timezone.get_current_timezone())}"
-                    if job.scheduled
-                    else ""
-                )
                 self.stdout.write(f"{job.key} {job.status.value}{when}")
             if options["wait"]:
                 try:
