@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import math
@@ -52,15 +51,18 @@ def parse_kwargs_json(text: str | None) -> dict:
     return value
 
 
-def finite_seconds(text: str) -> float:
-    """An argparse type: a number of seconds, refusing nan and infinity (argparse names the flag)."""
+def parse_seconds(flag: str, value: str | float | None) -> float | None:
+    """The number of seconds given to ``flag``: a finite number (not nan or inf), else a CommandError
+    naming the flag, which exits 1 like any other bad input (argparse's own errors exit 2)."""
+    if value is None:
+        return None
     try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds.") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number of seconds.")
-    return value
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise CommandError(f"{flag} {value!r} is not a number of seconds.") from None
+    if not math.isfinite(seconds):
+        raise CommandError(f"{flag} {value!r} is not a finite number of seconds.")
+    return seconds
 
 
 def describe_schedule(scheduled: int) -> str:
@@ -96,12 +98,12 @@ class Command(BaseCommand):
         parser.add_argument("--timeout", type=int, help="Seconds before the job is cancelled.")
         parser.add_argument("--retries", type=int, help="Retries after the first attempt.")
         when = parser.add_mutually_exclusive_group()
-        when.add_argument("--delay", type=finite_seconds, help="Run after this many seconds.")
+        when.add_argument("--delay", metavar="SECONDS", help="Run after this many seconds.")
         when.add_argument("--at", help="Run at this ISO 8601 date-time (naive means TIME_ZONE).")
         parser.add_argument("--key", help="Job key; a job with this key that is still pending is not duplicated.")
         parser.add_argument("--wait", action="store_true", help="Wait for the job and print its result as JSON.")
         parser.add_argument(
-            "--wait-timeout", type=finite_seconds, default=300, help="Seconds --wait waits (default 300)."
+            "--wait-timeout", metavar="SECONDS", default=300, help="Seconds --wait waits (default 300)."
         )
 
     def handle(self, *args, **options) -> None:
@@ -110,9 +112,11 @@ class Command(BaseCommand):
             if name in kwargs:
                 raise CommandError(f"Argument {name!r} is given both as NAME=VALUE and in --kwargs.")
             kwargs[name] = value
-        for flag in ("timeout", "retries", "delay"):
+        for flag in ("delay", "wait_timeout"):
+            options[flag] = parse_seconds(f"--{flag.replace('_', '-')}", options[flag])
+        for flag in ("timeout", "retries", "delay", "wait_timeout"):
             if options[flag] is not None and options[flag] < 0:
-                raise CommandError(f"--{flag} must not be negative.")
+                raise CommandError(f"--{flag.replace('_', '-')} must not be negative.")
         at = parse_at(options["at"]) if options["at"] else None
         job_options = {k: options[k] for k in ("timeout", "retries") if options[k] is not None}
         try:
