@@ -6,6 +6,7 @@ import asyncio
 import contextvars
 import functools
 import threading
+import weakref
 from collections.abc import Callable
 from concurrent.futures import Executor
 from typing import Any
@@ -34,6 +35,16 @@ class _Counted:
         return self.queries != self.queries_at_last_clean and any(w.connection is not None for w in self.wrappers)
 
 
+class _LoopState:
+    """What one event loop knows of its ORM thread: that thread's counts, and a cleanup on its way."""
+
+    __slots__ = ("last", "pending")
+
+    def __init__(self) -> None:
+        self.last: _Counted | None = None  # None until a cleanup has run there
+        self.pending: asyncio.Future | None = None
+
+
 class _ORMThread:
     """Connection hygiene for the thread where the async ORM runs.
 
@@ -47,34 +58,36 @@ class _ORMThread:
     - jobs that ask while a cleanup is queued but not yet started share it: it runs after
       everything they did, so it covers them all.
 
-    Connections are Django's per thread, so what is counted is kept per thread too.
+    Which thread that is depends on the event loop (a worker's loop, or the loop of an
+    ``async_to_sync`` call such as an inline run), so the state is kept per loop; a loop's first
+    cleanup finds its thread. Connections are Django's per thread, so counts are kept per thread.
     """
 
     def __init__(self) -> None:
         # Per thread, not per ident: a dead thread's ident is reused by a new thread with new connections.
         self._local = threading.local()
-        self._last: _Counted | None = None  # the thread the async ORM ran in last time
-        self._pending: asyncio.Future | None = None
+        self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState] = weakref.WeakKeyDictionary()
         self._clean = sync_to_async(self._clean_in_thread, thread_sensitive=True)
 
-    def _clean_in_thread(self) -> None:
-        self._pending = None  # from here on, a new request needs a new cleanup
+    def _clean_in_thread(self, state: _LoopState) -> None:
+        state.pending = None  # from here on, a new request needs a new cleanup
         counted = getattr(self._local, "counted", None)
         if counted is None:
             counted = self._local.counted = _Counted()
-        self._last = counted
+        state.last = counted
         counted.queries_at_last_clean = counted.queries
         close_old_connections()
 
-    def _needs_cleaning(self) -> bool:
-        return self._last is None or self._last.dirty()
-
     async def clean(self) -> None:
-        if not self._needs_cleaning():
+        loop = asyncio.get_running_loop()
+        state = self._loops.get(loop)
+        if state is None:
+            state = self._loops[loop] = _LoopState()
+        if state.last is not None and not state.last.dirty():
             return
-        queued = self._pending
+        queued = state.pending
         if queued is None:
-            queued = self._pending = asyncio.ensure_future(self._clean())
+            queued = state.pending = asyncio.ensure_future(self._clean(state))
         # Shielded: one job's cancellation must not cancel the cleanup others wait for.
         await asyncio.shield(queued)
 
