@@ -135,14 +135,17 @@ def result_from_job(job: Job, status: TaskResultStatus | None = None, return_val
     if ended_by_saq and (job.attempts or job.status == Status.ABORTED) and not _has_error_for(book, job.attempts):
         errors.append(error_from_text(job.error, job.attempts))
     finished = status in (TaskResultStatus.SUCCESSFUL, TaskResultStatus.FAILED)
+    # The runner notes an attempt a moment after the take has marked it running (job.started):
+    # until then, and for attempts that never reached it, the take's time is the one known.
+    attempted = max(book.get("attempted") or 0, job.started or 0)
     result = TaskResult(
         task=_task_as_enqueued(job),
         id=job.key,
         status=status,
         enqueued_at=job_time(job.queued),
-        started_at=job_time(book.get("started")),
+        started_at=job_time(book.get("started") or attempted),
         finished_at=job_time(job.completed or book.get("finished")) if finished else None,
-        last_attempted_at=job_time(book.get("attempted")),
+        last_attempted_at=job_time(attempted),
         args=kwargs.get("task_args", []),
         kwargs=kwargs.get("task_kwargs", {}),
         backend=kwargs["backend_alias"],

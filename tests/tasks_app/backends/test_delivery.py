@@ -1,5 +1,6 @@
 """SAQBackend: routing to queues, run_after, retries and timeouts, signals, on-commit, other processes."""
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from django.test import override_settings
 from django.utils import timezone
 
 from tasks_app.dashboard import data
+from tasks_app.engine.queue import job_time
 from tasks_app.exceptions import JobInterrupted
 from tasks_app.models import OutboxEntry
 from tests.queue_state import count, due_at, job_keys, listed
@@ -207,6 +209,25 @@ def test_get_result_from_another_process(work):
     )
     assert completed.returncode == 0, completed.stderr
     assert completed.stdout.split() == ["SUCCESSFUL", "42", "1", test_tasks.calculate_meaning_of_life.module_path]
+
+
+def test_a_job_taken_but_not_yet_noted_by_the_runner_is_running_since_its_take(redis_client):
+    from tasks_app.enqueueing.connections import make_queue
+
+    result = test_tasks.sleep_for.enqueue(30)
+
+    async def take():
+        queue = make_queue("default")
+        try:
+            return await queue.take("w1")
+        finally:
+            await queue.disconnect()
+
+    taken = asyncio.run(take())  # what a worker's take does before its runner records the attempt
+    result.refresh()
+    assert result.status == TaskResultStatus.RUNNING and result.finished_at is None
+    assert result.started_at == result.last_attempted_at == job_time(taken.started)
+    assert result.worker_ids == ["w1"]
 
 
 def test_running_then_aborted(worker_in_thread):
