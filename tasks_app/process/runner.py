@@ -218,10 +218,10 @@ async def run_workers(
 
 
 def run(options: list[WorkerOptions], on_ready: OnReady | None = None, web: tuple[str, int] | None = None) -> None:
-    import os
-
-    if os.environ.get("EXPERIMENT_UVLOOP"):
+    """Run the workers on the event loop ``SAQ["EVENT_LOOP"]`` names (``conf.event_loop()``)."""
+    if conf.event_loop() == "uvloop":
         import uvloop
 
-        return uvloop.run(run_workers(options, on_ready, web))
-    asyncio.run(run_workers(options, on_ready, web))
+        uvloop.run(run_workers(options, on_ready, web))
+    else:
+        asyncio.run(run_workers(options, on_ready, web))

@@ -130,3 +130,9 @@ async def deeply_nested_result(ctx) -> list:
     for _ in range(5000):
         result = [result]
     return result
+
+
+@task
+async def event_loop_kind(ctx) -> str:
+    """The module of the event loop the worker runs jobs on."""
+    return type(asyncio.get_running_loop()).__module__.split(".")[0]

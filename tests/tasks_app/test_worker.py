@@ -249,3 +249,11 @@ def job_state_count(kind: str) -> int:
     from tests.queue_state import count
 
     return count(kind)
+
+
+@pytest.mark.parametrize(("chosen", "expected"), [("auto", "uvloop"), ("uvloop", "uvloop"), ("asyncio", "asyncio")])
+def test_the_worker_runs_on_the_event_loop_the_setting_names(settings, redis_db, chosen, expected):
+    settings.SAQ = {**settings.SAQ, "EVENT_LOOP": chosen}
+    job = enqueue_sync("event_loop_kind")
+    run_burst()
+    assert job_state(job.key).result == expected
