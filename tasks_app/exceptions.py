@@ -49,7 +49,6 @@ class JobNotStorable(TasksAppError, TypeError, ValueError):
     def __init__(self, key: str, cause: BaseException) -> None:
         super().__init__(f"Job {key!r}: its result or meta cannot be stored as JSON ({cause}).")
         self.key = key
-        self.job = None  # the job, set by whoever serialized it
 
 
 class ServiceUnavailable(TasksAppError):

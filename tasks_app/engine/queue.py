@@ -143,9 +143,7 @@ class AtomicRedisQueue(RedisQueue):
         try:
             body = json.dumps(data)
         except (TypeError, ValueError, RecursionError) as exc:
-            error = JobNotStorable(job.key, exc)
-            error.job = job
-            raise error from None
+            raise JobNotStorable(job.key, exc) from None
         return header + body[1:]
 
     def successor_key(self, job_key: str) -> str:
@@ -305,11 +303,7 @@ class AtomicRedisQueue(RedisQueue):
         # On a copy, so that if it cannot be written (JobNotStorable) the attempt is still the worker's.
         back = dataclasses.replace(job)
         self._reset_for_retry(back, error)
-        try:
-            status = await self._requeue_after_delay(back, job.worker_id)
-        except JobNotStorable as exc:
-            exc.job = job
-            raise
+        status = await self._requeue_after_delay(back, job.worker_id)
         job.replace(back)
         self.retried += status == Status.QUEUED
         return status
@@ -320,11 +314,7 @@ class AtomicRedisQueue(RedisQueue):
         back = dataclasses.replace(job)
         self._reset_for_retry(back, reason)
         back.attempts = max(0, job.attempts - 1)
-        try:
-            status = await self._requeue(back, HEAD, 0, owner=job.worker_id, expected_attempts=job.attempts)
-        except JobNotStorable as exc:
-            exc.job = job  # the attempt, still the worker's
-            raise
+        status = await self._requeue(back, HEAD, 0, owner=job.worker_id, expected_attempts=job.attempts)
         job.replace(back)
         return status
 

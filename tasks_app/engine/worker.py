@@ -225,7 +225,7 @@ class Worker(saq.Worker):
             # Stopping while taking: a job the take already marked ACTIVE goes straight back.
             job = await self._settle(take)
             if job is not None:
-                await self._write(lambda: self._requeued(job))
+                await self._write(job, lambda: self._requeued(job))
             raise
         except Exception as exc:
             service = service_of(exc)
@@ -270,9 +270,9 @@ class Worker(saq.Worker):
             if current is not None and current.cancelling():
                 # The worker is stopping and the grace period is over (or it was forced).
                 await self._cancel(attempt)
-                return await self._write(lambda: self._requeued(job))
+                return await self._write(job, lambda: self._requeued(job))
             if attempt.ending == "aborted":
-                return await self._write(lambda: self._aborted(job))
+                return await self._write(job, lambda: self._aborted(job))
             if attempt.ending == "lost":
                 return "lost"
             raise
@@ -283,11 +283,13 @@ class Worker(saq.Worker):
             if attempt.ending == "lost":
                 return "lost"
             if job.retryable:
-                return await self._write(lambda: self._retried(job, error, attempt.timed_out))
-            return await self._write(lambda: self._ended(job, Status.FAILED, error=error, timed_out=attempt.timed_out))
+                return await self._write(job, lambda: self._retried(job, error, attempt.timed_out))
+            return await self._write(
+                job, lambda: self._ended(job, Status.FAILED, error=error, timed_out=attempt.timed_out)
+            )
         if attempt.ending == "lost":
             return "lost"
-        return await self._write(lambda: self._ended(job, Status.COMPLETE, result=result))
+        return await self._write(job, lambda: self._ended(job, Status.COMPLETE, result=result))
 
     async def _run(self, attempt: Attempt) -> Any:
         job = attempt.job
@@ -337,8 +339,9 @@ class Worker(saq.Worker):
         status = await self.queue.requeue_attempt(job, "re-queued: its worker stopped before the job finished")
         return "requeued" if status == Status.QUEUED else status.value
 
-    async def _write(self, change: Callable[[], Awaitable[str]]) -> str:
-        """Record an outcome, waiting out a Redis outage; a refused change means the attempt was lost.
+    async def _write(self, job: Job, change: Callable[[], Awaitable[str]]) -> str:
+        """Record an outcome of ``job``'s attempt, waiting out a Redis outage; a refused change means
+        the attempt was lost.
 
         A stop request arriving meanwhile cannot cut a write in half: each is one script, sent
         whole once started. If the worker dies before Redis is back, the job runs again once its
@@ -352,9 +355,9 @@ class Worker(saq.Worker):
                 if unstorable:  # still, after dropping what JSON cannot hold: left to the sweep
                     logger.error("%s Left to the sweep.", exc, extra={"job_key": exc.key, "outcome": "lost"})
                     return "lost"
-                unstorable, error = True, drop_unstorable(exc.job, exc)
+                unstorable, error = True, drop_unstorable(job, exc)
                 logger.error("%s", error, extra={"job_key": exc.key, "outcome": "failed"})
-                change = functools.partial(self._ended, exc.job, Status.FAILED, error=error)
+                change = functools.partial(self._ended, job, Status.FAILED, error=error)
                 continue
             except JobStateConflict as conflict:
                 if conflict.taken is not None:

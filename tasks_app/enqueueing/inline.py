@@ -117,8 +117,6 @@ class InlineRun:
             failure = exc
         if failure is None:
             job.status, job.result, job.error, job.progress = Status.COMPLETE, result, None, 1.0
-            with contextlib.suppress(TypeError, ValueError, RecursionError):
-                job.result = json.loads(json.dumps(result))  # as a worker would read it back from Redis
             outcome = "complete"
         else:
             ctx["exception"] = failure
@@ -130,12 +128,14 @@ class InlineRun:
                 job.status = Status.FAILED
                 outcome = "timeout" if timed_out else "failed"
         try:
-            json.dumps({"result": job.result, "meta": job.meta})
+            stored = json.loads(json.dumps({"result": job.result, "meta": job.meta}))
         except (TypeError, ValueError, RecursionError) as exc:
             # As on a worker (engine/worker.py): Redis could not hold it, so the attempt fails for good.
             failure = JobNotStorable(job.key, exc)
             job.status, job.error = Status.FAILED, drop_unstorable(job, failure)
             outcome = "failed"
+        else:
+            job.result = stored["result"]  # as a worker would read it back from Redis
         if job.status != Status.QUEUED:
             job.completed = now()
         ctx["outcome"] = outcome
