@@ -154,10 +154,9 @@ async def pause(name: str, by: str) -> Paused | None:
     """Pause queue ``name``: its workers finish what they run and take nothing new; enqueueing goes on.
     Returns who had paused it already (and it stays theirs), or None."""
     queue = dashboard_queue(name)
-    already = Paused.of(await queue.paused())
-    if already is not None:
-        return already
-    await queue.pause(by)
+    holder, paused_now = await queue.pause(by)  # one SET NX: two operators at once cannot both pause it
+    if not paused_now:
+        return Paused.of(holder)
     await _record(queue, PAUSE, by, "paused the queue")
     return None
 

@@ -69,6 +69,18 @@ BODY_FIELDS = (
 )
 
 
+@dataclasses.dataclass(frozen=True)
+class Depth:
+    """What ``AtomicRedisQueue.depth()`` reads: jobs queued, running and scheduled for later (retries
+    waiting for their delay included), the pause record (None when running) and live workers."""
+
+    queued: int
+    active: int
+    scheduled: int
+    paused: dict | None
+    workers: int
+
+
 def job_time(millis: float | None) -> datetime | None:
     """A time SAQ keeps on a job (epoch milliseconds, 0 for "not yet") as an aware UTC datetime, or None:
     also for a time no datetime can hold (a record not written by tasks_app), which pages show as unknown."""
@@ -682,19 +694,35 @@ class AtomicRedisQueue(RedisQueue):
 
     # --- pausing ----------------------------------------------------------------------------------
 
-    async def pause(self, by: str) -> dict:
+    async def pause(self, by: str) -> tuple[dict, bool]:
         """Pause the queue: its workers finish what they run and take nothing new; enqueueing goes on.
 
-        Returns who paused it and when: ``by`` now, or whoever paused it first if it already was.
+        Returns who paused it and when (``{"by": ..., "at": epoch seconds}``), and whether this call
+        did: if it was paused already, it stays paused by whoever did it first.
         """
         mine = {"by": by, "at": now_seconds()}
         if await self.redis.set(self.paused_key, json.dumps(mine), nx=True):
-            return mine
-        return await self.paused() or mine
+            return mine, True
+        return await self.paused() or mine, False
 
     async def resume(self) -> bool:
         """Resume a paused queue; False if it was not paused."""
         return bool(await self.redis.delete(self.paused_key))
+
+    async def depth(self) -> Depth:
+        """The queue's counts, pause record and number of live workers, in one round trip."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.llen(self.queued_key).llen(self.active_key).zcard(self.incomplete_key)
+            # A worker's stats entry is scored with its expiry, as SAQ's info() reads it.
+            pipe.get(self.paused_key).zcount(self.stats_key, now(), "+inf")
+            queued, active, incomplete, paused, workers = await pipe.execute()
+        return Depth(
+            queued=queued,
+            active=active,
+            scheduled=max(0, incomplete - queued - active),
+            paused=json.loads(paused) if paused else None,
+            workers=workers,
+        )
 
     async def paused(self) -> dict | None:
         """``{"by": who, "at": epoch seconds}`` while the queue is paused, else None."""

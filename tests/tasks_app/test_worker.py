@@ -230,8 +230,8 @@ def test_a_burst_worker_on_a_paused_queue_exits(redis_db, caplog):
     async def pause():
         queue = make_queue("default")
         try:
-            first = await queue.pause("ops")
-            again = await queue.pause("someone else")
+            first, _ = await queue.pause("ops")
+            again, _ = await queue.pause("someone else")
             return first, again
         finally:
             await queue.disconnect()

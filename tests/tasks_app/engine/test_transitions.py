@@ -2,6 +2,7 @@
 
 import asyncio
 import dataclasses
+import time
 
 import pytest
 from saq.job import Job, Status
@@ -255,3 +256,20 @@ def test_a_record_with_a_fractional_ttl_still_ends_whole(open_queue):
     stored, ttl, report = run(scenario())
     assert stored.status == Status.COMPLETE and 0 < ttl <= 2
     assert report == {"unreferenced": [], "no_ttl": [], "dangling": []}
+
+
+def test_depth_reads_counts_pause_and_live_workers_at_once(open_queue):
+    async def scenario():
+        async with open_queue() as queue:
+            for key in ("a", "b", "c"):
+                await queue.submit(Job("f", key=key))
+            await queue.submit(Job("f", key="later", scheduled=int(time.time()) + 3600))
+            await queue.take("w1")
+            before = await queue.depth()
+            await queue.pause("ops")
+            return before, await queue.depth()
+
+    before, after = run(scenario())
+    assert (before.queued, before.active, before.scheduled, before.paused) == (2, 1, 1, None)
+    assert before.workers == 0  # no worker has written its info
+    assert after.paused["by"] == "ops"
