@@ -204,13 +204,11 @@ def check_job_options(**kwargs: Any) -> list[checks.CheckMessage]:
                 id="tasks_app.W001",
             )
         )
-    loop = conf.raw().get("EVENT_LOOP", "auto")
-    if loop not in conf.EVENT_LOOPS:
-        errors.append(_error(f'SAQ["EVENT_LOOP"]={loop!r} is not one of {", ".join(conf.EVENT_LOOPS)}.', "", 11))
-    elif loop == "uvloop" and not conf.uvloop_installed():
-        errors.append(
-            _error('SAQ["EVENT_LOOP"] is "uvloop", but uvloop is not installed.', 'Install it, or use "auto".', 11)
-        )
+    try:
+        conf.event_loop()
+    except ImproperlyConfigured as exc:
+        hint = "Leave it out: the default uses uvloop where it is installed, else asyncio's."
+        errors.append(_error(str(exc), hint, 11))
     grace = conf.raw().get("SHUTDOWN_GRACE_PERIOD", conf.DEFAULTS["SHUTDOWN_GRACE_PERIOD"])
     if not isinstance(grace, (int, float)) or grace < 0:
         errors.append(_error(f'SAQ["SHUTDOWN_GRACE_PERIOD"]={grace!r} must be a number of seconds >= 0.', "", 9))

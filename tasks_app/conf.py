@@ -23,6 +23,14 @@ JOB_OPTIONS = ("timeout", "retries", "retry_delay", "retry_backoff", "ttl", "hea
 MAX_SECONDS = 10 * 365 * 24 * 3600
 
 
+def seconds_problem(name: str, value: Any) -> str | None:
+    """What is wrong with ``value`` as a number of seconds from 0 to ``MAX_SECONDS`` (``retry_delay``,
+    a call's ``delay``), or None. A bool, an infinity or NaN is not one."""
+    if _number(value) and 0 <= value <= MAX_SECONDS:
+        return None
+    return f"{name}={value!r} must be a number of seconds from 0 to {MAX_SECONDS}."
+
+
 def job_option_problems(options: dict[str, Any]) -> list[str]:
     """What is wrong with job option values, one message per bad option (empty if none).
 
@@ -34,19 +42,24 @@ def job_option_problems(options: dict[str, Any]) -> list[str]:
     for name, value in options.items():
         if value is None or name not in JOB_OPTIONS:
             continue
-        number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        if name == "retry_delay":
+            if problem := seconds_problem(name, value):
+                problems.append(problem)
+            continue
         if name in ("timeout", "heartbeat", "ttl", "retries"):
-            ok = number and isinstance(value, int) and 0 <= value <= MAX_SECONDS
+            ok = _number(value) and isinstance(value, int) and 0 <= value <= MAX_SECONDS
             what = "a whole number >= 0" if name == "retries" else f"a whole number of seconds from 0 to {MAX_SECONDS}"
-        elif name == "retry_delay":
-            ok = number and 0 <= value <= MAX_SECONDS
-            what = f"a number of seconds from 0 to {MAX_SECONDS}"
         else:  # retry_backoff
-            ok = isinstance(value, bool) or (number and 0 <= value <= MAX_SECONDS)
+            ok = isinstance(value, bool) or (_number(value) and 0 <= value <= MAX_SECONDS)
             what = f"True, False or a cap in seconds from 0 to {MAX_SECONDS}"
         if not ok:
             problems.append(f"{name}={value!r} must be {what}.")
     return problems
+
+
+def _number(value: Any) -> bool:
+    """A finite int or float, not a bool."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 DEFAULT_JOB_OPTIONS: dict[str, Any] = {
@@ -208,8 +221,14 @@ def uvloop_installed() -> bool:
 
 
 def event_loop() -> str:
-    """The event loop workers run on: "uvloop" or "asyncio" (``SAQ["EVENT_LOOP"]``, "auto" resolved)."""
+    """The event loop workers run on: "uvloop" or "asyncio" (``SAQ["EVENT_LOOP"]``, "auto" resolved).
+    Raises ``ImproperlyConfigured`` for a value not in ``EVENT_LOOPS``, or "uvloop" where it is not
+    installed, so that a typo fails loudly (even under ``--skip-checks``) instead of running asyncio's."""
     chosen = _merged("EVENT_LOOP")
+    if chosen not in EVENT_LOOPS:
+        raise ImproperlyConfigured(f'SAQ["EVENT_LOOP"]={chosen!r} is not one of {", ".join(EVENT_LOOPS)}.')
+    if chosen == "uvloop" and not uvloop_installed():
+        raise ImproperlyConfigured('SAQ["EVENT_LOOP"] is "uvloop", but uvloop is not installed.')
     if chosen == "auto":
         return "uvloop" if uvloop_installed() else "asyncio"
     return chosen

@@ -88,8 +88,8 @@ def _scheduled(delay: float | None, at: datetime | float | None) -> int:
     if delay is not None and at is not None:
         raise TaskArgumentError("Pass either delay or at, not both.")
     if delay is not None:
-        if isinstance(delay, bool) or not isinstance(delay, (int, float)) or not 0 <= delay <= conf.MAX_SECONDS:
-            raise TaskArgumentError(f"delay={delay!r} must be a number of seconds from 0 to {conf.MAX_SECONDS}.")
+        if problem := conf.seconds_problem("delay", delay):
+            raise TaskArgumentError(problem)
         return int(time.time() + delay) if delay else 0
     if at is None:
         return 0

@@ -42,7 +42,8 @@ from prometheus_client.utils import floatToGoString
 from .. import conf
 from ..dashboard import data
 from ..enqueueing.outbox import outbox_databases
-from .recording import ATTEMPTS, BUCKETS, DURATION, DURATION_SUM, metrics_key, parse_field
+from . import recording
+from .recording import BUCKETS, metrics_key, parse_field
 
 logger = logging.getLogger("tasks_app.metrics")
 
@@ -64,33 +65,27 @@ class QueueReading:
 
 
 async def read_queue(name: str) -> QueueReading:
-    """One queue's counters, depth, workers and pause flag: one pipeline, then SAQ's worker info."""
+    """One queue's counters, depth, workers and pause flag: the counters' hash and ``queue.depth()``
+    (one pipeline), read side by side, so a scrape waits for one round trip per queue."""
     reading = QueueReading(name)
     queue = data.dashboard_queue(name)
     try:
-        async with queue.redis.pipeline(transaction=False) as pipe:
-            pipe.hgetall(metrics_key(queue))
-            pipe.llen(queue.queued_key)
-            pipe.llen(queue.active_key)
-            pipe.zcard(queue.incomplete_key)
-            pipe.exists(queue.paused_key)
-            stored, queued, active, incomplete, paused = await pipe.execute()
-        workers = len((await queue.info())["workers"])
+        stored, depth = await asyncio.gather(queue.redis.hgetall(metrics_key(queue)), queue.depth())
     except data.REDIS_ERRORS as exc:
         logger.warning("Metrics: %s", data.unreachable(name, exc))
         return reading
-    reading.up, reading.workers, reading.paused = True, workers, bool(paused)
-    reading.depth = {"queued": queued, "active": active, "scheduled": max(0, incomplete - queued - active)}
+    reading.up, reading.workers, reading.paused = True, depth.workers, depth.paused is not None
+    reading.depth = {"queued": depth.queued, "active": depth.active, "scheduled": depth.scheduled}
     buckets: defaultdict[str, dict[float, int]] = defaultdict(dict)
     for raw, value in stored.items():
-        parts = parse_field(raw)
         try:
-            if parts and parts[0] == ATTEMPTS and len(parts) == 3:
-                reading.attempts[(parts[1], parts[2])] = int(value)
-            elif parts and parts[0] == DURATION and len(parts) == 3:
-                buckets[parts[1]][float(parts[2])] = int(value)
-            elif parts and parts[0] == DURATION_SUM and len(parts) == 2:
-                reading.sums[parts[1]] = float(value)
+            match parse_field(raw):
+                case (recording.ATTEMPTS, task, outcome):
+                    reading.attempts[(task, outcome)] = int(value)
+                case (recording.DURATION, task, le):
+                    buckets[task][float(le)] = int(value)
+                case (recording.DURATION_SUM, task):
+                    reading.sums[task] = float(value)
         except ValueError:
             continue  # not written by tasks_app: not ours to show
     reading.buckets = dict(buckets)

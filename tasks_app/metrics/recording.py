@@ -15,7 +15,6 @@ Redis holds cannot add label values without bound.
 from __future__ import annotations
 
 import bisect
-import functools
 import json
 import logging
 import math
@@ -43,12 +42,6 @@ def metrics_key(queue: AtomicRedisQueue) -> str:
     return queue.namespace("metrics")
 
 
-@functools.lru_cache(maxsize=8192)
-def field(*parts: str) -> str:
-    """The hash field for ``parts`` (see the module docstring)."""
-    return json.dumps(parts)
-
-
 def parse_field(raw: bytes | str) -> tuple[str, ...] | None:
     """The parts of a hash field, or None for one this module did not write."""
     try:
@@ -70,15 +63,17 @@ class AttemptRecorder:
     def __init__(self, queue: AtomicRedisQueue, tasks: Iterable[str]) -> None:
         self.queue = queue
         self.tasks = frozenset(tasks)
-        self.counts: Counter[str] = Counter()
-        self.sums: defaultdict[str, float] = defaultdict(float)
+        # Keyed by the parts of their hash fields (see the module docstring), which only ``flush``
+        # encodes: json.dumps(("attempts", task, outcome)) is the field '["attempts", task, outcome]'.
+        self.counts: Counter[tuple[str, ...]] = Counter()
+        self.sums: defaultdict[tuple[str, ...], float] = defaultdict(float)
 
     def observe(self, job: Job, outcome: str, duration: float) -> None:
         """Count one attempt; ``duration`` in seconds. Cheap, and never raises: it runs after every job."""
         task = job.function if job.function in self.tasks else OTHER_TASK
-        self.counts[field(ATTEMPTS, task, outcome)] += 1
-        self.counts[field(DURATION, task, _LE[bisect.bisect_left(BUCKETS, duration)])] += 1
-        self.sums[field(DURATION_SUM, task)] += duration
+        self.counts[(ATTEMPTS, task, outcome)] += 1
+        self.counts[(DURATION, task, _LE[bisect.bisect_left(BUCKETS, duration)])] += 1
+        self.sums[(DURATION_SUM, task)] += duration
 
     async def flush(self) -> None:
         """Add the counts since the last flush to Redis, in one transaction. If that fails, they are
@@ -90,17 +85,17 @@ class AttemptRecorder:
         key = metrics_key(self.queue)
         try:
             async with self.queue.redis.pipeline(transaction=True) as pipe:
-                for name, count in counts.items():
-                    pipe.hincrby(key, name, count)
-                for name, total in sums.items():
-                    pipe.hincrbyfloat(key, name, total)
+                for parts, count in counts.items():
+                    pipe.hincrby(key, json.dumps(parts), count)
+                for parts, total in sums.items():
+                    pipe.hincrbyfloat(key, json.dumps(parts), total)
                 await pipe.execute()
         except BaseException:
             # Not written, as far as we know. (Had Redis applied it and the reply been lost, these
             # attempts would count twice; a lost count is the worse error for a counter.)
             self.counts.update(counts)
-            for name, total in sums.items():
-                self.sums[name] += total
+            for parts, total in sums.items():
+                self.sums[parts] += total
             raise
 
     async def on_shutdown(self, ctx: dict[str, Any]) -> None:
@@ -110,6 +105,6 @@ class AttemptRecorder:
         except Exception as exc:
             logger.warning(
                 "Metrics of %d attempt(s) were not saved: Redis did not take them (%s).",
-                sum(n for name, n in self.counts.items() if name.startswith(f'["{ATTEMPTS}"')),
+                sum(n for parts, n in self.counts.items() if parts[0] == ATTEMPTS),
                 exc or type(exc).__name__,
             )
