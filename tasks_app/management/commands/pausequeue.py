@@ -10,13 +10,12 @@ import asyncio
 import getpass
 import socket
 
-from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
 
-from tasks_app import conf
 from tasks_app.dashboard import bulk
 from tasks_app.dashboard.data import REDIS_ERRORS, unreachable
 from tasks_app.enqueueing.connections import disconnect_all
+from tasks_app.management.queues import named_queues
 
 
 def operator(command: str) -> str:
@@ -38,35 +37,18 @@ class QueueSwitch(BaseCommand):
         parser.add_argument("--all", action="store_true", help="Every configured queue.")
 
     def handle(self, *args, **options) -> None:
-        names = self._queues(options["queues"], options["all"])
-        by = operator(f"{self.action}queue")
-        self._current = names[0]
-        try:
-            asyncio.run(self._switch(names, by))
-        except REDIS_ERRORS as exc:
-            raise CommandError(f"{unreachable(self._current, exc)} Nothing more was changed.", returncode=2) from None
-
-    def _queues(self, requested: list[str], every: bool) -> list[str]:
-        try:
-            configured = list(conf.queues())
-        except ImproperlyConfigured as exc:
-            raise CommandError(str(exc)) from None
-        if every == bool(requested):
-            raise CommandError(
-                f"Name the queue(s) to {self.action}, or pass --all (not both). Configured: {', '.join(configured)}."
-            )
-        unknown = [name for name in requested if name not in configured]
-        if unknown:
-            raise CommandError(
-                f"Unknown queue(s) {', '.join(map(repr, unknown))}. Configured queues: {', '.join(configured)}."
-            )
-        return configured if every else list(dict.fromkeys(requested))
+        if options["all"] == bool(options["queues"]):
+            every = ", ".join(named_queues(None))
+            raise CommandError(f"Name the queue(s) to {self.action}, or pass --all (not both). Configured: {every}.")
+        asyncio.run(self._switch(named_queues(options["queues"]), operator(f"{self.action}queue")))
 
     async def _switch(self, names: list[str], by: str) -> None:
         try:
             for name in names:
-                self._current = name
-                self.stdout.write(await self._one(name, by))
+                try:
+                    self.stdout.write(await self._one(name, by))
+                except REDIS_ERRORS as exc:
+                    raise CommandError(f"{unreachable(name, exc)} Nothing more was changed.", returncode=2) from None
         finally:
             await disconnect_all()
 

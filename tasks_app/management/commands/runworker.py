@@ -16,6 +16,7 @@ from django.core.management.base import BaseCommand, CommandError
 from tasks_app import conf
 from tasks_app.engine.cron import next_run
 from tasks_app.exceptions import ServiceUnavailable, UnsafeBind, WorkersGaveUp
+from tasks_app.management.queues import named_queues
 from tasks_app.process import health
 from tasks_app.process.monitor import check_bind
 from tasks_app.process.runner import WorkerOptions, check_database, ping_redis, run
@@ -59,7 +60,7 @@ class Command(BaseCommand):
     def handle(self, *args, **options) -> None:
         self.verbosity = options["verbosity"]
         self._configure_logging(options["verbosity"])
-        queues = self._queues(options["queues"])
+        queues = named_queues(options["queues"])
         if options["check"]:
             return self._health_check(queues)
         if not options["skip_checks"]:
@@ -128,21 +129,6 @@ class Command(BaseCommand):
             sys.exit(code)
 
     # --- validation and output -----------------------------------------------
-
-    def _queues(self, requested: list[str] | None) -> list[str]:
-        try:
-            configured = conf.queues()
-        except ImproperlyConfigured as exc:
-            raise CommandError(str(exc)) from None
-        if not requested:
-            return list(configured)
-        unknown = [name for name in requested if name not in configured]
-        if unknown:
-            raise CommandError(
-                f"Unknown queue(s) {', '.join(map(repr, unknown))}. Configured queues: {', '.join(configured)}. "
-                'Add queues to SAQ["QUEUES"].'
-            )
-        return list(dict.fromkeys(requested))
 
     def _validate(self, options: dict) -> None:
         if options["concurrency"] is not None and options["concurrency"] < 1:
