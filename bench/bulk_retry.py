@@ -37,11 +37,11 @@ import django  # noqa: E402
 
 django.setup()
 
-import redis  # noqa: E402
 from django.conf import settings  # noqa: E402
 from saq.job import Job, Status  # noqa: E402
 from saq.utils import now  # noqa: E402
 
+from bench.support import own_redis  # noqa: E402
 from tasks_app.dashboard import bulk, data  # noqa: E402
 from tasks_app.enqueueing.connections import disconnect_all, get_queue  # noqa: E402
 
@@ -52,11 +52,6 @@ TARGET_S = 10.0
 # Each action logs (one line for the bulk action, one per job for the baseline); printing 10,000
 # lines to a terminal would measure the terminal.
 logging.getLogger("tasks_app.dashboard").setLevel(logging.WARNING)
-
-
-def redis_url() -> str:
-    # tests/settings.py (under bench/settings.py) has leased a database for this process: REDIS_URL.
-    return os.environ.get("BENCH_REDIS_URL") or settings.REDIS_URL
 
 
 async def fill(failed: int) -> dict[str, list[str]]:
@@ -138,38 +133,34 @@ async def one_round(failed: int, baseline: bool) -> dict[str, float]:
 
 
 async def main(failed: int, rounds: int, skip_baseline: bool) -> None:
-    url = redis_url()
-    client = redis.Redis.from_url(url)
-    if client.dbsize():
-        sys.exit(f"{url} is not empty: someone may be using it. Point BENCH_REDIS_URL at an empty Redis database.")
-    settings.SAQ = {**settings.SAQ, "QUEUES": {"default": {"URL": url}}}
+    url = settings.BENCH_REDIS_URL  # bench/settings.py points the default queue there
     print(
         f"Redis {url}; {failed:,} failed jobs of {TASK} to retry, beside",
         ", ".join(f"{n:,} {k}" for k, n in OTHERS.items()),
     )
-    try:
-        results = []
-        for number in range(1, rounds + 1):
-            result = await one_round(failed, baseline=False)
-            results.append(result)
-            print(
-                f"  bulk round {number}: {result['total_s']:.2f} s in all "
-                f"(counting for the confirmation page {result['count_s']:.2f} s), {result['jobs_per_s']:,.0f} jobs/s"
-            )
-        median = statistics.median(r["total_s"] for r in results)
-        verdict = "met" if median < TARGET_S else "MISSED"
-        print(f"bulk retry of {failed:,} failed jobs: median {median:.2f} s (target {TARGET_S:.0f} s: {verdict}); "
-              "only those jobs changed, queue consistent")  # fmt: skip
-        if not skip_baseline:
-            one = await one_round(failed, baseline=True)
-            print(
-                f"baseline, one retry_job at a time: {one['total_s']:.2f} s, {one['jobs_per_s']:,.0f} jobs/s "
-                f"(bulk is {one['total_s'] / median:.1f}x faster)"
-            )
-    finally:
-        await get_queue().redis.flushdb()
-        await disconnect_all()
-        client.close()
+    with own_redis(url):
+        try:
+            results = []
+            for number in range(1, rounds + 1):
+                result = await one_round(failed, baseline=False)
+                results.append(result)
+                print(
+                    f"  bulk round {number}: {result['total_s']:.2f} s in all "
+                    f"(counting for the confirmation page {result['count_s']:.2f} s), "
+                    f"{result['jobs_per_s']:,.0f} jobs/s"
+                )
+            median = statistics.median(r["total_s"] for r in results)
+            verdict = "met" if median < TARGET_S else "MISSED"
+            print(f"bulk retry of {failed:,} failed jobs: median {median:.2f} s (target {TARGET_S:.0f} s: {verdict}); "
+                  "only those jobs changed, queue consistent")  # fmt: skip
+            if not skip_baseline:
+                one = await one_round(failed, baseline=True)
+                print(
+                    f"baseline, one retry_job at a time: {one['total_s']:.2f} s, {one['jobs_per_s']:,.0f} jobs/s "
+                    f"(bulk is {one['total_s'] / median:.1f}x faster)"
+                )
+        finally:
+            await disconnect_all()
 
 
 if __name__ == "__main__":

@@ -253,14 +253,10 @@ class Bench:
             )  # fmt: skip
         self.live.append(process)
         try:
-            cpu = self._wait(process, count, deadline=time.monotonic() + 60 + count / 50)
-        except RunFailed as exc:
-            self.failures.append(f"{label}: {exc} (log: {log_path})")
-            print(f"\n  VOID {label}: {exc}\n  worker log: {log_path}", flush=True)
-            return None
-        finally:
-            self.stop(process)
-        try:
+            try:
+                cpu = self._wait(process, count, deadline=time.monotonic() + 60 + count / 50)
+            finally:
+                self.stop(process)
             return self._result(marks, total_concurrency, count, spawned, cpu)
         except RunFailed as exc:
             self.failures.append(f"{label}: {exc} (log: {log_path})")
@@ -492,20 +488,10 @@ def parse_args() -> argparse.Namespace:
 
     add = parser.add_argument
     add("--rounds", type=positive, default=3, help="rounds, each running every system once per workload (default 3)")
-    add(
-        "--only",
-        type=names(SYSTEMS),
-        default=list(SYSTEMS),
-        metavar="SYSTEM,...",
-        help=f"worker systems to run (default: {','.join(SYSTEMS)})",
-    )
-    add(
-        "--workloads",
-        type=names(WORKLOADS),
-        default=list(WORKLOADS),
-        metavar="WORKLOAD,...",
-        help=f"workloads to run (default: {','.join(WORKLOADS)})",
-    )
+    choices = (("--only", SYSTEMS, "SYSTEM", "worker systems"), ("--workloads", WORKLOADS, "WORKLOAD", "workloads"))
+    for flag, allowed, item, what in choices:
+        add(flag, type=names(allowed), default=list(allowed), metavar=f"{item},...",
+            help=f"{what} to run (default: {','.join(allowed)})")  # fmt: skip
     add("--noop-jobs", type=positive, default=20_000, help="no-op jobs at concurrency 10 (default 20,000)")
     add("--io-jobs", type=positive, default=3_000, help="20 ms jobs at concurrency 10 (default 3,000)")
     add("--io200-jobs", type=positive, default=20_000, help="20 ms jobs at concurrency 200 (default 20,000)")

@@ -38,12 +38,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.redis_lease import leased_redis_url  # noqa: E402
+from bench.support import bench_redis_url  # noqa: E402
 
 DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/bench_search")
-# A Redis database of the bench's own: BENCH_REDIS_URL, or one leased like a test run's (tests/redis_lease.py).
-REDIS_URL = os.environ.get("BENCH_REDIS_URL") or leased_redis_url()
-os.environ["BENCH_REDIS_URL"] = REDIS_URL
+REDIS_URL = bench_redis_url()  # a Redis database of the bench's own
 WORDS = [
     "python",
     "interpreter",

@@ -5,11 +5,37 @@ Django must be set up before ``throwaway_databases`` is entered.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import redis
+
+
+def bench_redis_url() -> str:
+    """``BENCH_REDIS_URL``, or a Redis database leased like a test run's (``tests/redis_lease.py``);
+    exported as ``BENCH_REDIS_URL`` so that the processes the bench starts use it too."""
+    from tests.redis_lease import leased_redis_url
+
+    url = os.environ.get("BENCH_REDIS_URL") or leased_redis_url()
+    os.environ["BENCH_REDIS_URL"] = url
+    return url
+
+
+@contextmanager
+def own_redis(redis_url: str) -> Iterator[redis.Redis]:
+    """A client of ``redis_url``, which must be empty (else exit: someone may be using it); emptied afterwards."""
+    client = redis.Redis.from_url(redis_url)
+    if client.dbsize():
+        sys.exit(
+            f"{redis_url} is not empty: someone may be using it. Point BENCH_REDIS_URL at an empty Redis database."
+        )
+    try:
+        yield client
+    finally:
+        client.flushdb()  # it was empty when we started: everything in it is ours
+        client.close()
 
 
 @contextmanager
@@ -19,16 +45,10 @@ def throwaway_databases(redis_url: str) -> Iterator[redis.Redis]:
     from django.db import connections
     from django.test.utils import setup_databases, teardown_databases
 
-    client = redis.Redis.from_url(redis_url)
-    if client.dbsize():
-        sys.exit(
-            f"{redis_url} is not empty: someone may be using it. Point BENCH_REDIS_URL at an empty Redis database."
-        )
-    old_config = setup_databases(verbosity=0, interactive=False)
-    try:
-        yield client
-    finally:
-        connections.close_all()
-        teardown_databases(old_config, verbosity=0)
-        client.flushdb()  # it was empty when we started: everything in it is ours
-        client.close()
+    with own_redis(redis_url) as client:
+        old_config = setup_databases(verbosity=0, interactive=False)
+        try:
+            yield client
+        finally:
+            connections.close_all()
+            teardown_databases(old_config, verbosity=0)
