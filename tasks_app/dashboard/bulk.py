@@ -22,7 +22,7 @@ import json
 import logging
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from saq.job import TERMINAL_STATUSES, Job, Status
 from saq.utils import now
@@ -33,6 +33,8 @@ from .data import Paused, audit, back_for_one_more_attempt, dashboard_queue
 logger = logging.getLogger("tasks_app.dashboard")
 
 RETRY, DELETE, EMPTY, PAUSE, RESUME = "retry", "delete", "empty", "pause", "resume"
+FINISHED = ("complete", "failed", "aborted")  # what DELETE deletes unless told fewer statuses
+UNITS = {"minutes": 60, "hours": 3600, "days": 86400}  # the units of DELETE's "older than", in seconds
 TRAIL_LENGTH = 100
 # A bulk action's page waits this long for it (10,000 jobs take under 2 s; bench/bulk_retry.py).
 # Past it the action goes on; the page says so rather than guess what changed.
@@ -55,11 +57,18 @@ class Selection:
     as_of: int
     task: str = ""
     older_than_s: int = 0
-    statuses: tuple[str, ...] = ("complete", "failed", "aborted")
+    statuses: tuple[str, ...] = FINISHED
     include_scheduled: bool = False
 
+    # Each bulk action, and what it does to a job: (verb, past tense), as pages and the trail say it.
+    VERBS: ClassVar[dict[str, tuple[str, str]]] = {
+        RETRY: ("retry", "retried"),
+        DELETE: ("delete", "deleted"),
+        EMPTY: ("abort", "aborted"),
+    }
+
     def __post_init__(self) -> None:
-        if self.action not in (RETRY, DELETE, EMPTY):
+        if self.action not in self.VERBS:
             raise ValueError(f"Not a bulk job action: {self.action!r}.")
         if not set(self.statuses) <= {status.value for status in TERMINAL_STATUSES}:
             raise ValueError(f"Only finished statuses can be deleted, not {sorted(self.statuses)}.")
@@ -84,6 +93,16 @@ class Selection:
             return f"{kinds} jobs{of_task} older than {_duration(self.older_than_s)}"
         return f"queued{' and scheduled' if self.include_scheduled else ''} jobs{of_task}"
 
+    @property
+    def verb(self) -> str:
+        """What the action does to each job: "retry", "delete" or "abort"."""
+        return self.VERBS[self.action][0]
+
+    @property
+    def past(self) -> str:
+        """What it did: "retried", "deleted" or "aborted"."""
+        return self.VERBS[self.action][1]
+
 
 @dataclass
 class Found:
@@ -95,18 +114,16 @@ class Found:
 
 @dataclass
 class Done:
-    """What an action did: ``changed`` jobs of the ``found`` it picked (the others had changed since)."""
+    """What an action did: ``changed`` jobs of the ``found`` it picked (the others had changed since),
+    and ``what``, in words (e.g. "retried 3 failed jobs"), as the queue's trail records it."""
 
     changed: int
     found: int
+    what: str
 
     @property
     def skipped(self) -> int:
         return self.found - self.changed
-
-
-async def _picked(queue: AtomicRedisQueue, selection: Selection) -> list[tuple[bytes, Job]]:
-    return [record async for record in queue.records(selection.picks)]
 
 
 async def find(selection: Selection) -> Found:
@@ -120,33 +137,24 @@ async def find(selection: Selection) -> Found:
 async def act(selection: Selection, by: str) -> Done:
     """Apply the selection's action to the jobs it picks; see the module docstring."""
     queue = dashboard_queue(selection.queue)
-    found = await _picked(queue, selection)
+    # change_many applies a change to a fresh copy of each record kept here, which ``picks`` kept
+    # (and would keep again: as_of is fixed), and writes it only if the record is still the same.
+    found = [record async for record in queue.records(selection.picks)]
     if selection.action == RETRY:
-
-        def change(job: Job) -> Job | None:
-            return back_for_one_more_attempt(job, by, "retried (bulk)") if selection.picks(job) else None
-
-        changed = await queue.change_many(found, change)
-        verb = "retried"
+        changed = await queue.change_many(found, lambda job: back_for_one_more_attempt(job, by, "retried (bulk)"))
     elif selection.action == EMPTY:
         reason = f"Aborted from the dashboard by {by}: queue {selection.queue!r} emptied."
 
-        def change(job: Job) -> Job | None:
-            if not selection.picks(job):
-                return None
+        def change(job: Job) -> Job:
             audit(job, "aborted (queue emptied)", by)
             job.status, job.error, job.completed = Status.ABORTED, reason, now()
             return job
 
         changed = await queue.change_many(found, change)
-        verb = "aborted"
     else:
         changed = await queue.delete_many(found)
-        verb = "deleted"
-    done = Done(changed=changed, found=len(found))
-    await _record(
-        queue, selection.action, by, f"{verb} {changed} {selection.describe()}", jobs=changed, skipped=done.skipped
-    )
+    done = Done(changed=changed, found=len(found), what=f"{selection.past} {changed} {selection.describe()}")
+    await _record(queue, selection.action, by, done.what, jobs=changed, skipped=done.skipped)
     return done
 
 
@@ -201,8 +209,8 @@ async def _record(queue: AtomicRedisQueue, action: str, by: str, what: str, **ex
 
 
 def _duration(seconds: int) -> str:
-    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+    for unit, size in reversed(UNITS.items()):  # the largest unit it is a whole number of
         if seconds and seconds % size == 0:
             count = seconds // size
-            return f"{count} {unit}{'s' if count != 1 else ''}"
+            return f"{count} {unit if count != 1 else unit.removesuffix('s')}"
     return f"{seconds} second{'s' if seconds != 1 else ''}"

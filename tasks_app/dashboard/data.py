@@ -11,6 +11,7 @@ complete/failed/aborted counts are therefore counted over the finished jobs Redi
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections import Counter
@@ -24,7 +25,7 @@ from saq.job import Job, Status
 from saq.utils import now
 
 from .. import conf
-from ..engine.queue import AtomicRedisQueue, job_time
+from ..engine.queue import AtomicRedisQueue, Depth, job_time
 from ..enqueueing.connections import background, get_queue
 from ..exceptions import ActionRefused
 from ..redaction import redact_url
@@ -175,15 +176,19 @@ def _newest(jobs: list[Job], limit: int) -> list[Job]:
 
 
 async def _workers(queue: AtomicRedisQueue) -> list[WorkerRow]:
-    info = await queue.info()
+    """The live workers of ``queue``, read as SAQ's ``info()`` reads them, without its job counts."""
     # SAQ scores each worker's entry with the time its info expires: written at + (worker_info timer + 1) s.
-    expiries = dict(await queue.redis.zrangebyscore(queue.stats_key, now(), "inf", withscores=True))
+    entries = await queue.redis.zrangebyscore(queue.stats_key, now(), "inf", withscores=True)
+    ids = [key.decode().split(":")[-1] for key, _ in entries]
+    infos = await queue.redis.mget([queue.namespace(f"worker_info:{worker_id}") for worker_id in ids]) if ids else []
     ttl_ms = (conf.timers().get("worker_info", 10) + 1) * 1000
     rows = []
-    for worker_id, worker in info["workers"].items():
+    for worker_id, raw, (_, expiry) in zip(ids, infos, entries, strict=True):
+        if not raw:  # its info expired since the entry was read
+            continue
+        worker = json.loads(raw)
         meta = worker.get("metadata") or {}
         stats = worker.get("stats") or {}
-        expiry = expiries.get(queue.namespace(f"worker_info:{worker_id}").encode())
         started = meta.get("started")
         rows.append(
             WorkerRow(
@@ -209,18 +214,21 @@ async def queue_stats(name: str, recent_failures: int = 0) -> QueueStats:
     stats = QueueStats(name=name, url=redact_url(conf.queue_config(name).url))
     try:
         queue = dashboard_queue(name)
-        queued, active = await queue.count("queued"), await queue.count("active")
-        incomplete = await queue.count("incomplete")
+        depth = await queue.depth()  # counts and pause record, one round trip
         counts, recent, truncated = await _scan(queue, lambda job: job.status == Status.FAILED, recent_failures)
         workers = await _workers(queue)
-        paused = Paused.of(await queue.paused())
     except REDIS_ERRORS as exc:
         stats.error = unreachable(name, exc)
         return stats  # every count stays None: unknown, not zero
-    stats.queued, stats.active, stats.scheduled = queued, active, max(0, incomplete - queued - active)
+    stats.queued, stats.active, stats.scheduled = depth.queued, depth.active, depth.scheduled
     stats.complete, stats.failed, stats.aborted = counts["complete"], counts["failed"], counts["aborted"]
-    stats.recent, stats.truncated, stats.workers, stats.paused = recent, truncated, workers, paused
+    stats.recent, stats.truncated, stats.workers, stats.paused = recent, truncated, workers, Paused.of(depth.paused)
     return stats
+
+
+async def depth(name: str) -> Depth:
+    """Queue ``name``'s counts, pause record and live workers in one round trip: no scan of its jobs."""
+    return await dashboard_queue(name).depth()
 
 
 async def overview(names: list[str], recent_failures: int = 0) -> list[QueueStats]:

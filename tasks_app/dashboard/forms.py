@@ -18,7 +18,7 @@ from ..backends.runner import is_runner
 from ..enqueueing.building import BuiltJob, build_job
 from ..exceptions import TaskNotFound
 from ..registry import registry
-from .bulk import Selection
+from .bulk import DELETE, FINISHED, UNITS, Selection
 from .data import STATUSES
 
 
@@ -106,8 +106,6 @@ class EnqueueForm(forms.Form):
 
 # --- bulk and queue actions -----------------------------------------------------------------------
 
-UNITS = {"minutes": 60, "hours": 3600, "days": 86400}
-FINISHED = ("complete", "failed", "aborted")
 # A confirmation page older than this is stale: the operator must look at the count again.
 CONFIRMATION_MAX_AGE_S = 3600
 # Clocks of two web servers may differ a little; a time further in the future is not a real page's.
@@ -118,7 +116,7 @@ class BulkForm(forms.Form):
     """The choices of a bulk action (retry, delete, empty), read from the actions page's GET and
     carried, with ``as_of``, through the confirmation page's POST."""
 
-    action = forms.ChoiceField(choices=[("retry", "retry"), ("delete", "delete"), ("empty", "empty")])
+    action = forms.ChoiceField(choices=[(action, action) for action in Selection.VERBS])
     task = forms.CharField(required=False, max_length=200, help_text="Only this task's jobs; empty for all.")
     older_than = forms.IntegerField(required=False, min_value=0, max_value=100_000, initial=7)
     unit = forms.ChoiceField(required=False, choices=[(unit, unit) for unit in UNITS], initial="days")
@@ -136,7 +134,7 @@ class BulkForm(forms.Form):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
-        if data.get("action") == "delete" and data.get("older_than") is None:
+        if data.get("action") == DELETE and data.get("older_than") is None:
             self.add_error("older_than", "Say how old a finished job must be to be deleted, e.g. 7 days.")
         return data
 
@@ -149,6 +147,11 @@ class BulkForm(forms.Form):
             raise forms.ValidationError("This confirmation is out of date: look at the count again, then confirm.")
         return value
 
+    @property
+    def chosen_unit(self) -> str:
+        """The unit of "older than": the one sent, if it is one, else the initial (as the queue page shows it)."""
+        return getattr(self, "cleaned_data", {}).get("unit") or self.fields["unit"].initial
+
     def selection(self, queue: str, as_of: int) -> Selection:
         data = self.cleaned_data
         return Selection(
@@ -156,7 +159,7 @@ class BulkForm(forms.Form):
             queue=queue,
             as_of=as_of,
             task=data["task"],
-            older_than_s=(data.get("older_than") or 0) * UNITS[data.get("unit") or "days"],
+            older_than_s=(data.get("older_than") or 0) * UNITS[self.chosen_unit],
             statuses=(data["status"],) if data.get("status") else FINISHED,
             include_scheduled=data.get("include_scheduled", False),
         )

@@ -18,6 +18,7 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
+from django.utils.text import capfirst
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from prometheus_client.exposition import choose_encoder
@@ -240,19 +241,25 @@ def queue_page(request: HttpRequest, model_admin: ModelAdmin, queue: str) -> Htt
     """One queue's state, its bulk and queue actions (forms that lead to a confirmation), and its trail."""
     _require(request, VIEW, MANAGE)
     _queue_or_404(queue)
-    return _queue_page(request, model_admin, queue, BulkForm(initial={"older_than": 7, "unit": "days"}))
+    return _queue_page(request, model_admin, queue, BulkForm())
 
 
 def _queue_page(
     request: HttpRequest, model_admin: ModelAdmin, queue: str, form: BulkForm, status: int = 200
 ) -> HttpResponse:
     try:
-        stats = data.run(data.queue_stats(queue))
-        trail = data.run(bulk.recent_actions(queue)) if not stats.error else []
+        stats, trail = data.run(_state_and_trail(queue))
     except data.REDIS_ERRORS as exc:
         stats, trail = data.QueueStats(name=queue, url="", error=data.unreachable(queue, exc)), []
     context = _context(request, model_admin, f"Queue {queue}", queue=queue, stats=stats, form=form, trail=trail)
     return render(request, "tasks_app/dashboard/queue.html", context, status=status)
+
+
+async def _state_and_trail(queue: str) -> tuple[data.QueueStats, list[dict[str, Any]]]:
+    """The queue page's reads, in one trip to the background loop: no trail where the state could not be read."""
+    stats = await data.queue_stats(queue)
+    trail = await bulk.recent_actions(queue) if not stats.error else []
+    return stats, trail
 
 
 def queue_url(queue: str) -> str:
@@ -291,8 +298,7 @@ def bulk_action(request: HttpRequest, model_admin: ModelAdmin, queue: str) -> Ht
                 "their change; count again once Redis is back to see what is left.",
             )
             return HttpResponseRedirect(queue_url(queue))
-        verb = {bulk.RETRY: "Retried", bulk.DELETE: "Deleted", bulk.EMPTY: "Aborted"}[selection.action]
-        message = f"{verb} {done.changed} {selection.describe()} on queue {queue!r}."
+        message = f"{capfirst(done.what)} on queue {queue!r}."
         if done.skipped:
             message += f" {done.skipped} had changed since they were counted, and were left alone."
         messages.success(request, message)
@@ -311,6 +317,7 @@ def bulk_action(request: HttpRequest, model_admin: ModelAdmin, queue: str) -> Ht
         queue=queue,
         selection=selection,
         found=found,
+        can_confirm=bool(found.count),
         hidden={**hidden, "as_of": selection.as_of},
         action_url=reverse("admin:tasks_app_dashboard_bulk", args=[queue]),
     )
@@ -348,20 +355,21 @@ def _pause_or_resume(request: HttpRequest, model_admin: ModelAdmin, queue: str, 
             messages.error(request, f"Nothing changed: {data.unreachable(queue, exc)}")
         return HttpResponseRedirect(queue_url(queue))
     try:
-        stats = data.run(data.queue_stats(queue))
+        depth = data.run(data.depth(queue))
     except data.REDIS_ERRORS as exc:
-        stats = data.QueueStats(name=queue, url="", error=data.unreachable(queue, exc))
-    if stats.error:
-        messages.error(request, f"Nothing can be counted: {stats.error}")
+        messages.error(request, f"Nothing can be counted: {data.unreachable(queue, exc)}")
         return HttpResponseRedirect(queue_url(queue))
+    paused = data.Paused.of(depth.paused)
     context = _context(
         request,
         model_admin,
         f"Confirm: {action} queue {queue}",
         queue=queue,
         switch=action,
-        stats=stats,
-        hidden={},
+        depth=depth,
+        paused=paused,
+        # Pausing a paused queue, or resuming a running one, has nothing to confirm.
+        can_confirm=(paused is None) == (action == bulk.PAUSE),
         action_url=reverse(f"admin:tasks_app_dashboard_{action}", args=[queue]),
     )
     return render(request, "tasks_app/dashboard/confirm.html", context)
