@@ -16,11 +16,13 @@ class TasksAppConfig(AppConfig):
         # Each installed app's tasks.py, found the way admin.py is.
         autodiscover_modules("tasks")
         register_task_functions()
-        setting_changed.connect(_forget_queues_on_change, dispatch_uid="tasks_app.forget_queues")
+        setting_changed.connect(_saq_changed, dispatch_uid="tasks_app.saq_changed")
 
 
-def _forget_queues_on_change(*, setting: str, **kwargs) -> None:
+def _saq_changed(*, setting: str, **kwargs) -> None:
+    """``SAQ`` changed (a test's ``settings``): queues are made again, and ``SAQ["MODE"]`` read again."""
     if setting == "SAQ":
-        from .enqueueing.connections import forget_all
+        from .enqueueing import connections, diversion
 
-        forget_all()
+        connections.forget_all()
+        diversion.settings_changed()

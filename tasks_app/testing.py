@@ -19,6 +19,7 @@ For pytest, add ``pytest_plugins = ["tasks_app.testing"]`` to your top-level ``c
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -32,7 +33,8 @@ from saq.job import Job, Status
 from . import conf
 from .enqueueing import diversion
 from .enqueueing.building import BuiltJob
-from .enqueueing.inline import InlineRun, queued, refuse_in_event_loop, run_sync
+from .enqueueing.connections import refuse_in_event_loop
+from .enqueueing.inline import InlineRun, queued, run_sync
 from .registry import task_name_of
 
 __all__ = ["CapturedJob", "CapturedJobs", "JobsRun", "arun_jobs", "capture_jobs", "run_jobs"]
@@ -178,9 +180,6 @@ class _Capture:
         return self.jobs._record(built)
 
 
-_active: list[_Capture] = []
-
-
 @contextmanager
 def capture_jobs() -> Iterator[CapturedJobs]:
     """Record the jobs enqueued inside the block instead of sending them to Redis; yields them.
@@ -189,13 +188,11 @@ def capture_jobs() -> Iterator[CapturedJobs]:
     captured too.
     """
     capture = _Capture(CapturedJobs())
-    _active.append(capture)
     diversion.push(capture)
     try:
         yield capture.jobs
     finally:
         diversion.pop(capture)
-        _active.remove(capture)
 
 
 @dataclass
@@ -234,8 +231,8 @@ def run_jobs(*, queues: str | Sequence[str] | None = None, limit: int = DEFAULT_
 
     From async code, ``await arun_jobs(...)``.
     """
-    if _active:
-        return run_sync(_run_captured, _active[-1].jobs, limit)
+    if isinstance(capture := diversion.innermost(), _Capture):
+        return run_sync(_run_captured, capture.jobs, limit)
     from .enqueueing.connections import background
     from .process.runner import run
 
@@ -248,8 +245,8 @@ def run_jobs(*, queues: str | Sequence[str] | None = None, limit: int = DEFAULT_
 
 async def arun_jobs(*, queues: str | Sequence[str] | None = None, limit: int = DEFAULT_LIMIT) -> JobsRun:
     """``run_jobs`` for async code: the jobs run on the running loop."""
-    if _active:
-        return await _run_captured(_active[-1].jobs, limit)
+    if isinstance(capture := diversion.innermost(), _Capture):
+        return await _run_captured(capture.jobs, limit)
     from .process.runner import run_workers
 
     options = _burst_options(queues)
@@ -300,15 +297,20 @@ def _queue_names(queues: str | Sequence[str] | None) -> list[str]:
 
 
 async def _refuse_paused(options: list) -> None:
-    # A burst worker on a paused queue with jobs waiting would wait for the resume: say so instead.
-    from .enqueueing.connections import get_queue
+    # A burst worker on a paused queue ends at once (with a warning), leaving its jobs unrun: a test
+    # would go on as if they had run. Refuse the run instead, saying why.
+    from .enqueueing.connections import make_queue
 
-    for option in options:
-        paused = await get_queue(option.queue).paused()
+    queues = [make_queue(option.queue) for option in options]
+    try:
+        states = await asyncio.gather(*(queue.paused() for queue in queues))
+    finally:
+        await asyncio.gather(*(queue.disconnect() for queue in queues), return_exceptions=True)
+    for queue, paused in zip(queues, states, strict=True):
         if paused is not None:
             raise RuntimeError(
-                f"Queue {option.queue!r} is paused (by {paused.get('by')}): its jobs cannot run. "
-                f"Resume it first (manage.py resumequeue {option.queue})."
+                f"Queue {queue.name!r} is paused (by {paused.get('by')}): its jobs cannot run. "
+                f"Resume it first (manage.py resumequeue {queue.name})."
             )
 
 

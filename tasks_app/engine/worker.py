@@ -49,6 +49,43 @@ BURST_LOOKAHEAD_S = 5.0
 CANCEL_DEADLINE_S = 1.0
 
 
+def log_attempt(
+    log: logging.Logger,
+    job: Job,
+    outcome: str,
+    duration: float,
+    exception: BaseException | None,
+    *,
+    queue: str | None = None,
+    prefix: str = "job",
+) -> None:
+    """One structured line per finished attempt (a worker's, or an inline run's): task, key, queue (when
+    there is one), attempt, duration, outcome.
+
+    INFO when it completed (or went back to its queue on a stop), ERROR when it ended failed, WARNING
+    otherwise (retrying, aborted, lost). A failure's traceback goes with it; a timeout says its limit.
+    """
+    fields: dict[str, Any] = {"task": job.function, "job_key": job.key}
+    if queue is not None:
+        fields["queue"] = queue
+    fields.update(attempt=job.attempts, duration_ms=round(duration * 1000, 1), outcome=outcome)
+    message = prefix + " task=%s key=%s attempt=%d duration=%.3fs outcome=%s"
+    args: tuple = (job.function, job.key, job.attempts, duration, outcome)
+    exc_info = None
+    if outcome in ("complete", "requeued"):
+        level = logging.INFO
+    elif outcome in ("failed", "timeout"):
+        level = logging.ERROR
+    else:  # retrying, timeout-retrying, aborted, lost
+        level = logging.WARNING
+    if outcome.startswith("timeout"):
+        message += " (timed out after %ss)"
+        args += (job.timeout,)
+    elif exception is not None and outcome in ("failed", "retrying"):
+        exc_info = (type(exception), exception, exception.__traceback__)
+    log.log(level, message, *args, extra=fields, exc_info=exc_info)
+
+
 @dataclass(frozen=True)
 class CronSchedule:
     """A cron entry: ``build(at)`` returns the job for the run at ``at`` (aware UTC), with a fixed key."""
@@ -378,32 +415,9 @@ class Worker(saq.Worker):
             return outcome
 
     def _log(self, job: Job, outcome: str, duration: float, exception: BaseException | None) -> None:
-        """One structured line per finished attempt: task, key, attempt, duration, outcome."""
         if outcome in ("complete", "requeued") and not logger.isEnabledFor(logging.INFO):
-            return  # the common case at -v 0: nothing to build
-        fields = {
-            "task": job.function,
-            "job_key": job.key,
-            "queue": self.queue.name,
-            "attempt": job.attempts,
-            "duration_ms": round(duration * 1000, 1),
-            "outcome": outcome,
-        }
-        message = "job task=%s key=%s attempt=%d duration=%.3fs outcome=%s"
-        args: tuple = (job.function, job.key, job.attempts, duration, outcome)
-        exc_info = None
-        if outcome in ("complete", "requeued"):
-            level = logging.INFO
-        elif outcome in ("failed", "timeout"):
-            level = logging.ERROR
-        else:  # retrying, timeout-retrying, aborted, lost
-            level = logging.WARNING
-        if outcome.startswith("timeout"):
-            message += " (timed out after %ss)"
-            args += (job.timeout,)
-        elif exception is not None and outcome in ("failed", "retrying"):
-            exc_info = (type(exception), exception, exception.__traceback__)
-        logger.log(level, message, *args, extra=fields, exc_info=exc_info)
+            return  # the common case at -v 0, once per job: nothing to build, no call
+        log_attempt(logger, job, outcome, duration, exception, queue=self.queue.name)
 
     # --- heartbeat, aborts, upkeep ----------------------------------------------------------------
 

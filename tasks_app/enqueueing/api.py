@@ -26,18 +26,28 @@ CHUNK = 500
 
 async def submit(built: BuiltJob) -> Job:
     """Put a built job on its queue; if a job with its key is pending, return that job instead."""
-    if diversion.target is not None and (taken := await diversion.target.atake([built])) is not None:
-        return taken[0]
+    if (target := diversion.current()) is not None:
+        return (await target.atake([built]))[0]
+    return await _to_redis(built)
+
+
+async def _to_redis(built: BuiltJob) -> Job:
     job, _ = await get_queue(built.queue).submit(built.job)
     return job
 
 
-def _build(task: TaskRef, call: dict[str, Any]) -> BuiltJob:
-    """Build a job from ``enqueue_sync``'s keyword arguments: the task's, job options, and where it goes."""
-    kwargs = dict(call)
-    placement = {name: kwargs.pop(name) for name in ("queue", "key", "delay", "at") if name in kwargs}
+def _build(
+    task: TaskRef,
+    kwargs: dict[str, Any],
+    *,
+    queue: str | None = None,
+    key: str | None = None,
+    delay: float | None = None,
+    at: datetime | float | None = None,
+) -> BuiltJob:
+    """Build the job of one call: ``kwargs`` are the task's arguments and job options, together."""
     options, kwargs = split_options(kwargs)
-    return build_job(task, kwargs, **placement, **options)
+    return build_job(task, kwargs, queue=queue, key=key, delay=delay, at=at, **options)
 
 
 async def enqueue(
@@ -58,18 +68,27 @@ async def enqueue(
     running, enqueueing it again returns that job. While it is being aborted, the new job
     is queued the moment the abort ends.
     """
-    options, kwargs = split_options(kwargs)
-    return await submit(build_job(task, kwargs, queue=queue, key=key, delay=delay, at=at, **options))
+    return await submit(_build(task, kwargs, queue=queue, key=key, delay=delay, at=at))
 
 
-def enqueue_sync(task: TaskRef, /, **kwargs: Any) -> Job:
+def enqueue_sync(
+    task: TaskRef,
+    /,
+    *,
+    queue: str | None = None,
+    key: str | None = None,
+    delay: float | None = None,
+    at: datetime | float | None = None,
+    **kwargs: Any,
+) -> Job:
     """The sync twin of :func:`enqueue`, with the same arguments, for sync views, signal handlers and scripts.
 
     Raises what ``enqueue`` raises, and ``RuntimeError`` when called from a running event loop.
     """
-    if diversion.target is not None and (taken := diversion.target.take([_build(task, kwargs)])) is not None:
-        return taken[0]
-    return background.run(enqueue(task, **kwargs))
+    built = _build(task, kwargs, queue=queue, key=key, delay=delay, at=at)
+    if (target := diversion.current()) is not None:
+        return target.take([built])[0]
+    return background.run(_to_redis(built))
 
 
 def enqueue_on_commit(
@@ -89,8 +108,7 @@ def enqueue_on_commit(
     so if Redis is unreachable at commit time the job is delivered later by any worker's
     outbox drain instead of being lost. On rollback nothing is enqueued.
     """
-    options, kwargs = split_options(kwargs)
-    built = build_job(task, kwargs, queue=queue, key=key, delay=delay, at=at, **options)
+    built = _build(task, kwargs, queue=queue, key=key, delay=delay, at=at)
     outbox.on_commit(built, using=using)
     return built.job.key
 
@@ -163,8 +181,12 @@ async def aenqueue_many(
 
 async def submit_many(built: Sequence[BuiltJob]) -> list[Job]:
     """Put built jobs on their queues, pipelined in chunks; pending keys return their pending job."""
-    if diversion.target is not None and (taken := await diversion.target.atake(built)) is not None:
-        return taken
+    if (target := diversion.current()) is not None:
+        return await target.atake(built)
+    return await _to_redis_many(built)
+
+
+async def _to_redis_many(built: Sequence[BuiltJob]) -> list[Job]:
     jobs: list[Job | None] = [None] * len(built)
     by_queue: dict[str, list[int]] = {}
     for index, item in enumerate(built):
@@ -179,12 +201,19 @@ async def submit_many(built: Sequence[BuiltJob]) -> list[Job]:
     return jobs  # type: ignore[return-value]
 
 
-def enqueue_many(task: TaskRef, calls: Iterable[dict[str, Any]], /, **options: Any) -> list[Job]:
+def enqueue_many(
+    task: TaskRef,
+    calls: Iterable[dict[str, Any]],
+    /,
+    *,
+    keys: Sequence[str | None] | None = None,
+    queue: str | None = None,
+    delay: float | None = None,
+    at: datetime | float | None = None,
+    **options: Any,
+) -> list[Job]:
     """The sync twin of :func:`aenqueue_many`, which documents the options."""
-    if diversion.target is not None:
-        keys, queue, delay, at = (options.pop(name, None) for name in ("keys", "queue", "delay", "at"))
-        built = _build_many(task, calls, keys, queue=queue, delay=delay, at=at, **options)
-        if (taken := diversion.target.take(built)) is not None:
-            return taken
-        return background.run(submit_many(built), None)
-    return background.run(aenqueue_many(task, calls, **options), None)
+    built = _build_many(task, calls, keys, queue=queue, delay=delay, at=at, **options)
+    if (target := diversion.current()) is not None:
+        return target.take(built)
+    return background.run(_to_redis_many(built), None)

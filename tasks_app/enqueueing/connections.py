@@ -70,6 +70,19 @@ async def disconnect_all() -> None:
             logger.debug("Queue %r was already disconnected", queue.name)
 
 
+def refuse_in_event_loop(coro: Coroutine[Any, Any, Any] | None = None) -> None:
+    """Raise ``RuntimeError`` in a thread that runs an event loop: the sync API would block it. ``coro``,
+    which then never runs, is closed first. A test's capture and immediate mode ask too, so that code
+    calling the sync API from async code fails in its tests as it would in production."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    if coro is not None:
+        coro.close()
+    raise RuntimeError("This is the sync API; inside async code, await the async one (e.g. `await enqueue(...)`).")
+
+
 class BackgroundLoop:
     """One event loop in a daemon thread, for sync code that needs Redis."""
 
@@ -94,13 +107,7 @@ class BackgroundLoop:
         Raises ``RuntimeError`` when called from a thread that runs an event loop: there,
         the async API must be awaited instead.
         """
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            pass
-        else:
-            coro.close()
-            raise RuntimeError("This is the sync API; inside async code use `await enqueue(...)`.")
+        refuse_in_event_loop(coro)
         future = asyncio.run_coroutine_threadsafe(coro, self._ensure())
         return future.result(timeout)
 

@@ -4,16 +4,15 @@
 - ``SAQ["MODE"] = "immediate"`` runs each job at once, in the enqueuing process (``inline.py``).
 
 Every way of enqueueing (``enqueue``, ``enqueue_sync``, the bulk calls, and the on-commit delivery of
-``enqueue_on_commit``) asks ``target`` first. In production ``target`` is None once the first enqueue
-has read the settings, so this feature costs the enqueue path one attribute check and nothing else.
+``enqueue_on_commit``) builds its jobs, then asks ``current()``: a target takes them, None sends them
+to Redis. In production ``target`` is None once the first enqueue has read the settings, so this
+feature costs the enqueue path one call and an identity check, and nothing else.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Protocol
-
-from django.core.signals import setting_changed
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .. import conf
 
@@ -24,34 +23,32 @@ if TYPE_CHECKING:
 
 
 class Target(Protocol):
-    """Takes built jobs instead of Redis; returns, per job and in order, the job the caller gets back
-    (or None, for "not diverted: send them to Redis after all")."""
+    """Takes built jobs instead of Redis; returns, per job and in order, the job the caller gets back."""
 
-    def take(self, built: Sequence[BuiltJob]) -> list[Job] | None:
+    def take(self, built: Sequence[BuiltJob]) -> list[Job]:
         """From sync code, in a thread with no running event loop."""
 
-    async def atake(self, built: Sequence[BuiltJob]) -> list[Job] | None:
+    async def atake(self, built: Sequence[BuiltJob]) -> list[Job]:
         """From async code, on the running loop."""
 
 
-class _FromSettings:
-    """The target until the settings have been read: reads them once, then steps aside."""
+# ``target`` before the settings have been read (first enqueue, or after they changed).
+_UNREAD: Any = object()
 
-    def take(self, built: Sequence[BuiltJob]) -> list[Job] | None:
-        chosen = configure()
-        return None if chosen is None else chosen.take(built)
-
-    async def atake(self, built: Sequence[BuiltJob]) -> list[Job] | None:
-        chosen = configure()
-        return None if chosen is None else await chosen.atake(built)
-
-
-_FROM_SETTINGS = _FromSettings()
-
-# Read on every enqueue: None means "to Redis".
-target: Target | None = _FROM_SETTINGS
+# None means "to Redis"; read through ``current()``.
+target: Target | None = _UNREAD
 # Active captures, innermost last; while there is one, it takes every job.
 _captures: list[Target] = []
+
+
+def current() -> Target | None:
+    """Where jobs go now: a target, or None for Redis. Reads the settings the first time."""
+    return configure() if target is _UNREAD else target
+
+
+def innermost() -> Target | None:
+    """The innermost active capture, if any."""
+    return _captures[-1] if _captures else None
 
 
 def configure() -> Target | None:
@@ -79,10 +76,8 @@ def pop(capture: Target) -> None:
     configure()
 
 
-def _settings_changed(*, setting: str, **kwargs) -> None:
+def settings_changed() -> None:
+    """``SAQ`` changed (``apps.py``'s receiver calls this): the innermost capture still takes every job;
+    without one, the next enqueue reads the settings again."""
     global target
-    if setting == "SAQ":
-        target = _captures[-1] if _captures else _FROM_SETTINGS
-
-
-setting_changed.connect(_settings_changed, dispatch_uid="tasks_app.enqueueing.diversion")
+    target = _captures[-1] if _captures else _UNREAD

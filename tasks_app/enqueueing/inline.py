@@ -42,15 +42,14 @@ from saq.worker import ensure_coroutine_function
 
 from .. import conf
 from ..engine.queue import drop_unstorable
+from ..engine.worker import CANCEL_DEADLINE_S, log_attempt
 from ..exceptions import JobNotStorable, TaskNotFound
 from ..process.task_wrapper import wrap
 from ..registry import registry
 from .building import BuiltJob
+from .connections import refuse_in_event_loop
 
 logger = logging.getLogger("tasks_app.inline")
-
-# How long a cancelled (timed-out) task is given to wind down, as in the worker.
-CANCEL_DEADLINE_S = 1.0
 
 Hook = Callable[[dict[str, Any]], Awaitable[Any]]
 
@@ -139,7 +138,7 @@ class InlineRun:
         if job.status != Status.QUEUED:
             job.completed = now()
         ctx["outcome"] = outcome
-        _log(job, outcome, time.monotonic() - started, failure)
+        log_attempt(logger, job, outcome, time.monotonic() - started, failure, prefix="job ran inline:")
         for hook in self.hooks["after_process"]:
             try:
                 await hook(ctx)
@@ -170,32 +169,6 @@ class _TimedOut(TimeoutError):
     pass
 
 
-def _log(job: Job, outcome: str, duration: float, failure: BaseException | None) -> None:
-    fields = {
-        "task": job.function,
-        "job_key": job.key,
-        "attempt": job.attempts,
-        "duration_ms": round(duration * 1000, 1),
-        "outcome": outcome,
-    }
-    if outcome == "complete":
-        level = logging.INFO
-    else:
-        level = logging.ERROR if outcome in ("failed", "timeout") else logging.WARNING
-    exc_info = (type(failure), failure, failure.__traceback__) if failure is not None else None
-    logger.log(
-        level,
-        "job ran inline: task=%s key=%s attempt=%d duration=%.3fs outcome=%s",
-        job.function,
-        job.key,
-        job.attempts,
-        duration,
-        outcome,
-        extra=fields,
-        exc_info=exc_info,
-    )
-
-
 def queued(built: BuiltJob) -> Job:
     """The job of ``built`` as enqueueing leaves it: QUEUED, with its queue time."""
     job = built.job
@@ -205,16 +178,6 @@ def queued(built: BuiltJob) -> Job:
 
 
 # --- running from sync code -----------------------------------------------------------------------
-
-
-def refuse_in_event_loop() -> None:
-    """Raise ``RuntimeError`` in a thread that runs an event loop, as the sync API does without a
-    diversion (so that code calling it from async code fails in tests too)."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return
-    raise RuntimeError("This is the sync API; inside async code, await the async one (e.g. `await enqueue(...)`).")
 
 
 def run_sync[T](function: Callable[..., Awaitable[T]], *args: Any) -> T:

@@ -156,30 +156,30 @@ def deliver_many(entries: list[OutboxEntry]) -> None:
     """Push committed entries (of one database) to Redis now; on failure leave them for the drain."""
     alias = entries[0]._state.db
     ready, unusable = _prepare(entries, set(conf.queues()))
+    if ready and (target := diversion.current()) is not None:  # a test's capture, or immediate mode
+        target.take([BuiltJob(queue=entry.queue, job=job) for entry, job in ready])
+    elif ready:
+        try:
+            unusable.update(background.run(_submit(ready), timeout=10 + len(ready) / 1000))
+        except Exception as exc:  # Redis down, timeout...: the rows keep the jobs safe
+            _left_for_the_drain(alias, [entry for entry, _ in ready], exc)
+            ready = []
+    delivered = [entry.pk for entry, _ in ready if entry.pk not in unusable]
+    if delivered:
+        _model().objects.using(alias).filter(pk__in=delivered).delete()
     _set_aside(alias, entries, unusable, timezone.now())
-    if not ready:
-        return
-    if diversion.target is not None:  # a test's capture, or immediate mode: they take the jobs
-        built = [BuiltJob(queue=entry.queue, job=job) for entry, job in ready]
-        if diversion.target.take(built) is not None:
-            _model().objects.using(alias).filter(pk__in=[entry.pk for entry, _ in ready]).delete()
-            return
-    entries = [entry for entry, _ in ready]
+
+
+def _left_for_the_drain(alias: str, entries: list[OutboxEntry], exc: Exception) -> None:
+    logger.warning(
+        "Redis did not take %d job(s) (first %s: %s); they stay in the outbox and a worker will deliver them.",
+        len(entries),
+        entries[0].job_key,
+        exc,
+        extra={"job_key": entries[0].job_key, "task": entries[0].payload.get("function"), "jobs": len(entries)},
+    )
     keys = [entry.pk for entry in entries]
-    try:
-        rejected = background.run(_submit(ready), timeout=10 + len(entries) / 1000)
-    except Exception as exc:  # Redis down, timeout...: the rows keep the jobs safe
-        logger.warning(
-            "Redis did not take %d job(s) (first %s: %s); they stay in the outbox and a worker will deliver them.",
-            len(entries),
-            entries[0].job_key,
-            exc,
-            extra={"job_key": entries[0].job_key, "task": entries[0].payload.get("function"), "jobs": len(entries)},
-        )
-        _model().objects.using(alias).filter(pk__in=keys).update(attempts=F("attempts") + 1, last_error=str(exc)[:2000])
-        return
-    _set_aside(alias, entries, rejected, timezone.now())
-    _model().objects.using(alias).filter(pk__in=keys).exclude(pk__in=list(rejected)).delete()
+    _model().objects.using(alias).filter(pk__in=keys).update(attempts=F("attempts") + 1, last_error=str(exc)[:2000])
 
 
 def outbox_databases() -> list[str]:
