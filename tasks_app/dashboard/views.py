@@ -309,7 +309,12 @@ def bulk_action(request: HttpRequest, model_admin: ModelAdmin, queue: str) -> Ht
     except data.REDIS_ERRORS as exc:
         messages.error(request, f"Nothing can be counted: {data.unreachable(queue, exc)}")
         return HttpResponseRedirect(queue_url(queue))
-    hidden = {name: value for name, value in form.cleaned_data.items() if value not in (None, "", False)}
+    # Left out: what was not given, and an unticked box. None and False by identity, since 0 == False.
+    hidden = {
+        name: value
+        for name, value in form.cleaned_data.items()
+        if value is not None and value is not False and value != ""
+    }
     context = _context(
         request,
         model_admin,

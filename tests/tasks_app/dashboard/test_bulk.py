@@ -127,6 +127,15 @@ def test_delete_finished_jobs_older_than_n(signed_in):
     assert [status_of(key) for key in old_failed + recent] == [None, "complete"]
 
 
+def test_delete_finished_jobs_older_than_0_deletes_them_all(signed_in):
+    done = finished("dash.add", Status.COMPLETE, 2, "done")
+    response, hidden = confirm(signed_in, action="delete", older_than=0, unit="minutes")
+    assert hidden["older_than"] == 0  # 0 is a value, not "not given"
+    response = signed_in.post(BULK, hidden)
+    assert response.status_code == 302
+    assert [status_of(key) for key in done] == [None, None]
+
+
 def test_empty_a_queue_aborts_its_queued_jobs_only(signed_in, worker_in_thread):
     running = enqueue_sync("dash.sleep", seconds=30)
     queue_state_wait(lambda: status_of(running.key) == "active")
