@@ -13,9 +13,7 @@ import asyncio
 import copy
 import re
 import traceback
-from collections.abc import Callable
 from datetime import UTC, datetime
-from inspect import iscoroutinefunction
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
@@ -28,7 +26,7 @@ from saq.job import Job, Status
 
 from ..engine.queue import job_time
 from ..exceptions import JobInterrupted, TaskInterrupted
-from ..process.task_wrapper import call_in_thread
+from ..process.task_wrapper import call
 from ..registry import task
 
 RUNNER = "tasks_app.run_django_task"
@@ -160,13 +158,6 @@ def result_from_job(job: Job, status: TaskResultStatus | None = None, return_val
 # --- running one attempt in the worker --------------------------------------------------------------
 
 
-async def _call(ctx: dict[str, Any], func: Callable[..., Any], args: list[Any], kwargs: dict[str, Any]) -> Any:
-    if iscoroutinefunction(func):
-        return await func(*args, **kwargs)
-    # On the worker's one-thread-per-slot executor, with the same connection hygiene as @task functions.
-    return await call_in_thread(getattr(ctx.get("worker"), "pool", None), func, *args, **kwargs)
-
-
 @task(name=RUNNER)
 async def run_django_task(
     ctx: dict[str, Any], task_path: str, task_args: list[Any], task_kwargs: dict[str, Any], backend_alias: str
@@ -182,7 +173,7 @@ async def run_django_task(
     await task_started.asend(sender=sender, task_result=running)
     args = [TaskContext(task_result=running), *task_args] if task.takes_context else list(task_args)
     try:
-        value = normalize_json(await _call(ctx, task.func, args, task_kwargs))
+        value = normalize_json(await call(task.func, *args, **task_kwargs))
     except asyncio.CancelledError:
         raise  # aborted, timed out or shut down: SAQ records how the attempt ended
     except BaseException as exc:

@@ -52,6 +52,9 @@ WORKER_ID = re.compile(r"[\w.:-]{1,180}", re.ASCII)
 ORPHAN_RECHECK_S = 1.0
 # Past its timeout, a job is left this long to its own worker (which times it out) before the sweep takes it.
 TIMEOUT_GRACE_S = 10.0
+# The meta key a worker sets on a job whose cancelled task still runs (a sync task's thread): the sweep's
+# timeout rule passes it over while its worker heartbeats it, so it never runs twice at once.
+HELD = "held"
 # How often a compare-and-set re-reads a job that changed under it (e.g. a heartbeat) before giving up.
 CAS_ATTEMPTS = 8
 
@@ -578,7 +581,8 @@ class AtomicRedisQueue(RedisQueue):
         if job.heartbeat and job.touched and current_ms - job.touched > job.heartbeat * 1000:
             silent = (current_ms - job.touched) / 1000
             return f"no heartbeat from worker {job.worker_id} for {silent:.1f}s (heartbeat {job.heartbeat}s)"
-        if job.timeout and job.started and current_ms - job.started > (job.timeout + TIMEOUT_GRACE_S) * 1000:
+        past = job.timeout and job.started and current_ms - job.started > (job.timeout + TIMEOUT_GRACE_S) * 1000
+        if past and HELD not in job.meta:
             running = (current_ms - job.started) / 1000
             return f"still running {running:.0f}s after starting, past its {job.timeout}s timeout"
         return None

@@ -19,10 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import time
-import traceback
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
@@ -36,54 +34,16 @@ from saq.job import Job, Status
 from saq.utils import now
 from saq.worker import ensure_coroutine_function
 
-from ..exceptions import JobNotStorable, JobStateConflict
+from ..exceptions import JobStateConflict
 from .cron import next_run
-from .queue import AtomicRedisQueue, drop_unstorable
+from .execution import Attempt, Execution
+from .queue import HELD, AtomicRedisQueue
 
 logger = logging.getLogger("tasks_app.worker")
 
 REDIS_ERRORS = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
 # How far ahead a --burst worker looks for scheduled jobs (retries with backoff) before exiting.
 BURST_LOOKAHEAD_S = 5.0
-# How long a job already cancelled is given to wind down before its outcome is written anyway.
-CANCEL_DEADLINE_S = 1.0
-
-
-def log_attempt(
-    log: logging.Logger,
-    job: Job,
-    outcome: str,
-    duration: float,
-    exception: BaseException | None,
-    *,
-    queue: str | None = None,
-    prefix: str = "job",
-) -> None:
-    """One structured line per finished attempt (a worker's, or an inline run's): task, key, queue (when
-    there is one), attempt, duration, outcome.
-
-    INFO when it completed (or went back to its queue on a stop), ERROR when it ended failed, WARNING
-    otherwise (retrying, aborted, lost). A failure's traceback goes with it; a timeout says its limit.
-    """
-    fields: dict[str, Any] = {"task": job.function, "job_key": job.key}
-    if queue is not None:
-        fields["queue"] = queue
-    fields.update(attempt=job.attempts, duration_ms=round(duration * 1000, 1), outcome=outcome)
-    message = prefix + " task=%s key=%s attempt=%d duration=%.3fs outcome=%s"
-    args: tuple = (job.function, job.key, job.attempts, duration, outcome)
-    exc_info = None
-    if outcome in ("complete", "requeued"):
-        level = logging.INFO
-    elif outcome in ("failed", "timeout"):
-        level = logging.ERROR
-    else:  # retrying, timeout-retrying, aborted, lost
-        level = logging.WARNING
-    if outcome.startswith("timeout"):
-        message += " (timed out after %ss)"
-        args += (job.timeout,)
-    elif exception is not None and outcome in ("failed", "retrying"):
-        exc_info = (type(exception), exception, exception.__traceback__)
-    log.log(level, message, *args, extra=fields, exc_info=exc_info)
 
 
 @dataclass(frozen=True)
@@ -109,18 +69,6 @@ class Upkeep:
 
     def seconds(self) -> float:
         return self.interval() if callable(self.interval) else self.interval
-
-
-@dataclass(eq=False)
-class Attempt:
-    """One attempt of one job in this worker."""
-
-    job: Job
-    touched: int
-    process: asyncio.Task | None = None
-    task: asyncio.Task | None = None
-    ending: str | None = None  # "aborted" or "lost", once the heartbeat says so
-    timed_out: bool = False
 
 
 @dataclass
@@ -217,6 +165,15 @@ class Worker(saq.Worker):
         self.paused_said = False  # a --burst worker says once that its queue is paused
         self.outages = Outages()
         self._upkeep_tasks: list[asyncio.Task] = []
+        self.execution = Execution(
+            self.functions.get,
+            self,
+            logger,
+            before=self.before_process or (),
+            after=self.after_process or (),
+            observers=self.observers,
+            queue=queue.name,
+        )
 
     # --- one attempt ------------------------------------------------------------------------------
 
@@ -235,22 +192,10 @@ class Worker(saq.Worker):
     async def _process_one(self, job: Job) -> None:
         attempt = Attempt(job=job, touched=job.touched, process=asyncio.current_task())
         self.attempts.add(attempt)
-        ctx: dict[str, Any] = {**self.context, "job": job}
-        started = time.monotonic()
         try:
-            outcome = await self._attempt(attempt, ctx)
+            await self.execution.run(attempt, {**self.context, "job": job})
         finally:
             self.attempts.discard(attempt)
-        ctx["outcome"] = outcome
-        duration = time.monotonic() - started
-        self._log(job, outcome, duration, ctx.get("exception"))
-        for observe in self.observers:
-            observe(job, outcome, duration)
-        for hook in self.after_process or ():
-            try:
-                await hook(ctx)
-            except Exception:
-                logger.exception("An after_process hook failed for job %s", job.key)
 
     async def _take(self) -> Job | None:
         if self.taken:
@@ -262,7 +207,7 @@ class Worker(saq.Worker):
             # Stopping while taking: a job the take already marked ACTIVE goes straight back.
             job = await self._settle(take)
             if job is not None:
-                await self._write(job, lambda: self._requeued(job))
+                await self.requeue(job)
             raise
         except Exception as exc:
             service = service_of(exc)
@@ -291,76 +236,31 @@ class Worker(saq.Worker):
         except Exception:
             return None
 
-    async def _attempt(self, attempt: Attempt, ctx: dict[str, Any]) -> str:
-        """Run the attempt and record its outcome; returns the outcome's name for the log line."""
-        job = attempt.job
-        try:
-            for hook in self.before_process or ():
-                await hook(ctx)
-            function = self.functions.get(job.function)
-            if function is None:
-                raise LookupError(f"No task {job.function!r} is registered in this worker.")
-            attempt.task = asyncio.create_task(function(ctx, **(job.kwargs or {})))
-            result = await self._run(attempt)
-        except asyncio.CancelledError:
-            current = asyncio.current_task()
-            if current is not None and current.cancelling():
-                # The worker is stopping and the grace period is over (or it was forced).
-                await self._cancel(attempt)
-                return await self._write(job, lambda: self._requeued(job))
-            if attempt.ending == "aborted":
-                return await self._write(job, lambda: self._aborted(job))
-            if attempt.ending == "lost":
-                return "lost"
-            raise
-        except Exception as exc:
-            failure = ctx["exception"] = exc
-            await self._cancel(attempt)
-            error = "".join(traceback.format_exception(failure))
-            if attempt.ending == "lost":
-                return "lost"
-            if job.retryable:
-                return await self._write(job, lambda: self._retried(job, error, attempt.timed_out))
-            return await self._write(
-                job, lambda: self._ended(job, Status.FAILED, error=error, timed_out=attempt.timed_out)
-            )
-        if attempt.ending == "lost":
-            return "lost"
+    # --- outcomes (execution.Recorder): each one compare-and-set -------------------------------
+
+    async def complete(self, job: Job, result: Any) -> str:
         return await self._write(job, lambda: self._ended(job, Status.COMPLETE, result=result))
 
-    async def _run(self, attempt: Attempt) -> Any:
-        job = attempt.job
-        task = attempt.task
-        # Waiting on the task, not awaiting it: a stop request cancels this wait, not the job;
-        # _attempt decides what becomes of the job.
-        await asyncio.wait((task,), timeout=job.timeout or None)
-        if task.done():
-            return task.result()  # its value, or what it raised (CancelledError when aborted)
-        await self._cancel(attempt)
-        attempt.timed_out = True
-        raise TimeoutError(f"Job {job.key} ({job.function}) exceeded its timeout of {job.timeout}s.")
+    async def fail(self, job: Job, error: str, timed_out: bool) -> str:
+        outcome = await self._write(job, lambda: self._ended(job, Status.FAILED, error=error))
+        return "timeout" if timed_out and outcome == "failed" else outcome
 
-    async def _cancel(self, attempt: Attempt) -> None:
-        task = attempt.task
-        if task is None or task.done():
-            return
-        task.cancel()
-        with contextlib.suppress(BaseException):
-            await asyncio.wait_for(asyncio.shield(task), CANCEL_DEADLINE_S)
-        if not task.done():
-            logger.warning("Job %s did not stop within %.0fs of being cancelled.", attempt.job.key, CANCEL_DEADLINE_S)
+    async def retry(self, job: Job, error: str, timed_out: bool) -> str:
+        return await self._write(job, lambda: self._retried(job, error, timed_out))
 
-    # --- outcomes: each one compare-and-set -------------------------------------------------------
+    async def end_abort(self, job: Job) -> str:
+        return await self._write(job, lambda: self._aborted(job))
 
-    async def _ended(self, job: Job, status: Status, *, result=None, error=None, timed_out: bool = False) -> str:
+    async def requeue(self, job: Job) -> str:
+        return await self._write(job, lambda: self._requeued(job))
+
+    async def _ended(self, job: Job, status: Status, *, result=None, error=None) -> str:
         # While the worker keeps going, the next job comes back with this outcome's write.
         take_next = not self.event.is_set() and self.max_burst_jobs is None
         taken = await self.queue.end_attempt(job, status, result=result, error=error, take_next=take_next)
         if taken is not None:
             self.taken.append(taken)
-        if status == Status.FAILED:
-            return "timeout" if timed_out else "failed"
-        return status.value
+        return "failed" if status == Status.FAILED else status.value
 
     async def _retried(self, job: Job, error: str, timed_out: bool) -> str:
         status = await self.queue.retry_attempt(job, error)
@@ -377,25 +277,17 @@ class Worker(saq.Worker):
         return "requeued" if status == Status.QUEUED else status.value
 
     async def _write(self, job: Job, change: Callable[[], Awaitable[str]]) -> str:
-        """Record an outcome of ``job``'s attempt, waiting out a Redis outage; a refused change means
-        the attempt was lost.
+        """Record an outcome of an attempt, waiting out a Redis outage; a refused change means the
+        attempt was lost. ``JobNotStorable`` goes to the caller (``Execution``).
 
         A stop request arriving meanwhile cannot cut a write in half: each is one script, sent
         whole once started. If the worker dies before Redis is back, the job runs again once its
         heartbeat lapses.
         """
-        unstorable = False
+        job.meta.pop(HELD, None)  # written with the outcome: the attempt is over
         while True:
             try:
                 outcome = await change()
-            except JobNotStorable as exc:
-                if unstorable:  # still, after dropping what JSON cannot hold: left to the sweep
-                    logger.error("%s Left to the sweep.", exc, extra={"job_key": exc.key, "outcome": "lost"})
-                    return "lost"
-                unstorable, error = True, drop_unstorable(job, exc)
-                logger.error("%s", error, extra={"job_key": exc.key, "outcome": "failed"})
-                change = functools.partial(self._ended, job, Status.FAILED, error=error)
-                continue
             except JobStateConflict as conflict:
                 if conflict.taken is not None:
                     self.taken.append(conflict.taken)
@@ -414,16 +306,13 @@ class Worker(saq.Worker):
                 self.outages.succeeded("Redis")
             return outcome
 
-    def _log(self, job: Job, outcome: str, duration: float, exception: BaseException | None) -> None:
-        if outcome in ("complete", "requeued") and not logger.isEnabledFor(logging.INFO):
-            return  # the common case at -v 0, once per job: nothing to build, no call
-        log_attempt(logger, job, outcome, duration, exception, queue=self.queue.name)
-
     # --- heartbeat, aborts, upkeep ----------------------------------------------------------------
 
     async def heartbeat(self) -> None:
-        """Touch running attempts that are due, and act on the ones aborted or taken over."""
-        attempts = [attempt for attempt in self.attempts if attempt.ending is None]
+        """Touch running attempts that are due, act on the ones aborted or taken over, and mark the
+        ones held past their cancellation (``HELD``) so that the sweep leaves them to this worker."""
+        # An attempt whose task has not returned is touched even once aborted: it still runs.
+        attempts = [a for a in self.attempts if a.ending is None or (a.task is not None and not a.task.done())]
         if not attempts:
             return
         current = now()
@@ -433,6 +322,10 @@ class Worker(saq.Worker):
             if is_due:
                 attempt.touched = current
             task = attempt.task
+            if task is None or task.done() or state == "lost":
+                pass
+            elif task.cancelling() and not attempt.held:
+                await self._hold(attempt)
             if state not in ("aborting", "lost") or task is None or task.done() or attempt.ending is not None:
                 continue  # a finished task's own write decides its outcome
             attempt.ending = "aborted" if state == "aborting" else "lost"
@@ -441,6 +334,14 @@ class Worker(saq.Worker):
                     "Job %s is no longer this worker's (swept or taken over); cancelling it.", attempt.job.key
                 )
             task.cancel()
+
+    async def _hold(self, attempt: Attempt) -> None:
+        # Its task was cancelled (timeout, abort) and has not returned: a sync task's thread cannot be
+        # stopped. The mark keeps the sweep's timeout rule off it while this worker heartbeats it; the
+        # outcome's write removes it (_write).
+        attempt.job.meta[HELD] = "cancelled; its worker waits for it to return before recording the outcome"
+        await self.queue.update(attempt.job)
+        attempt.held = True
 
     async def abort(self, abort_threshold: float) -> None:
         # SAQ's abort poll: here the heartbeat reads every running attempt's status instead.

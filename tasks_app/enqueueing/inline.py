@@ -27,8 +27,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import time
-import traceback
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import Executor, Future
 from typing import Any
@@ -41,8 +39,7 @@ from saq.utils import now
 from saq.worker import ensure_coroutine_function
 
 from .. import conf
-from ..engine.queue import drop_unstorable
-from ..engine.worker import CANCEL_DEADLINE_S, log_attempt
+from ..engine.execution import Attempt, Execution, Hook
 from ..exceptions import JobNotStorable, TaskNotFound
 from ..process.task_wrapper import wrap
 from ..registry import registry
@@ -50,8 +47,6 @@ from .building import BuiltJob
 from .connections import refuse_in_event_loop
 
 logger = logging.getLogger("tasks_app.inline")
-
-Hook = Callable[[dict[str, Any]], Awaitable[Any]]
 
 
 class ThreadSensitive(Executor):
@@ -65,7 +60,8 @@ class ThreadSensitive(Executor):
 
 class InlineRun:
     """One run in this process: ``async with`` runs the startup hooks and, at the end, the shutdown
-    hooks; ``attempt`` runs one attempt of a job and records its outcome on the job."""
+    hooks; ``attempt`` runs one attempt of a job (``engine.execution``) and records its outcome on
+    the job itself (this class is its ``Recorder``)."""
 
     def __init__(self) -> None:
         self.executor = ThreadSensitive()
@@ -75,6 +71,14 @@ class InlineRun:
         }
         self.context: dict[str, Any] = {}
         self._functions: dict[str, Callable[..., Awaitable[Any]]] = {}
+        self.execution = Execution(
+            self._function,
+            self,
+            logger,
+            before=self.hooks["before_process"],
+            after=self.hooks["after_process"],
+            prefix="job ran inline:",
+        )
 
     async def __aenter__(self) -> InlineRun:
         for hook in self.hooks["startup"]:
@@ -85,13 +89,19 @@ class InlineRun:
         for hook in self.hooks["shutdown"]:
             await hook(self.context)
 
-    def _function(self, name: str) -> Callable[..., Awaitable[Any]]:
+    def _function(self, name: str) -> Callable[..., Awaitable[Any]] | None:
         if name not in self._functions:
             try:
                 spec = registry.get(name)
             except TaskNotFound:
-                raise LookupError(f"No task {name!r} is registered in this process.") from None
-            self._functions[name] = wrap(spec, self.executor)
+                return None
+            run = wrap(spec, self.executor)
+
+            async def through_json(ctx: dict[str, Any], **kwargs: Any) -> Any:
+                # The trip through JSON that Redis would make.
+                return await run(ctx, **json.loads(json.dumps(kwargs)))
+
+            self._functions[name] = through_json
         return self._functions[name]
 
     async def attempt(self, job: Job) -> str:
@@ -100,51 +110,7 @@ class InlineRun:
         job.status, job.attempts, job.worker_id = Status.ACTIVE, job.attempts + 1, None
         job.started = job.touched = now()
         job.completed = 0
-        ctx: dict[str, Any] = {**self.context, "job": job}
-        started = time.monotonic()
-        failure: BaseException | None = None
-        timed_out = False
-        try:
-            for hook in self.hooks["before_process"]:
-                await hook(ctx)
-            function = self._function(job.function)
-            kwargs = json.loads(json.dumps(job.kwargs or {}))
-            result = await self._run(job, function(ctx, **kwargs))
-        except _TimedOut as exc:
-            failure, timed_out = exc, True
-        except Exception as exc:
-            failure = exc
-        if failure is None:
-            job.status, job.result, job.error, job.progress = Status.COMPLETE, result, None, 1.0
-            outcome = "complete"
-        else:
-            ctx["exception"] = failure
-            job.error = "".join(traceback.format_exception(failure))
-            if job.retryable:
-                job.status, job.started, job.progress = Status.QUEUED, 0, 0.0
-                outcome = "timeout-retrying" if timed_out else "retrying"
-            else:
-                job.status = Status.FAILED
-                outcome = "timeout" if timed_out else "failed"
-        try:
-            stored = json.loads(json.dumps({"result": job.result, "meta": job.meta}))
-        except (TypeError, ValueError, RecursionError) as exc:
-            # As on a worker (engine/worker.py): Redis could not hold it, so the attempt fails for good.
-            failure = JobNotStorable(job.key, exc)
-            job.status, job.error = Status.FAILED, drop_unstorable(job, failure)
-            outcome = "failed"
-        else:
-            job.result = stored["result"]  # as a worker would read it back from Redis
-        if job.status != Status.QUEUED:
-            job.completed = now()
-        ctx["outcome"] = outcome
-        log_attempt(logger, job, outcome, time.monotonic() - started, failure, prefix="job ran inline:")
-        for hook in self.hooks["after_process"]:
-            try:
-                await hook(ctx)
-            except Exception:
-                logger.exception("An after_process hook failed for job %s", job.key)
-        return outcome
+        return await self.execution.run(Attempt(job), {**self.context, "job": job})
 
     async def to_end(self, job: Job) -> Job:
         """Attempts of ``job`` until it has ended (its retries one after the other); returns it."""
@@ -153,20 +119,36 @@ class InlineRun:
             if job.status != Status.QUEUED:
                 return job
 
+    # --- execution.Recorder: the outcome, on the job ----------------------------------------------
+
+    async def complete(self, job: Job, result: Any) -> str:
+        job.status, job.result, job.error, job.progress = Status.COMPLETE, result, None, 1.0
+        return self._ended(job, "complete")
+
+    async def fail(self, job: Job, error: str, timed_out: bool) -> str:
+        job.status, job.error = Status.FAILED, error
+        return self._ended(job, "timeout" if timed_out else "failed")
+
+    async def retry(self, job: Job, error: str, timed_out: bool) -> str:
+        # At once: retry_delay and its backoff are not waited for (see the module docstring).
+        job.status, job.error, job.started, job.progress = Status.QUEUED, error, 0, 0.0
+        return self._ended(job, "timeout-retrying" if timed_out else "retrying")
+
+    async def end_abort(self, job: Job) -> str:
+        raise asyncio.CancelledError  # nothing aborts an inline run but its own cancellation
+
+    requeue = end_abort
+
     @staticmethod
-    async def _run(job: Job, call: Awaitable[Any]) -> Any:
-        task = asyncio.ensure_future(call)
-        done, _ = await asyncio.wait({task}, timeout=job.timeout or None)
-        if task in done:
-            return task.result()
-        task.cancel()
-        with contextlib.suppress(BaseException):
-            await asyncio.wait_for(task, CANCEL_DEADLINE_S)
-        raise _TimedOut(f"Job {job.key} ({job.function}) exceeded its timeout of {job.timeout}s.")
-
-
-class _TimedOut(TimeoutError):
-    pass
+    def _ended(job: Job, outcome: str) -> str:
+        try:
+            stored = json.loads(json.dumps({"result": job.result, "meta": job.meta}))
+        except (TypeError, ValueError, RecursionError) as exc:
+            raise JobNotStorable(job.key, exc) from None  # as on a worker: Redis could not hold it
+        job.result = stored["result"]  # as a worker would read it back from Redis
+        if job.status != Status.QUEUED:
+            job.completed = now()
+        return outcome
 
 
 def queued(built: BuiltJob) -> Job:

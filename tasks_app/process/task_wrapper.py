@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+import inspect
 import threading
 import weakref
 from collections.abc import Callable
@@ -103,11 +104,37 @@ def _call_sync(func: Callable[..., Any], args: tuple, kwargs: dict[str, Any]) ->
         close_old_connections()
 
 
+# The executor of the attempt running on this asyncio task (set by ``wrap``), for ``call``.
+_executor: contextvars.ContextVar[Executor | None] = contextvars.ContextVar("tasks_app_executor", default=None)
+
+
 async def call_in_thread(executor: Executor | None, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """Run sync ``func`` on ``executor`` with the caller's context variables; the thread that runs
-    it opens and cleans its own database connection, before and after."""
+    it opens and cleans its own database connection, before and after.
+
+    Cancelled, it returns (raising ``CancelledError``) only once ``func`` has: a thread cannot be
+    stopped, so the attempt that called it lasts until then (at most one execution of a job).
+    """
     call = functools.partial(contextvars.copy_context().run, _call_sync, func, args, kwargs)
-    return await asyncio.get_running_loop().run_in_executor(executor, call)
+    if executor is None:
+        return await asyncio.get_running_loop().run_in_executor(None, call)
+    submitted = executor.submit(call)
+    future = asyncio.wrap_future(submitted)
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        submitted.cancel()  # not started yet: it never will
+        if not future.done():
+            await asyncio.wait((future,))  # cancelled again (a forced stop) ends this wait
+        raise
+
+
+async def call(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run a task's function: a coroutine function on the loop, a sync one in a thread of the
+    running attempt's executor, as ``wrap`` does (used by the django.tasks runner)."""
+    if inspect.iscoroutinefunction(func):
+        return await func(*args, **kwargs)
+    return await call_in_thread(_executor.get(), func, *args, **kwargs)
 
 
 def wrap(spec: TaskSpec, executor: Executor) -> Callable[..., Any]:
@@ -118,6 +145,7 @@ def wrap(spec: TaskSpec, executor: Executor) -> Callable[..., Any]:
     if spec.is_async:
 
         async def run(ctx: dict, **kwargs: Any) -> Any:
+            _executor.set(executor)  # in this attempt's own asyncio task (and context) only
             await orm_thread.clean()
             try:
                 return await func(ctx, **kwargs)

@@ -1,0 +1,216 @@
+"""One attempt of one job, run in one place: by the worker, by inline runs (``run_jobs`` in a capture,
+immediate mode) and so by the ``django.tasks`` runner, which is a task like any other.
+
+``Execution.run(attempt, ctx)`` runs the ``before_process`` hooks, the task under its ``timeout``,
+decides the outcome (complete, retrying, failed, timeout, timeout-retrying, aborted, requeued, lost),
+has a ``Recorder`` store it where the job lives (Redis for a worker, the job object for an inline
+run), logs one line, tells the observers and runs the ``after_process`` hooks.
+
+At most one execution of a job at any time: an attempt is over only when its task is. A task that
+does not stop when cancelled (a sync task's thread cannot be stopped; ``call_in_thread`` waits for
+it) keeps its attempt, and so its job ACTIVE and heartbeating and its worker slot, until it returns:
+only then is the outcome (a retry, a failure, an abort) written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import traceback
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from saq.job import Job
+
+from ..exceptions import JobNotStorable
+from .queue import drop_unstorable
+
+# How long a cancelled task is given to stop before a warning says it does not (it is still awaited).
+CANCEL_DEADLINE_S = 1.0
+
+Hook = Callable[[dict[str, Any]], Awaitable[Any]]
+
+
+def log_attempt(
+    log: logging.Logger,
+    job: Job,
+    outcome: str,
+    duration: float,
+    exception: BaseException | None,
+    *,
+    queue: str | None = None,
+    prefix: str = "job",
+) -> None:
+    """One structured line per finished attempt (a worker's, or an inline run's): task, key, queue (when
+    there is one), attempt, duration, outcome.
+
+    INFO when it completed (or went back to its queue on a stop), ERROR when it ended failed, WARNING
+    otherwise (retrying, aborted, lost). A failure's traceback goes with it; a timeout says its limit.
+    """
+    if outcome in ("complete", "requeued"):
+        level = logging.INFO
+        if not log.isEnabledFor(level):
+            return  # the common case at -v 0, once per job: nothing to build
+    elif outcome in ("failed", "timeout"):
+        level = logging.ERROR
+    else:  # retrying, timeout-retrying, aborted, lost
+        level = logging.WARNING
+    fields: dict[str, Any] = {"task": job.function, "job_key": job.key}
+    if queue is not None:
+        fields["queue"] = queue
+    fields.update(attempt=job.attempts, duration_ms=round(duration * 1000, 1), outcome=outcome)
+    message = prefix + " task=%s key=%s attempt=%d duration=%.3fs outcome=%s"
+    args: tuple = (job.function, job.key, job.attempts, duration, outcome)
+    exc_info = None
+    if outcome.startswith("timeout"):
+        message += " (timed out after %ss)"
+        args += (job.timeout,)
+    elif exception is not None and outcome in ("failed", "retrying"):
+        exc_info = (type(exception), exception, exception.__traceback__)
+    log.log(level, message, *args, extra=fields, exc_info=exc_info)
+
+
+@dataclass(eq=False)
+class Attempt:
+    """One attempt of one job. ``touched``: when its heartbeat was last written (epoch ms);
+    ``ending``: "aborted" or "lost" once the heartbeat says so."""
+
+    job: Job
+    touched: int = 0
+    process: asyncio.Task | None = None
+    task: asyncio.Task | None = None
+    ending: str | None = None
+    timed_out: bool = False
+    unstorable: JobNotStorable | None = None
+    held: bool = False  # marked in Redis as held past its cancellation (the worker's heartbeat)
+
+
+class Recorder(Protocol):
+    """Stores how an attempt ended where its job lives; each method returns the outcome's name.
+
+    May raise ``JobNotStorable`` (the result or meta cannot be stored): the attempt then fails.
+    """
+
+    async def complete(self, job: Job, result: Any) -> str: ...
+    async def fail(self, job: Job, error: str, timed_out: bool) -> str: ...
+    async def retry(self, job: Job, error: str, timed_out: bool) -> str: ...
+    async def end_abort(self, job: Job) -> str: ...
+    async def requeue(self, job: Job) -> str: ...
+
+
+@dataclass
+class Execution:
+    """Runs attempts: ``function(name)`` returns the task's coroutine function (None: not registered);
+    ``log``, ``queue`` and ``prefix`` shape the outcome line; observers get ``(job, outcome, seconds)``."""
+
+    function: Callable[[str], Callable[..., Awaitable[Any]] | None]
+    recorder: Recorder
+    log: logging.Logger
+    before: Sequence[Hook] = ()
+    after: Sequence[Hook] = ()
+    observers: Sequence[Callable[[Job, str, float], None]] = ()
+    queue: str | None = None
+    prefix: str = "job"
+
+    async def run(self, attempt: Attempt, ctx: dict[str, Any]) -> str:
+        """Run ``attempt`` to its recorded outcome; returns the outcome's name."""
+        job = attempt.job
+        started = time.monotonic()
+        outcome = await self._attempt(attempt, ctx)
+        ctx["outcome"] = outcome
+        duration = time.monotonic() - started
+        failure = ctx.get("exception") or attempt.unstorable
+        log_attempt(self.log, job, outcome, duration, failure, queue=self.queue, prefix=self.prefix)
+        for observe in self.observers:
+            observe(job, outcome, duration)
+        for hook in self.after:
+            try:
+                await hook(ctx)
+            except Exception:
+                self.log.exception("An after_process hook failed for job %s", job.key)
+        return outcome
+
+    async def _attempt(self, attempt: Attempt, ctx: dict[str, Any]) -> str:
+        job = attempt.job
+        recorder = self.recorder
+        try:
+            for hook in self.before:
+                await hook(ctx)
+            function = self.function(job.function)
+            if function is None:
+                raise LookupError(f"No task {job.function!r} is registered in this process.")
+            attempt.task = asyncio.ensure_future(function(ctx, **(job.kwargs or {})))
+            result = await self._run(attempt)
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                # Stopping and the grace period is over (or it was forced): back to the queue.
+                await self._cancel(attempt)
+                return await self._record(attempt, lambda: recorder.requeue(job))
+            if attempt.ending == "aborted":
+                await self._cancel(attempt)  # aborted: ended once the task has
+                return await self._record(attempt, lambda: recorder.end_abort(job))
+            if attempt.ending == "lost":
+                await self._cancel(attempt)
+                return "lost"
+            raise
+        except Exception as exc:
+            ctx["exception"] = exc
+            await self._cancel(attempt)
+            if attempt.ending == "lost":
+                return "lost"
+            error = "".join(traceback.format_exception(exc))
+            if job.retryable:
+                return await self._record(attempt, lambda: recorder.retry(job, error, attempt.timed_out))
+            return await self._record(attempt, lambda: recorder.fail(job, error, attempt.timed_out))
+        if attempt.ending == "lost":
+            return "lost"
+        return await self._record(attempt, lambda: recorder.complete(job, result))
+
+    async def _run(self, attempt: Attempt) -> Any:
+        job, task = attempt.job, attempt.task
+        # Waiting on the task, not awaiting it: a stop request cancels this wait, not the job;
+        # _attempt decides what becomes of the job.
+        await asyncio.wait((task,), timeout=job.timeout or None)
+        if task.done():
+            return task.result()  # its value, or what it raised (CancelledError when aborted)
+        attempt.timed_out = True
+        await self._cancel(attempt)
+        raise TimeoutError(f"Job {job.key} ({job.function}) exceeded its timeout of {job.timeout}s.")
+
+    async def _cancel(self, attempt: Attempt) -> None:
+        """Cancel the attempt's task and wait until it has stopped: a sync task's thread cannot be
+        stopped, so its attempt (its job's state, its slot) lasts until the thread has returned."""
+        task = attempt.task
+        if task is None or task.done():
+            return
+        task.cancel()
+        with contextlib.suppress(BaseException):
+            await asyncio.wait_for(asyncio.shield(task), CANCEL_DEADLINE_S)
+        if task.done():
+            return
+        self.log.warning(
+            "Job %s did not stop within %.0fs of being cancelled; its attempt ends when it returns.",
+            attempt.job.key,
+            CANCEL_DEADLINE_S,
+            extra={"job_key": attempt.job.key, "event": "overrun"},
+        )
+        await asyncio.wait((task,))  # a second cancellation of this one (a forced stop) ends the wait
+
+    async def _record(self, attempt: Attempt, write: Callable[[], Awaitable[str]]) -> str:
+        job = attempt.job
+        try:
+            return await write()
+        except JobNotStorable as exc:
+            # Redis cannot hold the result or meta: the attempt fails for good (it would fail the same way).
+            error = drop_unstorable(job, exc)
+            attempt.unstorable = exc
+            self.log.error("%s", error, extra={"job_key": exc.key, "outcome": "failed"})
+        try:
+            return await self.recorder.fail(job, error, False)
+        except JobNotStorable as exc:  # still, after dropping what JSON cannot hold: left to the sweep
+            self.log.error("%s Left to the sweep.", exc, extra={"job_key": exc.key, "outcome": "lost"})
+            return "lost"
