@@ -55,6 +55,16 @@ def sync_sleep_then_note(ctx, seconds: float, text: str) -> str:
     return text
 
 
+@task(timeout=1, retries=2, retry_delay=0)
+def sync_overrun(ctx, seconds: float) -> str:
+    """Runs past its timeout in a thread, which cannot be stopped: notes when each attempt starts and ends."""
+    attempt = ctx["job"].attempts
+    Note.objects.create(text=f"overrun {attempt} started")
+    time.sleep(seconds)
+    Note.objects.create(text=f"overrun {attempt} finished")
+    return "done"
+
+
 @task
 async def count_notes(ctx) -> int:
     return await Note.objects.acount()

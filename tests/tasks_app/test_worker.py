@@ -1,8 +1,10 @@
 """Jobs through a real worker (runworker --burst, in this process) on real Redis and PostgreSQL."""
 
 import asyncio
+import itertools
 import logging
 import threading
+from datetime import UTC, datetime
 
 import pytest
 from saq.job import Status
@@ -73,6 +75,22 @@ def test_timeout_cancels_the_job(redis_db, caplog):
     assert done.status == Status.FAILED
     assert "TimeoutError" in done.error
     assert any(getattr(r, "outcome", None) == "timeout" for r in caplog.records)
+
+
+def test_a_sync_task_past_its_timeout_never_runs_twice_at_once_nor_after_it_ended(redis_db):
+    # timeout=1, two retries, retry_delay=0, a body of 1.5 s: each attempt times out while its thread,
+    # which cannot be stopped, goes on. The next attempt waits for that thread, and so does the end.
+    job = enqueue_sync("sync_overrun", seconds=1.5)
+    run_burst()
+    done = job_state(job.key)
+    assert (done.status, done.attempts) == (Status.FAILED, 3)
+    assert "exceeded its timeout of 1s" in done.error and "held" not in done.meta
+    times = dict(Note.objects.filter(text__startswith="overrun ").values_list("text", "created"))
+    spans = [(times[f"overrun {n} started"], times[f"overrun {n} finished"]) for n in (1, 2, 3)]
+    for (_, ended), (started, _) in itertools.pairwise(spans):
+        assert started >= ended  # the next attempt starts only once the last one's thread returned
+    stored_terminal = datetime.fromtimestamp(done.completed / 1000, tz=UTC)
+    assert spans[-1][1] <= stored_terminal  # nothing of it runs after the job was stored failed
 
 
 def test_default_job_options_are_safe(redis_db):

@@ -6,6 +6,8 @@ import time
 import time_machine
 from saq.job import Job, Status
 
+from tasks_app.engine.queue import HELD
+
 from .conftest import run
 
 
@@ -81,6 +83,28 @@ def test_past_its_timeout_a_heartbeating_job_is_left_to_its_worker_for_a_grace_p
         swept, stored = run(scenario(traveller))
     assert len(swept) == 1
     assert "past its 1s timeout" in stored.error
+
+
+def test_past_its_timeout_a_job_held_by_its_heartbeating_worker_is_not_swept(open_queue):
+    # Its task was cancelled and has not returned (a sync task's thread): its worker holds it.
+    async def scenario(traveller):
+        async with open_queue() as queue:
+            await queue.submit(Job("f", key="k", timeout=1, heartbeat=30, retries=3))
+            job = await queue.take("live-worker")
+            job.meta[HELD] = "cancelled"
+            await queue.update(job)
+            swept = []
+            for _ in range(30):
+                traveller.shift(1)
+                await queue.touch("live-worker", [(job, True)])
+                swept += await queue.sweep(lock=0)
+            traveller.shift(31)  # its worker died: the heartbeat lapses
+            return swept, await queue.sweep(lock=0), await queue.job("k")
+
+    with time_machine.travel(time.time(), tick=False) as traveller:
+        swept, late, stored = run(scenario(traveller))
+    assert swept == [] and late == [stored.id]
+    assert stored.status == Status.QUEUED and "no heartbeat" in stored.error
 
 
 def test_a_live_workers_job_is_never_swept(open_queue):
