@@ -34,6 +34,7 @@ from saq.job import Job, Status
 from saq.utils import now
 from saq.worker import ensure_coroutine_function
 
+from ..backoff import backoff
 from ..exceptions import JobStateConflict
 from .cron import next_run
 from .execution import Attempt, Execution
@@ -76,9 +77,10 @@ class Outages:
     """Log a lost service once when it goes, and once when it comes back."""
 
     since: dict[str, float] = field(default_factory=dict)
+    failures: dict[str, int] = field(default_factory=dict)
 
     def failed(self, service: str, exc: BaseException) -> float:
-        """Record a failure; returns how long to wait before trying again (backing off to 5 s)."""
+        """Record a failure; returns how long to wait before trying again (0.25 s, doubling, to 5 s)."""
         if service not in self.since:
             self.since[service] = time.monotonic()
             logger.error(
@@ -87,10 +89,12 @@ class Outages:
                 exc or type(exc).__name__,
                 extra={"service": service, "event": "outage"},
             )
-        return min(5.0, 0.25 + (time.monotonic() - self.since[service]) / 4)
+        self.failures[service] = self.failures.get(service, 0) + 1
+        return backoff(self.failures[service], 0.25, 5.0)
 
     def succeeded(self, service: str) -> None:
         started = self.since.pop(service, None)
+        self.failures.pop(service, None)
         if started is not None:
             logger.warning(
                 "%s is back after %.1fs.",

@@ -30,6 +30,7 @@ from redis.exceptions import RedisError
 from saq.job import Job
 
 from .. import conf
+from ..backoff import backoff
 from . import diversion
 from .building import BuiltJob
 from .connections import background, get_queue
@@ -124,7 +125,7 @@ def _set_aside(alias: str, entries: list[OutboxEntry], unusable: dict[int, str],
         first = message != entry.last_error
         entry.attempts += 1
         entry.last_error = message[:2000]
-        delay = min(SET_ASIDE_MAX_S, SET_ASIDE_S * 2 ** min(entry.attempts - 1, 16))
+        delay = backoff(entry.attempts, SET_ASIDE_S, SET_ASIDE_MAX_S)
         entry.retry_at = now + timedelta(seconds=delay)
         changed.append(entry)
         (logger.error if first else logger.debug)(

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from django.utils import autoreload
 
+from ..backoff import backoff
 from ..exceptions import WorkersGaveUp
 from .signals import StopRequests
 
@@ -52,6 +53,7 @@ class Child:
     process: subprocess.Popen | None = None
     started: float = 0.0
     backoff: float = 0.0
+    deaths: int = 0  # in a row, each within 30 s of its start
     young_deaths: int = 0
 
     def start(self) -> None:
@@ -156,7 +158,8 @@ class Supervisor:
                 1,
             )
         # A child that dies young is probably crash-looping: back off up to 30 s.
-        child.backoff = 0.0 if lived > 30 else min(30.0, max(self.first_backoff, child.backoff * 2))
+        child.deaths = 0 if lived > 30 else child.deaths + 1
+        child.backoff = backoff(child.deaths, self.first_backoff, 30.0)
         pid = child.process.pid if child.process else 0
         logger.error("worker %d (pid %d) exited with %d; restarting in %.0fs", child.index, pid, code, child.backoff)
         deadline = time.monotonic() + child.backoff
