@@ -385,15 +385,51 @@ end
 return due
 """
 
-# The sweep's read: at most once per ``lock`` seconds across all workers (0: no lock), every job
-# in the active list with its stored record. KEYS: sweep lock, active. ARGV: lock seconds.
+# The sweep's read: at most once per ``lock`` seconds across all workers (0: no lock). First, every
+# index entry (queued, active, scheduled) whose job record is gone (evicted by a Redis under memory
+# pressure, or deleted by hand) is removed: nothing could ever run it. Then every job in the active
+# list with its stored record. KEYS: sweep lock, active, queued, incomplete. ARGV: lock seconds.
+# Returns {ids removed, {{id, record}, ...}}.
 SWEEP_SCAN = r"""
-if tonumber(ARGV[1]) > 0 and redis.call('SET', KEYS[1], 1, 'NX', 'EX', ARGV[1]) == false then return {} end
+if tonumber(ARGV[1]) > 0 and redis.call('SET', KEYS[1], 1, 'NX', 'EX', ARGV[1]) == false then return {{}, {}} end
+local gone, seen = {}, {}
+local function check(ids)
+    for _, id in ipairs(ids) do
+        if not seen[id] then
+            seen[id] = true
+            if redis.call('EXISTS', id) == 0 then gone[#gone + 1] = id end
+        end
+    end
+end
+check(redis.call('LRANGE', KEYS[3], 0, -1))
+check(redis.call('LRANGE', KEYS[2], 0, -1))
+check(redis.call('ZRANGE', KEYS[4], 0, -1))
+for _, id in ipairs(gone) do
+    redis.call('LREM', KEYS[3], 0, id)
+    redis.call('LREM', KEYS[2], 0, id)
+    redis.call('ZREM', KEYS[4], id)
+end
 local found = {}
 for i, id in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do
     found[i] = {id, redis.call('GET', id) or false}
 end
-return found
+return {gone, found}
+"""
+
+# Whether a job with a record is queued, running or due by ARGV[1] (epoch s); never while the queue
+# is paused. Index entries whose record is gone are passed over (the sweep removes them).
+# KEYS: paused, incomplete.
+DUE = r"""
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local offset = 0
+while true do
+    local ids = redis.call('ZRANGEBYSCORE', KEYS[2], 0, ARGV[1], 'LIMIT', offset, 100)
+    if #ids == 0 then return 0 end
+    for _, id in ipairs(ids) do
+        if redis.call('EXISTS', id) == 1 then return 1 end
+    end
+    offset = offset + #ids
+end
 """
 
 # The sweep drops an active-list entry whose job is missing (ARGV[1] == "") or has ended

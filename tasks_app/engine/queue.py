@@ -32,6 +32,7 @@ import dataclasses
 import json
 import logging
 import re
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from datetime import UTC, datetime
 
@@ -121,9 +122,11 @@ class AtomicRedisQueue(RedisQueue):
             name: redis.register_script(getattr(lua, name.upper()))
             for name in (
                 "enqueue", "take", "activate", "finish", "finish_and_take", "requeue", "update", "touch", "end_abort",
-                "replace", "schedule", "sweep_scan", "drop_entry", "relist", "delete_if_unchanged",
+                "replace", "schedule", "sweep_scan", "drop_entry", "relist", "delete_if_unchanged", "due",
             )
         }  # fmt: skip
+        # Ids of jobs the sweep found gone (their index entries removed), for the worker to count.
+        self.evicted: deque[str] = deque(maxlen=10_000)
         self.pipeline = AutoPipeline(redis, {script.sha: script.script for script in self.scripts.values()})
 
     async def disconnect(self) -> None:
@@ -590,20 +593,23 @@ class AtomicRedisQueue(RedisQueue):
     async def sweep(self, lock: int = 60, abort: float = 5.0) -> list[str]:
         """Resolve active-list entries whose worker is gone; returns the swept job ids.
 
-        At most once per ``lock`` seconds across all workers. A job with no heartbeat (or far past its
-        timeout) is re-queued while it has attempts left, else ends ABORTED; one that was being
-        aborted ends ABORTED. ``abort`` is accepted for SAQ's signature: nothing is waited for,
-        because each change is a compare-and-set against what was read.
+        At most once per ``lock`` seconds across all workers. Index entries (queued, running,
+        scheduled) whose job record no longer exists (a Redis that evicts keys) are removed first,
+        each logged once and added to ``evicted``, which the worker counts as lost. A job with no
+        heartbeat (or far past its timeout) is re-queued while it has attempts left, else ends
+        ABORTED; one that was being aborted ends ABORTED. ``abort`` is accepted for SAQ's signature:
+        nothing is waited for, because each change is a compare-and-set against what was read.
         """
-        found = await self._script("sweep_scan", [self.sweep_key, self.active_key], [int(lock)])
-        swept: list[str] = []
+        gone, found = await self._script(
+            "sweep_scan", [self.sweep_key, self.active_key, self.queued_key, self.incomplete_key], [int(lock)]
+        )
+        swept: list[str] = [self._lost(job_id) for job_id in gone]
         suspects: list[tuple[bytes, bytes]] = []
         current_ms = now()
         for job_id, raw in found:
             if not raw:
                 if await self._script("drop_entry", [self.active_key, self.incomplete_key, job_id], [""]):
-                    logger.info("Swept job %s: its record no longer exists", _text(job_id))
-                    swept.append(_text(job_id))
+                    swept.append(self._lost(job_id))
                 continue
             job = self.deserialize(raw)
             if job.status in TERMINAL_STATUSES:
@@ -662,12 +668,20 @@ class AtomicRedisQueue(RedisQueue):
 
     async def due_within(self, seconds: float) -> bool:
         """Whether any job is queued, running, or scheduled to be due within ``seconds``, for this
-        queue's workers to take: never while the queue is paused."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            paused, due = (
-                await pipe.exists(self.paused_key).zcount(self.incomplete_key, 0, now_seconds() + seconds).execute()
-            )
-        return bool(due) and not paused
+        queue's workers to take: never while the queue is paused, and not for an index entry whose
+        job record is gone (see ``sweep``)."""
+        return bool(await self._script("due", [self.paused_key, self.incomplete_key], [now_seconds() + seconds]))
+
+    def _lost(self, job_id: bytes | str) -> str:
+        job_id = _text(job_id)
+        self.evicted.append(job_id)
+        logger.error(
+            "Lost job %s: its record no longer exists (evicted? this Redis must not evict: "
+            "CONFIG SET maxmemory-policy noeviction); its queue entry is removed.",
+            self.job_key_from_id(job_id),
+            extra={"job_key": self.job_key_from_id(job_id), "outcome": "lost"},
+        )
+        return job_id
 
     async def check_consistency(self) -> dict[str, list[str]]:
         """Scan the whole queue for broken invariants; returns problem -> job keys (empty lists if none).

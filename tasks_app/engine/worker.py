@@ -45,6 +45,8 @@ logger = logging.getLogger("tasks_app.worker")
 REDIS_ERRORS = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
 # How far ahead a --burst worker looks for scheduled jobs (retries with backoff) before exiting.
 BURST_LOOKAHEAD_S = 5.0
+# The task name an evicted job is counted under (its record, and so its task, is gone).
+EVICTED = "(evicted)"
 
 
 @dataclass(frozen=True)
@@ -204,34 +206,43 @@ class Worker(saq.Worker):
     async def _take(self) -> Job | None:
         if self.taken:
             return self.taken.pop()
-        take = asyncio.ensure_future(self.queue.take(self.id, wait=self.dequeue_timeout))
-        try:
-            job = await asyncio.shield(take)
-        except asyncio.CancelledError:
-            # Stopping while taking: a job the take already marked ACTIVE goes straight back.
-            job = await self._settle(take)
-            if job is not None:
-                await self.requeue(job)
-            raise
-        except Exception as exc:
-            service = service_of(exc)
-            if service is None:
+        swept = False
+        while True:  # a loop: a burst worker waiting for a retry about to be due takes again
+            take = asyncio.ensure_future(self.queue.take(self.id, wait=self.dequeue_timeout))
+            try:
+                job = await asyncio.shield(take)
+            except asyncio.CancelledError:
+                # Stopping while taking: a job the take already marked ACTIVE goes straight back.
+                job = await self._settle(take)
+                if job is not None:
+                    await self.requeue(job)
                 raise
-            await asyncio.sleep(self.outages.failed(service, exc))
-            return None
-        self.outages.succeeded("Redis")
-        if job is None and self.burst:
-            if await self._due_soon():
+            except Exception as exc:
+                service = service_of(exc)
+                if service is None:
+                    raise
+                await asyncio.sleep(self.outages.failed(service, exc))
+                return None
+            self.outages.succeeded("Redis")
+            if job is not None or not self.burst:
+                return job
+            if await self.queue.due_within(BURST_LOOKAHEAD_S):
                 await asyncio.sleep(0.2)  # a retry with backoff is about to be due: wait for it
-                return await self._take()
-            if not self.paused_said and await self.queue.paused():
-                self.paused_said = True
-                logger.warning(
-                    "Queue %s is paused: this --burst worker ends without its waiting jobs (resumequeue %s).",
-                    self.queue.name,
-                    self.queue.name,
-                )
-        return job
+            elif swept:
+                break
+            else:
+                # Nothing runnable: before ending, a sweep (unlocked) counts the entries whose record
+                # is gone and re-queues a dead worker's jobs, which are then taken.
+                swept = True
+                await self._sweep(lock=0)
+        if not self.paused_said and await self.queue.paused():
+            self.paused_said = True
+            logger.warning(
+                "Queue %s is paused: this --burst worker ends without its waiting jobs (resumequeue %s).",
+                self.queue.name,
+                self.queue.name,
+            )
+        return None
 
     @staticmethod
     async def _settle(task: asyncio.Future) -> Job | None:
@@ -362,8 +373,12 @@ class Worker(saq.Worker):
         if scheduled:
             logger.debug("Scheduled %s", scheduled)
 
-    async def _due_soon(self) -> bool:
-        return await self.queue.due_within(BURST_LOOKAHEAD_S)
+    async def _sweep(self, lock: int | None = None) -> None:
+        await self.queue.sweep(lock=int(self.timers["sweep"]) if lock is None else lock)
+        while self.queue.evicted:  # jobs whose record vanished: each counted once, as lost
+            gone = Job(function=EVICTED, key=self.queue.job_key_from_id(self.queue.evicted.popleft()))
+            for observe in self.observers:
+                observe(gone, "lost", 0.0)
 
     async def upkeep(self) -> list[asyncio.Task]:
         timers = self.timers
@@ -372,7 +387,7 @@ class Worker(saq.Worker):
             # at least three times within its heartbeat, and aborts are seen within ``abort`` s.
             Upkeep("heartbeat", self.heartbeat, self._heartbeat_interval),
             Upkeep("schedule", self.schedule, timers["schedule"], uses=("Redis",)),
-            Upkeep("sweep", lambda: self.queue.sweep(lock=int(timers["sweep"])), timers["sweep"], uses=("Redis",)),
+            Upkeep("sweep", self._sweep, timers["sweep"], uses=("Redis",)),
             Upkeep(
                 "worker info",
                 lambda: self.worker_info(timers["worker_info"] + 1),

@@ -2,6 +2,7 @@
 
 import asyncio
 import itertools
+import json
 import logging
 import threading
 from datetime import UTC, datetime
@@ -91,6 +92,20 @@ def test_a_sync_task_past_its_timeout_never_runs_twice_at_once_nor_after_it_ende
         assert started >= ended  # the next attempt starts only once the last one's thread returned
     stored_terminal = datetime.fromtimestamp(done.completed / 1000, tz=UTC)
     assert spans[-1][1] <= stored_terminal  # nothing of it runs after the job was stored failed
+
+
+@pytest.mark.timeout(120)  # before the fix, the burst worker never ended
+def test_a_burst_worker_ends_though_records_were_evicted_and_counts_them_lost(redis_db):
+    ok = enqueue_sync("noop")
+    gone = enqueue_sync("noop")
+    later = enqueue_sync("noop", delay=1)
+    queue = make_queue("default")
+    redis_db.delete(queue.job_id(gone.key), queue.job_id(later.key))  # as an allkeys-lru Redis would
+    run_burst()
+    assert job_state(ok.key).status == Status.COMPLETE
+    assert redis_db.llen(queue.namespace("queued")) == redis_db.zcard(queue.namespace("incomplete")) == 0
+    metrics = redis_db.hgetall(queue.namespace("metrics"))
+    assert int(metrics[json.dumps(["attempts", "(unregistered)", "lost"]).encode()]) == 2
 
 
 def test_default_job_options_are_safe(redis_db):

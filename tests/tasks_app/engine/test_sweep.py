@@ -4,9 +4,11 @@ import logging
 import time
 
 import time_machine
+from redis.asyncio import from_url
 from saq.job import Job, Status
 
-from tasks_app.engine.queue import HELD
+from tasks_app.engine.queue import HELD, AtomicRedisQueue
+from tests.redis_server import RedisServer
 
 from .conftest import run
 
@@ -142,3 +144,72 @@ def test_a_malformed_record_does_not_stop_the_sweep_of_the_others(open_queue, ca
     assert swept == [stored.id] and stored.status == Status.QUEUED
     assert odd.status == Status.ACTIVE
     assert f"Cannot sweep job {odd.key}: its record has malformed fields" in caplog.text
+
+
+def test_index_entries_whose_record_is_gone_are_removed_and_logged_once(open_queue, caplog):
+    async def scenario():
+        async with open_queue() as queue:
+            await queue.submit(Job("f", key="running"))
+            await queue.take("w")
+            await queue.submit(Job("f", key="queued"))
+            await queue.submit(Job("f", key="later", scheduled=2_000_000_000))
+            await queue.submit(Job("f", key="kept"))
+            await queue.redis.delete(*(queue.job_id(key) for key in ("running", "queued", "later")))
+            first = await queue.sweep(lock=0)
+            evicted = list(queue.evicted)
+            again = await queue.sweep(lock=0)
+            report = await queue.check_consistency()
+            return first, evicted, again, report, await queue.count("incomplete"), await queue.take("w")
+
+    with caplog.at_level(logging.ERROR):
+        first, evicted, again, report, incomplete, taken = run(scenario())
+    assert sorted(first) == sorted(evicted) and len(first) == 3 and again == []
+    assert report == {"unreferenced": [], "no_ttl": [], "dangling": []}
+    assert incomplete == 1 and taken.key == "kept"
+    lost = [r for r in caplog.records if getattr(r, "outcome", None) == "lost"]
+    assert sorted(r.job_key for r in lost) == ["later", "queued", "running"]  # each once
+    assert "maxmemory-policy noeviction" in lost[0].getMessage()
+
+
+def test_only_entries_with_a_record_keep_a_burst_worker_waiting(open_queue):
+    async def scenario():
+        async with open_queue() as queue:
+            await queue.submit(Job("f", key="gone"))
+            await queue.submit(Job("f", key="soon", scheduled=int(time.time()) + 2))
+            await queue.redis.delete(queue.job_id("gone"), queue.job_id("soon"))
+            dangling = await queue.due_within(5)
+            await queue.submit(Job("f", key="real", scheduled=int(time.time()) + 2))
+            return dangling, await queue.due_within(5)
+
+    assert run(scenario()) == (False, True)
+
+
+def test_jobs_evicted_by_a_redis_under_memory_pressure_are_found_by_the_sweep(tmp_path):
+    server = RedisServer(tmp_path, persistent=False).start()
+    try:
+        admin = server.client()
+        admin.config_set("maxmemory", "2mb")
+        admin.config_set("maxmemory-policy", "allkeys-lru")
+
+        async def scenario():
+            queue = AtomicRedisQueue(from_url(server.url), name="default")
+            await queue.connect()
+            try:
+                for n in range(400):  # 400 jobs of 20 KB each: far more than 2 MB
+                    await queue.submit(Job("f", key=f"k{n}", kwargs={"blob": "x" * 20_000}))
+                await queue.redis.config_set("maxmemory", "0")  # no more evictions from here: what was lost is lost
+                before = await queue.check_consistency()
+                swept = await queue.sweep(lock=0)
+                return before, swept, list(queue.evicted), await queue.check_consistency()
+            finally:
+                await queue.disconnect()
+
+        before, swept, evicted, after = run(scenario())
+        assert admin.info("stats")["evicted_keys"] > 0
+        assert before["dangling"]  # the index kept entries whose records were evicted
+        assert sorted(evicted) == sorted(swept) == sorted(f"saq:job:default:{key}" for key in before["dangling"])
+        assert after["dangling"] == []
+        assert not any(admin.exists(job_id) for job_id in evicted)
+        admin.close()
+    finally:
+        server.stop()
