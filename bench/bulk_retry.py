@@ -43,6 +43,7 @@ from saq.utils import now  # noqa: E402
 
 from bench.support import own_redis  # noqa: E402
 from tasks_app.dashboard import bulk, data  # noqa: E402
+from tasks_app.engine import sweeping  # noqa: E402
 from tasks_app.enqueueing.connections import disconnect_all, get_queue  # noqa: E402
 
 TASK, OTHER_TASK = "feeds.refresh", "search.index"
@@ -128,7 +129,7 @@ async def one_round(failed: int, baseline: bool) -> dict[str, float]:
     retried = [queue.deserialize(raw) for raw in await snapshot(keys["failed"])]
     assert all(job.status == Status.QUEUED and job.retries == 2 for job in retried)
     assert await queue.count("queued") == queued_before + failed
-    assert await queue.check_consistency() == {"unreferenced": [], "no_ttl": [], "dangling": []}
+    assert await sweeping.check_consistency(queue) == {"unreferenced": [], "no_ttl": [], "dangling": []}
     return {"total_s": elapsed, "count_s": counted_s, "jobs_per_s": failed / elapsed}
 
 

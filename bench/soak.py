@@ -58,6 +58,7 @@ from django.db import connection  # noqa: E402
 from saq.job import TERMINAL_STATUSES, Status  # noqa: E402
 
 from bench.support import throwaway_databases  # noqa: E402
+from tasks_app.engine import sweeping  # noqa: E402
 from tasks_app.enqueueing.api import aenqueue_many  # noqa: E402
 from tasks_app.enqueueing.connections import disconnect_all, make_queue  # noqa: E402
 
@@ -242,7 +243,7 @@ async def _analyse(keys: dict[str, list[str]], workers: Workers, drained: float)
                         if began <= workers.killed.get(pid, -1) <= next_began
                     )  # fmt: skip
     no_ttl = sum(1 for key in SERVER.client().scan_iter("saq:job:*") if SERVER.client().ttl(key) == -1)
-    report = await queue.check_consistency()
+    report = await sweeping.check_consistency(queue)
     await queue.disconnect()
     records.close()
 

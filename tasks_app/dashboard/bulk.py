@@ -25,9 +25,8 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from saq.job import TERMINAL_STATUSES, Job, Status
-from saq.utils import now
 
-from ..engine.queue import AtomicRedisQueue, job_time
+from ..engine.queue import AtomicRedisQueue, job_time, now_ms
 from .data import Paused, audit, back_for_one_more_attempt, dashboard_queue
 
 logger = logging.getLogger("tasks_app.dashboard")
@@ -147,7 +146,7 @@ async def act(selection: Selection, by: str) -> Done:
 
         def change(job: Job) -> Job:
             audit(job, "aborted (queue emptied)", by)
-            job.status, job.error, job.completed = Status.ABORTED, reason, now()
+            job.status, job.error, job.completed = Status.ABORTED, reason, now_ms()
             return job
 
         changed = await queue.change_many(found, change)
@@ -196,7 +195,7 @@ def _trail_key(queue: AtomicRedisQueue) -> str:
 
 
 async def _record(queue: AtomicRedisQueue, action: str, by: str, what: str, **extra: Any) -> None:
-    entry = {"action": action, "by": by, "at": now(), "what": what, **extra}
+    entry = {"action": action, "by": by, "at": now_ms(), "what": what, **extra}
     async with queue.redis.pipeline(transaction=True) as pipe:
         await pipe.lpush(_trail_key(queue), json.dumps(entry)).ltrim(_trail_key(queue), 0, TRAIL_LENGTH - 1).execute()
     logger.info(

@@ -22,10 +22,9 @@ from typing import Any
 
 from redis.exceptions import RedisError
 from saq.job import Job, Status
-from saq.utils import now
 
 from .. import conf
-from ..engine.queue import AtomicRedisQueue, Depth, job_time
+from ..engine.queue import AtomicRedisQueue, Depth, job_time, now_ms
 from ..enqueueing.connections import background, get_queue
 from ..exceptions import ActionRefused
 from ..redaction import redact_url
@@ -178,7 +177,7 @@ def _newest(jobs: list[Job], limit: int) -> list[Job]:
 async def _workers(queue: AtomicRedisQueue) -> list[WorkerRow]:
     """The live workers of ``queue``, read as SAQ's ``info()`` reads them, without its job counts."""
     # SAQ scores each worker's entry with the time its info expires: written at + (worker_info timer + 1) s.
-    entries = await queue.redis.zrangebyscore(queue.stats_key, now(), "inf", withscores=True)
+    entries = await queue.redis.zrangebyscore(queue.stats_key, now_ms(), "inf", withscores=True)
     ids = [key.decode().split(":")[-1] for key, _ in entries]
     infos = await queue.redis.mget([queue.namespace(f"worker_info:{worker_id}") for worker_id in ids]) if ids else []
     ttl_ms = (conf.timers().get("worker_info", 10) + 1) * 1000
@@ -270,7 +269,7 @@ async def find_job(name: str, key: str) -> Job | None:
 def audit(job: Job, action: str, by: str) -> None:
     """Who did what, kept with the job (the last 20 actions)."""
     trail = job.meta.setdefault("dashboard", [])
-    trail.append({"action": action, "by": by, "at": now()})
+    trail.append({"action": action, "by": by, "at": now_ms()})
     del trail[:-20]
 
 

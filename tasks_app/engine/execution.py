@@ -20,10 +20,12 @@ import logging
 import time
 import traceback
 from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from saq.job import Job
+from saq.worker import ensure_coroutine_function
 
 from ..exceptions import JobNotStorable
 from .queue import drop_unstorable
@@ -32,6 +34,11 @@ from .queue import drop_unstorable
 CANCEL_DEADLINE_S = 1.0
 
 Hook = Callable[[dict[str, Any]], Awaitable[Any]]
+
+
+def as_coroutine(hook: Callable[..., Any], executor: Executor) -> Hook:
+    """A hook as a coroutine function: a sync one runs on ``executor`` (SAQ's own wrapping)."""
+    return ensure_coroutine_function(hook, executor)
 
 
 def log_attempt(

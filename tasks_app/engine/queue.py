@@ -27,7 +27,6 @@ can always resolve it; terminal jobs expire after their ``ttl``.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
 import logging
@@ -41,7 +40,7 @@ from saq.queue.redis import RedisQueue
 from saq.utils import now, now_seconds
 
 from ..exceptions import JobNotStorable, JobStateConflict
-from . import lua
+from . import lua, sweeping
 from .pipelining import AutoPipeline
 
 logger = logging.getLogger("tasks_app.engine")
@@ -49,13 +48,6 @@ logger = logging.getLogger("tasks_app.engine")
 # A worker id is written into the job header unescaped, so it must not need escaping in JSON.
 WORKER_ID = re.compile(r"[\w.:-]{1,180}", re.ASCII)
 
-# A job moved to the active list but never marked ACTIVE is orphaned if it still looks so this much later.
-ORPHAN_RECHECK_S = 1.0
-# Past its timeout, a job is left this long to its own worker (which times it out) before the sweep takes it.
-TIMEOUT_GRACE_S = 10.0
-# The meta key a worker sets on a job whose cancelled task still runs (a sync task's thread): the sweep's
-# timeout rule passes it over while its worker heartbeats it, so it never runs twice at once.
-HELD = "held"
 # How often a compare-and-set re-reads a job that changed under it (e.g. a heartbeat) before giving up.
 CAS_ATTEMPTS = 8
 
@@ -94,6 +86,11 @@ def job_time(millis: float | None) -> datetime | None:
         return datetime.fromtimestamp(millis / 1000, tz=UTC)
     except (ValueError, OverflowError, OSError):
         return None
+
+
+def now_ms() -> int:
+    """Now, in epoch milliseconds: the unit SAQ stamps jobs with (``queued``, ``started``, ...)."""
+    return now()
 
 
 def _text(value: bytes | str) -> str:
@@ -234,108 +231,6 @@ class AtomicRedisQueue(RedisQueue):
         job, state = await self._submit(job)
         return None if state == "exists" else job
 
-    # --- a worker's attempt -----------------------------------------------------------------------
-
-    async def take(self, worker_id: str, wait: float = 0.0) -> Job | None:
-        """The next queued job, already marked ACTIVE for ``worker_id`` (attempts + 1), or None.
-
-        Waits up to ``wait`` seconds for one when nothing is queued.
-        """
-        reply = await self._script("take", [self.queued_key, self.active_key, self.paused_key], [worker_id, now()])
-        if not reply and wait > 0:
-            job_id = await self.redis.blmove(self.queued_key, self.active_key, wait, "LEFT", "RIGHT")
-            if job_id is None:
-                return None
-            reply = await self._script(
-                "activate", [self.active_key, job_id, self.queued_key, self.paused_key], [worker_id, now()]
-            )
-        if reply == b"paused":
-            await asyncio.sleep(wait)  # paused: take nothing, and do not spin
-            return None
-        return await self._taken(reply, worker_id)
-
-    async def _taken(self, reply: list | None, worker_id: str) -> Job | None:
-        if not reply or reply == b"paused":
-            return None
-        _, raw, activated = reply
-        job = self.deserialize(raw)
-        if not int(activated):
-            # Written by something other than this class (no header): activate it by record CAS.
-            job.status, job.worker_id = Status.ACTIVE, worker_id
-            job.attempts += 1
-            job.started = job.touched = now()
-            if not await self._replace(raw, job):
-                return None
-        return job
-
-    async def touch(self, worker_id: str, attempts: Iterable[tuple[Job, bool]]) -> list[str]:
-        """Heartbeat ``worker_id``'s running attempts (those flagged True) and read their status.
-
-        Returns, per attempt and in order, "active" or "aborting" while this worker still holds it,
-        else "lost" (swept, finished or taken over elsewhere). One round trip for all of them.
-        """
-        attempts = list(attempts)
-        if not attempts:
-            return []
-        args: list = [worker_id, now()]
-        for job, due in attempts:
-            args += [job.attempts, 1 if due else 0]
-        reply = await self._script("touch", [job.id for job, _ in attempts], args)
-        return [_text(state) for state in reply]
-
-    async def end_attempt(
-        self, job: Job, status: Status, *, result=None, error: str | None = None, take_next: bool = False
-    ) -> Job | None:
-        """Record how ``job``'s attempt ended (COMPLETE, FAILED or ABORTED); with ``take_next``, also
-        take the next job for the same worker, in the same round trip, and return it (or None).
-
-        Raises ``JobStateConflict`` if the attempt is no longer this job's (the sweep re-ran it,
-        or it was aborted and ended elsewhere); nothing is written then (a job taken with it is
-        returned on the exception, as ``taken``).
-        """
-        job.status, job.result, job.error, job.completed = status, result, error, now()
-        if status == Status.COMPLETE:
-            job.progress = 1.0
-        taken = None
-        if take_next:
-            reply, next_reply = await self._finish_cas(job, status, "finish_and_take")
-            taken = await self._taken(next_reply, job.worker_id)
-        else:
-            reply = await self._finish_cas(job, status)
-        if _text(reply[0]) != "ok":
-            stored = self._stored(reply)
-            if self._same_attempt(stored, job) and stored.status == status:
-                return taken  # written already (the reply to an earlier try was lost)
-            conflict = JobStateConflict(job.key, Status(status).value, stored)
-            conflict.taken = taken
-            raise conflict
-        self._count(status)
-        return taken
-
-    async def retry_attempt(self, job: Job, error: str | None) -> Status:
-        """Put ``job`` back on the queue for its next attempt, after its retry delay.
-
-        Returns QUEUED, or ABORTED if it was being aborted (the abort wins). Raises
-        ``JobStateConflict`` if the attempt is no longer this job's.
-        """
-        # On a copy, so that if it cannot be written (JobNotStorable) the attempt is still the worker's.
-        back = dataclasses.replace(job)
-        self._reset_for_retry(back, error)
-        status = await self._requeue_after_delay(back, job.worker_id)
-        job.replace(back)
-        self.retried += status == Status.QUEUED
-        return status
-
-    async def requeue_attempt(self, job: Job, reason: str) -> Status:
-        """Give back an attempt its worker could not finish (a clean stop): at the head of the queue,
-        without using up an attempt. Returns QUEUED, or ABORTED if it was being aborted."""
-        back = dataclasses.replace(job)
-        self._reset_for_retry(back, reason)
-        back.attempts = max(0, job.attempts - 1)
-        status = await self._requeue(back, HEAD, 0, owner=job.worker_id, expected_attempts=job.attempts)
-        job.replace(back)
-        return status
-
     @staticmethod
     def _same_attempt(stored: Job | None, job: Job) -> bool:
         return stored is not None and stored.worker_id == job.worker_id and stored.attempts == job.attempts
@@ -345,19 +240,6 @@ class AtomicRedisQueue(RedisQueue):
         if delay:
             return await self._requeue(job, SCHEDULED, now_seconds() + delay, owner)
         return await self._requeue(job, TAIL, 0, owner)
-
-    async def end_abort(self, job: Job, count: bool = True) -> Job:
-        """ABORTING -> ABORTED for the attempt its worker has just cancelled; returns the stored job."""
-        reply = await self._script("end_abort", self._keys(job), [job.worker_id or "", job.attempts, now(), job.ttl])
-        stored = self._stored(reply)
-        if _text(reply[0]) != "aborted":
-            if stored is not None and stored.status == Status.ABORTED:
-                job.replace(stored)
-                return job  # already ended (e.g. twice through SAQ's own worker): nothing to do
-            raise JobStateConflict(job.key, Status.ABORTED.value, stored)
-        job.replace(stored)
-        self.aborted += count
-        return job
 
     def _reset_for_retry(self, job: Job, error: str | None) -> None:
         job.status, job.error = Status.QUEUED, error
@@ -444,7 +326,20 @@ class AtomicRedisQueue(RedisQueue):
 
     async def finish_abort(self, job: Job) -> None:
         # SAQ's own worker then calls finish(ABORTED), which counts the abort.
-        await self.end_abort(job, count=False)
+        await self._end_abort(job, count=False)
+
+    async def _end_abort(self, job: Job, count: bool = True) -> Job:
+        """ABORTING -> ABORTED for the attempt its worker has just cancelled; returns the stored job."""
+        reply = await self._script("end_abort", self._keys(job), [job.worker_id or "", job.attempts, now(), job.ttl])
+        stored = self._stored(reply)
+        if _text(reply[0]) != "aborted":
+            if stored is not None and stored.status == Status.ABORTED:
+                job.replace(stored)
+                return job  # already ended (e.g. twice through SAQ's own worker): nothing to do
+            raise JobStateConflict(job.key, Status.ABORTED.value, stored)
+        job.replace(stored)
+        self.aborted += count
+        return job
 
     async def abort(self, job: Job, error: str, ttl: float = 5) -> Status:
         """SAQ's ``abort``, atomic: see ``request_abort``. Returns the job's status afterwards (also set
@@ -575,140 +470,10 @@ class AtomicRedisQueue(RedisQueue):
         )
         return [_text(job_id) for job_id in due]
 
-    def stuck_reason(self, job: Job, current_ms: int) -> str | None:
-        """Why a running ``job`` is orphaned, or None while its worker looks after it.
-
-        A live worker touches each running job well within its ``heartbeat``; past its ``timeout``
-        the worker times it out itself, so the sweep waits ``TIMEOUT_GRACE_S`` more before taking it.
-        """
-        if job.heartbeat and job.touched and current_ms - job.touched > job.heartbeat * 1000:
-            silent = (current_ms - job.touched) / 1000
-            return f"no heartbeat from worker {job.worker_id} for {silent:.1f}s (heartbeat {job.heartbeat}s)"
-        past = job.timeout and job.started and current_ms - job.started > (job.timeout + TIMEOUT_GRACE_S) * 1000
-        if past and HELD not in job.meta:
-            running = (current_ms - job.started) / 1000
-            return f"still running {running:.0f}s after starting, past its {job.timeout}s timeout"
-        return None
-
     async def sweep(self, lock: int = 60, abort: float = 5.0) -> list[str]:
-        """Resolve active-list entries whose worker is gone; returns the swept job ids.
-
-        At most once per ``lock`` seconds across all workers. Index entries (queued, running,
-        scheduled) whose job record no longer exists (a Redis that evicts keys) are removed first,
-        each logged once and added to ``evicted``, which the worker counts as lost. A job with no
-        heartbeat (or far past its timeout) is re-queued while it has attempts left, else ends
-        ABORTED; one that was being aborted ends ABORTED. ``abort`` is accepted for SAQ's signature:
-        nothing is waited for, because each change is a compare-and-set against what was read.
-        """
-        gone, found = await self._script(
-            "sweep_scan", [self.sweep_key, self.active_key, self.queued_key, self.incomplete_key], [int(lock)]
-        )
-        swept: list[str] = [self._lost(job_id) for job_id in gone]
-        suspects: list[tuple[bytes, bytes]] = []
-        current_ms = now()
-        for job_id, raw in found:
-            if not raw:
-                if await self._script("drop_entry", [self.active_key, self.incomplete_key, job_id], [""]):
-                    swept.append(self._lost(job_id))
-                continue
-            job = self.deserialize(raw)
-            if job.status in TERMINAL_STATUSES:
-                # Ended, yet still listed as running (a write that predates this queue class).
-                await self._script("drop_entry", [self.active_key, self.incomplete_key, job_id], [raw])
-            elif job.status in (Status.QUEUED, Status.NEW):
-                suspects.append((job_id, raw))
-            else:
-                try:
-                    reason = self.stuck_reason(job, current_ms)
-                except TypeError:
-                    # Not written by this queue's API (e.g. heartbeat="30"): judged by no field, so kept
-                    # from stopping the sweep of every other job, and named for the operator.
-                    logger.error("Cannot sweep job %s: its record has malformed fields", job.key)
-                    continue
-                if reason and await self._sweep_job(raw, job, reason):
-                    swept.append(_text(job_id))
-        if suspects:
-            # Moved to the active list, not yet marked ACTIVE: normal for a few milliseconds.
-            await asyncio.sleep(ORPHAN_RECHECK_S)
-            for job_id, raw in suspects:
-                if await self._script("relist", [self.active_key, self.queued_key, job_id], [raw]):
-                    logger.warning("Swept job %s: taken from the queue by a worker that never started it", job_id)
-                    swept.append(_text(job_id))
-        return swept
-
-    async def _sweep_job(self, raw: bytes, job: Job, reason: str) -> bool:
-        new = self.deserialize(raw)
-        if job.status == Status.ABORTING:
-            new.status, new.completed = Status.ABORTED, now()
-            new.error = f"{job.error or 'aborted'} (ended by the sweep: {reason})"
-            outcome = "ended ABORTED (it was being aborted)"
-        elif job.retryable:
-            self._reset_for_retry(new, f"swept: {reason}")
-            delay = new.next_retry_delay()
-            new.scheduled = int(now_seconds() + delay) if delay else 0
-            outcome = f"re-queued for attempt {job.attempts + 1} of {job.retries}"
-        else:
-            new.status, new.completed = Status.ABORTED, now()
-            new.error = f"swept: {reason}; no attempts left"
-            outcome = "ended ABORTED (no attempts left)"
-        if not await self._replace(raw, new):
-            return False  # it moved on since the scan: its worker is alive after all
-        self.retried += new.status == Status.QUEUED
-        self.aborted += new.status == Status.ABORTED
-        logger.warning(
-            "Swept job %s (task %s, attempt %d): %s; %s.",
-            job.key,
-            job.function,
-            job.attempts,
-            reason,
-            outcome,
-            extra={"job_key": job.key, "task": job.function, "attempt": job.attempts, "outcome": "swept"},
-        )
-        return True
-
-    async def due_within(self, seconds: float) -> bool:
-        """Whether any job is queued, running, or scheduled to be due within ``seconds``, for this
-        queue's workers to take: never while the queue is paused, and not for an index entry whose
-        job record is gone (see ``sweep``)."""
-        return bool(await self._script("due", [self.paused_key, self.incomplete_key], [now_seconds() + seconds]))
-
-    def _lost(self, job_id: bytes | str) -> str:
-        job_id = _text(job_id)
-        self.evicted.append(job_id)
-        logger.error(
-            "Lost job %s: its record no longer exists (evicted? this Redis must not evict: "
-            "CONFIG SET maxmemory-policy noeviction); its queue entry is removed.",
-            self.job_key_from_id(job_id),
-            extra={"job_key": self.job_key_from_id(job_id), "outcome": "lost"},
-        )
-        return job_id
-
-    async def check_consistency(self) -> dict[str, list[str]]:
-        """Scan the whole queue for broken invariants; returns problem -> job keys (empty lists if none).
-
-        - ``unreferenced``: a non-terminal job that no list or schedule refers to (nothing would run it);
-        - ``no_ttl``: a terminal job with a positive ``ttl`` whose record never expires;
-        - ``dangling``: a list entry whose job record is gone or has ended.
-
-        For tests, benchmarks and debugging: it reads every job.
-        """
-        queued = {_text(i) for i in await self.redis.lrange(self.queued_key, 0, -1)}
-        active = {_text(i) for i in await self.redis.lrange(self.active_key, 0, -1)}
-        incomplete = {_text(i) for i in await self.redis.zrange(self.incomplete_key, 0, -1)}
-        listed, referenced = queued | active, queued | active | incomplete
-        report: dict[str, list[str]] = {"unreferenced": [], "no_ttl": [], "dangling": []}
-        seen: set[str] = set()
-        async for job in self.iter_jobs(batch_size=500):
-            seen.add(job.id)
-            if job.status in TERMINAL_STATUSES:
-                if job.ttl > 0 and await self.redis.ttl(job.id) == -1:
-                    report["no_ttl"].append(job.key)
-                if job.id in listed:
-                    report["dangling"].append(job.key)
-            elif job.id not in referenced:
-                report["unreferenced"].append(job.key)
-        report["dangling"] += [self.job_key_from_id(i) for i in referenced - seen]
-        return report
+        """SAQ's sweep, as compare-and-sets: see ``engine/sweeping.py``. ``abort`` is accepted for
+        SAQ's signature: nothing is waited for, each change is checked against what was read."""
+        return await sweeping.sweep(self, lock)
 
     # --- pausing ----------------------------------------------------------------------------------
 

@@ -32,13 +32,14 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from saq.job import Job, Status
 from saq.utils import now
-from saq.worker import ensure_coroutine_function
 
 from ..backoff import backoff
 from ..exceptions import JobStateConflict
+from . import attempts, sweeping
 from .cron import next_run
-from .execution import Attempt, Execution
-from .queue import HELD, AtomicRedisQueue
+from .execution import Attempt, Execution, as_coroutine
+from .queue import AtomicRedisQueue
+from .sweeping import HELD
 
 logger = logging.getLogger("tasks_app.worker")
 
@@ -146,7 +147,7 @@ class Worker(saq.Worker):
     ) -> None:
         def coroutines(hooks: Sequence[Callable]) -> list[Callable] | None:
             # Wrapped here, on our executor, so SAQ's own default pool is never used.
-            return [ensure_coroutine_function(hook, executor) for hook in hooks] or None
+            return [as_coroutine(hook, executor) for hook in hooks] or None
 
         super().__init__(
             queue,
@@ -208,7 +209,7 @@ class Worker(saq.Worker):
             return self.taken.pop()
         swept = False
         while True:  # a loop: a burst worker waiting for a retry about to be due takes again
-            take = asyncio.ensure_future(self.queue.take(self.id, wait=self.dequeue_timeout))
+            take = asyncio.ensure_future(attempts.take(self.queue, self.id, wait=self.dequeue_timeout))
             try:
                 job = await asyncio.shield(take)
             except asyncio.CancelledError:
@@ -226,7 +227,7 @@ class Worker(saq.Worker):
             self.outages.succeeded("Redis")
             if job is not None or not self.burst:
                 return job
-            if await self.queue.due_within(BURST_LOOKAHEAD_S):
+            if await sweeping.due_within(self.queue, BURST_LOOKAHEAD_S):
                 await asyncio.sleep(0.2)  # a retry with backoff is about to be due: wait for it
             elif swept:
                 break
@@ -272,23 +273,25 @@ class Worker(saq.Worker):
     async def _ended(self, job: Job, status: Status, *, result=None, error=None) -> str:
         # While the worker keeps going, the next job comes back with this outcome's write.
         take_next = not self.event.is_set() and self.max_burst_jobs is None
-        taken = await self.queue.end_attempt(job, status, result=result, error=error, take_next=take_next)
+        taken = await attempts.end_attempt(self.queue, job, status, result=result, error=error, take_next=take_next)
         if taken is not None:
             self.taken.append(taken)
         return "failed" if status == Status.FAILED else status.value
 
     async def _retried(self, job: Job, error: str, timed_out: bool) -> str:
-        status = await self.queue.retry_attempt(job, error)
+        status = await attempts.retry_attempt(self.queue, job, error)
         if status == Status.ABORTED:
             return "aborted"
         return "timeout-retrying" if timed_out else "retrying"
 
     async def _aborted(self, job: Job) -> str:
-        await self.queue.end_abort(job)
+        await attempts.end_abort(self.queue, job)
         return "aborted"
 
     async def _requeued(self, job: Job) -> str:
-        status = await self.queue.requeue_attempt(job, "re-queued: its worker stopped before the job finished")
+        status = await attempts.requeue_attempt(
+            self.queue, job, "re-queued: its worker stopped before the job finished"
+        )
         return "requeued" if status == Status.QUEUED else status.value
 
     async def _write(self, job: Job, change: Callable[[], Awaitable[str]]) -> str:
@@ -327,13 +330,13 @@ class Worker(saq.Worker):
         """Touch running attempts that are due, act on the ones aborted or taken over, and mark the
         ones held past their cancellation (``HELD``) so that the sweep leaves them to this worker."""
         # An attempt whose task has not returned is touched even once aborted: it still runs.
-        attempts = [a for a in self.attempts if a.ending is None or (a.task is not None and not a.task.done())]
-        if not attempts:
+        running = [a for a in self.attempts if a.ending is None or (a.task is not None and not a.task.done())]
+        if not running:
             return
         current = now()
-        due = [bool(a.job.heartbeat) and current - a.touched >= a.job.heartbeat * 1000 / 4 for a in attempts]
-        states = await self.queue.touch(self.id, zip((a.job for a in attempts), due, strict=True))
-        for attempt, is_due, state in zip(attempts, due, states, strict=True):
+        due = [bool(a.job.heartbeat) and current - a.touched >= a.job.heartbeat * 1000 / 4 for a in running]
+        states = await attempts.touch(self.queue, self.id, zip((a.job for a in running), due, strict=True))
+        for attempt, is_due, state in zip(running, due, states, strict=True):
             if is_due:
                 attempt.touched = current
             task = attempt.task
@@ -434,7 +437,7 @@ class Worker(saq.Worker):
         while self.taken:  # taken for this worker, never started: back to the head of the queue
             job = self.taken.pop()
             with contextlib.suppress(*REDIS_ERRORS, JobStateConflict):
-                await self.queue.requeue_attempt(job, "re-queued: its worker was stopping")
+                await attempts.requeue_attempt(self.queue, job, "re-queued: its worker was stopping")
         await super().stop()
         with contextlib.suppress(Exception):  # Redis may be gone: then the info simply expires
             await self.queue.forget_worker(self.id)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,7 +17,6 @@ from typing import Any
 
 from django.utils import timezone
 from saq.job import Job
-from saq.utils import uuid1
 
 from .. import conf
 from ..exceptions import TaskArgumentError
@@ -79,7 +79,9 @@ def build_job(
 
     job_options = {**spec.job_options(), **given}
     job_options["retries"] = int(job_options.get("retries", 0)) + 1  # SAQ counts attempts
-    job = Job(function=spec.name, kwargs=kwargs or None, key=key or uuid1(), scheduled=scheduled, **job_options)
+    job = Job(
+        function=spec.name, kwargs=kwargs or None, key=key or str(uuid.uuid1()), scheduled=scheduled, **job_options
+    )
     return BuiltJob(queue=queue_name, job=job)
 
 

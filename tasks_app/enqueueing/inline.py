@@ -35,11 +35,10 @@ from asgiref.sync import async_to_sync, sync_to_async
 from django.db import connections
 from django.utils.module_loading import import_string
 from saq.job import Job, Status
-from saq.utils import now
-from saq.worker import ensure_coroutine_function
 
 from .. import conf
-from ..engine.execution import Attempt, Execution, Hook
+from ..engine.execution import Attempt, Execution, Hook, as_coroutine
+from ..engine.queue import now_ms
 from ..exceptions import JobNotStorable, TaskNotFound
 from ..process.task_wrapper import wrap
 from ..registry import registry
@@ -66,7 +65,7 @@ class InlineRun:
     def __init__(self) -> None:
         self.executor = ThreadSensitive()
         self.hooks: dict[str, list[Hook]] = {
-            name: [ensure_coroutine_function(import_string(path), self.executor) for path in paths]
+            name: [as_coroutine(import_string(path), self.executor) for path in paths]
             for name, paths in conf.hooks().items()
         }
         self.context: dict[str, Any] = {}
@@ -108,7 +107,7 @@ class InlineRun:
         """Run one attempt of ``job`` (QUEUED); afterwards it is COMPLETE, FAILED, or QUEUED again for
         its retry. Returns the worker's name for the outcome."""
         job.status, job.attempts, job.worker_id = Status.ACTIVE, job.attempts + 1, None
-        job.started = job.touched = now()
+        job.started = job.touched = now_ms()
         job.completed = 0
         return await self.execution.run(Attempt(job), {**self.context, "job": job})
 
@@ -147,14 +146,14 @@ class InlineRun:
             raise JobNotStorable(job.key, exc) from None  # as on a worker: Redis could not hold it
         job.result = stored["result"]  # as a worker would read it back from Redis
         if job.status != Status.QUEUED:
-            job.completed = now()
+            job.completed = now_ms()
         return outcome
 
 
 def queued(built: BuiltJob) -> Job:
     """The job of ``built`` as enqueueing leaves it: QUEUED, with its queue time."""
     job = built.job
-    job.status, job.queued = Status.QUEUED, now()
+    job.status, job.queued = Status.QUEUED, now_ms()
     job.kwargs = json.loads(json.dumps(job.kwargs)) if job.kwargs else None
     return job
 

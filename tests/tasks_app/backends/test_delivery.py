@@ -17,6 +17,7 @@ from django.test import override_settings
 from django.utils import timezone
 
 from tasks_app.dashboard import data
+from tasks_app.engine import attempts
 from tasks_app.engine.queue import job_time
 from tasks_app.exceptions import JobInterrupted
 from tasks_app.models import OutboxEntry
@@ -189,6 +190,7 @@ django.setup()
 from django.tasks import default_task_backend
 from django.test import override_settings
 from tests.tasks_app.backends.conftest import SAQ_TASKS
+from tasks_app.engine import attempts
 with override_settings(TASKS=SAQ_TASKS):
     result = default_task_backend.get_result({id!r})
     print(result.status, result.return_value, result.attempts, result.task.module_path)
@@ -219,7 +221,7 @@ def test_a_job_taken_but_not_yet_noted_by_the_runner_is_running_since_its_take(r
     async def take():
         queue = make_queue("default")
         try:
-            return await queue.take("w1")
+            return await attempts.take(queue, "w1")
         finally:
             await queue.disconnect()
 

@@ -17,6 +17,7 @@ from django.utils import timezone
 from saq.job import Job, Status
 
 from tasks_app import enqueue_sync
+from tasks_app.engine import attempts
 from tasks_app.enqueueing.connections import make_queue
 from tasks_app.process import health
 from tests import queue_state
@@ -40,8 +41,8 @@ def finished(task: str, status: Status, count: int, prefix: str) -> list[str]:
             keys = []
             for n in range(count):
                 await queue.submit(Job(task, key=f"{prefix}-{n}", retries=1, ttl=86400 * 30))
-                job = await queue.take("test-worker")
-                await queue.end_attempt(job, status, error="boom" if status != Status.COMPLETE else None)
+                job = await attempts.take(queue, "test-worker")
+                await attempts.end_attempt(queue, job, status, error="boom" if status != Status.COMPLETE else None)
                 keys.append(job.key)
             return keys
         finally:
@@ -180,7 +181,7 @@ def queue_state_wait(predicate, timeout=10.0):
 
 def take(worker="w"):
     """What a worker's take would return now (the worker's own atomic script)."""
-    return queue_state._read("default", lambda q: q.take(worker))
+    return queue_state._read("default", lambda q: attempts.take(q, worker))
 
 
 def test_pause_and_resume_from_the_dashboard(signed_in, work):

@@ -9,6 +9,7 @@ import pytest
 import time_machine
 from saq.job import Job, Status
 
+from tasks_app.engine import attempts
 from tasks_app.engine.cron import next_run
 from tasks_app.engine.worker import CronSchedule, Worker
 
@@ -42,10 +43,10 @@ def test_a_daily_entry_runs_once_on_each_local_day_through_a_change(
             while moment < end:
                 traveller.move_to(moment)
                 await worker.schedule(lock=0)  # what the worker does every second
-                job = await queue.take("w")
+                job = await attempts.take(queue, "w")
                 if job is not None:
                     runs.append(datetime.now(UTC))
-                    await queue.end_attempt(job, Status.COMPLETE)
+                    await attempts.end_attempt(queue, job, Status.COMPLETE)
                 moment += timedelta(minutes=10)  # ticks every 10 minutes, through the repeated hour too
             return runs
 

@@ -7,7 +7,9 @@ import time_machine
 from redis.asyncio import from_url
 from saq.job import Job, Status
 
-from tasks_app.engine.queue import HELD, AtomicRedisQueue
+from tasks_app.engine import attempts, sweeping
+from tasks_app.engine.queue import AtomicRedisQueue
+from tasks_app.engine.sweeping import HELD
 from tests.redis_server import RedisServer
 
 from .conftest import run
@@ -17,12 +19,12 @@ def test_a_dead_workers_job_is_requeued_once_its_heartbeat_lapses(open_queue, ca
     async def scenario(traveller):
         async with open_queue() as queue:
             await queue.submit(Job("f", key="k", heartbeat=30, timeout=600, retries=3))
-            await queue.take("dead-worker")
+            await attempts.take(queue, "dead-worker")
             traveller.shift(29)
             early = await queue.sweep(lock=0)
             traveller.shift(2)
             late = await queue.sweep(lock=0)
-            return early, late, await queue.job("k"), await queue.check_consistency()
+            return early, late, await queue.job("k"), await sweeping.check_consistency(queue)
 
     with time_machine.travel(time.time(), tick=False) as traveller, caplog.at_level(logging.WARNING):
         early, late, stored, report = run(scenario(traveller))
@@ -37,7 +39,7 @@ def test_a_job_with_no_attempts_left_ends_aborted(open_queue):
     async def scenario(traveller):
         async with open_queue() as queue:
             await queue.submit(Job("f", key="k", heartbeat=5, timeout=600, retries=1))
-            await queue.take("dead-worker")
+            await attempts.take(queue, "dead-worker")
             traveller.shift(6)
             await queue.sweep(lock=0)
             return await queue.job("k"), await queue.redis.ttl(queue.job_id("k"))
@@ -52,12 +54,12 @@ def test_an_aborting_job_whose_worker_died_ends_aborted_and_frees_its_key(open_q
     async def scenario(traveller):
         async with open_queue() as queue:
             await queue.submit(Job("f", key="k", heartbeat=5, timeout=600, retries=3))
-            await queue.take("dead-worker")
+            await attempts.take(queue, "dead-worker")
             await queue.request_abort("k", "Aborted from the dashboard by ops.")
             _, state = await queue.submit(Job("f", key="k", kwargs={"next": True}))
             traveller.shift(6)
             await queue.sweep(lock=0)
-            return state, await queue.take("live-worker"), await queue.check_consistency()
+            return state, await attempts.take(queue, "live-worker"), await sweeping.check_consistency(queue)
 
     with time_machine.travel(time.time(), tick=False) as traveller:
         state, successor, report = run(scenario(traveller))
@@ -70,14 +72,14 @@ def test_past_its_timeout_a_heartbeating_job_is_left_to_its_worker_for_a_grace_p
     async def scenario(traveller):
         async with open_queue() as queue:
             await queue.submit(Job("f", key="k", timeout=1, heartbeat=30))
-            job = await queue.take("live-worker")
+            job = await attempts.take(queue, "live-worker")
             swept = []
             for _ in range(8):  # the worker heartbeats; its own timeout handling is due
                 traveller.shift(1)
-                await queue.touch("live-worker", [(job, True)])
+                await attempts.touch(queue, "live-worker", [(job, True)])
                 swept += await queue.sweep(lock=0)
             traveller.shift(5)
-            await queue.touch("live-worker", [(job, True)])
+            await attempts.touch(queue, "live-worker", [(job, True)])
             swept += await queue.sweep(lock=0)  # 14 s in: past timeout + grace, so the worker is broken
             return swept, await queue.job("k")
 
@@ -92,13 +94,13 @@ def test_past_its_timeout_a_job_held_by_its_heartbeating_worker_is_not_swept(ope
     async def scenario(traveller):
         async with open_queue() as queue:
             await queue.submit(Job("f", key="k", timeout=1, heartbeat=30, retries=3))
-            job = await queue.take("live-worker")
+            job = await attempts.take(queue, "live-worker")
             job.meta[HELD] = "cancelled"
             await queue.update(job)
             swept = []
             for _ in range(30):
                 traveller.shift(1)
-                await queue.touch("live-worker", [(job, True)])
+                await attempts.touch(queue, "live-worker", [(job, True)])
                 swept += await queue.sweep(lock=0)
             traveller.shift(31)  # its worker died: the heartbeat lapses
             return swept, await queue.sweep(lock=0), await queue.job("k")
@@ -113,11 +115,11 @@ def test_a_live_workers_job_is_never_swept(open_queue):
     async def scenario(traveller):
         async with open_queue() as queue:
             await queue.submit(Job("f", key="k", heartbeat=3, timeout=600))
-            job = await queue.take("live-worker")
+            job = await attempts.take(queue, "live-worker")
             swept = []
             for _ in range(20):
                 traveller.shift(1)
-                await queue.touch("live-worker", [(job, True)])
+                await attempts.touch(queue, "live-worker", [(job, True)])
                 swept += await queue.sweep(lock=0)
             return swept, await queue.job("k")
 
@@ -131,8 +133,8 @@ def test_a_malformed_record_does_not_stop_the_sweep_of_the_others(open_queue, ca
         async with open_queue() as queue:
             await queue.submit(Job("f", key="odd", heartbeat=30, timeout=600, retries=3))
             await queue.submit(Job("f", key="k", heartbeat=30, timeout=600, retries=3))
-            odd = await queue.take("dead-worker")
-            await queue.take("dead-worker")
+            odd = await attempts.take(queue, "dead-worker")
+            await attempts.take(queue, "dead-worker")
             odd.heartbeat = "30"  # as a client writing SAQ's record by hand could leave it
             await queue.redis.set(odd.id, queue.serialize(odd))
             traveller.shift(31)
@@ -150,7 +152,7 @@ def test_index_entries_whose_record_is_gone_are_removed_and_logged_once(open_que
     async def scenario():
         async with open_queue() as queue:
             await queue.submit(Job("f", key="running"))
-            await queue.take("w")
+            await attempts.take(queue, "w")
             await queue.submit(Job("f", key="queued"))
             await queue.submit(Job("f", key="later", scheduled=2_000_000_000))
             await queue.submit(Job("f", key="kept"))
@@ -158,8 +160,8 @@ def test_index_entries_whose_record_is_gone_are_removed_and_logged_once(open_que
             first = await queue.sweep(lock=0)
             evicted = list(queue.evicted)
             again = await queue.sweep(lock=0)
-            report = await queue.check_consistency()
-            return first, evicted, again, report, await queue.count("incomplete"), await queue.take("w")
+            report = await sweeping.check_consistency(queue)
+            return first, evicted, again, report, await queue.count("incomplete"), await attempts.take(queue, "w")
 
     with caplog.at_level(logging.ERROR):
         first, evicted, again, report, incomplete, taken = run(scenario())
@@ -177,9 +179,9 @@ def test_only_entries_with_a_record_keep_a_burst_worker_waiting(open_queue):
             await queue.submit(Job("f", key="gone"))
             await queue.submit(Job("f", key="soon", scheduled=int(time.time()) + 2))
             await queue.redis.delete(queue.job_id("gone"), queue.job_id("soon"))
-            dangling = await queue.due_within(5)
+            dangling = await sweeping.due_within(queue, 5)
             await queue.submit(Job("f", key="real", scheduled=int(time.time()) + 2))
-            return dangling, await queue.due_within(5)
+            return dangling, await sweeping.due_within(queue, 5)
 
     assert run(scenario()) == (False, True)
 
@@ -198,9 +200,9 @@ def test_jobs_evicted_by_a_redis_under_memory_pressure_are_found_by_the_sweep(tm
                 for n in range(400):  # 400 jobs of 20 KB each: far more than 2 MB
                     await queue.submit(Job("f", key=f"k{n}", kwargs={"blob": "x" * 20_000}))
                 await queue.redis.config_set("maxmemory", "0")  # no more evictions from here: what was lost is lost
-                before = await queue.check_consistency()
+                before = await sweeping.check_consistency(queue)
                 swept = await queue.sweep(lock=0)
-                return before, swept, list(queue.evicted), await queue.check_consistency()
+                return before, swept, list(queue.evicted), await sweeping.check_consistency(queue)
             finally:
                 await queue.disconnect()
 

@@ -8,6 +8,7 @@ import pytest
 from saq.job import Job, Status
 from saq.queue.redis import RedisQueue
 
+from tasks_app.engine import attempts, sweeping
 from tasks_app.exceptions import JobStateConflict
 
 from .conftest import run
@@ -17,9 +18,9 @@ def test_take_marks_the_job_active_for_this_worker_in_one_step(open_queue):
     async def scenario():
         async with open_queue() as queue:
             await queue.submit(Job("f", key="k"))
-            taken = await queue.take("w1")
+            taken = await attempts.take(queue, "w1")
             stored = await queue.job("k")
-            return taken, stored, await queue.take("w2")
+            return taken, stored, await attempts.take(queue, "w2")
 
     taken, stored, nothing = run(scenario())
     assert (taken.status, taken.attempts, taken.worker_id) == (Status.ACTIVE, 1, "w1")
@@ -33,10 +34,10 @@ def test_big_integers_empty_lists_and_quotes_survive_every_rewrite(open_queue):
     async def scenario():
         async with open_queue() as queue:
             await queue.submit(Job("f", kwargs=kwargs, key="k", heartbeat=30))
-            taken = await queue.take("w1")
-            await queue.touch("w1", [(taken, True)])
+            taken = await attempts.take(queue, "w1")
+            await attempts.touch(queue, "w1", [(taken, True)])
             await queue.request_abort("k", "stop")
-            await queue.end_abort(taken)
+            await attempts.end_abort(queue, taken)
             return await queue.job("k")
 
     stored = run(scenario())
@@ -47,15 +48,15 @@ def test_a_terminal_job_is_never_written_again(open_queue):
     async def scenario():
         async with open_queue() as queue:
             await queue.submit(Job("f", key="k", retries=3))
-            job = await queue.take("w1")
-            await queue.end_attempt(job, Status.COMPLETE, result=42)
+            job = await attempts.take(queue, "w1")
+            await attempts.end_attempt(queue, job, Status.COMPLETE, result=42)
             with pytest.raises(JobStateConflict):
-                await queue.end_attempt(await queue.take("w1") or job, Status.FAILED, error="late")
+                await attempts.end_attempt(queue, await attempts.take(queue, "w1") or job, Status.FAILED, error="late")
             with pytest.raises(JobStateConflict):
-                await queue.retry_attempt(job, "late")
+                await attempts.retry_attempt(queue, job, "late")
             after_abort, changed = await queue.request_abort("k", "too late")
             await queue.update(job, progress=0.5)
-            return await queue.job("k"), after_abort, changed, await queue.check_consistency()
+            return await queue.job("k"), after_abort, changed, await sweeping.check_consistency(queue)
 
     stored, after_abort, changed, report = run(scenario())
     assert (stored.status, stored.result, stored.error) == (Status.COMPLETE, 42, None)
@@ -69,7 +70,12 @@ def test_abort_ends_a_queued_or_scheduled_job_at_once(open_queue):
             await queue.submit(Job("f", key="now"))
             await queue.submit(Job("f", key="later", scheduled=2_000_000_000))
             results = [await queue.request_abort(key, "no") for key in ("now", "later")]
-            return results, await queue.count("queued"), await queue.count("incomplete"), await queue.take("w")
+            return (
+                results,
+                await queue.count("queued"),
+                await queue.count("incomplete"),
+                await attempts.take(queue, "w"),
+            )
 
     results, queued, incomplete, taken = run(scenario())
     assert [(job.status, changed) for job, changed in results] == [(Status.ABORTED, True)] * 2
@@ -80,13 +86,13 @@ def test_an_attempt_the_sweep_took_over_cannot_record_its_outcome(open_queue):
     async def scenario():
         async with open_queue() as queue:
             await queue.submit(Job("f", key="k", heartbeat=1, retries=3))
-            zombie = await queue.take("w1")
+            zombie = await attempts.take(queue, "w1")
             raw = await queue.redis.get(zombie.id)
-            swept = await queue._sweep_job(raw, zombie, "no heartbeat (test)")
-            rerun = await queue.take("w2")
+            swept = await sweeping._sweep_job(queue, raw, zombie, "no heartbeat (test)")
+            rerun = await attempts.take(queue, "w2")
             with pytest.raises(JobStateConflict):
-                await queue.end_attempt(zombie, Status.COMPLETE, result="from the zombie")
-            await queue.end_attempt(rerun, Status.COMPLETE, result="from the re-run")
+                await attempts.end_attempt(queue, zombie, Status.COMPLETE, result="from the zombie")
+            await attempts.end_attempt(queue, rerun, Status.COMPLETE, result="from the re-run")
             return swept, await queue.job("k")
 
     swept, stored = run(scenario())
@@ -103,13 +109,13 @@ def test_enqueue_with_the_key_of_an_aborting_job_runs_the_new_work_once_the_abor
     async def scenario():
         async with open_queue() as queue:
             await queue.submit(Job("f", kwargs={"n": 1}, key="k"))
-            old = await queue.take("w1")
+            old = await attempts.take(queue, "w1")
             await queue.request_abort("k", "replace me")
             new, state = await queue.submit(Job("f", kwargs={"n": 2}, key="k"))
             again, again_state = await queue.submit(Job("f", kwargs={"n": 3}, key="k"))
-            before = await queue.take("w2")  # nothing runnable while the old one winds down
-            await queue.end_abort(old)
-            taken = await queue.take("w2")
+            before = await attempts.take(queue, "w2")  # nothing runnable while the old one winds down
+            await attempts.end_abort(queue, old)
+            taken = await attempts.take(queue, "w2")
             return state, new, again_state, again, before, taken
 
     state, new, again_state, again, before, taken = run(scenario())
@@ -124,7 +130,7 @@ def test_a_record_written_by_plain_saq_is_still_taken(open_queue):
         async with open_queue() as queue:
             plain = RedisQueue(queue.redis, name="default")
             await plain.enqueue(Job("f", key="legacy", kwargs={"a": 1}))
-            return await queue.take("w1"), await queue.job("legacy")
+            return await attempts.take(queue, "w1"), await queue.job("legacy")
 
     taken, stored = run(scenario())
     assert taken.kwargs == {"a": 1} and stored.status == Status.ACTIVE and stored.worker_id == "w1"
@@ -138,13 +144,13 @@ def test_racing_transitions_leave_every_job_in_exactly_one_state(open_queue):
             jobs = []
             for i in range(300):
                 await queue.submit(Job("f", key=f"k{i}", heartbeat=1, retries=2))
-                jobs.append(await queue.take("w1"))
+                jobs.append(await attempts.take(queue, "w1"))
             raws = [await queue.redis.get(job.id) for job in jobs]
 
             async def race(job, raw):
                 async def finish():
                     try:
-                        await queue.end_attempt(job, Status.COMPLETE, result="done")
+                        await attempts.end_attempt(queue, job, Status.COMPLETE, result="done")
                         return "complete"
                     except JobStateConflict:
                         return "refused"
@@ -152,13 +158,13 @@ def test_racing_transitions_leave_every_job_in_exactly_one_state(open_queue):
                 results = await asyncio.gather(
                     finish(),
                     queue.request_abort(job.key, "abort"),
-                    queue._sweep_job(raw, queue.deserialize(raw), "no heartbeat (race)"),
-                    queue.touch("w1", [(job, True)]),
+                    sweeping._sweep_job(queue, raw, queue.deserialize(raw), "no heartbeat (race)"),
+                    attempts.touch(queue, "w1", [(job, True)]),
                 )
                 return results[0], await queue.job(job.key)
 
             outcomes = await asyncio.gather(*(race(job, raw) for job, raw in zip(jobs, raws, strict=True)))
-            return outcomes, await queue.check_consistency(), await queue.count("active")
+            return outcomes, await sweeping.check_consistency(queue), await queue.count("active")
 
     outcomes, report, active = run(scenario())
     for finished, stored in outcomes:
@@ -176,13 +182,13 @@ def test_pause_stops_taking_and_resume_starts_again(open_queue):
         async with open_queue() as queue:
             await queue.submit(Job("f", key="a"))
             await queue.submit(Job("f", key="b"))
-            first = await queue.take("w1")
+            first = await attempts.take(queue, "w1")
             await queue.pause("ops")
             paused = await queue.paused()
-            nothing = await queue.take("w1", wait=0.2)  # waits, takes nothing, does not spin
-            after_finish = await queue.end_attempt(first, Status.COMPLETE, take_next=True)
+            nothing = await attempts.take(queue, "w1", wait=0.2)  # waits, takes nothing, does not spin
+            after_finish = await attempts.end_attempt(queue, first, Status.COMPLETE, take_next=True)
             await queue.resume()
-            return paused, nothing, after_finish, await queue.take("w1"), await queue.paused()
+            return paused, nothing, after_finish, await attempts.take(queue, "w1"), await queue.paused()
 
     paused, nothing, after_finish, resumed, after = run(scenario())
     assert paused["by"] == "ops" and nothing is None and after_finish is None
@@ -194,8 +200,8 @@ def test_bulk_changes_are_compare_and_sets(open_queue):
         async with open_queue() as queue:
             for i in range(1200):
                 await queue.submit(Job("f", key=f"k{i}", retries=1))
-                job = await queue.take("w")
-                await queue.end_attempt(job, Status.FAILED, error="boom")
+                job = await attempts.take(queue, "w")
+                await attempts.end_attempt(queue, job, Status.FAILED, error="boom")
             found = [record async for record in queue.records(lambda job: job.status == Status.FAILED)]
             # One of them is retried by someone else first: the bulk retry must leave it alone.
             await queue.compare_and_set("k0", lambda job: setattr(job, "status", Status.QUEUED) or job)
@@ -206,7 +212,13 @@ def test_bulk_changes_are_compare_and_sets(open_queue):
 
             retried = await queue.change_many(found, retry)
             finished = [record async for record in queue.records(lambda job: job.status == Status.QUEUED)]
-            return len(found), retried, len(finished), await queue.count("queued"), await queue.check_consistency()
+            return (
+                len(found),
+                retried,
+                len(finished),
+                await queue.count("queued"),
+                await sweeping.check_consistency(queue),
+            )
 
     found, retried, queued_jobs, queued, report = run(scenario())
     assert (found, retried, queued_jobs, queued) == (1200, 1199, 1200, 1200)
@@ -217,11 +229,11 @@ def test_a_swept_attempt_cannot_write_over_its_requeued_job_before_the_rerun(ope
     async def scenario():
         async with open_queue() as queue:
             await queue.submit(Job("f", key="k", heartbeat=1, retries=4, retry_delay=60))
-            zombie = await queue.take("w1")
+            zombie = await attempts.take(queue, "w1")
             raw = await queue.redis.get(zombie.id)
-            await queue._sweep_job(raw, zombie, "no heartbeat (test)")
+            await sweeping._sweep_job(queue, raw, zombie, "no heartbeat (test)")
             with pytest.raises(JobStateConflict):  # queued again, not yet re-run: still not w1's
-                await queue.end_attempt(zombie, Status.FAILED, error="late, from the zombie")
+                await attempts.end_attempt(queue, zombie, Status.FAILED, error="late, from the zombie")
             return await queue.job("k")
 
     stored = run(scenario())
@@ -233,11 +245,11 @@ def test_a_job_s_own_retry_is_not_the_worker_s_after_it_is_queued_again(open_que
     async def scenario():
         async with open_queue() as queue:
             await queue.submit(Job("f", key="k", retries=3, retry_delay=60))
-            attempt = await queue.take("w1")
+            attempt = await attempts.take(queue, "w1")
             late = dataclasses.replace(attempt)
-            assert await queue.retry_attempt(attempt, "boom") == Status.QUEUED
+            assert await attempts.retry_attempt(queue, attempt, "boom") == Status.QUEUED
             with pytest.raises(JobStateConflict):
-                await queue.end_attempt(late, Status.COMPLETE, result="a second write of the same attempt")
+                await attempts.end_attempt(queue, late, Status.COMPLETE, result="a second write of the same attempt")
             return await queue.job("k")
 
     stored = run(scenario())
@@ -248,10 +260,14 @@ def test_a_record_with_a_fractional_ttl_still_ends_whole(open_queue):
     async def scenario():
         async with open_queue() as queue:
             await queue.submit(Job("f", key="k", ttl=60))
-            attempt = await queue.take("w1")
+            attempt = await attempts.take(queue, "w1")
             attempt.ttl = 1.5  # as a record not written through tasks_app may hold
-            await queue.end_attempt(attempt, Status.COMPLETE, result=1)
-            return await queue.job("k"), await queue.redis.ttl(queue.job_id("k")), await queue.check_consistency()
+            await attempts.end_attempt(queue, attempt, Status.COMPLETE, result=1)
+            return (
+                await queue.job("k"),
+                await queue.redis.ttl(queue.job_id("k")),
+                await sweeping.check_consistency(queue),
+            )
 
     stored, ttl, report = run(scenario())
     assert stored.status == Status.COMPLETE and 0 < ttl <= 2
@@ -264,7 +280,7 @@ def test_depth_reads_counts_pause_and_live_workers_at_once(open_queue):
             for key in ("a", "b", "c"):
                 await queue.submit(Job("f", key=key))
             await queue.submit(Job("f", key="later", scheduled=int(time.time()) + 3600))
-            await queue.take("w1")
+            await attempts.take(queue, "w1")
             before = await queue.depth()
             await queue.pause("ops")
             return before, await queue.depth()

@@ -1,0 +1,144 @@
+"""A worker's side of an attempt, on an ``AtomicRedisQueue``: the transitions SAQ's Queue has no verb
+for (take-and-activate, the heartbeat, finish-and-take, a clean stop's re-queue), each one Lua
+compare-and-set (``engine/lua.py``). Private to ``engine/``: the queue's public surface is SAQ's.
+
+========================  ==========================================  ====================
+function                  transition                                  SAQ's nearest verb
+========================  ==========================================  ====================
+``take``                  QUEUED -> ACTIVE for a worker, attempts + 1  ``dequeue``
+``touch``                 heartbeat of a worker's running attempts     (``update``)
+``end_attempt``           the attempt's outcome (+ the next job)       ``finish``
+``retry_attempt``         ACTIVE -> QUEUED after the retry delay        ``retry``
+``requeue_attempt``       ACTIVE -> QUEUED at the head, attempt undone  (none)
+``end_abort``             ABORTING -> ABORTED                          ``finish_abort``
+========================  ==========================================  ====================
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Iterable
+
+from saq.job import Job, Status
+from saq.utils import now
+
+from ..exceptions import JobStateConflict
+from .queue import HEAD, AtomicRedisQueue, _text
+
+
+async def take(queue: AtomicRedisQueue, worker_id: str, wait: float = 0.0) -> Job | None:
+    """The next queued job, already marked ACTIVE for ``worker_id`` (attempts + 1), or None.
+
+    Waits up to ``wait`` seconds for one when nothing is queued.
+    """
+    reply = await queue._script("take", [queue.queued_key, queue.active_key, queue.paused_key], [worker_id, now()])
+    if not reply and wait > 0:
+        job_id = await queue.redis.blmove(queue.queued_key, queue.active_key, wait, "LEFT", "RIGHT")
+        if job_id is None:
+            return None
+        reply = await queue._script(
+            "activate", [queue.active_key, job_id, queue.queued_key, queue.paused_key], [worker_id, now()]
+        )
+    if reply == b"paused":
+        await asyncio.sleep(wait)  # paused: take nothing, and do not spin
+        return None
+    return await _taken(queue, reply, worker_id)
+
+
+async def _taken(queue: AtomicRedisQueue, reply: list | None, worker_id: str) -> Job | None:
+    if not reply or reply == b"paused":
+        return None
+    _, raw, activated = reply
+    job = queue.deserialize(raw)
+    if not int(activated):
+        # Written by something other than this class (no header): activate it by record CAS.
+        job.status, job.worker_id = Status.ACTIVE, worker_id
+        job.attempts += 1
+        job.started = job.touched = now()
+        if not await queue._replace(raw, job):
+            return None
+    return job
+
+
+async def touch(queue: AtomicRedisQueue, worker_id: str, attempts: Iterable[tuple[Job, bool]]) -> list[str]:
+    """Heartbeat ``worker_id``'s running attempts (those flagged True) and read their status.
+
+    Returns, per attempt and in order, "active" or "aborting" while this worker still holds it,
+    else "lost" (swept, finished or taken over elsewhere). One round trip for all of them.
+    """
+    attempts = list(attempts)
+    if not attempts:
+        return []
+    args: list = [worker_id, now()]
+    for job, due in attempts:
+        args += [job.attempts, 1 if due else 0]
+    reply = await queue._script("touch", [job.id for job, _ in attempts], args)
+    return [_text(state) for state in reply]
+
+
+async def end_attempt(
+    queue: AtomicRedisQueue,
+    job: Job,
+    status: Status,
+    *,
+    result=None,
+    error: str | None = None,
+    take_next: bool = False,
+) -> Job | None:
+    """Record how ``job``'s attempt ended (COMPLETE, FAILED or ABORTED); with ``take_next``, also
+    take the next job for the same worker, in the same round trip, and return it (or None).
+
+    Raises ``JobStateConflict`` if the attempt is no longer this job's (the sweep re-ran it,
+    or it was aborted and ended elsewhere); nothing is written then (a job taken with it is
+    returned on the exception, as ``taken``).
+    """
+    job.status, job.result, job.error, job.completed = status, result, error, now()
+    if status == Status.COMPLETE:
+        job.progress = 1.0
+    taken = None
+    if take_next:
+        reply, next_reply = await queue._finish_cas(job, status, "finish_and_take")
+        taken = await _taken(queue, next_reply, job.worker_id)
+    else:
+        reply = await queue._finish_cas(job, status)
+    if _text(reply[0]) != "ok":
+        stored = queue._stored(reply)
+        if queue._same_attempt(stored, job) and stored.status == status:
+            return taken  # written already (the reply to an earlier try was lost)
+        conflict = JobStateConflict(job.key, Status(status).value, stored)
+        conflict.taken = taken
+        raise conflict
+    queue._count(status)
+    return taken
+
+
+async def retry_attempt(queue: AtomicRedisQueue, job: Job, error: str | None) -> Status:
+    """Put ``job`` back on the queue for its next attempt, after its retry delay.
+
+    Returns QUEUED, or ABORTED if it was being aborted (the abort wins). Raises
+    ``JobStateConflict`` if the attempt is no longer this job's.
+    """
+    # On a copy, so that if it cannot be written (JobNotStorable) the attempt is still the worker's.
+    back = dataclasses.replace(job)
+    queue._reset_for_retry(back, error)
+    status = await queue._requeue_after_delay(back, job.worker_id)
+    job.replace(back)
+    queue.retried += status == Status.QUEUED
+    return status
+
+
+async def requeue_attempt(queue: AtomicRedisQueue, job: Job, reason: str) -> Status:
+    """Give back an attempt its worker could not finish (a clean stop): at the head of the queue,
+    without using up an attempt. Returns QUEUED, or ABORTED if it was being aborted."""
+    back = dataclasses.replace(job)
+    queue._reset_for_retry(back, reason)
+    back.attempts = max(0, job.attempts - 1)
+    status = await queue._requeue(back, HEAD, 0, owner=job.worker_id, expected_attempts=job.attempts)
+    job.replace(back)
+    return status
+
+
+async def end_abort(queue: AtomicRedisQueue, job: Job, count: bool = True) -> Job:
+    """ABORTING -> ABORTED for the attempt its worker has just cancelled; returns the stored job."""
+    return await queue._end_abort(job, count)

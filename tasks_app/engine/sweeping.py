@@ -1,0 +1,170 @@
+"""The sweep of an ``AtomicRedisQueue`` (``AtomicRedisQueue.sweep``, SAQ's verb, runs ``sweep`` here), and
+the reads that judge a queue's index: ``due_within`` (for a --burst worker) and ``check_consistency``.
+
+Every change the sweep makes is a compare-and-set against the record it read (``engine/lua.py``), so
+a worker that is alive after all cannot lose its attempt to it. Each ``queue`` is an
+``engine.queue.AtomicRedisQueue`` (annotated by its SAQ base: that module imports this one).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from saq.job import TERMINAL_STATUSES, Job, Status
+from saq.queue.redis import RedisQueue
+from saq.utils import now, now_seconds
+
+logger = logging.getLogger("tasks_app.engine")
+
+# A job moved to the active list but never marked ACTIVE is orphaned if it still looks so this much later.
+ORPHAN_RECHECK_S = 1.0
+# Past its timeout, a job is left this long to its own worker (which times it out) before the sweep takes it.
+TIMEOUT_GRACE_S = 10.0
+# The meta key a worker sets on a job whose cancelled task still runs (a sync task's thread): the sweep's
+# timeout rule passes it over while its worker heartbeats it, so it never runs twice at once.
+HELD = "held"
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def stuck_reason(job: Job, current_ms: int) -> str | None:
+    """Why a running ``job`` is orphaned, or None while its worker looks after it.
+
+    A live worker touches each running job well within its ``heartbeat``; past its ``timeout``
+    the worker times it out itself, so the sweep waits ``TIMEOUT_GRACE_S`` more before taking it.
+    """
+    if job.heartbeat and job.touched and current_ms - job.touched > job.heartbeat * 1000:
+        silent = (current_ms - job.touched) / 1000
+        return f"no heartbeat from worker {job.worker_id} for {silent:.1f}s (heartbeat {job.heartbeat}s)"
+    past = job.timeout and job.started and current_ms - job.started > (job.timeout + TIMEOUT_GRACE_S) * 1000
+    if past and HELD not in job.meta:
+        running = (current_ms - job.started) / 1000
+        return f"still running {running:.0f}s after starting, past its {job.timeout}s timeout"
+    return None
+
+
+async def sweep(queue: RedisQueue, lock: int = 60) -> list[str]:
+    """Resolve active-list entries whose worker is gone; returns the swept job ids.
+
+    At most once per ``lock`` seconds across all workers. Index entries (queued, running,
+    scheduled) whose job record no longer exists (a Redis that evicts keys) are removed first,
+    each logged once and added to ``evicted``, which the worker counts as lost. A job with no
+    heartbeat (or far past its timeout) is re-queued while it has attempts left, else ends
+    ABORTED; one that was being aborted ends ABORTED.
+    """
+    gone, found = await queue._script(
+        "sweep_scan", [queue.sweep_key, queue.active_key, queue.queued_key, queue.incomplete_key], [int(lock)]
+    )
+    swept: list[str] = [_lost(queue, job_id) for job_id in gone]
+    suspects: list[tuple[bytes, bytes]] = []
+    current_ms = now()
+    for job_id, raw in found:
+        if not raw:
+            if await queue._script("drop_entry", [queue.active_key, queue.incomplete_key, job_id], [""]):
+                swept.append(_lost(queue, job_id))
+            continue
+        job = queue.deserialize(raw)
+        if job.status in TERMINAL_STATUSES:
+            # Ended, yet still listed as running (a write that predates this queue class).
+            await queue._script("drop_entry", [queue.active_key, queue.incomplete_key, job_id], [raw])
+        elif job.status in (Status.QUEUED, Status.NEW):
+            suspects.append((job_id, raw))
+        else:
+            try:
+                reason = stuck_reason(job, current_ms)
+            except TypeError:
+                # Not written by this queue's API (e.g. heartbeat="30"): judged by no field, so kept
+                # from stopping the sweep of every other job, and named for the operator.
+                logger.error("Cannot sweep job %s: its record has malformed fields", job.key)
+                continue
+            if reason and await _sweep_job(queue, raw, job, reason):
+                swept.append(_text(job_id))
+    if suspects:
+        # Moved to the active list, not yet marked ACTIVE: normal for a few milliseconds.
+        await asyncio.sleep(ORPHAN_RECHECK_S)
+        for job_id, raw in suspects:
+            if await queue._script("relist", [queue.active_key, queue.queued_key, job_id], [raw]):
+                logger.warning("Swept job %s: taken from the queue by a worker that never started it", job_id)
+                swept.append(_text(job_id))
+    return swept
+
+
+async def _sweep_job(queue: RedisQueue, raw: bytes, job: Job, reason: str) -> bool:
+    new = queue.deserialize(raw)
+    if job.status == Status.ABORTING:
+        new.status, new.completed = Status.ABORTED, now()
+        new.error = f"{job.error or 'aborted'} (ended by the sweep: {reason})"
+        outcome = "ended ABORTED (it was being aborted)"
+    elif job.retryable:
+        queue._reset_for_retry(new, f"swept: {reason}")
+        delay = new.next_retry_delay()
+        new.scheduled = int(now_seconds() + delay) if delay else 0
+        outcome = f"re-queued for attempt {job.attempts + 1} of {job.retries}"
+    else:
+        new.status, new.completed = Status.ABORTED, now()
+        new.error = f"swept: {reason}; no attempts left"
+        outcome = "ended ABORTED (no attempts left)"
+    if not await queue._replace(raw, new):
+        return False  # it moved on since the scan: its worker is alive after all
+    queue.retried += new.status == Status.QUEUED
+    queue.aborted += new.status == Status.ABORTED
+    logger.warning(
+        "Swept job %s (task %s, attempt %d): %s; %s.",
+        job.key,
+        job.function,
+        job.attempts,
+        reason,
+        outcome,
+        extra={"job_key": job.key, "task": job.function, "attempt": job.attempts, "outcome": "swept"},
+    )
+    return True
+
+
+async def due_within(queue: RedisQueue, seconds: float) -> bool:
+    """Whether any job is queued, running, or scheduled to be due within ``seconds``, for this
+    queue's workers to take: never while the queue is paused, and not for an index entry whose
+    job record is gone (see ``sweep``)."""
+    return bool(await queue._script("due", [queue.paused_key, queue.incomplete_key], [now_seconds() + seconds]))
+
+
+def _lost(queue: RedisQueue, job_id: bytes | str) -> str:
+    job_id = _text(job_id)
+    queue.evicted.append(job_id)
+    logger.error(
+        "Lost job %s: its record no longer exists (evicted? this Redis must not evict: "
+        "CONFIG SET maxmemory-policy noeviction); its queue entry is removed.",
+        queue.job_key_from_id(job_id),
+        extra={"job_key": queue.job_key_from_id(job_id), "outcome": "lost"},
+    )
+    return job_id
+
+
+async def check_consistency(queue: RedisQueue) -> dict[str, list[str]]:
+    """Scan the whole queue for broken invariants; returns problem -> job keys (empty lists if none).
+
+    - ``unreferenced``: a non-terminal job that no list or schedule refers to (nothing would run it);
+    - ``no_ttl``: a terminal job with a positive ``ttl`` whose record never expires;
+    - ``dangling``: a list entry whose job record is gone or has ended.
+
+    For tests, benchmarks and debugging: it reads every job.
+    """
+    queued = {_text(i) for i in await queue.redis.lrange(queue.queued_key, 0, -1)}
+    active = {_text(i) for i in await queue.redis.lrange(queue.active_key, 0, -1)}
+    incomplete = {_text(i) for i in await queue.redis.zrange(queue.incomplete_key, 0, -1)}
+    listed, referenced = queued | active, queued | active | incomplete
+    report: dict[str, list[str]] = {"unreferenced": [], "no_ttl": [], "dangling": []}
+    seen: set[str] = set()
+    async for job in queue.iter_jobs(batch_size=500):
+        seen.add(job.id)
+        if job.status in TERMINAL_STATUSES:
+            if job.ttl > 0 and await queue.redis.ttl(job.id) == -1:
+                report["no_ttl"].append(job.key)
+            if job.id in listed:
+                report["dangling"].append(job.key)
+        elif job.id not in referenced:
+            report["unreferenced"].append(job.key)
+    report["dangling"] += [queue.job_key_from_id(i) for i in referenced - seen]
+    return report
