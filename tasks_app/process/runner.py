@@ -102,6 +102,8 @@ def build_worker(options: WorkerOptions, drain_outbox: bool) -> Worker:
             "started": int(time.time()),
             "queues": [options.queue],
             "concurrency": options.concurrency,
+            # So `manage.py enqueue` can tell when no live worker knows a task (added since it started).
+            "tasks": [spec.name for spec in registry.all()],
         },
     )
 
