@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import difflib
 import re
 import sys
@@ -14,6 +15,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
 from . import conf
+from .engine import memory_policy
 from .redaction import redact_url
 from .registry import import_task_function, registry
 
@@ -274,6 +276,41 @@ def check_mode(**kwargs: Any) -> list[checks.CheckMessage]:
             )
         ]
     return []
+
+
+@checks.register()
+def check_memory_policy(**kwargs: Any) -> list[checks.CheckMessage]:
+    """In a worker only (it connects to Redis): a queue whose Redis may evict keys can lose accepted jobs."""
+    if not _in_a_worker():
+        return []
+    from django.conf import settings
+
+    messages = []
+    for name, queue in conf.queues().items():
+        try:
+            policy = asyncio.run(_policy_of(queue.url))
+        except Exception:  # unreachable: the worker itself says so, naming the setting (exit 2)
+            continue
+        text = memory_policy.problem(policy, f"{redact_url(queue.url)} (queue {name!r})")
+        if text is None:
+            continue
+        if settings.DEBUG:
+            messages.append(
+                checks.Warning(text, hint="A warning while DEBUG is on; an error in production.", id="tasks_app.W004")
+            )
+        else:
+            messages.append(_error(text, "Workers refuse to start on it with DEBUG off: jobs would be lost.", 13))
+    return messages
+
+
+async def _policy_of(url: str) -> str:
+    import redis.asyncio
+
+    client = redis.asyncio.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+    try:
+        return await memory_policy.read_policy(client)
+    finally:
+        await client.aclose()
 
 
 def _in_a_worker() -> bool:
