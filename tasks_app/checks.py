@@ -14,7 +14,7 @@ from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
-from . import conf
+from . import conf, embedded_redis
 from .engine import memory_policy
 from .redaction import redact_url
 from .registry import import_task_function, registry
@@ -276,6 +276,21 @@ def check_mode(**kwargs: Any) -> list[checks.CheckMessage]:
             )
         ]
     return []
+
+
+@checks.register(checks.Tags.security, deploy=True)
+def check_embedded_redis(**kwargs: Any) -> list[checks.CheckMessage]:
+    directory = conf.embedded_redis()
+    if not any(embedded_redis.serves(directory, queue.url) for queue in conf.queues().values()):
+        return []
+    return [
+        checks.Warning(
+            f"A queue uses the embedded development Redis in {directory}: one process on this machine, not "
+            "replicated, not for production.",
+            hint='Set the queue\'s URL (SAQ["QUEUES"][...]["URL"]) to a Redis of your own.',
+            id="tasks_app.W005",
+        )
+    ]
 
 
 @checks.register()

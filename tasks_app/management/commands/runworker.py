@@ -13,7 +13,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
 
-from tasks_app import conf
+from tasks_app import conf, embedded_redis
 from tasks_app.engine.cron import next_run
 from tasks_app.exceptions import ServiceUnavailable, UnsafeBind, WorkersGaveUp
 from tasks_app.management.queues import named_queues
@@ -162,8 +162,10 @@ class Command(BaseCommand):
         write = self.stdout.write
         write(self.style.SUCCESS(f"SAQ worker, pid {os.getpid()}, event loop {conf.event_loop()}"))
         for worker in workers:
-            url = redact_url(conf.queue_config(worker.queue.name).url)
-            write(f"  queue {worker.queue.name!r} at {url}, concurrency {worker.concurrency}")
+            url = conf.queue_config(worker.queue.name).url
+            where = "embedded Redis (development)" if embedded_redis.serves(conf.embedded_redis(), url) else ""
+            write(f"  queue {worker.queue.name!r} at {redact_url(url)}{f' ({where})' if where else ''}, "
+                  f"concurrency {worker.concurrency}")  # fmt: skip
         write("  tasks:")
         for spec in registry.all():
             options = spec.job_options()
