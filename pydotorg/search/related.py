@@ -42,6 +42,7 @@ def _shown_fields(model: type[Model], link: Related) -> list[str]:
 
 def related_saving(sender: type[Model], instance: Model, raw: bool = False, using: str | None = None,
                    update_fields: Iterable[str] | None = None, **kwargs: Any) -> None:  # fmt: skip
+    instance.__dict__.pop(PENDING, None)  # left by a save that failed after its pre_save
     if raw or instance._state.adding or instance.pk is None:
         return  # a new object is shown by no document yet; fixtures are loaded as they are
     followers = FOLLOWED.get(sender, [])
@@ -93,7 +94,7 @@ def links_changed(sender: type[Model], instance: Model, action: str, pk_set: set
 def _schedule(spec: DocumentType, ids: Iterable[Any], using: str | None) -> None:
     ids = list(ids)
     if ids:
-        schedule_index(spec.name, ids, using=using)
+        schedule_index(spec.name, ids, using=using, deduplicate=True)
 
 
 def connect(types: Iterable[DocumentType]) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db.models import QuerySet
 from django.db.models.signals import post_delete, post_save
 
 from . import related
@@ -23,7 +24,7 @@ def content_changed(sender: type, instance: Any, using: str, **kwargs: Any) -> N
         return
     # Deleted with a related object (a feed's entries): that object's delete scheduled them as one batch.
     origin = kwargs.get("origin")
-    if origin is not None and getattr(origin, "model", type(origin)) in spec.related_links():
+    if origin is not None and (origin.model if isinstance(origin, QuerySet) else type(origin)) in spec.related_links():
         return
     schedule_object(spec.name, instance.pk, using=using)
 
