@@ -185,5 +185,8 @@ LOGGING = {
     "loggers": {
         "tasks_app": {"level": "INFO"},
         "pydotorg": {"level": "INFO"},
+        # A request with a Host header outside ALLOWED_HOSTS gets a 400; it is the client's error, not the
+        # site's, so it is not logged as one (Django's documented recipe).
+        "django.security.DisallowedHost": {"handlers": [], "level": "CRITICAL", "propagate": False},
     },
 }

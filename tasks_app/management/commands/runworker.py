@@ -84,7 +84,7 @@ class Command(BaseCommand):
             )
             for name in queues
         ]
-        web = (options["host"], options["port"]) if options["web"] else None
+        web = self._web = (options["host"], options["port"]) if options["web"] else None
         try:
             run(worker_options, on_ready=self._banner, web=web)
         except ServiceUnavailable as exc:
@@ -178,6 +178,9 @@ class Command(BaseCommand):
             for entry in crons:
                 upcoming = next_run(entry.expression, workers[0].cron_tz, moment).astimezone(workers[0].cron_tz)
                 write(f"    {entry.expression:<15} {entry.name}  next {upcoming:%Y-%m-%d %H:%M %Z}")
+        if getattr(self, "_web", None):
+            host, port = self._web
+            write(f"  monitor (SAQ's web UI) at http://{f'[{host}]' if ':' in host else host}:{port}/")
         mode = "burst: exits when the queue is empty" if workers[0].burst else "SIGTERM/SIGINT for a clean stop"
         write(f"  {mode}; grace period {conf.shutdown_grace_period():.0f}s")
 
