@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
 
-from django.core.exceptions import ImproperlyConfigured
+from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
 from django.db.models import Model, Q, QuerySet
 from django.dispatch import Signal
 
@@ -203,8 +203,37 @@ def register[T: type[DocumentType]](cls: T) -> T:
                 f"Search document {cls.__qualname__} declares {cls.name!r} for {cls.model._meta.label}, "
                 f"which {type(other).__qualname__} already declares; each model has one search document."
             )
-    TYPES[cls.name] = cls()
+    spec = cls()
+    for model, link in spec.related_links().items():
+        _check_related(spec, model, link)
+    TYPES[cls.name] = spec
     return cls
+
+
+def _check_related(spec: DocumentType, model: type[Model], link: Related) -> None:
+    """ImproperlyConfigured unless ``link.path`` leads from the indexed model to ``model`` and its fields exist."""
+    where = f"Search document {type(spec).__qualname__}: related {model.__name__}"
+    current: type[Model] = spec.model
+    for hop in link.path.split("__"):
+        try:
+            field = current._meta.get_field(hop)
+        except FieldDoesNotExist:
+            raise ImproperlyConfigured(
+                f"{where}: {current._meta.label} has no field {hop!r} (path {link.path!r}); "
+                f"the path is the lookup from {spec.model._meta.label} to {model._meta.label}, e.g. 'category'."
+            ) from None
+        if field.related_model is None:
+            raise ImproperlyConfigured(f"{where}: {hop!r} of {current._meta.label} is not a relation.")
+        current = field.related_model
+    if current is not model:
+        raise ImproperlyConfigured(
+            f"{where}: path {link.path!r} leads to {current._meta.label}, not {model._meta.label}."
+        )
+    for name in link.fields or ():
+        try:
+            model._meta.get_field(name)
+        except FieldDoesNotExist:
+            raise ImproperlyConfigured(f"{where}: {model._meta.label} has no field {name!r} to show.") from None
 
 
 def extra_text(doc: Document) -> str:

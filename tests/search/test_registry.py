@@ -49,3 +49,25 @@ def test_meilisearch_settings_come_from_the_declarations():
     assert {"feed", "company", "location", "country", "category", "job_types", "venue"} == set(searchable[4:])
     assert {"feed_id", "country", "telecommuting"} <= set(settings.filterable_attributes)
     assert {"published", "starts", "expires"} <= set(settings.sortable_attributes)
+
+
+@pytest.mark.parametrize(
+    ("related", "message"),
+    [
+        ({"path": "categorie"}, r"jobs.Job has no field 'categorie' \(path 'categorie'\)"),
+        ({"path": "company_name"}, r"'company_name' of jobs.Job is not a relation"),
+        ({"path": "job_types"}, r"path 'job_types' leads to jobs.JobType, not jobs.JobCategory"),
+        ({"path": "category", "fields": ("title",)}, r"jobs.JobCategory has no field 'title' to show"),
+    ],
+)
+def test_a_related_declaration_that_leads_nowhere_is_refused(monkeypatch, related, message):
+    from pydotorg.jobs.models import Job, JobCategory
+
+    monkeypatch.setattr(documents, "TYPES", {})
+
+    class Broken(documents.DocumentType):
+        name, label, model = "job", "Job", Job
+
+    Broken.related = {JobCategory: documents.Related(**related)}
+    with pytest.raises(ImproperlyConfigured, match=message):
+        documents.register(Broken)
