@@ -153,3 +153,26 @@ def test_types_changed_on_the_job_in_the_admin_reindex_it(admin_client, indexed_
     worked()
     assert found(admin_client, "Bandicootery") == [("job", job.pk)]
     assert found(admin_client, "Wallabyshift") == [("job", jobs[1].pk)]
+
+
+def test_a_feed_renamed_reindexes_its_entries_and_a_fetch_does_not(client, clean_queue):
+    from django.utils import timezone
+
+    from pydotorg.blogs.models import BlogEntry, Feed
+
+    feed = Feed.objects.create(name="Platypus Weekly", feed_url="https://example.org/platypus.xml")
+    entries = [
+        BlogEntry.objects.create(feed=feed, guid=str(n), title=f"Issue {n}", pub_date=timezone.now()) for n in range(3)
+    ]
+    worked()
+    assert len(found(client, "Platypus")) == 3
+
+    feed.last_fetched = timezone.now()
+    feed.save()  # what every refresh does: the entries show no fetch time, so nothing is queued
+    assert queued(clean_queue) == 0
+
+    feed.name = "Echidna Digest"
+    feed.save()
+    worked()
+    assert found(client, "Platypus") == []
+    assert sorted(found(client, "Echidna")) == sorted(("blog", e.pk) for e in entries)
