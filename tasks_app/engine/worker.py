@@ -36,7 +36,7 @@ from saq.utils import now
 from ..backoff import backoff
 from ..exceptions import JobStateConflict
 from . import attempts, sweeping
-from .cron import next_run
+from .cron_sync import sync_cron
 from .execution import Attempt, Execution, as_coroutine
 from .queue import AtomicRedisQueue
 from .sweeping import HELD
@@ -52,11 +52,13 @@ EVICTED = "(evicted)"
 
 @dataclass(frozen=True)
 class CronSchedule:
-    """A cron entry: ``build(at)`` returns the job for the run at ``at`` (aware UTC), with a fixed key."""
+    """A cron entry: ``build(at)`` returns the job for the run at ``at`` (aware UTC), with a fixed key.
+    ``fingerprint`` tells this version of the entry from another (``engine/cron_sync.py``)."""
 
     expression: str
     build: Callable[[datetime], Job]
     name: str = ""
+    fingerprint: str = ""
 
 
 @dataclass(frozen=True)
@@ -366,12 +368,10 @@ class Worker(saq.Worker):
         await self.heartbeat()
 
     async def schedule(self, lock: int = 1) -> None:
-        """Enqueue each cron entry's next run (a fixed key keeps one pending), then queue due jobs.
+        """Bring the stored cron runs in line with the entries (``engine/cron_sync.py``), then queue due jobs.
         ``lock``: see ``AtomicRedisQueue.schedule``."""
         if not self.burst:
-            moment = datetime.now(UTC)
-            for entry in self.cron_schedules:
-                await self.queue.submit(entry.build(next_run(entry.expression, self.cron_tz, moment)))
+            await sync_cron(self.queue, self.cron_schedules, self.cron_tz, datetime.now(UTC))
         scheduled = await self.queue.schedule(lock)
         if scheduled:
             logger.debug("Scheduled %s", scheduled)

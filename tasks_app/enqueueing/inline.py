@@ -141,7 +141,7 @@ class InlineRun:
     @staticmethod
     def _ended(job: Job, outcome: str) -> str:
         try:
-            stored = json.loads(json.dumps({"result": job.result, "meta": job.meta}))
+            stored = json.loads(json.dumps({"result": job.result, "meta": job.meta}, allow_nan=False))
         except (TypeError, ValueError, RecursionError) as exc:
             raise JobNotStorable(job.key, exc) from None  # as on a worker: Redis could not hold it
         job.result = stored["result"]  # as a worker would read it back from Redis
