@@ -29,11 +29,10 @@ from typing import TYPE_CHECKING
 
 from saq.job import TERMINAL_STATUSES, Job, Status
 
-from .cron import next_run
+from .cron import CronSchedule, next_run
 
 if TYPE_CHECKING:
     from .queue import AtomicRedisQueue
-    from .worker import CronSchedule
 
 logger = logging.getLogger("tasks_app.cron")
 

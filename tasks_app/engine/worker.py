@@ -36,6 +36,7 @@ from saq.utils import now
 from ..backoff import backoff
 from ..exceptions import JobStateConflict
 from . import attempts, sweeping
+from .cron import CronSchedule
 from .cron_sync import sync_cron
 from .execution import Attempt, Execution, as_coroutine
 from .queue import AtomicRedisQueue
@@ -48,17 +49,6 @@ REDIS_ERRORS = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSErro
 BURST_LOOKAHEAD_S = 5.0
 # The task name an evicted job is counted under (its record, and so its task, is gone).
 EVICTED = "(evicted)"
-
-
-@dataclass(frozen=True)
-class CronSchedule:
-    """A cron entry: ``build(at)`` returns the job for the run at ``at`` (aware UTC), with a fixed key.
-    ``fingerprint`` tells this version of the entry from another (``engine/cron_sync.py``)."""
-
-    expression: str
-    build: Callable[[datetime], Job]
-    name: str = ""
-    fingerprint: str = ""
 
 
 @dataclass(frozen=True)
