@@ -27,6 +27,7 @@ from redis.exceptions import RedisError
 from saq.job import Job
 
 from .. import conf
+from ..engine.cron_sync import cron_key, signature
 from ..engine.worker import CronSchedule, Upkeep, Worker
 from ..enqueueing import outbox
 from ..enqueueing.building import build_job
@@ -52,7 +53,7 @@ class WorkerOptions:
 
 def _cron_job(entry: conf.CronConfig, at: datetime) -> Job:
     # A fixed key per task: a pending run is never duplicated, so runs never pile up.
-    return build_job(entry.task, entry.kwargs, key=f"cron:{entry.task}", at=at, **entry.options).job
+    return build_job(entry.task, entry.kwargs, key=cron_key(entry.task), at=at, **entry.options).job
 
 
 def build_worker(options: WorkerOptions, drain_outbox: bool) -> Worker:
@@ -62,8 +63,14 @@ def build_worker(options: WorkerOptions, drain_outbox: bool) -> Worker:
     timers = conf.timers()
     outbox_interval = float(timers.pop("outbox"))
     hooks = {name: [import_string(path) for path in paths] for name, paths in conf.hooks().items()}
+    cron_tz = zoneinfo.ZoneInfo(settings.TIME_ZONE or "UTC")
     cron = [
-        CronSchedule(entry.cron, functools.partial(_cron_job, entry), entry.task)
+        CronSchedule(
+            entry.cron,
+            functools.partial(_cron_job, entry),
+            entry.task,
+            signature(entry.cron, cron_tz, entry.kwargs, entry.options),
+        )
         for entry in conf.cron_jobs()
         if registry.get(entry.task).queue == options.queue
     ]
@@ -82,7 +89,7 @@ def build_worker(options: WorkerOptions, drain_outbox: bool) -> Worker:
         [(spec.name, wrap(spec, executor)) for spec in registry.all()],
         executor=executor,
         cron=cron,
-        cron_tz=zoneinfo.ZoneInfo(settings.TIME_ZONE or "UTC"),
+        cron_tz=cron_tz,
         upkeep=upkeep,
         observers=[metrics.observe],
         startup=hooks["startup"],
