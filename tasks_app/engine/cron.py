@@ -9,11 +9,6 @@ The rule here, as in Vixie cron:
   skipped hour, right after the gap, at the same distance past it (02:30 -> 03:30);
 - an entry whose hour field is a wildcard (``*/15 * * * *``) follows elapsed time: it runs
   in both copies of a repeated hour, and once at the end of a skipped one.
-
-When an entry changes (``first_run``): an entry that fires once a day (one minute, one hour) runs
-at most once per local day. If its last run was due on the local day of the new expression's next
-time, that time is skipped and the entry next runs on a later day. A time of the new expression
-that passed before the change is not made up.
 """
 
 from __future__ import annotations
@@ -61,25 +56,6 @@ def next_run(expression: str, tz: tzinfo, after: datetime) -> datetime:
             if instant > after and (best is None or instant < best):
                 best = instant
     raise ValueError(f"Cron expression {expression!r} never fires after {after.isoformat()}.")
-
-
-def fires_once_a_day(expression: str) -> bool:
-    """Whether ``expression`` fires at most once per local day (a single minute and a single hour)."""
-    minutes, hours = croniter(expression).expanded[:2]
-    return len(minutes) == 1 and len(hours) == 1 and "*" not in (minutes[0], hours[0])
-
-
-def first_run(expression: str, tz: tzinfo, after: datetime, previous: datetime | None) -> datetime:
-    """``next_run``, once per local day for an entry that fires once a day: if ``previous`` (when the
-    entry's last run was due, aware, or None when unknown) falls on the local day of the next time,
-    the first time on a later local day. Returns an aware UTC datetime."""
-    at = next_run(expression, tz, after)
-    if previous is None or not fires_once_a_day(expression):
-        return at
-    ran_on = previous.astimezone(tz).date()
-    while at.astimezone(tz).date() <= ran_on:
-        at = next_run(expression, tz, at)
-    return at
 
 
 _HOUR = timedelta(hours=1)

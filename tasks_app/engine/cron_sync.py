@@ -1,191 +1,180 @@
-"""Stored cron runs kept in step with the cron entries in force.
+"""Stored cron runs kept in line with the cron entries in force (``SAQ["CRON_JOBS"]``).
 
-Each entry has one pending run in Redis, under its own key (``cron:<task>``), carrying in
-``job.meta["cron"]`` what produced it::
+Each entry's next run is one job under a fixed key (``cron:<task>``), so runs never pile up. A
+worker's schedule tick (every ``TIMERS["schedule"]`` seconds, and at start) makes Redis agree with
+its settings:
 
-    {"entry": "<task>", "expression": "0 2 * * *", "time_zone": "Europe/Berlin",
-     "signature": "<16 hex digits of expression, time zone, arguments and options>",
-     "previous": <epoch seconds the entry's last run was due at, or null>}
+- an entry with no pending run gets one, at its next time (``engine/cron.py``);
+- a pending run written by another version of the entry (its expression, arguments, options or
+  time zone changed), or by something else under the same key (a manual enqueue), is replaced by
+  this entry's own, with one compare-and-set;
+- a pending run of an entry that is gone is ended ``aborted``, saying so; a run that is already
+  running is left to finish.
 
-On every schedule tick (one pipelined read of the entries' records and of the queue's cron
-registry, ``saq:<queue>:cron``), and with a scan of every ``cron:*`` key on a worker's first tick:
+A daily entry changed after it ran today is not run again today: its first run under the new
+expression is the next one on a later local day ("once per local day", as across DST changes).
 
-- an entry with no pending run gets its next one;
-- a pending run whose signature differs (the entry changed, or the run was written by an older
-  version, or by a manual enqueue that took the key) is replaced by the entry's next run;
-- a pending run of an entry that is gone is aborted (it never fires); a running one is left to end.
-
-Each write is a record compare-and-set against what was read (``AtomicRedisQueue._replace``) or the
-enqueue script, so workers racing on a tick, a worker taking the run, or an abort cannot be lost:
-the loser leaves the record as the winner wrote it, and the next tick decides again.
+Every job written here carries ``meta["cron"]``: ``{"entry": fingerprint, "expression": ...,
+"last_run": epoch seconds of the run before, or None}``. The keys of the runs this queue's
+workers wrote are kept in the set ``saq:<queue>:cron`` so that runs of removed entries are found; a
+worker's first tick also scans for ``cron:*`` runs the set does not list (written by an older version).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-from collections.abc import Callable, Sequence
+import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, tzinfo
-from typing import Any
+from datetime import UTC, datetime, timedelta, tzinfo
+from typing import TYPE_CHECKING
 
 from saq.job import TERMINAL_STATUSES, Job, Status
-from saq.utils import now, now_seconds
 
-from .cron import first_run
+from .cron import next_run
 
-logger = logging.getLogger("tasks_app.worker")
+if TYPE_CHECKING:
+    from .queue import AtomicRedisQueue
+    from .worker import CronSchedule
 
-KEY_PREFIX = "cron:"
-RUNNING = (Status.ACTIVE, Status.ABORTING)
+logger = logging.getLogger("tasks_app.cron")
 
-
-def cron_key(name: str) -> str:
-    """The job key of a cron entry's runs."""
-    return f"{KEY_PREFIX}{name}"
-
-
-def signature(expression: str, tz: tzinfo, kwargs: Any = None, options: Any = None) -> str:
-    """16 hex digits that change whenever the entry would produce different runs."""
-    text = json.dumps([expression, str(tz), kwargs or {}, options or {}], sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+_DAY = timedelta(hours=23)  # an entry whose runs are at least this far apart is a daily (or rarer) one
 
 
 @dataclass(frozen=True)
-class CronEntry:
-    """A cron entry as the scheduler needs it: ``build(at)`` gives its run due at ``at`` (aware UTC)."""
+class StoredRun:
+    """What Redis holds for one entry's key, as the dashboard shows it."""
 
     name: str
     expression: str
-    build: Callable[[datetime], Job]
-    signature: str = ""
-
-    @property
-    def key(self) -> str:
-        return cron_key(self.name)
+    key: str
+    status: str | None  # None: no run stored
+    due: datetime | None
 
 
-def cron_meta(job: Job | None) -> dict[str, Any]:
-    """``job.meta["cron"]`` (empty when the job was not written by this scheduler)."""
-    meta = (job.meta or {}).get("cron") if job is not None else None
-    return meta if isinstance(meta, dict) else {}
+def cron_set_key(queue: AtomicRedisQueue) -> str:
+    return queue.namespace("cron")
 
 
-def is_cron_run(job: Job, key: str) -> bool:
-    """A run of a cron entry: marked so, or written by an older version (key ``cron:<its task>``)."""
-    return bool(cron_meta(job)) or key == cron_key(job.function)
+# Queue connections (one per worker) whose Redis was scanned for cron runs missing from the set.
+_adopted: weakref.WeakSet = weakref.WeakSet()
 
 
-def last_due(job: Job) -> datetime | None:
-    """When the entry's last run was due: this run's time if it ran, else what it recorded."""
-    if job.status in TERMINAL_STATUSES and (job.started or job.status != Status.ABORTED):
-        seconds = job.scheduled or job.started / 1000 or job.queued / 1000
-    else:
-        seconds = cron_meta(job).get("previous")
-    return datetime.fromtimestamp(seconds, tz=UTC) if seconds else None
+async def _adopt_unlisted(queue: AtomicRedisQueue) -> None:
+    """On a worker's first tick: add to the set the cron runs it does not list, so that a removed
+    entry's run is found too when it was stored by a version without the set (or its member was lost).
+    A run is cron's if it says so in meta, or (older versions) its key is ``cron:<its task>``."""
+    if queue in _adopted:
+        return
+    ids = [job_id async for job_id in queue.redis.scan_iter(match=queue.job_id("cron:*"), count=1000)]
+    found = []
+    for raw in await queue.redis.mget(ids) if ids else []:
+        job = queue.deserialize(raw) if raw else None
+        if job is not None and ("cron" in (job.meta or {}) or job.key == f"cron:{job.function}"):
+            found.append(job.key)
+    if found:
+        await queue.redis.sadd(cron_set_key(queue), *found)
+    _adopted.add(queue)
 
 
-class CronSync:
-    """Keeps ``queue``'s stored cron runs equal to ``entries`` (see the module docstring)."""
-
-    def __init__(self, queue, entries: Sequence[CronEntry], tz: tzinfo) -> None:
-        self.queue = queue
-        self.entries = list(entries)
-        self.tz = tz
-        self.registry_key = queue.namespace("cron")
-        self.scanned = False
-
-    async def tick(self) -> None:
-        """One pass: one round trip when nothing changed."""
-        moment = datetime.now(UTC)
-        redis = self.queue.redis
-        async with redis.pipeline(transaction=False) as pipe:
-            pipe.hkeys(self.registry_key)
-            for entry in self.entries:
-                pipe.get(self.queue.job_id(entry.key))
-            listed, *raws = await pipe.execute()
-        current = {entry.key for entry in self.entries}
-        gone = {_text(field) for field in listed} - current
-        if not self.scanned:
-            # Runs stored before the registry existed, or whose registry entry was lost.
-            async for job_id in redis.scan_iter(match=self.queue.job_id(f"{KEY_PREFIX}*"), count=1000):
-                gone.add(self.queue.job_key_from_id(_text(job_id)))
-            gone -= current
-            self.scanned = True
-        for entry, raw in zip(self.entries, raws, strict=True):
-            await self._keep(entry, raw, moment)
-        if gone:
-            ordered = sorted(gone)
-            for key, raw in zip(ordered, await redis.mget([self.queue.job_id(k) for k in ordered]), strict=True):
-                await self._drop(key, raw)
-
-    def _next(self, entry: CronEntry, moment: datetime, previous: datetime | None) -> Job:
-        at = first_run(entry.expression, self.tz, moment, previous)
-        job = entry.build(at)
-        job.meta = {
-            **(job.meta or {}),
-            "cron": {
-                "entry": entry.name,
-                "expression": entry.expression,
-                "time_zone": str(self.tz),
-                "signature": entry.signature or entry.expression,
-                "previous": int(previous.timestamp()) if previous else None,
-            },
-        }
-        return job
-
-    async def _keep(self, entry: CronEntry, raw: bytes | None, moment: datetime) -> None:
-        stored = self.queue.deserialize(raw) if raw else None
-        mine = entry.signature or entry.expression
-        if stored is None or stored.status in TERMINAL_STATUSES:
-            job = self._next(entry, moment, last_due(stored) if stored is not None else None)
-            _, state = await self.queue.submit(job)
-            if state != "exists":
-                await self.queue.redis.hset(self.registry_key, entry.key, mine)
-            return
-        if stored.status in RUNNING or cron_meta(stored).get("signature") == mine:
-            return
-        if stored.status != Status.QUEUED:
-            return
-        if not is_cron_run(stored, entry.key):
-            when = f"due {datetime.fromtimestamp(stored.scheduled, tz=UTC):%Y-%m-%d %H:%M}Z" if stored.scheduled else ""
-            logger.warning(
-                "Cron key %s was held by a job cron did not schedule (task %s %s); replaced by cron's next run.",
-                entry.key,
-                stored.function,
-                when,
-                extra={"job_key": entry.key, "task": stored.function},
-            )
-        elif stored.scheduled and stored.scheduled <= now_seconds():
-            return  # due now under the settings it was scheduled by: it runs, and counts as that day's run
-        job = self._next(entry, moment, last_due(stored))
-        job.queue, job.status, job.queued = self.queue, Status.QUEUED, now()
-        if await self.queue._replace(raw, job):
-            await self.queue.redis.hset(self.registry_key, entry.key, mine)
-            old = cron_meta(stored).get("expression", "?")
-            logger.info(
-                "Cron entry %s changed (%s -> %s): its next run is %s.",
-                entry.name,
-                old,
-                entry.expression,
-                datetime.fromtimestamp(job.scheduled, tz=UTC).astimezone(self.tz).isoformat(),
-                extra={"job_key": entry.key, "task": job.function},
-            )
-
-    async def _drop(self, key: str, raw: bytes | None) -> None:
-        stored = self.queue.deserialize(raw) if raw else None
-        if stored is not None and stored.status == Status.QUEUED and is_cron_run(stored, key):
-            ended = self.queue.deserialize(raw)
-            ended.status, ended.completed = Status.ABORTED, now()
-            ended.error = 'aborted: its cron entry is no longer in SAQ["CRON_JOBS"]'
-            if not await self.queue._replace(raw, ended):
-                return  # it moved on (taken, or changed): decided again next tick
-            logger.info("Cron entry %s is gone from the settings: its pending run was removed.", key)
-        elif stored is not None and stored.status not in TERMINAL_STATUSES:
-            return  # running, or not cron's: left alone; forgotten once it ends
-        await self.queue.redis.hdel(self.registry_key, key)
+def _mark(job: Job, entry: CronSchedule, last_run: int | None) -> Job:
+    job.meta["cron"] = {"entry": entry.fingerprint, "expression": entry.expression, "last_run": last_run}
+    return job
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+def _last_run(stored: Job | None) -> int | None:
+    """When the run before the next one was due (epoch s): a finished or running stored run's own time,
+    or what a pending one remembers."""
+    if stored is None:
+        return None
+    if stored.status in TERMINAL_STATUSES or stored.status == Status.ACTIVE:
+        return int(stored.scheduled) or None
+    return (stored.meta.get("cron") or {}).get("last_run")
+
+
+def _next_time(entry: CronSchedule, tz: tzinfo, moment: datetime, last_run: int | None, changed: bool) -> datetime:
+    at = next_run(entry.expression, tz, moment)
+    # Once per local day: a daily entry that already ran today under its old time waits for tomorrow.
+    if changed and last_run and next_run(entry.expression, tz, at) - at >= _DAY:
+        ran = datetime.fromtimestamp(last_run, UTC).astimezone(tz).date()
+        if ran == at.astimezone(tz).date():
+            at = next_run(entry.expression, tz, at)
+    return at
+
+
+async def sync_cron(queue: AtomicRedisQueue, entries: Sequence[CronSchedule], tz: tzinfo, moment: datetime) -> None:
+    """One schedule tick's cron work for ``queue`` (see the module docstring); ``moment`` is now, aware."""
+    wanted = {}
+    for entry in entries:
+        probe = entry.build(next_run(entry.expression, tz, moment))
+        wanted[probe.key] = entry
+    await _adopt_unlisted(queue)
+    await _end_removed(queue, set(wanted))
+    if wanted:
+        await queue.redis.sadd(cron_set_key(queue), *wanted)
+    for key, entry in wanted.items():
+        stored = await queue.job(key)
+        if stored is not None and stored.status not in TERMINAL_STATUSES and stored.status != Status.ACTIVE:
+            if (stored.meta.get("cron") or {}).get("entry") == entry.fingerprint:
+                continue  # this entry's own pending run
+            await _replace(queue, key, entry, tz, moment)
+        elif stored is None or stored.status in TERMINAL_STATUSES:
+            last = _last_run(stored)
+            job = _mark(entry.build(_next_time(entry, tz, moment, last, changed=False)), entry, last)
+            await queue.submit(job)
+        # ACTIVE: it runs now; its next run is written once it has ended.
+
+
+async def _replace(queue: AtomicRedisQueue, key: str, entry: CronSchedule, tz: tzinfo, moment: datetime) -> None:
+    was: list[str | None] = []
+
+    def change(current: Job) -> Job | None:
+        if current.status != Status.QUEUED:
+            return None  # taken or ended meanwhile: the next tick decides again
+        if (current.meta.get("cron") or {}).get("entry") == entry.fingerprint:
+            return None
+        was[:] = [(current.meta.get("cron") or {}).get("expression")]
+        last = _last_run(current)
+        new = _mark(entry.build(_next_time(entry, tz, moment, last, changed=True)), entry, last)
+        new.queue, new.status, new.queued = queue, Status.QUEUED, current.queued
+        return new
+
+    replaced, done = await queue.compare_and_set(key, change)
+    if done and replaced is not None:
+        logger.info(
+            "Cron entry %s rescheduled to %s (%s), replacing the run stored %s",
+            entry.name,
+            datetime.fromtimestamp(replaced.scheduled, UTC).astimezone(tz).isoformat(),
+            entry.expression,
+            f"for {was[0]!r}" if was and was[0] else "under its key by something else",
+        )
+
+
+async def _end_removed(queue: AtomicRedisQueue, wanted: set[str]) -> None:
+    members = {member.decode() for member in await queue.redis.smembers(cron_set_key(queue))}
+    for key in members - wanted:
+
+        def end(current: Job) -> Job | None:
+            if current.status != Status.QUEUED:
+                return None  # running: left to finish; ended: nothing to do
+            current.status = Status.ABORTED
+            current.error = 'Its cron entry is no longer in SAQ["CRON_JOBS"].'
+            return current
+
+        _, done = await queue.compare_and_set(key, end)
+        if done:
+            logger.info("Cron run %s removed: its entry is no longer in the settings", key)
+        await queue.redis.srem(cron_set_key(queue), key)
+
+
+async def stored_runs(queue: AtomicRedisQueue, entries: Sequence[CronSchedule], tz: tzinfo) -> list[StoredRun]:
+    """Each entry's run as Redis holds it now (for the dashboard)."""
+    rows = []
+    moment = datetime.now(UTC)
+    for entry in entries:
+        key = entry.build(next_run(entry.expression, tz, moment)).key
+        stored = await queue.job(key)
+        due = datetime.fromtimestamp(stored.scheduled, UTC).astimezone(tz) if stored and stored.scheduled else None
+        rows.append(StoredRun(entry.name, entry.expression, key, stored.status.value if stored else None, due))
+    return rows

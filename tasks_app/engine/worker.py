@@ -9,7 +9,7 @@ What it changes in ``saq.Worker``:
 - an attempt cut short by a clean stop goes back to the head of the queue without using up an
   attempt; an idle worker stops at once;
 - cron entries fire on the local wall clock, once per day across daylight-saving changes
-  (``engine/cron.py``), and their stored runs follow the entries in force (``engine/cron_sync.py``);
+  (``engine/cron.py``);
 - a Redis or database outage is logged once when it starts and once when it ends, and the
   worker waits, backing off, instead of spinning;
 - one structured log line per finished attempt.
@@ -37,7 +37,7 @@ from saq.utils import now
 from saq.worker import ensure_coroutine_function
 
 from ..exceptions import JobNotStorable, JobStateConflict
-from .cron_sync import CronEntry, CronSync
+from .cron_sync import sync_cron
 from .queue import AtomicRedisQueue, drop_unstorable
 
 logger = logging.getLogger("tasks_app.worker")
@@ -88,13 +88,13 @@ def log_attempt(
 
 @dataclass(frozen=True)
 class CronSchedule:
-    """A cron entry: ``build(at)`` returns the job for the run at ``at`` (aware UTC), with the key
-    ``cron:<name>``; ``signature`` changes whenever the entry would build other runs."""
+    """A cron entry: ``build(at)`` returns the job for the run at ``at`` (aware UTC), with a fixed key.
+    ``fingerprint`` tells this version of the entry from another (``engine/cron_sync.py``)."""
 
     expression: str
     build: Callable[[datetime], Job]
     name: str = ""
-    signature: str = ""
+    fingerprint: str = ""
 
 
 @dataclass(frozen=True)
@@ -210,11 +210,6 @@ class Worker(saq.Worker):
         self.queue: AtomicRedisQueue = queue
         self.cron_schedules = list(cron)
         self.cron_tz = cron_tz
-        self.cron = CronSync(
-            queue,
-            [CronEntry(entry.name, entry.expression, entry.build, entry.signature) for entry in self.cron_schedules],
-            cron_tz,
-        )
         self.chores = list(upkeep)
         self.observers = list(observers)
         self.attempts: set[Attempt] = set()
@@ -454,10 +449,10 @@ class Worker(saq.Worker):
         await self.heartbeat()
 
     async def schedule(self, lock: int = 1) -> None:
-        """Bring the stored cron runs in line with the entries (one pending run each, under a fixed
-        key), then queue due jobs. ``lock``: see ``AtomicRedisQueue.schedule``."""
+        """Bring the stored cron runs in line with the entries (``engine/cron_sync.py``), then queue due jobs.
+        ``lock``: see ``AtomicRedisQueue.schedule``."""
         if not self.burst:
-            await self.cron.tick()
+            await sync_cron(self.queue, self.cron_schedules, self.cron_tz, datetime.now(UTC))
         scheduled = await self.queue.schedule(lock)
         if scheduled:
             logger.debug("Scheduled %s", scheduled)

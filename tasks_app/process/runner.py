@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import gc
+import hashlib
+import json
 import logging
 import os
 import signal
@@ -27,7 +29,6 @@ from redis.exceptions import RedisError
 from saq.job import Job
 
 from .. import conf
-from ..engine.cron_sync import cron_key, signature
 from ..engine.worker import CronSchedule, Upkeep, Worker
 from ..enqueueing import outbox
 from ..enqueueing.building import build_job
@@ -53,7 +54,13 @@ class WorkerOptions:
 
 def _cron_job(entry: conf.CronConfig, at: datetime) -> Job:
     # A fixed key per task: a pending run is never duplicated, so runs never pile up.
-    return build_job(entry.task, entry.kwargs, key=cron_key(entry.task), at=at, **entry.options).job
+    return build_job(entry.task, entry.kwargs, key=f"cron:{entry.task}", at=at, **entry.options).job
+
+
+def _fingerprint(entry: conf.CronConfig) -> str:
+    """What makes one version of a cron entry differ from another: all of it, and the time zone."""
+    fields = [entry.task, entry.cron, entry.kwargs, entry.options, settings.TIME_ZONE]
+    return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def build_worker(options: WorkerOptions, drain_outbox: bool) -> Worker:
@@ -63,14 +70,8 @@ def build_worker(options: WorkerOptions, drain_outbox: bool) -> Worker:
     timers = conf.timers()
     outbox_interval = float(timers.pop("outbox"))
     hooks = {name: [import_string(path) for path in paths] for name, paths in conf.hooks().items()}
-    cron_tz = zoneinfo.ZoneInfo(settings.TIME_ZONE or "UTC")
     cron = [
-        CronSchedule(
-            entry.cron,
-            functools.partial(_cron_job, entry),
-            entry.task,
-            signature(entry.cron, cron_tz, entry.kwargs, entry.options),
-        )
+        CronSchedule(entry.cron, functools.partial(_cron_job, entry), entry.task, _fingerprint(entry))
         for entry in conf.cron_jobs()
         if registry.get(entry.task).queue == options.queue
     ]
@@ -89,7 +90,7 @@ def build_worker(options: WorkerOptions, drain_outbox: bool) -> Worker:
         [(spec.name, wrap(spec, executor)) for spec in registry.all()],
         executor=executor,
         cron=cron,
-        cron_tz=cron_tz,
+        cron_tz=zoneinfo.ZoneInfo(settings.TIME_ZONE or "UTC"),
         upkeep=upkeep,
         observers=[metrics.observe],
         startup=hooks["startup"],
@@ -109,6 +110,8 @@ def build_worker(options: WorkerOptions, drain_outbox: bool) -> Worker:
             "started": int(time.time()),
             "queues": [options.queue],
             "concurrency": options.concurrency,
+            # So `manage.py enqueue` can tell when no live worker knows a task (added since it started).
+            "tasks": [spec.name for spec in registry.all()],
         },
     )
 
