@@ -51,6 +51,8 @@ class StoredRun:
     key: str
     status: str | None  # None: no run stored
     due: datetime | None
+    # The expression the stored run was written for: another one until a worker of this version ticks.
+    stored_expression: str | None = None
 
 
 def cron_set_key(queue: AtomicRedisQueue) -> str:
@@ -176,5 +178,7 @@ async def stored_runs(queue: AtomicRedisQueue, entries: Sequence[CronSchedule], 
         key = entry.build(next_run(entry.expression, tz, moment)).key
         stored = await queue.job(key)
         due = datetime.fromtimestamp(stored.scheduled, UTC).astimezone(tz) if stored and stored.scheduled else None
-        rows.append(StoredRun(entry.name, entry.expression, key, stored.status.value if stored else None, due))
+        written_for = (stored.meta.get("cron") or {}).get("expression") if stored else None
+        status = stored.status.value if stored else None
+        rows.append(StoredRun(entry.name, entry.expression, key, status, due, written_for))
     return rows

@@ -126,7 +126,7 @@ def test_a_removed_entry_never_fires_again(redis_db, settings):
             (
                 "2026-06-09 20:00",
                 [{"task": "count_notes", "cron": "0 14 * * *"}, {"task": "noop", "cron": "0 4 * * *"}],
-            ),  # noqa: E501
+            ),
             ("2026-06-10 10:00", [{"task": "noop", "cron": "0 4 * * *"}]),
         ],
         end="2026-06-12 00:00",
