@@ -67,4 +67,3 @@ async def cron_rows() -> list[CronRow]:
         if entry.task not in known:  # names no registered task: no worker will run it
             rows.append(CronRow(entry.task, entry.cron, "?", error="no such task is registered (check E004)"))
     return rows
-
