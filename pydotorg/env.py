@@ -110,3 +110,11 @@ def integer(var: str, default: int, minimum: int = 0) -> int:
     if number is None or number < minimum:
         raise ImproperlyConfigured(f"{var}={value!r} must be a whole number >= {minimum}.")
     return number
+
+
+def choice(var: str, default: str, choices: tuple[str, ...]) -> str:
+    """``var``'s value, which must be one of ``choices`` (case-insensitive); raises naming the choices."""
+    value = env.str(var, default=default).strip().lower()
+    if value not in choices:
+        raise ImproperlyConfigured(f"{var}={value!r} must be one of: {', '.join(choices)}.")
+    return value

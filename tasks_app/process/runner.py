@@ -33,7 +33,7 @@ from ..engine.worker import CronSchedule, Upkeep, Worker
 from ..enqueueing import outbox
 from ..enqueueing.building import build_job
 from ..enqueueing.connections import adopt_queue, disconnect_all, make_queue
-from ..exceptions import ServiceUnavailable
+from ..exceptions import ServiceUnavailable, reason
 from ..metrics.recording import AttemptRecorder
 from ..redaction import redact_url
 from ..registry import registry
@@ -130,7 +130,7 @@ async def ping_redis(queue_name: str, redis_client) -> None:
         await asyncio.wait_for(redis_client.ping(), timeout=5)
     except (RedisError, OSError, TimeoutError) as exc:
         raise ServiceUnavailable(
-            f"Cannot reach Redis for queue {queue_name!r} at {redact_url(url)}: {exc or type(exc).__name__}. "
+            f"Cannot reach Redis for queue {queue_name!r} at {redact_url(url)}: {reason(exc)}. "
             f'Start Redis, or fix SAQ["QUEUES"]["{queue_name}"]["URL"] (REDIS_URL in this project).'
         ) from exc
 

@@ -135,6 +135,7 @@ def test_redis_down_is_a_clear_error(subprocess_env):
     result = manage("enqueue", "greet", "name=x", env=env)
     assert result.returncode != 0
     assert "Cannot reach Redis" in result.stderr and "REDIS_URL" in result.stderr
+    assert ".. " not in result.stderr  # one period after the reason
     assert "Traceback" not in result.stderr
 
 

@@ -140,6 +140,7 @@ def test_unreachable_redis_is_a_clear_message(subprocess_env):
     )
     assert result.returncode != 0
     assert "Cannot reach Redis" in result.stderr and "REDIS_URL" in result.stderr
+    assert ".. " not in result.stderr  # one period after the reason
     assert "Traceback" not in result.stderr
 
 

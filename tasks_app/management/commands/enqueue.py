@@ -17,7 +17,7 @@ from tasks_app import conf
 from tasks_app.argument_types import ArgumentTypes
 from tasks_app.enqueueing.building import build_job
 from tasks_app.enqueueing.connections import disconnect_all, get_queue
-from tasks_app.exceptions import TaskArgumentError, TaskNotFound
+from tasks_app.exceptions import TaskArgumentError, TaskNotFound, reason
 from tasks_app.redaction import redact_url
 from tasks_app.registry import registry
 
@@ -144,7 +144,7 @@ class Command(BaseCommand):
         except (RedisError, OSError) as exc:
             url = redact_url(conf.queue_config(built.queue).url)
             raise CommandError(
-                f"Cannot reach Redis for queue {built.queue!r} at {url}: {exc}. Start Redis or fix REDIS_URL.",
+                f"Cannot reach Redis for queue {built.queue!r} at {url}: {reason(exc)}. Start Redis or fix REDIS_URL.",
                 returncode=2,
             ) from None
         if options["wait"]:
