@@ -11,6 +11,7 @@ import time
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
@@ -28,7 +29,7 @@ from saq.job import Job, Status
 from .. import conf
 from ..engine.queue import job_time
 from ..metrics import collector
-from . import activity, bulk, data
+from . import activity, bulk, cron, data
 from .forms import BulkForm, EnqueueForm, JobFilterForm
 
 if TYPE_CHECKING:
@@ -83,9 +84,10 @@ def index(request: HttpRequest, model_admin: ModelAdmin) -> HttpResponse:
     _require(request, VIEW)
     try:
         queues = data.run(data.overview(list(conf.queues()), recent_failures=10))
+        cron_entries = data.run(cron.cron_rows())
         page_error = None
     except data.REDIS_ERRORS as exc:  # the whole read timed out
-        queues, page_error = [], f"Redis did not answer in time ({exc or type(exc).__name__})."
+        queues, cron_entries, page_error = [], [], f"Redis did not answer in time ({exc or type(exc).__name__})."
     failures = sorted((job for q in queues for job in q.recent), key=data.last_activity, reverse=True)[:10]
     context = _context(
         request,
@@ -99,6 +101,8 @@ def index(request: HttpRequest, model_admin: ModelAdmin) -> HttpResponse:
         failures=[_job_row(job) for job in failures],
         page_error=page_error,
         scan_limit=data.SCAN_LIMIT,
+        cron_entries=cron_entries,
+        time_zone=settings.TIME_ZONE,
     )
     return render(request, "tasks_app/dashboard/index.html", context)
 
