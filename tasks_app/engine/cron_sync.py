@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING
@@ -35,11 +35,21 @@ from .cron import next_run
 
 if TYPE_CHECKING:
     from .queue import AtomicRedisQueue
-    from .worker import CronSchedule
 
 logger = logging.getLogger("tasks_app.cron")
 
 _DAY = timedelta(hours=23)  # an entry whose runs are at least this far apart is a daily (or rarer) one
+
+
+@dataclass(frozen=True)
+class CronSchedule:
+    """A cron entry: ``build(at)`` returns the job for the run at ``at`` (aware UTC), with a fixed key.
+    ``fingerprint`` tells this version of the entry from another (``engine/cron_sync.py``)."""
+
+    expression: str
+    build: Callable[[datetime], Job]
+    name: str = ""
+    fingerprint: str = ""
 
 
 @dataclass(frozen=True)
