@@ -142,9 +142,9 @@ def setup_django(concurrency: int | None):
     from django.conf import settings
 
     django.setup()
-    settings.FEEDS_ALLOW_PRIVATE_NETWORKS = True  # the feed servers are on loopback
+    settings.FEEDS = {**settings.FEEDS, "ALLOW_PRIVATE_NETWORKS": True}  # the feed servers are on loopback
     if concurrency:
-        settings.FEEDS_MAX_CONCURRENCY = concurrency
+        settings.FEEDS = {**settings.FEEDS, "MAX_CONCURRENCY": concurrency}
 
 
 async def sequential(feeds) -> dict[str, float]:
@@ -323,7 +323,6 @@ def hostile_run(args: argparse.Namespace, port: int) -> dict[str, float]:
 
 def run(args: argparse.Namespace) -> int:
     setup_django(args.concurrency)
-    from django.conf import settings
 
     from bench.support import throwaway_databases
     from pydotorg.blogs.conf import cpu_count, feed_settings, worker_memory_bound
@@ -363,7 +362,7 @@ def run(args: argparse.Namespace) -> int:
         f"  per feed in the baseline: fetch {per_feed['fetch']:.1f} ms, parse {per_feed['parse']:.1f} ms "
         f"({per_feed['parse_cpu']:.1f} ms CPU), store {per_feed['store']:.1f} ms ({per_feed['store_cpu']:.1f} ms CPU)"
     )
-    latency_floor = args.feeds / settings.FEEDS_MAX_CONCURRENCY * args.latency
+    latency_floor = args.feeds / config.max_concurrency * args.latency
     print(f"  latency floor of a run: {latency_floor:.2f} s (feeds / concurrency x latency)")
     vs_floor = times["concurrent"] / floor
     verdicts = [

@@ -25,8 +25,7 @@ INNOCENT = rss(item(1), item(2))
 @pytest.mark.django_db
 @pytest.mark.usefixtures("feed_settings")
 def test_a_parse_over_its_wall_clock_time_is_killed_and_the_next_one_runs(server, settings):
-    settings.FEEDS_PARSE_CPU_SECONDS = 60
-    settings.FEEDS_PARSE_TIMEOUT = 0.5
+    settings.FEEDS = {**settings.FEEDS, "PARSE_CPU_SECONDS": 60, "PARSE_TIMEOUT": 0.5}
     bomb = make_feed(server.feed("/soup", tag_soup(MB)), name="soup")
 
     assert refresh_all()["feeds_failed"] == 1
@@ -35,7 +34,7 @@ def test_a_parse_over_its_wall_clock_time_is_killed_and_the_next_one_runs(server
     assert bomb.last_error == (
         f"{bomb.feed_url}: parsing took over 0.5 s (FEEDS_PARSE_TIMEOUT); the parse process was stopped."
     )
-    settings.FEEDS_PARSE_TIMEOUT = 30
+    settings.FEEDS = {**settings.FEEDS, "PARSE_TIMEOUT": 30}
     Feed.objects.filter(pk=bomb.pk).update(is_active=False)
     make_feed(server.feed("/innocent", INNOCENT), name="innocent")
     assert refresh_all()["entries_created"] == 2  # a new parse process took the killed one's place
@@ -45,9 +44,7 @@ def test_a_parse_over_its_wall_clock_time_is_killed_and_the_next_one_runs(server
 @pytest.mark.usefixtures("feed_settings")
 def test_documents_queued_behind_a_killed_parse_are_parsed_by_its_replacement(server, settings, caplog):
     """One parse process, which takes the next document while it parses one: killing it loses neither."""
-    settings.FEEDS_PARSE_PROCESSES = 1
-    settings.FEEDS_PARSE_CPU_SECONDS = 60
-    settings.FEEDS_PARSE_TIMEOUT = 1
+    settings.FEEDS = {**settings.FEEDS, "PARSE_PROCESSES": 1, "PARSE_CPU_SECONDS": 60, "PARSE_TIMEOUT": 1}
     soup = make_feed(server.feed("/soup", tag_soup(MB)), name="soup")
     # Later than the soup, so they queue behind it on the one process.
     make_feed(server.feed("/late1", rss(item(1)), delay=0.3), name="late1")
@@ -76,7 +73,7 @@ def test_documents_queued_behind_a_killed_parse_are_parsed_by_its_replacement(se
     ids=["cpu", "memory"],
 )
 def test_a_parse_over_a_limit_is_stopped_and_recorded(server, settings, setting, value, bomb, error):
-    setattr(settings, setting, value)
+    settings.FEEDS = {**settings.FEEDS, setting.removeprefix("FEEDS_"): value}
     hostile = make_feed(server.feed("/bomb", bomb()), name="bomb")
     innocent = make_feed(server.feed("/innocent", INNOCENT), name="innocent")
 
@@ -94,7 +91,7 @@ def test_a_parse_over_a_limit_is_stopped_and_recorded(server, settings, setting,
 @pytest.mark.django_db
 @pytest.mark.usefixtures("feed_settings")
 def test_only_the_newest_entries_are_kept(server, settings, caplog):
-    settings.FEEDS_MAX_ENTRIES = 3
+    settings.FEEDS = {**settings.FEEDS, "MAX_ENTRIES": 3}
     days = [3, 9, 1, 7, 5]  # in no particular order, as documents come
     items = [f"<guid>d{d}</guid><title>day {d}</title><pubDate>0{d} Sep 2021 10:00:00 +0000</pubDate>" for d in days]
     make_feed(server.feed("/many", rss(*items)))
@@ -108,7 +105,7 @@ def test_only_the_newest_entries_are_kept(server, settings, caplog):
 @pytest.mark.django_db
 @pytest.mark.usefixtures("feed_settings")
 def test_summaries_and_content_are_cut_to_their_cap_and_stay_well_formed(server, settings):
-    settings.FEEDS_MAX_CONTENT_CHARS = 1000
+    settings.FEEDS = {**settings.FEEDS, "MAX_CONTENT_CHARS": 1000}
     paragraph = "<p>Some <b>bold</b> and <a href='https://example.org/'>a link</a> &amp; more.</p>" * 100
     escaped = paragraph.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     make_feed(server.feed("/long", rss(f"<guid>g</guid><title>t</title><description>{escaped}</description>")))
@@ -125,7 +122,7 @@ def test_summaries_and_content_are_cut_to_their_cap_and_stay_well_formed(server,
 @pytest.mark.usefixtures("feed_settings")
 def test_the_entries_of_one_document_take_no_more_memory_than_its_body_may(server, settings, caplog):
     """Sanitising can make markup longer (every link gains a rel attribute): the newest entries that fit are kept."""
-    settings.FEEDS_MAX_BYTES = 100_000
+    settings.FEEDS = {**settings.FEEDS, "MAX_BYTES": 100_000}
     links = "<a href=x>" * 500  # 5 KB as sent, over 20 KB once sanitised
     items = [
         f"<guid>n{n}</guid><title>t</title><pubDate>0{n} Sep 2021 10:00:00 +0000</pubDate>"
@@ -238,7 +235,7 @@ def test_style_bombs_keep_the_worker_within_its_documented_memory_bound(server, 
 
     peak = memory_kb(worker.process.pid)["VmHWM"] * 1024
     assert done.result["entries_created"] == 3 and done.result["feeds_failed"] == 0
-    settings.FEEDS_MAX_CONCURRENCY = 3  # as the worker has it
+    settings.FEEDS = {**settings.FEEDS, "MAX_CONCURRENCY": 3}  # as the worker has it
     bound = worker_memory_bound(feed_settings())
     assert peak - idle <= bound, f"the worker grew by {(peak - idle) / MB:.0f} MB, over {bound / MB:.0f} MB"
     assert all(BlogEntry.objects.get(feed=bomb).summary == "" for bomb in bombs)
