@@ -36,7 +36,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.feeds import feed_document  # noqa: E402
+from bench.feed_server import feed_document  # noqa: E402
 from pydotorg.blogs.conf import DEFAULTS, cpu_count  # noqa: E402
 from pydotorg.blogs.parsing import ParseError, ParseLimits  # noqa: E402
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -153,8 +153,9 @@ def redis_url(var: str, default: str) -> tuple[str | None, int | None]:
     if value is None:
         return None, None
     parts = urlsplit(value)
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    asked = [number for key, number in query if key == "concurrency"]
+    # The other parameters are kept exactly as written; of several concurrency=, the last one counts.
+    kept = [pair for pair in parts.query.split("&") if pair and pair.partition("=")[0] != "concurrency"]
+    asked = [pair.partition("=")[2] for pair in parts.query.split("&") if pair.partition("=")[0] == "concurrency"]
     if not asked:
         return value, None
     if not asked[-1].isdigit() or int(asked[-1]) < 1:
@@ -162,5 +163,4 @@ def redis_url(var: str, default: str) -> tuple[str | None, int | None]:
             f"{var}: concurrency={asked[-1]!r} must be a whole number of at least 1, "
             "for example redis://localhost:6379/0?concurrency=20."
         )
-    rest = urlencode([(key, item) for key, item in query if key != "concurrency"])
-    return urlunsplit(parts._replace(query=rest)), int(asked[-1])
+    return urlunsplit(parts._replace(query="&".join(kept))), int(asked[-1])

@@ -259,6 +259,7 @@ async def _read_capped(response: httpx.Response, url: str, max_bytes: int) -> by
 
 
 IDENTITY = ("", "identity")
+INFLATE_PIECE = 256 * 1024  # bytes inflated at a time
 
 
 class _Decoder:
@@ -283,7 +284,8 @@ class _Decoder:
             return
         while data:
             try:
-                piece = self.zlib.decompress(data, room)
+                # Small pieces: one of ``room`` bytes would be held twice (itself, and its copy in the body).
+                piece = self.zlib.decompress(data, min(room, INFLATE_PIECE))
             except zlib.error as exc:
                 if self.encoding == "deflate" and not self.started:  # some servers send raw deflate
                     self.zlib = zlib.decompressobj(-zlib.MAX_WBITS)
