@@ -28,7 +28,7 @@ from saq.job import Job, Status
 from .. import conf
 from ..engine.queue import job_time
 from ..metrics import collector
-from . import bulk, data
+from . import activity, bulk, data
 from .forms import BulkForm, EnqueueForm, JobFilterForm
 
 if TYPE_CHECKING:
@@ -55,6 +55,7 @@ def _context(request: HttpRequest, model_admin: ModelAdmin, title: str, **extra:
         "opts": model_admin.model._meta,
         "title": title,
         "can_manage": request.user.has_perm(MANAGE),
+        "time_zone": timezone.get_current_timezone_name(),
         **extra,
     }
 
@@ -91,6 +92,7 @@ def index(request: HttpRequest, model_admin: ModelAdmin) -> HttpResponse:
         model_admin,
         "Task queues",
         queues=queues,
+        charts=[(q.name, activity.svg(q.name, q.last_hour)) for q in queues if not q.error],
         workers=[worker for q in queues for worker in q.workers or ()],
         # With a queue unreachable, "no workers" and "no failures" would be guesses: say "unknown".
         unknown=bool(page_error) or any(q.error for q in queues),
@@ -121,6 +123,20 @@ def jobs(request: HttpRequest, model_admin: ModelAdmin) -> HttpResponse:
         scan_limit=data.SCAN_LIMIT,
     )
     return render(request, "tasks_app/dashboard/jobs.html", context)
+
+
+def _readable_times(value: Any, key: str = "") -> Any:
+    """``value`` with every time in it (an ``at`` or ``*_at`` of epoch milliseconds, as the audit trail
+    writes) shown as a date in TIME_ZONE, for people; everything else as it is."""
+    if isinstance(value, dict):
+        return {k: _readable_times(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_readable_times(v) for v in value]
+    if (key == "at" or key.endswith("_at")) and isinstance(value, int | float) and not isinstance(value, bool):
+        moment = _when(value)
+        if isinstance(moment, datetime):
+            return f"{timezone.localtime(moment):%Y-%m-%d %H:%M:%S %Z}"
+    return value
 
 
 def _pretty(value: Any) -> str:
@@ -155,7 +171,7 @@ def job_detail(request: HttpRequest, model_admin: ModelAdmin, queue: str, key: s
         row=_job_row(job),
         arguments=_pretty(job.kwargs or {}),
         result=_pretty(job.result) if job.status == Status.COMPLETE else None,
-        meta=_pretty(job.meta) if job.meta else None,
+        meta=_pretty(_readable_times(job.meta)) if job.meta else None,
         timings=[
             ("Queued", _when(job.queued)),
             ("Scheduled for", _when(job.scheduled * 1000)),

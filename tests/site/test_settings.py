@@ -304,3 +304,15 @@ def test_log_format_json_gives_one_json_object_per_line_with_the_job_fields(tmp_
     assert text.endswith("WARNING tasks_app.worker job task=greet outcome=retrying")
     bad = run(["-c", "import django; django.setup()"], {**site_env(tmp_path), "LOG_FORMAT": "yaml"})
     assert "LOG_FORMAT='yaml' must be one of: text, json." in bad.stderr
+
+
+@pytest.mark.parametrize("command", [["migrate"], ["runworker", "--burst"], ["check"]])
+def test_a_sqlite_file_that_cannot_be_opened_is_one_line_naming_database_url(tmp_path, command):
+    env = {**site_env(tmp_path), "DATABASE_URL": f"sqlite:///{tmp_path}/missing/dir/db.sqlite3"}
+    result = run(["manage.py", *command], env)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert f"The SQLite database {tmp_path}/missing/dir/db.sqlite3 (DATABASES['default'], from DATABASE_URL)" in (
+        result.stderr
+    )
+    assert f"the directory {tmp_path}/missing/dir does not exist" in result.stderr
