@@ -13,12 +13,9 @@ The rule here, as in Vixie cron:
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 
 from croniter import croniter
-from saq.job import Job
 
 
 def _follows_elapsed_time(expression: str) -> bool:
@@ -62,14 +59,3 @@ def next_run(expression: str, tz: tzinfo, after: datetime) -> datetime:
 
 
 _HOUR = timedelta(hours=1)
-
-
-@dataclass(frozen=True)
-class CronSchedule:
-    """A cron entry: ``build(at)`` returns the job for the run at ``at`` (aware UTC), with a fixed key.
-    ``fingerprint`` tells this version of the entry from another (``engine/cron_sync.py``)."""
-
-    expression: str
-    build: Callable[[datetime], Job]
-    name: str = ""
-    fingerprint: str = ""

@@ -36,8 +36,7 @@ from saq.utils import now
 from ..backoff import backoff
 from ..exceptions import JobStateConflict
 from . import attempts, sweeping
-from .cron import CronSchedule
-from .cron_sync import sync_cron
+from .cron_sync import CronSchedule, sync_cron
 from .execution import Attempt, Execution, as_coroutine
 from .queue import AtomicRedisQueue
 from .sweeping import HELD

@@ -63,6 +63,17 @@ def _fingerprint(entry: conf.CronConfig) -> str:
     return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def cron_schedules(queue: str, skip_unknown: bool = False) -> list[CronSchedule]:
+    """The cron entries of ``SAQ["CRON_JOBS"]`` whose task goes to ``queue``, as its workers run them.
+    Raises ``TaskNotFound`` for an entry naming no registered task (check E004 says so first), unless
+    ``skip_unknown``, which leaves such entries out."""
+    return [
+        CronSchedule(entry.cron, functools.partial(_cron_job, entry), entry.task, _fingerprint(entry))
+        for entry in conf.cron_jobs()
+        if not (skip_unknown and entry.task not in registry) and registry.get(entry.task).queue == queue
+    ]
+
+
 def build_worker(options: WorkerOptions, drain_outbox: bool) -> Worker:
     """A worker for ``options.queue`` running every registered task, with the settings' hooks,
     timers, grace period and cron entries; ``drain_outbox`` adds the outbox drain to its upkeep."""
@@ -70,11 +81,7 @@ def build_worker(options: WorkerOptions, drain_outbox: bool) -> Worker:
     timers = conf.timers()
     outbox_interval = float(timers.pop("outbox"))
     hooks = {name: [import_string(path) for path in paths] for name, paths in conf.hooks().items()}
-    cron = [
-        CronSchedule(entry.cron, functools.partial(_cron_job, entry), entry.task, _fingerprint(entry))
-        for entry in conf.cron_jobs()
-        if registry.get(entry.task).queue == options.queue
-    ]
+    cron = cron_schedules(options.queue)
     queue = make_queue(options.queue)
     # Attempt counts for /metrics, added to Redis every worker_info tick and when the worker stops.
     # (No ``uses``: a flush with nothing to add does not reach Redis, so it cannot say Redis is back.)

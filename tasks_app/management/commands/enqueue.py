@@ -15,6 +15,7 @@ from saq.job import Status
 
 from tasks_app import conf
 from tasks_app.argument_types import ArgumentTypes
+from tasks_app.display import show_time
 from tasks_app.enqueueing.building import build_job
 from tasks_app.enqueueing.connections import disconnect_all, get_queue
 from tasks_app.exceptions import TaskArgumentError, TaskNotFound, reason
@@ -75,7 +76,7 @@ def describe_schedule(scheduled: int) -> str:
     if not scheduled:
         return ""
     try:
-        return f" at {datetime.fromtimestamp(scheduled, timezone.get_current_timezone())}"
+        return f" at {show_time(scheduled)}"
     except (ValueError, OverflowError, OSError):
         raise CommandError(
             f"The job would be due at {scheduled} epoch seconds, past the year 9999; use a shorter --delay or an "
