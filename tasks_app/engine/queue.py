@@ -58,10 +58,19 @@ CAS_ATTEMPTS = 8
 TAIL, HEAD, SCHEDULED = "tail", "head", "none"
 
 # The hand-written pieces in use. Only bench/pieces.py turns one off (in processes of its own), to
-# measure it against the plain alternative: redis-py's Script calls; json.dumps(Job.to_dict()) and cjson in Lua.
-PIECES = {"pipelining": True, "header_first": True}
+# measure it against the plain alternative: redis-py's Script calls, SAQ's Job.to_dict(), cjson in Lua.
+PIECES = {"pipelining": True, "serializer": True, "header_first": True}
 
 HEADER_FIELDS = ("status", "attempts", "started", "touched", "completed", "worker_id")
+# The job's other fields and their defaults (a default_factory's default is its product's "empty").
+BODY_FIELDS = (
+    *(
+        (field.name, {} if field.default_factory is dict else field.default)
+        for field in dataclasses.fields(Job)
+        if field.name not in HEADER_FIELDS and field.default_factory in (dict, dataclasses.MISSING)
+    ),
+    ("key", None),  # a default_factory of its own: always written
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,28 +134,47 @@ class AtomicRedisQueue(RedisQueue):
     # --- storage ----------------------------------------------------------------------------------
 
     def serialize(self, job: Job) -> str:
-        """The job as JSON whose first six fields are its state (``engine/lua.py`` reads them there):
-        that header, then SAQ's ``Job.to_dict()`` without it. Raises ``JobNotStorable`` for data JSON
-        cannot hold, ``ValueError`` for a worker id that would need escaping."""
+        """The job as JSON whose first six fields are its state (``engine/lua.py`` reads them there)."""
         worker = job.worker_id
         if worker is not None and not WORKER_ID.fullmatch(worker):
             raise ValueError(f"Worker id {worker!r} must be 1-180 letters, digits or . _ : - characters.")
-        data = job.to_dict()
-        if not PIECES["header_first"]:
-            return self._dumps(job, data)  # bench/pieces.py's plain alternative: no header
-        for name in HEADER_FIELDS:
-            data.pop(name, None)
+        if not PIECES["header_first"] or not PIECES["serializer"]:
+            return self._serialize_plain(job)
+        # Job.to_dict(), without the header fields, and without looking up the fields every time.
+        data = {}
+        for name, default in BODY_FIELDS:
+            value = getattr(job, name)
+            if value is default or (type(value) is type(default) and value == default):
+                continue
+            if name == "queue":
+                value = value.name if value else None
+                if value is None:
+                    continue
+            elif name == "meta" and not value:
+                continue
+            data[name] = value
         header = (
             f'{{"status": "{Status(job.status).value}", "attempts": {int(job.attempts)}, '
             f'"started": {int(job.started)}, "touched": {int(job.touched)}, "completed": {int(job.completed)}, '
             f'"worker_id": {json.dumps(worker)}, '
         )
-        return header + self._dumps(job, data)[1:]
-
-    @staticmethod
-    def _dumps(job: Job, data: dict) -> str:
         try:
-            return json.dumps(data)
+            body = json.dumps(data)
+        except (TypeError, ValueError, RecursionError) as exc:
+            raise JobNotStorable(job.key, exc) from None
+        return header + body[1:]
+
+    def _serialize_plain(self, job: Job) -> str:
+        # bench/pieces.py's alternatives: SAQ's to_dict() dumped by json, with or without the header first.
+        data = job.to_dict()
+        try:
+            if not PIECES["header_first"]:
+                return json.dumps(data)
+            header = {name: data.pop(name, None) for name in HEADER_FIELDS}
+            header["status"] = Status(job.status).value
+            for name in HEADER_FIELDS[1:5]:
+                header[name] = int(header[name] or 0)
+            return json.dumps(header)[:-1] + ", " + json.dumps(data)[1:]
         except (TypeError, ValueError, RecursionError) as exc:
             raise JobNotStorable(job.key, exc) from None
 
