@@ -63,6 +63,8 @@ def main() -> None:
     parser.add_argument("--noop-jobs", type=int, default=20_000)
     parser.add_argument("--io-jobs", type=int, default=20_000)
     parser.add_argument("--enqueue-jobs", type=int, default=2_000)
+    parser.add_argument("--workloads", default="noop,io200,enqueue", help="comma-separated, of noop, io200, enqueue")
+    parser.add_argument("--repeats", type=int, default=3, help="enqueue_many runs per variant and round (default 3)")
     parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated, of {', '.join(VARIANTS)}")
     args = parser.parse_args()
     variants = args.variants.split(",")
@@ -95,6 +97,7 @@ def main() -> None:
             peers.Workload("noop", f"no-op, c=10, {args.noop_jobs:,} jobs", "peer_noop", 10, args.noop_jobs, systems),
             peers.Workload("io200", f"20 ms I/O, c=200, {args.io_jobs:,} jobs", "peer_io", 200, args.io_jobs, systems),
         ]
+        workloads = [workload for workload in workloads if workload.key in args.workloads.split(",")]
         print(f"{os.cpu_count()} CPUs, shared machine, load average {os.getloadavg()[0]:.2f}; "
               f"Redis {server.url} of the bench's own; {args.rounds} rounds", flush=True)  # fmt: skip
         peers.warm_up(bench, workloads)
@@ -110,9 +113,12 @@ def main() -> None:
                     runs.setdefault((workload.key, system.name), []).append(result)
                     print(f"  {system.name} {f'{result.rate:,.0f}/s' if result else 'VOID'}", end="", flush=True)
                 print()
+            if "enqueue" not in args.workloads.split(","):
+                continue
             print(f"  {'enqueue':<8}", end="", flush=True)
             for variant in peers.rotated(variants, round_):
-                enqueued.setdefault(variant, []).append(enqueue_figures(bench, variant, args.enqueue_jobs))
+                figure = enqueue_figures(bench, variant, args.enqueue_jobs, args.repeats)
+                enqueued.setdefault(variant, []).append(figure)
                 print(f"  {variant} {args.enqueue_jobs / enqueued[variant][-1][0]:,.0f}/s", end="", flush=True)
             print()
         choose("all")
@@ -151,7 +157,7 @@ def report(args, variants, workloads, runs, enqueued) -> None:
         for variant in variants:
             rate, cpu = figures(workload.key, variant)
             rows.append((workload.title, variant, rate, cpu))
-    for variant in variants:
+    for variant in variants if enqueued else ():
         wall = statistics.median(w for w, _ in enqueued[variant])
         cpu = statistics.median(c for _, c in enqueued[variant])
         rows.append((f"enqueue_many, {args.enqueue_jobs:,} jobs", variant, args.enqueue_jobs / wall,
