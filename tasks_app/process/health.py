@@ -11,12 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from django.core.exceptions import ImproperlyConfigured
 from redis.exceptions import RedisError
 
 from .. import conf
+from ..display import show_time
+from ..engine import memory_policy
 from ..enqueueing.connections import make_queue
 from ..exceptions import ServiceUnavailable
 from ..redaction import redact_url
@@ -32,6 +33,7 @@ class QueueHealth:
     queued: int | None
     error: str | None = None
     paused: dict | None = None
+    memory_policy: str | None = None
 
 
 async def _probe(name: str) -> QueueHealth:
@@ -40,7 +42,10 @@ async def _probe(name: str) -> QueueHealth:
         await queue.connect()
         info = await asyncio.wait_for(queue.info(), timeout=5)
         paused = await asyncio.wait_for(queue.paused(), timeout=5)
-        return QueueHealth(name, workers=len(info["workers"]), queued=info["queued"], paused=paused)
+        policy = await asyncio.wait_for(memory_policy.read_policy(queue.redis), timeout=5)
+        return QueueHealth(
+            name, workers=len(info["workers"]), queued=info["queued"], paused=paused, memory_policy=policy
+        )
     except (RedisError, OSError, TimeoutError) as exc:
         return QueueHealth(name, workers=None, queued=None, error=f"{exc or type(exc).__name__}")
     finally:
@@ -76,9 +81,11 @@ def describe(result: QueueHealth) -> str:
     state = "ok" if result.workers else "NO live workers"
     if result.paused is not None:
         at = result.paused.get("at")
-        since = f" since {datetime.fromtimestamp(at, tz=UTC):%Y-%m-%d %H:%M:%S}Z" if at else ""
+        since = f" since {show_time(at)}" if at else ""
         state += f", PAUSED by {result.paused.get('by', '?')}{since} (its workers take no new jobs; resumequeue)"
-    return f"queue {result.queue!r}: {state} ({result.workers} worker(s), {result.queued} queued)"
+    line = f"queue {result.queue!r}: {state} ({result.workers} worker(s), {result.queued} queued)"
+    evicting = memory_policy.problem(result.memory_policy or memory_policy.UNKNOWN, "its Redis")
+    return f"{line}\n  WARNING: {evicting}" if evicting else line
 
 
 def describe_db(error: str | None) -> str:

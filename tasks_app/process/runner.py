@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import gc
+import hashlib
+import json
 import logging
 import os
 import signal
@@ -31,7 +33,7 @@ from ..engine.worker import CronSchedule, Upkeep, Worker
 from ..enqueueing import outbox
 from ..enqueueing.building import build_job
 from ..enqueueing.connections import adopt_queue, disconnect_all, make_queue
-from ..exceptions import ServiceUnavailable
+from ..exceptions import ServiceUnavailable, reason
 from ..metrics.recording import AttemptRecorder
 from ..redaction import redact_url
 from ..registry import registry
@@ -55,6 +57,23 @@ def _cron_job(entry: conf.CronConfig, at: datetime) -> Job:
     return build_job(entry.task, entry.kwargs, key=f"cron:{entry.task}", at=at, **entry.options).job
 
 
+def _fingerprint(entry: conf.CronConfig) -> str:
+    """What makes one version of a cron entry differ from another: all of it, and the time zone."""
+    fields = [entry.task, entry.cron, entry.kwargs, entry.options, settings.TIME_ZONE]
+    return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def cron_schedules(queue: str, skip_unknown: bool = False) -> list[CronSchedule]:
+    """The cron entries of ``SAQ["CRON_JOBS"]`` whose task goes to ``queue``, as its workers run them.
+    Raises ``TaskNotFound`` for an entry naming no registered task (check E004 says so first), unless
+    ``skip_unknown``, which leaves such entries out."""
+    return [
+        CronSchedule(entry.cron, functools.partial(_cron_job, entry), entry.task, _fingerprint(entry))
+        for entry in conf.cron_jobs()
+        if not (skip_unknown and entry.task not in registry) and registry.get(entry.task).queue == queue
+    ]
+
+
 def build_worker(options: WorkerOptions, drain_outbox: bool) -> Worker:
     """A worker for ``options.queue`` running every registered task, with the settings' hooks,
     timers, grace period and cron entries; ``drain_outbox`` adds the outbox drain to its upkeep."""
@@ -62,11 +81,7 @@ def build_worker(options: WorkerOptions, drain_outbox: bool) -> Worker:
     timers = conf.timers()
     outbox_interval = float(timers.pop("outbox"))
     hooks = {name: [import_string(path) for path in paths] for name, paths in conf.hooks().items()}
-    cron = [
-        CronSchedule(entry.cron, functools.partial(_cron_job, entry), entry.task)
-        for entry in conf.cron_jobs()
-        if registry.get(entry.task).queue == options.queue
-    ]
+    cron = cron_schedules(options.queue)
     queue = make_queue(options.queue)
     # Attempt counts for /metrics, added to Redis every worker_info tick and when the worker stops.
     # (No ``uses``: a flush with nothing to add does not reach Redis, so it cannot say Redis is back.)
@@ -102,6 +117,8 @@ def build_worker(options: WorkerOptions, drain_outbox: bool) -> Worker:
             "started": int(time.time()),
             "queues": [options.queue],
             "concurrency": options.concurrency,
+            # So `manage.py enqueue` can tell when no live worker knows a task (added since it started).
+            "tasks": [spec.name for spec in registry.all()],
         },
     )
 
@@ -113,7 +130,7 @@ async def ping_redis(queue_name: str, redis_client) -> None:
         await asyncio.wait_for(redis_client.ping(), timeout=5)
     except (RedisError, OSError, TimeoutError) as exc:
         raise ServiceUnavailable(
-            f"Cannot reach Redis for queue {queue_name!r} at {redact_url(url)}: {exc or type(exc).__name__}. "
+            f"Cannot reach Redis for queue {queue_name!r} at {redact_url(url)}: {reason(exc)}. "
             f'Start Redis, or fix SAQ["QUEUES"]["{queue_name}"]["URL"] (REDIS_URL in this project).'
         ) from exc
 

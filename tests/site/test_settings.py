@@ -1,5 +1,6 @@
 """Settings: each bad value is an error that names its variable; the site will not serve on a public key."""
 
+import json
 import os
 import re
 import subprocess
@@ -213,15 +214,37 @@ def test_management_commands_need_no_configuration(tmp_path):
         assert result.returncode == 0, (command, result.stderr)
 
 
+GOOD_KEY = "a-Long_random-value-0123456789-abcdefghijklmnopqrstuvwxyz"
+
+
+@pytest.mark.parametrize(
+    ("key", "says"),
+    [
+        (" ", "SECRET_KEY is not set (or is the development key"),
+        ("insecure-dev-key-set-SECRET_KEY-in-production ", "SECRET_KEY is not set (or is the development key"),
+        (f" {GOOD_KEY}", "SECRET_KEY starts or ends with whitespace"),
+        ("k" * 60, "SECRET_KEY is too simple"),
+        ("short-but-varied-01", "SECRET_KEY is too simple"),
+        ("django-insecure-" + GOOD_KEY, "SECRET_KEY is too simple"),
+    ],
+)
+def test_a_blank_padded_or_simple_key_is_refused_like_the_development_key(tmp_path, key, says):
+    result = run(["-c", "import pydotorg.wsgi"], site_env(tmp_path, SECRET_KEY=key))
+    assert result.returncode != 0
+    assert "ImproperlyConfigured: The site will not serve requests with DEBUG off" in result.stderr
+    assert f"- {says}" in result.stderr
+    assert not key.strip() or key.strip() not in result.stderr  # the key itself is never printed
+
+
 def test_the_application_serves_with_a_secret_key_and_collected_static_files(tmp_path):
-    env = site_env(tmp_path, SECRET_KEY="k" * 50)
+    env = site_env(tmp_path, SECRET_KEY=GOOD_KEY)
     assert run(["manage.py", "collectstatic", "--noinput", "-v", "0"], env).returncode == 0
     result = run(["-c", "import pydotorg.wsgi, pydotorg.asgi; print('ready')"], env)
     assert (result.returncode, result.stdout.strip()) == (0, "ready"), result.stderr
 
 
 def test_without_collectstatic_the_application_says_what_to_run(tmp_path):
-    result = run(["-c", "import pydotorg.wsgi"], site_env(tmp_path, SECRET_KEY="k" * 50))
+    result = run(["-c", "import pydotorg.wsgi"], site_env(tmp_path, SECRET_KEY=GOOD_KEY))
     assert result.returncode != 0
     assert "Static files have not been collected" in result.stderr and "manage.py collectstatic" in result.stderr
     assert "SECRET_KEY" not in result.stderr
@@ -263,3 +286,33 @@ def test_every_setting_read_from_the_environment_is_documented():
     example, readme = (ROOT / ".env.example").read_text(), (ROOT / "README.md").read_text()
     assert not {v for v in variables if f"{v}=" not in example}, "missing from .env.example"
     assert not {v for v in variables if v not in readme and f"{v.split('_')[0]}_*" not in readme}, "missing from README"
+
+
+def test_log_format_json_gives_one_json_object_per_line_with_the_job_fields(tmp_path):
+    code = (
+        "import django, logging; django.setup(); "
+        "logging.getLogger('tasks_app.worker').warning('job task=%s outcome=%s', 'greet', 'retrying', "
+        "extra={'task': 'greet', 'job_key': 'k1', 'attempt': 2, 'outcome': 'retrying'})"
+    )
+    env = {**site_env(tmp_path), "LOG_FORMAT": "json"}
+    result = run(["-c", code], env)
+    (line,) = result.stderr.strip().splitlines()
+    record = json.loads(line)
+    assert record["message"] == "job task=greet outcome=retrying" and record["level"] == "WARNING"
+    assert (record["task"], record["job_key"], record["attempt"], record["outcome"]) == ("greet", "k1", 2, "retrying")
+    text = run(["-c", code], site_env(tmp_path)).stderr.strip()
+    assert text.endswith("WARNING tasks_app.worker job task=greet outcome=retrying")
+    bad = run(["-c", "import django; django.setup()"], {**site_env(tmp_path), "LOG_FORMAT": "yaml"})
+    assert "LOG_FORMAT='yaml' must be one of: text, json." in bad.stderr
+
+
+@pytest.mark.parametrize("command", [["migrate"], ["runworker", "--burst"], ["check"]])
+def test_a_sqlite_file_that_cannot_be_opened_is_one_line_naming_database_url(tmp_path, command):
+    env = {**site_env(tmp_path), "DATABASE_URL": f"sqlite:///{tmp_path}/missing/dir/db.sqlite3"}
+    result = run(["manage.py", *command], env)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert f"The SQLite database {tmp_path}/missing/dir/db.sqlite3 (DATABASES['default'], from DATABASE_URL)" in (
+        result.stderr
+    )
+    assert f"the directory {tmp_path}/missing/dir does not exist" in result.stderr

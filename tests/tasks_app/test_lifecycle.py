@@ -140,6 +140,7 @@ def test_unreachable_redis_is_a_clear_message(subprocess_env):
     )
     assert result.returncode != 0
     assert "Cannot reach Redis" in result.stderr and "REDIS_URL" in result.stderr
+    assert ".. " not in result.stderr  # one period after the reason
     assert "Traceback" not in result.stderr
 
 
@@ -348,6 +349,25 @@ def test_monitor_checks_host_and_origin(start_worker, subprocess_env):
     assert status(abort, "POST", Origin="http://attacker.example", **{"Content-Type": "text/plain"}) == 403
     assert status(abort, "POST") == 403  # no Origin, no Referer: not from the monitor's own page
     assert status(abort, "POST", Origin=f"http://127.0.0.1:{port}") == 200  # SAQ's own answer (an error body)
+
+
+def test_monitor_api_errors_say_what_went_wrong_without_a_traceback(start_worker):
+    import urllib.request
+
+    from tests.redis_server import free_port
+
+    port = free_port()
+    worker = start_worker("--web", "--port", str(port))
+    worker.wait_for_output(f"monitor (SAQ's web UI) at http://127.0.0.1:{port}/")
+    worker.wait_for_output("SIGTERM/SIGINT for a clean stop")
+    base = f"http://127.0.0.1:{port}"
+    for path, error in [
+        ("/api/queues/default/jobs/nope", "Job nope not found"),
+        ("/api/queues/elsewhere/jobs/nope", "No queue named 'elsewhere' is served here."),
+    ]:
+        with urllib.request.urlopen(base + path, timeout=5) as response:
+            body = json.load(response)
+        assert body == {"error": error}, body
 
 
 # --- secrets stay secret -------------------------------------------------------------------------------
