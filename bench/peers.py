@@ -9,7 +9,10 @@ Systems, each started the way its users start it, with the same concurrency, on 
 - ``runworker``: ``manage.py runworker --concurrency N --workers 1`` (tasks_app, ``bench.settings``);
 - ``saq``: the bare ``saq`` CLI worker on SAQ's own ``RedisQueue`` (no Django);
 - ``huey``: ``huey_consumer -k thread -w N -q`` on a ``RedisHuey``;
-- ``dramatiq``: ``dramatiq --processes 1 --threads N`` on a ``RedisBroker``.
+- ``dramatiq``: ``dramatiq --processes 1 --threads N`` on a ``RedisBroker``;
+- ``runworker-base``: ``runworker`` of another checkout (``--baseline PATH``, with a ``.venv`` of its
+  own, e.g. ``git worktree add /tmp/base COMMIT && (cd /tmp/base && uv sync --group bench)``), its
+  jobs queued by that checkout's own ``enqueue_many``: before and after a change, in one run.
 
 Workloads (``--workloads``, default all of them):
 
@@ -52,6 +55,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import shutil
 import signal
@@ -76,7 +80,7 @@ from bench.peer_jobs import probe  # noqa: E402
 from tests.redis_server import RedisServer  # noqa: E402
 
 PYTHON = sys.executable  # every worker is started by the same interpreter, without `uv run` in between
-SYSTEMS = ("runworker", "saq", "huey", "dramatiq")
+SYSTEMS = ("runworker", "saq", "huey", "dramatiq", "runworker-base")
 WORKLOADS = ("noop", "io10", "io200", "workers2", "enqueue")
 POLL_S = 0.05
 WARM_UP_JOBS = 50
@@ -96,6 +100,7 @@ class System:
 
     name: str
     processes = 1  # worker processes, each running ``concurrency`` jobs at once
+    cwd = ROOT  # where its worker starts
 
     def fill(self, task: str, marks: Sequence[int]) -> None:
         raise NotImplementedError
@@ -117,6 +122,28 @@ class Runworker(System):
     def command(self, concurrency: int) -> list[str]:
         return [PYTHON, "manage.py", "runworker", "--skip-checks", "--no-reload", "--concurrency", str(concurrency),
                 "--workers", str(self.processes), "-v", "0"]  # fmt: skip
+
+
+class BaseRunworker(Runworker):
+    """``runworker`` of the checkout at ``root`` (``--baseline``), on that checkout's own virtualenv."""
+
+    # Run by the baseline's Python, in the baseline's folder: its own tasks_app writes the records its worker reads.
+    FILL = (
+        "import json, sys, django; django.setup(); from tasks_app import enqueue_many; "
+        "enqueue_many(sys.argv[1], [{'mark': mark} for mark in json.load(sys.stdin)])"
+    )
+
+    def __init__(self, root: Path, env: dict[str, str]) -> None:
+        super().__init__()
+        self.name, self.cwd, self.env = "runworker-base", root, env
+        self.python = str(root / ".venv" / "bin" / "python")
+
+    def fill(self, task: str, marks: Sequence[int]) -> None:
+        subprocess.run([self.python, "-c", self.FILL, task], input=json.dumps(list(marks)).encode(), cwd=self.cwd,
+                       env=self.env, check=True)  # fmt: skip
+
+    def command(self, concurrency: int) -> list[str]:
+        return [self.python, *super().command(concurrency)[1:]]
 
 
 class BareSaq(System):
@@ -248,7 +275,7 @@ class Bench:
         with open(log_path, "wb") as log:
             spawned = time.time()
             process = subprocess.Popen(
-                system.command(concurrency), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                system.command(concurrency), cwd=system.cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own process group: stopped as a whole, never left behind
             )  # fmt: skip
         self.live.append(process)
@@ -510,8 +537,20 @@ def parse_args() -> argparse.Namespace:
         help="every job records its times (slower for every system alike): shows how far the usual marks "
         "(first and last jobs only) are from the full span",
     )
+    add("--baseline", type=Path, metavar="PATH", help="the checkout whose runworker is the system runworker-base")
     add("--keep-logs", action="store_true", help="keep the worker logs even when every run counted")
-    return parser.parse_args()
+    args = parser.parse_args()
+    if "runworker-base" in args.only:
+        if args.baseline is None:
+            parser.error("--only runworker-base needs --baseline PATH (a checkout to compare with)")
+        if not (args.baseline / ".venv" / "bin" / "python").exists() or not (args.baseline / "manage.py").exists():
+            parser.error(
+                f"--baseline {args.baseline}: not a checkout with its own .venv; make one with "
+                f"git worktree add {args.baseline} COMMIT && (cd {args.baseline} && uv sync --group bench)"
+            )
+    elif args.baseline is not None:
+        parser.error("--baseline is used by the system runworker-base: add it to --only")
+    return args
 
 
 def start_redis(stack: ExitStack) -> RedisServer:
@@ -691,6 +730,18 @@ def report(args: argparse.Namespace, workloads: list[Workload], runs: Runs, enqu
         for name in ("tasks_app enqueue_many", "tasks_app aenqueue_many"):
             ours = median(enqueued.get((count, name)))
             lines.append(target_line(f"enqueue {count:,}: {name} vs rq", ours, theirs, 1.0, "rq enqueue_many"))
+    for workload in peers if "runworker-base" in args.only and "runworker" in args.only else ():
+        ours, base = rate(workload.key, "runworker"), rate(workload.key, "runworker-base")
+        lines.append(target_line(f"{workload.title}: runworker vs runworker-base, jobs/s", ours, base, 0.95, "base"))
+        cpus = [median(results(workload, s, "worker_cpu_us")) for s in ("runworker", "runworker-base")]
+        servers = [median(results(workload, s, "redis_cpu_us")) for s in ("runworker", "runworker-base")]
+        if None not in cpus and None not in servers:
+            ours_cpu, base_cpu = cpus[0] + servers[0], cpus[1] + servers[1]
+            lines.append(
+                f"  {workload.title}: CPU per job (worker + redis-server) {ours_cpu:,.0f} us vs runworker-base "
+                f"{base_cpu:,.0f} us = {ours_cpu / base_cpu:.2f}x, target <= 1.05x  "
+                f"{'MET' if ours_cpu <= 1.05 * base_cpu else 'MISSED'}"
+            )
     if processes:
         two, one = rate("workers2", "runworker --workers 2"), rate("workers2", "runworker --workers 1")
         lines.append(target_line("no-op: runworker --workers 2 vs --workers 1", two, one, 1.6, "one process"))
@@ -706,7 +757,13 @@ def report(args: argparse.Namespace, workloads: list[Workload], runs: Runs, enqu
 
 def plan(args: argparse.Namespace, bench: Bench) -> list[Workload]:
     """The worker workloads to run, with their systems."""
-    makers = {"runworker": Runworker, "saq": lambda: BareSaq(bench.loop), "huey": Huey, "dramatiq": Dramatiq}
+    makers = {
+        "runworker": Runworker,
+        "saq": lambda: BareSaq(bench.loop),
+        "huey": Huey,
+        "dramatiq": Dramatiq,
+        "runworker-base": lambda: BaseRunworker(args.baseline.resolve(), bench.env),
+    }
     systems = [makers[name]() for name in args.only]
     workloads = [
         Workload("noop", f"no-op, c=10, {args.noop_jobs:,} jobs", "peer_noop", 10, args.noop_jobs, systems),
