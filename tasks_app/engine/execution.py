@@ -55,7 +55,9 @@ def log_attempt(
     there is one), attempt, duration, outcome.
 
     INFO when it completed (or went back to its queue on a stop), ERROR when it ended failed, WARNING
-    otherwise (retrying, aborted, lost). A failure's traceback goes with it; a timeout says its limit.
+    otherwise (retrying, aborted, lost). A failure's traceback goes with it; a retry says only the error's
+    last line (``error=...``; the traceback too at DEBUG), since the attempt that fails for good logs it
+    whole; a timeout says its limit.
     """
     if outcome in ("complete", "requeued"):
         level = logging.INFO
@@ -75,7 +77,14 @@ def log_attempt(
     if outcome.startswith("timeout"):
         message += " (timed out after %ss)"
         args += (job.timeout,)
-    elif exception is not None and outcome in ("failed", "retrying"):
+    elif exception is not None and outcome == "retrying":
+        error = (f"{type(exception).__name__}: {exception}".strip().splitlines() or [""])[-1]
+        message += " error=%s"
+        args += (error,)
+        fields["error"] = error
+        if log.isEnabledFor(logging.DEBUG):
+            exc_info = (type(exception), exception, exception.__traceback__)
+    elif exception is not None and outcome == "failed":
         exc_info = (type(exception), exception, exception.__traceback__)
     log.log(level, message, *args, extra=fields, exc_info=exc_info)
 

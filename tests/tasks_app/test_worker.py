@@ -68,6 +68,21 @@ def test_retries_are_exhausted_then_the_job_fails(redis_db):
     assert "failing on purpose, attempt 2" in done.error
 
 
+def test_a_retried_attempt_logs_one_line_and_the_final_failure_its_traceback(redis_db, caplog):
+    enqueue_sync("flaky", fail_times=10, retries=1)
+    with caplog.at_level(logging.INFO, logger="tasks_app"):
+        run_burst()
+    lines = [r for r in caplog.records if "task=flaky" in r.getMessage()]
+    retried, failed = (
+        [r for r in lines if "outcome=retrying" in r.getMessage()],
+        [r for r in lines if "outcome=failed" in r.getMessage()],
+    )
+    assert len(retried) == 1 and len(failed) == 1
+    assert retried[0].getMessage().endswith("error=RuntimeError: failing on purpose, attempt 1")
+    assert retried[0].exc_info is None and retried[0].error == "RuntimeError: failing on purpose, attempt 1"
+    assert failed[0].exc_info is not None  # the whole traceback, once, when it fails for good
+
+
 def test_timeout_cancels_the_job(redis_db, caplog):
     job = enqueue_sync("too_slow", seconds=30)
     with caplog.at_level(logging.INFO, logger="tasks_app"):
