@@ -8,7 +8,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 from saq.job import Status
 
-from tasks_app import aenqueue_many, enqueue_many, enqueue_many_on_commit, enqueue_sync
+from tasks_app import aenqueue_many, enqueue, enqueue_many, enqueue_many_on_commit
 from tasks_app.exceptions import TaskArgumentError
 from tasks_app.models import OutboxEntry
 from tasks_app.testing import capture_jobs, run_jobs
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_run_jobs_takes_one_queue_name_as_a_string(redis_db):
-    job = enqueue_sync("noop")
+    job = enqueue("noop")
     done = run_jobs(queues="default")
     assert [(ended.key, ended.status) for ended in done.jobs] == [(job.key, Status.COMPLETE)]
 

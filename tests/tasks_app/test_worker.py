@@ -7,7 +7,7 @@ import threading
 import pytest
 from saq.job import Status
 
-from tasks_app import conf, enqueue_sync
+from tasks_app import conf, enqueue
 from tasks_app.enqueueing.connections import make_queue
 from tests.queue_state import count
 from tests.sampleapp.models import Note
@@ -29,7 +29,7 @@ def job_state(key: str):
 
 
 def test_async_orm_task_runs_through_a_real_worker(redis_db):
-    job = enqueue_sync("add_note", text="hello")
+    job = enqueue("add_note", text="hello")
     run_burst()
     done = job_state(job.key)
     assert done.status == Status.COMPLETE
@@ -37,7 +37,7 @@ def test_async_orm_task_runs_through_a_real_worker(redis_db):
 
 
 def test_sync_task_runs_in_a_worker_thread(redis_db):
-    job = enqueue_sync("add_note_sync", text="from a thread")
+    job = enqueue("add_note_sync", text="from a thread")
     run_burst()
     done = job_state(job.key)
     assert done.status == Status.COMPLETE
@@ -47,7 +47,7 @@ def test_sync_task_runs_in_a_worker_thread(redis_db):
 
 
 def test_retry_with_backoff_then_success(redis_db):
-    job = enqueue_sync("flaky", fail_times=2)
+    job = enqueue("flaky", fail_times=2)
     run_burst()
     done = job_state(job.key)
     assert done.status == Status.COMPLETE
@@ -57,7 +57,7 @@ def test_retry_with_backoff_then_success(redis_db):
 
 
 def test_retries_are_exhausted_then_the_job_fails(redis_db):
-    job = enqueue_sync("flaky", fail_times=10, retries=1)
+    job = enqueue("flaky", fail_times=10, retries=1)
     run_burst()
     done = job_state(job.key)
     assert done.status == Status.FAILED
@@ -66,7 +66,7 @@ def test_retries_are_exhausted_then_the_job_fails(redis_db):
 
 
 def test_timeout_cancels_the_job(redis_db, caplog):
-    job = enqueue_sync("too_slow", seconds=30)
+    job = enqueue("too_slow", seconds=30)
     with caplog.at_level(logging.INFO, logger="tasks_app"):
         run_burst()
     done = job_state(job.key)
@@ -76,7 +76,7 @@ def test_timeout_cancels_the_job(redis_db, caplog):
 
 
 def test_default_job_options_are_safe(redis_db):
-    job = enqueue_sync("noop")
+    job = enqueue("noop")
     defaults = conf.default_job_options()
     assert job.timeout == defaults["timeout"] > 0
     assert job.heartbeat == defaults["heartbeat"] > 0
@@ -86,8 +86,8 @@ def test_default_job_options_are_safe(redis_db):
 
 
 def test_each_finished_job_logs_one_structured_line(redis_db, caplog):
-    ok = enqueue_sync("noop")
-    bad = enqueue_sync("boom")
+    ok = enqueue("noop")
+    bad = enqueue("boom")
     with caplog.at_level(logging.INFO, logger="tasks_app.worker"):
         run_burst()
     records = {r.job_key: r for r in caplog.records if r.name == "tasks_app.worker" and hasattr(r, "job_key")}
@@ -101,7 +101,7 @@ def test_each_finished_job_logs_one_structured_line(redis_db, caplog):
 def test_database_connection_killed_between_jobs_does_not_fail_the_next(redis_db):
     from django.db import connection
 
-    first = enqueue_sync("backend_pid")
+    first = enqueue("backend_pid")
     run_burst()
     pid = job_state(first.key).result
     # Kill every other backend of this test database, which includes the worker's.
@@ -111,8 +111,8 @@ def test_database_connection_killed_between_jobs_does_not_fail_the_next(redis_db
             "AND pid <> pg_backend_pid()"
         )
     assert pid
-    second = enqueue_sync("add_note", text="after the kill")
-    third = enqueue_sync("backend_pid")
+    second = enqueue("add_note", text="after the kill")
+    third = enqueue("backend_pid")
     run_burst()
     assert job_state(second.key).status == Status.COMPLETE
     assert job_state(third.key).status == Status.COMPLETE
@@ -147,7 +147,7 @@ def test_cron_jobs_are_scheduled_in_time_zone_with_a_fixed_key(redis_db, setting
 
 
 def test_a_task_can_enqueue_another(redis_db):
-    job = enqueue_sync("chain", text="chained")
+    job = enqueue("chain", text="chained")
     run_burst()
     assert job_state(job.key).status == Status.COMPLETE
     assert Note.objects.filter(text="chained").exists()
@@ -167,7 +167,7 @@ def test_lifecycle_hooks_from_settings(redis_db, settings):
             "after_process": [f"{path}.after_process"],
         },
     }
-    job = enqueue_sync("read_context")
+    job = enqueue("read_context")
     run_burst()
     assert job_state(job.key).result == "set at startup"  # startup hooks can prepare ctx
     assert hooks.calls == [
@@ -183,7 +183,7 @@ def test_any_task_can_be_routed_to_another_queue(redis_db, settings):
 
     url = conf.queue_config("default").url
     with override_settings(SAQ={**settings.SAQ, "QUEUES": {"default": {"URL": url}, "slow": {"URL": url}}}):
-        job = enqueue_sync("greet", name="ada", queue="slow")
+        job = enqueue("greet", name="ada", queue="slow")
         assert count("queued", queue="slow") == 1
         run_burst("--queue", "slow")
 
@@ -198,7 +198,7 @@ def test_any_task_can_be_routed_to_another_queue(redis_db, settings):
 
 
 def test_a_result_that_cannot_be_stored_fails_the_job_with_a_clear_error(redis_db):
-    job = enqueue_sync("unstorable_result")
+    job = enqueue("unstorable_result")
     run_burst()
     done = job_state(job.key)
     assert done.status == Status.FAILED and done.attempts == 1  # retrying would not help
@@ -207,7 +207,7 @@ def test_a_result_that_cannot_be_stored_fails_the_job_with_a_clear_error(redis_d
 
 @pytest.mark.parametrize("fail", [False, True], ids=["completing", "failing-with-retries-left"])
 def test_meta_that_cannot_be_stored_fails_the_job_and_keeps_the_rest(redis_db, fail):
-    job = enqueue_sync("unstorable_meta", fail=fail)
+    job = enqueue("unstorable_meta", fail=fail)
     run_burst()  # and the burst worker exits: nothing escapes its loop
     done = job_state(job.key)
     assert done.status == Status.FAILED and done.attempts == 1  # not retried: it would fail the same way
@@ -217,7 +217,7 @@ def test_meta_that_cannot_be_stored_fails_the_job_and_keeps_the_rest(redis_db, f
 
 
 def test_a_result_nested_too_deep_for_json_fails_the_job(redis_db):
-    job = enqueue_sync("deeply_nested_result")
+    job = enqueue("deeply_nested_result")
     run_burst()
     done = job_state(job.key)
     assert done.status == Status.FAILED and done.result is None
@@ -236,7 +236,7 @@ def test_a_burst_worker_on_a_paused_queue_exits(redis_db, caplog):
         finally:
             await queue.disconnect()
 
-    enqueue_sync("noop")
+    enqueue("noop")
     first, again = asyncio.run(pause())
     assert again["by"] == "ops" == first["by"]  # whoever paused first stays on record
     with caplog.at_level(logging.WARNING):
@@ -254,6 +254,6 @@ def job_state_count(kind: str) -> int:
 @pytest.mark.parametrize(("chosen", "expected"), [("auto", "uvloop"), ("uvloop", "uvloop"), ("asyncio", "asyncio")])
 def test_the_worker_runs_on_the_event_loop_the_setting_names(settings, redis_db, chosen, expected):
     settings.SAQ = {**settings.SAQ, "EVENT_LOOP": chosen}
-    job = enqueue_sync("event_loop_kind")
+    job = enqueue("event_loop_kind")
     run_burst()
     assert job_state(job.key).result == expected

@@ -8,7 +8,7 @@ from django.contrib.messages import get_messages
 from django.test import override_settings
 from django.urls import reverse
 
-from tasks_app import enqueue_sync
+from tasks_app import enqueue
 
 pytestmark = pytest.mark.django_db  # no worker here: the test transaction is enough
 
@@ -29,7 +29,7 @@ def redis_down(closed_port):
 
 
 def test_index_names_the_unreachable_queue(admin_client, redis_down):
-    enqueue_sync("dash.add", a=1, b=2)
+    enqueue("dash.add", a=1, b=2)
     response = admin_client.get(INDEX)
     assert response.status_code == 200
     assert redis_down in page(response)

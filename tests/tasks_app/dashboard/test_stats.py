@@ -5,7 +5,7 @@ from django.conf import settings
 from django.test import override_settings
 from django.urls import reverse
 
-from tasks_app import enqueue_sync
+from tasks_app import enqueue
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -34,10 +34,10 @@ def test_token_required(client):
 
 
 def test_stats_with_the_token(client, work):
-    enqueue_sync("dash.add", a=1, b=2)
-    enqueue_sync("dash.fail")
+    enqueue("dash.add", a=1, b=2)
+    enqueue("dash.fail")
     work()
-    enqueue_sync("dash.add", a=1, b=2)
+    enqueue("dash.add", a=1, b=2)
     with with_token("s3cret-token"):
         response = client.get(STATS, headers={"Authorization": "Bearer s3cret-token"})
         in_url = client.get(reverse("admin:tasks_app_dashboard_stats_token", args=["s3cret-token"]))
