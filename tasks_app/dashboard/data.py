@@ -44,10 +44,9 @@ STATUSES = ("queued", "scheduled", "active", "aborting", "complete", "failed", "
 
 def unreachable(name: str, exc: BaseException) -> str:
     url = redact_url(conf.queue_config(name).url)
-    reason = str(exc) or type(exc).__name__
     return (
-        f"Redis for queue {name!r} at {url} is unreachable ({reason}). "
-        f'Start Redis, or fix SAQ["QUEUES"]["{name}"]["URL"].'
+        f"Redis for queue {name!r} at {url} is unreachable ({conf.reason(exc)}). "
+        f"Start Redis, or fix {conf.setting_name('QUEUES', name, 'URL')}."
     )
 
 

@@ -150,7 +150,12 @@ def test_openmetrics_when_asked(client):
 
 
 def test_authenticated_like_stats_json(client, viewer, staff_without_permission):
-    assert client.get(METRICS).status_code == 404  # no token configured: disabled
+    disabled = client.get(METRICS)  # no token configured: disabled
+    assert disabled.status_code == 404
+    assert disabled.content.decode() == (
+        'The metrics endpoint is disabled: set SAQ["API_TOKEN"] (set from the environment variable SAQ_API_TOKEN) '
+        "to a long random string.\n"
+    )
     with with_token():
         missing = client.get(METRICS)
         wrong = client.get(METRICS, headers={"Authorization": "Bearer m3trics-tokem"})
