@@ -70,20 +70,21 @@ async def disconnect_all() -> None:
             logger.debug("Queue %r was already disconnected", queue.name)
 
 
-def refuse_in_event_loop(coro: Coroutine[Any, Any, Any] | None = None, *, instead: str = "await aenqueue(...)") -> None:
+def refuse_in_event_loop(coro: Coroutine[Any, Any, Any] | None = None, *, instead: str | None = None) -> None:
     """Raise ``RuntimeError`` in a thread that runs an event loop: the sync API would block it. The
-    message names ``instead``, the async call to await there. ``coro``, which then never runs, is closed
-    first. A test's capture and immediate mode ask too, so that code calling the sync API from async
-    code fails in its tests as it would in production."""
+    message names ``instead``, the async call to await there, if given. ``coro``, which then never runs,
+    is closed first. A test's capture and immediate mode ask too, so that code calling the sync API
+    from async code fails in its tests as it would in production."""
     try:
         asyncio.get_running_loop()
     except RuntimeError:
         return
     if coro is not None:
         coro.close()
+    twin = f"`{instead}`" if instead else "its async twin (e.g. `await aenqueue(...)` for `enqueue(...)`)"
     raise RuntimeError(
-        f"This is the sync API, and this thread runs an event loop; inside async code use `{instead}` "
-        "(enqueue() is the sync call since the rename to django.tasks' names; aenqueue() is the async one)."
+        f"This is the sync API, and this thread runs an event loop; inside async code use {twin}. "
+        "(enqueue() is the sync call since tasks_app took django.tasks' names; aenqueue() is the async one.)"
     )
 
 
