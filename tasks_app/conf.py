@@ -92,6 +92,8 @@ DEFAULTS: dict[str, Any] = {
     # "auto": uvloop where it is installed (it is a dependency on Linux and macOS), else asyncio's.
     "EVENT_LOOP": "auto",
     "MODE": QUEUE,
+    # A directory for a development Redis tasks_app starts itself (tasks_app/embedded_redis.py), or None.
+    "EMBEDDED_REDIS": None,
 }
 
 HOOK_NAMES = ("startup", "shutdown", "before_process", "after_process")
@@ -237,6 +239,12 @@ def event_loop() -> str:
 def web_allowed_hosts() -> list[str]:
     """Extra ``Host`` values (``name:port``) the ``--web`` monitor answers, e.g. behind a proxy."""
     return [str(host) for host in _merged("WEB").get("ALLOWED_HOSTS") or []]
+
+
+def embedded_redis() -> str | None:
+    """``SAQ["EMBEDDED_REDIS"]``: the directory of the development Redis tasks_app starts, or None."""
+    value = _merged("EMBEDDED_REDIS")
+    return str(value) if value else None
 
 
 def mode() -> str:

@@ -18,7 +18,11 @@ class TaskNotFound(TasksAppError, LookupError):
     def __init__(self, name: str, known: list[str]) -> None:
         close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
         hint = f" Did you mean: {', '.join(close)}?" if close else ""
-        super().__init__(f"Unknown task {name!r}.{hint} Registered tasks: {', '.join(sorted(known)) or 'none'}.")
+        super().__init__(
+            f"Unknown task {name!r}.{hint} Registered tasks: {', '.join(sorted(known)) or 'none'}. A task is a "
+            "function decorated with @task in the tasks.py of an app in INSTALLED_APPS (loaded at start-up), or "
+            'a plain function listed in SAQ["TASK_FUNCTIONS"].'
+        )
         self.name = name
 
 

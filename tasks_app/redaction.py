@@ -31,4 +31,9 @@ def redact_url(url: str | None) -> str:
     if query:
         pairs = parse_qsl(query, keep_blank_values=True)
         query = urlencode([(k, MASK if k.lower() in SECRET_PARAMETERS else v) for k, v in pairs], safe="*")
-    return urlunsplit(parts._replace(netloc=netloc, query=query))
+    if (netloc, query) == (parts.netloc, parts.query):
+        return url  # nothing hidden: as given (urlunsplit would turn unix:///path into unix:/path)
+    redacted = urlunsplit(parts._replace(netloc=netloc, query=query))
+    if not netloc and url.startswith(f"{parts.scheme}://"):  # unix:///path: keep the empty authority
+        redacted = f"{parts.scheme}://{redacted[len(parts.scheme) + 1 :]}"
+    return redacted

@@ -15,6 +15,7 @@ from django.utils.module_loading import import_string
 from saq.job import Job
 
 from . import conf
+from .argument_types import ArgumentTypes, argument_types, to_json
 from .exceptions import TaskArgumentError, TaskNotFound
 
 # Keyword names SAQ reads as job fields; a task parameter of that name could never be passed.
@@ -50,8 +51,13 @@ class TaskSpec:
         """Settings defaults overlaid with this task's own options."""
         return {**conf.default_job_options(), **self.options}
 
-    def validate_kwargs(self, kwargs: dict[str, Any]) -> None:
-        """Raises ``TaskArgumentError`` unless ``kwargs`` bind to the task's signature."""
+    @property
+    def argument_types(self) -> ArgumentTypes:
+        return argument_types(self.func, 1)
+
+    def validate_kwargs(self, kwargs: dict[str, Any]) -> str:
+        """``kwargs`` as JSON, once they bind to the task's signature, fit its annotations and can be
+        stored (``argument_types.to_json``); raises ``TaskArgumentError`` naming the problem."""
         reserved = sorted(set(kwargs) & RESERVED_KWARGS)
         if reserved:
             raise TaskArgumentError(
@@ -64,6 +70,9 @@ class TaskSpec:
         except TypeError as exc:
             expected = ", ".join(str(p) for p in self.parameters) or "no arguments"
             raise TaskArgumentError(f"{self.name}(): {exc}. It takes: {expected}.") from None
+        text = to_json(self.name, kwargs)
+        self.argument_types.check(self.name, kwargs, text)
+        return text
 
 
 class Registry:

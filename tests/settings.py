@@ -37,7 +37,8 @@ INSTALLED_APPS = [*INSTALLED_APPS, "tests.sampleapp"]
 
 MEILISEARCH_URL = os.environ.get("MEILISEARCH_URL") or None
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-SECRET_KEY = "tests"
+# Long and varied enough for the site to serve with DEBUG off (tests/browser/ does), public like any test key.
+SECRET_KEY = "tests-only-key-0123456789-abcdefghijklmnopqrstuvwxyz-ABCDEFGH"
 # Static files as in development (pytest-django turns DEBUG off): from the apps, unhashed, with
 # no collectstatic. Tests of the production storage (tests/site/test_static.py, tests/browser/)
 # collect into a directory of their own.

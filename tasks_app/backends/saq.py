@@ -29,6 +29,7 @@ from django.utils.json import normalize_json
 from saq.job import Job
 
 from .. import conf
+from ..argument_types import argument_types
 from ..checks import unknown_keys
 from ..engine.queue import job_time
 from ..enqueueing import outbox
@@ -89,9 +90,10 @@ class SAQBackend(BaseTaskBackend):
         args = json.loads(json.dumps(normalize_json(args)))
         kwargs = json.loads(json.dumps(normalize_json(kwargs)))
         try:
-            inspect.signature(task.func).bind(*([None] if task.takes_context else []), *args, **kwargs)
+            bound = inspect.signature(task.func).bind(*([None] if task.takes_context else []), *args, **kwargs)
         except TypeError as exc:
             raise TypeError(f"{task.module_path}(): {exc}.") from None
+        argument_types(task.func, 1 if task.takes_context else 0).check(task.module_path, dict(bound.arguments))
         queue = task.queue_name or DEFAULT_TASK_QUEUE_NAME
         built = build_job(
             runner.RUNNER,

@@ -25,6 +25,7 @@ from saq.job import Job, Status
 from saq.utils import now
 
 from .. import conf
+from ..engine import memory_policy
 from ..engine.queue import AtomicRedisQueue, Depth, job_time
 from ..enqueueing.connections import background, get_queue
 from ..exceptions import ActionRefused
@@ -135,6 +136,7 @@ class QueueStats:
     workers: list[WorkerRow] | None = None
     recent: list[Job] = field(default_factory=list)
     error: str | None = None
+    eviction: str | None = None  # why its Redis may lose jobs (engine/memory_policy.py), or None
 
     COUNTS = ("queued", "active", "scheduled", "complete", "failed", "aborted")
 
@@ -147,6 +149,7 @@ class QueueStats:
             "paused": self.paused.as_json() if self.paused else None,
             "workers": len(self.workers) if self.workers is not None else None,
             "error": self.error,
+            "eviction": self.eviction,
         }
 
 
@@ -216,12 +219,14 @@ async def queue_stats(name: str, recent_failures: int = 0) -> QueueStats:
         depth = await queue.depth()  # counts and pause record, one round trip
         counts, recent, truncated = await _scan(queue, lambda job: job.status == Status.FAILED, recent_failures)
         workers = await _workers(queue)
+        eviction = memory_policy.problem(await memory_policy.read_policy(queue.redis), f"{stats.url} (queue {name!r})")
     except REDIS_ERRORS as exc:
         stats.error = unreachable(name, exc)
         return stats  # every count stays None: unknown, not zero
     stats.queued, stats.active, stats.scheduled = depth.queued, depth.active, depth.scheduled
     stats.complete, stats.failed, stats.aborted = counts["complete"], counts["failed"], counts["aborted"]
     stats.recent, stats.truncated, stats.workers, stats.paused = recent, truncated, workers, Paused.of(depth.paused)
+    stats.eviction = eviction
     return stats
 
 

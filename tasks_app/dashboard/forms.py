@@ -14,6 +14,7 @@ from django import forms
 from django.core.exceptions import ImproperlyConfigured
 
 from .. import conf
+from ..argument_types import MAX_DEPTH
 from ..backends.runner import is_runner
 from ..enqueueing.building import BuiltJob, build_job
 from ..exceptions import TaskNotFound
@@ -74,6 +75,8 @@ class EnqueueForm(forms.Form):
             value = json.loads(raw)
         except json.JSONDecodeError as exc:
             raise forms.ValidationError(f'Arguments must be JSON, e.g. {{"feed_id": 1}}: {exc}.') from None
+        except RecursionError:  # thousands of nested brackets: refused like any nesting past MAX_DEPTH
+            raise forms.ValidationError(f"Arguments nest more than {MAX_DEPTH} levels deep.") from None
         if not isinstance(value, dict):
             raise forms.ValidationError('Arguments must be a JSON object of keyword arguments, e.g. {"feed_id": 1}.')
         return value

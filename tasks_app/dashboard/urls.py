@@ -33,9 +33,10 @@ def get_urls(model_admin: ModelAdmin) -> list[URLPattern]:
         path("queues/<str:queue>/resume/", admin_view(views.resume), name="tasks_app_dashboard_resume"),
         # The admin's "Add" for Task queues: enqueue a job.
         path("enqueue/", admin_view(views.enqueue), name="tasks_app_taskqueue_add"),
-        # Token-authenticated for monitors, so outside admin_view's login redirect.
+        # Token-authenticated for monitors, so outside admin_view's login redirect. The token comes only
+        # in the Authorization header: in a URL it would be written to every access log on the way.
         path("stats.json", views.stats, name="tasks_app_dashboard_stats"),
-        path("stats.json/<str:token>/", views.stats, name="tasks_app_dashboard_stats_token"),
         path("metrics", views.metrics, name="tasks_app_dashboard_metrics"),
-        path("metrics/<str:token>/", views.metrics, name="tasks_app_dashboard_metrics_token"),
+        path("stats.json/<str:token>/", views.token_in_url),
+        path("metrics/<str:token>/", views.token_in_url),
     ]

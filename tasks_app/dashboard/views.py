@@ -18,6 +18,7 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
+from django.utils.log import log_response
 from django.utils.text import capfirst
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -388,18 +389,18 @@ def _bearer(request: HttpRequest) -> str:
     return token.strip() if scheme.lower() == "bearer" else ""
 
 
-def _refusal(request: HttpRequest, token: str, endpoint: str) -> tuple[int, str] | None:
+def _refusal(request: HttpRequest, endpoint: str) -> tuple[int, str] | None:
     """Why a monitoring request may not read (HTTP status, message), or None when it may.
 
-    Allowed: the ``SAQ["API_TOKEN"]`` (``Authorization: Bearer <token>``, or in the URL as with
-    django-rq), compared in constant time; or a staff session with the view permission. No token
+    Allowed: the ``SAQ["API_TOKEN"]`` in ``Authorization: Bearer <token>`` (never in the URL, which
+    proxies and servers log), compared in constant time; or a staff session with the view permission. No token
     set: the endpoint is disabled for everyone but such staff.
     """
     user = request.user
     if user.is_active and user.is_staff and user.has_perm(VIEW):
         return None
     expected = conf.raw().get("API_TOKEN") or ""
-    given = _bearer(request) or token
+    given = _bearer(request)
     if not expected:
         setting = conf.setting_name("API_TOKEN")
         return 404, f"The {endpoint} endpoint is disabled: set {setting} to a long random string."
@@ -410,6 +411,16 @@ def _refusal(request: HttpRequest, token: str, endpoint: str) -> tuple[int, str]
     return None
 
 
+def token_in_url(request: HttpRequest, token: str) -> JsonResponse:
+    """The URL form of the token, which older versions took: refused, and logged without the token."""
+    response = JsonResponse(
+        {"error": "Send the API token in the header Authorization: Bearer <token>, not in the URL."}, status=400
+    )
+    # Logged here, with the token cut out, so Django's own log line (the whole path) is not written.
+    log_response("Refused an API token in the URL of %s", request.path.replace(token, "<token>"), response=response)
+    return response
+
+
 def _challenge(response: HttpResponse) -> HttpResponse:
     if response.status_code == 401:
         response["WWW-Authenticate"] = 'Bearer realm="task queues"'
@@ -418,9 +429,9 @@ def _challenge(response: HttpResponse) -> HttpResponse:
 
 @never_cache
 @require_GET
-def stats(request: HttpRequest, token: str = "") -> JsonResponse:
+def stats(request: HttpRequest) -> JsonResponse:
     """Queue counts and workers as JSON, for monitoring; authenticated as ``_refusal`` says."""
-    refused = _refusal(request, token, "stats")
+    refused = _refusal(request, "stats")
     if refused is not None:
         return _challenge(JsonResponse({"error": refused[1]}, status=refused[0]))
     try:
@@ -441,13 +452,13 @@ def stats(request: HttpRequest, token: str = "") -> JsonResponse:
 
 @never_cache
 @require_GET
-def metrics(request: HttpRequest, token: str = "") -> HttpResponse:
+def metrics(request: HttpRequest) -> HttpResponse:
     """Prometheus metrics (``tasks_app.metrics.collector``), authenticated as ``stats`` is.
 
     200 even when a queue's Redis is down: ``tasks_app_queue_up`` says so, and the other series
     (the outbox backlog, other queues) are still scraped.
     """
-    refused = _refusal(request, token, "metrics")
+    refused = _refusal(request, "metrics")
     if refused is not None:
         return _challenge(HttpResponse(refused[1] + "\n", status=refused[0], content_type="text/plain"))
     encode, content_type = choose_encoder(request.headers.get("Accept", ""))

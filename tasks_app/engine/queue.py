@@ -153,7 +153,7 @@ class AtomicRedisQueue(RedisQueue):
             f'"worker_id": {json.dumps(worker)}, '
         )
         try:
-            body = json.dumps(data)
+            body = json.dumps(data, allow_nan=False)  # NaN is not JSON: other readers would choke
         except (TypeError, ValueError, RecursionError) as exc:
             raise JobNotStorable(job.key, exc) from None
         return header + body[1:]
@@ -745,7 +745,7 @@ def drop_unstorable(job: Job, cause: BaseException) -> str:
     dropped = []
     for name, value in list(job.meta.items()):
         try:
-            json.dumps({name: value})
+            json.dumps({name: value}, allow_nan=False)
         except (TypeError, ValueError, RecursionError):
             dropped.append(name)
             del job.meta[name]

@@ -37,7 +37,7 @@ from saq.utils import now
 from saq.worker import ensure_coroutine_function
 
 from ..exceptions import JobNotStorable, JobStateConflict
-from .cron import next_run
+from .cron_sync import sync_cron
 from .queue import AtomicRedisQueue, drop_unstorable
 
 logger = logging.getLogger("tasks_app.worker")
@@ -88,11 +88,13 @@ def log_attempt(
 
 @dataclass(frozen=True)
 class CronSchedule:
-    """A cron entry: ``build(at)`` returns the job for the run at ``at`` (aware UTC), with a fixed key."""
+    """A cron entry: ``build(at)`` returns the job for the run at ``at`` (aware UTC), with a fixed key.
+    ``fingerprint`` tells this version of the entry from another (``engine/cron_sync.py``)."""
 
     expression: str
     build: Callable[[datetime], Job]
     name: str = ""
+    fingerprint: str = ""
 
 
 @dataclass(frozen=True)
@@ -447,12 +449,10 @@ class Worker(saq.Worker):
         await self.heartbeat()
 
     async def schedule(self, lock: int = 1) -> None:
-        """Enqueue each cron entry's next run (a fixed key keeps one pending), then queue due jobs.
+        """Bring the stored cron runs in line with the entries (``engine/cron_sync.py``), then queue due jobs.
         ``lock``: see ``AtomicRedisQueue.schedule``."""
         if not self.burst:
-            moment = datetime.now(UTC)
-            for entry in self.cron_schedules:
-                await self.queue.submit(entry.build(next_run(entry.expression, self.cron_tz, moment)))
+            await sync_cron(self.queue, self.cron_schedules, self.cron_tz, datetime.now(UTC))
         scheduled = await self.queue.schedule(lock)
         if scheduled:
             logger.debug("Scheduled %s", scheduled)

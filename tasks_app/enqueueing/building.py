@@ -6,7 +6,6 @@ A job's options travel in a straight line: the settings defaults, overlaid by th
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable
@@ -51,7 +50,8 @@ def build_job(
 ) -> BuiltJob:
     """Validate a call of ``task`` and build its SAQ job (not yet enqueued).
 
-    ``kwargs`` must bind to the task's signature and be JSON-serializable. ``delay`` is in
+    ``kwargs`` must bind to the task's signature, fit its annotations and be JSON-serializable
+    (``TaskSpec.validate_kwargs``). ``delay`` is in
     seconds (0 to ``conf.MAX_SECONDS``); ``at`` is a datetime (naive means ``TIME_ZONE``) or epoch
     seconds, at most ten years away, and a time in the past means at once; give one or neither. ``options``
     are job options (timeout, retries, retry_delay, retry_backoff, ttl, heartbeat);
@@ -65,10 +65,6 @@ def build_job(
     if unknown:
         raise TaskArgumentError(f"Unknown job option(s) {sorted(unknown)}; allowed: {list(conf.JOB_OPTIONS)}.")
     spec.validate_kwargs(kwargs)
-    try:
-        json.dumps(kwargs)
-    except (TypeError, ValueError) as exc:
-        raise TaskArgumentError(f"{spec.name}(): arguments must be JSON-serializable: {exc}.") from None
     queue_name = queue or spec.queue
     conf.queue_config(queue_name)  # raises ImproperlyConfigured naming the configured queues
     given = {k: v for k, v in options.items() if v is not None}

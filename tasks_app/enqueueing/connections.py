@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from redis.asyncio import from_url as redis_from_url
 
-from .. import conf
+from .. import conf, embedded_redis
 from ..engine.queue import AtomicRedisQueue
 
 logger = logging.getLogger("tasks_app.enqueueing")
@@ -39,6 +39,10 @@ def make_queue(name: str, **client_options: Any) -> AtomicRedisQueue:
     # Bounded connects, so an unreachable Redis fails fast instead of hanging a request;
     # keepalive notices a Redis that vanished without closing the connection.
     options = {"socket_connect_timeout": 5, "socket_keepalive": True, **client_options}
+    if config.url.startswith("unix:"):
+        options.pop("socket_keepalive")  # a TCP option: redis-py's unix socket connections refuse it
+    if embedded_redis.serves(conf.embedded_redis(), config.url):
+        embedded_redis.ensure_running(conf.embedded_redis())
     return AtomicRedisQueue(redis_from_url(config.url, **options), name=name)
 
 

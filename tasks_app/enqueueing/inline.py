@@ -127,7 +127,7 @@ class InlineRun:
                 job.status = Status.FAILED
                 outcome = "timeout" if timed_out else "failed"
         try:
-            stored = json.loads(json.dumps({"result": job.result, "meta": job.meta}))
+            stored = json.loads(json.dumps({"result": job.result, "meta": job.meta}, allow_nan=False))
         except (TypeError, ValueError, RecursionError) as exc:
             # As on a worker (engine/worker.py): Redis could not hold it, so the attempt fails for good.
             failure = JobNotStorable(job.key, exc)

@@ -17,6 +17,7 @@ from django.core.exceptions import ImproperlyConfigured
 from redis.exceptions import RedisError
 
 from .. import conf
+from ..engine import memory_policy
 from ..enqueueing.connections import make_queue
 from ..exceptions import ServiceUnavailable
 from ..redaction import redact_url
@@ -32,6 +33,7 @@ class QueueHealth:
     queued: int | None
     error: str | None = None
     paused: dict | None = None
+    memory_policy: str | None = None
 
 
 async def _probe(name: str) -> QueueHealth:
@@ -40,7 +42,10 @@ async def _probe(name: str) -> QueueHealth:
         await queue.connect()
         info = await asyncio.wait_for(queue.info(), timeout=5)
         paused = await asyncio.wait_for(queue.paused(), timeout=5)
-        return QueueHealth(name, workers=len(info["workers"]), queued=info["queued"], paused=paused)
+        policy = await asyncio.wait_for(memory_policy.read_policy(queue.redis), timeout=5)
+        return QueueHealth(
+            name, workers=len(info["workers"]), queued=info["queued"], paused=paused, memory_policy=policy
+        )
     except (RedisError, OSError, TimeoutError) as exc:
         return QueueHealth(name, workers=None, queued=None, error=f"{exc or type(exc).__name__}")
     finally:
@@ -79,7 +84,9 @@ def describe(result: QueueHealth) -> str:
         at = result.paused.get("at")
         since = f" since {datetime.fromtimestamp(at, tz=UTC):%Y-%m-%d %H:%M:%S}Z" if at else ""
         state += f", PAUSED by {result.paused.get('by', '?')}{since} (its workers take no new jobs; resumequeue)"
-    return f"queue {result.queue!r}: {state} ({result.workers} worker(s), {result.queued} queued)"
+    line = f"queue {result.queue!r}: {state} ({result.workers} worker(s), {result.queued} queued)"
+    evicting = memory_policy.problem(result.memory_policy or memory_policy.UNKNOWN, "its Redis")
+    return f"{line}\n  WARNING: {evicting}" if evicting else line
 
 
 def describe_db(error: str | None) -> str:

@@ -10,6 +10,7 @@ request forgery).
 from __future__ import annotations
 
 import ipaddress
+import logging
 from urllib.parse import urlsplit
 
 from saq import Queue
@@ -18,6 +19,8 @@ from .. import conf
 from ..exceptions import UnsafeBind
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+logger = logging.getLogger("tasks_app.monitor")
 
 
 def is_loopback(host: str) -> bool:
@@ -79,14 +82,39 @@ def make_guard(host: str, port: int):
     return guard
 
 
+def api_errors():
+    """Stands in for SAQ's ``exceptions`` middleware, which answers an API error with its whole
+    traceback (file paths, source lines). The answer keeps SAQ's shape (``{"error": ...}``) but says
+    only what went wrong; the traceback goes to the worker's log."""
+    from aiohttp import web
+
+    @web.middleware
+    async def errors(request, handler):
+        if not request.path.startswith("/api"):
+            return await handler(request)
+        try:
+            return await handler(request)
+        except web.HTTPException:
+            raise
+        except KeyError as exc:  # SAQ looks queues up by name
+            return web.json_response({"error": f"No queue named {exc.args[0]!r} is served here."})
+        except ValueError as exc:  # SAQ's "Job ... not found"
+            return web.json_response({"error": str(exc)})
+        except Exception:
+            logger.exception("The monitor's %s %s failed", request.method, request.path)
+            return web.json_response({"error": "Internal error; the worker's log has the details."}, status=500)
+
+    return errors
+
+
 async def serve(queues: list[Queue], host: str, port: int):
     """Start the monitor; returns the aiohttp runner to ``cleanup()`` on exit."""
     from aiohttp import web
-    from saq.web.aiohttp import create_app
+    from saq.web.aiohttp import create_app, exceptions
 
     check_bind(host)
     app = create_app(queues)
-    app.middlewares.insert(0, make_guard(host, port))
+    app.middlewares[:] = [make_guard(host, port), api_errors(), *(m for m in app.middlewares if m is not exceptions)]
     username, password = conf.web_credentials()
     if username and password:
         from aiohttp_basicauth import BasicAuthMiddleware

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import gc
+import hashlib
+import json
 import logging
 import os
 import signal
@@ -55,6 +57,12 @@ def _cron_job(entry: conf.CronConfig, at: datetime) -> Job:
     return build_job(entry.task, entry.kwargs, key=f"cron:{entry.task}", at=at, **entry.options).job
 
 
+def _fingerprint(entry: conf.CronConfig) -> str:
+    """What makes one version of a cron entry differ from another: all of it, and the time zone."""
+    fields = [entry.task, entry.cron, entry.kwargs, entry.options, settings.TIME_ZONE]
+    return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
 def build_worker(options: WorkerOptions, drain_outbox: bool) -> Worker:
     """A worker for ``options.queue`` running every registered task, with the settings' hooks,
     timers, grace period and cron entries; ``drain_outbox`` adds the outbox drain to its upkeep."""
@@ -63,7 +71,7 @@ def build_worker(options: WorkerOptions, drain_outbox: bool) -> Worker:
     outbox_interval = float(timers.pop("outbox"))
     hooks = {name: [import_string(path) for path in paths] for name, paths in conf.hooks().items()}
     cron = [
-        CronSchedule(entry.cron, functools.partial(_cron_job, entry), entry.task)
+        CronSchedule(entry.cron, functools.partial(_cron_job, entry), entry.task, _fingerprint(entry))
         for entry in conf.cron_jobs()
         if registry.get(entry.task).queue == options.queue
     ]
@@ -102,6 +110,8 @@ def build_worker(options: WorkerOptions, drain_outbox: bool) -> Worker:
             "started": int(time.time()),
             "queues": [options.queue],
             "concurrency": options.concurrency,
+            # So `manage.py enqueue` can tell when no live worker knows a task (added since it started).
+            "tasks": [spec.name for spec in registry.all()],
         },
     )
 

@@ -140,8 +140,12 @@ def worker(site_env) -> Iterator[WorkerProcess]:
 def browser():
     from playwright.sync_api import sync_playwright
 
-    if not Path(CHROMIUM).is_file():
-        pytest.fail(f"Chromium is not installed at {CHROMIUM}: apt-get install chromium (.ci/run does)")
+    # The same script as .ci/run: installs Debian's chromium when it is missing, or says why it cannot.
+    found = subprocess.run(
+        [ROOT / ".ci" / "chromium"], capture_output=True, text=True, env={**os.environ, "CHROMIUM": CHROMIUM}
+    )
+    if found.returncode != 0:
+        pytest.fail(f"No Chromium for the browser tests: {found.stderr.strip()}")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         yield browser

@@ -123,6 +123,12 @@ async def unstorable_meta(ctx, fail: bool = False) -> str:
     return "ok"
 
 
+@task(retries=2)
+async def nan_result(ctx) -> float:
+    """Returns what JSON has no way to store."""
+    return float("nan")
+
+
 @task
 async def deeply_nested_result(ctx) -> list:
     """A result nested deeper than JSON encoding can recurse."""

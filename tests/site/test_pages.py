@@ -73,6 +73,17 @@ def assert_nothing_unsafe(html: str) -> None:
         assert unsafe not in html, unsafe
 
 
+@pytest.mark.parametrize("content_format", ["html", "markdown"])
+@pytest.mark.parametrize("attribute", ["blockquote cite", "q cite", "del cite", "ins cite", "a href", "img src"])
+@pytest.mark.parametrize("url", ["javascript:alert(1)", " JaVa\tScript:alert(1)", "data:text/html,x", "vbscript:x"])
+def test_every_url_attribute_keeps_only_web_mailto_or_relative_urls(content_format, attribute, url):
+    tag, name = attribute.split()
+    html = render(f'<{tag} {name}="{url}">x</{tag}>', content_format)
+    assert f"{name}=" not in html, html
+    for kept in ("https://www.python.org/", "mailto:psf@python.org", "/about/", "other/page/"):
+        assert f'{name}="{kept}"' in render(f'<{tag} {name}="{kept}">x</{tag}>', content_format)
+
+
 def test_markdown_is_rendered_and_sanitised():
     html = render(MARKDOWN, "markdown")
     assert "<h1>Hello</h1>" in html and "<strong>zanzibarquux</strong>" in html and "<em>rare</em>" in html

@@ -213,15 +213,37 @@ def test_management_commands_need_no_configuration(tmp_path):
         assert result.returncode == 0, (command, result.stderr)
 
 
+GOOD_KEY = "a-Long_random-value-0123456789-abcdefghijklmnopqrstuvwxyz"
+
+
+@pytest.mark.parametrize(
+    ("key", "says"),
+    [
+        (" ", "SECRET_KEY is not set (or is the development key"),
+        ("insecure-dev-key-set-SECRET_KEY-in-production ", "SECRET_KEY is not set (or is the development key"),
+        (f" {GOOD_KEY}", "SECRET_KEY starts or ends with whitespace"),
+        ("k" * 60, "SECRET_KEY is too simple"),
+        ("short-but-varied-01", "SECRET_KEY is too simple"),
+        ("django-insecure-" + GOOD_KEY, "SECRET_KEY is too simple"),
+    ],
+)
+def test_a_blank_padded_or_simple_key_is_refused_like_the_development_key(tmp_path, key, says):
+    result = run(["-c", "import pydotorg.wsgi"], site_env(tmp_path, SECRET_KEY=key))
+    assert result.returncode != 0
+    assert "ImproperlyConfigured: The site will not serve requests with DEBUG off" in result.stderr
+    assert f"- {says}" in result.stderr
+    assert not key.strip() or key.strip() not in result.stderr  # the key itself is never printed
+
+
 def test_the_application_serves_with_a_secret_key_and_collected_static_files(tmp_path):
-    env = site_env(tmp_path, SECRET_KEY="k" * 50)
+    env = site_env(tmp_path, SECRET_KEY=GOOD_KEY)
     assert run(["manage.py", "collectstatic", "--noinput", "-v", "0"], env).returncode == 0
     result = run(["-c", "import pydotorg.wsgi, pydotorg.asgi; print('ready')"], env)
     assert (result.returncode, result.stdout.strip()) == (0, "ready"), result.stderr
 
 
 def test_without_collectstatic_the_application_says_what_to_run(tmp_path):
-    result = run(["-c", "import pydotorg.wsgi"], site_env(tmp_path, SECRET_KEY="k" * 50))
+    result = run(["-c", "import pydotorg.wsgi"], site_env(tmp_path, SECRET_KEY=GOOD_KEY))
     assert result.returncode != 0
     assert "Static files have not been collected" in result.stderr and "manage.py collectstatic" in result.stderr
     assert "SECRET_KEY" not in result.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 import pytest
@@ -258,6 +259,26 @@ def test_not_found_and_server_error_pages_are_friendly(anonymous):
 
     response = server_error(anonymous.get("/").wsgi_request)
     assert response.status_code == 500 and "Something went wrong on our side" in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("path", "host", "status"),
+    [
+        ("/", "bad host!", 400),
+        ("/", "localhost:abc", 400),
+        ("/", "evil.example", 400),
+        ("/%0A/", "localhost", 404),
+        ("/search/%0A", "localhost", 404),
+        ("/about/%0Ax/", "localhost", 404),
+    ],
+)
+def test_a_bad_host_or_path_is_a_client_error_with_no_error_logged(caplog, path, host, status):
+    # The layout's navigation once read request.resolver_match, which is None when nothing resolved,
+    # so these error pages themselves failed with a 500.
+    response = Client(raise_request_exception=False).get(path, HTTP_HOST=host)
+    assert response.status_code == status
+    assert "<html" in response.content.decode()  # the site's own error page, in its layout
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
 BAD_PAGES = ["\u00b2", "9" * 4301, "0", "-1", "1.5", "abc", " 1", "\u0661", "1e3", "0x10"]

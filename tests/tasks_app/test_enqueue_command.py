@@ -34,6 +34,13 @@ def enqueue(*args):
         (["greet", "name=x", "--queue", "nope"], "Unknown queue 'nope'"),
         (["greet", "name=x", "--at", "tomorrow"], "is not an ISO 8601 date-time"),
         (["greet", "name=x", "--timeout", "-1"], "--timeout must not be negative"),
+        (["greet", "name=x", "times=abc-123"], "argument times must be int, got 'abc-123'"),
+        (["greet", "name=x", "times=1.5"], "argument times must be int, got 1.5"),
+        (["greet", "name=x", "loud=maybe"], "argument loud must be bool, got 'maybe'"),
+        (["greet", "--kwargs", '{"name": 42}'], "argument name must be str, got 42"),
+        (["greet", "--kwargs", '{"name": "x", "times": NaN}'], "NaN or Infinity, which JSON has no way to store"),
+        (["sleep_then_note", "seconds=Infinity", "text=x"], "argument seconds holds NaN or Infinity"),
+        (["nope_task"], "a function decorated with @task in the tasks.py of an app in INSTALLED_APPS"),
     ],
 )
 def test_bad_input_is_a_command_error_and_nothing_is_enqueued(redis_db, args, message):
@@ -48,6 +55,44 @@ def test_values_are_json_where_they_parse_else_strings(redis_db, capsys):
     job = stored(key).to_dict()
     assert status == "queued"
     assert job["kwargs"] == {"name": "42abc", "times": 2, "loud": True}
+
+
+def test_text_is_converted_to_each_parameter_s_type(redis_db, capsys):
+    # "42" is a name for a str parameter and a number for an int one; "0" a bool only as JSON false.
+    enqueue("greet", "name=42", "times=3", "loud=false")
+    key = capsys.readouterr().out.split()[0]
+    assert stored(key).to_dict()["kwargs"] == {"name": "42", "times": 3, "loud": False}
+
+
+def test_help_lists_the_registered_tasks(capsys):
+    with pytest.raises(SystemExit):
+        call_command("enqueue", "--help")
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "Registered task name: " in help_text
+    for name in ("greet", "add_note", "sleep_then_note"):
+        assert name in help_text
+
+
+def test_with_no_worker_running_the_command_says_the_job_waits(redis_db, capsys):
+    enqueue("greet", "name=x")
+    assert "No worker of queue 'default' is running: the job waits" in capsys.readouterr().err
+
+
+def test_a_task_no_live_worker_knows_asks_for_a_restart(redis_db, capsys):
+    import time
+
+    # A live worker's info, as runner.build_worker publishes it, from before greet existed.
+    redis_db.set("saq:default:worker_info:w1", json.dumps({"metadata": {"tasks": ["noop"]}}))
+    redis_db.zadd("saq:default:stats", {"saq:default:worker_info:w1": (time.time() + 60) * 1000})
+    enqueue("greet", "name=x")
+    err = capsys.readouterr().err
+    assert "No live worker of queue 'default' has task 'greet' registered" in err
+    assert "restart the workers of queue 'default'" in err
+    assert count("queued") == 1  # still enqueued: the warning says the job waits
+
+    redis_db.set("saq:default:worker_info:w1", json.dumps({"metadata": {"tasks": ["noop", "greet"]}}))
+    enqueue("greet", "name=y")
+    assert capsys.readouterr().err == ""
 
 
 def test_options_reach_the_job(redis_db, capsys):

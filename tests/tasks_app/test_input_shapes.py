@@ -90,3 +90,39 @@ def test_empty_dicts_and_generators_are_fine(redis_db):
     jobs = enqueue_many("greet", ({"name": name} for name in "ab"))
     assert [job.kwargs for job in jobs] == [{"name": "a"}, {"name": "b"}]
     assert [job.kwargs for job in enqueue_many("noop", [{}])] == [None]
+
+
+# --- argument values against the task's annotations ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"name": 1}, "greet(): argument name must be str, got 1"),
+        ({"name": "x", "times": "2"}, "argument times must be int, got '2'"),
+        ({"name": "x", "loud": 1}, "argument loud must be bool, got 1"),
+        ({"name": "x", "times": float("nan")}, "NaN or Infinity, which JSON has no way to store"),
+        ({"name": "x", "times": [[[[]]]] * 2}, "argument times must be int"),
+        ({"name": ["x"] * 2}, "argument name must be str"),
+    ],
+)
+def test_values_that_do_not_fit_the_annotations_are_refused_before_redis(redis_db, kwargs, message):
+    with pytest.raises(TaskArgumentError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        enqueue("greet", **kwargs)
+    with pytest.raises(TaskArgumentError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        enqueue_many("greet", [kwargs])
+    assert count("incomplete") == 0
+
+
+def test_nesting_past_the_limit_is_refused_without_a_recursion_error(redis_db):
+    deep: list = []
+    for _ in range(5000):
+        deep = [deep]
+    with pytest.raises(TaskArgumentError, match="nest more than 32 levels deep"):
+        enqueue("chain", text=deep)
+    assert count("incomplete") == 0
+
+
+def test_an_int_fits_a_float_parameter(redis_db):
+    enqueue("sleep_then_note", seconds=1, text="x")  # int for float: JSON does not tell them apart
+    assert count("incomplete") == 1

@@ -356,6 +356,25 @@ def test_monitor_checks_host_and_origin(start_worker, subprocess_env):
     assert status(abort, "POST", Origin=f"http://127.0.0.1:{port}") == 200  # SAQ's own answer (an error body)
 
 
+def test_monitor_api_errors_say_what_went_wrong_without_a_traceback(start_worker):
+    import urllib.request
+
+    from tests.redis_server import free_port
+
+    port = free_port()
+    worker = start_worker("--web", "--port", str(port))
+    worker.wait_for_output(f"monitor (SAQ's web UI) at http://127.0.0.1:{port}/")
+    worker.wait_for_output("SIGTERM/SIGINT for a clean stop")
+    base = f"http://127.0.0.1:{port}"
+    for path, error in [
+        ("/api/queues/default/jobs/nope", "Job nope not found"),
+        ("/api/queues/elsewhere/jobs/nope", "No queue named 'elsewhere' is served here."),
+    ]:
+        with urllib.request.urlopen(base + path, timeout=5) as response:
+            body = json.load(response)
+        assert body == {"error": error}, body
+
+
 # --- secrets stay secret -------------------------------------------------------------------------------
 
 

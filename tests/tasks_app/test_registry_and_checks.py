@@ -105,7 +105,13 @@ def test_task_functions_by_dotted_path(settings, scratch_registry):
         ),
         ({"CRON_JOBS": [{"task": "nope", "cron": "0 * * * *"}]}, "tasks_app.E004", "unknown task 'nope'"),
         ({"CRON_JOBS": [{"task": "greet", "cron": "0 * * * *"}]}, "tasks_app.E004", "missing a required argument"),
-        ({"CRON_JOBS": [{"task": "noop", "cron": "0 * * * *", "unique": False}]}, "tasks_app.E004", "unknown key"),
+        ({"CRON_JOBS": [{"task": "noop", "cron": "0 * * * *", "unique": False}]}, "tasks_app.W003", "no effect"),
+        ({"CRON_JOBS": [{"task": "noop", "cron": "0 * * * *", "uniq": True}]}, "tasks_app.E004", "'unique' for 'uniq'"),
+        ({"CRON_JOB": []}, "tasks_app.E012", "Did you mean 'CRON_JOBS' for 'CRON_JOB'?"),
+        ({"QUEUES": {"default": {"URL": "redis://h/0", "CONCURENCY": 5}}}, "tasks_app.E012", "'CONCURRENCY' for"),
+        ({"TIMERS": {"sweeep": 5}}, "tasks_app.E012", "Did you mean 'sweep' for 'sweeep'?"),
+        ({"WEB": {"USER": "ops"}}, "tasks_app.E012", "unknown key(s) ['USER']"),
+        ({"HOOKS": {"startp": []}}, "tasks_app.E003", "Did you mean 'startup' for 'startp'?"),
         ({"DEFAULT_JOB_OPTIONS": {"timout": 5}}, "tasks_app.E008", "unknown option"),
         ({"DEFAULT_JOB_OPTIONS": {"retries": -1}}, "tasks_app.E008", "retries"),
         ({"DEFAULT_JOB_OPTIONS": {"ttl": 1.5}}, "tasks_app.E008", "ttl=1.5 must be a whole number of seconds"),
@@ -123,6 +129,12 @@ def test_misconfiguration_is_reported_by_manage_py_check(settings, saq, error_id
     matching = [m for m in messages if m.id == error_id]
     assert matching, [str(m) for m in messages]
     assert text in matching[0].msg
+
+
+def test_a_cron_entry_may_say_unique_true_as_in_saq_s_own_cron(settings):
+    entry = {"task": "noop", "cron": "0 * * * *", "unique": True}
+    with override_settings(SAQ={**settings.SAQ, "CRON_JOBS": [entry]}):
+        assert [str(m) for m in checks.run_checks() if m.id.startswith("tasks_app")] == []
 
 
 def test_shipped_configuration_is_clean():

@@ -212,13 +212,14 @@ def test_hooks_run_as_in_the_worker(settings):
     ]
 
 
-def test_a_result_redis_could_not_store_fails_the_job(extra_task):
-    async def returns_a_set(ctx) -> set:
-        return {1, 2}
+@pytest.mark.parametrize("result", [{1, 2}, float("inf")], ids=["set", "inf"])
+def test_a_result_redis_could_not_store_fails_the_job(extra_task, result):
+    async def returns_it(ctx) -> object:
+        return result
 
-    extra_task(returns_a_set, "returns_a_set", retries=0)
+    extra_task(returns_it, "returns_it", retries=0)
     with capture_jobs():
-        enqueue("returns_a_set")
+        enqueue("returns_it")
         (job,) = run_jobs().failures
     assert "cannot be stored as JSON" in job.error
 

@@ -197,8 +197,9 @@ def test_any_task_can_be_routed_to_another_queue(redis_db, settings):
         assert asyncio.run(fetch()).result == "hello ada"
 
 
-def test_a_result_that_cannot_be_stored_fails_the_job_with_a_clear_error(redis_db):
-    job = enqueue("unstorable_result")
+@pytest.mark.parametrize("task", ["unstorable_result", "nan_result"])
+def test_a_result_that_cannot_be_stored_fails_the_job_with_a_clear_error(redis_db, task):
+    job = enqueue(task)
     run_burst()
     done = job_state(job.key)
     assert done.status == Status.FAILED and done.attempts == 1  # retrying would not help

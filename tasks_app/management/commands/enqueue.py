@@ -14,16 +14,20 @@ from redis.exceptions import RedisError
 from saq.job import Status
 
 from tasks_app import conf
+from tasks_app.argument_types import ArgumentTypes
 from tasks_app.enqueueing.building import build_job
 from tasks_app.enqueueing.connections import disconnect_all, get_queue
 from tasks_app.exceptions import TaskArgumentError, TaskNotFound
 from tasks_app.redaction import redact_url
+from tasks_app.registry import registry
 
 EXIT_FAILED, EXIT_WAIT_TIMEOUT = 1, 3
 
 
-def parse_assignments(pairs: list[str]) -> dict:
-    """NAME=VALUE pairs; VALUE is JSON where it parses (42, true, [1,2], {"a":1}), else a string."""
+def parse_assignments(pairs: list[str], types: ArgumentTypes | None = None) -> dict:
+    """NAME=VALUE pairs. VALUE is converted to the parameter's annotated type where the text says so
+    unambiguously (``ArgumentTypes.from_text``: 42 for an int, "42" for a str); for a parameter with
+    no annotation, it is JSON where it parses (42, true, [1,2], {"a":1}), else a string."""
     kwargs = {}
     for pair in pairs:
         name, sep, raw = pair.partition("=")
@@ -31,11 +35,11 @@ def parse_assignments(pairs: list[str]) -> dict:
             raise CommandError(f"Argument {pair!r} is not NAME=VALUE (for example feed_url=https://...).")
         if name in kwargs:
             raise CommandError(f"Argument {name!r} is given twice.")
-        try:
-            kwargs[name] = json.loads(raw)
-        except ValueError:
-            kwargs[name] = raw
+        kwargs[name] = (types or ArgumentTypes(_no_annotations, 0)).from_text(name, raw)
     return kwargs
+
+
+def _no_annotations(**kwargs): ...
 
 
 def parse_kwargs_json(text: str | None) -> dict:
@@ -88,10 +92,13 @@ def parse_at(text: str) -> datetime:
 
 
 class Command(BaseCommand):
-    help = "Enqueue a task. Arguments are NAME=VALUE pairs; values are JSON where they parse, else strings."
+    help = (
+        "Enqueue a task. Arguments are NAME=VALUE pairs, converted to each parameter's annotated type "
+        "(unannotated: JSON where they parse, else strings)."
+    )
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("task", help="Registered task name.")
+        parser.add_argument("task", help=f"Registered task name: {', '.join(_task_names()) or 'none registered'}.")
         parser.add_argument("arguments", nargs="*", metavar="NAME=VALUE")
         parser.add_argument("--kwargs", help="Task arguments as one JSON object.")
         parser.add_argument("--queue", help="Queue name (default: the task's queue).")
@@ -107,8 +114,12 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options) -> None:
+        try:
+            types = registry.get(options["task"]).argument_types
+        except TaskNotFound as exc:
+            raise CommandError(str(exc)) from None
         kwargs = parse_kwargs_json(options["kwargs"])
-        for name, value in parse_assignments(options["arguments"]).items():
+        for name, value in parse_assignments(options["arguments"], types).items():
             if name in kwargs:
                 raise CommandError(f"Argument {name!r} is given both as NAME=VALUE and in --kwargs.")
             kwargs[name] = value
@@ -149,6 +160,9 @@ class Command(BaseCommand):
                 self.stdout.write(f"{job.key} queued once the job it replaces has finished aborting")
             else:
                 self.stdout.write(f"{job.key} {job.status.value}{when}")
+            warning = await _unknown_to_live_workers(get_queue(queue_name), job.function)
+            if warning:
+                self.stderr.write(self.style.WARNING(warning))
             if options["wait"]:
                 try:
                     await pending.refresh(until_complete=options["wait_timeout"])
@@ -170,3 +184,32 @@ class Command(BaseCommand):
             "Is a worker running? Start one with: python manage.py runworker",
             returncode=EXIT_WAIT_TIMEOUT,
         )
+
+
+def _task_names() -> list[str]:
+    from tasks_app.backends.runner import is_runner
+
+    return [spec.name for spec in registry.all() if not is_runner(spec.name)]
+
+
+async def _unknown_to_live_workers(queue, task_name: str) -> str | None:
+    """A warning when no live worker of ``queue`` would run ``task_name``, else None.
+
+    Workers publish their task names in their info (``runner.build_worker``); a worker whose info
+    lists none (an older version) counts as knowing every task. Liveness is judged on Redis's clock.
+    """
+    seconds, micros = await queue.redis.time()
+    ids = await queue.redis.zrangebyscore(queue.stats_key, seconds * 1000 + micros // 1000, "+inf")
+    infos = await queue.redis.mget([queue.namespace(f"worker_info:{key.decode().split(':')[-1]}") for key in ids])
+    workers = [json.loads(raw).get("metadata") or {} for raw in infos if raw]
+    if not workers:
+        return (
+            f"No worker of queue {queue.name!r} is running: the job waits until one starts "
+            "(python manage.py runworker)."
+        )
+    if all("tasks" in meta and task_name not in meta["tasks"] for meta in workers):
+        return (
+            f"No live worker of queue {queue.name!r} has task {task_name!r} registered (it was added since they "
+            f"started): restart the workers of queue {queue.name!r} so they load it; the job waits until then."
+        )
+    return None

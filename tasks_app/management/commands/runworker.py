@@ -13,7 +13,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
 
-from tasks_app import conf
+from tasks_app import conf, embedded_redis
 from tasks_app.engine.cron import next_run
 from tasks_app.exceptions import ServiceUnavailable, UnsafeBind, WorkersGaveUp
 from tasks_app.management.queues import named_queues
@@ -84,7 +84,7 @@ class Command(BaseCommand):
             )
             for name in queues
         ]
-        web = (options["host"], options["port"]) if options["web"] else None
+        web = self._web = (options["host"], options["port"]) if options["web"] else None
         try:
             run(worker_options, on_ready=self._banner, web=web)
         except ServiceUnavailable as exc:
@@ -162,8 +162,10 @@ class Command(BaseCommand):
         write = self.stdout.write
         write(self.style.SUCCESS(f"SAQ worker, pid {os.getpid()}, event loop {conf.event_loop()}"))
         for worker in workers:
-            url = redact_url(conf.queue_config(worker.queue.name).url)
-            write(f"  queue {worker.queue.name!r} at {url}, concurrency {worker.concurrency}")
+            url = conf.queue_config(worker.queue.name).url
+            where = "embedded Redis (development)" if embedded_redis.serves(conf.embedded_redis(), url) else ""
+            write(f"  queue {worker.queue.name!r} at {redact_url(url)}{f' ({where})' if where else ''}, "
+                  f"concurrency {worker.concurrency}")  # fmt: skip
         write("  tasks:")
         for spec in registry.all():
             options = spec.job_options()
@@ -178,6 +180,9 @@ class Command(BaseCommand):
             for entry in crons:
                 upcoming = next_run(entry.expression, workers[0].cron_tz, moment).astimezone(workers[0].cron_tz)
                 write(f"    {entry.expression:<15} {entry.name}  next {upcoming:%Y-%m-%d %H:%M %Z}")
+        if getattr(self, "_web", None):
+            host, port = self._web
+            write(f"  monitor (SAQ's web UI) at http://{f'[{host}]' if ':' in host else host}:{port}/")
         mode = "burst: exits when the queue is empty" if workers[0].burst else "SIGTERM/SIGINT for a clean stop"
         write(f"  {mode}; grace period {conf.shutdown_grace_period():.0f}s")
 

@@ -192,6 +192,10 @@ def test_enqueue_with_invalid_argument(redis_client):
         test_tasks.noop_task.enqueue(datetime.now())
     with pytest.raises(TypeError, match=r"tests\.tasks_app\.backends\.tasks\.add\(\): missing a required argument"):
         test_tasks.add.enqueue(1)
+    with pytest.raises(TypeError, match=r"tasks\.add\(\): argument b must be int, got 'two'"):
+        test_tasks.add.enqueue(1, "two")
+    with pytest.raises(TypeError, match="NaN or Infinity, which JSON has no way to store"):
+        test_tasks.noop_task.enqueue(float("inf"))
     assert job_keys() == []
 
 

@@ -179,6 +179,18 @@ def test_enqueue_form(csrf_client, operator, redis_client):
             "not both",
         ),
         ({"task": "dash.add", "arguments": '{"a": 1, "b": 2}', "retries": "-1"}, "retries", "greater than or equal"),
+        ({"task": "dash.add", "arguments": '{"a": "one", "b": 2}'}, "arguments", "argument a must be int, got 'one'"),
+        ({"task": "dash.add", "arguments": '{"a": NaN, "b": 2}'}, "arguments", "holds NaN or Infinity"),
+        (
+            {"task": "dash.add", "arguments": '{"a": ' + "[" * 5000 + "]" * 5000 + ', "b": 2}'},
+            "arguments",
+            "nest more than 32 levels deep",
+        ),
+        (
+            {"task": "dash.add", "arguments": '{"a": ' + "[" * 40 + "]" * 40 + ', "b": 2}'},
+            "arguments",
+            "nest more than 32 levels deep",
+        ),
     ],
 )
 def test_enqueue_form_validates_like_enqueue(csrf_client, operator, redis_client, data, field, message):

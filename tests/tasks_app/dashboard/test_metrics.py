@@ -159,12 +159,14 @@ def test_authenticated_like_stats_json(client, viewer, staff_without_permission)
     with with_token():
         missing = client.get(METRICS)
         wrong = client.get(METRICS, headers={"Authorization": "Bearer m3trics-tokem"})
-        in_url = client.get(reverse("admin:tasks_app_dashboard_metrics_token", args=[TOKEN]))
+        in_url = client.get(f"{METRICS}/{TOKEN}/")
+        in_header = client.get(METRICS, headers={"Authorization": f"Bearer {TOKEN}"})
         posted = client.post(METRICS, headers={"Authorization": f"Bearer {TOKEN}"})
     assert missing.status_code == 401 and missing["WWW-Authenticate"].startswith("Bearer")
     assert wrong.status_code == 403 and wrong.content == b"Invalid API token.\n"
     assert b"tasks_app" not in missing.content + wrong.content
-    assert in_url.status_code == 200 and b"tasks_app_queue_up" in in_url.content
+    assert in_url.status_code == 400  # only the Authorization header carries the token
+    assert in_header.status_code == 200 and b"tasks_app_queue_up" in in_header.content
     assert posted.status_code == 405
     client.force_login(viewer)
     assert client.get(METRICS).status_code == 200

@@ -79,3 +79,91 @@ def test_next_run_needs_an_aware_moment():
 
 
 asyncio  # noqa: B018 (imported for readers: scenarios are coroutines)
+
+
+# --- cron follows the settings in force -------------------------------------------------------------
+
+
+def nightly(expression: str) -> CronSchedule:
+    build = lambda at: Job("nightly", key="cron:nightly", scheduled=int(at.timestamp()))  # noqa: E731
+    return CronSchedule(expression, build, "nightly", fingerprint=f"v-{expression}")
+
+
+def run_days(open_queue, start: datetime, end: datetime, entries_at) -> list[datetime]:
+    """Tick a real worker's schedule() every 10 minutes from ``start`` to ``end`` (UTC); the cron
+    entries in force at a moment are ``entries_at(moment)`` (a deploy changes them). Returns run times."""
+
+    async def scenario(traveller):
+        async with open_queue() as queue:
+            runs, moment = [], start
+            while moment < end:
+                traveller.move_to(moment)
+                worker = Worker(queue, [], executor=None, cron=entries_at(moment), cron_tz=UTC)
+                await worker.schedule(lock=0)
+                job = await queue.take("w")
+                if job is not None:
+                    runs.append(datetime.now(UTC))
+                    await queue.end_attempt(job, Status.COMPLETE)
+                moment += timedelta(minutes=10)
+            return runs
+
+    with time_machine.travel(start, tick=False) as traveller:
+        return run(scenario(traveller))
+
+
+def hours(runs: list[datetime]) -> list[str]:
+    return [moment.strftime("%d %H:%M") for moment in runs]
+
+
+DAY1 = datetime(2026, 6, 1, tzinfo=UTC)
+
+
+def test_a_daily_entry_changed_after_it_ran_runs_once_that_day_and_then_at_its_new_time(open_queue):
+    deploy = DAY1 + timedelta(hours=3)  # after the 02:00 run
+
+    def entries(moment):
+        return [nightly("0 2 * * *" if moment < deploy else "0 4 * * *")]
+
+    runs = run_days(open_queue, DAY1, DAY1 + timedelta(days=3), entries)
+    assert hours(runs) == ["01 02:00", "02 04:00", "03 04:00"]  # never at the old time after the deploy
+
+
+def test_a_daily_entry_changed_before_it_ran_runs_that_day_at_its_new_time_only(open_queue):
+    deploy = DAY1 + timedelta(minutes=30)
+
+    def entries(moment):
+        return [nightly("0 2 * * *" if moment < deploy else "0 4 * * *")]
+
+    runs = run_days(open_queue, DAY1, DAY1 + timedelta(days=2), entries)
+    assert hours(runs) == ["01 04:00", "02 04:00"]
+
+
+def test_a_removed_entry_never_fires_again(open_queue):
+    deploy = DAY1 + timedelta(hours=3)
+
+    def entries(moment):
+        return [nightly("0 2 * * *")] if moment < deploy else []
+
+    runs = run_days(open_queue, DAY1, DAY1 + timedelta(days=3), entries)
+    assert hours(runs) == ["01 02:00"]
+
+    async def stored():
+        async with open_queue() as queue:
+            return await queue.job("cron:nightly")
+
+    job = run(stored())
+    assert job.status == Status.ABORTED and "no longer in SAQ" in job.error
+
+
+def test_a_manual_job_under_the_cron_key_cannot_squat_it(open_queue):
+    async def squat():
+        async with open_queue() as queue:
+            far = Job("nightly", key="cron:nightly", scheduled=int((DAY1 + timedelta(days=3650)).timestamp()))
+            _, state = await queue.submit(far)
+            return state
+
+    # Before the entry's run exists, a manual job due in ten years takes the key; the first tick repairs it.
+    with time_machine.travel(DAY1, tick=False):
+        assert run(squat()) == "queued"
+    runs = run_days(open_queue, DAY1, DAY1 + timedelta(days=2), lambda moment: [nightly("0 2 * * *")])
+    assert hours(runs) == ["01 02:00", "02 02:00"]

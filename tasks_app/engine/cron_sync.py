@@ -1,0 +1,156 @@
+"""Stored cron runs kept in line with the cron entries in force (``SAQ["CRON_JOBS"]``).
+
+Each entry's next run is one job under a fixed key (``cron:<task>``), so runs never pile up. A
+worker's schedule tick (every ``TIMERS["schedule"]`` seconds, and at start) makes Redis agree with
+its settings:
+
+- an entry with no pending run gets one, at its next time (``engine/cron.py``);
+- a pending run written by another version of the entry (its expression, arguments, options or
+  time zone changed), or by something else under the same key (a manual enqueue), is replaced by
+  this entry's own, with one compare-and-set;
+- a pending run of an entry that is gone is ended ``aborted``, saying so; a run that is already
+  running is left to finish.
+
+A daily entry changed after it ran today is not run again today: its first run under the new
+expression is the next one on a later local day ("once per local day", as across DST changes).
+
+Every job written here carries ``meta["cron"]``: ``{"entry": fingerprint, "expression": ...,
+"last_run": epoch seconds of the run before, or None}``. The keys of the runs this queue's
+workers wrote are kept in the set ``saq:<queue>:cron`` so that runs of removed entries are found.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, tzinfo
+from typing import TYPE_CHECKING
+
+from saq.job import TERMINAL_STATUSES, Job, Status
+
+from .cron import next_run
+
+if TYPE_CHECKING:
+    from .queue import AtomicRedisQueue
+    from .worker import CronSchedule
+
+logger = logging.getLogger("tasks_app.cron")
+
+_DAY = timedelta(hours=23)  # an entry whose runs are at least this far apart is a daily (or rarer) one
+
+
+@dataclass(frozen=True)
+class StoredRun:
+    """What Redis holds for one entry's key, as the dashboard shows it."""
+
+    name: str
+    expression: str
+    key: str
+    status: str | None  # None: no run stored
+    due: datetime | None
+
+
+def cron_set_key(queue: AtomicRedisQueue) -> str:
+    return queue.namespace("cron")
+
+
+def _mark(job: Job, entry: CronSchedule, last_run: int | None) -> Job:
+    job.meta["cron"] = {"entry": entry.fingerprint, "expression": entry.expression, "last_run": last_run}
+    return job
+
+
+def _last_run(stored: Job | None) -> int | None:
+    """When the run before the next one was due (epoch s): a finished or running stored run's own time,
+    or what a pending one remembers."""
+    if stored is None:
+        return None
+    if stored.status in TERMINAL_STATUSES or stored.status == Status.ACTIVE:
+        return int(stored.scheduled) or None
+    return (stored.meta.get("cron") or {}).get("last_run")
+
+
+def _next_time(entry: CronSchedule, tz: tzinfo, moment: datetime, last_run: int | None, changed: bool) -> datetime:
+    at = next_run(entry.expression, tz, moment)
+    # Once per local day: a daily entry that already ran today under its old time waits for tomorrow.
+    if changed and last_run and next_run(entry.expression, tz, at) - at >= _DAY:
+        ran = datetime.fromtimestamp(last_run, UTC).astimezone(tz).date()
+        if ran == at.astimezone(tz).date():
+            at = next_run(entry.expression, tz, at)
+    return at
+
+
+async def sync_cron(queue: AtomicRedisQueue, entries: Sequence[CronSchedule], tz: tzinfo, moment: datetime) -> None:
+    """One schedule tick's cron work for ``queue`` (see the module docstring); ``moment`` is now, aware."""
+    wanted = {}
+    for entry in entries:
+        probe = entry.build(next_run(entry.expression, tz, moment))
+        wanted[probe.key] = entry
+    await _end_removed(queue, set(wanted))
+    if wanted:
+        await queue.redis.sadd(cron_set_key(queue), *wanted)
+    for key, entry in wanted.items():
+        stored = await queue.job(key)
+        if stored is not None and stored.status not in TERMINAL_STATUSES and stored.status != Status.ACTIVE:
+            if (stored.meta.get("cron") or {}).get("entry") == entry.fingerprint:
+                continue  # this entry's own pending run
+            await _replace(queue, key, entry, tz, moment)
+        elif stored is None or stored.status in TERMINAL_STATUSES:
+            last = _last_run(stored)
+            job = _mark(entry.build(_next_time(entry, tz, moment, last, changed=False)), entry, last)
+            await queue.submit(job)
+        # ACTIVE: it runs now; its next run is written once it has ended.
+
+
+async def _replace(queue: AtomicRedisQueue, key: str, entry: CronSchedule, tz: tzinfo, moment: datetime) -> None:
+    was: list[str | None] = []
+
+    def change(current: Job) -> Job | None:
+        if current.status != Status.QUEUED:
+            return None  # taken or ended meanwhile: the next tick decides again
+        if (current.meta.get("cron") or {}).get("entry") == entry.fingerprint:
+            return None
+        was[:] = [(current.meta.get("cron") or {}).get("expression")]
+        last = _last_run(current)
+        new = _mark(entry.build(_next_time(entry, tz, moment, last, changed=True)), entry, last)
+        new.queue, new.status, new.queued = queue, Status.QUEUED, current.queued
+        return new
+
+    replaced, done = await queue.compare_and_set(key, change)
+    if done and replaced is not None:
+        logger.info(
+            "Cron entry %s rescheduled to %s (%s), replacing the run stored %s",
+            entry.name,
+            datetime.fromtimestamp(replaced.scheduled, UTC).astimezone(tz).isoformat(),
+            entry.expression,
+            f"for {was[0]!r}" if was and was[0] else "under its key by something else",
+        )
+
+
+async def _end_removed(queue: AtomicRedisQueue, wanted: set[str]) -> None:
+    members = {member.decode() for member in await queue.redis.smembers(cron_set_key(queue))}
+    for key in members - wanted:
+
+        def end(current: Job) -> Job | None:
+            if current.status != Status.QUEUED:
+                return None  # running: left to finish; ended: nothing to do
+            current.status = Status.ABORTED
+            current.error = 'Its cron entry is no longer in SAQ["CRON_JOBS"].'
+            return current
+
+        _, done = await queue.compare_and_set(key, end)
+        if done:
+            logger.info("Cron run %s removed: its entry is no longer in the settings", key)
+        await queue.redis.srem(cron_set_key(queue), key)
+
+
+async def stored_runs(queue: AtomicRedisQueue, entries: Sequence[CronSchedule], tz: tzinfo) -> list[StoredRun]:
+    """Each entry's run as Redis holds it now (for the dashboard)."""
+    rows = []
+    moment = datetime.now(UTC)
+    for entry in entries:
+        key = entry.build(next_run(entry.expression, tz, moment)).key
+        stored = await queue.job(key)
+        due = datetime.fromtimestamp(stored.scheduled, UTC).astimezone(tz) if stored and stored.scheduled else None
+        rows.append(StoredRun(entry.name, entry.expression, key, stored.status.value if stored else None, due))
+    return rows
