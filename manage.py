@@ -13,9 +13,19 @@ def main() -> None:
     from django.conf import settings
     from django.core.exceptions import ImproperlyConfigured
     from django.core.management import execute_from_command_line
+    from django.db import OperationalError
 
     try:
         execute_from_command_line(sys.argv)
+    except OperationalError:
+        # A SQLite file that cannot be opened: say which and why, in one line (--traceback: as usual).
+        from pydotorg.checks import sqlite_problems
+
+        problems = sqlite_problems() if "--traceback" not in sys.argv else []
+        if not problems:
+            raise
+        sys.stderr.write("".join(f"{problem}\n" for problem in problems))
+        sys.exit(EXIT_SETTINGS)
     except ImproperlyConfigured as exc:
         # Raised while loading the settings: the message names the variable and what is wrong,
         # which is all a traceback through Django's settings import would add to. Raised later,

@@ -19,6 +19,8 @@ In one run, on the same feeds and the same database:
    feedparser's loose parser busy, a flood of unclosed items), each on its own host, refreshed
    by a real ``runworker`` at the default limits: the worker's peak RSS against its idle RSS and
    the documented bound, and the parse processes' peak RSS, measured separately.
+6. ``--gzip-bombs`` feeds (default FEEDS_MAX_CONCURRENCY: all at once), each ~100 KB of gzip that
+   inflates to 100 MB, refreshed by a worker of their own: its RSS against the same bound.
 
 Targets: 2 within 1.3x of 4 and at least 8x faster than 1; 3 at least 10x faster than 2.
 
@@ -32,9 +34,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gzip
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -44,91 +46,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.feed_server import GZIP_BOMB_INFLATED, HOSTILE_KINDS, MB, host, start_server  # noqa: E402
 from bench.support import bench_redis_url  # noqa: E402
+from pydotorg.blogs.conf import DEFAULTS as FEED_DEFAULTS  # noqa: E402
 
 DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/bench_feeds")
 REDIS_URL = bench_redis_url()  # a Redis database of the bench's own
 SPEEDUP_TARGET = 8.0
 FLOOR_TARGET = 1.3
 RERUN_TARGET = 10.0
-HOSTILE_KINDS = ("style", "comment", "tags", "items")
-MB = 1024 * 1024
-
-
-def host(index: int) -> str:
-    """The loopback address standing for feed ``index``'s own server."""
-    return f"127.0.{index // 250}.{index % 250 + 1}"
-
-
-# --- the feed server (runs in its own process: `bench/feeds.py --serve ...`) ---------------
-
-
-def feed_document(index: int, entries: int) -> bytes:
-    items = []
-    for n in range(entries):
-        paragraph = f"Entry {n} of feed {index}, about Python packaging, typing and asyncio. " * 6
-        items.append(
-            f"<item><title>Feed {index}: post {n} about Python</title>"
-            f"<link>https://blog{index}.example.org/posts/{n}</link>"
-            f"<guid>https://blog{index}.example.org/posts/{n}</guid>"
-            f"<pubDate>Mon, 06 Sep 2021 {n % 24:02d}:{n % 60:02d}:00 +0000</pubDate>"
-            f"<description>&lt;p&gt;{paragraph}&lt;a href='https://www.python.org/'&gt;link&lt;/a&gt;&lt;/p&gt;"
-            f"</description></item>"
-        )
-    return (
-        '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
-        f"<title>Blog {index}</title><link>https://blog{index}.example.org/</link>{''.join(items)}"
-        "</channel></rss>"
-    ).encode()
-
-
-async def serve(args: argparse.Namespace) -> None:
-    from tests.blogs.hostile import hostile
-
-    documents = {f"/feed/{i}": feed_document(i, args.entries) for i in range(args.feeds)}
-    bombs = {kind: hostile(kind, 10 * MB) for kind in HOSTILE_KINDS} if args.hostile else {}
-    for i in range(args.hostile):
-        documents[f"/hostile/{i}"] = bombs[HOSTILE_KINDS[i % len(HOSTILE_KINDS)]]
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while True:  # keep-alive: one request after another on this connection
-                head = await reader.readuntil(b"\r\n\r\n")
-                lines = head.decode("latin-1").split("\r\n")
-                path = lines[0].split(" ")[1]
-                headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
-                await asyncio.sleep(args.latency)
-                body = documents.get(path)
-                etag = f'"{path}"'
-                if body is None:
-                    status, body, extra = "404 Not Found", b"", ""
-                elif headers.get("if-none-match") == etag:
-                    status, body, extra = "304 Not Modified", b"", f"ETag: {etag}\r\n"
-                else:
-                    status, extra = "200 OK", f"ETag: {etag}\r\nContent-Type: application/rss+xml; charset=utf-8\r\n"
-                writer.write(f"HTTP/1.1 {status}\r\n{extra}Content-Length: {len(body)}\r\n\r\n".encode("latin-1"))
-                writer.write(body)
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
-
-    hosts = [host(i) for i in range(max(args.feeds, args.hostile))]
-    with socket.socket() as probe:  # one port for every address
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = await asyncio.start_server(handle, hosts, port, backlog=1024)
-    print(port, flush=True)
-    async with server:
-        await server.serve_forever()
-
-
-def start_server(args: argparse.Namespace) -> tuple[subprocess.Popen, int]:
-    command = [sys.executable, __file__, "--serve", "--feeds", str(args.feeds), "--entries", str(args.entries)]
-    command += ["--latency", str(args.latency), "--hostile", str(args.hostile)]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-    return process, int(process.stdout.readline())
 
 
 # --- the benchmark ---------------------------------------------------------------------------
@@ -142,9 +68,9 @@ def setup_django(concurrency: int | None):
     from django.conf import settings
 
     django.setup()
-    settings.FEEDS_ALLOW_PRIVATE_NETWORKS = True  # the feed servers are on loopback
+    settings.FEEDS = {**settings.FEEDS, "ALLOW_PRIVATE_NETWORKS": True}  # the feed servers are on loopback
     if concurrency:
-        settings.FEEDS_MAX_CONCURRENCY = concurrency
+        settings.FEEDS = {**settings.FEEDS, "MAX_CONCURRENCY": concurrency}
 
 
 async def sequential(feeds) -> dict[str, float]:
@@ -239,8 +165,8 @@ def children_cpu() -> float:
 # --- memory with hostile feeds ----------------------------------------------------------------
 
 
-def hostile_run(args: argparse.Namespace, port: int) -> dict[str, float]:
-    """Refresh ``--hostile`` 10 MB hostile feeds with a real worker; its RSS and the parse processes', in MB."""
+def hostile_run(args: argparse.Namespace, port: int, kind: str = "hostile", count: int = 0) -> dict[str, float]:
+    """Refresh ``count`` feeds under /``kind``/ with a real worker (alone); its RSS and the parse processes', in MB."""
     from django.db import connection
 
     from pydotorg.blogs.models import Feed
@@ -251,9 +177,10 @@ def hostile_run(args: argparse.Namespace, port: int) -> dict[str, float]:
     async def stored_job(key: str):
         return await get_queue().job(key)
 
-    print(f"{args.hostile} hostile feeds through a worker...", file=sys.stderr)
+    print(f"{count} {kind} feeds through a worker...", file=sys.stderr)
+    Feed.objects.update(is_active=False)  # the earlier run's feeds: each run measures its own kind alone
     Feed.objects.bulk_create(
-        Feed(name=f"Hostile {i}", feed_url=f"http://{host(i)}:{port}/hostile/{i}") for i in range(args.hostile)
+        Feed(name=f"{kind} {i}", feed_url=f"http://{host(i)}:{port}/{kind}/{i}") for i in range(count)
     )
     db = connection.settings_dict
     env = {
@@ -317,13 +244,12 @@ def hostile_run(args: argparse.Namespace, port: int) -> dict[str, float]:
         "parse_processes": len(parse_peaks),
         "seconds": elapsed,
         "result": current.result if current.status == "complete" else current.error,
-        "errors": dict(Feed.objects.filter(name__startswith="Hostile").values_list("name", "last_error")),
+        "errors": dict(Feed.objects.filter(name__startswith=kind).values_list("name", "last_error")),
     }
 
 
 def run(args: argparse.Namespace) -> int:
     setup_django(args.concurrency)
-    from django.conf import settings
 
     from bench.support import throwaway_databases
     from pydotorg.blogs.conf import cpu_count, feed_settings, worker_memory_bound
@@ -333,7 +259,8 @@ def run(args: argparse.Namespace) -> int:
         server, port = start_server(args)
         try:
             times = asyncio.run(measure(args, port))
-            memory = hostile_run(args, port) if args.hostile else None
+            memory = hostile_run(args, port, "hostile", args.hostile) if args.hostile else None
+            bombs = hostile_run(args, port, "gzip", args.gzip_bombs) if args.gzip_bombs else None
         finally:
             server.kill()
             background.run(disconnect_all())
@@ -363,7 +290,7 @@ def run(args: argparse.Namespace) -> int:
         f"  per feed in the baseline: fetch {per_feed['fetch']:.1f} ms, parse {per_feed['parse']:.1f} ms "
         f"({per_feed['parse_cpu']:.1f} ms CPU), store {per_feed['store']:.1f} ms ({per_feed['store_cpu']:.1f} ms CPU)"
     )
-    latency_floor = args.feeds / settings.FEEDS_MAX_CONCURRENCY * args.latency
+    latency_floor = args.feeds / config.max_concurrency * args.latency
     print(f"  latency floor of a run: {latency_floor:.2f} s (feeds / concurrency x latency)")
     vs_floor = times["concurrent"] / floor
     verdicts = [
@@ -374,23 +301,30 @@ def run(args: argparse.Namespace) -> int:
     for label, ratio, target, ok in verdicts:
         print(f"  {label} {ratio:5.2f}x  (target {target}: {_verdict(ok)})")
     if memory:
-        bound = worker_memory_bound(config) / MB
-        print(
-            f"Hostile: {args.hostile} feeds of 10 MB ({', '.join(HOSTILE_KINDS)}), one host each, refreshed by "
-            f"runworker in {memory['seconds']:.1f} s; FEEDS_PARSE_CPU_SECONDS={config.parse_cpu_seconds}, "
-            f"FEEDS_PARSE_MEMORY_MB={config.parse_memory_mb}"
-        )
-        growth = memory["peak"] - memory["idle"]
-        print(f"  worker RSS: idle {memory['idle']:.0f} MB, peak {memory['peak']:.0f} MB (+{growth:.0f} MB)")
-        print(f"  documented bound on the growth: {bound:.0f} MB ({_verdict(growth <= bound, 'within', 'OVER')})")
-        print(
-            f"  parse processes: {memory['parse_processes']} seen, peak RSS of the largest "
-            f"{memory['parse_peak']:.0f} MB (limit {config.parse_memory_mb} MB of address space)"
-        )
-        print(f"  job result: {memory['result']}")
-        for name, error in sorted(memory["errors"].items()):
-            print(f"    {name}: {error or 'stored'}")
+        what = f"{args.hostile} feeds of 10 MB ({', '.join(HOSTILE_KINDS)})"
+        _print_memory(what, memory, config, worker_memory_bound(config))
+    if bombs:
+        what = f"{args.gzip_bombs} gzip bombs ({len(gzip.compress(b' ' * GZIP_BOMB_INFLATED)) // 1024} KB sent, "
+        _print_memory(f"{what}{GZIP_BOMB_INFLATED // MB} MB inflated)", bombs, config, worker_memory_bound(config))
     return 0
+
+
+def _print_memory(what: str, memory: dict, config, bound: int) -> None:
+    print(
+        f"Hostile: {what}, one host each, refreshed at once by runworker in {memory['seconds']:.1f} s; "
+        f"FEEDS_MAX_CONCURRENCY={config.max_concurrency}, FEEDS_MAX_BYTES={config.max_bytes}, "
+        f"FEEDS_PARSE_CPU_SECONDS={config.parse_cpu_seconds}, FEEDS_PARSE_MEMORY_MB={config.parse_memory_mb}"
+    )
+    growth = memory["peak"] - memory["idle"]
+    print(f"  worker RSS: idle {memory['idle']:.0f} MB, peak {memory['peak']:.0f} MB (+{growth:.0f} MB)")
+    print(f"  documented bound on the growth: {bound / MB:.0f} MB ({_verdict(growth <= bound / MB, 'within', 'OVER')})")
+    print(
+        f"  parse processes: {memory['parse_processes']} seen, peak RSS of the largest "
+        f"{memory['parse_peak']:.0f} MB (limit {config.parse_memory_mb} MB of address space)"
+    )
+    print(f"  job result: {memory['result']}")
+    for name, error in sorted(memory["errors"].items()):
+        print(f"    {name}: {error or 'stored'}")
 
 
 def _verdict(ok: bool, yes: str = "met", no: str = "MISSED") -> str:
@@ -404,12 +338,10 @@ def main() -> int:
     parser.add_argument("--latency", type=float, default=0.1, help="seconds added to every response")
     parser.add_argument("--concurrency", type=int, help="FEEDS_MAX_CONCURRENCY (default: the setting)")
     parser.add_argument("--hostile", type=int, default=20, help="hostile 10 MB feeds for the memory run (0: skip)")
-    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.serve:
-        asyncio.run(serve(args))
-        return 0
-    return run(args)
+    parser.add_argument(
+        "--gzip-bombs", type=int, default=int(FEED_DEFAULTS["MAX_CONCURRENCY"]), help="gzip bombs at once (0: skip)"
+    )
+    return run(parser.parse_args())
 
 
 if __name__ == "__main__":

@@ -10,3 +10,35 @@ from .serving import serving_problems
 @register(Tags.security, deploy=True)
 def check_serving(app_configs=None, **kwargs) -> list[Error]:
     return [Error(problem.message, id=problem.check_id) for problem in serving_problems()]
+
+
+def sqlite_problems() -> list[str]:
+    """Why a SQLite database in DATABASES cannot be opened (one message each), or none.
+
+    Django opens the database before any system check of ours runs, and fails with a 40-line
+    traceback ending in "unable to open database file": manage.py prints these instead.
+    """
+    import os
+    from pathlib import Path
+
+    from django.conf import settings
+
+    problems = []
+    for alias, database in settings.DATABASES.items():
+        name = str(database.get("NAME") or "")
+        if not database.get("ENGINE", "").endswith("sqlite3") or name in ("", ":memory:") or name.startswith("file:"):
+            continue
+        path = Path(name)
+        if path.exists():
+            problem = None if os.access(path, os.R_OK | os.W_OK) else "exists but cannot be read and written"
+        elif not path.parent.is_dir():
+            problem = f"cannot be created: the directory {path.parent} does not exist"
+        else:
+            problem = None if os.access(path.parent, os.W_OK | os.X_OK) else f"cannot be created in {path.parent}"
+        if problem:
+            problems.append(
+                f"The SQLite database {path} (DATABASES[{alias!r}], from DATABASE_URL) {problem}. Point "
+                "DATABASE_URL at a writable place, e.g. sqlite:///db.sqlite3 (next to manage.py), or create "
+                "the directory."
+            )
+    return problems

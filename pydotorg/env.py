@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
-from tasks_app.redaction import MASK, redact_url
-
 env = environ.Env()
+
+# Public on purpose: it is only ever used with DEBUG on, or by commands that serve nothing
+# (pydotorg/serving.py refuses to serve on it). Here, not in serving.py, so settings.py reads it
+# without importing an app module.
+DEV_SECRET_KEY = "insecure-dev-key-set-SECRET_KEY-in-production"
 
 
 def read_env_file(base_dir: Path) -> None:
@@ -51,6 +54,8 @@ def url(var: str, default: str | None, schemes: set[str]) -> str | None:
     if "://" not in value:
         raise ImproperlyConfigured(f"{var} is not a URL: it has no scheme; expected one of {expected}.")
     if parts.scheme not in schemes:
+        from tasks_app.redaction import redact_url  # only to explain an error: settings import no app
+
         raise ImproperlyConfigured(
             f"{var}={redact_url(value)!r} has an unsupported scheme {parts.scheme!r}; expected one of {expected}."
         )
@@ -76,12 +81,16 @@ def database(var: str, default: str) -> dict:
     try:
         return environ.Env.db_url_config(value)
     except Exception as exc:  # django-environ raises bare exceptions on odd input
+        from tasks_app.redaction import redact_url  # only to explain an error: settings import no app
+
         raise ImproperlyConfigured(
             f"{var}={redact_url(value)!r} could not be parsed: {_without_password(str(exc), value)}."
         ) from None
 
 
 def _without_password(text: str, value: str) -> str:
+    from tasks_app.redaction import MASK
+
     password = urlsplit(value).password
     for secret in {password, unquote(password or "")} - {None, ""}:
         text = text.replace(secret, MASK)
@@ -101,8 +110,11 @@ def boolean(var: str, default: bool) -> bool:
     raise ImproperlyConfigured(f"{var}={value!r} is not a boolean; use true or false.")
 
 
-def integer(var: str, default: int, minimum: int = 0) -> int:
-    value = env.str(var, default=str(default))
+def integer(var: str, default: int | None, minimum: int = 0) -> int | None:
+    """The whole number in ``var``; ``default`` when unset (None: leave it to the app's own default)."""
+    value = env.str(var, default=None)
+    if value is None:
+        return default
     try:
         number = int(value)
     except ValueError:
@@ -110,3 +122,53 @@ def integer(var: str, default: int, minimum: int = 0) -> int:
     if number is None or number < minimum:
         raise ImproperlyConfigured(f"{var}={value!r} must be a whole number >= {minimum}.")
     return number
+
+
+def text(var: str) -> str | None:
+    """The text in ``var`` as given (blank included), or None when unset."""
+    return env.str(var, default=None)
+
+
+def boolean_or_list(var: str) -> bool | list[str] | None:
+    """None when unset; a boolean for true/false (and the like); else the comma-separated items."""
+    value = env.str(var, default=None)
+    if value is None:
+        return None
+    if value.strip().lower() in _TRUE | _FALSE:
+        return boolean(var, default=False)
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def only_set(values: dict[str, object]) -> dict[str, object]:
+    """``values`` without the unset ones (None), so an app's conf module supplies its defaults."""
+    return {key: value for key, value in values.items() if value is not None}
+
+
+def redis_url(var: str, default: str | None) -> tuple[str | None, int | None]:
+    """The Redis URL in ``var`` and the worker concurrency its ``?concurrency=N`` asks for (or None).
+
+    The parameter is the original setup's; it is taken off the URL, which redis-py would refuse.
+    """
+    value = url(var, default, {"redis", "rediss", "unix"})
+    if value is None:
+        return None, None
+    parts = urlsplit(value)
+    # The other parameters are kept exactly as written; of several concurrency=, the last one counts.
+    kept = [pair for pair in parts.query.split("&") if pair and pair.partition("=")[0] != "concurrency"]
+    asked = [pair.partition("=")[2] for pair in parts.query.split("&") if pair.partition("=")[0] == "concurrency"]
+    if not asked:
+        return value, None
+    if not asked[-1].isdigit() or int(asked[-1]) < 1:
+        raise ImproperlyConfigured(
+            f"{var}: concurrency={asked[-1]!r} must be a whole number of at least 1, "
+            "for example redis://localhost:6379/0?concurrency=20."
+        )
+    return urlunsplit(parts._replace(query="&".join(kept))), int(asked[-1])
+
+
+def choice(var: str, default: str, choices: tuple[str, ...]) -> str:
+    """``var``'s value, which must be one of ``choices`` (case-insensitive); raises naming the choices."""
+    value = env.str(var, default=default).strip().lower()
+    if value not in choices:
+        raise ImproperlyConfigured(f"{var}={value!r} must be one of: {', '.join(choices)}.")
+    return value

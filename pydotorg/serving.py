@@ -19,8 +19,7 @@ from django.core.checks.security.base import (
 )
 from django.core.exceptions import ImproperlyConfigured
 
-# Public on purpose: it is only ever used with DEBUG on, or by commands that serve nothing.
-DEV_SECRET_KEY = "insecure-dev-key-set-SECRET_KEY-in-production"
+from .env import DEV_SECRET_KEY
 
 SECRET_KEY_PROBLEM = (
     "SECRET_KEY is not set (or is the development key, which is public in pydotorg/serving.py), so anyone "

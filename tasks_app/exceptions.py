@@ -83,3 +83,8 @@ class JobInterrupted(TasksAppError):
 class TaskInterrupted(TasksAppError):
     """Carries a ``BaseException`` (SystemExit, KeyboardInterrupt) out of a ``django.tasks`` Task, so the job
     fails instead of the worker exiting."""
+
+
+def reason(exc: BaseException) -> str:
+    """``exc``'s message as a clause to end with one's own period: never "refused.." nor empty."""
+    return str(exc).strip().rstrip(".") or type(exc).__name__

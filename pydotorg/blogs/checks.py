@@ -6,7 +6,7 @@ from django.conf import settings
 from django.core.checks import Error, Warning, register
 from django.core.exceptions import ImproperlyConfigured
 
-from .conf import feed_settings
+from .conf import feed_settings, flat_settings
 
 
 @register()
@@ -15,8 +15,20 @@ def check_feed_settings(app_configs, **kwargs) -> list:
         config = feed_settings()
     except ImproperlyConfigured as exc:
         return [Error(str(exc), id="blogs.E001")]
+    found = []
+    flat = flat_settings()
+    if flat:
+        found.append(
+            Warning(
+                f"{', '.join(flat)} in settings.py {'is' if len(flat) == 1 else 'are'} no longer read: the feed "
+                "settings are one dict, FEEDS.",
+                hint="Move each into FEEDS without its prefix, e.g. FEEDS = {'MAX_BYTES': 10485760}; the FEEDS_* "
+                "environment variables fill it as before.",
+                id="blogs.W002",
+            )
+        )
     if config.allowed_networks and not settings.DEBUG:
-        return [
+        found.append(
             Warning(
                 "FEEDS_ALLOW_PRIVATE_NETWORKS is on with DEBUG off: feeds may be fetched from "
                 f"{', '.join(map(str, config.allowed_networks))}, so whoever can add a feed can read the "
@@ -25,5 +37,5 @@ def check_feed_settings(app_configs, **kwargs) -> list:
                 "feed servers you trust; it is meant for tests and local feeds.",
                 id="blogs.W001",
             )
-        ]
-    return []
+        )
+    return found

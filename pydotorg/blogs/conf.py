@@ -1,11 +1,14 @@
-"""The feed settings, with their defaults, read in one place.
+"""The feed settings, with their defaults, read in one place: ``settings.FEEDS``, a dict.
 
-The blogs app works without any of them in settings.py; a bad value is an
-ImproperlyConfigured error that names the setting (and a system check, blogs.E001).
+The blogs app works without it in settings.py. The site fills it from the ``FEEDS_*``
+environment variables (``FEEDS_MAX_BYTES`` sets ``FEEDS["MAX_BYTES"]``), so errors name both
+spellings. A bad value is an ImproperlyConfigured error that names it (and a system check,
+blogs.E001); an unknown key is one too, with the nearest known key.
 """
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import os
 from dataclasses import dataclass
@@ -14,44 +17,44 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 DEFAULTS: dict[str, int | float | str | bool] = {
-    "FEEDS_USER_AGENT": "python.org feed aggregator (+https://www.python.org/blogs/)",
-    "FEEDS_MAX_CONCURRENCY": 20,  # simultaneous fetches in refresh_all_feeds
-    "FEEDS_MAX_PER_HOST": 2,  # simultaneous fetches from one host
-    "FEEDS_CONNECT_TIMEOUT": 10,  # seconds to open a connection
-    "FEEDS_READ_TIMEOUT": 30,  # seconds of silence allowed while reading
-    "FEEDS_DEADLINE": 60,  # seconds for a whole fetch, redirects and body included
-    "FEEDS_MAX_BYTES": 10 * 1024 * 1024,  # decoded body size cap
-    "FEEDS_MAX_REDIRECTS": 5,
+    "USER_AGENT": "python.org feed aggregator (+https://www.python.org/blogs/)",
+    "MAX_CONCURRENCY": 20,  # simultaneous fetches in refresh_all_feeds
+    "MAX_PER_HOST": 2,  # simultaneous fetches from one host
+    "CONNECT_TIMEOUT": 10,  # seconds to open a connection
+    "READ_TIMEOUT": 30,  # seconds of silence allowed while reading
+    "DEADLINE": 60,  # seconds for a whole fetch, redirects and body included
+    "MAX_BYTES": 10 * 1024 * 1024,  # decoded body size cap
+    "MAX_REDIRECTS": 5,
     # False: public addresses only. True (tests, local development): any address. A list of
     # networks ("10.1.2.0/24"): public addresses and those.
-    "FEEDS_ALLOW_PRIVATE_NETWORKS": False,
-    "FEEDS_MAX_ENTRIES": 100,  # the newest entries kept from one document
-    "FEEDS_MAX_CONTENT_CHARS": 65536,  # characters kept of an entry's summary, and of its content
-    "FEEDS_STORE_CONNECTIONS": 4,  # database connections refresh_all_feeds stores with at once
-    "FEEDS_PARSE_PROCESSES": 0,  # parse processes per worker; 0 means one per CPU
-    "FEEDS_PARSE_CPU_SECONDS": 10,  # CPU time one parse may use
-    "FEEDS_PARSE_MEMORY_MB": 512,  # address space of a parse process
-    "FEEDS_PARSE_TIMEOUT": 30,  # wall-clock seconds one parse may take, waiting for a CPU included
+    "ALLOW_PRIVATE_NETWORKS": False,
+    "MAX_ENTRIES": 100,  # the newest entries kept from one document
+    "MAX_CONTENT_CHARS": 65536,  # characters kept of an entry's summary, and of its content
+    "STORE_CONNECTIONS": 4,  # database connections refresh_all_feeds stores with at once
+    "PARSE_PROCESSES": 0,  # parse processes per worker; 0 means one per CPU
+    "PARSE_CPU_SECONDS": 10,  # CPU time one parse may use
+    "PARSE_MEMORY_MB": 512,  # address space of a parse process
+    "PARSE_TIMEOUT": 30,  # wall-clock seconds one parse may take, waiting for a CPU included
 }
 # Below this a parse process cannot even start Python, feedparser and nh3.
 MIN_PARSE_MEMORY_MB = 128
 # The least each number may be. Seconds may be fractions in settings.py; the environment gives
-# whole numbers (pydotorg/settings.py reads these bounds, rounded up, and the defaults above).
+# whole numbers.
 MINIMUMS: dict[str, int | float] = {
-    "FEEDS_MAX_CONCURRENCY": 1,
-    "FEEDS_MAX_PER_HOST": 1,
-    "FEEDS_CONNECT_TIMEOUT": 0.001,
-    "FEEDS_READ_TIMEOUT": 0.001,
-    "FEEDS_DEADLINE": 0.001,
-    "FEEDS_MAX_BYTES": 1,
-    "FEEDS_MAX_REDIRECTS": 0,
-    "FEEDS_MAX_ENTRIES": 1,
-    "FEEDS_MAX_CONTENT_CHARS": 1000,  # room for the markup that keeps a cut entry well-formed
-    "FEEDS_STORE_CONNECTIONS": 1,
-    "FEEDS_PARSE_PROCESSES": 0,  # 0: one per CPU
-    "FEEDS_PARSE_CPU_SECONDS": 1,  # RLIMIT_CPU counts whole seconds
-    "FEEDS_PARSE_MEMORY_MB": MIN_PARSE_MEMORY_MB,
-    "FEEDS_PARSE_TIMEOUT": 0.001,
+    "MAX_CONCURRENCY": 1,
+    "MAX_PER_HOST": 1,
+    "CONNECT_TIMEOUT": 0.001,
+    "READ_TIMEOUT": 0.001,
+    "DEADLINE": 0.001,
+    "MAX_BYTES": 1,
+    "MAX_REDIRECTS": 0,
+    "MAX_ENTRIES": 1,
+    "MAX_CONTENT_CHARS": 1000,  # room for the markup that keeps a cut entry well-formed
+    "STORE_CONNECTIONS": 1,
+    "PARSE_PROCESSES": 0,  # 0: one per CPU
+    "PARSE_CPU_SECONDS": 1,  # RLIMIT_CPU counts whole seconds
+    "PARSE_MEMORY_MB": MIN_PARSE_MEMORY_MB,
+    "PARSE_TIMEOUT": 0.001,
 }
 EVERY_NETWORK = (ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("::/0"))
 
@@ -78,25 +81,51 @@ class FeedSettings:
     parse_timeout: float
 
 
-def _number(name: str, kind: type) -> int | float:
-    value = getattr(settings, name, DEFAULTS[name])
-    minimum = MINIMUMS[name]
+def _where(key: str) -> str:
+    return f'set FEEDS_{key} in the environment, or FEEDS["{key}"] in settings.py'
+
+
+def given() -> dict[str, object]:
+    """``settings.FEEDS`` as set (without defaults); raises ImproperlyConfigured for an unknown key."""
+    values = getattr(settings, "FEEDS", None)
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise ImproperlyConfigured(
+            f"FEEDS={values!r} must be a dict such as {{'MAX_BYTES': 10485760}}; its keys are {', '.join(DEFAULTS)}."
+        )
+    for key in values:
+        if key not in DEFAULTS:
+            near = difflib.get_close_matches(str(key), DEFAULTS, n=1)
+            hint = f"did you mean {near[0]!r}? " if near else ""
+            raise ImproperlyConfigured(f"FEEDS has an unknown key {key!r}; {hint}the keys are {', '.join(DEFAULTS)}.")
+    return values
+
+
+def _number(values: dict[str, object], key: str, kind: type) -> int | float:
+    value = values.get(key, DEFAULTS[key])
+    minimum = MINIMUMS[key]
     if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
         raise ImproperlyConfigured(
-            f"{name}={value!r} must be a number >= {minimum} (default {DEFAULTS[name]!r}); fix it in settings.py."
+            f"FEEDS_{key}={value!r} must be a number >= {minimum} (default {DEFAULTS[key]!r}); {_where(key)}."
         )
     if kind is int and not isinstance(value, int):
-        raise ImproperlyConfigured(f"{name}={value!r} must be a whole number (default {DEFAULTS[name]!r}).")
+        raise ImproperlyConfigured(
+            f"FEEDS_{key}={value!r} must be a whole number (default {DEFAULTS[key]!r}); {_where(key)}."
+        )
     return value
 
 
-def _networks(name: str) -> tuple[Network, ...]:
-    value = getattr(settings, name, DEFAULTS[name])
+def _networks(values: dict[str, object], key: str) -> tuple[Network, ...]:
+    value = values.get(key, DEFAULTS[key])
     if value is True:
         return EVERY_NETWORK
     if value is False:
         return ()
-    problem = f"{name}={value!r} must be False (the default), True or a list of networks such as ['10.1.2.0/24']"
+    problem = (
+        f"FEEDS_{key}={value!r} must be False (the default), True or a list of networks such as "
+        f"['10.1.2.0/24'] ({_where(key)})"
+    )
     if isinstance(value, str) or not isinstance(value, list | tuple):
         raise ImproperlyConfigured(f"{problem}.")
     try:
@@ -115,29 +144,36 @@ def cpu_count() -> int:
 
 def feed_settings() -> FeedSettings:
     """The current feed settings, validated (read at each refresh so tests can override them)."""
-    user_agent = getattr(settings, "FEEDS_USER_AGENT", DEFAULTS["FEEDS_USER_AGENT"])
+    values = given()
+    user_agent = values.get("USER_AGENT", DEFAULTS["USER_AGENT"])
     if not isinstance(user_agent, str) or not user_agent.strip():
         raise ImproperlyConfigured(
-            f"FEEDS_USER_AGENT={user_agent!r} must name the site, e.g. {DEFAULTS['FEEDS_USER_AGENT']!r}."
+            f"FEEDS_USER_AGENT={user_agent!r} must name the site, e.g. {DEFAULTS['USER_AGENT']!r}; "
+            f"{_where('USER_AGENT')}."
         )
     return FeedSettings(
         user_agent=user_agent.strip(),
-        max_concurrency=int(_number("FEEDS_MAX_CONCURRENCY", int)),
-        max_per_host=int(_number("FEEDS_MAX_PER_HOST", int)),
-        connect_timeout=float(_number("FEEDS_CONNECT_TIMEOUT", float)),
-        read_timeout=float(_number("FEEDS_READ_TIMEOUT", float)),
-        deadline=float(_number("FEEDS_DEADLINE", float)),
-        max_bytes=int(_number("FEEDS_MAX_BYTES", int)),
-        max_redirects=int(_number("FEEDS_MAX_REDIRECTS", int)),
-        allowed_networks=_networks("FEEDS_ALLOW_PRIVATE_NETWORKS"),
-        max_entries=int(_number("FEEDS_MAX_ENTRIES", int)),
-        max_content_chars=int(_number("FEEDS_MAX_CONTENT_CHARS", int)),
-        store_connections=int(_number("FEEDS_STORE_CONNECTIONS", int)),
-        parse_processes=int(_number("FEEDS_PARSE_PROCESSES", int)) or cpu_count(),
-        parse_cpu_seconds=int(_number("FEEDS_PARSE_CPU_SECONDS", int)),
-        parse_memory_mb=int(_number("FEEDS_PARSE_MEMORY_MB", int)),
-        parse_timeout=float(_number("FEEDS_PARSE_TIMEOUT", float)),
+        max_concurrency=int(_number(values, "MAX_CONCURRENCY", int)),
+        max_per_host=int(_number(values, "MAX_PER_HOST", int)),
+        connect_timeout=float(_number(values, "CONNECT_TIMEOUT", float)),
+        read_timeout=float(_number(values, "READ_TIMEOUT", float)),
+        deadline=float(_number(values, "DEADLINE", float)),
+        max_bytes=int(_number(values, "MAX_BYTES", int)),
+        max_redirects=int(_number(values, "MAX_REDIRECTS", int)),
+        allowed_networks=_networks(values, "ALLOW_PRIVATE_NETWORKS"),
+        max_entries=int(_number(values, "MAX_ENTRIES", int)),
+        max_content_chars=int(_number(values, "MAX_CONTENT_CHARS", int)),
+        store_connections=int(_number(values, "STORE_CONNECTIONS", int)),
+        parse_processes=int(_number(values, "PARSE_PROCESSES", int)) or cpu_count(),
+        parse_cpu_seconds=int(_number(values, "PARSE_CPU_SECONDS", int)),
+        parse_memory_mb=int(_number(values, "PARSE_MEMORY_MB", int)),
+        parse_timeout=float(_number(values, "PARSE_TIMEOUT", float)),
     )
+
+
+def flat_settings() -> list[str]:
+    """Names of flat ``FEEDS_*`` settings left in settings.py: no longer read (FEEDS is)."""
+    return sorted(name for name in dir(settings) if name.startswith("FEEDS_"))
 
 
 MB = 1024 * 1024

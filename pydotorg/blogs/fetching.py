@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -228,20 +230,79 @@ def _raise_if_retry_later(url: str, status: int, reason: str, value: str) -> Non
 
 
 async def _read_capped(response: httpx.Response, url: str, max_bytes: int) -> bytearray:
-    """Read the (decoded) body, refusing it as soon as it is known to exceed ``max_bytes``.
+    """Read the body, decompressed, refusing it as soon as it is known to exceed ``max_bytes`` decompressed.
 
-    One growing buffer rather than a list of chunks and a join: a body is held once, not twice.
+    httpx's own decoding inflates a whole network chunk at once: 64 KB of gzip can be 64 MB. Here
+    the raw bytes go through zlib with ``max_length``, so no more than the cap (plus one byte, to
+    know it was passed) is ever inflated. One growing buffer rather than a list of chunks and a
+    join: a body is held once, not twice. Raises FetchError.
     """
     declared = response.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > max_bytes:
         raise FetchError(f"{url} sent {declared} bytes, over the FEEDS_MAX_BYTES limit of {max_bytes}; not read.")
+    encoding = response.headers.get("content-encoding", "").strip().lower()
+    decoder = _Decoder(encoding, url)
+    over = f"{url} sent more than the FEEDS_MAX_BYTES limit of {max_bytes} bytes"
+    if encoding not in IDENTITY:
+        over += f" once decompressed ({encoding})"
     body = bytearray()
-    async for chunk in response.aiter_bytes():
-        if len(body) + len(chunk) > max_bytes:
-            # Leaving the stream unread closes the connection: the rest is never downloaded.
-            raise FetchError(f"{url} sent more than the FEEDS_MAX_BYTES limit of {max_bytes} bytes; stopped reading.")
-        body += chunk
+    async for chunk in response.aiter_raw():
+        for piece in decoder.inflate(chunk, max_bytes - len(body) + 1):
+            body += piece
+            if len(body) > max_bytes:
+                # Leaving the stream unread closes the connection: the rest is never downloaded.
+                raise FetchError(f"{over}; stopped reading.")
+    body += decoder.finish(max_bytes - len(body) + 1)
+    if len(body) > max_bytes:
+        raise FetchError(f"{over}; stopped reading.")
     return body
+
+
+IDENTITY = ("", "identity")
+INFLATE_PIECE = 256 * 1024  # bytes inflated at a time
+
+
+class _Decoder:
+    """Content-Encoding gzip, deflate or none, inflated at most ``room`` bytes at a time (zlib's ``max_length``)."""
+
+    def __init__(self, encoding: str, url: str) -> None:
+        self.encoding, self.url = encoding, url
+        if encoding in ("gzip", "x-gzip"):
+            self.zlib = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        elif encoding == "deflate":
+            self.zlib = zlib.decompressobj()  # zlib-wrapped, as the standard says; raw deflate is tried on error
+        elif encoding in IDENTITY:
+            self.zlib = None
+        else:  # only gzip and deflate are asked for (Accept-Encoding)
+            raise FetchError(f"{url} sent its body as Content-Encoding {encoding!r}, which was not asked for.")
+        self.started = False
+
+    def inflate(self, data: bytes, room: int) -> Iterator[bytes]:
+        """The decompressed bytes of ``data``, in pieces of at most ``room`` bytes (the caller stops when over)."""
+        if self.zlib is None:
+            yield data
+            return
+        while data:
+            try:
+                # Small pieces: one of ``room`` bytes would be held twice (itself, and its copy in the body).
+                piece = self.zlib.decompress(data, min(room, INFLATE_PIECE))
+            except zlib.error as exc:
+                if self.encoding == "deflate" and not self.started:  # some servers send raw deflate
+                    self.zlib = zlib.decompressobj(-zlib.MAX_WBITS)
+                    self.started = True
+                    continue
+                raise FetchError(f"{self.url} sent a body that is not valid {self.encoding} data ({exc}).") from None
+            self.started = True
+            yield piece
+            data = self.zlib.unconsumed_tail
+
+    def finish(self, room: int) -> bytes:
+        if self.zlib is None:
+            return b""
+        try:
+            return self.zlib.flush(room)
+        except zlib.error as exc:
+            raise FetchError(f"{self.url} sent a body that is not valid {self.encoding} data ({exc}).") from None
 
 
 def _result(response: httpx.Response, url: str, moved_to: str | None, *, not_modified: bool, content):

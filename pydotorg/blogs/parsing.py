@@ -30,8 +30,10 @@ from pydotorg.safehtml import is_web_url, sanitize, to_text
 
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 # Only these response headers mean anything to feedparser once httpx has decoded the body
-# (passing Content-Encoding on would make it try to gunzip the bytes a second time).
-PASSED_HEADERS = ("content-type", "content-location", "content-language")
+# (passing Content-Encoding on would make it try to gunzip the bytes a second time). Not
+# Content-Location either: feedparser resolves links against it, so a guid-less entry's
+# identity (its link) would change whenever the feed moves. Links are resolved here instead.
+PASSED_HEADERS = ("content-type", "content-language")
 # Markup sanitised at most this many times the kept length: nh3's work stays bounded
 # however long a field is, and a field this much longer than its cap is cut anyway.
 SANITIZE_INPUT_FACTOR = 4
@@ -91,8 +93,9 @@ def parse_feed(
     Raises ParseError when the document is not a feed, or is broken and has no entries.
     """
     passed = {name: headers[name] for name in PASSED_HEADERS if name in headers}
-    passed.setdefault("content-location", url)
-    base = _link(passed["content-location"], url, None) or url  # relative links and markup resolve against it
+    # Relative links and markup resolve against it. feedparser gets no base, so the links it
+    # gives are as written, or resolved against the document's own xml:base.
+    base = _link(headers.get("content-location"), url, None) or url
     # A file object, never bytes: given bytes, feedparser first tries them as a local file name.
     result = feedparser.parse(
         io.BytesIO(content), response_headers=passed, sanitize_html=False, resolve_relative_uris=False
@@ -159,10 +162,15 @@ def _nul_free(value: str) -> str:
 
 
 def _guid(raw: Mapping[str, Any], base: str, limit: int) -> str:
-    """Entry id as written, else link, else a hash of what the entry says (never the fetch time: it must be stable)."""
-    for candidate in (raw.get("id"), _link(raw.get("link"), base, None)):
+    """Entry id as written, else link, else a hash of what the entry says (never the fetch time: it must be stable).
+
+    The link as written, or resolved against the document's own xml:base: never against the
+    address it was fetched from, which a move (a 301, a 302, http to https) changes.
+    """
+    link = raw.get("link")
+    for candidate in (raw.get("id"), link if _link(link, base, None) else None):
         if isinstance(candidate, str) and candidate.strip():
-            return _fit_guid(_nul_free(candidate.strip()), limit)
+            return fit_guid(_nul_free(candidate.strip()), limit)
     content = _pick_content(raw.get("content"))
     parts = [
         raw.get("title"),
@@ -174,20 +182,26 @@ def _guid(raw: Mapping[str, Any], base: str, limit: int) -> str:
 
 
 def _legacy_guid(raw: Mapping[str, Any], guid: str, base: str, limit: int) -> str:
-    """What versions before the fix stored for a relative id: the id resolved against the document's base."""
+    """What versions before the fix stored for a relative id or link: it resolved against the document's base.
+
+    (storing.py also tries the feed's address before this fetch, for rows stored before a move.)
+    """
     raw_id = raw.get("id")
     if not isinstance(raw_id, str) or not raw_id.strip():
-        return ""
-    entry_base = (raw.get("title_detail") or {}).get("base") or base
+        raw_id = raw.get("link")
+        if not isinstance(raw_id, str) or not raw_id.strip() or raw_id.strip() != guid:
+            return ""
     try:
+        entry_base = urljoin(base, (raw.get("title_detail") or {}).get("base") or "")
         resolved = urljoin(entry_base, _nul_free(raw_id.strip()))
     except ValueError:
         return ""
-    legacy = _fit_guid(resolved, limit)
+    legacy = fit_guid(resolved, limit)
     return legacy if legacy != guid else ""
 
 
-def _fit_guid(value: str, limit: int) -> str:
+def fit_guid(value: str, limit: int) -> str:
+    """``value``, or its digest when it is longer than ``limit`` (the guid column's length)."""
     return value if len(value) <= limit else _digest(value)
 
 
@@ -211,7 +225,7 @@ def _html(detail: Any, base: str, cap: int) -> str:
         return ""
     value = _nul_free(detail["value"][: cap * SANITIZE_INPUT_FACTOR])
     markup = value if detail.get("type") in HTML_TYPES else html.escape(value)
-    element_base = detail.get("base")
+    element_base = urljoin(base, detail.get("base") or "")  # xml:base, which may itself be relative
     return _fit(markup, element_base if is_web_url(element_base) else base, cap)
 
 

@@ -15,6 +15,7 @@ import logging
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
+from urllib.parse import urljoin, urlsplit
 
 from django.db import IntegrityError, router, transaction
 from django.db.models import F
@@ -22,7 +23,7 @@ from django.db.models import F
 from .conf import FeedSettings
 from .fetching import FetchResult
 from .models import BlogEntry, Feed
-from .parsing import ParsedEntry, ParseLimits
+from .parsing import ParsedEntry, ParseLimits, fit_guid
 from .signals import entries_changed
 
 logger = logging.getLogger(__name__)
@@ -62,6 +63,7 @@ def _validator(value: str, name: str) -> str:
 def save_fetch(feed: Feed, fetched: FetchResult, entries: list[ParsedEntry] | None, now: datetime) -> Saved:
     """Record a 200 (with ``entries``) or a 304 (``entries`` is None) for ``feed``."""
     changes = _feed_changes(fetched, entries, now)
+    earlier_url = feed.feed_url  # before a permanent move is recorded: rows stored before it resolved against it
     moved = fetched.moved_to if fetched.moved_to and fetched.moved_to != feed.feed_url else None
     # A 304 (or an empty feed) is one UPDATE and needs no transaction; entries or a move do.
     with transaction.atomic() if moved or entries else nullcontext():
@@ -84,7 +86,7 @@ def save_fetch(feed: Feed, fetched: FetchResult, entries: list[ParsedEntry] | No
         if not found:
             logger.info("Feed %s was deleted during its refresh; nothing stored.", feed.pk)
             return Saved()
-        saved = _upsert(feed.pk, entries, now) if entries else Saved()
+        saved = _upsert(feed.pk, entries, now, (earlier_url, fetched.url)) if entries else Saved()
         if saved.created or saved.updated:
             # bulk_create sends no post_save: tell whoever follows entries (search), in this transaction.
             entries_changed.send(
@@ -130,14 +132,19 @@ def _clash(feed: Feed, moved: str, raced: bool = False) -> str:
     return message
 
 
-def _upsert(feed_id: int, entries: list[ParsedEntry], now: datetime) -> Saved:
+def _upsert(feed_id: int, entries: list[ParsedEntry], now: datetime, addresses: tuple[str, ...] = ()) -> Saved:
+    """Insert or update ``entries``; ``addresses``: the feed's URL before this fetch and the one that answered."""
     guids = [entry.guid for entry in entries]
-    # Rows stored before ids were kept as written carry the id resolved against the fetch
-    # address: they are found by that form and take the document's form, once.
+    # Rows stored before ids (and the links of entries without one) were kept as written carry
+    # them resolved against a fetch address, this one's or, if the feed has moved since, the
+    # feed's address before: they are found by that form and take the document's form, once.
+    limit = BlogEntry._meta.get_field("guid").max_length
     legacy: dict[str, str] = {}
     for entry in entries:
-        if entry.legacy_guid:
-            legacy.setdefault(entry.legacy_guid, entry.guid)
+        forms = [entry.legacy_guid] if entry.legacy_guid else []
+        for form in forms + _resolved(entry.guid, addresses, limit):
+            if form != entry.guid:
+                legacy.setdefault(form, entry.guid)
     for guid in guids:
         legacy.pop(guid, None)  # a legacy form that is another entry's own id belongs to that entry
     lookup = guids + list(legacy)
@@ -175,6 +182,16 @@ def _upsert(feed_id: int, entries: list[ParsedEntry], now: datetime) -> Saved:
             update_fields=[*ENTRY_FIELDS, "updated"],
         )
     return Saved(created=[row.pk for row in new], updated=[row.pk for row in changed])
+
+
+def _resolved(guid: str, addresses: tuple[str, ...], limit: int) -> list[str]:
+    """``guid`` resolved against each address when it is relative (as earlier versions stored it); else []."""
+    try:
+        if urlsplit(guid).scheme:  # absolute, or a digest ("sha256:..."): the same wherever the feed is
+            return []
+        return [fit_guid(urljoin(address, guid), limit) for address in addresses]
+    except ValueError:  # not a URL after all: nothing was stored resolved
+        return []
 
 
 def _row(feed_id: int, entry: ParsedEntry, pub_date: datetime) -> BlogEntry:

@@ -46,7 +46,9 @@ class SearchSettings:
 
 
 def _get(name: str) -> object:
-    return getattr(settings, name, DEFAULTS[name])
+    # None is unset: settings.py passes None for a variable that is not in the environment.
+    value = getattr(settings, name, None)
+    return DEFAULTS[name] if value is None else value
 
 
 def meilisearch_url() -> str | None:

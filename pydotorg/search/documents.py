@@ -1,4 +1,7 @@
-"""Model -> search document: which objects are indexed, and what goes in their documents.
+"""What a search document is, and the registry of the content types each app declares.
+
+Each content app declares its type in its own ``search.py`` (a :class:`DocumentType` subclass,
+:func:`register`-ed); the search app imports those modules when it is ready and names none of them.
 
 Every document has the common fields ``id`` (``"<type>-<pk>"``, unique across types),
 ``object_id``, ``content_type``, ``title``, ``description``, ``content``, ``url``,
@@ -14,13 +17,15 @@ and break the batch or rebuild it is part of.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
-from django.apps import apps
+from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
 from django.db.models import Model, Q, QuerySet
+from django.dispatch import Signal
 
 from pydotorg.safehtml import is_web_url, to_text
 
@@ -40,7 +45,7 @@ class UnknownContentType(ValueError):
     def __init__(self, name: str) -> None:
         super().__init__(
             f"Unknown search content type {name!r}; the indexed types are {', '.join(TYPES)}. "
-            "Register a new one in pydotorg/search/documents.py."
+            "A new one is declared in its app's search.py (see pydotorg.search.documents.DocumentType)."
         )
 
 
@@ -93,25 +98,72 @@ def doc_id(content_type: str, object_id: int) -> str:
 
 
 @dataclass(frozen=True)
-class ContentType:
-    name: str
-    model_label: str
-    indexable_filter: Callable[[], Q]
-    fields: Callable[[Any], Document]  # title, description and content as plain text, and the type's own
-    related: tuple[str, ...] = ()
-    prefetch: tuple[str, ...] = ()
+class Related:
+    """Text of another model that a document shows: how to find the documents that show one of its objects.
 
-    @property
-    def model(self) -> type[Model]:
-        return apps.get_model(self.model_label)
+    ``path`` is the lookup from the indexed model to the related one (``"category"``, ``"job_types"``,
+    ``"feed"``); ``fields`` are the related model's fields whose text the document shows, or None when
+    any save of the related object may change it. A save that changes none of ``fields`` re-indexes nothing.
+    """
+
+    path: str
+    fields: tuple[str, ...] | None = None
+
+
+class DocumentType:
+    """One content type's search document, declared in its app's ``search.py`` and :func:`register`-ed.
+
+    Subclasses set ``name`` (the type in documents, job keys and ``?type=``), ``label`` (shown on the
+    search page), ``model`` and :meth:`fields`; and where they apply:
+
+    - ``indexable_filter()``: the Q of the objects that belong in the index (default: all);
+    - ``select_related``/``prefetch_related``: what :meth:`fields` reads of other tables;
+    - ``related``: ``{RelatedModel: Related(path, fields)}`` (or ``{RelatedModel: "path"}``), the other
+      models whose text the document shows; saving or deleting one of their objects, or changing a
+      many-to-many ``path``, re-indexes the documents that show it (pydotorg/search/related.py).
+      Override :meth:`related_ids` for affected documents that a lookup path cannot find;
+    - ``changed_signals``: signals the app sends after bulk writes that send no model signals, with
+      ``ids`` (primary keys) and ``using`` (database alias, its transaction open);
+    - ``key_text_fields``/``text_fields``: type-specific fields worth matching (the database backend
+      searches all of them as one column weighted like the description; Meilisearch ranks the key
+      ones right after the description and the others after the content);
+    - ``filterable``/``sortable``: type-specific fields Meilisearch may filter or sort on.
+    """
+
+    name: ClassVar[str]
+    label: ClassVar[str]
+    model: ClassVar[type[Model]]
+    select_related: ClassVar[tuple[str, ...]] = ()
+    prefetch_related: ClassVar[tuple[str, ...]] = ()
+    related: ClassVar[Mapping[type[Model], Related | str]] = {}
+    changed_signals: ClassVar[tuple[Signal, ...]] = ()
+    key_text_fields: ClassVar[tuple[str, ...]] = ()
+    text_fields: ClassVar[tuple[str, ...]] = ()
+    filterable: ClassVar[tuple[str, ...]] = ()
+    sortable: ClassVar[tuple[str, ...]] = ()
+
+    def indexable_filter(self) -> Q:
+        return Q()
+
+    def fields(self, obj: Any) -> Document:
+        """Title, description and content as plain text, and the type's own fields."""
+        raise NotImplementedError(f"{type(self).__name__} must define fields(obj).")
+
+    def related_links(self) -> dict[type[Model], Related]:
+        return {model: Related(rel) if isinstance(rel, str) else rel for model, rel in self.related.items()}
+
+    def related_ids(self, model: type[Model], pk: Any, using: str | None = None) -> list[int]:
+        """Primary keys of the objects (indexable or not) whose documents show ``model``'s object ``pk``."""
+        path = self.related_links()[model].path
+        return list(self.model._default_manager.using(using).filter(**{path: pk}).values_list("pk", flat=True))
 
     def indexable(self) -> QuerySet:
         """The objects that belong in the index (evaluated now: job expiry depends on the time)."""
         qs = self.model._default_manager.filter(self.indexable_filter())
-        if self.related:
-            qs = qs.select_related(*self.related)
-        if self.prefetch:
-            qs = qs.prefetch_related(*self.prefetch)
+        if self.select_related:
+            qs = qs.select_related(*self.select_related)
+        if self.prefetch_related:
+            qs = qs.prefetch_related(*self.prefetch_related)
         return qs
 
     def to_document(self, obj: Any) -> Document:
@@ -127,90 +179,80 @@ class ContentType:
         return capped({**common, **self.fields(obj)})
 
 
-def _page(page: Any) -> Document:
-    return {
-        "title": plain(page.title),
-        "description": plain(page.description),
-        "content": reader_text(page.html),  # rendered: what the visitor reads, not the source markup
-        "path": page.path,
-        "keywords": page.keywords,
-    }
+NAME = re.compile(r"[a-z0-9_]{1,20}")  # IndexState.content_type holds 20 characters
+# The declared types by name, in the order their apps are installed (filled at start-up by
+# SearchConfig.ready(), which imports every app's search.py).
+TYPES: dict[str, DocumentType] = {}
 
 
-def _blog(entry: Any) -> Document:
-    return {
-        "title": plain(entry.title),
-        "description": reader_text(entry.summary),
-        "content": reader_text(entry.content),
-        "feed": entry.feed.name,
-        "feed_id": entry.feed_id,
-        "published": timestamp(entry.pub_date),
-    }
+def register[T: type[DocumentType]](cls: T) -> T:
+    """Class decorator of an app's ``search.py``: index ``cls.model`` with this declaration.
+
+    Raises ImproperlyConfigured when a name or a model is declared twice, or a declaration lacks one.
+    """
+    for attribute in ("name", "label", "model"):
+        if not hasattr(cls, attribute):
+            raise ImproperlyConfigured(f"Search document {cls.__qualname__} has no {attribute!r}; declare one.")
+    if not NAME.fullmatch(cls.name):
+        raise ImproperlyConfigured(
+            f"Search document {cls.__qualname__}: name {cls.name!r} must be 1 to 20 lowercase letters, digits or _."
+        )
+    for other in TYPES.values():
+        if other.name == cls.name or other.model is cls.model:
+            raise ImproperlyConfigured(
+                f"Search document {cls.__qualname__} declares {cls.name!r} for {cls.model._meta.label}, "
+                f"which {type(other).__qualname__} already declares; each model has one search document."
+            )
+    spec = cls()
+    for model, link in spec.related_links().items():
+        _check_related(spec, model, link)
+    TYPES[cls.name] = spec
+    return cls
 
 
-def _job(job: Any) -> Document:
-    return {
-        "title": plain(job.job_title),
-        "description": plain(job.description),
-        "content": plain(job.requirements),
-        "company": job.company_name,
-        "location": job.location,
-        "country": job.country,
-        "telecommuting": job.telecommuting,
-        "job_types": sorted(t.name for t in job.job_types.all()),
-        "category": job.category.name if job.category else "",
-        "expires": timestamp(job.expires),
-        "visible_until": timestamp(job.expires) or FOREVER,
-    }
-
-
-def _event(event: Any) -> Document:
-    return {
-        "title": plain(event.title),
-        "description": plain(event.description),
-        "content": "",
-        "venue": event.venue,
-        "location": event.location,
-        "starts": timestamp(event.starts_at),
-        "ends": timestamp(event.ends_at),
-        "all_day": event.all_day,
-    }
-
-
-def _job_visible() -> Q:
-    return apps.get_model("jobs.Job").visible_filter()
-
-
-TYPES: dict[str, ContentType] = {
-    t.name: t
-    for t in (
-        ContentType("page", "pages.Page", lambda: Q(is_published=True), _page),
-        ContentType("blog", "blogs.BlogEntry", Q, _blog, related=("feed",)),
-        ContentType("job", "jobs.Job", _job_visible, _job, related=("category",), prefetch=("job_types",)),
-        ContentType("event", "events.Event", Q, _event),
-    )
-}
-
-
-# Type-specific fields that are worth matching; the database backend searches them as one text column.
-EXTRA_TEXT_FIELDS = ("keywords", "company", "location", "country", "venue", "feed", "category", "job_types")
+def _check_related(spec: DocumentType, model: type[Model], link: Related) -> None:
+    """ImproperlyConfigured unless ``link.path`` leads from the indexed model to ``model`` and its fields exist."""
+    where = f"Search document {type(spec).__qualname__}: related {model.__name__}"
+    current: type[Model] = spec.model
+    for hop in link.path.split("__"):
+        try:
+            field = current._meta.get_field(hop)
+        except FieldDoesNotExist:
+            raise ImproperlyConfigured(
+                f"{where}: {current._meta.label} has no field {hop!r} (path {link.path!r}); "
+                f"the path is the lookup from {spec.model._meta.label} to {model._meta.label}, e.g. 'category'."
+            ) from None
+        if field.related_model is None:
+            raise ImproperlyConfigured(f"{where}: {hop!r} of {current._meta.label} is not a relation.")
+        current = field.related_model
+    if current is not model:
+        raise ImproperlyConfigured(
+            f"{where}: path {link.path!r} leads to {current._meta.label}, not {model._meta.label}."
+        )
+    for name in link.fields or ():
+        try:
+            model._meta.get_field(name)
+        except FieldDoesNotExist:
+            raise ImproperlyConfigured(f"{where}: {model._meta.label} has no field {name!r} to show.") from None
 
 
 def extra_text(doc: Document) -> str:
-    values = (doc.get(name) for name in EXTRA_TEXT_FIELDS)
+    """The type-specific text the database backend matches: ``key_text_fields`` and ``text_fields``."""
+    spec = TYPES.get(doc.get("content_type"))
+    names = (*spec.key_text_fields, *spec.text_fields) if spec else ()
+    values = (doc.get(name) for name in names)
     return " ".join(" ".join(v) if isinstance(v, list) else str(v) for v in values if v)
 
 
-def get_type(name: str) -> ContentType:
+def get_type(name: str) -> DocumentType:
     try:
         return TYPES[name]
     except (KeyError, TypeError):
         raise UnknownContentType(name) from None
 
 
-def type_of_model(model: type[Model]) -> ContentType | None:
-    label = model._meta.label
-    return next((t for t in TYPES.values() if t.model_label == label), None)
+def type_of_model(model: type[Model]) -> DocumentType | None:
+    return next((t for t in TYPES.values() if t.model is model), None)
 
 
 def load(content_type: str, ids: list[int]) -> tuple[list[Document], list[int]]:

@@ -18,7 +18,6 @@ from .forms import MAX_QUERY_LENGTH, PER_PAGE, SearchRequest, parse
 logger = logging.getLogger("pydotorg.search")
 
 UNAVAILABLE = "Search is temporarily unavailable. Please try again in a few minutes."
-TYPE_LABELS = {"page": "Page", "blog": "Blog entry", "job": "Job", "event": "Event"}
 
 
 async def run(request: SearchRequest) -> SearchResults:
@@ -30,7 +29,7 @@ async def run(request: SearchRequest) -> SearchResults:
 
 
 async def search_page(request: HttpRequest) -> HttpResponse:
-    context: dict = {"types": [(name, TYPE_LABELS[name]) for name in TYPES], "labels": TYPE_LABELS}
+    context: dict = {"types": [(name, spec.label) for name, spec in TYPES.items()]}
     status = 200
     try:
         search = parse(request.GET)

@@ -28,8 +28,9 @@ from .. import conf
 from ..engine import memory_policy
 from ..engine.queue import AtomicRedisQueue, Depth, job_time
 from ..enqueueing.connections import background, get_queue
-from ..exceptions import ActionRefused
+from ..exceptions import ActionRefused, reason
 from ..redaction import redact_url
+from . import activity
 
 logger = logging.getLogger("tasks_app.dashboard")
 
@@ -46,7 +47,7 @@ STATUSES = ("queued", "scheduled", "active", "aborting", "complete", "failed", "
 def unreachable(name: str, exc: BaseException) -> str:
     url = redact_url(conf.queue_config(name).url)
     return (
-        f"Redis for queue {name!r} at {url} is unreachable ({conf.reason(exc)}). "
+        f"Redis for queue {name!r} at {url} is unreachable ({reason(exc)}). "
         f"Start Redis, or fix {conf.setting_name('QUEUES', name, 'URL')}."
     )
 
@@ -137,6 +138,7 @@ class QueueStats:
     recent: list[Job] = field(default_factory=list)
     error: str | None = None
     eviction: str | None = None  # why its Redis may lose jobs (engine/memory_policy.py), or None
+    last_hour: list = field(default_factory=list)  # activity.Minute per minute, oldest first
 
     COUNTS = ("queued", "active", "scheduled", "complete", "failed", "aborted")
 
@@ -219,6 +221,7 @@ async def queue_stats(name: str, recent_failures: int = 0) -> QueueStats:
         depth = await queue.depth()  # counts and pause record, one round trip
         counts, recent, truncated = await _scan(queue, lambda job: job.status == Status.FAILED, recent_failures)
         workers = await _workers(queue)
+        last_hour = await activity.last_hour(queue)
         eviction = memory_policy.problem(await memory_policy.read_policy(queue.redis), f"{stats.url} (queue {name!r})")
     except REDIS_ERRORS as exc:
         stats.error = unreachable(name, exc)
@@ -226,7 +229,7 @@ async def queue_stats(name: str, recent_failures: int = 0) -> QueueStats:
     stats.queued, stats.active, stats.scheduled = depth.queued, depth.active, depth.scheduled
     stats.complete, stats.failed, stats.aborted = counts["complete"], counts["failed"], counts["aborted"]
     stats.recent, stats.truncated, stats.workers, stats.paused = recent, truncated, workers, Paused.of(depth.paused)
-    stats.eviction = eviction
+    stats.eviction, stats.last_hour = eviction, last_hour
     return stats
 
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from django.urls import URLPattern, path
 
-from . import views
+from . import monitoring, views
 
 if TYPE_CHECKING:
     from django.contrib.admin import ModelAdmin
@@ -35,8 +35,8 @@ def get_urls(model_admin: ModelAdmin) -> list[URLPattern]:
         path("enqueue/", admin_view(views.enqueue), name="tasks_app_taskqueue_add"),
         # Token-authenticated for monitors, so outside admin_view's login redirect. The token comes only
         # in the Authorization header: in a URL it would be written to every access log on the way.
-        path("stats.json", views.stats, name="tasks_app_dashboard_stats"),
-        path("metrics", views.metrics, name="tasks_app_dashboard_metrics"),
-        path("stats.json/<str:token>/", views.token_in_url),
-        path("metrics/<str:token>/", views.token_in_url),
+        path("stats.json", monitoring.stats, name="tasks_app_dashboard_stats"),
+        path("metrics", monitoring.metrics, name="tasks_app_dashboard_metrics"),
+        path("stats.json/<str:token>/", monitoring.token_in_url),
+        path("metrics/<str:token>/", monitoring.token_in_url),
     ]

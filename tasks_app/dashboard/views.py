@@ -11,24 +11,20 @@ import time
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.crypto import constant_time_compare
-from django.utils.log import log_response
 from django.utils.text import capfirst
-from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from prometheus_client.exposition import choose_encoder
 from saq.job import Job, Status
 
 from .. import conf
 from ..engine.queue import job_time
-from ..metrics import collector
-from . import bulk, data
+from . import activity, bulk, cron, data
 from .forms import BulkForm, EnqueueForm, JobFilterForm
 
 if TYPE_CHECKING:
@@ -55,6 +51,7 @@ def _context(request: HttpRequest, model_admin: ModelAdmin, title: str, **extra:
         "opts": model_admin.model._meta,
         "title": title,
         "can_manage": request.user.has_perm(MANAGE),
+        "time_zone": timezone.get_current_timezone_name(),
         **extra,
     }
 
@@ -82,21 +79,25 @@ def index(request: HttpRequest, model_admin: ModelAdmin) -> HttpResponse:
     _require(request, VIEW)
     try:
         queues = data.run(data.overview(list(conf.queues()), recent_failures=10))
+        cron_entries = data.run(cron.cron_rows())
         page_error = None
     except data.REDIS_ERRORS as exc:  # the whole read timed out
-        queues, page_error = [], f"Redis did not answer in time ({exc or type(exc).__name__})."
+        queues, cron_entries, page_error = [], [], f"Redis did not answer in time ({exc or type(exc).__name__})."
     failures = sorted((job for q in queues for job in q.recent), key=data.last_activity, reverse=True)[:10]
     context = _context(
         request,
         model_admin,
         "Task queues",
         queues=queues,
+        charts=[(q.name, activity.svg(q.name, q.last_hour)) for q in queues if not q.error],
         workers=[worker for q in queues for worker in q.workers or ()],
         # With a queue unreachable, "no workers" and "no failures" would be guesses: say "unknown".
         unknown=bool(page_error) or any(q.error for q in queues),
         failures=[_job_row(job) for job in failures],
         page_error=page_error,
         scan_limit=data.SCAN_LIMIT,
+        cron_entries=cron_entries,
+        time_zone=settings.TIME_ZONE,
     )
     return render(request, "tasks_app/dashboard/index.html", context)
 
@@ -121,6 +122,20 @@ def jobs(request: HttpRequest, model_admin: ModelAdmin) -> HttpResponse:
         scan_limit=data.SCAN_LIMIT,
     )
     return render(request, "tasks_app/dashboard/jobs.html", context)
+
+
+def _readable_times(value: Any, key: str = "") -> Any:
+    """``value`` with every time in it (an ``at`` or ``*_at`` of epoch milliseconds, as the audit trail
+    writes) shown as a date in TIME_ZONE, for people; everything else as it is."""
+    if isinstance(value, dict):
+        return {k: _readable_times(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_readable_times(v) for v in value]
+    if (key == "at" or key.endswith("_at")) and isinstance(value, int | float) and not isinstance(value, bool):
+        moment = _when(value)
+        if isinstance(moment, datetime):
+            return f"{timezone.localtime(moment):%Y-%m-%d %H:%M:%S %Z}"
+    return value
 
 
 def _pretty(value: Any) -> str:
@@ -155,7 +170,7 @@ def job_detail(request: HttpRequest, model_admin: ModelAdmin, queue: str, key: s
         row=_job_row(job),
         arguments=_pretty(job.kwargs or {}),
         result=_pretty(job.result) if job.status == Status.COMPLETE else None,
-        meta=_pretty(job.meta) if job.meta else None,
+        meta=_pretty(_readable_times(job.meta)) if job.meta else None,
         timings=[
             ("Queued", _when(job.queued)),
             ("Scheduled for", _when(job.scheduled * 1000)),
@@ -379,87 +394,3 @@ def _pause_or_resume(request: HttpRequest, model_admin: ModelAdmin, queue: str, 
         action_url=reverse(f"admin:tasks_app_dashboard_{action}", args=[queue]),
     )
     return render(request, "tasks_app/dashboard/confirm.html", context)
-
-
-# --- monitoring -----------------------------------------------------------------------------------
-
-
-def _bearer(request: HttpRequest) -> str:
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    return token.strip() if scheme.lower() == "bearer" else ""
-
-
-def _refusal(request: HttpRequest, endpoint: str) -> tuple[int, str] | None:
-    """Why a monitoring request may not read (HTTP status, message), or None when it may.
-
-    Allowed: the ``SAQ["API_TOKEN"]`` in ``Authorization: Bearer <token>`` (never in the URL, which
-    proxies and servers log), compared in constant time; or a staff session with the view permission. No token
-    set: the endpoint is disabled for everyone but such staff.
-    """
-    user = request.user
-    if user.is_active and user.is_staff and user.has_perm(VIEW):
-        return None
-    expected = conf.raw().get("API_TOKEN") or ""
-    given = _bearer(request)
-    if not expected:
-        setting = conf.setting_name("API_TOKEN")
-        return 404, f"The {endpoint} endpoint is disabled: set {setting} to a long random string."
-    if not given:
-        return 401, "Send the token: Authorization: Bearer <API_TOKEN>."
-    if not constant_time_compare(given, expected):
-        return 403, "Invalid API token."
-    return None
-
-
-def token_in_url(request: HttpRequest, token: str) -> JsonResponse:
-    """The URL form of the token, which older versions took: refused, and logged without the token."""
-    response = JsonResponse(
-        {"error": "Send the API token in the header Authorization: Bearer <token>, not in the URL."}, status=400
-    )
-    # Logged here, with the token cut out, so Django's own log line (the whole path) is not written.
-    log_response("Refused an API token in the URL of %s", request.path.replace(token, "<token>"), response=response)
-    return response
-
-
-def _challenge(response: HttpResponse) -> HttpResponse:
-    if response.status_code == 401:
-        response["WWW-Authenticate"] = 'Bearer realm="task queues"'
-    return response
-
-
-@never_cache
-@require_GET
-def stats(request: HttpRequest) -> JsonResponse:
-    """Queue counts and workers as JSON, for monitoring; authenticated as ``_refusal`` says."""
-    refused = _refusal(request, "stats")
-    if refused is not None:
-        return _challenge(JsonResponse({"error": refused[1]}, status=refused[0]))
-    try:
-        queues = data.run(data.overview(list(conf.queues())))
-    except data.REDIS_ERRORS as exc:
-        return JsonResponse({"error": f"Redis did not answer in time ({exc or type(exc).__name__})."}, status=503)
-    body = {
-        "generated_at": timezone.now().isoformat(),
-        "queues": [q.as_json() for q in queues],
-        # null while any queue is unreachable: a partial list would read as the whole truth.
-        "workers": None
-        if any(q.workers is None for q in queues)
-        else [worker.as_json() for q in queues for worker in q.workers],
-    }
-    # 503 when a queue is unreachable, so a monitor alerts on the status code alone.
-    return JsonResponse(body, status=503 if any(q.error for q in queues) else 200)
-
-
-@never_cache
-@require_GET
-def metrics(request: HttpRequest) -> HttpResponse:
-    """Prometheus metrics (``tasks_app.metrics.collector``), authenticated as ``stats`` is.
-
-    200 even when a queue's Redis is down: ``tasks_app_queue_up`` says so, and the other series
-    (the outbox backlog, other queues) are still scraped.
-    """
-    refused = _refusal(request, "metrics")
-    if refused is not None:
-        return _challenge(HttpResponse(refused[1] + "\n", status=refused[0], content_type="text/plain"))
-    encode, content_type = choose_encoder(request.headers.get("Accept", ""))
-    return HttpResponse(encode(collector.registry()), content_type=content_type)

@@ -16,13 +16,15 @@ expression is the next one on a later local day ("once per local day", as across
 
 Every job written here carries ``meta["cron"]``: ``{"entry": fingerprint, "expression": ...,
 "last_run": epoch seconds of the run before, or None}``. The keys of the runs this queue's
-workers wrote are kept in the set ``saq:<queue>:cron`` so that runs of removed entries are found.
+workers wrote are kept in the set ``saq:<queue>:cron`` so that runs of removed entries are found; a
+worker's first tick also scans for ``cron:*`` runs the set does not list (written by an older version).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import weakref
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING
@@ -33,11 +35,21 @@ from .cron import next_run
 
 if TYPE_CHECKING:
     from .queue import AtomicRedisQueue
-    from .worker import CronSchedule
 
 logger = logging.getLogger("tasks_app.cron")
 
 _DAY = timedelta(hours=23)  # an entry whose runs are at least this far apart is a daily (or rarer) one
+
+
+@dataclass(frozen=True)
+class CronSchedule:
+    """A cron entry: ``build(at)`` returns the job for the run at ``at`` (aware UTC), with a fixed key.
+    ``fingerprint`` tells this version of the entry from another (``engine/cron_sync.py``)."""
+
+    expression: str
+    build: Callable[[datetime], Job]
+    name: str = ""
+    fingerprint: str = ""
 
 
 @dataclass(frozen=True)
@@ -49,10 +61,33 @@ class StoredRun:
     key: str
     status: str | None  # None: no run stored
     due: datetime | None
+    # The expression the stored run was written for: another one until a worker of this version ticks.
+    stored_expression: str | None = None
 
 
 def cron_set_key(queue: AtomicRedisQueue) -> str:
     return queue.namespace("cron")
+
+
+# Queue connections (one per worker) whose Redis was scanned for cron runs missing from the set.
+_adopted: weakref.WeakSet = weakref.WeakSet()
+
+
+async def _adopt_unlisted(queue: AtomicRedisQueue) -> None:
+    """On a worker's first tick: add to the set the cron runs it does not list, so that a removed
+    entry's run is found too when it was stored by a version without the set (or its member was lost).
+    A run is cron's if it says so in meta, or (older versions) its key is ``cron:<its task>``."""
+    if queue in _adopted:
+        return
+    ids = [job_id async for job_id in queue.redis.scan_iter(match=queue.job_id("cron:*"), count=1000)]
+    found = []
+    for raw in await queue.redis.mget(ids) if ids else []:
+        job = queue.deserialize(raw) if raw else None
+        if job is not None and ("cron" in (job.meta or {}) or job.key == f"cron:{job.function}"):
+            found.append(job.key)
+    if found:
+        await queue.redis.sadd(cron_set_key(queue), *found)
+    _adopted.add(queue)
 
 
 def _mark(job: Job, entry: CronSchedule, last_run: int | None) -> Job:
@@ -86,6 +121,7 @@ async def sync_cron(queue: AtomicRedisQueue, entries: Sequence[CronSchedule], tz
     for entry in entries:
         probe = entry.build(next_run(entry.expression, tz, moment))
         wanted[probe.key] = entry
+    await _adopt_unlisted(queue)
     await _end_removed(queue, set(wanted))
     if wanted:
         await queue.redis.sadd(cron_set_key(queue), *wanted)
@@ -152,5 +188,7 @@ async def stored_runs(queue: AtomicRedisQueue, entries: Sequence[CronSchedule], 
         key = entry.build(next_run(entry.expression, tz, moment)).key
         stored = await queue.job(key)
         due = datetime.fromtimestamp(stored.scheduled, UTC).astimezone(tz) if stored and stored.scheduled else None
-        rows.append(StoredRun(entry.name, entry.expression, key, stored.status.value if stored else None, due))
+        written_for = (stored.meta.get("cron") or {}).get("expression") if stored else None
+        status = stored.status.value if stored else None
+        rows.append(StoredRun(entry.name, entry.expression, key, status, due, written_for))
     return rows

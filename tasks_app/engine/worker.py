@@ -37,7 +37,7 @@ from saq.utils import now
 from saq.worker import ensure_coroutine_function
 
 from ..exceptions import JobNotStorable, JobStateConflict
-from .cron_sync import sync_cron
+from .cron_sync import CronSchedule, sync_cron
 from .queue import AtomicRedisQueue, drop_unstorable
 
 logger = logging.getLogger("tasks_app.worker")
@@ -84,17 +84,6 @@ def log_attempt(
     elif exception is not None and outcome in ("failed", "retrying"):
         exc_info = (type(exception), exception, exception.__traceback__)
     log.log(level, message, *args, extra=fields, exc_info=exc_info)
-
-
-@dataclass(frozen=True)
-class CronSchedule:
-    """A cron entry: ``build(at)`` returns the job for the run at ``at`` (aware UTC), with a fixed key.
-    ``fingerprint`` tells this version of the entry from another (``engine/cron_sync.py``)."""
-
-    expression: str
-    build: Callable[[datetime], Job]
-    name: str = ""
-    fingerprint: str = ""
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,12 @@ Redis holds, per queue, one hash (``saq:<queue>:metrics``) whose fields are JSON
   below (an integer; ``le`` as Prometheus writes it, "+Inf" last);
 - ``["duration_sum", task]``: their total duration in seconds (a float).
 
-Only ever incremented, never reset or expired: the sums are Prometheus counters. A task name that
+Only ever incremented, never reset or expired: the sums are Prometheus counters.
+
+Beside it, for the dashboard's chart of the last hour, one small hash per minute
+(``saq:<queue>:activity:<epoch minute>``, expiring after ``ACTIVITY_KEEP_S``) counts the attempts
+that ended in that minute as ``complete``, ``failed`` (timeouts included) or ``retried``. The minute
+is the worker's clock when the attempt ended. A task name that
 is not registered (a job written to Redis by something else) counts as ``OTHER_TASK``, so what
 Redis holds cannot add label values without bound.
 """
@@ -18,6 +23,7 @@ import bisect
 import json
 import logging
 import math
+import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from typing import Any
@@ -35,7 +41,15 @@ BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 
 OUTCOMES = ("complete", "failed", "timeout", "retrying", "timeout-retrying", "aborted", "requeued", "lost")
 OTHER_TASK = "(unregistered)"
 
-ATTEMPTS, DURATION, DURATION_SUM = "attempts", "duration", "duration_sum"
+ATTEMPTS, DURATION, DURATION_SUM, MINUTE = "attempts", "duration", "duration_sum", "minute"
+# Outcome -> the dashboard chart's series.
+ACTIVITY = {"complete": "complete", "failed": "failed", "timeout": "failed", "retrying": "retried",
+            "timeout-retrying": "retried"}  # fmt: skip
+ACTIVITY_KEEP_S = 2 * 3600
+
+
+def activity_key(queue: AtomicRedisQueue, minute: int) -> str:
+    return queue.namespace(f"activity:{minute}")
 
 
 def metrics_key(queue: AtomicRedisQueue) -> str:
@@ -74,6 +88,8 @@ class AttemptRecorder:
         self.counts[(ATTEMPTS, task, outcome)] += 1
         self.counts[(DURATION, task, _LE[bisect.bisect_left(BUCKETS, duration)])] += 1
         self.sums[(DURATION_SUM, task)] += duration
+        if outcome in ACTIVITY:
+            self.counts[(MINUTE, str(int(time.time() // 60)), ACTIVITY[outcome])] += 1
 
     async def flush(self) -> None:
         """Add the counts since the last flush to Redis, in one transaction. If that fails, they are
@@ -86,7 +102,11 @@ class AttemptRecorder:
         try:
             async with self.queue.redis.pipeline(transaction=True) as pipe:
                 for parts, count in counts.items():
-                    pipe.hincrby(key, json.dumps(parts), count)
+                    if parts[0] == MINUTE:
+                        minute_key = activity_key(self.queue, int(parts[1]))
+                        pipe.hincrby(minute_key, parts[2], count).expire(minute_key, ACTIVITY_KEEP_S)
+                    else:
+                        pipe.hincrby(key, json.dumps(parts), count)
                 for parts, total in sums.items():
                     pipe.hincrbyfloat(key, json.dumps(parts), total)
                 await pipe.execute()

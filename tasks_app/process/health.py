@@ -11,12 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from django.core.exceptions import ImproperlyConfigured
 from redis.exceptions import RedisError
 
 from .. import conf
+from ..display import show_time
 from ..engine import memory_policy
 from ..enqueueing.connections import make_queue
 from ..exceptions import ServiceUnavailable
@@ -82,7 +82,7 @@ def describe(result: QueueHealth) -> str:
     state = "ok" if result.workers else "NO live workers"
     if result.paused is not None:
         at = result.paused.get("at")
-        since = f" since {datetime.fromtimestamp(at, tz=UTC):%Y-%m-%d %H:%M:%S}Z" if at else ""
+        since = f" since {show_time(at)}" if at else ""
         state += f", PAUSED by {result.paused.get('by', '?')}{since} (its workers take no new jobs; resumequeue)"
     line = f"queue {result.queue!r}: {state} ({result.workers} worker(s), {result.queued} queued)"
     evicting = memory_policy.problem(result.memory_policy or memory_policy.UNKNOWN, "its Redis")

@@ -33,7 +33,7 @@ from ..engine.worker import CronSchedule, Upkeep, Worker
 from ..enqueueing import outbox
 from ..enqueueing.building import build_job
 from ..enqueueing.connections import adopt_queue, disconnect_all, make_queue
-from ..exceptions import ServiceUnavailable
+from ..exceptions import ServiceUnavailable, reason
 from ..metrics.recording import AttemptRecorder
 from ..redaction import redact_url
 from ..registry import registry
@@ -63,6 +63,17 @@ def _fingerprint(entry: conf.CronConfig) -> str:
     return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def cron_schedules(queue: str, skip_unknown: bool = False) -> list[CronSchedule]:
+    """The cron entries of ``SAQ["CRON_JOBS"]`` whose task goes to ``queue``, as its workers run them.
+    Raises ``TaskNotFound`` for an entry naming no registered task (check E004 says so first), unless
+    ``skip_unknown``, which leaves such entries out."""
+    return [
+        CronSchedule(entry.cron, functools.partial(_cron_job, entry), entry.task, _fingerprint(entry))
+        for entry in conf.cron_jobs()
+        if not (skip_unknown and entry.task not in registry) and registry.get(entry.task).queue == queue
+    ]
+
+
 def build_worker(options: WorkerOptions, drain_outbox: bool) -> Worker:
     """A worker for ``options.queue`` running every registered task, with the settings' hooks,
     timers, grace period and cron entries; ``drain_outbox`` adds the outbox drain to its upkeep."""
@@ -70,11 +81,7 @@ def build_worker(options: WorkerOptions, drain_outbox: bool) -> Worker:
     timers = conf.timers()
     outbox_interval = float(timers.pop("outbox"))
     hooks = {name: [import_string(path) for path in paths] for name, paths in conf.hooks().items()}
-    cron = [
-        CronSchedule(entry.cron, functools.partial(_cron_job, entry), entry.task, _fingerprint(entry))
-        for entry in conf.cron_jobs()
-        if registry.get(entry.task).queue == options.queue
-    ]
+    cron = cron_schedules(options.queue)
     queue = make_queue(options.queue)
     # Attempt counts for /metrics, added to Redis every worker_info tick and when the worker stops.
     # (No ``uses``: a flush with nothing to add does not reach Redis, so it cannot say Redis is back.)
@@ -123,7 +130,7 @@ async def ping_redis(queue_name: str, redis_client) -> None:
         await asyncio.wait_for(redis_client.ping(), timeout=5)
     except (RedisError, OSError, TimeoutError) as exc:
         raise ServiceUnavailable(
-            f"Cannot reach Redis for queue {queue_name!r} at {redact_url(url)}: {conf.reason(exc)}. "
+            f"Cannot reach Redis for queue {queue_name!r} at {redact_url(url)}: {reason(exc)}. "
             f"Start Redis, or fix {conf.setting_name('QUEUES', queue_name, 'URL')}."
         ) from exc
 
@@ -138,7 +145,7 @@ def check_database(alias: str = DEFAULT_DB_ALIAS) -> None:
     except DatabaseError as exc:
         where = describe_database(alias)
         raise ServiceUnavailable(
-            f"Cannot reach the database {alias!r} ({where}): {conf.reason(exc)}. "
+            f"Cannot reach the database {alias!r} ({where}): {reason(exc)}. "
             f"Start it, or fix {conf.setting_name('DATABASES', alias)}."
         ) from exc
     finally:

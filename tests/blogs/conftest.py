@@ -26,17 +26,13 @@ def _loopback_feeds(settings):
     Refreshes store on the test's own connection: a connection of their own (the store pool,
     tested by test_store_pool.py and every worker test) would not see the test's transaction.
     """
-    settings.FEEDS_ALLOW_PRIVATE_NETWORKS = True
-    settings.FEEDS_STORE_CONNECTIONS = 1
+    settings.FEEDS = {**settings.FEEDS, "ALLOW_PRIVATE_NETWORKS": True, "STORE_CONNECTIONS": 1}
 
 
 @pytest.fixture
 def feed_settings(settings):
     """Small limits so timeouts and caps are hit quickly."""
-    settings.FEEDS_CONNECT_TIMEOUT = 2
-    settings.FEEDS_READ_TIMEOUT = 2
-    settings.FEEDS_DEADLINE = 5
-    settings.FEEDS_MAX_CONCURRENCY = 10
+    settings.FEEDS = {**settings.FEEDS, "CONNECT_TIMEOUT": 2, "READ_TIMEOUT": 2, "DEADLINE": 5, "MAX_CONCURRENCY": 10}
     return settings
 
 

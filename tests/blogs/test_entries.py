@@ -175,7 +175,7 @@ def test_failed_parse_does_not_store_the_new_etag(server):
 
 
 def test_new_and_changed_entries_are_scheduled_for_search_in_batches(server, settings):
-    settings.FEEDS_MAX_ENTRIES = 2000
+    settings.FEEDS = {**settings.FEEDS, "MAX_ENTRIES": 2000}
     items = [item(n) for n in range(1, 1201)]
     make_feed(server.feed("/many", rss(*items)))
     refresh_all()

@@ -143,7 +143,7 @@ def test_500_is_recorded_and_counted_until_the_feed_recovers(server):
 
 
 def test_slow_server_hits_the_read_timeout(server, settings):
-    settings.FEEDS_READ_TIMEOUT = 0.3
+    settings.FEEDS = {**settings.FEEDS, "READ_TIMEOUT": 0.3}
     feed = make_feed(server.feed("/slow", DOC, delay=2))
     assert refresh_all()["feeds_failed"] == 1
     feed.refresh_from_db()
@@ -152,7 +152,7 @@ def test_slow_server_hits_the_read_timeout(server, settings):
 
 def test_trickling_server_hits_the_overall_deadline(server, settings):
     """Each byte arrives well within the read timeout, but the whole body never does."""
-    settings.FEEDS_DEADLINE = 0.5
+    settings.FEEDS = {**settings.FEEDS, "DEADLINE": 0.5}
     stats = Stats()
 
     def trickle(request):
@@ -175,7 +175,7 @@ def test_trickling_server_hits_the_overall_deadline(server, settings):
 
 
 def test_endless_body_is_refused_before_it_is_read(server, settings):
-    settings.FEEDS_MAX_BYTES = 64 * 1024
+    settings.FEEDS = {**settings.FEEDS, "MAX_BYTES": 64 * 1024}
     stats = Stats()
     limit = 1024**3  # the server would send 1 GiB if the client kept reading
     feed = make_feed(server.route("/endless", stream_forever(stats, b"<!-- padding -->" * 4096, limit)))
@@ -190,7 +190,7 @@ def test_endless_body_is_refused_before_it_is_read(server, settings):
 
 
 def test_declared_oversize_body_is_refused_without_reading_it(server, settings):
-    settings.FEEDS_MAX_BYTES = 64 * 1024
+    settings.FEEDS = {**settings.FEEDS, "MAX_BYTES": 64 * 1024}
     stats = Stats()
     big = 500 * 1024**2
     feed = make_feed(server.route("/big", stream_forever(stats, b"x" * 65536, big, declared_length=big)))
@@ -210,7 +210,7 @@ def test_gzip_is_accepted_and_decoded(server):
 
 
 def test_gzip_bomb_is_capped_on_the_decoded_size(server, settings):
-    settings.FEEDS_MAX_BYTES = 1024 * 1024
+    settings.FEEDS = {**settings.FEEDS, "MAX_BYTES": 1024 * 1024}
     bomb = gzipped(b"<rss>" + b" " * (50 * 1024**2))  # ~50 KB on the wire, 50 MB decoded
     feed = make_feed(server.feed("/bomb", bomb, headers={"Content-Encoding": "gzip"}))
     assert refresh_all()["feeds_failed"] == 1
@@ -232,7 +232,7 @@ def test_non_utf8_documents_are_decoded_by_their_declared_charset(server):
 
 
 def test_requests_carry_a_user_agent_naming_the_site(server, settings):
-    settings.FEEDS_USER_AGENT = "python.org feed aggregator (+https://www.python.org/blogs/)"
+    settings.FEEDS = {**settings.FEEDS, "USER_AGENT": "python.org feed aggregator (+https://www.python.org/blogs/)"}
     make_feed(server.feed("/ua", DOC))
     refresh_all()
     headers = server.requests_to("/ua")[0].headers
@@ -258,7 +258,7 @@ def test_redirect_to_a_non_http_scheme_is_refused(server):
 
 
 def test_redirect_loops_stop_at_the_limit(server, settings):
-    settings.FEEDS_MAX_REDIRECTS = 3
+    settings.FEEDS = {**settings.FEEDS, "MAX_REDIRECTS": 3}
     feed = make_feed(server.route("/loop", lambda r: respond(r, 302, headers={"Location": "/loop"})))
     assert refresh_all()["feeds_failed"] == 1
     feed.refresh_from_db()

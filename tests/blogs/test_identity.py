@@ -142,3 +142,83 @@ def test_ids_are_kept_exactly_as_written_whatever_the_base(document):
     assert entry.guid == "post-17"
     (other,) = parse_feed(document, {}, "https://mirror.example/b/feed.xml").entries
     assert other.guid == "post-17"
+
+
+# --- entries without a guid: their identity is their link as written ----------------------------
+
+# No guid: the entry is known by its link, which is relative, so it depends on where it is resolved.
+AUTUMN = rss(
+    "<link>posts/autumn-meeting</link><title>Autumn meeting</title>"
+    "<pubDate>Mon, 04 Oct 2021 16:00:00 +0000</pubDate><description>Bring a friend.</description>"
+)
+
+
+def moved_to(server, new: str, status: int):
+    """A handler that answers ``status`` to ``new`` on the server's own name, and the document under ``new``'s."""
+
+    def handler(request):
+        if request.headers["Host"].startswith("localhost"):
+            return respond(request, 200, AUTUMN)
+        return respond(request, status, headers={"Location": new})
+
+    return handler
+
+
+@pytest.mark.parametrize("status", [301, 302])
+def test_a_guidless_entry_is_not_stored_again_after_a_redirect(server, status):
+    feed = make_feed(server.feed("/rel/feed.xml", AUTUMN))
+    assert refresh_all()["entries_created"] == 1
+    new = server.url("/elsewhere/feed.xml", host="localhost")  # another name and another path
+    server.route("/rel/feed.xml", moved_to(server, new, status))
+    server.feed("/elsewhere/feed.xml", AUTUMN)
+
+    totals = refresh_all()
+
+    assert totals["entries_created"] == 0 and totals["feeds_failed"] == 0
+    (entry,) = BlogEntry.objects.all()
+    assert entry.guid == "posts/autumn-meeting"
+    assert entry.url == server.url("/elsewhere/posts/autumn-meeting", host="localhost")  # the link follows it
+    feed.refresh_from_db()
+    assert feed.feed_url == (new if status == 301 else server.url("/rel/feed.xml"))
+
+
+def test_a_guidless_entry_is_not_stored_again_when_another_origin_serves_the_feed(server, tls_server):
+    """An edit from http to https: another scheme, port and name serve the same document."""
+    feed = make_feed(server.feed("/rel/feed.xml", AUTUMN), name="Meetings")
+    assert refresh_all()["entries_created"] == 1
+    tls_server.feed("/rel/feed.xml", AUTUMN)
+    Feed.objects.filter(pk=feed.pk).update(feed_url=f"https://localhost:{tls_server.server_port}/rel/feed.xml")
+
+    totals = refresh_all()
+
+    assert totals["entries_created"] == 0 and totals["feeds_failed"] == 0
+    (entry,) = BlogEntry.objects.all()
+    assert entry.url == f"https://localhost:{tls_server.server_port}/rel/posts/autumn-meeting"
+
+
+@pytest.mark.parametrize("status", [301, 302])
+def test_rows_stored_under_the_resolved_link_are_matched_across_a_move(server, status):
+    """Rows the old code stored ("http://127.0.0.1:port/rel/posts/...") are found after the feed moved, not copied."""
+    feed = make_feed(server.feed("/rel/feed.xml", AUTUMN))
+    old = BlogEntry.objects.create(
+        feed=feed, guid=server.url("/rel/posts/autumn-meeting"), title="Autumn meeting", pub_date="2021-10-04T16:00Z"
+    )
+    new = server.url("/elsewhere/feed.xml", host="localhost")
+    server.route("/rel/feed.xml", moved_to(server, new, status))
+    server.feed("/elsewhere/feed.xml", AUTUMN)
+
+    assert refresh_all()["entries_created"] == 0
+
+    (entry,) = BlogEntry.objects.all()
+    assert (entry.pk, entry.guid) == (old.pk, "posts/autumn-meeting")
+    assert refresh_all()["entries_created"] == 0  # and from now on it is found by its link as written
+
+
+def test_a_guidless_link_under_the_feeds_own_xml_base_is_resolved_against_it():
+    document = (
+        b'<feed xmlns="http://www.w3.org/2005/Atom" xml:base="http://blog.example/journal/"><title>a</title>'
+        b"<id>urn:f</id><entry><title>t</title><link href='p/17'/></entry></feed>"
+    )
+    for fetched_from in ("http://feeds.example/a/feed.xml", "https://mirror.example/b/feed.xml"):
+        (entry,) = parse_feed(document, {}, fetched_from).entries
+        assert (entry.guid, entry.url) == ("http://blog.example/journal/p/17", "http://blog.example/journal/p/17")

@@ -53,8 +53,7 @@ class Gathering:
 @pytest.fixture
 def patient(feed_settings):
     """Fetches wait as long as the gathering route may hold them (after feed_settings' short limits)."""
-    feed_settings.FEEDS_READ_TIMEOUT = feed_settings.FEEDS_DEADLINE = 30
-    feed_settings.FEEDS_MAX_CONCURRENCY = 10
+    feed_settings.FEEDS = {**feed_settings.FEEDS, "READ_TIMEOUT": 30, "DEADLINE": 30, "MAX_CONCURRENCY": 10}
 
 
 @pytest.mark.usefixtures("patient")
@@ -73,7 +72,7 @@ def test_no_more_than_the_per_host_limit_fetch_from_one_host(server):
 
 @pytest.mark.usefixtures("patient")
 def test_the_per_host_limit_is_a_setting(server, settings):
-    settings.FEEDS_MAX_PER_HOST = 3
+    settings.FEEDS = {**settings.FEEDS, "MAX_PER_HOST": 3}
     route = Gathering(expected=3, total=6)
     for n in range(6):
         make_feed(server.route(f"/c{n}", route), name=f"c{n}")

@@ -68,7 +68,7 @@ OTHER_NON_PUBLIC = {
 
 @pytest.fixture
 def public_only(settings):
-    settings.FEEDS_ALLOW_PRIVATE_NETWORKS = False
+    settings.FEEDS = {**settings.FEEDS, "ALLOW_PRIVATE_NETWORKS": False}
     return settings
 
 
@@ -106,7 +106,7 @@ def test_the_error_names_the_host_its_address_and_the_setting(server, public_onl
 @pytest.fixture
 def secret_server(server, settings):
     """A server on 127.0.0.2, on the test server's own port, that nothing may reach; only 127.0.0.1 is allowed."""
-    settings.FEEDS_ALLOW_PRIVATE_NETWORKS = ["127.0.0.1/32"]
+    settings.FEEDS = {**settings.FEEDS, "ALLOW_PRIVATE_NETWORKS": ["127.0.0.1/32"]}
     with serving("127.0.0.2", server.server_port) as secret:
         secret.feed("/secret.xml", rss(item(1, title="Internal document")))
         yield secret
@@ -236,7 +236,7 @@ def test_the_admin_form_accepts_a_public_url_without_resolving_it(admin_client, 
 
 def test_a_system_check_warns_when_private_networks_are_allowed_in_production(settings):
     settings.DEBUG = False
-    settings.FEEDS_ALLOW_PRIVATE_NETWORKS = True
+    settings.FEEDS = {**settings.FEEDS, "ALLOW_PRIVATE_NETWORKS": True}
     (warning,) = check_feed_settings(None)
     assert isinstance(warning, Warning) and warning.id == "blogs.W001"
     assert "0.0.0.0/0" in warning.msg
@@ -244,13 +244,13 @@ def test_a_system_check_warns_when_private_networks_are_allowed_in_production(se
     settings.DEBUG = True
     assert check_feed_settings(None) == []
     settings.DEBUG = False
-    settings.FEEDS_ALLOW_PRIVATE_NETWORKS = False
+    settings.FEEDS = {**settings.FEEDS, "ALLOW_PRIVATE_NETWORKS": False}
     assert check_feed_settings(None) == []
 
 
 @pytest.mark.parametrize("value", ["yes", ["10.0.0.0/33"], ["intranet"]])
 def test_a_bad_private_networks_setting_is_a_check_error_naming_it(settings, value):
-    settings.FEEDS_ALLOW_PRIVATE_NETWORKS = value
+    settings.FEEDS = {**settings.FEEDS, "ALLOW_PRIVATE_NETWORKS": value}
     (error,) = check_feed_settings(None)
     assert isinstance(error, Error) and error.id == "blogs.E001"
     assert error.msg.startswith(f"FEEDS_ALLOW_PRIVATE_NETWORKS={value!r} must be False (the default), True or a list")

@@ -56,7 +56,7 @@ def test_an_exception_reaches_the_caller():
 
 @pytest.mark.django_db(transaction=True)
 def test_a_refresh_stores_on_several_connections_and_closes_them(server, settings):
-    settings.FEEDS_STORE_CONNECTIONS = 3
+    settings.FEEDS = {**settings.FEEDS, "STORE_CONNECTIONS": 3}
     for n in range(6):
         make_feed(server.feed(f"/f{n}", rss(item(n), item(n + 10))), name=f"f{n}")
     before = backends()

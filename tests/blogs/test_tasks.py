@@ -67,8 +67,8 @@ def test_totals_count_unchanged_and_updated_feeds(server):
 
 @pytest.mark.django_db
 def test_no_more_than_the_concurrency_setting_fetch_at_once(server, settings):
-    settings.FEEDS_MAX_CONCURRENCY = 3
-    settings.FEEDS_MAX_PER_HOST = 12  # every feed is on one host here; this test is about the total
+    # Every feed is on one host here; this test is about the total.
+    settings.FEEDS = {**settings.FEEDS, "MAX_CONCURRENCY": 3, "MAX_PER_HOST": 12}
     for n in range(12):
         handler = server.counting(lambda r, n=n: respond(r, 200, rss(item(n)), delay=0.1))
         make_feed(server.route(f"/c{n}", handler), name=f"c{n}")

@@ -157,4 +157,24 @@ def test_5_the_task_queues_dashboard(page, editor, worker, screenshots):
     wait_until(worker_listed, timeout=10, interval=0.2, message="the worker on the dashboard")
     page.screenshot(path=screenshots / "5-task-queues.png", full_page=True)
     assert computed(page, "#header", "backgroundColor") == ADMIN_HEADER_BG
+
+    # The last hour, drawn on the server: an accessible SVG per queue, and no script from outside.
+    chart = page.locator("#tq-activity figure[data-queue=default] svg[role=img]")
+    assert chart.count() == 1
+    assert (
+        "jobs completed, failed and retried per minute over the last hour"
+        in chart.locator("title").first.text_content()
+    )
+    assert chart.locator("polyline").count() == 3
+    page.locator("#tq-activity").screenshot(path=screenshots / "5-task-queues-last-hour.png")
+    assert page.locator("script[src^=http]").count() == 0
+
+    # No page scrolls sideways at 1280 px, and every breadcrumb trail ends on the page itself.
+    for path in ("", "jobs/", "queues/default/", "enqueue/"):
+        page.goto(f"/admin/tasks_app/taskqueue/{path}")
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), path
+        assert page.locator(".breadcrumbs li").last.get_attribute("aria-current") == "page", path
+        if path == "queues/default/":
+            assert page.locator("#tq-queue-actions a.button").count() == 0  # actions are buttons, not links
+            assert page.locator("#tq-pause").get_attribute("type") == "submit"
     assert page.failures == []

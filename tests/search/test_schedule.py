@@ -76,3 +76,18 @@ def test_reindex_enqueue_schedules_batch_jobs_in_one_transaction(make_page):
     assert "Scheduled 3 page objects in 1 job(s)." in out.getvalue()
     (entry,) = outbox("index_content_batch")
     assert entry.payload["kwargs"] == {"content_type": "page", "ids": sorted(p.pk for p in pages)}
+
+
+def test_deduplicated_batches_share_a_key_until_their_job_claims_them():
+    from pydotorg.search import state
+
+    ids = range(1, 601)
+    with transaction.atomic():
+        first = schedule_index("job", ids, deduplicate=True)
+        again = schedule_index("job", reversed(ids), deduplicate=True)
+    assert first == again and len(first) == 2  # the same ids before the job starts: the same jobs
+    assert schedule_index("job", ids) != first  # without deduplicate: jobs of their own, as before
+
+    state.claim("job", range(1, 501))  # the first batch's job started
+    later = schedule_index("job", ids, deduplicate=True)
+    assert later[0] != first[0] and later[1] == first[1]

@@ -1,5 +1,6 @@
 """Settings: each bad value is an error that names its variable; the site will not serve on a public key."""
 
+import json
 import os
 import re
 import subprocess
@@ -255,9 +256,9 @@ def test_debug_serves_without_a_key_or_collectstatic(tmp_path):
 
 
 def production_section() -> str:
-    readme = (ROOT / "README.md").read_text()
-    start = readme.index("## Production")
-    return readme[start : readme.index("\n## ", start + 1)]
+    operating = (ROOT / "docs" / "operating.md").read_text()
+    start = operating.index("## Production")
+    return operating[start : operating.index("\n## ", start + 1)]
 
 
 def deploy_warnings(env: dict) -> set[str]:
@@ -282,6 +283,37 @@ def test_every_setting_read_from_the_environment_is_documented():
     source = (ROOT / "pydotorg" / "settings.py").read_text()
     variables = set(re.findall(r"environment\.[a-z_.]+\(\s*\"([A-Z_]+)\"", source))
     assert {"SECRET_KEY", "DEBUG", "HTTPS", "STATIC_ROOT", "FEEDS_USER_AGENT"} <= variables
-    example, readme = (ROOT / ".env.example").read_text(), (ROOT / "README.md").read_text()
+    example = (ROOT / ".env.example").read_text()
+    docs = "".join(path.read_text() for path in [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))])
     assert not {v for v in variables if f"{v}=" not in example}, "missing from .env.example"
-    assert not {v for v in variables if v not in readme and f"{v.split('_')[0]}_*" not in readme}, "missing from README"
+    assert not {v for v in variables if v not in docs and f"{v.split('_')[0]}_*" not in docs}, "missing from the docs"
+
+
+def test_log_format_json_gives_one_json_object_per_line_with_the_job_fields(tmp_path):
+    code = (
+        "import django, logging; django.setup(); "
+        "logging.getLogger('tasks_app.worker').warning('job task=%s outcome=%s', 'greet', 'retrying', "
+        "extra={'task': 'greet', 'job_key': 'k1', 'attempt': 2, 'outcome': 'retrying'})"
+    )
+    env = {**site_env(tmp_path), "LOG_FORMAT": "json"}
+    result = run(["-c", code], env)
+    (line,) = result.stderr.strip().splitlines()
+    record = json.loads(line)
+    assert record["message"] == "job task=greet outcome=retrying" and record["level"] == "WARNING"
+    assert (record["task"], record["job_key"], record["attempt"], record["outcome"]) == ("greet", "k1", 2, "retrying")
+    text = run(["-c", code], site_env(tmp_path)).stderr.strip()
+    assert text.endswith("WARNING tasks_app.worker job task=greet outcome=retrying")
+    bad = run(["-c", "import django; django.setup()"], {**site_env(tmp_path), "LOG_FORMAT": "yaml"})
+    assert "LOG_FORMAT='yaml' must be one of: text, json." in bad.stderr
+
+
+@pytest.mark.parametrize("command", [["migrate"], ["runworker", "--burst"], ["check"]])
+def test_a_sqlite_file_that_cannot_be_opened_is_one_line_naming_database_url(tmp_path, command):
+    env = {**site_env(tmp_path), "DATABASE_URL": f"sqlite:///{tmp_path}/missing/dir/db.sqlite3"}
+    result = run(["manage.py", *command], env)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert f"The SQLite database {tmp_path}/missing/dir/db.sqlite3 (DATABASES['default'], from DATABASE_URL)" in (
+        result.stderr
+    )
+    assert f"the directory {tmp_path}/missing/dir does not exist" in result.stderr

@@ -11,6 +11,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from tasks_app import checks as tasks_checks
 from tasks_app import conf
+from tasks_app.exceptions import reason
 
 TASKS_APP = Path(conf.__file__).parent
 
@@ -46,9 +47,9 @@ def test_a_queue_name_with_dots_is_one_key():
 
 def test_a_reason_reads_in_the_middle_of_a_sentence():
     refused = RedisConnectionError("Error 111 connecting to 127.0.0.1:1. Connection refused.")
-    sentence = f"{conf.reason(refused)}. Start Redis"
+    sentence = f"{reason(refused)}. Start Redis"
     assert sentence == "Error 111 connecting to 127.0.0.1:1. Connection refused. Start Redis"
-    assert conf.reason(TimeoutError()) == "TimeoutError"
+    assert reason(TimeoutError()) == "TimeoutError"
 
 
 def test_tasks_app_names_no_environment_variable_of_the_site():

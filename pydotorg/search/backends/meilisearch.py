@@ -19,7 +19,7 @@ from meilisearch_python_sdk import AsyncClient
 from meilisearch_python_sdk.errors import MeilisearchApiError, MeilisearchError
 from meilisearch_python_sdk.models.settings import MeilisearchSettings
 
-from .. import conf
+from .. import conf, documents
 from ..documents import doc_id
 from ..snippets import marked_to_html
 from .base import (
@@ -37,22 +37,35 @@ from .base import (
 
 logger = logging.getLogger("pydotorg.search")
 
-INDEX_SETTINGS = MeilisearchSettings(
-    searchable_attributes=[
-        "title",
-        "description",
-        "keywords",
-        "content",
-        "company",
-        "location",
-        "venue",
-        "feed",
-        "job_types",
-        "category",
-    ],
-    filterable_attributes=["content_type", "visible_until", "object_id", "feed_id", "country", "telecommuting"],
-    sortable_attributes=["created", "modified", "published", "starts", "expires"],
-)
+
+def _each(names: object) -> list[str]:
+    return list(dict.fromkeys(names))  # in order, once each
+
+
+def index_settings() -> MeilisearchSettings:
+    """The index's settings: the common fields, and those the declared document types add.
+
+    Matches rank by attribute: title, description, the types' key text (a page's keywords),
+    content, then the types' other text, in the order their apps are installed.
+    """
+    types = documents.TYPES.values()
+    return MeilisearchSettings(
+        searchable_attributes=_each(
+            [
+                "title",
+                "description",
+                *(name for t in types for name in t.key_text_fields),
+                "content",
+                *(name for t in types for name in t.text_fields),
+            ]
+        ),
+        filterable_attributes=_each(
+            ["content_type", "visible_until", "object_id", *(name for t in types for name in t.filterable)]
+        ),
+        sortable_attributes=_each(["created", "modified", *(name for t in types for name in t.sortable)]),
+    )
+
+
 RETRIEVE = ["id", "object_id", "content_type", "title", "url", "description", "content"]
 # Tasks a rebuild may leave in flight before waiting for the oldest (bounds memory and
 # surfaces a failed batch early).
@@ -94,7 +107,7 @@ def is_not_found(exc: MeilisearchApiError) -> bool:
 async def create_index(meili: AsyncClient, uid: str) -> None:
     """Create ``uid`` and apply the settings, waiting for both (settings before any document)."""
     await meili.create_index(uid, primary_key="id", timeout_in_ms=task_timeout_ms())
-    task = await meili.index(uid).update_settings(INDEX_SETTINGS)
+    task = await meili.index(uid).update_settings(index_settings())
     await wait(meili, task.task_uid, f"settings of {uid}")
 
 

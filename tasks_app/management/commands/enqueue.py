@@ -15,9 +15,10 @@ from saq.job import Status
 
 from tasks_app import conf
 from tasks_app.argument_types import ArgumentTypes
+from tasks_app.display import show_time
 from tasks_app.enqueueing.building import build_job
 from tasks_app.enqueueing.connections import disconnect_all, get_queue
-from tasks_app.exceptions import TaskArgumentError, TaskNotFound
+from tasks_app.exceptions import TaskArgumentError, TaskNotFound, reason
 from tasks_app.redaction import redact_url
 from tasks_app.registry import registry
 
@@ -75,7 +76,7 @@ def describe_schedule(scheduled: int) -> str:
     if not scheduled:
         return ""
     try:
-        return f" at {datetime.fromtimestamp(scheduled, timezone.get_current_timezone())}"
+        return f" at {show_time(scheduled)}"
     except (ValueError, OverflowError, OSError):
         raise CommandError(
             f"The job would be due at {scheduled} epoch seconds, past the year 9999; use a shorter --delay or an "
@@ -144,7 +145,7 @@ class Command(BaseCommand):
         except (RedisError, OSError) as exc:
             url = redact_url(conf.queue_config(built.queue).url)
             raise CommandError(
-                f"Cannot reach Redis for queue {built.queue!r} at {url}: {conf.reason(exc)}. "
+                f"Cannot reach Redis for queue {built.queue!r} at {url}: {reason(exc)}. "
                 f"Start Redis, or fix {conf.setting_name('QUEUES', built.queue, 'URL')}.",
                 returncode=2,
             ) from None

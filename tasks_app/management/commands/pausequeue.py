@@ -14,6 +14,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from tasks_app.dashboard import bulk
 from tasks_app.dashboard.data import REDIS_ERRORS, unreachable
+from tasks_app.display import show_time
 from tasks_app.enqueueing.connections import disconnect_all
 from tasks_app.management.queues import named_queues
 
@@ -55,7 +56,7 @@ class QueueSwitch(BaseCommand):
     async def _one(self, name: str, by: str) -> str:
         already = await bulk.pause(name, by)
         if already is not None:
-            since = f" since {already.at:%Y-%m-%d %H:%M:%S %Z}" if already.at else ""
+            since = f" since {show_time(already.at)}" if already.at else ""
             return f"Queue {name!r} was paused already, by {already.by}{since}."
         return f"Queue {name!r} is paused: its workers finish what they run and take nothing new."
 

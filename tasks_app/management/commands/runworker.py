@@ -14,6 +14,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
 
 from tasks_app import conf, embedded_redis
+from tasks_app.display import show_time
 from tasks_app.engine.cron import next_run
 from tasks_app.exceptions import ServiceUnavailable, UnsafeBind, WorkersGaveUp
 from tasks_app.management.queues import named_queues
@@ -179,7 +180,7 @@ class Command(BaseCommand):
             moment = datetime.now(UTC)
             for entry in crons:
                 upcoming = next_run(entry.expression, workers[0].cron_tz, moment).astimezone(workers[0].cron_tz)
-                write(f"    {entry.expression:<15} {entry.name}  next {upcoming:%Y-%m-%d %H:%M %Z}")
+                write(f"    {entry.expression:<15} {entry.name}  next {show_time(upcoming)}")
         if getattr(self, "_web", None):
             host, port = self._web
             write(f"  monitor (SAQ's web UI) at http://{f'[{host}]' if ':' in host else host}:{port}/")

@@ -1,0 +1,157 @@
+"""Stored cron runs follow the settings in force: a removed entry never fires again, a changed one
+fires at its new time only, once per local day. Workers built from the settings (runworker's own
+build_worker), on real Redis, the clock moved with time-machine through three local days."""
+
+import asyncio
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+import time_machine
+from saq.job import Status
+
+from tasks_app.process.runner import WorkerOptions, build_worker
+
+
+def cron_key(task: str) -> str:
+    return f"cron:{task}"
+
+
+BERLIN = ZoneInfo("Europe/Berlin")
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def deploys(settings, plan: list[tuple[str, list[dict]]], end: str) -> list[datetime]:
+    """Run the deploys of ``plan`` (local start time, CRON_JOBS) one after another, each a fresh worker
+    ticking every 10 minutes until the next deploy (or ``end``); returns when runs were taken (local)."""
+    settings.TIME_ZONE = "Europe/Berlin"
+    times = [datetime.fromisoformat(at).replace(tzinfo=BERLIN) for at, _ in plan]
+    stops = [*times[1:], datetime.fromisoformat(end).replace(tzinfo=BERLIN)]
+
+    async def scenario(traveller) -> list[datetime]:
+        runs: list[datetime] = []
+        for (_, entries), start, stop in zip(plan, times, stops, strict=True):
+            settings.SAQ = {**settings.SAQ, "CRON_JOBS": entries}
+            traveller.move_to(start)
+            worker = build_worker(WorkerOptions(queue="default", concurrency=1), drain_outbox=False)
+            try:
+                moment = start
+                while moment < stop:
+                    traveller.move_to(moment)
+                    await worker.schedule(lock=0)  # what the worker does every second
+                    job = await worker.queue.take("w")
+                    if job is not None:
+                        runs.append(datetime.now(UTC).astimezone(BERLIN))
+                        await worker.queue.end_attempt(job, Status.COMPLETE)
+                    moment += timedelta(minutes=10)
+            finally:
+                await worker.queue.disconnect()
+                worker.pool.shutdown(wait=False)
+        return runs
+
+    with time_machine.travel(times[0], tick=False) as traveller:
+        return asyncio.run(scenario(traveller))
+
+
+def by_day(runs: list[datetime]) -> dict[str, list[str]]:
+    days: dict[str, list[str]] = {}
+    for run in runs:
+        days.setdefault(run.date().isoformat(), []).append(f"{run:%H:%M}")
+    return days
+
+
+def test_a_changed_entry_fires_at_its_new_time_only(redis_db, settings):
+    runs = deploys(
+        settings,
+        [
+            ("2026-06-09 20:00", [{"task": "count_notes", "cron": "0 14 * * *"}]),
+            ("2026-06-10 10:00", [{"task": "count_notes", "cron": "0 16 * * *"}]),  # before 14:00
+        ],
+        end="2026-06-12 00:00",
+    )
+    # The old code also fired at 14:00 on the 10th: the run stored by the first deploy.
+    assert by_day(runs) == {"2026-06-10": ["16:00"], "2026-06-11": ["16:00"]}
+
+
+def test_a_daily_entry_changed_after_its_run_runs_once_that_day(redis_db, settings):
+    runs = deploys(
+        settings,
+        [
+            ("2026-06-09 20:00", [{"task": "count_notes", "cron": "0 2 * * *"}]),
+            ("2026-06-10 10:00", [{"task": "count_notes", "cron": "0 14 * * *"}]),  # after 02:00 ran
+        ],
+        end="2026-06-12 00:00",
+    )
+    # Once per local day: the 10th's run was at 02:00 under the old time; the new time starts the 11th.
+    assert by_day(runs) == {"2026-06-10": ["02:00"], "2026-06-11": ["14:00"]}
+
+
+def test_a_daily_entry_moved_later_the_same_day_before_it_ran_runs_at_the_new_time(redis_db, settings):
+    runs = deploys(
+        settings,
+        [
+            ("2026-06-09 20:00", [{"task": "count_notes", "cron": "0 2 * * *"}]),
+            ("2026-06-10 01:00", [{"task": "count_notes", "cron": "30 3 * * *"}]),
+        ],
+        end="2026-06-11 12:00",
+    )
+    assert by_day(runs) == {"2026-06-10": ["03:30"], "2026-06-11": ["03:30"]}
+
+
+def test_an_entry_with_changed_arguments_is_rescheduled_with_them(redis_db, settings):
+    async def stored():
+        worker = build_worker(WorkerOptions(queue="default", concurrency=1), drain_outbox=False)
+        try:
+            await worker.schedule(lock=0)
+            return await worker.queue.job(cron_key("greet"))
+        finally:
+            await worker.queue.disconnect()
+            worker.pool.shutdown(wait=False)
+
+    settings.SAQ = {**settings.SAQ, "CRON_JOBS": [{"task": "greet", "cron": "0 3 * * *", "kwargs": {"name": "a"}}]}
+    first = asyncio.run(stored())
+    settings.SAQ = {**settings.SAQ, "CRON_JOBS": [{"task": "greet", "cron": "0 3 * * *", "kwargs": {"name": "b"}}]}
+    second = asyncio.run(stored())
+    assert first.kwargs == {"name": "a"} and second.kwargs == {"name": "b"}
+    assert second.scheduled == first.scheduled
+    assert second.meta["cron"]["expression"] == "0 3 * * *"
+    assert second.meta["cron"]["entry"] != first.meta["cron"]["entry"]  # the entry's fingerprint
+
+
+def test_a_removed_entry_never_fires_again(redis_db, settings):
+    runs = deploys(
+        settings,
+        [
+            (
+                "2026-06-09 20:00",
+                [{"task": "count_notes", "cron": "0 14 * * *"}, {"task": "noop", "cron": "0 4 * * *"}],
+            ),
+            ("2026-06-10 10:00", [{"task": "noop", "cron": "0 4 * * *"}]),
+        ],
+        end="2026-06-12 00:00",
+    )
+    assert Counter(f"{run:%d %H:%M}" for run in runs) == {"10 04:00": 1, "11 04:00": 1}
+    gone = redis_db.get(f"saq:job:default:{cron_key('count_notes')}")
+    assert b'"status": "aborted"' in gone and b"no longer in SAQ" in gone
+    assert redis_db.smembers("saq:default:cron") == {cron_key("noop").encode()}
+
+
+def test_a_removed_entry_of_an_older_version_is_found_by_the_first_tick(redis_db, settings):
+    """A run stored before the cron registry existed (no meta, no registry entry) is found by the scan."""
+    from tasks_app.enqueueing.api import enqueue
+
+    with time_machine.travel(datetime(2026, 6, 10, 8, 0, tzinfo=UTC), tick=False):
+        enqueue("count_notes", key=cron_key("count_notes"), delay=3600)
+        settings.SAQ = {**settings.SAQ, "CRON_JOBS": []}
+
+        async def tick():
+            worker = build_worker(WorkerOptions(queue="default", concurrency=1), drain_outbox=False)
+            try:
+                await worker.schedule(lock=0)
+                return await worker.queue.job(cron_key("count_notes"))
+            finally:
+                await worker.queue.disconnect()
+                worker.pool.shutdown(wait=False)
+
+        assert asyncio.run(tick()).status == Status.ABORTED
