@@ -170,7 +170,7 @@ def hostile_run(args: argparse.Namespace, port: int, kind: str = "hostile", coun
     from django.db import connection
 
     from pydotorg.blogs.models import Feed
-    from tasks_app import enqueue_sync
+    from tasks_app import enqueue
     from tasks_app.enqueueing.connections import background, get_queue
     from tests.blogs.processes import descendants, memory_kb
 
@@ -219,7 +219,7 @@ def hostile_run(args: argparse.Namespace, port: int, kind: str = "hostile", coun
         idle = memory_kb(worker.pid)["VmRSS"]
         threading.Thread(target=sample, daemon=True).start()
         started = time.perf_counter()
-        job = enqueue_sync("refresh_all_feeds")
+        job = enqueue("refresh_all_feeds")
         while True:
             current = background.run(stored_job(job.key))
             if current.status in ("complete", "failed", "aborted"):

@@ -25,7 +25,7 @@ Workloads (``--workloads``, default all of them):
 - ``enqueue``: enqueueing no-op jobs into an empty Redis from this process: tasks_app's
   ``enqueue_many`` and ``aenqueue_many`` against rq's ``Queue.enqueue_many`` (with
   ``Queue.prepare_data``, in one pipeline) for each of ``--enqueue-jobs`` (2,000 and 20,000), and
-  tasks_app's ``enqueue`` and rq's ``Queue.enqueue`` one job at a time (``--enqueue-one-jobs``,
+  tasks_app's ``aenqueue`` and rq's ``Queue.enqueue`` one job at a time (``--enqueue-one-jobs``,
   2,000) for reference. Each round keeps the median of 3 tries, taken in turns.
 
 How workers are measured. Every system runs the same job functions (``bench/peer_jobs/``). All
@@ -420,19 +420,19 @@ class Enqueueing:
 
     def one_at_a_time(self, count: int) -> list[Way]:
         from bench.peer_jobs.threaded_jobs import peer_noop
-        from tasks_app import enqueue
+        from tasks_app import aenqueue
 
         async def tasks_app_one_by_one() -> None:
             for _ in range(count):
-                await enqueue("peer_noop", mark=0)
+                await aenqueue("peer_noop", mark=0)
 
         def rq_one_by_one() -> None:
             for _ in range(count):
                 self.rq_queue.enqueue(peer_noop, mark=0)
 
         return [
-            Way("tasks_app enqueue (one at a time)", lambda: self.bench.loop.run_until_complete(tasks_app_one_by_one()),
-                self._saq_queued),
+            Way("tasks_app aenqueue (one at a time)",
+                lambda: self.bench.loop.run_until_complete(tasks_app_one_by_one()), self._saq_queued),
             Way("rq enqueue (one at a time)", rq_one_by_one, lambda: self.rq_queue.count),
         ]  # fmt: skip
 

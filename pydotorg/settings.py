@@ -123,6 +123,13 @@ SAQ = {
     # Bearer token for the dashboard's stats.json; unset disables the endpoint.
     "API_TOKEN": environment.env.str("SAQ_API_TOKEN", default="") or None,
     "EMBEDDED_REDIS": str(EMBEDDED_REDIS) if EMBEDDED_REDIS else None,
+    # The environment variable behind each setting above, for tasks_app's messages ("fix
+    # SAQ["QUEUES"]["default"]["URL"] (set from the environment variable REDIS_URL)").
+    "SETTING_SOURCES": {
+        "QUEUES.default.URL": "REDIS_URL",
+        "DATABASES.default": "DATABASE_URL",
+        "API_TOKEN": "SAQ_API_TOKEN",
+    },
 }
 
 # Django's own Tasks framework, run by the same SAQ workers.

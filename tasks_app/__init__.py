@@ -1,15 +1,17 @@
 """SAQ background tasks for Django.
 
-Public API::
+Public API, with ``django.tasks``' names (sync call, then its async twin)::
 
-    from tasks_app import task, enqueue, enqueue_sync, enqueue_on_commit
-    from tasks_app import aenqueue_many, enqueue_many, enqueue_many_on_commit  # in bulk
+    from tasks_app import task, enqueue, aenqueue, enqueue_on_commit
+    from tasks_app import enqueue_many, aenqueue_many, enqueue_many_on_commit  # in bulk
 
+``enqueue_sync`` is a deprecated alias of ``enqueue`` (it warns; see CHANGELOG.md).
 ``tasks_app.backends.SAQBackend`` is the ``django.tasks`` backend; ``tasks_app.testing``
 helps test code that enqueues. Errors are in ``tasks_app.exceptions``.
 """
 
 from .enqueueing.api import (
+    aenqueue,
     aenqueue_many,
     enqueue,
     enqueue_many,
@@ -20,6 +22,7 @@ from .enqueueing.api import (
 from .registry import task
 
 __all__ = [
+    "aenqueue",
     "aenqueue_many",
     "enqueue",
     "enqueue_many",

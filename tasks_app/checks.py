@@ -41,8 +41,8 @@ def unknown_keys(where: str, given: Any, allowed: Any, id: int, what: str = "opt
     return [_error(f"{where} has unknown {what}(s) {unknown}.{said}", f"Allowed: {', '.join(allowed)}.", id)]
 
 
-# Top-level SAQ keys: tasks_app's own (conf.DEFAULTS) and the dashboard's token.
-SAQ_KEYS = (*conf.DEFAULTS, "API_TOKEN")
+# Top-level SAQ keys: tasks_app's own (conf.DEFAULTS), the dashboard's token, and where settings come from.
+SAQ_KEYS = (*conf.DEFAULTS, "API_TOKEN", "SETTING_SOURCES")
 QUEUE_KEYS = ("URL", "CONCURRENCY")
 WEB_KEYS = tuple(conf.DEFAULTS["WEB"])
 CRON_KEYS = ("task", "cron", "kwargs", "unique", *conf.JOB_OPTIONS)
@@ -331,3 +331,39 @@ async def _policy_of(url: str) -> str:
 def _in_a_worker() -> bool:
     # System checks are not told which command runs them; runworker runs them before it starts.
     return sys.argv[1:2] == ["runworker"]
+
+
+ENVIRONMENT_VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+SETTING_SOURCES_EXAMPLE = (
+    'SAQ["SETTING_SOURCES"] = {"QUEUES.default.URL": "REDIS_URL", "DATABASES.default": "DATABASE_URL"}'
+)
+
+
+@checks.register()
+def check_setting_sources(**kwargs: Any) -> list[checks.CheckMessage]:
+    """``SAQ["SETTING_SOURCES"]``: a dict from a dotted setting path to the environment variable feeding it."""
+    sources = conf.raw().get("SETTING_SOURCES", {})
+    if not isinstance(sources, dict):
+        return [
+            _error(f'SAQ["SETTING_SOURCES"] must be a dict, not {type(sources).__name__}.', SETTING_SOURCES_EXAMPLE, 30)
+        ]
+    errors = []
+    for path, variable in sources.items():
+        where = f'SAQ["SETTING_SOURCES"][{path!r}]'
+        if not isinstance(path, str) or path.split(".")[0] not in conf.SETTING_SOURCE_ROOTS:
+            roots = ", ".join(conf.SETTING_SOURCE_ROOTS)
+            hint = f"A key is a setting's keys joined by dots, starting with one of {roots}."
+            errors.append(_error(f"{where} names no setting tasks_app reads.", hint, 30))
+        elif path.startswith("QUEUES.") and not _a_queue_setting(path):
+            hint = f"Configured queues: {', '.join(sorted(conf.raw().get('QUEUES') or {}))}."
+            errors.append(_error(f"{where} names no configured queue's setting (QUEUES.<queue>.URL).", hint, 30))
+        if not isinstance(variable, str) or not ENVIRONMENT_VARIABLE.fullmatch(variable):
+            hint = f"The value names the environment variable that feeds the setting: {SETTING_SOURCES_EXAMPLE}"
+            errors.append(_error(f"{where} = {variable!r} is not an environment variable's name.", hint, 30))
+    return errors
+
+
+def _a_queue_setting(path: str) -> bool:
+    queues = conf.raw().get("QUEUES") or {}
+    name, _, option = path.removeprefix("QUEUES.").rpartition(".")
+    return isinstance(queues, dict) and name in queues and option in ("URL", "CONCURRENCY")

@@ -254,3 +254,35 @@ def mode() -> str:
     if value not in MODES:
         raise ImproperlyConfigured(f'SAQ["MODE"]={value!r} must be one of {", ".join(map(repr, MODES))}.')
     return value
+
+
+# --- naming settings in messages ---------------------------------------------------------------------
+# tasks_app knows nothing of the project around it, so its messages name its own settings. A project
+# whose settings are filled from environment variables says which one feeds each setting, in
+# SAQ["SETTING_SOURCES"] ({"QUEUES.default.URL": "REDIS_URL"}), so that its operators read that too.
+
+# A path's first part: a key of SAQ, or DATABASES (Django's setting, the only one outside SAQ).
+SETTING_SOURCE_ROOTS = ("DATABASES", "API_TOKEN", *DEFAULTS)
+
+
+def setting_sources() -> dict[str, str]:
+    """``SAQ["SETTING_SOURCES"]``: environment variable by dotted setting path; {} if unset or malformed
+    (``checks.check_setting_sources`` reports a malformed one)."""
+    value = raw().get("SETTING_SOURCES") or {}
+    return (
+        {k: v for k, v in value.items() if isinstance(k, str) and isinstance(v, str)} if isinstance(value, dict) else {}
+    )
+
+
+def setting_name(*path: str) -> str:
+    """A setting as tasks_app's messages name it, and the environment variable that feeds it, if known.
+
+    ``path`` is a setting's keys: inside ``SAQ`` (``("QUEUES", "default", "URL")``, ``("API_TOKEN",)``), or
+    Django's ``DATABASES`` (``("DATABASES", "default")``). Returns e.g. ``SAQ["QUEUES"]["default"]["URL"]``,
+    followed by `` (set from the environment variable X)`` when ``SAQ["SETTING_SOURCES"]`` maps its path to X:
+    SAQ["SETTING_SOURCES"] = {"QUEUES.default.URL": "REDIS_URL"} adds "(set from the environment variable REDIS_URL)".
+    """
+    root = "" if path[0] == "DATABASES" else "SAQ"
+    name = (root or path[0]) + "".join(f'["{part}"]' for part in (path if root else path[1:]))
+    source = setting_sources().get(".".join(path))
+    return f"{name} (set from the environment variable {source})" if source else name

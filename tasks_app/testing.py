@@ -1,7 +1,7 @@
 """Testing code that enqueues, without a worker (and, with ``capture_jobs``, without Redis).
 
 - ``capture_jobs()``: a context manager that records every job enqueued inside it instead of
-  sending it to Redis: from ``enqueue``, ``enqueue_sync``, the bulk calls, and ``enqueue_on_commit``
+  sending it to Redis: from ``enqueue``, ``aenqueue``, the bulk calls, and ``enqueue_on_commit``
   once its transaction commits (in a test's transaction: inside Django's
   ``captureOnCommitCallbacks(execute=True)``). The ``captured_jobs`` pytest fixture is the same
   thing for a whole test.

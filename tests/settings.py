@@ -22,6 +22,12 @@ REDIS_URL = url("TEST_REDIS_URL", leased_redis_url(), {"redis", "rediss", "unix"
 SAQ = {
     **SAQ,
     "QUEUES": {"default": {"URL": REDIS_URL, "CONCURRENCY": 10}},
+    # Here the queue's URL and the database come from the tests' own variables; the site's names the rest.
+    "SETTING_SOURCES": {
+        **SAQ["SETTING_SOURCES"],
+        "QUEUES.default.URL": "TEST_REDIS_URL",
+        "DATABASES.default": "TEST_DATABASE_URL",
+    },
     # Short timers so sweeps and outbox drains happen within a test's patience.
     "TIMERS": {"schedule": 1, "worker_info": 2, "sweep": 1, "abort": 1, "outbox": 1},
     # Subprocess tests adjust the worker (grace period, heartbeat...) through TEST_SAQ, a JSON object.

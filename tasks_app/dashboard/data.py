@@ -27,7 +27,7 @@ from .. import conf
 from ..engine import memory_policy
 from ..engine.queue import AtomicRedisQueue, Depth, job_time, now_ms
 from ..enqueueing.connections import background, get_queue
-from ..exceptions import ActionRefused
+from ..exceptions import ActionRefused, reason
 from ..redaction import redact_url
 from . import activity
 
@@ -45,10 +45,9 @@ STATUSES = ("queued", "scheduled", "active", "aborting", "complete", "failed", "
 
 def unreachable(name: str, exc: BaseException) -> str:
     url = redact_url(conf.queue_config(name).url)
-    reason = str(exc) or type(exc).__name__
     return (
-        f"Redis for queue {name!r} at {url} is unreachable ({reason}). "
-        f'Start Redis, or fix SAQ["QUEUES"]["{name}"]["URL"].'
+        f"Redis for queue {name!r} at {url} is unreachable ({reason(exc)}). "
+        f"Start Redis, or fix {conf.setting_name('QUEUES', name, 'URL')}."
     )
 
 

@@ -35,7 +35,8 @@ def _refusal(request: HttpRequest, endpoint: str) -> tuple[int, str] | None:
     expected = conf.raw().get("API_TOKEN") or ""
     given = _bearer(request)
     if not expected:
-        return 404, f'The {endpoint} endpoint is disabled: set SAQ["API_TOKEN"] to a long random string.'
+        setting = conf.setting_name("API_TOKEN")
+        return 404, f"The {endpoint} endpoint is disabled: set {setting} to a long random string."
     if not given:
         return 401, "Send the token: Authorization: Bearer <API_TOKEN>."
     if not constant_time_compare(given, expected):

@@ -1,5 +1,6 @@
-"""Enqueueing from code: ``enqueue``, ``enqueue_sync``, ``enqueue_on_commit``, and their bulk twins
-``aenqueue_many``, ``enqueue_many`` and ``enqueue_many_on_commit``.
+"""Enqueueing from code, with ``django.tasks``' names: ``enqueue`` (sync) and ``aenqueue`` (async),
+``enqueue_on_commit``, and their bulk twins ``enqueue_many``, ``aenqueue_many`` and
+``enqueue_many_on_commit``. ``enqueue_sync`` is a deprecated alias of ``enqueue``.
 
 Everything is validated before anything reaches Redis: the task name, the arguments
 against the function's signature, the queue, and JSON-serializability. A test's capture, or
@@ -8,6 +9,7 @@ immediate mode, takes the jobs instead of Redis (``diversion.py``).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -17,7 +19,7 @@ from saq.job import Job
 from ..exceptions import TaskArgumentError
 from . import diversion, outbox
 from .building import BuiltJob, TaskRef, build_job, split_options
-from .connections import background, get_queue
+from .connections import background, get_queue, refuse_in_event_loop
 
 # Jobs per Redis pipeline in enqueue_many: large enough to amortise round trips, small enough
 # that one pipeline never holds Redis for long.
@@ -50,7 +52,7 @@ def _build(
     return build_job(task, kwargs, queue=queue, key=key, delay=delay, at=at, **options)
 
 
-async def enqueue(
+async def aenqueue(
     task: TaskRef,
     /,
     *,
@@ -71,7 +73,7 @@ async def enqueue(
     return await submit(_build(task, kwargs, queue=queue, key=key, delay=delay, at=at))
 
 
-def enqueue_sync(
+def enqueue(
     task: TaskRef,
     /,
     *,
@@ -81,10 +83,14 @@ def enqueue_sync(
     at: datetime | float | None = None,
     **kwargs: Any,
 ) -> Job:
-    """The sync twin of :func:`enqueue`, with the same arguments, for sync views, signal handlers and scripts.
+    """The sync twin of :func:`aenqueue`, with the same arguments, for sync views, signal handlers and scripts.
 
-    Raises what ``enqueue`` raises, and ``RuntimeError`` when called from a running event loop.
+    Raises what ``aenqueue`` raises, and ``RuntimeError`` when called from a running event loop (this
+    is also what code written for the old async ``enqueue``, ``await enqueue(...)``, meets: the
+    message names ``await aenqueue(...)``).
     """
+    # Before building: code that still awaits the old async enqueue learns the new name first.
+    refuse_in_event_loop(instead="await aenqueue(...)")
     built = _build(task, kwargs, queue=queue, key=key, delay=delay, at=at)
     if (target := diversion.current()) is not None:
         return target.take([built])[0]
@@ -212,8 +218,26 @@ def enqueue_many(
     at: datetime | float | None = None,
     **options: Any,
 ) -> list[Job]:
-    """The sync twin of :func:`aenqueue_many`, which documents the options."""
+    """The sync twin of :func:`aenqueue_many`, which documents the options.
+
+    Raises ``RuntimeError`` when called from a running event loop: there, ``await aenqueue_many(...)``.
+    """
+    refuse_in_event_loop(instead="await aenqueue_many(...)")
     built = _build_many(task, calls, keys, queue=queue, delay=delay, at=at, **options)
     if (target := diversion.current()) is not None:
         return target.take(built)
     return background.run(_to_redis_many(built), None)
+
+
+# --- deprecated names (removed in the release after next) ---------------------------------------------
+
+
+def enqueue_sync(task: TaskRef, /, **kwargs: Any) -> Job:
+    """Deprecated alias of :func:`enqueue` (the sync call), kept for one release; warns ``DeprecationWarning``."""
+    warnings.warn(
+        "tasks_app.enqueue_sync() is deprecated and will be removed in the next release: "
+        "call tasks_app.enqueue(), which is now the sync call (the async one is tasks_app.aenqueue()).",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return enqueue(task, **kwargs)

@@ -74,17 +74,22 @@ async def disconnect_all() -> None:
             logger.debug("Queue %r was already disconnected", queue.name)
 
 
-def refuse_in_event_loop(coro: Coroutine[Any, Any, Any] | None = None) -> None:
-    """Raise ``RuntimeError`` in a thread that runs an event loop: the sync API would block it. ``coro``,
-    which then never runs, is closed first. A test's capture and immediate mode ask too, so that code
-    calling the sync API from async code fails in its tests as it would in production."""
+def refuse_in_event_loop(coro: Coroutine[Any, Any, Any] | None = None, *, instead: str | None = None) -> None:
+    """Raise ``RuntimeError`` in a thread that runs an event loop: the sync API would block it. The
+    message names ``instead``, the async call to await there, if given. ``coro``, which then never runs,
+    is closed first. A test's capture and immediate mode ask too, so that code calling the sync API
+    from async code fails in its tests as it would in production."""
     try:
         asyncio.get_running_loop()
     except RuntimeError:
         return
     if coro is not None:
         coro.close()
-    raise RuntimeError("This is the sync API; inside async code, await the async one (e.g. `await enqueue(...)`).")
+    twin = f"`{instead}`" if instead else "its async twin (e.g. `await aenqueue(...)` for `enqueue(...)`)"
+    raise RuntimeError(
+        f"This is the sync API, and this thread runs an event loop; inside async code use {twin}. "
+        "(enqueue() is the sync call since tasks_app took django.tasks' names; aenqueue() is the async one.)"
+    )
 
 
 class BackgroundLoop:

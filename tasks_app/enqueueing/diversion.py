@@ -3,7 +3,7 @@
 - ``tasks_app.testing.capture_jobs()`` records the jobs (nothing reaches Redis);
 - ``SAQ["MODE"] = "immediate"`` runs each job at once, in the enqueuing process (``inline.py``).
 
-Every way of enqueueing (``enqueue``, ``enqueue_sync``, the bulk calls, and the on-commit delivery of
+Every way of enqueueing (``enqueue``, ``aenqueue``, the bulk calls, and the on-commit delivery of
 ``enqueue_on_commit``) builds its jobs, then asks ``current()``: a target takes them, None sends them
 to Redis. In production ``target`` is None once the first enqueue has read the settings, so this
 feature costs the enqueue path one call and an identity check, and nothing else.

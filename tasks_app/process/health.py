@@ -77,7 +77,8 @@ def exit_code(results: list[QueueHealth], database: str | None) -> int:
 def describe(result: QueueHealth) -> str:
     if result.error:
         url = redact_url(conf.queue_config(result.queue).url)
-        return f"queue {result.queue!r}: Redis unreachable at {url} ({result.error}); check REDIS_URL"
+        setting = conf.setting_name("QUEUES", result.queue, "URL")
+        return f"queue {result.queue!r}: Redis unreachable at {url} ({result.error}); check {setting}"
     state = "ok" if result.workers else "NO live workers"
     if result.paused is not None:
         at = result.paused.get("at")

@@ -131,7 +131,7 @@ async def ping_redis(queue_name: str, redis_client) -> None:
     except (RedisError, OSError, TimeoutError) as exc:
         raise ServiceUnavailable(
             f"Cannot reach Redis for queue {queue_name!r} at {redact_url(url)}: {reason(exc)}. "
-            f'Start Redis, or fix SAQ["QUEUES"]["{queue_name}"]["URL"] (REDIS_URL in this project).'
+            f"Start Redis, or fix {conf.setting_name('QUEUES', queue_name, 'URL')}."
         ) from exc
 
 
@@ -145,8 +145,8 @@ def check_database(alias: str = DEFAULT_DB_ALIAS) -> None:
     except DatabaseError as exc:
         where = describe_database(alias)
         raise ServiceUnavailable(
-            f"Cannot reach the database {alias!r} ({where}): {str(exc).strip() or type(exc).__name__}. "
-            f'Start it, or fix DATABASES["{alias}"] (DATABASE_URL in this project).'
+            f"Cannot reach the database {alias!r} ({where}): {reason(exc)}. "
+            f"Start it, or fix {conf.setting_name('DATABASES', alias)}."
         ) from exc
     finally:
         connection.close()

@@ -9,7 +9,7 @@ import pytest
 from pydotorg.blogs.conf import feed_settings, worker_memory_bound
 from pydotorg.blogs.models import BlogEntry, Feed
 from pydotorg.safehtml import sanitize
-from tasks_app import enqueue_sync
+from tasks_app import enqueue
 from tasks_app.enqueueing.connections import background, get_queue
 from tests.tasks_app.helpers import WorkerProcess, wait_until
 
@@ -240,9 +240,9 @@ def test_a_parse_bomb_holds_up_no_other_job_of_the_worker(server, worker_env, st
     innocent = make_feed(server.feed("/innocent", INNOCENT), name="innocent")
     start_worker({**worker_env, "FEEDS_PARSE_CPU_SECONDS": "1"})
 
-    jobs = [enqueue_sync("refresh_single_feed", feed_url=feed.feed_url) for feed in (soup, comment, innocent)]
+    jobs = [enqueue("refresh_single_feed", feed_url=feed.feed_url) for feed in (soup, comment, innocent)]
     assert sent.wait(30)  # the soup is fetched: its parse is about to run, for over a second of CPU
-    noop = enqueue_sync("noop")
+    noop = enqueue("noop")
     soup_job, comment_job, innocent_job, noop_job = wait_until(
         lambda: finished(*jobs, noop), timeout=60, message="the jobs to finish"
     )
@@ -260,7 +260,7 @@ def test_parse_processes_exit_with_a_killed_worker(server, worker_env, start_wor
     """A worker SIGKILLed (the OOM killer, a forced stop) cannot stop its pool: its parse processes must not linger."""
     make_feed(server.feed("/innocent", INNOCENT))
     worker = start_worker(worker_env)
-    job = enqueue_sync("refresh_all_feeds")
+    job = enqueue("refresh_all_feeds")
     wait_until(lambda: finished(job), timeout=60, message="the refresh")
     under = descendants(worker.process.pid)  # the forkserver, the resource tracker, the parse processes
     assert len(under) >= 3
@@ -276,7 +276,7 @@ def test_style_bombs_keep_the_worker_within_its_documented_memory_bound(server, 
     worker = start_worker(env)
     idle = memory_kb(worker.process.pid)["VmRSS"] * 1024
 
-    job = enqueue_sync("refresh_all_feeds")
+    job = enqueue("refresh_all_feeds")
     (done,) = wait_until(lambda: finished(job), timeout=60, message="the refresh")
 
     peak = memory_kb(worker.process.pid)["VmHWM"] * 1024

@@ -5,7 +5,7 @@ from django.conf import settings
 from django.core.management import call_command
 
 from pydotorg.blogs.models import BlogEntry, Feed
-from tasks_app import enqueue_sync
+from tasks_app import enqueue
 from tasks_app.testing import run_jobs
 
 from .helpers import make_feed, refresh_all
@@ -85,7 +85,7 @@ def test_refresh_all_feeds_runs_on_the_six_hourly_cron():
 def test_an_enqueued_refresh_runs_and_stores_the_entries(server, captured_jobs):
     url = server.feed("/queued", rss(item(1), item(2)))
     make_feed(url)
-    job = enqueue_sync("refresh_single_feed", feed_url=url)
+    job = enqueue("refresh_single_feed", feed_url=url)
 
     (done,) = run_jobs().jobs
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from django.db import connection
 
-from tasks_app import enqueue, task
+from tasks_app import aenqueue, task
 
 from .models import Note
 
@@ -89,7 +89,7 @@ async def boom(ctx) -> None:
 
 @task
 async def chain(ctx, text: str) -> str:
-    job = await enqueue("add_note", text=text)
+    job = await aenqueue("add_note", text=text)
     return job.key
 
 

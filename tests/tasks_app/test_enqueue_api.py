@@ -1,13 +1,15 @@
-"""Enqueueing from code: enqueue, enqueue_sync, enqueue_on_commit and its outbox."""
+"""Enqueueing from code: enqueue, aenqueue, enqueue_on_commit and its outbox; the deprecated enqueue_sync."""
 
 import asyncio
+import inspect
 
 import pytest
 from django.db import transaction
 from django.test import override_settings
 from saq.job import Status
 
-from tasks_app import enqueue, enqueue_on_commit, enqueue_sync
+import tasks_app
+from tasks_app import aenqueue, enqueue, enqueue_many, enqueue_on_commit, enqueue_sync
 from tasks_app.models import OutboxEntry
 from tasks_app.registry import TaskArgumentError, TaskNotFound
 from tests.queue_state import count, listed, stored
@@ -25,23 +27,23 @@ def saq_with_redis_at(url: str):
     return override_settings(SAQ={**settings.SAQ, "QUEUES": {"default": {"URL": url}}})
 
 
-def test_enqueue_sync_returns_the_queued_job(redis_db):
-    job = enqueue_sync("greet", name="ada")
+def test_enqueue_returns_the_queued_job(redis_db):
+    job = enqueue("greet", name="ada")
     assert job.status == Status.QUEUED and job.function == "greet"
     assert listed(job.key, "queued") and count("queued") == 1
 
 
 def test_enqueue_accepts_the_function_itself(redis_db):
-    job = enqueue_sync(add_note, text="by reference")
+    job = enqueue(add_note, text="by reference")
     assert job.function == "add_note"
 
 
-def test_async_enqueue(redis_db):
+def test_aenqueue_is_the_async_call(redis_db):
     from tasks_app.enqueueing.connections import disconnect_all
 
     async def go():
         try:
-            return await enqueue("greet", name="ada", timeout=9, retries=0)
+            return await aenqueue("greet", name="ada", timeout=9, retries=0)
         finally:
             await disconnect_all()
 
@@ -50,13 +52,47 @@ def test_async_enqueue(redis_db):
     assert redis_db.exists(job.id)
 
 
+def test_the_names_are_django_tasks_names_sync_then_async():
+    assert not inspect.iscoroutinefunction(tasks_app.enqueue)
+    assert inspect.iscoroutinefunction(tasks_app.aenqueue)
+    assert not inspect.iscoroutinefunction(tasks_app.enqueue_many)
+    assert inspect.iscoroutinefunction(tasks_app.aenqueue_many)
+
+
+def test_enqueue_sync_is_a_deprecated_alias_of_enqueue_that_warns(redis_db):
+    deprecated = r"enqueue_sync\(\) is deprecated.*call tasks_app\.enqueue\(\)"
+    with pytest.warns(DeprecationWarning, match=deprecated) as caught:
+        job = enqueue_sync("greet", name="ada", key="old-name", timeout=9)
+    assert caught[0].filename == __file__  # the warning points at the caller's line, not at tasks_app
+    assert job.function == "greet" and job.kwargs == {"name": "ada"} and job.timeout == 9
+    assert listed("old-name", "queued") and count("queued") == 1
+
+
+def test_code_that_awaits_the_old_async_enqueue_is_told_to_await_aenqueue(redis_db):
+    async def written_for_the_old_names():
+        return await enqueue("greet", name="ada")
+
+    with pytest.raises(RuntimeError, match=r"inside async code use `await aenqueue\(\.\.\.\)`"):
+        asyncio.run(written_for_the_old_names())
+    assert redis_db.dbsize() == 0
+
+
+def test_the_sync_bulk_call_in_async_code_names_aenqueue_many(redis_db):
+    async def misuse():
+        enqueue_many("greet", [{"name": "a"}])
+
+    with pytest.raises(RuntimeError, match=r"`await aenqueue_many\(\.\.\.\)`"):
+        asyncio.run(misuse())
+    assert redis_db.dbsize() == 0
+
+
 def test_validation_happens_before_redis(redis_db):
     with pytest.raises(TaskNotFound):
-        enqueue_sync("nope")
+        enqueue("nope")
     with pytest.raises(TaskArgumentError, match="missing a required argument"):
-        enqueue_sync("greet")
+        enqueue("greet")
     with pytest.raises(TaskArgumentError, match="JSON-serializable"):
-        enqueue_sync("greet", name=object())
+        enqueue("greet", name=object())
     assert redis_db.dbsize() == 0
 
 

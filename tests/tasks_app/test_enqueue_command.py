@@ -136,6 +136,7 @@ def test_redis_down_is_a_clear_error(subprocess_env):
     assert result.returncode != 0
     assert "Cannot reach Redis" in result.stderr and "REDIS_URL" in result.stderr
     assert ".. " not in result.stderr  # one period after the reason
+    assert 'fix SAQ["QUEUES"]["default"]["URL"] (set from the environment variable TEST_REDIS_URL).' in result.stderr
     assert "Traceback" not in result.stderr
 
 

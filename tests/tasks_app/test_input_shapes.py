@@ -8,7 +8,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 from saq.job import Status
 
-from tasks_app import aenqueue_many, enqueue_many, enqueue_many_on_commit, enqueue_sync
+from tasks_app import aenqueue_many, enqueue, enqueue_many, enqueue_many_on_commit
 from tasks_app.exceptions import TaskArgumentError
 from tasks_app.models import OutboxEntry
 from tasks_app.testing import capture_jobs, run_jobs
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_run_jobs_takes_one_queue_name_as_a_string(redis_db):
-    job = enqueue_sync("noop")
+    job = enqueue("noop")
     done = run_jobs(queues="default")
     assert [(ended.key, ended.status) for ended in done.jobs] == [(job.key, Status.COMPLETE)]
 
@@ -108,7 +108,7 @@ def test_empty_dicts_and_generators_are_fine(redis_db):
 )
 def test_values_that_do_not_fit_the_annotations_are_refused_before_redis(redis_db, kwargs, message):
     with pytest.raises(TaskArgumentError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        enqueue_sync("greet", **kwargs)
+        enqueue("greet", **kwargs)
     with pytest.raises(TaskArgumentError, match=message.replace("(", r"\(").replace(")", r"\)")):
         enqueue_many("greet", [kwargs])
     assert count("incomplete") == 0
@@ -119,10 +119,10 @@ def test_nesting_past_the_limit_is_refused_without_a_recursion_error(redis_db):
     for _ in range(5000):
         deep = [deep]
     with pytest.raises(TaskArgumentError, match="nest more than 32 levels deep"):
-        enqueue_sync("chain", text=deep)
+        enqueue("chain", text=deep)
     assert count("incomplete") == 0
 
 
 def test_an_int_fits_a_float_parameter(redis_db):
-    enqueue_sync("sleep_then_note", seconds=1, text="x")  # int for float: JSON does not tell them apart
+    enqueue("sleep_then_note", seconds=1, text="x")  # int for float: JSON does not tell them apart
     assert count("incomplete") == 1

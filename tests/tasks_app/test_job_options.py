@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.utils import timezone
 
-from tasks_app import conf, enqueue_sync
+from tasks_app import conf, enqueue
 from tasks_app.enqueueing.building import build_job
 from tasks_app.exceptions import TaskArgumentError
 from tests.queue_state import count
@@ -33,7 +33,7 @@ from tests.queue_state import count
 )
 def test_bad_values_are_refused_before_redis(redis_db, options, message):
     with pytest.raises(TaskArgumentError, match=message.replace("(", r"\(").replace(".", r"\.")):
-        enqueue_sync("noop", **options)
+        enqueue("noop", **options)
     assert count("incomplete") == 0
 
 

@@ -92,7 +92,7 @@ def test_saq_internals_are_touched_only_in_engine():
 
 
 def test_the_public_api_is_unchanged():
-    from tasks_app import enqueue, enqueue_on_commit, enqueue_sync, task  # noqa: F401
+    from tasks_app import aenqueue, enqueue, enqueue_on_commit, enqueue_sync, task  # noqa: F401
     from tasks_app.backends import SAQBackend  # noqa: F401
 
-    assert {"enqueue", "enqueue_on_commit", "enqueue_sync", "task"} <= set(tasks_app.__all__)
+    assert {"aenqueue", "enqueue", "enqueue_on_commit", "enqueue_sync", "task"} <= set(tasks_app.__all__)

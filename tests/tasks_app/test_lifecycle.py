@@ -141,6 +141,7 @@ def test_unreachable_redis_is_a_clear_message(subprocess_env):
     assert result.returncode != 0
     assert "Cannot reach Redis" in result.stderr and "REDIS_URL" in result.stderr
     assert ".. " not in result.stderr  # one period after the reason
+    assert 'fix SAQ["QUEUES"]["default"]["URL"] (set from the environment variable TEST_REDIS_URL).' in result.stderr
     assert "Traceback" not in result.stderr
 
 
@@ -171,6 +172,7 @@ def test_health_check_exit_codes(start_worker, subprocess_env):
     wait_until(lambda: manage("runworker", "--check", env=subprocess_env).returncode == 0, message="a healthy check")
     down = manage("runworker", "--check", env={**subprocess_env, "TEST_REDIS_URL": "redis://127.0.0.1:1/0"})
     assert down.returncode == 2 and "Redis unreachable" in down.stderr
+    assert 'check SAQ["QUEUES"]["default"]["URL"] (set from the environment variable TEST_REDIS_URL)' in down.stderr
 
 
 def test_monitor_refuses_to_bind_off_loopback_without_credentials(subprocess_env):
@@ -260,6 +262,9 @@ def test_database_unreachable_at_start_exits_2_naming_the_setting(subprocess_env
     assert result.returncode == 2
     assert "Cannot reach the database 'default' (postgresql nowhere at 127.0.0.1:1)" in result.stderr
     assert "DATABASE_URL" in result.stderr and "hunter2" not in result.stderr
+    assert (
+        'Start it, or fix DATABASES["default"] (set from the environment variable TEST_DATABASE_URL).' in result.stderr
+    )
     assert "Traceback" not in result.stderr
     assert "SAQ worker, pid" not in result.stdout  # it never claimed to be ready
     check = manage("runworker", "--check", env=env, timeout=30)

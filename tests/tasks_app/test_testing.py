@@ -14,7 +14,7 @@ from django.core.management import call_command
 from django.db import connection, transaction
 from saq.job import TERMINAL_STATUSES, Status
 
-from tasks_app import enqueue, enqueue_many, enqueue_many_on_commit, enqueue_on_commit, enqueue_sync
+from tasks_app import aenqueue, enqueue, enqueue_many, enqueue_many_on_commit, enqueue_on_commit
 from tasks_app.enqueueing import diversion
 from tasks_app.models import OutboxEntry
 from tasks_app.registry import TaskSpec, registry
@@ -53,8 +53,8 @@ def test_capture_records_every_way_of_enqueueing_and_nothing_reaches_redis(
     redis_db, django_capture_on_commit_callbacks
 ):
     with capture_jobs() as captured:
-        enqueue_sync("greet", name="ada", times=2, timeout=30, key="greet-ada")
-        asyncio.run(enqueue("add_note", text="from async", queue="default", delay=60))
+        enqueue("greet", name="ada", times=2, timeout=30, key="greet-ada")
+        asyncio.run(aenqueue("add_note", text="from async", queue="default", delay=60))
         enqueue_many("greet", [{"name": "a"}, {"name": "b"}], retries=5)
         with django_capture_on_commit_callbacks(execute=True):
             key = enqueue_on_commit("add_note", text="on commit")
@@ -98,25 +98,25 @@ def test_a_rolled_back_transaction_captures_nothing(django_capture_on_commit_cal
 
 def test_a_pending_key_deduplicates_as_in_redis():
     with capture_jobs() as captured:
-        first = enqueue_sync("greet", name="ada", key="once")
-        again = enqueue_sync("greet", name="bob", key="once")
+        first = enqueue("greet", name="ada", key="once")
+        again = enqueue("greet", name="bob", key="once")
         assert again is first and captured.tasks == ["greet"]
         run_jobs()
-        enqueue_sync("greet", name="cyd", key="once")  # the first has ended: a new job
+        enqueue("greet", name="cyd", key="once")  # the first has ended: a new job
     assert [job.kwargs["name"] for job in captured] == ["ada", "cyd"]
 
 
 def test_the_sync_api_is_refused_in_async_code_as_without_a_capture(captured_jobs):
     async def misuse():
-        enqueue_sync("noop")
+        enqueue("noop")
 
-    with pytest.raises(RuntimeError, match="await enqueue"):
+    with pytest.raises(RuntimeError, match=r"await aenqueue\(\.\.\.\)"):
         asyncio.run(misuse())
     assert len(captured_jobs) == 0
 
 
 def test_the_fixture_captures_for_the_whole_test(captured_jobs):
-    enqueue_sync("noop")
+    enqueue("noop")
     assert captured_jobs.tasks == ["noop"]
 
 
@@ -134,8 +134,8 @@ def test_production_pays_one_attribute_check(settings):
 def test_run_jobs_runs_in_the_tests_transaction_and_thread():
     Note.objects.create(text="made by the test, not committed")
     with capture_jobs():
-        enqueue_sync("count_notes")
-        enqueue_sync("add_note_sync", text="sync")
+        enqueue("count_notes")
+        enqueue("add_note_sync", text="sync")
         done = run_jobs()
     counted, synced = done.jobs
     assert counted.status == Status.COMPLETE and counted.result == 1  # it saw the uncommitted row
@@ -147,8 +147,8 @@ def test_run_jobs_runs_in_the_tests_transaction_and_thread():
 
 def test_run_jobs_follows_chains_and_retries_at_once_until_none_is_left():
     with capture_jobs() as captured:
-        enqueue_sync("chain", text="second")
-        enqueue_sync("flaky", fail_times=2)
+        enqueue("chain", text="second")
+        enqueue("flaky", fail_times=2)
         done = run_jobs()
     assert captured.tasks == ["chain", "flaky", "add_note"]
     assert [(job.function, job.status, job.attempts) for job in done.jobs] == [
@@ -168,8 +168,8 @@ def test_run_jobs_follows_chains_and_retries_at_once_until_none_is_left():
 
 def test_failures_are_returned_with_their_traceback_after_the_retries(caplog):
     with capture_jobs():
-        enqueue_sync("flaky", fail_times=9, retries=1)
-        enqueue_sync("boom")
+        enqueue("flaky", fail_times=9, retries=1)
+        enqueue("boom")
         done = run_jobs()
     assert [(job.function, job.status, job.attempts) for job in done.failures] == [
         ("boom", Status.FAILED, 1),
@@ -184,7 +184,7 @@ def test_failures_are_returned_with_their_traceback_after_the_retries(caplog):
 
 def test_a_job_over_its_timeout_is_cancelled():
     with capture_jobs():
-        enqueue_sync("too_slow", seconds=30)  # timeout=1
+        enqueue("too_slow", seconds=30)  # timeout=1
         (job,) = run_jobs().failures
     assert job.status == Status.FAILED and "exceeded its timeout of 1s" in job.error
 
@@ -201,7 +201,7 @@ def test_hooks_run_as_in_the_worker(settings):
     }
     hooks.calls.clear()
     with capture_jobs():
-        enqueue_sync("read_context")
+        enqueue("read_context")
         (job,) = run_jobs().jobs
     assert job.result == "set at startup"
     assert hooks.calls == [
@@ -219,18 +219,18 @@ def test_a_result_redis_could_not_store_fails_the_job(extra_task, result):
 
     extra_task(returns_it, "returns_it", retries=0)
     with capture_jobs():
-        enqueue_sync("returns_it")
+        enqueue("returns_it")
         (job,) = run_jobs().failures
     assert "cannot be stored as JSON" in job.error
 
 
 def test_a_task_that_enqueues_itself_forever_is_stopped(extra_task):
     async def again(ctx) -> None:
-        await enqueue("again")
+        await aenqueue("again")
 
     extra_task(again, "again")
     with capture_jobs() as captured:
-        enqueue_sync("again")
+        enqueue("again")
         with pytest.raises(RuntimeError, match="does a task enqueue itself"):
             run_jobs(limit=50)
     assert len(captured) == 51
@@ -238,8 +238,8 @@ def test_a_task_that_enqueues_itself_forever_is_stopped(extra_task):
 
 @pytest.mark.django_db(transaction=True)
 def test_outside_a_capture_run_jobs_runs_what_redis_holds_with_a_real_worker(redis_db):
-    ok = enqueue_sync("add_note", text="from redis")
-    bad = enqueue_sync("boom")
+    ok = enqueue("add_note", text="from redis")
+    bad = enqueue("boom")
     call_command("pausequeue", "default", stdout=StringIO())
     with pytest.raises(RuntimeError, match=r"Queue 'default' is paused .*manage.py resumequeue default"):
         run_jobs()
@@ -271,14 +271,14 @@ def test_a_worker_after_inline_runs_still_cleans_its_own_connection(redis_db, or
     # Inline runs query in the test's thread; the worker's connection hygiene must still watch the
     # worker's own ORM thread, or a connection that died between two jobs fails the second.
     with capture_jobs():
-        enqueue_sync("add_note", text="inline")
+        enqueue("add_note", text="inline")
         run_jobs()
-    first = enqueue_sync("orm_backend_pid")
+    first = enqueue("orm_backend_pid")
     pid = wait_until(lambda: (job := stored(first.key)) and job.status == Status.COMPLETE and job.result)
     params = {k: v for k, v in connection.get_connection_params().items() if k != "cursor_factory"}
     with psycopg.connect(**params, autocommit=True) as other:
         other.execute("SELECT pg_terminate_backend(%s)", [pid])
-    second = enqueue_sync("add_note", text="after the kill", retries=0)
+    second = enqueue("add_note", text="after the kill", retries=0)
     done = wait_until(lambda: (job := stored(second.key)) and job.status in TERMINAL_STATUSES and job)
     assert done.status == Status.COMPLETE, done.error
 
@@ -289,10 +289,10 @@ def test_a_worker_after_inline_runs_still_cleans_its_own_connection(redis_db, or
 def test_immediate_mode_runs_each_job_before_enqueue_returns(settings, redis_db, django_capture_on_commit_callbacks):
     immediate(settings)
     Note.objects.create(text="uncommitted")
-    job = enqueue_sync("add_note", text="now")
+    job = enqueue("add_note", text="now")
     assert job.status == Status.COMPLETE and job.result["count"] == 2
-    assert asyncio.run(enqueue("greet", name="ada")).result == "hello ada"
-    failed = enqueue_sync("boom")
+    assert asyncio.run(aenqueue("greet", name="ada")).result == "hello ada"
+    failed = enqueue("boom")
     assert failed.status == Status.FAILED and "ValueError: boom" in failed.error
     with django_capture_on_commit_callbacks(execute=True):
         enqueue_on_commit("add_note", text="at commit")
@@ -303,13 +303,13 @@ def test_immediate_mode_runs_each_job_before_enqueue_returns(settings, redis_db,
 
 
 def test_the_immediate_fixture(immediate_jobs):
-    assert enqueue_sync("greet", name="bob").result == "hello bob"
+    assert enqueue("greet", name="bob").result == "hello bob"
 
 
 def test_a_capture_takes_precedence_over_immediate_mode(settings):
     immediate(settings)
     with capture_jobs() as captured:
-        job = enqueue_sync("add_note", text="later")
+        job = enqueue("add_note", text="later")
     assert job.status == Status.QUEUED and captured.tasks == ["add_note"]
     assert not Note.objects.exists()
 
@@ -319,7 +319,7 @@ def test_an_unknown_mode_is_a_check_error_and_refuses_to_enqueue(settings):
     errors = [message for message in checks.run_checks() if message.id == "tasks_app.E010"]
     assert len(errors) == 1 and "'queue', 'immediate'" in errors[0].msg
     with pytest.raises(Exception, match=r'SAQ\["MODE"\]=\'eager\''):
-        enqueue_sync("noop")
+        enqueue("noop")
 
 
 def test_immediate_mode_in_a_worker_is_a_warning(settings, monkeypatch):

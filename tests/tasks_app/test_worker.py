@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import pytest
 from saq.job import Status
 
-from tasks_app import conf, enqueue_sync
+from tasks_app import conf, enqueue
 from tasks_app.enqueueing.connections import make_queue
 from tests.queue_state import count
 from tests.sampleapp.models import Note
@@ -32,7 +32,7 @@ def job_state(key: str):
 
 
 def test_async_orm_task_runs_through_a_real_worker(redis_db):
-    job = enqueue_sync("add_note", text="hello")
+    job = enqueue("add_note", text="hello")
     run_burst()
     done = job_state(job.key)
     assert done.status == Status.COMPLETE
@@ -40,7 +40,7 @@ def test_async_orm_task_runs_through_a_real_worker(redis_db):
 
 
 def test_sync_task_runs_in_a_worker_thread(redis_db):
-    job = enqueue_sync("add_note_sync", text="from a thread")
+    job = enqueue("add_note_sync", text="from a thread")
     run_burst()
     done = job_state(job.key)
     assert done.status == Status.COMPLETE
@@ -50,7 +50,7 @@ def test_sync_task_runs_in_a_worker_thread(redis_db):
 
 
 def test_retry_with_backoff_then_success(redis_db):
-    job = enqueue_sync("flaky", fail_times=2)
+    job = enqueue("flaky", fail_times=2)
     run_burst()
     done = job_state(job.key)
     assert done.status == Status.COMPLETE
@@ -60,7 +60,7 @@ def test_retry_with_backoff_then_success(redis_db):
 
 
 def test_retries_are_exhausted_then_the_job_fails(redis_db):
-    job = enqueue_sync("flaky", fail_times=10, retries=1)
+    job = enqueue("flaky", fail_times=10, retries=1)
     run_burst()
     done = job_state(job.key)
     assert done.status == Status.FAILED
@@ -69,7 +69,7 @@ def test_retries_are_exhausted_then_the_job_fails(redis_db):
 
 
 def test_a_retried_attempt_logs_one_line_and_the_final_failure_its_traceback(redis_db, caplog):
-    enqueue_sync("flaky", fail_times=10, retries=1)
+    enqueue("flaky", fail_times=10, retries=1)
     with caplog.at_level(logging.INFO, logger="tasks_app"):
         run_burst()
     lines = [r for r in caplog.records if "task=flaky" in r.getMessage()]
@@ -84,7 +84,7 @@ def test_a_retried_attempt_logs_one_line_and_the_final_failure_its_traceback(red
 
 
 def test_timeout_cancels_the_job(redis_db, caplog):
-    job = enqueue_sync("too_slow", seconds=30)
+    job = enqueue("too_slow", seconds=30)
     with caplog.at_level(logging.INFO, logger="tasks_app"):
         run_burst()
     done = job_state(job.key)
@@ -96,7 +96,7 @@ def test_timeout_cancels_the_job(redis_db, caplog):
 def test_a_sync_task_past_its_timeout_never_runs_twice_at_once_nor_after_it_ended(redis_db):
     # timeout=1, two retries, retry_delay=0, a body of 1.5 s: each attempt times out while its thread,
     # which cannot be stopped, goes on. The next attempt waits for that thread, and so does the end.
-    job = enqueue_sync("sync_overrun", seconds=1.5)
+    job = enqueue("sync_overrun", seconds=1.5)
     run_burst()
     done = job_state(job.key)
     assert (done.status, done.attempts) == (Status.FAILED, 3)
@@ -111,9 +111,9 @@ def test_a_sync_task_past_its_timeout_never_runs_twice_at_once_nor_after_it_ende
 
 @pytest.mark.timeout(120)  # before the fix, the burst worker never ended
 def test_a_burst_worker_ends_though_records_were_evicted_and_counts_them_lost(redis_db):
-    ok = enqueue_sync("noop")
-    gone = enqueue_sync("noop")
-    later = enqueue_sync("noop", delay=1)
+    ok = enqueue("noop")
+    gone = enqueue("noop")
+    later = enqueue("noop", delay=1)
     queue = make_queue("default")
     redis_db.delete(queue.job_id(gone.key), queue.job_id(later.key))  # as an allkeys-lru Redis would
     run_burst()
@@ -124,7 +124,7 @@ def test_a_burst_worker_ends_though_records_were_evicted_and_counts_them_lost(re
 
 
 def test_default_job_options_are_safe(redis_db):
-    job = enqueue_sync("noop")
+    job = enqueue("noop")
     defaults = conf.default_job_options()
     assert job.timeout == defaults["timeout"] > 0
     assert job.heartbeat == defaults["heartbeat"] > 0
@@ -134,8 +134,8 @@ def test_default_job_options_are_safe(redis_db):
 
 
 def test_each_finished_job_logs_one_structured_line(redis_db, caplog):
-    ok = enqueue_sync("noop")
-    bad = enqueue_sync("boom")
+    ok = enqueue("noop")
+    bad = enqueue("boom")
     with caplog.at_level(logging.INFO, logger="tasks_app.worker"):
         run_burst()
     records = {r.job_key: r for r in caplog.records if r.name == "tasks_app.worker" and hasattr(r, "job_key")}
@@ -149,7 +149,7 @@ def test_each_finished_job_logs_one_structured_line(redis_db, caplog):
 def test_database_connection_killed_between_jobs_does_not_fail_the_next(redis_db):
     from django.db import connection
 
-    first = enqueue_sync("backend_pid")
+    first = enqueue("backend_pid")
     run_burst()
     pid = job_state(first.key).result
     # Kill every other backend of this test database, which includes the worker's.
@@ -159,8 +159,8 @@ def test_database_connection_killed_between_jobs_does_not_fail_the_next(redis_db
             "AND pid <> pg_backend_pid()"
         )
     assert pid
-    second = enqueue_sync("add_note", text="after the kill")
-    third = enqueue_sync("backend_pid")
+    second = enqueue("add_note", text="after the kill")
+    third = enqueue("backend_pid")
     run_burst()
     assert job_state(second.key).status == Status.COMPLETE
     assert job_state(third.key).status == Status.COMPLETE
@@ -195,7 +195,7 @@ def test_cron_jobs_are_scheduled_in_time_zone_with_a_fixed_key(redis_db, setting
 
 
 def test_a_task_can_enqueue_another(redis_db):
-    job = enqueue_sync("chain", text="chained")
+    job = enqueue("chain", text="chained")
     run_burst()
     assert job_state(job.key).status == Status.COMPLETE
     assert Note.objects.filter(text="chained").exists()
@@ -215,7 +215,7 @@ def test_lifecycle_hooks_from_settings(redis_db, settings):
             "after_process": [f"{path}.after_process"],
         },
     }
-    job = enqueue_sync("read_context")
+    job = enqueue("read_context")
     run_burst()
     assert job_state(job.key).result == "set at startup"  # startup hooks can prepare ctx
     assert hooks.calls == [
@@ -231,7 +231,7 @@ def test_any_task_can_be_routed_to_another_queue(redis_db, settings):
 
     url = conf.queue_config("default").url
     with override_settings(SAQ={**settings.SAQ, "QUEUES": {"default": {"URL": url}, "slow": {"URL": url}}}):
-        job = enqueue_sync("greet", name="ada", queue="slow")
+        job = enqueue("greet", name="ada", queue="slow")
         assert count("queued", queue="slow") == 1
         run_burst("--queue", "slow")
 
@@ -247,7 +247,7 @@ def test_any_task_can_be_routed_to_another_queue(redis_db, settings):
 
 @pytest.mark.parametrize("task", ["unstorable_result", "nan_result"])
 def test_a_result_that_cannot_be_stored_fails_the_job_with_a_clear_error(redis_db, task):
-    job = enqueue_sync(task)
+    job = enqueue(task)
     run_burst()
     done = job_state(job.key)
     assert done.status == Status.FAILED and done.attempts == 1  # retrying would not help
@@ -256,7 +256,7 @@ def test_a_result_that_cannot_be_stored_fails_the_job_with_a_clear_error(redis_d
 
 @pytest.mark.parametrize("fail", [False, True], ids=["completing", "failing-with-retries-left"])
 def test_meta_that_cannot_be_stored_fails_the_job_and_keeps_the_rest(redis_db, fail):
-    job = enqueue_sync("unstorable_meta", fail=fail)
+    job = enqueue("unstorable_meta", fail=fail)
     run_burst()  # and the burst worker exits: nothing escapes its loop
     done = job_state(job.key)
     assert done.status == Status.FAILED and done.attempts == 1  # not retried: it would fail the same way
@@ -266,7 +266,7 @@ def test_meta_that_cannot_be_stored_fails_the_job_and_keeps_the_rest(redis_db, f
 
 
 def test_a_result_nested_too_deep_for_json_fails_the_job(redis_db):
-    job = enqueue_sync("deeply_nested_result")
+    job = enqueue("deeply_nested_result")
     run_burst()
     done = job_state(job.key)
     assert done.status == Status.FAILED and done.result is None
@@ -285,7 +285,7 @@ def test_a_burst_worker_on_a_paused_queue_exits(redis_db, caplog):
         finally:
             await queue.disconnect()
 
-    enqueue_sync("noop")
+    enqueue("noop")
     first, again = asyncio.run(pause())
     assert again["by"] == "ops" == first["by"]  # whoever paused first stays on record
     with caplog.at_level(logging.WARNING):
@@ -303,6 +303,6 @@ def job_state_count(kind: str) -> int:
 @pytest.mark.parametrize(("chosen", "expected"), [("auto", "uvloop"), ("uvloop", "uvloop"), ("asyncio", "asyncio")])
 def test_the_worker_runs_on_the_event_loop_the_setting_names(settings, redis_db, chosen, expected):
     settings.SAQ = {**settings.SAQ, "EVENT_LOOP": chosen}
-    job = enqueue_sync("event_loop_kind")
+    job = enqueue("event_loop_kind")
     run_burst()
     assert job_state(job.key).result == expected

@@ -145,7 +145,8 @@ class Command(BaseCommand):
         except (RedisError, OSError) as exc:
             url = redact_url(conf.queue_config(built.queue).url)
             raise CommandError(
-                f"Cannot reach Redis for queue {built.queue!r} at {url}: {reason(exc)}. Start Redis or fix REDIS_URL.",
+                f"Cannot reach Redis for queue {built.queue!r} at {url}: {reason(exc)}. "
+                f"Start Redis, or fix {conf.setting_name('QUEUES', built.queue, 'URL')}.",
                 returncode=2,
             ) from None
         if options["wait"]:

@@ -15,7 +15,7 @@ from django.tasks import TaskResultStatus, default_task_backend, task_backends
 from django.tasks.exceptions import InvalidTask, TaskResultDoesNotExist, TaskResultMismatch
 from django.test import override_settings
 
-from tasks_app import enqueue_sync
+from tasks_app import enqueue
 from tasks_app.backends import SAQBackend
 from tests.queue_state import count, job_keys, listed
 
@@ -74,10 +74,10 @@ def test_enqueue_then_work(redis_client, work):
 
 
 def test_aenqueue_and_aget_result(work):
-    async def enqueue():
+    async def aenqueue_it():
         return await test_tasks.calculate_meaning_of_life.aenqueue()
 
-    result = async_to_sync(enqueue)()
+    result = async_to_sync(aenqueue_it)()
     assert result.status == TaskResultStatus.READY
     assert result.args == [] and result.kwargs == {}
     assert async_to_sync(default_task_backend.aget_result)(result.id) == result
@@ -176,7 +176,7 @@ def test_get_missing_result():
 
 def test_a_plain_saq_job_is_not_a_task_result(redis_client):
     # A job of an ordinary @task, not of the django.tasks runner: not a django.tasks result.
-    other = enqueue_sync("noop")
+    other = enqueue("noop")
     with pytest.raises(TaskResultDoesNotExist):
         default_task_backend.get_result(other.key)
 

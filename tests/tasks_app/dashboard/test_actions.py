@@ -7,7 +7,7 @@ import pytest
 from django.contrib.messages import get_messages
 from django.urls import reverse
 
-from tasks_app import enqueue_sync
+from tasks_app import enqueue
 from tests import queue_state
 
 from .conftest import csrf_token
@@ -37,7 +37,7 @@ def post(client, url, page, **data):
 
 
 def test_retry_a_failed_job(csrf_client, operator, redis_client, work):
-    job = enqueue_sync("dash.flaky")
+    job = enqueue("dash.flaky")
     work()
     assert stored(redis_client, job.key)["status"] == "failed"
     csrf_client.force_login(operator)
@@ -60,7 +60,7 @@ def test_retry_a_failed_job(csrf_client, operator, redis_client, work):
 
 
 def test_retry_refuses_a_job_that_did_not_fail(csrf_client, operator, redis_client):
-    job = enqueue_sync("dash.add", a=1, b=2)
+    job = enqueue("dash.add", a=1, b=2)
     csrf_client.force_login(operator)
     response = post(csrf_client, RETRY, job_url(job.key), queue="default", key=job.key)
     messages = [str(m) for m in get_messages(response.wsgi_request)]
@@ -69,7 +69,7 @@ def test_retry_refuses_a_job_that_did_not_fail(csrf_client, operator, redis_clie
 
 
 def test_abort_a_queued_job(csrf_client, operator, redis_client, work):
-    job = enqueue_sync("dash.add", a=1, b=2)
+    job = enqueue("dash.add", a=1, b=2)
     csrf_client.force_login(operator)
 
     response = post(csrf_client, ABORT, job_url(job.key), queue="default", key=job.key)
@@ -85,7 +85,7 @@ def test_abort_a_queued_job(csrf_client, operator, redis_client, work):
 
 
 def test_abort_a_scheduled_job(csrf_client, operator, redis_client):
-    job = enqueue_sync("dash.add", a=1, b=2, delay=600)
+    job = enqueue("dash.add", a=1, b=2, delay=600)
     csrf_client.force_login(operator)
     post(csrf_client, ABORT, job_url(job.key), queue="default", key=job.key)
     assert stored(redis_client, job.key)["status"] == "aborted"
@@ -93,7 +93,7 @@ def test_abort_a_scheduled_job(csrf_client, operator, redis_client):
 
 
 def test_abort_an_active_job(csrf_client, operator, redis_client, worker_in_thread):
-    job = enqueue_sync("dash.sleep", seconds=30)
+    job = enqueue("dash.sleep", seconds=30)
     deadline = time.monotonic() + 10
     while stored(redis_client, job.key)["status"] != "active":
         assert time.monotonic() < deadline, "the worker did not start the job"
@@ -111,7 +111,7 @@ def test_abort_an_active_job(csrf_client, operator, redis_client, worker_in_thre
 
 
 def test_abort_refuses_a_finished_job(csrf_client, operator, redis_client, work):
-    job = enqueue_sync("dash.add", a=1, b=2)
+    job = enqueue("dash.add", a=1, b=2)
     work()
     csrf_client.force_login(operator)
     response = post(csrf_client, ABORT, job_url(job.key), queue="default", key=job.key)
@@ -122,9 +122,9 @@ def test_abort_refuses_a_finished_job(csrf_client, operator, redis_client, work)
 
 @pytest.mark.parametrize("url", [RETRY, ABORT, ENQUEUE])
 def test_actions_without_a_csrf_token_are_refused(csrf_client, operator, redis_client, work, url):
-    failed = enqueue_sync("dash.fail")
+    failed = enqueue("dash.fail")
     work()
-    queued = enqueue_sync("dash.add", a=1, b=2)
+    queued = enqueue("dash.add", a=1, b=2)
     key = failed.key if url == RETRY else queued.key
     csrf_client.force_login(operator)
     before = queue_state.stored(key).to_dict()

@@ -3,15 +3,15 @@
 import pytest
 from django.urls import reverse
 
-from tasks_app import enqueue_sync
+from tasks_app import enqueue
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_the_chart_counts_what_a_real_worker_completed_failed_and_retried(client, viewer, work):
-    enqueue_sync("dash.add", a=1, b=2)
-    enqueue_sync("dash.add", a=2, b=3)
-    enqueue_sync("dash.fail")
+    enqueue("dash.add", a=1, b=2)
+    enqueue("dash.add", a=2, b=3)
+    enqueue("dash.fail")
     work()
     client.force_login(viewer)
     page = client.get(reverse("admin:tasks_app_taskqueue_changelist")).content.decode()

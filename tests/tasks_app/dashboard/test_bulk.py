@@ -16,7 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 from saq.job import Job, Status
 
-from tasks_app import enqueue_sync
+from tasks_app import enqueue
 from tasks_app.engine import attempts
 from tasks_app.enqueueing.connections import make_queue
 from tasks_app.process import health
@@ -113,7 +113,7 @@ def test_delete_finished_jobs_older_than_n(signed_in):
         old_done = finished("dash.add", Status.COMPLETE, 2, "old-done")
         old_failed = finished("dash.fail", Status.FAILED, 1, "old-failed")
     recent = finished("dash.add", Status.COMPLETE, 1, "recent")
-    pending = enqueue_sync("dash.add", a=1, b=2)
+    pending = enqueue("dash.add", a=1, b=2)
 
     response, hidden = confirm(signed_in, action="delete", older_than=2, unit="days", status="complete")
     assert "This will <strong>delete 2</strong> complete jobs older than 2 days" in response.text
@@ -138,12 +138,12 @@ def test_delete_finished_jobs_older_than_0_deletes_them_all(signed_in):
 
 
 def test_empty_a_queue_aborts_its_queued_jobs_only(signed_in, worker_in_thread):
-    running = enqueue_sync("dash.sleep", seconds=30)
+    running = enqueue("dash.sleep", seconds=30)
     queue_state_wait(lambda: status_of(running.key) == "active")
     asyncio.run(_pause())  # so that the worker takes none of the next ones while we look
-    queued = [enqueue_sync("dash.add", a=n, b=n).key for n in range(3)]
-    scheduled = enqueue_sync("dash.add", a=9, b=9, delay=3600).key
-    other_task = enqueue_sync("dash.fail").key
+    queued = [enqueue("dash.add", a=n, b=n).key for n in range(3)]
+    scheduled = enqueue("dash.add", a=9, b=9, delay=3600).key
+    other_task = enqueue("dash.fail").key
 
     response, hidden = confirm(signed_in, action="empty", task="dash.add")
     assert "This will <strong>abort 3</strong> queued jobs of task dash.add" in response.text
@@ -185,7 +185,7 @@ def take(worker="w"):
 
 
 def test_pause_and_resume_from_the_dashboard(signed_in, work):
-    job = enqueue_sync("dash.add", a=1, b=2)
+    job = enqueue("dash.add", a=1, b=2)
     response = signed_in.get(PAUSE)
     assert "holds back its <strong>1</strong> queued and 0 scheduled jobs" in response.text
     response = signed_in.post(PAUSE, {"csrfmiddlewaretoken": signed_in.cookies["csrftoken"].value})

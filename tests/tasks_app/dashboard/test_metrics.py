@@ -16,7 +16,7 @@ from redis.asyncio import from_url as redis_from_url
 from redis.exceptions import ConnectionError as RedisConnectionError
 from saq.job import Job
 
-from tasks_app import enqueue_sync
+from tasks_app import enqueue
 from tasks_app.engine.queue import AtomicRedisQueue
 from tasks_app.enqueueing.connections import make_queue
 from tasks_app.metrics.recording import OTHER_TASK, AttemptRecorder
@@ -52,12 +52,12 @@ def value(samples, name, **labels):
 
 
 def test_attempts_durations_depth_workers_and_outbox_after_real_work(client, work):
-    enqueue_sync("dash.add", a=1, b=2)
-    enqueue_sync("dash.add", a=2, b=3)
-    enqueue_sync("dash.fail")
+    enqueue("dash.add", a=1, b=2)
+    enqueue("dash.add", a=2, b=3)
+    enqueue("dash.fail")
     work()
-    enqueue_sync("dash.add", a=3, b=4)  # still queued at the scrape
-    enqueue_sync("dash.add", a=3, b=4, delay=3600)  # scheduled
+    enqueue("dash.add", a=3, b=4)  # still queued at the scrape
+    enqueue("dash.add", a=3, b=4, delay=3600)  # scheduled
 
     samples = scrape(client)
 
@@ -87,7 +87,7 @@ def test_attempts_durations_depth_workers_and_outbox_after_real_work(client, wor
 
 
 def test_a_retry_counts_each_attempt(client, work):
-    enqueue_sync("dash.flaky", retries=1, retry_delay=0)
+    enqueue("dash.flaky", retries=1, retry_delay=0)
     work()
     samples = scrape(client)
     outcomes = {
@@ -128,7 +128,7 @@ def test_the_outbox_backlog_and_its_age(client):
 
 def test_every_child_of_workers_n_is_counted(client, subprocess_env):
     for n in range(12):
-        enqueue_sync("noop", key=f"noop-{n}")
+        enqueue("noop", key=f"noop-{n}")
     result = manage("runworker", "--workers", "2", "--burst", "--no-reload", "--skip-checks", env=subprocess_env)
     assert result.returncode == 0, result.stdout + result.stderr
     samples = scrape(client)
@@ -136,7 +136,7 @@ def test_every_child_of_workers_n_is_counted(client, subprocess_env):
 
 
 def test_openmetrics_when_asked(client):
-    enqueue_sync("dash.add", a=1, b=2)
+    enqueue("dash.add", a=1, b=2)
     with with_token():
         response = client.get(
             METRICS, headers={"Authorization": f"Bearer {TOKEN}", "Accept": "application/openmetrics-text"}
@@ -150,7 +150,12 @@ def test_openmetrics_when_asked(client):
 
 
 def test_authenticated_like_stats_json(client, viewer, staff_without_permission):
-    assert client.get(METRICS).status_code == 404  # no token configured: disabled
+    disabled = client.get(METRICS)  # no token configured: disabled
+    assert disabled.status_code == 404
+    assert disabled.content.decode() == (
+        'The metrics endpoint is disabled: set SAQ["API_TOKEN"] (set from the environment variable SAQ_API_TOKEN) '
+        "to a long random string.\n"
+    )
     with with_token():
         missing = client.get(METRICS)
         wrong = client.get(METRICS, headers={"Authorization": "Bearer m3trics-tokem"})

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.test import override_settings
 from django.urls import reverse
 
-from tasks_app import enqueue_sync
+from tasks_app import enqueue
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -26,13 +26,13 @@ def queue_row(response, name="default"):
 
 
 def test_counts_per_queue(admin_client, work):
-    enqueue_sync("dash.add", a=1, b=2)
-    enqueue_sync("dash.fail", reason="bad feed")
-    enqueue_sync("dash.fail", reason="worse feed")
+    enqueue("dash.add", a=1, b=2)
+    enqueue("dash.fail", reason="bad feed")
+    enqueue("dash.fail", reason="worse feed")
     work()  # one complete, two failed
-    enqueue_sync("dash.add", a=3, b=4)
-    enqueue_sync("dash.add", a=5, b=6)  # two queued
-    enqueue_sync("dash.add", a=7, b=8, delay=3600)  # one scheduled
+    enqueue("dash.add", a=3, b=4)
+    enqueue("dash.add", a=5, b=6)  # two queued
+    enqueue("dash.add", a=7, b=8, delay=3600)  # one scheduled
 
     response = admin_client.get(INDEX)
 
@@ -46,8 +46,8 @@ def test_counts_per_queue(admin_client, work):
 def test_several_queues(admin_client, work):
     saq = {**settings.SAQ, "QUEUES": {**settings.SAQ["QUEUES"], "emails": {"URL": settings.REDIS_URL}}}
     with override_settings(SAQ=saq):
-        enqueue_sync("dash.add", a=1, b=2)
-        emailed = enqueue_sync("dash.add", queue="emails", a=3, b=4)
+        enqueue("dash.add", a=1, b=2)
+        emailed = enqueue("dash.add", queue="emails", a=3, b=4)
         response = admin_client.get(INDEX)
         assert [q.name for q in response.context["queues"]] == ["default", "emails"]
         assert (queue_row(response, "default").queued, queue_row(response, "emails").queued) == (1, 1)
@@ -59,8 +59,8 @@ def test_several_queues(admin_client, work):
 
 
 def test_live_workers(admin_client, worker_in_thread):
-    enqueue_sync("dash.add", a=1, b=2)
-    enqueue_sync("dash.fail")
+    enqueue("dash.add", a=1, b=2)
+    enqueue("dash.fail")
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:  # the worker writes its stats every TIMERS["worker_info"] seconds
         workers = admin_client.get(INDEX).context["workers"]
@@ -77,11 +77,11 @@ def test_live_workers(admin_client, worker_in_thread):
 
 
 def test_jobs_filtered_by_status_and_task(admin_client, work):
-    done = enqueue_sync("dash.add", a=1, b=2)
-    failed = enqueue_sync("dash.fail")
+    done = enqueue("dash.add", a=1, b=2)
+    failed = enqueue("dash.fail")
     work()
-    queued = enqueue_sync("dash.add", a=2, b=2)
-    scheduled = enqueue_sync("dash.fail", delay=600)
+    queued = enqueue("dash.add", a=2, b=2)
+    scheduled = enqueue("dash.fail", delay=600)
 
     def keys(**filters):
         return {row["job"].key for row in admin_client.get(JOBS, filters).context["rows"]}
@@ -97,7 +97,7 @@ def test_jobs_filtered_by_status_and_task(admin_client, work):
 
 
 def test_job_page_shows_arguments_attempts_timings_result(admin_client, work):
-    job = enqueue_sync("dash.add", a=20, b=22)
+    job = enqueue("dash.add", a=20, b=22)
     work()
     response = admin_client.get(job_url(job.key))
     assert response.status_code == 200
@@ -111,7 +111,7 @@ def test_job_page_shows_arguments_attempts_timings_result(admin_client, work):
 
 
 def test_job_page_shows_error_and_traceback(admin_client, work):
-    job = enqueue_sync("dash.fail", reason="feed is gone")
+    job = enqueue("dash.fail", reason="feed is gone")
     work()
     response = admin_client.get(job_url(job.key))
     assert response.context["row"]["status"] == "failed"

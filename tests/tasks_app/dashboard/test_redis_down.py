@@ -8,7 +8,7 @@ from django.contrib.messages import get_messages
 from django.test import override_settings
 from django.urls import reverse
 
-from tasks_app import enqueue_sync
+from tasks_app import enqueue
 
 pytestmark = pytest.mark.django_db  # no worker here: the test transaction is enough
 
@@ -28,16 +28,27 @@ def redis_down(closed_port):
         yield f"Redis for queue 'emails' at redis://:***@127.0.0.1:{closed_port}/0 is unreachable"
 
 
-def test_index_names_the_unreachable_queue(admin_client, redis_down):
-    enqueue_sync("dash.add", a=1, b=2)
+def test_index_names_the_unreachable_queue(admin_client, redis_down, closed_port):
+    enqueue("dash.add", a=1, b=2)
     response = admin_client.get(INDEX)
     assert response.status_code == 200
     assert redis_down in page(response)
     assert 'Start Redis, or fix SAQ["QUEUES"]["emails"]["URL"].' in page(response)
+    # redis-py's reason ends with a period, which the message drops before its own ").".
+    assert f"Connect call failed ('127.0.0.1', {closed_port})). Start Redis" in page(response)
     assert "secret" not in page(response)  # the password is not shown
     default, emails = response.context["queues"]
     assert (default.queued, default.error) == (1, None)  # the queue whose Redis is up still shows
     assert emails.error.startswith(redis_down)
+
+
+def test_the_banner_names_the_variable_that_feeds_the_setting(admin_client, redis_down):
+    saq = {**settings.SAQ, "SETTING_SOURCES": {"QUEUES.emails.URL": "EMAILS_REDIS_URL"}}
+    with override_settings(SAQ=saq):
+        response = admin_client.get(INDEX)
+    assert response.status_code == 200
+    fix = 'Start Redis, or fix SAQ["QUEUES"]["emails"]["URL"] (set from the environment variable EMAILS_REDIS_URL).'
+    assert fix in page(response)
 
 
 def test_jobs_page(admin_client, redis_down):

@@ -140,10 +140,10 @@ def test_a_removed_entry_never_fires_again(redis_db, settings):
 
 def test_a_removed_entry_of_an_older_version_is_found_by_the_first_tick(redis_db, settings):
     """A run stored before the cron registry existed (no meta, no registry entry) is found by the scan."""
-    from tasks_app.enqueueing.api import enqueue_sync
+    from tasks_app.enqueueing.api import enqueue
 
     with time_machine.travel(datetime(2026, 6, 10, 8, 0, tzinfo=UTC), tick=False):
-        enqueue_sync("count_notes", key=cron_key("count_notes"), delay=3600)
+        enqueue("count_notes", key=cron_key("count_notes"), delay=3600)
         settings.SAQ = {**settings.SAQ, "CRON_JOBS": []}
 
         async def tick():
