@@ -43,13 +43,18 @@ _DAY = timedelta(hours=23)  # an entry whose runs are at least this far apart is
 
 @dataclass(frozen=True)
 class CronSchedule:
-    """A cron entry: ``build(at)`` returns the job for the run at ``at`` (aware UTC), with a fixed key.
-    ``fingerprint`` tells this version of the entry from another (``engine/cron_sync.py``)."""
+    """A cron entry named ``name`` (its task): ``build(at)`` returns the job for the run at ``at`` (aware
+    UTC), under ``key``. ``fingerprint`` tells this version of the entry from another."""
 
     expression: str
     build: Callable[[datetime], Job]
     name: str = ""
     fingerprint: str = ""
+
+    @property
+    def key(self) -> str:
+        """The one key of this entry's runs, so a pending run is never duplicated."""
+        return f"cron:{self.name}"
 
 
 @dataclass(frozen=True)
@@ -117,16 +122,16 @@ def _next_time(entry: CronSchedule, tz: tzinfo, moment: datetime, last_run: int 
 
 async def sync_cron(queue: AtomicRedisQueue, entries: Sequence[CronSchedule], tz: tzinfo, moment: datetime) -> None:
     """One schedule tick's cron work for ``queue`` (see the module docstring); ``moment`` is now, aware."""
-    wanted = {}
-    for entry in entries:
-        probe = entry.build(next_run(entry.expression, tz, moment))
-        wanted[probe.key] = entry
+    wanted = {entry.key: entry for entry in entries}
     await _adopt_unlisted(queue)
     await _end_removed(queue, set(wanted))
-    if wanted:
-        await queue.redis.sadd(cron_set_key(queue), *wanted)
-    for key, entry in wanted.items():
-        stored = await queue.job(key)
+    if not wanted:
+        return
+    await queue.redis.sadd(cron_set_key(queue), *wanted)
+    # Every entry's stored run in one round trip: this runs each second on every worker.
+    raws = await queue.redis.mget([queue.job_id(key) for key in wanted])
+    for (key, entry), raw in zip(wanted.items(), raws, strict=True):
+        stored = queue.deserialize(raw) if raw else None
         if stored is not None and stored.status not in TERMINAL_STATUSES and stored.status != Status.ACTIVE:
             if (stored.meta.get("cron") or {}).get("entry") == entry.fingerprint:
                 continue  # this entry's own pending run
@@ -183,9 +188,8 @@ async def _end_removed(queue: AtomicRedisQueue, wanted: set[str]) -> None:
 async def stored_runs(queue: AtomicRedisQueue, entries: Sequence[CronSchedule], tz: tzinfo) -> list[StoredRun]:
     """Each entry's run as Redis holds it now (for the dashboard)."""
     rows = []
-    moment = datetime.now(UTC)
     for entry in entries:
-        key = entry.build(next_run(entry.expression, tz, moment)).key
+        key = entry.key
         stored = await queue.job(key)
         due = datetime.fromtimestamp(stored.scheduled, UTC).astimezone(tz) if stored and stored.scheduled else None
         written_for = (stored.meta.get("cron") or {}).get("expression") if stored else None

@@ -53,7 +53,7 @@ class WorkerOptions:
 
 
 def _cron_job(entry: conf.CronConfig, at: datetime) -> Job:
-    # A fixed key per task: a pending run is never duplicated, so runs never pile up.
+    # The entry's one key (CronSchedule.key, the schedule being named after the task): runs never pile up.
     return build_job(entry.task, entry.kwargs, key=f"cron:{entry.task}", at=at, **entry.options).job
 
 
