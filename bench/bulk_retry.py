@@ -5,7 +5,7 @@
 The queue holds, each round: ``--failed`` failed jobs of ``feeds.refresh`` (the ones to retry), and
 beside them 2,000 failed jobs of another task, 2,000 complete jobs of the same task and 1,000 queued
 ones, written as a worker leaves them. The dashboard's own code then counts them (what the
-confirmation page shows) and retries them (``tasks_app.dashboard.bulk.act``, what its confirm button
+confirmation page shows) and retries them (``tasks_app.operations.act``, what its confirm button
 does). The script checks that exactly those jobs changed (every other record is byte for byte what
 it was), that each retried job is queued once, and that the queue's invariants hold
 (``check_consistency``).
@@ -42,7 +42,7 @@ from saq.job import Job, Status  # noqa: E402
 from saq.utils import now  # noqa: E402
 
 from bench.support import own_redis  # noqa: E402
-from tasks_app.dashboard import bulk, data  # noqa: E402
+from tasks_app import operations as ops  # noqa: E402
 from tasks_app.engine import sweeping  # noqa: E402
 from tasks_app.enqueueing.connections import disconnect_all, get_queue  # noqa: E402
 
@@ -52,7 +52,7 @@ TARGET_S = 10.0
 
 # Each action logs (one line for the bulk action, one per job for the baseline); printing 10,000
 # lines to a terminal would measure the terminal.
-logging.getLogger("tasks_app.dashboard").setLevel(logging.WARNING)
+logging.getLogger("tasks_app.operations").setLevel(logging.WARNING)
 
 
 async def fill(failed: int) -> dict[str, list[str]]:
@@ -112,14 +112,14 @@ async def one_round(failed: int, baseline: bool) -> dict[str, float]:
     started = time.perf_counter()
     if baseline:
         for key in keys["failed"]:
-            await data.retry_job("default", key, "bench")
+            await ops.aretry_job("default", key, "bench")
         counted_s, changed = 0.0, failed
     else:
-        selection = bulk.Selection(bulk.RETRY, "default", as_of=now(), task=TASK)
-        found = await bulk.find(selection)  # the confirmation page
+        selection = ops.Selection(ops.RETRY, "default", as_of=now(), task=TASK)
+        found = await ops.afind(selection)  # the confirmation page
         counted_s = time.perf_counter() - started
         assert found.count == failed, found
-        done = await bulk.act(selection, "bench")  # the confirm button
+        done = await ops.aact(selection, "bench")  # the confirm button
         changed = done.changed
     elapsed = time.perf_counter() - started
 

@@ -34,6 +34,8 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",  # runserver serves static files through WhiteNoise too
     "django.contrib.staticfiles",
     "tasks_app",
+    "tasks_app.dashboard",  # the "Task queues" pages in the admin; leave out for workers only
+    "tasks_app.metrics",  # attempt counts and /metrics for Prometheus; leave out to count nothing
     "pydotorg.pages",
     "pydotorg.blogs",
     "pydotorg.jobs",

@@ -16,8 +16,8 @@ from django.conf import settings
 from .. import conf
 from ..engine.cron_sync import stored_runs
 from ..exceptions import TasksAppError
+from ..operations import REDIS_ERRORS, connection, unreachable
 from ..process.runner import cron_schedules
-from .data import REDIS_ERRORS, dashboard_queue, unreachable
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ async def cron_rows() -> list[CronRow]:
         if not entries:
             continue
         try:
-            runs = await stored_runs(dashboard_queue(name), entries, tz)
+            runs = await stored_runs(connection(name), entries, tz)
         except REDIS_ERRORS as exc:
             error = unreachable(name, exc)
             rows += [CronRow(entry.name, entry.expression, name, error=error) for entry in entries]

@@ -1,8 +1,8 @@
-"""What the dashboard reads from SAQ's Redis queues, and the changes its actions make there.
+"""What the dashboard reads from SAQ's Redis queues, for its pages and its stats.
 
-Everything here is async and runs on tasks_app's background loop (see ``run``). The dashboard
-keeps connections of its own, with short socket timeouts, so a Redis that is down turns into a
-message on the page rather than a hung request or a 500.
+Everything here is async and runs on tasks_app's background loop (``run``), on the short-timeout
+connections of ``tasks_app.operations`` (which holds the actions), so a Redis that is down turns
+into a message on the page rather than a hung request or a 500.
 
 SAQ keeps queued/active jobs in lists and finished jobs as keys that expire after their ``ttl``;
 complete/failed/aborted counts are therefore counted over the finished jobs Redis still holds.
@@ -11,8 +11,6 @@ complete/failed/aborted counts are therefore counted over the finished jobs Redi
 from __future__ import annotations
 
 import asyncio
-import json
-import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Coroutine
@@ -20,40 +18,22 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from redis.exceptions import RedisError
+from django.apps import apps
 from saq.job import Job, Status
 
 from .. import conf
 from ..engine import memory_policy
-from ..engine.queue import AtomicRedisQueue, Depth, job_time, now_ms
-from ..enqueueing.connections import background, get_queue
-from ..exceptions import ActionRefused, reason
+from ..engine.queue import AtomicRedisQueue, job_time
+from ..enqueueing.connections import background
+from ..operations import REDIS_ERRORS, Paused, adepth, alive_workers, connection, display_status, unreachable
 from ..redaction import redact_url
 from . import activity
 
-logger = logging.getLogger("tasks_app.dashboard")
-
 SCAN_LIMIT = 10_000  # finished jobs looked at per queue and page; beyond it counts say "at least"
-CONNECT_TIMEOUT = 2.0
-SOCKET_TIMEOUT = 5.0
 PAGE_TIMEOUT = 20.0
-REDIS_ERRORS = (RedisError, OSError, TimeoutError)
 
 # Display statuses: SAQ's, plus "scheduled" for a queued job whose time has not come.
 STATUSES = ("queued", "scheduled", "active", "aborting", "complete", "failed", "aborted")
-
-
-def unreachable(name: str, exc: BaseException) -> str:
-    url = redact_url(conf.queue_config(name).url)
-    return (
-        f"Redis for queue {name!r} at {url} is unreachable ({reason(exc)}). "
-        f"Start Redis, or fix {conf.setting_name('QUEUES', name, 'URL')}."
-    )
-
-
-def dashboard_queue(name: str) -> AtomicRedisQueue:
-    """The dashboard's connection to queue ``name``: short timeouts, so a page answers even when Redis does not."""
-    return get_queue(name, socket_connect_timeout=CONNECT_TIMEOUT, socket_timeout=SOCKET_TIMEOUT)
 
 
 def run[T](coro: Coroutine[Any, Any, T], timeout: float = PAGE_TIMEOUT) -> T:
@@ -62,12 +42,6 @@ def run[T](coro: Coroutine[Any, Any, T], timeout: float = PAGE_TIMEOUT) -> T:
 
 
 # --- rows -----------------------------------------------------------------------------------------
-
-
-def display_status(job: Job) -> str:
-    if job.status == Status.QUEUED and job.scheduled and job.scheduled > time.time():
-        return "scheduled"
-    return job.status.value
 
 
 def last_activity(job: Job) -> int:
@@ -98,25 +72,6 @@ class WorkerRow:
         for moment in ("started", "last_heartbeat"):
             row[moment] = row[moment].isoformat() if row[moment] else None
         return {**row, "uptime_s": round(self.uptime_s, 1), "processed": self.processed}
-
-
-@dataclass(frozen=True)
-class Paused:
-    """Who paused a queue, and when."""
-
-    by: str
-    at: datetime | None
-
-    @classmethod
-    def of(cls, stored: dict | None) -> Paused | None:
-        """From ``AtomicRedisQueue.paused()`` (None: not paused)."""
-        if stored is None:
-            return None
-        at = stored.get("at")
-        return cls(by=str(stored.get("by") or "?"), at=datetime.fromtimestamp(at, tz=UTC) if at else None)
-
-    def as_json(self) -> dict[str, Any]:
-        return {"by": self.by, "at": self.at.isoformat() if self.at else None}
 
 
 @dataclass
@@ -178,25 +133,17 @@ def _newest(jobs: list[Job], limit: int) -> list[Job]:
     return sorted(jobs, key=last_activity, reverse=True)[:limit]
 
 
-async def _workers(queue: AtomicRedisQueue) -> list[WorkerRow]:
-    """The live workers of ``queue``, read as SAQ's ``info()`` reads them, without its job counts."""
-    # SAQ scores each worker's entry with the time its info expires: written at + (worker_info timer + 1) s.
-    entries = await queue.redis.zrangebyscore(queue.stats_key, now_ms(), "inf", withscores=True)
-    ids = [key.decode().split(":")[-1] for key, _ in entries]
-    infos = await queue.redis.mget([queue.namespace(f"worker_info:{worker_id}") for worker_id in ids]) if ids else []
-    ttl_ms = (conf.timers().get("worker_info", 10) + 1) * 1000
+async def _workers(name: str) -> list[WorkerRow]:
+    """The live workers of queue ``name``, as SAQ's ``info()`` reads them, without its job counts."""
+    ttl_ms = (conf.timers().get("worker_info", 10) + 1) * 1000  # an entry expires a tick and a second after
     rows = []
-    for worker_id, raw, (_, expiry) in zip(ids, infos, entries, strict=True):
-        if not raw:  # its info expired since the entry was read
-            continue
-        worker = json.loads(raw)
-        meta = worker.get("metadata") or {}
-        stats = worker.get("stats") or {}
+    for worker_id, worker, expiry in await alive_workers(name):
+        meta, stats = worker.get("metadata") or {}, worker.get("stats") or {}
         started = meta.get("started")
         rows.append(
             WorkerRow(
                 id=worker_id,
-                queue=queue.name,
+                queue=name,
                 host=str(meta.get("host", "?")),
                 pid=meta.get("pid"),
                 concurrency=meta.get("concurrency"),
@@ -216,11 +163,12 @@ async def queue_stats(name: str, recent_failures: int = 0) -> QueueStats:
     """Counts, workers and (optionally) the most recent failures of one queue; errors become ``error``."""
     stats = QueueStats(name=name, url=redact_url(conf.queue_config(name).url))
     try:
-        queue = dashboard_queue(name)
-        depth = await queue.depth()  # counts and pause record, one round trip
+        queue = connection(name)
+        depth = await adepth(name)  # counts and pause record, one round trip
         counts, recent, truncated = await _scan(queue, lambda job: job.status == Status.FAILED, recent_failures)
-        workers = await _workers(queue)
-        last_hour = await activity.last_hour(queue)
+        workers = await _workers(name)
+        # Counted by tasks_app.metrics's workers: without it there is nothing to chart.
+        last_hour = await activity.last_hour(queue) if apps.is_installed("tasks_app.metrics") else []
         eviction = memory_policy.problem(await memory_policy.read_policy(queue.redis), f"{stats.url} (queue {name!r})")
     except REDIS_ERRORS as exc:
         stats.error = unreachable(name, exc)
@@ -230,11 +178,6 @@ async def queue_stats(name: str, recent_failures: int = 0) -> QueueStats:
     stats.recent, stats.truncated, stats.workers, stats.paused = recent, truncated, workers, Paused.of(depth.paused)
     stats.eviction, stats.last_hour = eviction, last_hour
     return stats
-
-
-async def depth(name: str) -> Depth:
-    """Queue ``name``'s counts, pause record and live workers in one round trip: no scan of its jobs."""
-    return await dashboard_queue(name).depth()
 
 
 async def overview(names: list[str], recent_failures: int = 0) -> list[QueueStats]:
@@ -256,7 +199,7 @@ async def list_jobs(names: list[str], status: str = "", task: str = "", limit: i
 
     async def one(name: str) -> tuple[list[Job], str | None, bool]:
         try:
-            _, jobs, truncated = await _scan(dashboard_queue(name), keep, limit)
+            _, jobs, truncated = await _scan(connection(name), keep, limit)
         except REDIS_ERRORS as exc:
             return [], unreachable(name, exc), False
         return jobs, None, truncated
@@ -267,78 +210,4 @@ async def list_jobs(names: list[str], status: str = "", task: str = "", limit: i
 
 
 async def find_job(name: str, key: str) -> Job | None:
-    return await dashboard_queue(name).job(key)
-
-
-# --- actions --------------------------------------------------------------------------------------
-
-
-def audit(job: Job, action: str, by: str) -> None:
-    """Who did what, kept with the job (the last 20 actions)."""
-    trail = job.meta.setdefault("dashboard", [])
-    trail.append({"action": action, "by": by, "at": now_ms()})
-    del trail[:-20]
-
-
-def _log(job: Job, action: str, by: str) -> None:
-    logger.info(
-        "Dashboard: %s %s job %s on queue %s",
-        by,
-        action,
-        job.key,
-        job.queue.name if job.queue else "?",
-        extra={"action": action, "job_key": job.key, "task": job.function, "user": by},
-    )
-
-
-def back_for_one_more_attempt(job: Job, by: str, action: str = "retried") -> Job | None:
-    """A retry's change to a failed or aborted job (None for any other): queued again under its key
-    for one more attempt, with its history; audited as ``action``."""
-    if job.status not in (Status.FAILED, Status.ABORTED):
-        return None
-    audit(job, action, by)
-    # One more attempt than it has had; the last error stays until the next attempt ends.
-    job.retries = job.attempts + 1
-    job.status, job.result, job.progress = Status.QUEUED, None, 0.0
-    job.completed = job.started = job.scheduled = 0
-    job.worker_id = None  # a late write from the worker of its last attempt is refused
-    return job
-
-
-async def retry_job(name: str, key: str, by: str) -> Job:
-    """Put a failed or aborted job back on its queue for one more attempt, keeping its key and history.
-
-    Atomic against everything else that may change the job meanwhile. Raises ``ActionRefused``.
-    """
-    job, changed = await dashboard_queue(name).compare_and_set(key, lambda job: back_for_one_more_attempt(job, by))
-    if job is None:
-        raise ActionRefused(f"Job {key!r} is not in queue {name!r}; finished jobs expire after their ttl.")
-    if not changed:
-        raise ActionRefused(f"Only failed or aborted jobs can be retried; job {key!r} is {display_status(job)}.")
-    _log(job, "retried", by)
-    return job
-
-
-async def abort_job(name: str, key: str, by: str) -> Job:
-    """Abort a queued, scheduled or active job. An active one is cancelled by its worker within a second.
-
-    A job that already ended, or is being aborted, is left as it is: raises ``ActionRefused`` saying so.
-    """
-    job, changed = await dashboard_queue(name).request_abort(
-        key, f"Aborted from the dashboard by {by}.", annotate=lambda current: audit(current, "aborted", by)
-    )
-    if job is None:
-        raise ActionRefused(f"Job {key!r} is not in queue {name!r}; finished jobs expire after their ttl.")
-    if not changed and job.status == Status.ABORTING:
-        raise ActionRefused(f"Job {key!r} is being aborted already; its worker cancels it within a second.")
-    if not changed:
-        raise ActionRefused(
-            f"Only queued, scheduled or active jobs can be aborted; job {key!r} is {display_status(job)}."
-        )
-    _log(job, "aborted", by)
-    return job
-
-
-async def enqueue(job: Job, name: str) -> tuple[Job, str]:
-    """Enqueue a built job: ``(job, "queued" or "deferred")``, or ``(pending job, "exists")``."""
-    return await dashboard_queue(name).submit(job)
+    return await connection(name).job(key)

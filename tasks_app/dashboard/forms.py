@@ -18,8 +18,8 @@ from ..argument_types import MAX_DEPTH
 from ..backends.runner import is_runner
 from ..enqueueing.building import BuiltJob, build_job
 from ..exceptions import TaskNotFound
+from ..operations import DELETE, FINISHED, UNITS, Selection
 from ..registry import registry
-from .bulk import DELETE, FINISHED, UNITS, Selection
 from .data import STATUSES
 
 

@@ -12,7 +12,7 @@ from django.views.decorators.http import require_GET
 from prometheus_client.exposition import choose_encoder
 
 from .. import conf
-from ..metrics import collector
+from ..operations import REDIS_ERRORS
 from . import data
 from .views import VIEW
 
@@ -69,7 +69,7 @@ def stats(request: HttpRequest) -> JsonResponse:
         return _challenge(JsonResponse({"error": refused[1]}, status=refused[0]))
     try:
         queues = data.run(data.overview(list(conf.queues())))
-    except data.REDIS_ERRORS as exc:
+    except REDIS_ERRORS as exc:
         return JsonResponse({"error": f"Redis did not answer in time ({exc or type(exc).__name__})."}, status=503)
     body = {
         "generated_at": timezone.now().isoformat(),
@@ -86,7 +86,8 @@ def stats(request: HttpRequest) -> JsonResponse:
 @never_cache
 @require_GET
 def metrics(request: HttpRequest) -> HttpResponse:
-    """Prometheus metrics (``tasks_app.metrics.collector``), authenticated as ``stats`` is.
+    """Prometheus metrics (``tasks_app.metrics.collector``; routed only with ``tasks_app.metrics``
+    installed), authenticated as ``stats`` is.
 
     200 even when a queue's Redis is down: ``tasks_app_queue_up`` says so, and the other series
     (the outbox backlog, other queues) are still scraped.
@@ -94,5 +95,7 @@ def metrics(request: HttpRequest) -> HttpResponse:
     refused = _refusal(request, "metrics")
     if refused is not None:
         return _challenge(HttpResponse(refused[1] + "\n", status=refused[0], content_type="text/plain"))
+    from ..metrics import collector
+
     encode, content_type = choose_encoder(request.headers.get("Accept", ""))
     return HttpResponse(encode(collector.registry()), content_type=content_type)

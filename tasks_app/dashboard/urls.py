@@ -1,10 +1,11 @@
-"""The dashboard's URLs, mounted by the ``TaskQueue`` model admin under /admin/tasks_app/taskqueue/."""
+"""The dashboard's URLs, mounted by the ``TaskQueue`` model admin (``admin.py``) under /admin/tasks_app/taskqueue/."""
 
 from __future__ import annotations
 
 from functools import partial, update_wrapper
 from typing import TYPE_CHECKING
 
+from django.apps import apps
 from django.urls import URLPattern, path
 
 from . import monitoring, views
@@ -36,7 +37,13 @@ def get_urls(model_admin: ModelAdmin) -> list[URLPattern]:
         # Token-authenticated for monitors, so outside admin_view's login redirect. The token comes only
         # in the Authorization header: in a URL it would be written to every access log on the way.
         path("stats.json", monitoring.stats, name="tasks_app_dashboard_stats"),
-        path("metrics", monitoring.metrics, name="tasks_app_dashboard_metrics"),
         path("stats.json/<str:token>/", monitoring.token_in_url),
-        path("metrics/<str:token>/", monitoring.token_in_url),
+        *(
+            [
+                path("metrics", monitoring.metrics, name="tasks_app_dashboard_metrics"),
+                path("metrics/<str:token>/", monitoring.token_in_url),
+            ]
+            if apps.is_installed("tasks_app.metrics")  # its counts and collector
+            else []
+        ),
     ]

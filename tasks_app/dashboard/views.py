@@ -11,6 +11,7 @@ import time
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from django.apps import apps
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
@@ -23,8 +24,10 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from saq.job import Job, Status
 
 from .. import conf
+from .. import operations as ops
 from ..engine.queue import job_time
-from . import activity, bulk, cron, data
+from ..exceptions import ActionRefused
+from . import activity, cron, data
 from .forms import BulkForm, EnqueueForm, JobFilterForm
 
 if TYPE_CHECKING:
@@ -52,6 +55,7 @@ def _context(request: HttpRequest, model_admin: ModelAdmin, title: str, **extra:
         "title": title,
         "can_manage": request.user.has_perm(MANAGE),
         "time_zone": timezone.get_current_timezone_name(),
+        "metrics": apps.is_installed("tasks_app.metrics"),
         **extra,
     }
 
@@ -64,7 +68,7 @@ def _job_row(job: Job) -> dict[str, Any]:
     return {
         "job": job,
         "queue": job.queue.name if job.queue else "",
-        "status": data.display_status(job),
+        "status": ops.display_status(job),
         "url": job_url(job.queue.name, job.key) if job.queue else "",
         "queued": job_time(job.queued),
         "last_activity": job_time(data.last_activity(job)),
@@ -81,7 +85,7 @@ def index(request: HttpRequest, model_admin: ModelAdmin) -> HttpResponse:
         queues = data.run(data.overview(list(conf.queues()), recent_failures=10))
         cron_entries = data.run(cron.cron_rows())
         page_error = None
-    except data.REDIS_ERRORS as exc:  # the whole read timed out
+    except ops.REDIS_ERRORS as exc:  # the whole read timed out
         queues, cron_entries, page_error = [], [], f"Redis did not answer in time ({exc or type(exc).__name__})."
     failures = sorted((job for q in queues for job in q.recent), key=data.last_activity, reverse=True)[:10]
     context = _context(
@@ -109,7 +113,7 @@ def jobs(request: HttpRequest, model_admin: ModelAdmin) -> HttpResponse:
     names = [filters["queue"]] if filters.get("queue") else list(conf.queues())
     try:
         found = data.run(data.list_jobs(names, filters.get("status", ""), filters.get("task", "").strip()))
-    except data.REDIS_ERRORS as exc:
+    except ops.REDIS_ERRORS as exc:
         found = data.JobList([], [f"Redis did not answer in time ({exc or type(exc).__name__})."], False)
     context = _context(
         request,
@@ -160,8 +164,8 @@ def job_detail(request: HttpRequest, model_admin: ModelAdmin, queue: str, key: s
     context = _context(request, model_admin, f"Job {key}", queue=queue, key=key)
     try:
         job = data.run(data.find_job(queue, key))
-    except data.REDIS_ERRORS as exc:
-        context["redis_error"] = data.unreachable(queue, exc)
+    except ops.REDIS_ERRORS as exc:
+        context["redis_error"] = ops.unreachable(queue, exc)
         return render(request, "tasks_app/dashboard/job.html", context, status=503)
     if job is None:
         context["missing"] = True
@@ -200,19 +204,19 @@ def _act(request: HttpRequest, action: str) -> HttpResponse:
     by = request.user.get_username()
     try:
         if action == "retry":
-            data.run(data.retry_job(queue, key, by))
+            ops.retry_job(queue, key, by)
             messages.success(request, f"Job {key} is queued again on {queue!r} for one more attempt.")
         else:
-            job = data.run(data.abort_job(queue, key, by))
+            job = ops.abort_job(queue, key, by)
             if job.status == Status.ABORTED:
                 messages.success(request, f"Job {key} is aborted.")
             else:
                 interval = conf.timers().get("abort", 1)
                 messages.success(request, f"Abort requested: job {key}'s worker cancels it within ~{interval:g} s.")
-    except data.ActionRefused as exc:
+    except ActionRefused as exc:
         messages.error(request, str(exc))
-    except data.REDIS_ERRORS as exc:
-        messages.error(request, f"Nothing changed: {data.unreachable(queue, exc)}")
+    except ops.REDIS_ERRORS as exc:
+        messages.error(request, f"Nothing changed: {ops.unreachable(queue, exc)}")
     return HttpResponseRedirect(job_url(queue, key))
 
 
@@ -232,9 +236,9 @@ def enqueue(request: HttpRequest, model_admin: ModelAdmin) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         queue = form.built.queue
         try:
-            job, state = data.run(data.enqueue(form.built.job, queue))
-        except data.REDIS_ERRORS as exc:
-            form.add_error(None, f"Nothing was enqueued: {data.unreachable(queue, exc)}")
+            job, state = ops.submit(form.built.job, queue)
+        except ops.REDIS_ERRORS as exc:
+            form.add_error(None, f"Nothing was enqueued: {ops.unreachable(queue, exc)}")
         else:
             if state == "queued":
                 messages.success(request, f"Enqueued {job.function} as job {job.key} on {queue!r}.")
@@ -265,8 +269,8 @@ def _queue_page(
 ) -> HttpResponse:
     try:
         stats, trail = data.run(_state_and_trail(queue))
-    except data.REDIS_ERRORS as exc:
-        stats, trail = data.QueueStats(name=queue, url="", error=data.unreachable(queue, exc)), []
+    except ops.REDIS_ERRORS as exc:
+        stats, trail = data.QueueStats(name=queue, url="", error=ops.unreachable(queue, exc)), []
     context = _context(request, model_admin, f"Queue {queue}", queue=queue, stats=stats, form=form, trail=trail)
     return render(request, "tasks_app/dashboard/queue.html", context, status=status)
 
@@ -274,7 +278,7 @@ def _queue_page(
 async def _state_and_trail(queue: str) -> tuple[data.QueueStats, list[dict[str, Any]]]:
     """The queue page's reads, in one trip to the background loop: no trail where the state could not be read."""
     stats = await data.queue_stats(queue)
-    trail = await bulk.recent_actions(queue) if not stats.error else []
+    trail = await ops.arecent_actions(queue) if not stats.error else []
     return stats, trail
 
 
@@ -298,19 +302,19 @@ def bulk_action(request: HttpRequest, model_admin: ModelAdmin, queue: str) -> Ht
             return _queue_page(request, model_admin, queue, form, status=400)
         selection = form.selection(queue, as_of)
         try:
-            done = data.run(bulk.act(selection, by), timeout=bulk.ACT_TIMEOUT_S)
+            done = ops.act(selection, by)
         except TimeoutError:
             messages.warning(
                 request,
-                f"The action is still running after {bulk.ACT_TIMEOUT_S:.0f} s; the queue's trail below "
+                f"The action is still running after {ops.ACT_TIMEOUT_S:.0f} s; the queue's trail below "
                 "says what it did once it has finished.",
             )
             return HttpResponseRedirect(queue_url(queue))
-        except data.REDIS_ERRORS as exc:
+        except ops.REDIS_ERRORS as exc:
             # Written 500 jobs to a round trip: some may have changed before Redis went away.
             messages.error(
                 request,
-                f"The action stopped: {data.unreachable(queue, exc)} Jobs it had changed already keep "
+                f"The action stopped: {ops.unreachable(queue, exc)} Jobs it had changed already keep "
                 "their change; count again once Redis is back to see what is left.",
             )
             return HttpResponseRedirect(queue_url(queue))
@@ -321,9 +325,9 @@ def bulk_action(request: HttpRequest, model_admin: ModelAdmin, queue: str) -> Ht
         return HttpResponseRedirect(queue_url(queue))
     selection = form.selection(queue, int(time.time() * 1000))
     try:
-        found = data.run(bulk.find(selection))
-    except data.REDIS_ERRORS as exc:
-        messages.error(request, f"Nothing can be counted: {data.unreachable(queue, exc)}")
+        found = ops.find(selection)
+    except ops.REDIS_ERRORS as exc:
+        messages.error(request, f"Nothing can be counted: {ops.unreachable(queue, exc)}")
         return HttpResponseRedirect(queue_url(queue))
     # Left out: what was not given, and an unticked box. None and False by identity, since 0 == False.
     hidden = {
@@ -347,12 +351,12 @@ def bulk_action(request: HttpRequest, model_admin: ModelAdmin, queue: str) -> Ht
 
 @require_http_methods(["GET", "POST"])
 def pause(request: HttpRequest, model_admin: ModelAdmin, queue: str) -> HttpResponse:
-    return _pause_or_resume(request, model_admin, queue, bulk.PAUSE)
+    return _pause_or_resume(request, model_admin, queue, ops.PAUSE)
 
 
 @require_http_methods(["GET", "POST"])
 def resume(request: HttpRequest, model_admin: ModelAdmin, queue: str) -> HttpResponse:
-    return _pause_or_resume(request, model_admin, queue, bulk.RESUME)
+    return _pause_or_resume(request, model_admin, queue, ops.RESUME)
 
 
 def _pause_or_resume(request: HttpRequest, model_admin: ModelAdmin, queue: str, action: str) -> HttpResponse:
@@ -362,25 +366,25 @@ def _pause_or_resume(request: HttpRequest, model_admin: ModelAdmin, queue: str, 
     by = request.user.get_username()
     if request.method == "POST":
         try:
-            if action == bulk.PAUSE:
-                already = data.run(bulk.pause(queue, by))
+            if action == ops.PAUSE:
+                already = ops.pause(queue, by)
                 if already is None:
                     messages.success(request, f"Queue {queue!r} is paused: its workers take no new jobs.")
                 else:
                     messages.warning(request, f"Queue {queue!r} was paused already, by {already.by}.")
-            elif data.run(bulk.resume(queue, by)):
+            elif ops.resume(queue, by):
                 messages.success(request, f"Queue {queue!r} is resumed: its workers take jobs again.")
             else:
                 messages.warning(request, f"Queue {queue!r} was not paused.")
-        except data.REDIS_ERRORS as exc:
-            messages.error(request, f"Nothing changed: {data.unreachable(queue, exc)}")
+        except ops.REDIS_ERRORS as exc:
+            messages.error(request, f"Nothing changed: {ops.unreachable(queue, exc)}")
         return HttpResponseRedirect(queue_url(queue))
     try:
-        depth = data.run(data.depth(queue))
-    except data.REDIS_ERRORS as exc:
-        messages.error(request, f"Nothing can be counted: {data.unreachable(queue, exc)}")
+        depth = ops.depth(queue)
+    except ops.REDIS_ERRORS as exc:
+        messages.error(request, f"Nothing can be counted: {ops.unreachable(queue, exc)}")
         return HttpResponseRedirect(queue_url(queue))
-    paused = data.Paused.of(depth.paused)
+    paused = ops.Paused.of(depth.paused)
     context = _context(
         request,
         model_admin,
@@ -390,7 +394,7 @@ def _pause_or_resume(request: HttpRequest, model_admin: ModelAdmin, queue: str, 
         depth=depth,
         paused=paused,
         # Pausing a paused queue, or resuming a running one, has nothing to confirm.
-        can_confirm=(paused is None) == (action == bulk.PAUSE),
+        can_confirm=(paused is None) == (action == ops.PAUSE),
         action_url=reverse(f"admin:tasks_app_dashboard_{action}", args=[queue]),
     )
     return render(request, "tasks_app/dashboard/confirm.html", context)

@@ -40,7 +40,8 @@ from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 from .. import conf
-from ..dashboard import data
+from .. import operations as ops
+from ..enqueueing.connections import background
 from ..enqueueing.outbox import outbox_databases
 from . import recording
 from .recording import BUCKETS, metrics_key, parse_field
@@ -68,11 +69,11 @@ async def read_queue(name: str) -> QueueReading:
     """One queue's counters, depth, workers and pause flag: the counters' hash and ``queue.depth()``
     (one pipeline), read side by side, so a scrape waits for one round trip per queue."""
     reading = QueueReading(name)
-    queue = data.dashboard_queue(name)
+    queue = ops.connection(name)
     try:
-        stored, depth = await asyncio.gather(queue.redis.hgetall(metrics_key(queue)), queue.depth())
-    except data.REDIS_ERRORS as exc:
-        logger.warning("Metrics: %s", data.unreachable(name, exc))
+        stored, depth = await asyncio.gather(queue.redis.hgetall(metrics_key(queue)), ops.adepth(name))
+    except ops.REDIS_ERRORS as exc:
+        logger.warning("Metrics: %s", ops.unreachable(name, exc))
         return reading
     reading.up, reading.workers, reading.paused = True, depth.workers, depth.paused is not None
     reading.depth = {"queued": depth.queued, "active": depth.active, "scheduled": depth.scheduled}
@@ -138,8 +139,8 @@ class TasksCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         names = self.queues or list(conf.queues())
         try:
-            queues = data.run(read_queues(names))
-        except data.REDIS_ERRORS:  # the whole read timed out
+            queues = background.run(read_queues(names), timeout=ops.TIMEOUT_S)
+        except ops.REDIS_ERRORS:  # the whole read timed out
             queues = [QueueReading(name) for name in names]
         return iter(_families(queues, read_outbox()))
 

@@ -32,6 +32,8 @@ from prometheus_client.utils import floatToGoString
 from saq.job import Job
 
 from ..engine.queue import AtomicRedisQueue
+from ..engine.worker import Upkeep
+from ..signals import WorkerAddOn
 
 logger = logging.getLogger("tasks_app.metrics")
 
@@ -128,3 +130,15 @@ class AttemptRecorder:
                 sum(n for parts, n in self.counts.items() if parts[0] == ATTEMPTS),
                 exc or type(exc).__name__,
             )
+
+
+def add_to_worker(*, queue: AtomicRedisQueue, tasks: Iterable[str], interval: float, **kwargs: Any) -> WorkerAddOn:
+    """A ``building_worker`` receiver: the worker's attempt counts, added to Redis every ``interval``
+    seconds (the worker_info tick) and when it stops."""
+    recorder = AttemptRecorder(queue, tasks)
+    # No ``uses``: a flush with nothing to add does not reach Redis, so it cannot say Redis is back.
+    return WorkerAddOn(
+        observers=(recorder.observe,),
+        upkeep=(Upkeep("metrics", recorder.flush, interval),),
+        shutdown=(recorder.on_shutdown,),
+    )

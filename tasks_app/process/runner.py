@@ -34,9 +34,9 @@ from ..enqueueing import outbox
 from ..enqueueing.building import build_job
 from ..enqueueing.connections import adopt_queue, disconnect_all, make_queue
 from ..exceptions import ServiceUnavailable, reason
-from ..metrics.recording import AttemptRecorder
 from ..redaction import redact_url
 from ..registry import registry
+from ..signals import worker_add_ons
 from . import monitor
 from .signals import StopRequests
 from .task_wrapper import wrap
@@ -83,10 +83,9 @@ def build_worker(options: WorkerOptions, drain_outbox: bool) -> Worker:
     hooks = {name: [import_string(path) for path in paths] for name, paths in conf.hooks().items()}
     cron = cron_schedules(options.queue)
     queue = make_queue(options.queue)
-    # Attempt counts for /metrics, added to Redis every worker_info tick and when the worker stops.
-    # (No ``uses``: a flush with nothing to add does not reach Redis, so it cannot say Redis is back.)
-    metrics = AttemptRecorder(queue, (spec.name for spec in registry.all()))
-    upkeep = [Upkeep("metrics", metrics.flush, timers["worker_info"])]
+    # What installed sub-apps add (tasks_app.metrics: attempt counts), found without importing them.
+    add_ons = worker_add_ons(queue=queue, tasks=[spec.name for spec in registry.all()], interval=timers["worker_info"])
+    upkeep = [chore for add_on in add_ons for chore in add_on.upkeep]
     if drain_outbox:
         grace = 0 if options.burst else outbox.DRAIN_GRACE_S
         drain = functools.partial(outbox.drain, grace=grace)
@@ -99,9 +98,9 @@ def build_worker(options: WorkerOptions, drain_outbox: bool) -> Worker:
         cron=cron,
         cron_tz=zoneinfo.ZoneInfo(settings.TIME_ZONE or "UTC"),
         upkeep=upkeep,
-        observers=[metrics.observe],
+        observers=[observe for add_on in add_ons for observe in add_on.observers],
         startup=hooks["startup"],
-        shutdown=[*hooks["shutdown"], metrics.on_shutdown],
+        shutdown=[*hooks["shutdown"], *(hook for add_on in add_ons for hook in add_on.shutdown)],
         before_process=hooks["before_process"],
         after_process=hooks["after_process"],
         concurrency=options.concurrency,

@@ -14,10 +14,11 @@ from redis.exceptions import RedisError
 from saq.job import Status
 
 from tasks_app import conf
+from tasks_app import operations as ops
 from tasks_app.argument_types import ArgumentTypes
 from tasks_app.display import show_time
 from tasks_app.enqueueing.building import build_job
-from tasks_app.enqueueing.connections import disconnect_all, get_queue
+from tasks_app.enqueueing.connections import disconnect_all
 from tasks_app.exceptions import TaskArgumentError, TaskNotFound, reason
 from tasks_app.redaction import redact_url
 from tasks_app.registry import registry
@@ -154,14 +155,14 @@ class Command(BaseCommand):
 
     async def _submit(self, job, queue_name: str, options: dict, when: str):
         try:
-            pending, state = await get_queue(queue_name).submit(job)
+            pending, state = await ops.asubmit(job, queue_name, short_timeouts=False)
             if state == "exists":
                 self.stdout.write(f"{pending.key} {pending.status.value} (already pending; not enqueued again)")
             elif state == "deferred":
                 self.stdout.write(f"{job.key} queued once the job it replaces has finished aborting")
             else:
                 self.stdout.write(f"{job.key} {job.status.value}{when}")
-            warning = await _unknown_to_live_workers(get_queue(queue_name), job.function)
+            warning = await _unknown_to_live_workers(queue_name, job.function)
             if warning:
                 self.stderr.write(self.style.WARNING(warning))
             if options["wait"]:
@@ -193,24 +194,18 @@ def _task_names() -> list[str]:
     return [spec.name for spec in registry.all() if not is_runner(spec.name)]
 
 
-async def _unknown_to_live_workers(queue, task_name: str) -> str | None:
+async def _unknown_to_live_workers(queue: str, task_name: str) -> str | None:
     """A warning when no live worker of ``queue`` would run ``task_name``, else None.
 
     Workers publish their task names in their info (``runner.build_worker``); a worker whose info
-    lists none (an older version) counts as knowing every task. Liveness is judged on Redis's clock.
+    lists none (an older version) counts as knowing every task.
     """
-    seconds, micros = await queue.redis.time()
-    ids = await queue.redis.zrangebyscore(queue.stats_key, seconds * 1000 + micros // 1000, "+inf")
-    infos = await queue.redis.mget([queue.namespace(f"worker_info:{key.decode().split(':')[-1]}") for key in ids])
-    workers = [json.loads(raw).get("metadata") or {} for raw in infos if raw]
+    workers = [info.get("metadata") or {} for _, info, _ in await ops.alive_workers(queue)]
     if not workers:
-        return (
-            f"No worker of queue {queue.name!r} is running: the job waits until one starts "
-            "(python manage.py runworker)."
-        )
+        return f"No worker of queue {queue!r} is running: the job waits until one starts (python manage.py runworker)."
     if all("tasks" in meta and task_name not in meta["tasks"] for meta in workers):
         return (
-            f"No live worker of queue {queue.name!r} has task {task_name!r} registered (it was added since they "
-            f"started): restart the workers of queue {queue.name!r} so they load it; the job waits until then."
+            f"No live worker of queue {queue!r} has task {task_name!r} registered (it was added since they "
+            f"started): restart the workers of queue {queue!r} so they load it; the job waits until then."
         )
     return None

@@ -6,16 +6,13 @@ Running jobs finish; enqueueing goes on, and the jobs wait. ``resumequeue`` undo
 
 from __future__ import annotations
 
-import asyncio
 import getpass
 import socket
 
 from django.core.management.base import BaseCommand, CommandError
 
-from tasks_app.dashboard import bulk
-from tasks_app.dashboard.data import REDIS_ERRORS, unreachable
+from tasks_app import operations as ops
 from tasks_app.display import show_time
-from tasks_app.enqueueing.connections import disconnect_all
 from tasks_app.management.queues import named_queues
 
 
@@ -29,9 +26,9 @@ def operator(command: str) -> str:
 
 
 class QueueSwitch(BaseCommand):
-    """Pause or resume the named queues (``action``: bulk.PAUSE or bulk.RESUME)."""
+    """Pause or resume the named queues (``action``: ops.PAUSE or ops.RESUME)."""
 
-    action = bulk.PAUSE
+    action = ops.PAUSE
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("queues", nargs="*", metavar="QUEUE", help="Queue name(s) from SAQ['QUEUES'].")
@@ -41,20 +38,15 @@ class QueueSwitch(BaseCommand):
         if options["all"] == bool(options["queues"]):
             every = ", ".join(named_queues(None))
             raise CommandError(f"Name the queue(s) to {self.action}, or pass --all (not both). Configured: {every}.")
-        asyncio.run(self._switch(named_queues(options["queues"]), operator(f"{self.action}queue")))
+        by = operator(f"{self.action}queue")
+        for name in named_queues(options["queues"]):
+            try:
+                self.stdout.write(self.switch(name, by))
+            except ops.REDIS_ERRORS as exc:
+                raise CommandError(f"{ops.unreachable(name, exc)} Nothing more was changed.", returncode=2) from None
 
-    async def _switch(self, names: list[str], by: str) -> None:
-        try:
-            for name in names:
-                try:
-                    self.stdout.write(await self._one(name, by))
-                except REDIS_ERRORS as exc:
-                    raise CommandError(f"{unreachable(name, exc)} Nothing more was changed.", returncode=2) from None
-        finally:
-            await disconnect_all()
-
-    async def _one(self, name: str, by: str) -> str:
-        already = await bulk.pause(name, by)
+    def switch(self, name: str, by: str) -> str:
+        already = ops.pause(name, by)
         if already is not None:
             since = f" since {show_time(already.at)}" if already.at else ""
             return f"Queue {name!r} was paused already, by {already.by}{since}."

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from tasks_app.dashboard import bulk
+from tasks_app import operations as ops
 
 from .pausequeue import QueueSwitch
 
 
 class Command(QueueSwitch):
     help = "Resume paused queues: their workers take jobs again."
-    action = bulk.RESUME
+    action = ops.RESUME
 
-    async def _one(self, name: str, by: str) -> str:
-        if await bulk.resume(name, by):
+    def switch(self, name: str, by: str) -> str:
+        if ops.resume(name, by):
             return f"Queue {name!r} is resumed: its workers take jobs again."
         return f"Queue {name!r} was not paused."

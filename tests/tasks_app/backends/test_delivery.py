@@ -16,7 +16,7 @@ from django.tasks.signals import task_enqueued, task_finished, task_started
 from django.test import override_settings
 from django.utils import timezone
 
-from tasks_app.dashboard import data
+from tasks_app import operations
 from tasks_app.engine import attempts
 from tasks_app.engine.queue import job_time
 from tasks_app.exceptions import JobInterrupted
@@ -242,7 +242,7 @@ def test_running_then_aborted(worker_in_thread):
     assert result.started_at is not None and result.finished_at is None
     assert result.worker_ids == [worker_in_thread.id]
 
-    data.run(data.abort_job("default", result.id, by="ops"))  # as the dashboard's Abort button does
+    operations.abort_job("default", result.id, by="ops")  # as the dashboard's Abort button does
 
     while result.status == TaskResultStatus.RUNNING:
         assert time.monotonic() < deadline + 10, "the worker did not cancel the task"
