@@ -1,7 +1,6 @@
 from django.contrib import admin
 
 from ..models import TaskQueue
-from .urls import get_urls
 
 
 @admin.register(TaskQueue)
@@ -25,4 +24,7 @@ class TaskQueueAdmin(admin.ModelAdmin):
         return False
 
     def get_urls(self):
+        # Imported when the URLs are, not at start-up: a worker process never loads the views.
+        from .urls import get_urls
+
         return get_urls(self)
