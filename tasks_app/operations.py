@@ -34,7 +34,7 @@ from saq.job import TERMINAL_STATUSES, Job, Status
 
 from . import conf
 from .engine.queue import AtomicRedisQueue, Depth, job_time, now_ms
-from .enqueueing.connections import background, get_queue
+from .enqueueing.connections import background, get_queue, refuse_in_event_loop
 from .exceptions import ActionRefused, reason
 from .redaction import redact_url
 
@@ -70,6 +70,8 @@ def _sync[**P, T](operation: Callable[P, Coroutine[Any, Any, T]], timeout: float
 
     @functools.wraps(operation)
     def twin(*args: P.args, **kwargs: P.kwargs) -> T:
+        # Refused in a thread that runs an event loop (it would block it), naming what to await there.
+        refuse_in_event_loop(instead=f"await {__name__}.{operation.__name__}(...)")
         return background.run(operation(*args, **kwargs), timeout=timeout)
 
     return twin

@@ -1,24 +1,9 @@
 """The scrape side of the metrics: a Prometheus collector that reads Redis and the database when scraped.
 
-Series (each Redis read is per queue; a queue whose Redis cannot be read has ``tasks_app_queue_up``
-0 and none of its other series):
-
-=================================================  =========  =====================================
-``tasks_app_job_attempts_total``                   counter    attempts by queue, task and outcome
-``tasks_app_job_duration_seconds``                 histogram  attempt durations by queue and task
-``tasks_app_queue_jobs``                           gauge      jobs by queue and status (queued,
-                                                              active, scheduled)
-``tasks_app_workers``                              gauge      live workers by queue
-``tasks_app_queue_paused``                         gauge      1 while a queue is paused
-``tasks_app_queue_up``                             gauge      1 if the queue's Redis answered
-``tasks_app_outbox_entries``                       gauge      jobs waiting in the outbox, by database
-``tasks_app_outbox_oldest_age_seconds``            gauge      age of the oldest of them (0: none)
-``tasks_app_outbox_set_aside``                      gauge      of them, those set aside: they cannot
-                                                              become jobs (see their last_error)
-``tasks_app_outbox_up``                            gauge      1 if the database answered
-=================================================  =========  =====================================
-
-Register it in a registry of your own to serve it elsewhere: ``registry.register(TasksCollector())``.
+Its series, with their help texts, are built in ``_families`` (and listed in docs/tasks-app/metrics.md).
+Each Redis read is per queue; a queue whose Redis cannot be read has ``tasks_app_queue_up`` 0 and none
+of its other series. Register it in a registry of your own to serve it elsewhere:
+``registry.register(TasksCollector())``.
 """
 
 from __future__ import annotations

@@ -1,3 +1,5 @@
+import socket
+
 import pytest
 
 from .backends.fixtures import worker_in_thread  # noqa: F401  (a fixture for any tasks_app test)
@@ -16,3 +18,11 @@ def start_worker(subprocess_env):
     yield start
     for worker in started:
         worker.kill()
+
+
+@pytest.fixture
+def closed_port():
+    """A local port nothing listens on: Redis there is "down"."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

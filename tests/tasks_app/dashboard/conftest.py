@@ -1,5 +1,3 @@
-import socket
-
 import pytest
 from django.contrib.auth.models import Permission
 from django.test import Client
@@ -63,11 +61,3 @@ def csrf_token(client, url):
     response = client.get(url)
     assert response.status_code == 200
     return client.cookies["csrftoken"].value
-
-
-@pytest.fixture
-def closed_port():
-    """A local port nothing listens on: Redis there is "down"."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]

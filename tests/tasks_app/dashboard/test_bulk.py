@@ -10,7 +10,6 @@ import pytest
 import time_machine
 from django.conf import settings
 from django.contrib.messages import get_messages
-from django.core.management import CommandError, call_command
 from django.test import override_settings
 from django.urls import reverse
 from django.utils import timezone
@@ -81,7 +80,7 @@ def test_retry_all_failed_jobs_of_one_task(signed_in, caplog):
 
     response, hidden = confirm(signed_in, action="retry", task="dash.fail")
     assert "This will <strong>retry 3</strong> failed jobs of task dash.fail on queue default." in response.text
-    with caplog.at_level(logging.INFO, logger="tasks_app.dashboard"):
+    with caplog.at_level(logging.INFO, logger="tasks_app.operations"):
         response = signed_in.post(BULK, hidden)
 
     assert response.status_code == 302 and response["Location"] == QUEUE
@@ -207,31 +206,6 @@ def test_pause_and_resume_from_the_dashboard(signed_in, work):
     assert status_of(job.key) == "complete"
     trail = signed_in.get(QUEUE).context["trail"]
     assert [(entry["action"], entry["by"]) for entry in trail] == [("resume", "operator"), ("pause", "operator")]
-
-
-def test_pausequeue_and_resumequeue_commands(redis_client, capsys):
-    call_command("pausequeue", "default")
-    assert capsys.readouterr().out.startswith("Queue 'default' is paused")
-    call_command("pausequeue", "--all")
-    assert "was paused already, by " in capsys.readouterr().out
-    paused = queue_state._read("default", lambda q: q.paused())
-    assert "(manage.py pausequeue)" in paused["by"]
-    call_command("resumequeue", "default")
-    assert capsys.readouterr().out == "Queue 'default' is resumed: its workers take jobs again.\n"
-    call_command("resumequeue", "default")
-    assert capsys.readouterr().out == "Queue 'default' was not paused.\n"
-    with pytest.raises(CommandError, match=r"Unknown queue\(s\) 'nope'\. Configured queues: default\."):
-        call_command("pausequeue", "nope")
-    with pytest.raises(CommandError, match="Name the queue"):
-        call_command("pausequeue")
-
-
-def test_pausequeue_with_redis_down_exits_2_naming_the_setting(closed_port):
-    saq = {**settings.SAQ, "QUEUES": {"default": {"URL": f"redis://:pw@127.0.0.1:{closed_port}/0"}}}
-    with override_settings(SAQ=saq), pytest.raises(CommandError) as raised:
-        call_command("pausequeue", "default")
-    assert raised.value.returncode == 2
-    assert 'fix SAQ["QUEUES"]["default"]["URL"]' in str(raised.value) and "pw" not in str(raised.value)
 
 
 @pytest.mark.parametrize(
