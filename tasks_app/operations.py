@@ -51,9 +51,10 @@ TIMEOUT_S = 20.0  # a sync twin's wait for its operation
 ACT_TIMEOUT_S = 120.0
 
 
-def connection(name: str) -> AtomicRedisQueue:
-    """Queue ``name`` with short timeouts (connect 2 s, reply 5 s), so a caller answers even when Redis does not."""
-    return get_queue(name, socket_connect_timeout=2.0, socket_timeout=5.0)
+def connection(name: str, short_timeouts: bool = True) -> AtomicRedisQueue:
+    """Queue ``name`` with short timeouts (connect 2 s, reply 5 s), so a caller answers even when Redis
+    does not; or, without ``short_timeouts``, the enqueue path's own (for a caller that then waits)."""
+    return get_queue(name, socket_connect_timeout=2.0, socket_timeout=5.0) if short_timeouts else get_queue(name)
 
 
 def unreachable(name: str, exc: BaseException) -> str:
@@ -74,6 +75,7 @@ def _sync[**P, T](operation: Callable[P, Coroutine[Any, Any, T]], timeout: float
         refuse_in_event_loop(instead=f"await {__name__}.{operation.__name__}(...)")
         return background.run(operation(*args, **kwargs), timeout=timeout)
 
+    twin.__name__ = twin.__qualname__ = operation.__name__.removeprefix("a")
     return twin
 
 
@@ -124,11 +126,11 @@ async def aresume(name: str, by: str) -> bool:
     return True
 
 
-async def alive_workers(name: str) -> list[tuple[str, dict[str, Any], int]]:
-    """The live workers of queue ``name``: ``(id, info as the worker wrote it, expiry in epoch ms)``,
-    judged on Redis's clock. SAQ scores each worker's entry with the time its info expires; an entry
-    whose info expired since it was read is left out."""
-    queue = connection(name)
+async def alive_workers(name: str, short_timeouts: bool = True) -> list[tuple[str, dict[str, Any], int]]:
+    """The live workers of queue ``name`` (``connection``): ``(id, info as the worker wrote it, expiry
+    in epoch ms)``, judged on Redis's clock. SAQ scores each worker's entry with the time its info
+    expires; an entry whose info expired since it was read is left out."""
+    queue = connection(name, short_timeouts)
     seconds, micros = await queue.redis.time()
     entries = await queue.redis.zrangebyscore(queue.stats_key, seconds * 1000 + micros // 1000, "+inf", withscores=True)
     ids = [key.decode().split(":")[-1] for key, _ in entries]
@@ -206,21 +208,15 @@ async def aabort_job(name: str, key: str, by: str) -> Job:
 
 
 async def asubmit(job: Job, name: str, short_timeouts: bool = True) -> tuple[Job, str]:
-    """Enqueue a built job on queue ``name``: ``(job, "queued" or "deferred")``, or ``(pending job,
-    "exists")``. Without ``short_timeouts``, on the enqueue path's own connection (which a caller
-    that then waits for the job, longer than 5 s, needs)."""
-    return await (connection(name) if short_timeouts else get_queue(name)).submit(job)
+    """Enqueue a built job on queue ``name`` (``connection``): ``(job, "queued" or "deferred")``, or
+    ``(pending job, "exists")``."""
+    return await connection(name, short_timeouts).submit(job)
 
 
 def _log_job(job: Job, action: str, by: str) -> None:
-    logger.info(
-        "Dashboard: %s %s job %s on queue %s",
-        by,
-        action,
-        job.key,
-        job.queue.name if job.queue else "?",
-        extra={"action": action, "job_key": job.key, "task": job.function, "user": by},
-    )
+    queue = job.queue.name if job.queue else "?"
+    extra = {"action": action, "job_key": job.key, "task": job.function, "user": by}
+    logger.info("Queue %s: %s %s job %s", queue, by, action, job.key, extra=extra)
 
 
 # --- many jobs ------------------------------------------------------------------------------------

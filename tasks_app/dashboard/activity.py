@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from django.template.loader import render_to_string
 from django.utils import timezone
-from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from ..engine.queue import AtomicRedisQueue
@@ -55,37 +55,26 @@ async def last_hour(queue: AtomicRedisQueue, minutes: int = 60) -> list[Minute]:
 
 
 def svg(queue_name: str, rows: list[Minute]) -> SafeString:
-    """The chart of ``rows`` (from ``last_hour``) for queue ``queue_name``."""
+    """The chart of ``rows`` (from ``last_hour``) for queue ``queue_name``, drawn by ``_activity.html``."""
     totals = {name: sum(getattr(row, name) for row in rows) for name, _, _ in SERIES}
     peak = max([1, *(getattr(row, name) for row in rows for name, _, _ in SERIES)])
     plot_w, plot_h = WIDTH - LEFT - 8, HEIGHT - BOTTOM - TOP
     step = plot_w / max(len(rows) - 1, 1)
-
-    def y(count: int) -> float:
-        return TOP + plot_h - count / peak * plot_h
-
-    lines = format_html_join(
-        "",
-        '<polyline fill="none" stroke="{}" stroke-width="2" points="{}"><title>{}</title></polyline>',
-        (
-            (
-                colour,
-                " ".join(f"{LEFT + i * step:.1f},{y(getattr(row, name)):.1f}" for i, row in enumerate(rows)),
-                f"{label}: {totals[name]}",
-            )
-            for name, colour, label in SERIES
-        ),
-    )
-    legend = format_html_join(
-        "",
-        '<g transform="translate({},4)"><rect width="10" height="10" fill="{}"></rect>'
-        '<text x="14" y="9" font-size="11">{} ({})</text></g>',
-        ((LEFT + 10 + 120 * i, colour, label, totals[name]) for i, (name, colour, label) in enumerate(SERIES)),
-    )
+    series = [
+        {
+            "colour": colour,
+            "label": label,
+            "total": totals[name],
+            "legend_x": LEFT + 10 + 120 * i,
+            "points": " ".join(
+                f"{LEFT + j * step:.1f},{TOP + plot_h - getattr(row, name) / peak * plot_h:.1f}"
+                for j, row in enumerate(rows)
+            ),
+        }
+        for i, (name, colour, label) in enumerate(SERIES)
+    ]
     local = timezone.get_current_timezone()
-    start = rows[0].start.astimezone(local) if rows else None
-    end = rows[-1].start.astimezone(local) if rows else None
-    title = f"Queue {queue_name}: jobs completed, failed and retried per minute over the last hour"
+    start, end = (rows[0].start.astimezone(local), rows[-1].start.astimezone(local)) if rows else (None, None)
     desc = (
         f"From {start:%H:%M} to {end:%H:%M} ({timezone.get_current_timezone_name()}): "
         f"{totals['complete']} completed, {totals['failed']} failed, {totals['retried']} retried; "
@@ -93,32 +82,6 @@ def svg(queue_name: str, rows: list[Minute]) -> SafeString:
         if rows
         else "No data."
     )
-    return format_html(
-        '<svg class="tq-activity" role="img" aria-labelledby="tq-activity-{id}-title tq-activity-{id}-desc" '
-        'viewBox="0 0 {w} {h}" width="100%" preserveAspectRatio="xMinYMin meet" xmlns="http://www.w3.org/2000/svg">'
-        '<title id="tq-activity-{id}-title">{title}</title><desc id="tq-activity-{id}-desc">{desc}</desc>'
-        '<line x1="{left}" y1="{base}" x2="{right}" y2="{base}" stroke="#999"></line>'
-        '<line x1="{left}" y1="{top}" x2="{left}" y2="{base}" stroke="#999"></line>'
-        '<text x="{tick_x}" y="{top_text}" font-size="10" text-anchor="end">{peak}</text>'
-        '<text x="{tick_x}" y="{base}" font-size="10" text-anchor="end">0</text>'
-        '<text x="{left}" y="{label_y}" font-size="10">{start}</text>'
-        '<text x="{right}" y="{label_y}" font-size="10" text-anchor="end">{end}</text>'
-        "{lines}{legend}</svg>",
-        id=queue_name,
-        w=WIDTH,
-        h=HEIGHT,
-        title=title,
-        desc=desc,
-        left=LEFT,
-        right=LEFT + plot_w,
-        top=TOP,
-        base=TOP + plot_h,
-        tick_x=LEFT - 4,
-        top_text=TOP + 8,
-        peak=peak,
-        label_y=HEIGHT - 6,
-        start=f"{start:%H:%M}" if start else "",
-        end=f"{end:%H:%M}" if end else "",
-        lines=lines,
-        legend=legend,
-    )
+    geometry = {"w": WIDTH, "h": HEIGHT, "left": LEFT, "right": LEFT + plot_w, "top": TOP, "base": TOP + plot_h}
+    context = {"id": queue_name, "series": series, "peak": peak, "desc": desc, "start": start, "end": end}
+    return render_to_string("tasks_app/dashboard/_activity.html", {**context, **geometry})

@@ -12,6 +12,7 @@ from tasks_app.models import TaskQueue
 from tests import queue_state
 
 from .helpers import ROOT, manage
+from .test_layout import imports_of, modules
 
 ONLY_TASKS_APP = "tests.tasks_app.workers_only_settings"
 # In one process: the system checks, a job enqueued, a burst worker built and run (the start-up
@@ -59,3 +60,20 @@ def test_runworker_check_and_the_commands_run_with_tasks_app_alone(start_worker,
 def test_with_the_sub_apps_installed_the_dashboard_and_its_metrics_are_in_the_admin():
     assert TaskQueue in admin.site._registry
     assert reverse("admin:tasks_app_dashboard_metrics").endswith("/admin/tasks_app/taskqueue/metrics")
+
+
+def test_nothing_below_imports_the_sub_apps():
+    """Function-level imports included. The dashboard may import the metrics, to serve them."""
+    found = modules()
+    importers = {
+        "tasks_app.dashboard": ("tasks_app.dashboard",),
+        "tasks_app.metrics": ("tasks_app.metrics", "tasks_app.dashboard"),
+    }
+    offenders = [
+        f"{name} imports {target}"
+        for name, path in found.items()
+        for target in imports_of(name, path, set(found))
+        for sub_app, allowed in importers.items()
+        if (target == sub_app or target.startswith(f"{sub_app}.")) and not name.startswith(allowed)
+    ]
+    assert offenders == []

@@ -200,7 +200,7 @@ async def _unknown_to_live_workers(queue: str, task_name: str) -> str | None:
     Workers publish their task names in their info (``runner.build_worker``); a worker whose info
     lists none (an older version) counts as knowing every task.
     """
-    workers = [info.get("metadata") or {} for _, info, _ in await ops.alive_workers(queue)]
+    workers = [info.get("metadata") or {} for _, info, _ in await ops.alive_workers(queue, short_timeouts=False)]
     if not workers:
         return f"No worker of queue {queue!r} is running: the job waits until one starts (python manage.py runworker)."
     if all("tasks" in meta and task_name not in meta["tasks"] for meta in workers):
