@@ -108,7 +108,7 @@ def test_workers_and_web_processes_follow_a_failover_without_a_restart(
     topology, settings, subprocess_env, start_worker
 ):
     # wait_replicas=1: an enqueue that returned is on a replica too, so the failover loses none of them.
-    url = topology.url(wait_replicas=1, wait_timeout=500)
+    url = topology.url(wait_replicas=1)
     use_queue_url(settings, url)
     worker = start_worker(env={**subprocess_env, "TEST_REDIS_URL": url})
     worker.wait_for_output("SIGTERM/SIGINT for a clean stop")
