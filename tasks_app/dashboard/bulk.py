@@ -5,7 +5,7 @@ A bulk action happens in two steps, so that the operator confirms a number:
 1. ``find`` reads the jobs a ``Selection`` picks (a scan of the queue's jobs), for the confirmation
    page, which records when it was shown (``as_of``);
 2. the action reads them again and changes each one with a record compare-and-set against what it
-   read (``AtomicRedisQueue.change_many`` / ``delete_many``): a job that changed in between (a worker
+   read (``engine.records.change_many`` / ``delete_many``): a job that changed in between (a worker
    took it, someone retried it, its key was enqueued anew) is left alone. Only jobs that matched
    already at ``as_of`` are picked, so a job that fails after the operator read "3,000 failed jobs"
    is not part of that click.
@@ -20,13 +20,16 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from saq.job import TERMINAL_STATUSES, Job, Status
 
-from ..engine.queue import AtomicRedisQueue, job_time, now_ms
+from ..engine import pausing, records
+from ..engine.clock import job_time
+from ..engine.queue import AtomicRedisQueue
 from .data import Paused, audit, back_for_one_more_attempt, dashboard_queue
 
 logger = logging.getLogger("tasks_app.dashboard")
@@ -128,7 +131,7 @@ class Done:
 async def find(selection: Selection) -> Found:
     """How many jobs ``selection`` picks, for the confirmation page."""
     tasks: Counter[str] = Counter()
-    async for _, job in dashboard_queue(selection.queue).records(selection.picks):
+    async for _, job in records.records(dashboard_queue(selection.queue), selection.picks):
         tasks[job.function] += 1
     return Found(count=sum(tasks.values()), by_task=tasks.most_common())
 
@@ -138,20 +141,22 @@ async def act(selection: Selection, by: str) -> Done:
     queue = dashboard_queue(selection.queue)
     # change_many applies a change to a fresh copy of each record kept here, which ``picks`` kept
     # (and would keep again: as_of is fixed), and writes it only if the record is still the same.
-    found = [record async for record in queue.records(selection.picks)]
+    found = [record async for record in records.records(queue, selection.picks)]
     if selection.action == RETRY:
-        changed = await queue.change_many(found, lambda job: back_for_one_more_attempt(job, by, "retried (bulk)"))
+        changed = await records.change_many(
+            queue, found, lambda job: back_for_one_more_attempt(job, by, "retried (bulk)")
+        )
     elif selection.action == EMPTY:
         reason = f"Aborted from the dashboard by {by}: queue {selection.queue!r} emptied."
 
         def change(job: Job) -> Job:
             audit(job, "aborted (queue emptied)", by)
-            job.status, job.error, job.completed = Status.ABORTED, reason, now_ms()
+            job.status, job.error, job.completed = Status.ABORTED, reason, int(time.time() * 1000)
             return job
 
-        changed = await queue.change_many(found, change)
+        changed = await records.change_many(queue, found, change)
     else:
-        changed = await queue.delete_many(found)
+        changed = await records.delete_many(queue, found)
     done = Done(changed=changed, found=len(found), what=f"{selection.past} {changed} {selection.describe()}")
     await _record(queue, selection.action, by, done.what, jobs=changed, skipped=done.skipped)
     return done
@@ -161,7 +166,7 @@ async def pause(name: str, by: str) -> Paused | None:
     """Pause queue ``name``: its workers finish what they run and take nothing new; enqueueing goes on.
     Returns who had paused it already (and it stays theirs), or None."""
     queue = dashboard_queue(name)
-    holder, paused_now = await queue.pause(by)  # one SET NX: two operators at once cannot both pause it
+    holder, paused_now = await pausing.pause(queue, by)  # one SET NX: two operators at once cannot both pause it
     if not paused_now:
         return Paused.of(holder)
     await _record(queue, PAUSE, by, "paused the queue")
@@ -171,7 +176,7 @@ async def pause(name: str, by: str) -> Paused | None:
 async def resume(name: str, by: str) -> bool:
     """Resume queue ``name``; False if it was not paused."""
     queue = dashboard_queue(name)
-    if not await queue.resume():
+    if not await pausing.resume(queue):
         return False
     await _record(queue, RESUME, by, "resumed the queue")
     return True
@@ -195,7 +200,7 @@ def _trail_key(queue: AtomicRedisQueue) -> str:
 
 
 async def _record(queue: AtomicRedisQueue, action: str, by: str, what: str, **extra: Any) -> None:
-    entry = {"action": action, "by": by, "at": now_ms(), "what": what, **extra}
+    entry = {"action": action, "by": by, "at": int(time.time() * 1000), "what": what, **extra}
     async with queue.redis.pipeline(transaction=True) as pipe:
         await pipe.lpush(_trail_key(queue), json.dumps(entry)).ltrim(_trail_key(queue), 0, TRAIL_LENGTH - 1).execute()
     logger.info(

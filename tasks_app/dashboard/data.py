@@ -24,8 +24,10 @@ from redis.exceptions import RedisError
 from saq.job import Job, Status
 
 from .. import conf
-from ..engine import memory_policy
-from ..engine.queue import AtomicRedisQueue, Depth, job_time, now_ms
+from ..engine import memory_policy, pausing, records
+from ..engine.clock import job_time, redis_now_ms
+from ..engine.pausing import Depth
+from ..engine.queue import AtomicRedisQueue
 from ..enqueueing.connections import background, get_queue
 from ..exceptions import ActionRefused, reason
 from ..redaction import redact_url
@@ -109,7 +111,7 @@ class Paused:
 
     @classmethod
     def of(cls, stored: dict | None) -> Paused | None:
-        """From ``AtomicRedisQueue.paused()`` (None: not paused)."""
+        """From ``engine.pausing.paused()`` (None: not paused)."""
         if stored is None:
             return None
         at = stored.get("at")
@@ -181,7 +183,7 @@ def _newest(jobs: list[Job], limit: int) -> list[Job]:
 async def _workers(queue: AtomicRedisQueue) -> list[WorkerRow]:
     """The live workers of ``queue``, read as SAQ's ``info()`` reads them, without its job counts."""
     # SAQ scores each worker's entry with the time its info expires: written at + (worker_info timer + 1) s.
-    entries = await queue.redis.zrangebyscore(queue.stats_key, now_ms(), "inf", withscores=True)
+    entries = await queue.redis.zrangebyscore(queue.stats_key, await redis_now_ms(queue.redis), "inf", withscores=True)
     ids = [key.decode().split(":")[-1] for key, _ in entries]
     infos = await queue.redis.mget([queue.namespace(f"worker_info:{worker_id}") for worker_id in ids]) if ids else []
     ttl_ms = (conf.timers().get("worker_info", 10) + 1) * 1000
@@ -217,7 +219,7 @@ async def queue_stats(name: str, recent_failures: int = 0) -> QueueStats:
     stats = QueueStats(name=name, url=redact_url(conf.queue_config(name).url))
     try:
         queue = dashboard_queue(name)
-        depth = await queue.depth()  # counts and pause record, one round trip
+        depth = await pausing.depth(queue)  # counts and pause record, one round trip
         counts, recent, truncated = await _scan(queue, lambda job: job.status == Status.FAILED, recent_failures)
         workers = await _workers(queue)
         last_hour = await activity.last_hour(queue)
@@ -234,7 +236,7 @@ async def queue_stats(name: str, recent_failures: int = 0) -> QueueStats:
 
 async def depth(name: str) -> Depth:
     """Queue ``name``'s counts, pause record and live workers in one round trip: no scan of its jobs."""
-    return await dashboard_queue(name).depth()
+    return await pausing.depth(dashboard_queue(name))
 
 
 async def overview(names: list[str], recent_failures: int = 0) -> list[QueueStats]:
@@ -276,7 +278,7 @@ async def find_job(name: str, key: str) -> Job | None:
 def audit(job: Job, action: str, by: str) -> None:
     """Who did what, kept with the job (the last 20 actions)."""
     trail = job.meta.setdefault("dashboard", [])
-    trail.append({"action": action, "by": by, "at": now_ms()})
+    trail.append({"action": action, "by": by, "at": int(time.time() * 1000)})
     del trail[:-20]
 
 
@@ -310,7 +312,9 @@ async def retry_job(name: str, key: str, by: str) -> Job:
 
     Atomic against everything else that may change the job meanwhile. Raises ``ActionRefused``.
     """
-    job, changed = await dashboard_queue(name).compare_and_set(key, lambda job: back_for_one_more_attempt(job, by))
+    job, changed = await records.compare_and_set(
+        dashboard_queue(name), key, lambda job: back_for_one_more_attempt(job, by)
+    )
     if job is None:
         raise ActionRefused(f"Job {key!r} is not in queue {name!r}; finished jobs expire after their ttl.")
     if not changed:
@@ -324,8 +328,11 @@ async def abort_job(name: str, key: str, by: str) -> Job:
 
     A job that already ended, or is being aborted, is left as it is: raises ``ActionRefused`` saying so.
     """
-    job, changed = await dashboard_queue(name).request_abort(
-        key, f"Aborted from the dashboard by {by}.", annotate=lambda current: audit(current, "aborted", by)
+    job, changed = await records.request_abort(
+        dashboard_queue(name),
+        key,
+        f"Aborted from the dashboard by {by}.",
+        annotate=lambda current: audit(current, "aborted", by),
     )
     if job is None:
         raise ActionRefused(f"Job {key!r} is not in queue {name!r}; finished jobs expire after their ttl.")
@@ -341,4 +348,4 @@ async def abort_job(name: str, key: str, by: str) -> Job:
 
 async def enqueue(job: Job, name: str) -> tuple[Job, str]:
     """Enqueue a built job: ``(job, "queued" or "deferred")``, or ``(pending job, "exists")``."""
-    return await dashboard_queue(name).submit(job)
+    return await records.submit(dashboard_queue(name), job)

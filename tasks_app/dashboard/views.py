@@ -23,7 +23,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from saq.job import Job, Status
 
 from .. import conf
-from ..engine.queue import job_time
+from ..engine.clock import job_time
 from . import activity, bulk, cron, data
 from .forms import BulkForm, EnqueueForm, JobFilterForm
 

@@ -41,6 +41,7 @@ from prometheus_client.utils import floatToGoString
 
 from .. import conf
 from ..dashboard import data
+from ..engine import pausing
 from ..enqueueing.outbox import outbox_databases
 from . import recording
 from .recording import BUCKETS, metrics_key, parse_field
@@ -65,12 +66,12 @@ class QueueReading:
 
 
 async def read_queue(name: str) -> QueueReading:
-    """One queue's counters, depth, workers and pause flag: the counters' hash and ``queue.depth()``
+    """One queue's counters, depth, workers and pause flag: the counters' hash and ``engine.pausing.depth()``
     (one pipeline), read side by side, so a scrape waits for one round trip per queue."""
     reading = QueueReading(name)
     queue = data.dashboard_queue(name)
     try:
-        stored, depth = await asyncio.gather(queue.redis.hgetall(metrics_key(queue)), queue.depth())
+        stored, depth = await asyncio.gather(queue.redis.hgetall(metrics_key(queue)), pausing.depth(queue))
     except data.REDIS_ERRORS as exc:
         logger.warning("Metrics: %s", data.unreachable(name, exc))
         return reading

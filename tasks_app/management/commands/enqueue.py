@@ -16,6 +16,7 @@ from saq.job import Status
 from tasks_app import conf
 from tasks_app.argument_types import ArgumentTypes
 from tasks_app.display import show_time
+from tasks_app.engine import records
 from tasks_app.enqueueing.building import build_job
 from tasks_app.enqueueing.connections import disconnect_all, get_queue
 from tasks_app.exceptions import TaskArgumentError, TaskNotFound, reason
@@ -154,7 +155,7 @@ class Command(BaseCommand):
 
     async def _submit(self, job, queue_name: str, options: dict, when: str):
         try:
-            pending, state = await get_queue(queue_name).submit(job)
+            pending, state = await records.submit(get_queue(queue_name), job)
             if state == "exists":
                 self.stdout.write(f"{pending.key} {pending.status.value} (already pending; not enqueued again)")
             elif state == "deferred":
