@@ -39,11 +39,11 @@ django.setup()
 
 from django.conf import settings  # noqa: E402
 from saq.job import Job, Status  # noqa: E402
-from saq.utils import now  # noqa: E402
 
 from bench.support import own_redis  # noqa: E402
 from tasks_app import operations as ops  # noqa: E402
 from tasks_app.engine import sweeping  # noqa: E402
+from tasks_app.engine.clock import redis_now_ms  # noqa: E402
 from tasks_app.enqueueing.connections import disconnect_all, get_queue  # noqa: E402
 
 TASK, OTHER_TASK = "feeds.refresh", "search.index"
@@ -58,7 +58,7 @@ logging.getLogger("tasks_app.operations").setLevel(logging.WARNING)
 async def fill(failed: int) -> dict[str, list[str]]:
     """Write the round's jobs as a worker leaves them; returns their keys by kind."""
     queue = get_queue()
-    stamp = now()
+    stamp = await redis_now_ms(queue.redis)
     keys: dict[str, list[str]] = {}
 
     def finished(kind: str, task: str, status: Status, count: int) -> list[Job]:
@@ -88,7 +88,7 @@ async def fill(failed: int) -> dict[str, list[str]]:
             await pipe.execute()
     queued = [Job(TASK, kwargs={"n": n}, key=f"queued_same_task-{n}") for n in range(OTHERS["queued_same_task"])]
     for start in range(0, len(queued), 500):
-        await queue.submit_many(queued[start : start + 500])
+        await records.submit_many(queue, queued[start : start + 500])
     keys["queued_same_task"] = [job.key for job in queued]
     return keys
 
@@ -115,7 +115,7 @@ async def one_round(failed: int, baseline: bool) -> dict[str, float]:
             await ops.aretry_job("default", key, "bench")
         counted_s, changed = 0.0, failed
     else:
-        selection = ops.Selection(ops.RETRY, "default", as_of=now(), task=TASK)
+        selection = ops.Selection(ops.RETRY, "default", as_of=await redis_now_ms(queue.redis), task=TASK)
         found = await ops.afind(selection)  # the confirmation page
         counted_s = time.perf_counter() - started
         assert found.count == failed, found

@@ -58,7 +58,7 @@ from django.db import connection  # noqa: E402
 from saq.job import TERMINAL_STATUSES, Status  # noqa: E402
 
 from bench.support import throwaway_databases  # noqa: E402
-from tasks_app.engine import sweeping  # noqa: E402
+from tasks_app.engine import records, sweeping  # noqa: E402
 from tasks_app.enqueueing.api import aenqueue_many  # noqa: E402
 from tasks_app.enqueueing.connections import disconnect_all, make_queue  # noqa: E402
 
@@ -147,7 +147,7 @@ async def abort_client(queue, keys: list[str], done: asyncio.Event) -> None:
                 if job is None or job.status in TERMINAL_STATUSES:
                     pending.discard(key)
                 elif job.status == Status.ACTIVE:
-                    await queue.request_abort(key, "soak: aborted by the second client")
+                    await records.request_abort(queue, key, "soak: aborted by the second client")
         except (redis.RedisError, OSError):
             pass  # Redis is restarting: try again
         await asyncio.sleep(0.2)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import time
 from collections import Counter
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -33,7 +34,10 @@ from redis.exceptions import RedisError
 from saq.job import TERMINAL_STATUSES, Job, Status
 
 from . import conf
-from .engine.queue import AtomicRedisQueue, Depth, job_time, now_ms
+from .engine import pausing, records
+from .engine.clock import job_time
+from .engine.pausing import Depth
+from .engine.queue import AtomicRedisQueue
 from .enqueueing.connections import background, get_queue, refuse_in_event_loop
 from .exceptions import ActionRefused, reason
 from .redaction import redact_url
@@ -103,14 +107,14 @@ class Paused:
 
 async def adepth(name: str) -> Depth:
     """Queue ``name``'s counts, pause record and number of live workers, in one round trip."""
-    return await connection(name).depth()
+    return await pausing.depth(connection(name))
 
 
 async def apause(name: str, by: str) -> Paused | None:
     """Pause queue ``name``: its workers finish what they run and take nothing new; enqueueing goes on.
     Returns who had paused it already (and it stays theirs), or None."""
     queue = connection(name)
-    holder, paused_now = await queue.pause(by)
+    holder, paused_now = await pausing.pause(queue, by)
     if not paused_now:
         return Paused.of(holder)
     await _record(queue, PAUSE, by, "paused the queue")
@@ -120,7 +124,7 @@ async def apause(name: str, by: str) -> Paused | None:
 async def aresume(name: str, by: str) -> bool:
     """Resume queue ``name``; False if it was not paused."""
     queue = connection(name)
-    if not await queue.resume():
+    if not await pausing.resume(queue):
         return False
     await _record(queue, RESUME, by, "resumed the queue")
     return True
@@ -148,7 +152,7 @@ async def alive_workers(name: str, short_timeouts: bool = True) -> list[tuple[st
 def audit(job: Job, action: str, by: str) -> None:
     """Who did what, kept with the job (the last 20 actions)."""
     trail = job.meta.setdefault("dashboard", [])
-    trail.append({"action": action, "by": by, "at": now_ms()})
+    trail.append({"action": action, "by": by, "at": int(time.time() * 1000)})
     del trail[:-20]
 
 
@@ -168,7 +172,7 @@ def back_for_one_more_attempt(job: Job, by: str, action: str = "retried") -> Job
 
 def display_status(job: Job) -> str:
     """SAQ's status, or "scheduled" for a queued job whose time has not come."""
-    if job.status == Status.QUEUED and job.scheduled and job.scheduled * 1000 > now_ms():
+    if job.status == Status.QUEUED and job.scheduled and job.scheduled * 1000 > int(time.time() * 1000):
         return "scheduled"
     return job.status.value
 
@@ -178,7 +182,7 @@ async def aretry_job(name: str, key: str, by: str) -> Job:
 
     Atomic against everything else that may change the job meanwhile. Raises ``ActionRefused``.
     """
-    job, changed = await connection(name).compare_and_set(key, lambda job: back_for_one_more_attempt(job, by))
+    job, changed = await records.compare_and_set(connection(name), key, lambda job: back_for_one_more_attempt(job, by))
     if job is None:
         raise ActionRefused(f"Job {key!r} is not in queue {name!r}; finished jobs expire after their ttl.")
     if not changed:
@@ -192,8 +196,11 @@ async def aabort_job(name: str, key: str, by: str) -> Job:
 
     A job that already ended, or is being aborted, is left as it is: raises ``ActionRefused`` saying so.
     """
-    job, changed = await connection(name).request_abort(
-        key, f"Aborted from the dashboard by {by}.", annotate=lambda current: audit(current, "aborted", by)
+    job, changed = await records.request_abort(
+        connection(name),
+        key,
+        f"Aborted from the dashboard by {by}.",
+        annotate=lambda current: audit(current, "aborted", by),
     )
     if job is None:
         raise ActionRefused(f"Job {key!r} is not in queue {name!r}; finished jobs expire after their ttl.")
@@ -210,7 +217,7 @@ async def aabort_job(name: str, key: str, by: str) -> Job:
 async def asubmit(job: Job, name: str, short_timeouts: bool = True) -> tuple[Job, str]:
     """Enqueue a built job on queue ``name`` (``connection``): ``(job, "queued" or "deferred")``, or
     ``(pending job, "exists")``."""
-    return await connection(name, short_timeouts).submit(job)
+    return await records.submit(connection(name, short_timeouts), job)
 
 
 def _log_job(job: Job, action: str, by: str) -> None:
@@ -310,7 +317,7 @@ class Done:
 async def afind(selection: Selection) -> Found:
     """How many jobs ``selection`` picks, for the confirmation page."""
     tasks: Counter[str] = Counter()
-    async for _, job in connection(selection.queue).records(selection.picks):
+    async for _, job in records.records(connection(selection.queue), selection.picks):
         tasks[job.function] += 1
     return Found(count=sum(tasks.values()), by_task=tasks.most_common())
 
@@ -320,20 +327,22 @@ async def aact(selection: Selection, by: str) -> Done:
     queue = connection(selection.queue)
     # change_many applies a change to a fresh copy of each record kept here, which ``picks`` kept
     # (and would keep again: as_of is fixed), and writes it only if the record is still the same.
-    found = [record async for record in queue.records(selection.picks)]
+    found = [record async for record in records.records(queue, selection.picks)]
     if selection.action == RETRY:
-        changed = await queue.change_many(found, lambda job: back_for_one_more_attempt(job, by, "retried (bulk)"))
+        changed = await records.change_many(
+            queue, found, lambda job: back_for_one_more_attempt(job, by, "retried (bulk)")
+        )
     elif selection.action == EMPTY:
         reason = f"Aborted from the dashboard by {by}: queue {selection.queue!r} emptied."
 
         def change(job: Job) -> Job:
             audit(job, "aborted (queue emptied)", by)
-            job.status, job.error, job.completed = Status.ABORTED, reason, now_ms()
+            job.status, job.error, job.completed = Status.ABORTED, reason, int(time.time() * 1000)
             return job
 
-        changed = await queue.change_many(found, change)
+        changed = await records.change_many(queue, found, change)
     else:
-        changed = await queue.delete_many(found)
+        changed = await records.delete_many(queue, found)
     done = Done(changed=changed, found=len(found), what=f"{selection.past} {changed} {selection.describe()}")
     await _record(queue, selection.action, by, done.what, jobs=changed, skipped=done.skipped)
     return done
@@ -360,7 +369,7 @@ def _trail_key(queue: AtomicRedisQueue) -> str:
 
 
 async def _record(queue: AtomicRedisQueue, action: str, by: str, what: str, **extra: Any) -> None:
-    entry = {"action": action, "by": by, "at": now_ms(), "what": what, **extra}
+    entry = {"action": action, "by": by, "at": int(time.time() * 1000), "what": what, **extra}
     async with queue.redis.pipeline(transaction=True) as pipe:
         await pipe.lpush(_trail_key(queue), json.dumps(entry)).ltrim(_trail_key(queue), 0, TRAIL_LENGTH - 1).execute()
     fields = {"action": action, "queue": queue.name, "user": by, **extra}

@@ -57,7 +57,7 @@ async def facts(queue: AtomicRedisQueue, probe: bool = False) -> ConnectionFacts
             primary, through = await redis_urls.primary_of(queue.redis)
             replication = await queue.redis.info("replication")
             if probe:
-                await _exercise(queue)
+                await probe.exercise(queue)
     except (RedisError, OSError, TimeoutError) as exc:
         error = await explain(queue, exc)
         plain = reason(exc) if error.startswith("Cannot reach Redis") else None
@@ -74,18 +74,6 @@ async def facts(queue: AtomicRedisQueue, probe: bool = False) -> ConnectionFacts
         )
     acknowledged = durability.acknowledged if durability is not None else None
     return ConnectionFacts(queue.name, primary, through, replicas, config.wait_replicas, acknowledged, error)
-
-
-async def _exercise(queue: AtomicRedisQueue) -> None:
-    """The commands every queue user needs, run harmlessly: reads of the queue's keys, loading and running a
-    script, a blocking take from an empty list, WAIT. An ACL user lacking one hears which (NOPERM)."""
-    await queue.depth()
-    await queue.redis.script_load(queue.scripts["enqueue"].script)
-    probe = await queue.redis.script_load("return redis.call('EXISTS', KEYS[1])")
-    await queue.redis.evalsha(probe, 1, queue.namespace("probe"))
-    await queue.redis.blmove(queue.namespace("probe"), queue.namespace("probe"), 0.01, "LEFT", "RIGHT")
-    if queue.durability is not None:
-        await queue.redis.execute_command("WAIT", 0, 1)
 
 
 async def explain(queue: AtomicRedisQueue, exc: BaseException) -> str:

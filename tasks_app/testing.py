@@ -31,6 +31,7 @@ from typing import Any, overload
 from saq.job import Job, Status
 
 from . import conf
+from .engine import pausing
 from .enqueueing import diversion
 from .enqueueing.building import BuiltJob
 from .enqueueing.connections import refuse_in_event_loop
@@ -303,7 +304,7 @@ async def _refuse_paused(options: list) -> None:
 
     queues = [make_queue(option.queue) for option in options]
     try:
-        states = await asyncio.gather(*(queue.paused() for queue in queues))
+        states = await asyncio.gather(*(pausing.paused(queue) for queue in queues))
     finally:
         await asyncio.gather(*(queue.disconnect() for queue in queues), return_exceptions=True)
     for queue, paused in zip(queues, states, strict=True):

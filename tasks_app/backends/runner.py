@@ -24,7 +24,7 @@ from django.utils.json import normalize_json
 from django.utils.module_loading import import_string
 from saq.job import Job, Status
 
-from ..engine.queue import job_time
+from ..engine.clock import job_time
 from ..exceptions import JobInterrupted, TaskInterrupted
 from ..process.task_wrapper import call
 from ..registry import task

@@ -31,7 +31,7 @@ from saq.job import Job
 from .. import conf
 from ..argument_types import argument_types
 from ..checks import unknown_keys
-from ..engine.queue import job_time
+from ..engine.clock import job_time
 from ..enqueueing import outbox
 from ..enqueueing.api import submit
 from ..enqueueing.building import BuiltJob, build_job

@@ -23,7 +23,8 @@ from saq.job import Job, Status
 
 from .. import conf
 from ..engine import memory_policy
-from ..engine.queue import AtomicRedisQueue, job_time
+from ..engine.clock import job_time
+from ..engine.queue import AtomicRedisQueue
 from ..enqueueing.connections import background
 from ..operations import REDIS_ERRORS, Paused, adepth, alive_workers, connection, display_status, unreachable
 from ..redaction import redact_url

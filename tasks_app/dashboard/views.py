@@ -25,7 +25,7 @@ from saq.job import Job, Status
 
 from .. import conf
 from .. import operations as ops
-from ..engine.queue import job_time
+from ..engine.clock import job_time
 from ..exceptions import ActionRefused
 from . import activity, cron, data
 from .forms import BulkForm, EnqueueForm, JobFilterForm

@@ -1,6 +1,7 @@
 """A worker's side of an attempt, on an ``AtomicRedisQueue``: the transitions SAQ's Queue has no verb
 for (take-and-activate, the heartbeat, finish-and-take, a clean stop's re-queue), each one Lua
-compare-and-set (``engine/lua.py``). Private to ``engine/``: the queue's public surface is SAQ's.
+compare-and-set (``engine/lua/attempts.py``), its times stamped on Redis's clock. Private to
+``engine/``: the queue's public surface is SAQ's.
 
 ========================  ==========================================  ====================
 function                  transition                                  SAQ's nearest verb
@@ -21,9 +22,9 @@ import dataclasses
 from collections.abc import Iterable
 
 from saq.job import Job, Status
-from saq.utils import now
 
 from ..exceptions import JobStateConflict
+from .clock import redis_now_ms
 from .queue import HEAD, AtomicRedisQueue, _text
 
 
@@ -32,13 +33,13 @@ async def take(queue: AtomicRedisQueue, worker_id: str, wait: float = 0.0) -> Jo
 
     Waits up to ``wait`` seconds for one when nothing is queued.
     """
-    reply = await queue._script("take", [queue.queued_key, queue.active_key, queue.paused_key], [worker_id, now()])
+    reply = await queue._script("take", [queue.queued_key, queue.active_key, queue.paused_key], [worker_id])
     if not reply and wait > 0:
         job_id = await queue.redis.blmove(queue.queued_key, queue.active_key, wait, "LEFT", "RIGHT")
         if job_id is None:
             return None
         reply = await queue._script(
-            "activate", [queue.active_key, job_id, queue.queued_key, queue.paused_key], [worker_id, now()]
+            "activate", [queue.active_key, job_id, queue.queued_key, queue.paused_key], [worker_id]
         )
     if reply == b"paused":
         await asyncio.sleep(wait)  # paused: take nothing, and do not spin
@@ -55,8 +56,8 @@ async def _taken(queue: AtomicRedisQueue, reply: list | None, worker_id: str) ->
         # Written by something other than this class (no header): activate it by record CAS.
         job.status, job.worker_id = Status.ACTIVE, worker_id
         job.attempts += 1
-        job.started = job.touched = now()
-        if not await queue._replace(raw, job):
+        job.started = job.touched = await redis_now_ms(queue.redis)
+        if await queue._replace(raw, job) is None:
             return None
     return job
 
@@ -70,7 +71,7 @@ async def touch(queue: AtomicRedisQueue, worker_id: str, attempts: Iterable[tupl
     attempts = list(attempts)
     if not attempts:
         return []
-    args: list = [worker_id, now()]
+    args: list = [worker_id]
     for job, due in attempts:
         args += [job.attempts, 1 if due else 0]
     reply = await queue._script("touch", [job.id for job, _ in attempts], args)
@@ -93,7 +94,7 @@ async def end_attempt(
     or it was aborted and ended elsewhere); nothing is written then (a job taken with it is
     returned on the exception, as ``taken``).
     """
-    job.status, job.result, job.error, job.completed = status, result, error, now()
+    job.status, job.result, job.error = status, result, error  # ``completed``: stamped by the write
     if status == Status.COMPLETE:
         job.progress = 1.0
     taken = None
@@ -109,6 +110,7 @@ async def end_attempt(
         conflict = JobStateConflict(job.key, Status(status).value, stored)
         conflict.taken = taken
         raise conflict
+    job.completed = int(reply[1])
     queue._count(status)
     return taken
 

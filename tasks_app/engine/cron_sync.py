@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 
 from saq.job import TERMINAL_STATUSES, Job, Status
 
+from . import records
 from .cron import next_run
 
 if TYPE_CHECKING:
@@ -121,7 +122,8 @@ def _next_time(entry: CronSchedule, tz: tzinfo, moment: datetime, last_run: int 
 
 
 async def sync_cron(queue: AtomicRedisQueue, entries: Sequence[CronSchedule], tz: tzinfo, moment: datetime) -> None:
-    """One schedule tick's cron work for ``queue`` (see the module docstring); ``moment`` is now, aware."""
+    """One schedule tick's cron work for ``queue`` (see the module docstring); ``moment`` is now (aware,
+    on Redis's clock)."""
     wanted = {entry.key: entry for entry in entries}
     await _adopt_unlisted(queue)
     await _end_removed(queue, set(wanted))
@@ -139,7 +141,7 @@ async def sync_cron(queue: AtomicRedisQueue, entries: Sequence[CronSchedule], tz
         elif stored is None or stored.status in TERMINAL_STATUSES:
             last = _last_run(stored)
             job = _mark(entry.build(_next_time(entry, tz, moment, last, changed=False)), entry, last)
-            await queue.submit(job)
+            await records.submit(queue, job)
         # ACTIVE: it runs now; its next run is written once it has ended.
 
 
@@ -157,7 +159,7 @@ async def _replace(queue: AtomicRedisQueue, key: str, entry: CronSchedule, tz: t
         new.queue, new.status, new.queued = queue, Status.QUEUED, current.queued
         return new
 
-    replaced, done = await queue.compare_and_set(key, change)
+    replaced, done = await records.compare_and_set(queue, key, change)
     if done and replaced is not None:
         logger.info(
             "Cron entry %s rescheduled to %s (%s), replacing the run stored %s",
@@ -179,7 +181,7 @@ async def _end_removed(queue: AtomicRedisQueue, wanted: set[str]) -> None:
             current.error = 'Its cron entry is no longer in SAQ["CRON_JOBS"].'
             return current
 
-        _, done = await queue.compare_and_set(key, end)
+        _, done = await records.compare_and_set(queue, key, end)
         if done:
             logger.info("Cron run %s removed: its entry is no longer in the settings", key)
         await queue.redis.srem(cron_set_key(queue), key)

@@ -28,7 +28,7 @@ from saq.job import Job
 from saq.worker import ensure_coroutine_function
 
 from ..exceptions import JobNotStorable
-from .queue import drop_unstorable
+from .storage import drop_unstorable
 
 # How long a cancelled task is given to stop before a warning says it does not (it is still awaited).
 CANCEL_DEADLINE_S = 1.0
@@ -91,11 +91,11 @@ def log_attempt(
 
 @dataclass(eq=False)
 class Attempt:
-    """One attempt of one job. ``touched``: when its heartbeat was last written (epoch ms);
+    """One attempt of one job. ``touched``: when its heartbeat was last written (``time.monotonic()``);
     ``ending``: "aborted" or "lost" once the heartbeat says so."""
 
     job: Job
-    touched: int = 0
+    touched: float = 0.0
     process: asyncio.Task | None = None
     task: asyncio.Task | None = None
     ending: str | None = None

@@ -57,7 +57,7 @@ class Durability:
     async def script(self, queue: Any, name: str, keys: list, args: list) -> Any:
         """Run the queue's script ``name`` and ``WAIT`` on one connection; the script's reply, once confirmed.
         A script's own error is raised as it is (nothing was written, nothing to confirm)."""
-        script = queue.scripts[name]
+        script = queue._scripts[name]
         for _ in range(2):
             async with queue.redis.pipeline(transaction=False) as pipe:
                 pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)

@@ -1,7 +1,7 @@
 """The sweep of an ``AtomicRedisQueue`` (``AtomicRedisQueue.sweep``, SAQ's verb, runs ``sweep`` here), and
 the reads that judge a queue's index: ``due_within`` (for a --burst worker) and ``check_consistency``.
 
-Every change the sweep makes is a compare-and-set against the record it read (``engine/lua.py``), so
+Every change the sweep makes is a compare-and-set against the record it read (``engine/lua/``), so
 a worker that is alive after all cannot lose its attempt to it. Each ``queue`` is an
 ``engine.queue.AtomicRedisQueue`` (annotated by its SAQ base: that module imports this one).
 """
@@ -13,7 +13,6 @@ import logging
 
 from saq.job import TERMINAL_STATUSES, Job, Status
 from saq.queue.redis import RedisQueue
-from saq.utils import now, now_seconds
 
 logger = logging.getLogger("tasks_app.engine")
 
@@ -55,12 +54,12 @@ async def sweep(queue: RedisQueue, lock: int = 60) -> list[str]:
     heartbeat (or far past its timeout) is re-queued while it has attempts left, else ends
     ABORTED; one that was being aborted ends ABORTED.
     """
-    gone, found = await queue._script(
+    gone, found, current_ms = await queue._script(
         "sweep_scan", [queue.sweep_key, queue.active_key, queue.queued_key, queue.incomplete_key], [int(lock)]
     )
     swept: list[str] = [_lost(queue, job_id) for job_id in gone]
     suspects: list[tuple[bytes, bytes]] = []
-    current_ms = now()
+    current_ms = int(current_ms)  # Redis's clock, as every heartbeat it judges
     for job_id, raw in found:
         if not raw:
             if await queue._script("drop_entry", [queue.active_key, queue.incomplete_key, job_id], [""]):
@@ -93,21 +92,21 @@ async def sweep(queue: RedisQueue, lock: int = 60) -> list[str]:
 
 
 async def _sweep_job(queue: RedisQueue, raw: bytes, job: Job, reason: str) -> bool:
-    new = queue.deserialize(raw)
+    new, delay = queue.deserialize(raw), ""  # ``completed``/``touched`` are stamped by the write
     if job.status == Status.ABORTING:
-        new.status, new.completed = Status.ABORTED, now()
+        new.status = Status.ABORTED
         new.error = f"{job.error or 'aborted'} (ended by the sweep: {reason})"
         outcome = "ended ABORTED (it was being aborted)"
     elif job.retryable:
         queue._reset_for_retry(new, f"swept: {reason}")
-        delay = new.next_retry_delay()
-        new.scheduled = int(now_seconds() + delay) if delay else 0
+        delay = new.next_retry_delay() or ""
+        new.scheduled = 0
         outcome = f"re-queued for attempt {job.attempts + 1} of {job.retries}"
     else:
-        new.status, new.completed = Status.ABORTED, now()
+        new.status = Status.ABORTED
         new.error = f"swept: {reason}; no attempts left"
         outcome = "ended ABORTED (no attempts left)"
-    if not await queue._replace(raw, new):
+    if await queue._replace(raw, new, delay) is None:
         return False  # it moved on since the scan: its worker is alive after all
     queue.retried += new.status == Status.QUEUED
     queue.aborted += new.status == Status.ABORTED
@@ -126,8 +125,8 @@ async def _sweep_job(queue: RedisQueue, raw: bytes, job: Job, reason: str) -> bo
 async def due_within(queue: RedisQueue, seconds: float) -> bool:
     """Whether any job is queued, running, or scheduled to be due within ``seconds``, for this
     queue's workers to take: never while the queue is paused, and not for an index entry whose
-    job record is gone (see ``sweep``)."""
-    return bool(await queue._script("due", [queue.paused_key, queue.incomplete_key], [now_seconds() + seconds]))
+    job record is gone (see ``sweep``). On Redis's clock."""
+    return bool(await queue._script("due", [queue.paused_key, queue.incomplete_key], [seconds]))
 
 
 def _lost(queue: RedisQueue, job_id: bytes | str) -> str:

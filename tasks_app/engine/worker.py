@@ -23,90 +23,27 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 import saq
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 from saq.job import Job, Status
-from saq.utils import now
 
-from ..backoff import backoff
 from ..exceptions import JobStateConflict
-from . import attempts, sweeping
+from . import attempts, pausing, sweeping
+from .clock import redis_now_ms
 from .cron_sync import CronSchedule, sync_cron
 from .execution import Attempt, Execution, as_coroutine
+from .outages import REDIS_ERRORS, Outages, Upkeep, service_of
 from .queue import AtomicRedisQueue
 from .sweeping import HELD
 
 logger = logging.getLogger("tasks_app.worker")
 
-REDIS_ERRORS = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
 # How far ahead a --burst worker looks for scheduled jobs (retries with backoff) before exiting.
 BURST_LOOKAHEAD_S = 5.0
 # The task name an evicted job is counted under (its record, and so its task, is gone).
 EVICTED = "(evicted)"
-
-
-@dataclass(frozen=True)
-class Upkeep:
-    """A periodic chore of the worker's own (e.g. draining an outbox), run every ``interval`` seconds.
-
-    ``uses``: the services a successful run has certainly reached, so an outage of them is over.
-    """
-
-    name: str
-    run: Callable[[], Awaitable[Any]]
-    interval: float | Callable[[], float]
-    uses: tuple[str, ...] = ()
-
-    def seconds(self) -> float:
-        return self.interval() if callable(self.interval) else self.interval
-
-
-@dataclass
-class Outages:
-    """Log a lost service once when it goes, and once when it comes back."""
-
-    since: dict[str, float] = field(default_factory=dict)
-    failures: dict[str, int] = field(default_factory=dict)
-
-    def failed(self, service: str, exc: BaseException) -> float:
-        """Record a failure; returns how long to wait before trying again (0.25 s, doubling, to 5 s)."""
-        if service not in self.since:
-            self.since[service] = time.monotonic()
-            logger.error(
-                "Lost %s (%s); retrying until it is back.",
-                service,
-                exc or type(exc).__name__,
-                extra={"service": service, "event": "outage"},
-            )
-        self.failures[service] = self.failures.get(service, 0) + 1
-        return backoff(self.failures[service], 0.25, 5.0)
-
-    def succeeded(self, service: str) -> None:
-        started = self.since.pop(service, None)
-        self.failures.pop(service, None)
-        if started is not None:
-            logger.warning(
-                "%s is back after %.1fs.",
-                service[:1].upper() + service[1:],
-                time.monotonic() - started,
-                extra={"service": service, "event": "recovered"},
-            )
-
-
-def service_of(exc: BaseException) -> str | None:
-    """Which outside service an exception says is unreachable: "Redis", "the database", or None."""
-    from django.db import InterfaceError, OperationalError
-
-    if isinstance(exc, (OperationalError, InterfaceError)):
-        return "the database"
-    if isinstance(exc, REDIS_ERRORS):
-        return "Redis"
-    return None
 
 
 class Worker(saq.Worker):
@@ -188,7 +125,7 @@ class Worker(saq.Worker):
         return True
 
     async def _process_one(self, job: Job) -> None:
-        attempt = Attempt(job=job, touched=job.touched, process=asyncio.current_task())
+        attempt = Attempt(job=job, touched=time.monotonic(), process=asyncio.current_task())  # taking touched it
         self.attempts.add(attempt)
         try:
             await self.execution.run(attempt, {**self.context, "job": job})
@@ -227,7 +164,7 @@ class Worker(saq.Worker):
                 # is gone and re-queues a dead worker's jobs, which are then taken.
                 swept = True
                 await self._sweep(lock=0)
-        if not self.paused_said and await self.queue.paused():
+        if not self.paused_said and await pausing.paused(self.queue):
             self.paused_said = True
             logger.warning(
                 "Queue %s is paused: this --burst worker ends without its waiting jobs (resumequeue %s).",
@@ -324,8 +261,9 @@ class Worker(saq.Worker):
         running = [a for a in self.attempts if a.ending is None or (a.task is not None and not a.task.done())]
         if not running:
             return
-        current = now()
-        due = [bool(a.job.heartbeat) and current - a.touched >= a.job.heartbeat * 1000 / 4 for a in running]
+        # Elapsed on this host's monotonic clock: whether a touch is due is this worker's own business.
+        current = time.monotonic()
+        due = [bool(a.job.heartbeat) and current - a.touched >= a.job.heartbeat / 4 for a in running]
         states = await attempts.touch(self.queue, self.id, zip((a.job for a in running), due, strict=True))
         for attempt, is_due, state in zip(running, due, states, strict=True):
             if is_due:
@@ -360,7 +298,9 @@ class Worker(saq.Worker):
         """Bring the stored cron runs in line with the entries (``engine/cron_sync.py``), then queue due jobs.
         ``lock``: see ``AtomicRedisQueue.schedule``."""
         if not self.burst:
-            await sync_cron(self.queue, self.cron_schedules, self.cron_tz, datetime.now(UTC))
+            # Cron's "now" is Redis's, as is the clock that decides when its runs are due.
+            now = datetime.fromtimestamp(await redis_now_ms(self.queue.redis) / 1000, UTC)
+            await sync_cron(self.queue, self.cron_schedules, self.cron_tz, now)
         scheduled = await self.queue.schedule(lock)
         if scheduled:
             logger.debug("Scheduled %s", scheduled)
@@ -429,7 +369,7 @@ class Worker(saq.Worker):
                 await attempts.requeue_attempt(self.queue, job, "re-queued: its worker was stopping")
         await super().stop()
         with contextlib.suppress(Exception):  # Redis may be gone: then the info simply expires
-            await self.queue.forget_worker(self.id)
+            await pausing.forget_worker(self.queue, self.id)
 
     def force_stop(self) -> None:
         """Cut the grace period short: running attempts are cancelled and re-queued now."""

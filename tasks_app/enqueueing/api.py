@@ -16,6 +16,7 @@ from typing import Any
 
 from saq.job import Job
 
+from ..engine import records
 from ..exceptions import TaskArgumentError
 from . import diversion, outbox
 from .building import BuiltJob, TaskRef, build_job, split_options
@@ -34,7 +35,7 @@ async def submit(built: BuiltJob) -> Job:
 
 
 async def _to_redis(built: BuiltJob) -> Job:
-    job, _ = await get_queue(built.queue).submit(built.job)
+    job, _ = await records.submit(get_queue(built.queue), built.job)
     return job
 
 
@@ -201,7 +202,7 @@ async def _to_redis_many(built: Sequence[BuiltJob]) -> list[Job]:
         queue = get_queue(name)
         for start in range(0, len(indexes), CHUNK):
             chunk = indexes[start : start + CHUNK]
-            results = await queue.submit_many([built[i].job for i in chunk])
+            results = await records.submit_many(queue, [built[i].job for i in chunk])
             for index, (job, _) in zip(chunk, results, strict=True):
                 jobs[index] = job
     return jobs  # type: ignore[return-value]

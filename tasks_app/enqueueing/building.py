@@ -18,6 +18,7 @@ from django.utils import timezone
 from saq.job import Job
 
 from .. import conf
+from ..engine import clock
 from ..exceptions import TaskArgumentError
 from ..registry import registry
 
@@ -78,6 +79,8 @@ def build_job(
     job = Job(
         function=spec.name, kwargs=kwargs or None, key=key or str(uuid.uuid1()), scheduled=scheduled, **job_options
     )
+    if delay:
+        clock.delay(job, delay)  # resolved on Redis's clock when enqueued; ``scheduled`` is this host's estimate
     return BuiltJob(queue=queue_name, job=job)
 
 

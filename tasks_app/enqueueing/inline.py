@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import Executor, Future
 from typing import Any
@@ -38,7 +39,6 @@ from saq.job import Job, Status
 
 from .. import conf
 from ..engine.execution import Attempt, Execution, Hook, as_coroutine
-from ..engine.queue import now_ms
 from ..exceptions import JobNotStorable, TaskNotFound
 from ..process.task_wrapper import wrap
 from ..registry import registry
@@ -46,6 +46,11 @@ from .building import BuiltJob
 from .connections import refuse_in_event_loop
 
 logger = logging.getLogger("tasks_app.inline")
+
+
+def _now_ms() -> int:
+    # An inline run has no Redis: its times are this process's (epoch ms, SAQ's unit).
+    return int(time.time() * 1000)
 
 
 class ThreadSensitive(Executor):
@@ -107,7 +112,7 @@ class InlineRun:
         """Run one attempt of ``job`` (QUEUED); afterwards it is COMPLETE, FAILED, or QUEUED again for
         its retry. Returns the worker's name for the outcome."""
         job.status, job.attempts, job.worker_id = Status.ACTIVE, job.attempts + 1, None
-        job.started = job.touched = now_ms()
+        job.started = job.touched = _now_ms()
         job.completed = 0
         return await self.execution.run(Attempt(job), {**self.context, "job": job})
 
@@ -146,14 +151,14 @@ class InlineRun:
             raise JobNotStorable(job.key, exc) from None  # as on a worker: Redis could not hold it
         job.result = stored["result"]  # as a worker would read it back from Redis
         if job.status != Status.QUEUED:
-            job.completed = now_ms()
+            job.completed = _now_ms()
         return outcome
 
 
 def queued(built: BuiltJob) -> Job:
     """The job of ``built`` as enqueueing leaves it: QUEUED, with its queue time."""
     job = built.job
-    job.status, job.queued = Status.QUEUED, now_ms()
+    job.status, job.queued = Status.QUEUED, _now_ms()
     job.kwargs = json.loads(json.dumps(job.kwargs)) if job.kwargs else None
     return job
 

@@ -31,6 +31,7 @@ from saq.job import Job
 
 from .. import conf
 from ..backoff import backoff
+from ..engine import records
 from . import diversion
 from .building import BuiltJob
 from .connections import background, get_queue
@@ -265,13 +266,13 @@ async def _submit(ready: Ready) -> dict[int, str]:
                 rejected[entry.pk] = f"queue {name!r} cannot be opened ({type(exc).__name__}: {exc}): fix SAQ['QUEUES']"
             continue
         try:
-            await queue.submit_many([job for _, job in items])
+            await records.submit_many(queue, [job for _, job in items])
         except OUTAGE_ERRORS:
             raise
         except Exception:
             for entry, job in items:
                 try:
-                    await queue.submit_many([job])
+                    await records.submit_many(queue, [job])
                 except OUTAGE_ERRORS:
                     raise
                 except Exception as exc:

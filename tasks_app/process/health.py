@@ -17,7 +17,7 @@ from redis.exceptions import RedisError
 
 from .. import conf, redis_facts
 from ..display import show_time
-from ..engine import memory_policy
+from ..engine import memory_policy, pausing
 from ..enqueueing.connections import make_queue
 from ..exceptions import ServiceUnavailable
 from ..redaction import redact_url
@@ -49,7 +49,7 @@ async def _probe(name: str) -> QueueHealth:
             return QueueHealth(name, workers=None, queued=None, error=connection.error, connection=connection)
         await queue.connect()
         info = await asyncio.wait_for(queue.info(), timeout=5)
-        paused = await asyncio.wait_for(queue.paused(), timeout=5)
+        paused = await asyncio.wait_for(pausing.paused(queue), timeout=5)
         policy = await asyncio.wait_for(memory_policy.read_policy(queue.redis), timeout=5)
         return QueueHealth(
             name,

@@ -1,8 +1,13 @@
+import contextlib
 import socket
 
 import pytest
+from redis.asyncio import from_url
+
+from tasks_app.engine.queue import AtomicRedisQueue
 
 from .backends.fixtures import worker_in_thread  # noqa: F401  (a fixture for any tasks_app test)
+from .engine.redis_clock import ClockedRedis
 from .helpers import WorkerProcess
 
 
@@ -26,3 +31,35 @@ def closed_port():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def redis_clock(tmp_path):
+    """A Redis of the test's own whose clock the test moves (``shift``, ``move_to``): see ``redis_clock.py``."""
+    server = ClockedRedis(tmp_path).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def clocked_queue(redis_clock):
+    """``open_queue`` on ``redis_clock``'s Redis."""
+
+    @contextlib.asynccontextmanager
+    async def opened(name: str = "default"):
+        queue = AtomicRedisQueue(from_url(redis_clock.url), name=name)
+        await queue.connect()
+        try:
+            yield queue
+        finally:
+            await queue.disconnect()
+
+    return opened
+
+
+@pytest.fixture
+def clocked_default(redis_clock, settings):
+    """The default queue on ``redis_clock``'s Redis: for tests that let time pass for jobs (the engine
+    stamps and compares every job time on Redis's clock), with ``redis_clock.travel``."""
+    default = {**settings.SAQ["QUEUES"]["default"], "URL": redis_clock.url}
+    settings.SAQ = {**settings.SAQ, "QUEUES": {**settings.SAQ["QUEUES"], "default": default}}
+    return redis_clock

@@ -11,6 +11,7 @@ from django.test import override_settings
 
 from tasks_app import enqueue
 from tasks_app import operations as ops
+from tasks_app.engine import pausing
 from tasks_app.enqueueing.connections import disconnect_all
 from tasks_app.exceptions import ActionRefused
 from tests import queue_state
@@ -50,7 +51,7 @@ def test_async_code_awaits_the_a_operations_and_a_sync_twin_there_names_its_twin
 
     depth = asyncio.run(go())
     assert depth.paused["by"] == "ada" and ops.Paused.of(depth.paused).by == "ada"
-    assert queue_state._read("default", lambda q: q.paused()) is None
+    assert queue_state._read("default", lambda q: pausing.paused(q)) is None
 
 
 def test_a_job_that_cannot_be_retried_or_aborted_is_refused_saying_why(redis_db):
@@ -84,7 +85,7 @@ def test_pausequeue_and_resumequeue_commands(redis_db, capsys):
     assert capsys.readouterr().out.startswith("Queue 'default' is paused")
     call_command("pausequeue", "--all")
     assert "was paused already, by " in capsys.readouterr().out
-    paused = queue_state._read("default", lambda q: q.paused())
+    paused = queue_state._read("default", lambda q: pausing.paused(q))
     assert "(manage.py pausequeue)" in paused["by"]
     call_command("resumequeue", "default")
     assert capsys.readouterr().out == "Queue 'default' is resumed: its workers take jobs again.\n"

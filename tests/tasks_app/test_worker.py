@@ -11,6 +11,7 @@ import pytest
 from saq.job import Status
 
 from tasks_app import conf, enqueue
+from tasks_app.engine import pausing
 from tasks_app.enqueueing.connections import make_queue
 from tests.queue_state import count
 from tests.sampleapp.models import Note
@@ -279,8 +280,8 @@ def test_a_burst_worker_on_a_paused_queue_exits(redis_db, caplog):
     async def pause():
         queue = make_queue("default")
         try:
-            first, _ = await queue.pause("ops")
-            again, _ = await queue.pause("someone else")
+            first, _ = await pausing.pause(queue, "ops")
+            again, _ = await pausing.pause(queue, "someone else")
             return first, again
         finally:
             await queue.disconnect()

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from tasks_app import operations
 from tasks_app.engine import attempts
-from tasks_app.engine.queue import job_time
+from tasks_app.engine.clock import job_time
 from tasks_app.exceptions import JobInterrupted
 from tasks_app.models import OutboxEntry
 from tests.queue_state import count, due_at, job_keys, listed

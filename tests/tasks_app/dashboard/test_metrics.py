@@ -17,6 +17,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from saq.job import Job
 
 from tasks_app import enqueue
+from tasks_app.engine import pausing
 from tasks_app.engine.queue import AtomicRedisQueue
 from tasks_app.enqueueing.connections import make_queue
 from tasks_app.metrics.recording import OTHER_TASK, AttemptRecorder
@@ -108,7 +109,7 @@ def test_live_workers_and_a_paused_queue(client, worker_in_thread):
 async def _pause(name):
     queue = make_queue(name)
     try:
-        await queue.pause("test")
+        await pausing.pause(queue, "test")
     finally:
         await queue.disconnect()
 

@@ -8,11 +8,21 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-import time_machine
+import redis
 from saq.job import Status
 
 from tasks_app.engine import attempts
 from tasks_app.process.runner import WorkerOptions, build_worker
+
+from .redis_clock import travel
+
+
+@pytest.fixture
+def redis_db(clocked_default):
+    """Cron's "now" and "due" are Redis's clock: these tests use a Redis whose clock they move (``travel``)."""
+    client = redis.Redis.from_url(clocked_default.url)
+    yield client
+    client.close()
 
 
 def cron_key(task: str) -> str:
@@ -51,7 +61,7 @@ def deploys(settings, plan: list[tuple[str, list[dict]]], end: str) -> list[date
                 worker.pool.shutdown(wait=False)
         return runs
 
-    with time_machine.travel(times[0], tick=False) as traveller:
+    with travel(times[0], keep=True) as traveller:
         return asyncio.run(scenario(traveller))
 
 
@@ -142,7 +152,7 @@ def test_a_removed_entry_of_an_older_version_is_found_by_the_first_tick(redis_db
     """A run stored before the cron registry existed (no meta, no registry entry) is found by the scan."""
     from tasks_app.enqueueing.api import enqueue
 
-    with time_machine.travel(datetime(2026, 6, 10, 8, 0, tzinfo=UTC), tick=False):
+    with travel(datetime(2026, 6, 10, 8, 0, tzinfo=UTC), keep=True):
         enqueue("count_notes", key=cron_key("count_notes"), delay=3600)
         settings.SAQ = {**settings.SAQ, "CRON_JOBS": []}
 

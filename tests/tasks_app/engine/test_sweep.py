@@ -3,11 +3,10 @@
 import logging
 import time
 
-import time_machine
 from redis.asyncio import from_url
 from saq.job import Job, Status
 
-from tasks_app.engine import attempts, sweeping
+from tasks_app.engine import attempts, records, sweeping
 from tasks_app.engine.queue import AtomicRedisQueue
 from tasks_app.engine.sweeping import HELD
 from tests.redis_server import RedisServer
@@ -15,10 +14,10 @@ from tests.redis_server import RedisServer
 from .conftest import run
 
 
-def test_a_dead_workers_job_is_requeued_once_its_heartbeat_lapses(open_queue, caplog):
+def test_a_dead_workers_job_is_requeued_once_its_heartbeat_lapses(clocked_queue, redis_clock, caplog):
     async def scenario(traveller):
-        async with open_queue() as queue:
-            await queue.submit(Job("f", key="k", heartbeat=30, timeout=600, retries=3))
+        async with clocked_queue() as queue:
+            await records.submit(queue, Job("f", key="k", heartbeat=30, timeout=600, retries=3))
             await attempts.take(queue, "dead-worker")
             traveller.shift(29)
             early = await queue.sweep(lock=0)
@@ -26,8 +25,8 @@ def test_a_dead_workers_job_is_requeued_once_its_heartbeat_lapses(open_queue, ca
             late = await queue.sweep(lock=0)
             return early, late, await queue.job("k"), await sweeping.check_consistency(queue)
 
-    with time_machine.travel(time.time(), tick=False) as traveller, caplog.at_level(logging.WARNING):
-        early, late, stored, report = run(scenario(traveller))
+    with caplog.at_level(logging.WARNING):
+        early, late, stored, report = run(scenario(redis_clock))
     assert early == [] and late == [stored.id]
     assert (stored.status, stored.attempts) == (Status.QUEUED, 1)
     assert stored.error.startswith("swept: no heartbeat from worker dead-worker for 31.0s (heartbeat 30s)")
@@ -35,43 +34,41 @@ def test_a_dead_workers_job_is_requeued_once_its_heartbeat_lapses(open_queue, ca
     assert report == {"unreferenced": [], "no_ttl": [], "dangling": []}
 
 
-def test_a_job_with_no_attempts_left_ends_aborted(open_queue):
+def test_a_job_with_no_attempts_left_ends_aborted(clocked_queue, redis_clock):
     async def scenario(traveller):
-        async with open_queue() as queue:
-            await queue.submit(Job("f", key="k", heartbeat=5, timeout=600, retries=1))
+        async with clocked_queue() as queue:
+            await records.submit(queue, Job("f", key="k", heartbeat=5, timeout=600, retries=1))
             await attempts.take(queue, "dead-worker")
             traveller.shift(6)
             await queue.sweep(lock=0)
             return await queue.job("k"), await queue.redis.ttl(queue.job_id("k"))
 
-    with time_machine.travel(time.time(), tick=False) as traveller:
-        stored, ttl = run(scenario(traveller))
+    stored, ttl = run(scenario(redis_clock))  # it moves Redis's clock, the one the sweep reads
     assert stored.status == Status.ABORTED and "no attempts left" in stored.error
     assert ttl > 0
 
 
-def test_an_aborting_job_whose_worker_died_ends_aborted_and_frees_its_key(open_queue):
+def test_an_aborting_job_whose_worker_died_ends_aborted_and_frees_its_key(clocked_queue, redis_clock):
     async def scenario(traveller):
-        async with open_queue() as queue:
-            await queue.submit(Job("f", key="k", heartbeat=5, timeout=600, retries=3))
+        async with clocked_queue() as queue:
+            await records.submit(queue, Job("f", key="k", heartbeat=5, timeout=600, retries=3))
             await attempts.take(queue, "dead-worker")
-            await queue.request_abort("k", "Aborted from the dashboard by ops.")
-            _, state = await queue.submit(Job("f", key="k", kwargs={"next": True}))
+            await records.request_abort(queue, "k", "Aborted from the dashboard by ops.")
+            _, state = await records.submit(queue, Job("f", key="k", kwargs={"next": True}))
             traveller.shift(6)
             await queue.sweep(lock=0)
             return state, await attempts.take(queue, "live-worker"), await sweeping.check_consistency(queue)
 
-    with time_machine.travel(time.time(), tick=False) as traveller:
-        state, successor, report = run(scenario(traveller))
+    state, successor, report = run(scenario(redis_clock))  # it moves Redis's clock, the one the sweep reads
     assert state == "deferred"
     assert successor.kwargs == {"next": True}  # the new work runs once the dead job is resolved
     assert report == {"unreferenced": [], "no_ttl": [], "dangling": []}
 
 
-def test_past_its_timeout_a_heartbeating_job_is_left_to_its_worker_for_a_grace_period(open_queue):
+def test_past_its_timeout_a_heartbeating_job_is_left_to_its_worker_for_a_grace_period(clocked_queue, redis_clock):
     async def scenario(traveller):
-        async with open_queue() as queue:
-            await queue.submit(Job("f", key="k", timeout=1, heartbeat=30))
+        async with clocked_queue() as queue:
+            await records.submit(queue, Job("f", key="k", timeout=1, heartbeat=30))
             job = await attempts.take(queue, "live-worker")
             swept = []
             for _ in range(8):  # the worker heartbeats; its own timeout handling is due
@@ -83,17 +80,16 @@ def test_past_its_timeout_a_heartbeating_job_is_left_to_its_worker_for_a_grace_p
             swept += await queue.sweep(lock=0)  # 14 s in: past timeout + grace, so the worker is broken
             return swept, await queue.job("k")
 
-    with time_machine.travel(time.time(), tick=False) as traveller:
-        swept, stored = run(scenario(traveller))
+    swept, stored = run(scenario(redis_clock))  # it moves Redis's clock, the one the sweep reads
     assert len(swept) == 1
     assert "past its 1s timeout" in stored.error
 
 
-def test_past_its_timeout_a_job_held_by_its_heartbeating_worker_is_not_swept(open_queue):
+def test_past_its_timeout_a_job_held_by_its_heartbeating_worker_is_not_swept(clocked_queue, redis_clock):
     # Its task was cancelled and has not returned (a sync task's thread): its worker holds it.
     async def scenario(traveller):
-        async with open_queue() as queue:
-            await queue.submit(Job("f", key="k", timeout=1, heartbeat=30, retries=3))
+        async with clocked_queue() as queue:
+            await records.submit(queue, Job("f", key="k", timeout=1, heartbeat=30, retries=3))
             job = await attempts.take(queue, "live-worker")
             job.meta[HELD] = "cancelled"
             await queue.update(job)
@@ -105,16 +101,15 @@ def test_past_its_timeout_a_job_held_by_its_heartbeating_worker_is_not_swept(ope
             traveller.shift(31)  # its worker died: the heartbeat lapses
             return swept, await queue.sweep(lock=0), await queue.job("k")
 
-    with time_machine.travel(time.time(), tick=False) as traveller:
-        swept, late, stored = run(scenario(traveller))
+    swept, late, stored = run(scenario(redis_clock))  # it moves Redis's clock, the one the sweep reads
     assert swept == [] and late == [stored.id]
     assert stored.status == Status.QUEUED and "no heartbeat" in stored.error
 
 
-def test_a_live_workers_job_is_never_swept(open_queue):
+def test_a_live_workers_job_is_never_swept(clocked_queue, redis_clock):
     async def scenario(traveller):
-        async with open_queue() as queue:
-            await queue.submit(Job("f", key="k", heartbeat=3, timeout=600))
+        async with clocked_queue() as queue:
+            await records.submit(queue, Job("f", key="k", heartbeat=3, timeout=600))
             job = await attempts.take(queue, "live-worker")
             swept = []
             for _ in range(20):
@@ -123,16 +118,15 @@ def test_a_live_workers_job_is_never_swept(open_queue):
                 swept += await queue.sweep(lock=0)
             return swept, await queue.job("k")
 
-    with time_machine.travel(time.time(), tick=False) as traveller:
-        swept, stored = run(scenario(traveller))
+    swept, stored = run(scenario(redis_clock))  # it moves Redis's clock, the one the sweep reads
     assert swept == [] and stored.status == Status.ACTIVE
 
 
-def test_a_malformed_record_does_not_stop_the_sweep_of_the_others(open_queue, caplog):
+def test_a_malformed_record_does_not_stop_the_sweep_of_the_others(clocked_queue, redis_clock, caplog):
     async def scenario(traveller):
-        async with open_queue() as queue:
-            await queue.submit(Job("f", key="odd", heartbeat=30, timeout=600, retries=3))
-            await queue.submit(Job("f", key="k", heartbeat=30, timeout=600, retries=3))
+        async with clocked_queue() as queue:
+            await records.submit(queue, Job("f", key="odd", heartbeat=30, timeout=600, retries=3))
+            await records.submit(queue, Job("f", key="k", heartbeat=30, timeout=600, retries=3))
             odd = await attempts.take(queue, "dead-worker")
             await attempts.take(queue, "dead-worker")
             odd.heartbeat = "30"  # as a client writing SAQ's record by hand could leave it
@@ -141,8 +135,8 @@ def test_a_malformed_record_does_not_stop_the_sweep_of_the_others(open_queue, ca
             swept = await queue.sweep(lock=0)
             return swept, await queue.job("k"), await queue.job("odd")
 
-    with time_machine.travel(time.time(), tick=False) as traveller, caplog.at_level(logging.ERROR):
-        swept, stored, odd = run(scenario(traveller))
+    with caplog.at_level(logging.ERROR):
+        swept, stored, odd = run(scenario(redis_clock))
     assert swept == [stored.id] and stored.status == Status.QUEUED
     assert odd.status == Status.ACTIVE
     assert f"Cannot sweep job {odd.key}: its record has malformed fields" in caplog.text
@@ -151,11 +145,11 @@ def test_a_malformed_record_does_not_stop_the_sweep_of_the_others(open_queue, ca
 def test_index_entries_whose_record_is_gone_are_removed_and_logged_once(open_queue, caplog):
     async def scenario():
         async with open_queue() as queue:
-            await queue.submit(Job("f", key="running"))
+            await records.submit(queue, Job("f", key="running"))
             await attempts.take(queue, "w")
-            await queue.submit(Job("f", key="queued"))
-            await queue.submit(Job("f", key="later", scheduled=2_000_000_000))
-            await queue.submit(Job("f", key="kept"))
+            await records.submit(queue, Job("f", key="queued"))
+            await records.submit(queue, Job("f", key="later", scheduled=2_000_000_000))
+            await records.submit(queue, Job("f", key="kept"))
             await queue.redis.delete(*(queue.job_id(key) for key in ("running", "queued", "later")))
             first = await queue.sweep(lock=0)
             evicted = list(queue.evicted)
@@ -176,11 +170,11 @@ def test_index_entries_whose_record_is_gone_are_removed_and_logged_once(open_que
 def test_only_entries_with_a_record_keep_a_burst_worker_waiting(open_queue):
     async def scenario():
         async with open_queue() as queue:
-            await queue.submit(Job("f", key="gone"))
-            await queue.submit(Job("f", key="soon", scheduled=int(time.time()) + 2))
+            await records.submit(queue, Job("f", key="gone"))
+            await records.submit(queue, Job("f", key="soon", scheduled=int(time.time()) + 2))
             await queue.redis.delete(queue.job_id("gone"), queue.job_id("soon"))
             dangling = await sweeping.due_within(queue, 5)
-            await queue.submit(Job("f", key="real", scheduled=int(time.time()) + 2))
+            await records.submit(queue, Job("f", key="real", scheduled=int(time.time()) + 2))
             return dangling, await sweeping.due_within(queue, 5)
 
     assert run(scenario()) == (False, True)
@@ -198,7 +192,7 @@ def test_jobs_evicted_by_a_redis_under_memory_pressure_are_found_by_the_sweep(tm
             await queue.connect()
             try:
                 for n in range(400):  # 400 jobs of 20 KB each: far more than 2 MB
-                    await queue.submit(Job("f", key=f"k{n}", kwargs={"blob": "x" * 20_000}))
+                    await records.submit(queue, Job("f", key=f"k{n}", kwargs={"blob": "x" * 20_000}))
                 await queue.redis.config_set("maxmemory", "0")  # no more evictions from here: what was lost is lost
                 before = await sweeping.check_consistency(queue)
                 swept = await queue.sweep(lock=0)

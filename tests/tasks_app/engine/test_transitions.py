@@ -8,7 +8,7 @@ import pytest
 from saq.job import Job, Status
 from saq.queue.redis import RedisQueue
 
-from tasks_app.engine import attempts, sweeping
+from tasks_app.engine import attempts, pausing, records, sweeping
 from tasks_app.exceptions import JobStateConflict
 
 from .conftest import run
@@ -17,7 +17,7 @@ from .conftest import run
 def test_take_marks_the_job_active_for_this_worker_in_one_step(open_queue):
     async def scenario():
         async with open_queue() as queue:
-            await queue.submit(Job("f", key="k"))
+            await records.submit(queue, Job("f", key="k"))
             taken = await attempts.take(queue, "w1")
             stored = await queue.job("k")
             return taken, stored, await attempts.take(queue, "w2")
@@ -33,10 +33,10 @@ def test_big_integers_empty_lists_and_quotes_survive_every_rewrite(open_queue):
 
     async def scenario():
         async with open_queue() as queue:
-            await queue.submit(Job("f", kwargs=kwargs, key="k", heartbeat=30))
+            await records.submit(queue, Job("f", kwargs=kwargs, key="k", heartbeat=30))
             taken = await attempts.take(queue, "w1")
             await attempts.touch(queue, "w1", [(taken, True)])
-            await queue.request_abort("k", "stop")
+            await records.request_abort(queue, "k", "stop")
             await attempts.end_abort(queue, taken)
             return await queue.job("k")
 
@@ -47,14 +47,14 @@ def test_big_integers_empty_lists_and_quotes_survive_every_rewrite(open_queue):
 def test_a_terminal_job_is_never_written_again(open_queue):
     async def scenario():
         async with open_queue() as queue:
-            await queue.submit(Job("f", key="k", retries=3))
+            await records.submit(queue, Job("f", key="k", retries=3))
             job = await attempts.take(queue, "w1")
             await attempts.end_attempt(queue, job, Status.COMPLETE, result=42)
             with pytest.raises(JobStateConflict):
                 await attempts.end_attempt(queue, await attempts.take(queue, "w1") or job, Status.FAILED, error="late")
             with pytest.raises(JobStateConflict):
                 await attempts.retry_attempt(queue, job, "late")
-            after_abort, changed = await queue.request_abort("k", "too late")
+            after_abort, changed = await records.request_abort(queue, "k", "too late")
             await queue.update(job, progress=0.5)
             return await queue.job("k"), after_abort, changed, await sweeping.check_consistency(queue)
 
@@ -67,9 +67,9 @@ def test_a_terminal_job_is_never_written_again(open_queue):
 def test_abort_ends_a_queued_or_scheduled_job_at_once(open_queue):
     async def scenario():
         async with open_queue() as queue:
-            await queue.submit(Job("f", key="now"))
-            await queue.submit(Job("f", key="later", scheduled=2_000_000_000))
-            results = [await queue.request_abort(key, "no") for key in ("now", "later")]
+            await records.submit(queue, Job("f", key="now"))
+            await records.submit(queue, Job("f", key="later", scheduled=2_000_000_000))
+            results = [await records.request_abort(queue, key, "no") for key in ("now", "later")]
             return (
                 results,
                 await queue.count("queued"),
@@ -85,7 +85,7 @@ def test_abort_ends_a_queued_or_scheduled_job_at_once(open_queue):
 def test_an_attempt_the_sweep_took_over_cannot_record_its_outcome(open_queue):
     async def scenario():
         async with open_queue() as queue:
-            await queue.submit(Job("f", key="k", heartbeat=1, retries=3))
+            await records.submit(queue, Job("f", key="k", heartbeat=1, retries=3))
             zombie = await attempts.take(queue, "w1")
             raw = await queue.redis.get(zombie.id)
             swept = await sweeping._sweep_job(queue, raw, zombie, "no heartbeat (test)")
@@ -108,11 +108,11 @@ def test_an_attempt_the_sweep_took_over_cannot_record_its_outcome(open_queue):
 def test_enqueue_with_the_key_of_an_aborting_job_runs_the_new_work_once_the_abort_ends(open_queue):
     async def scenario():
         async with open_queue() as queue:
-            await queue.submit(Job("f", kwargs={"n": 1}, key="k"))
+            await records.submit(queue, Job("f", kwargs={"n": 1}, key="k"))
             old = await attempts.take(queue, "w1")
-            await queue.request_abort("k", "replace me")
-            new, state = await queue.submit(Job("f", kwargs={"n": 2}, key="k"))
-            again, again_state = await queue.submit(Job("f", kwargs={"n": 3}, key="k"))
+            await records.request_abort(queue, "k", "replace me")
+            new, state = await records.submit(queue, Job("f", kwargs={"n": 2}, key="k"))
+            again, again_state = await records.submit(queue, Job("f", kwargs={"n": 3}, key="k"))
             before = await attempts.take(queue, "w2")  # nothing runnable while the old one winds down
             await attempts.end_abort(queue, old)
             taken = await attempts.take(queue, "w2")
@@ -143,7 +143,7 @@ def test_racing_transitions_leave_every_job_in_exactly_one_state(open_queue):
         async with open_queue() as queue:
             jobs = []
             for i in range(300):
-                await queue.submit(Job("f", key=f"k{i}", heartbeat=1, retries=2))
+                await records.submit(queue, Job("f", key=f"k{i}", heartbeat=1, retries=2))
                 jobs.append(await attempts.take(queue, "w1"))
             raws = [await queue.redis.get(job.id) for job in jobs]
 
@@ -157,7 +157,7 @@ def test_racing_transitions_leave_every_job_in_exactly_one_state(open_queue):
 
                 results = await asyncio.gather(
                     finish(),
-                    queue.request_abort(job.key, "abort"),
+                    records.request_abort(queue, job.key, "abort"),
                     sweeping._sweep_job(queue, raw, queue.deserialize(raw), "no heartbeat (race)"),
                     attempts.touch(queue, "w1", [(job, True)]),
                 )
@@ -180,15 +180,15 @@ def test_racing_transitions_leave_every_job_in_exactly_one_state(open_queue):
 def test_pause_stops_taking_and_resume_starts_again(open_queue):
     async def scenario():
         async with open_queue() as queue:
-            await queue.submit(Job("f", key="a"))
-            await queue.submit(Job("f", key="b"))
+            await records.submit(queue, Job("f", key="a"))
+            await records.submit(queue, Job("f", key="b"))
             first = await attempts.take(queue, "w1")
-            await queue.pause("ops")
-            paused = await queue.paused()
+            await pausing.pause(queue, "ops")
+            paused = await pausing.paused(queue)
             nothing = await attempts.take(queue, "w1", wait=0.2)  # waits, takes nothing, does not spin
             after_finish = await attempts.end_attempt(queue, first, Status.COMPLETE, take_next=True)
-            await queue.resume()
-            return paused, nothing, after_finish, await attempts.take(queue, "w1"), await queue.paused()
+            await pausing.resume(queue)
+            return paused, nothing, after_finish, await attempts.take(queue, "w1"), await pausing.paused(queue)
 
     paused, nothing, after_finish, resumed, after = run(scenario())
     assert paused["by"] == "ops" and nothing is None and after_finish is None
@@ -199,19 +199,19 @@ def test_bulk_changes_are_compare_and_sets(open_queue):
     async def scenario():
         async with open_queue() as queue:
             for i in range(1200):
-                await queue.submit(Job("f", key=f"k{i}", retries=1))
+                await records.submit(queue, Job("f", key=f"k{i}", retries=1))
                 job = await attempts.take(queue, "w")
                 await attempts.end_attempt(queue, job, Status.FAILED, error="boom")
-            found = [record async for record in queue.records(lambda job: job.status == Status.FAILED)]
+            found = [record async for record in records.records(queue, lambda job: job.status == Status.FAILED)]
             # One of them is retried by someone else first: the bulk retry must leave it alone.
-            await queue.compare_and_set("k0", lambda job: setattr(job, "status", Status.QUEUED) or job)
+            await records.compare_and_set(queue, "k0", lambda job: setattr(job, "status", Status.QUEUED) or job)
 
             def retry(job):
                 job.status, job.retries = Status.QUEUED, job.attempts + 1
                 return job
 
-            retried = await queue.change_many(found, retry)
-            finished = [record async for record in queue.records(lambda job: job.status == Status.QUEUED)]
+            retried = await records.change_many(queue, found, retry)
+            finished = [record async for record in records.records(queue, lambda job: job.status == Status.QUEUED)]
             return (
                 len(found),
                 retried,
@@ -228,7 +228,7 @@ def test_bulk_changes_are_compare_and_sets(open_queue):
 def test_a_swept_attempt_cannot_write_over_its_requeued_job_before_the_rerun(open_queue):
     async def scenario():
         async with open_queue() as queue:
-            await queue.submit(Job("f", key="k", heartbeat=1, retries=4, retry_delay=60))
+            await records.submit(queue, Job("f", key="k", heartbeat=1, retries=4, retry_delay=60))
             zombie = await attempts.take(queue, "w1")
             raw = await queue.redis.get(zombie.id)
             await sweeping._sweep_job(queue, raw, zombie, "no heartbeat (test)")
@@ -244,7 +244,7 @@ def test_a_swept_attempt_cannot_write_over_its_requeued_job_before_the_rerun(ope
 def test_a_job_s_own_retry_is_not_the_worker_s_after_it_is_queued_again(open_queue):
     async def scenario():
         async with open_queue() as queue:
-            await queue.submit(Job("f", key="k", retries=3, retry_delay=60))
+            await records.submit(queue, Job("f", key="k", retries=3, retry_delay=60))
             attempt = await attempts.take(queue, "w1")
             late = dataclasses.replace(attempt)
             assert await attempts.retry_attempt(queue, attempt, "boom") == Status.QUEUED
@@ -259,7 +259,7 @@ def test_a_job_s_own_retry_is_not_the_worker_s_after_it_is_queued_again(open_que
 def test_a_record_with_a_fractional_ttl_still_ends_whole(open_queue):
     async def scenario():
         async with open_queue() as queue:
-            await queue.submit(Job("f", key="k", ttl=60))
+            await records.submit(queue, Job("f", key="k", ttl=60))
             attempt = await attempts.take(queue, "w1")
             attempt.ttl = 1.5  # as a record not written through tasks_app may hold
             await attempts.end_attempt(queue, attempt, Status.COMPLETE, result=1)
@@ -278,12 +278,12 @@ def test_depth_reads_counts_pause_and_live_workers_at_once(open_queue):
     async def scenario():
         async with open_queue() as queue:
             for key in ("a", "b", "c"):
-                await queue.submit(Job("f", key=key))
-            await queue.submit(Job("f", key="later", scheduled=int(time.time()) + 3600))
+                await records.submit(queue, Job("f", key=key))
+            await records.submit(queue, Job("f", key="later", scheduled=int(time.time()) + 3600))
             await attempts.take(queue, "w1")
-            before = await queue.depth()
-            await queue.pause("ops")
-            return before, await queue.depth()
+            before = await pausing.depth(queue)
+            await pausing.pause(queue, "ops")
+            return before, await pausing.depth(queue)
 
     before, after = run(scenario())
     assert (before.queued, before.active, before.scheduled, before.paused) == (2, 1, 1, None)

@@ -1,0 +1,187 @@
+"""The scripts of an attempt's life, written by the worker that holds it (owner compare-and-sets, and
+the header rewrites of take and touch). Every time they stamp is Redis's (``clock()``)."""
+
+from .codec import PRELUDE
+
+_TAKING = r"""
+-- QUEUED -> ACTIVE for the attempt this worker just moved to the active list.
+local function activate(id, active, worker, now)
+    local cur = redis.call('GET', id)
+    if not cur then
+        redis.call('LREM', active, 1, id)
+        return false
+    end
+    local st = read(cur)
+    if st.status ~= 'queued' then
+        -- Not runnable (aborted or finished while listed): drop the stale entry.
+        redis.call('LREM', active, 1, id)
+        return false
+    end
+    if not st.pos then
+        return {id, cur, 0}
+    end
+    st.status = 'active'
+    st.attempts = st.attempts + 1
+    st.started = now
+    st.touched = now
+    st.completed = '0'
+    st.worker = worker
+    local new = rewrite(cur, st)
+    redis.call('SET', id, new)
+    redis.call('PUBLISH', id, 'active')
+    return {id, new, 1}
+end
+
+-- The next runnable job, moved to the active list and marked ACTIVE for ``worker``; false when
+-- nothing is queued; 'paused' while the queue is paused (its workers take nothing new).
+local function take_next(queued, active, paused, worker, now)
+    if redis.call('EXISTS', paused) == 1 then return 'paused' end
+    for _ = 1, 20 do
+        local id = redis.call('LMOVE', queued, active, 'LEFT', 'RIGHT')
+        if not id then return false end
+        local taken = activate(id, active, worker, now)
+        if taken then return taken end
+    end
+    return false
+end
+"""
+
+# KEYS: queued, active, paused. ARGV: worker id. Takes the next runnable job and marks it ACTIVE for
+# this worker, in one step. Returns {id, payload, activated (1/0)}, false or 'paused'.
+TAKE = (
+    PRELUDE
+    + _TAKING
+    + r"""
+return take_next(KEYS[1], KEYS[2], KEYS[3], ARGV[1], (clock()))
+"""
+)
+
+# KEYS: active, job id (just moved there by BLMOVE), queued, paused. ARGV: worker id.
+# A job moved while the queue is paused goes back to the head of the queue ('paused').
+ACTIVATE = (
+    PRELUDE
+    + _TAKING
+    + r"""
+if not redis.call('LPOS', KEYS[1], KEYS[2]) then return false end
+if redis.call('EXISTS', KEYS[4]) == 1 then
+    redis.call('LREM', KEYS[1], 1, KEYS[2])
+    redis.call('LPUSH', KEYS[3], KEYS[2])
+    return 'paused'
+end
+return activate(KEYS[2], KEYS[1], ARGV[1], (clock()))
+"""
+)
+
+# Owner CAS: the attempt's outcome, written by whoever holds it, ``completed`` stamped now.
+# KEYS: job id, active, incomplete, queued, successor.
+# ARGV: payload, status, ttl, allowed statuses (comma list), worker, attempts.
+# An ABORTING job that fails or completes is recorded as it ended (the abort came too late).
+# Returns {"ok", completed (ms)} or {"refused", stored payload} / {"missing"}.
+_FINISH = r"""
+local function finish(now)
+    local cur, st, refused = load_owned(KEYS[1], ARGV[5], ARGV[6])
+    if refused then return refused end
+    if not allowed(st.status, ARGV[4]) then return {'refused', cur} end
+    end_record(KEYS[1], stamp(ARGV[1], {completed = now}), ARGV[2], tonumber(ARGV[3]), KEYS[2], KEYS[3], KEYS[4],
+               KEYS[5], st.status == 'queued')
+    return {'ok', now}
+end
+"""
+FINISH = PRELUDE + _FINISH + "return finish((clock()))\n"
+
+# FINISH, then TAKE for the same worker slot: one round trip per job on the hot path.
+# KEYS: FINISH's, then paused. ARGV: FINISH's. Returns {finish reply, what TAKE returns}.
+FINISH_AND_TAKE = (
+    PRELUDE
+    + _TAKING
+    + _FINISH
+    + "local now = clock()\nreturn {finish(now), take_next(KEYS[4], KEYS[2], KEYS[6], ARGV[5], now)}\n"
+)
+
+# Owner CAS: put the attempt back on the queue (a retry, or a clean stop's re-queue), ``touched``
+# stamped now. KEYS: job id, active, incomplete, queued, successor.
+# ARGV: payload, delay (s, for push "none": due that long from now), push ("tail", "head", "none"),
+# allowed statuses, worker, attempts, ttl.
+# If the job is being aborted, the abort wins: it ends ABORTED instead.
+# Returns {"queued"}, {"aborted", payload}, {"refused", payload} or {"missing"}.
+REQUEUE = (
+    PRELUDE
+    + r"""
+local cur, st, refused = load_owned(KEYS[1], ARGV[5], ARGV[6])
+if refused then return refused end
+local now_ms, now = clock()
+if st.status == 'aborting' and st.pos then
+    return {'aborted', end_stored(KEYS[1], cur, st, 'aborted', now_ms, tonumber(ARGV[7]),
+                                  KEYS[2], KEYS[3], KEYS[5], KEYS[4])}
+end
+if not allowed(st.status, ARGV[4]) then return {'refused', cur} end
+local payload, score = stamp(ARGV[1], {touched = now_ms}), 0
+if ARGV[3] == 'none' then score, payload = delayed(payload, tonumber(ARGV[2]), now) end
+requeue_record(KEYS[1], payload, score, ARGV[3], KEYS[2], KEYS[3], KEYS[4])
+return {'queued'}
+"""
+)
+
+# Owner CAS for SAQ's ``Queue.update``: write the caller's data (``touched`` stamped now), keeping the
+# stored status unless a new non-terminal one is given. Never writes a terminal job, never moves a job
+# out of ABORTING. A QUEUED job may be marked ACTIVE by the next attempt (SAQ's own Worker does that
+# after dequeue). KEYS: job id. ARGV: payload, new status ("" to keep), worker, attempts.
+# Returns {"ok", status} or {"refused", payload} / {"missing"}.
+UPDATE = (
+    PRELUDE
+    + r"""
+local cur, st = load(KEYS[1])
+if not cur then return {'missing'} end
+if TERMINAL[st.status] then return {'refused', cur} end
+local attempts = tonumber(ARGV[4])
+local ok = owned(st, ARGV[3], attempts)
+if not ok and ARGV[2] == 'active' and st.status == 'queued' and st.attempts + 1 == attempts then ok = true end
+if not ok then return {'refused', cur} end
+local status = st.status
+if ARGV[2] ~= '' and status ~= 'aborting' then status = ARGV[2] end
+redis.call('SET', KEYS[1], stamp(ARGV[1], {status = status, touched = (clock())}))
+redis.call('PUBLISH', KEYS[1], status)
+return {'ok', status}
+"""
+)
+
+# Heartbeat and abort check for all of one worker's running jobs, in one round trip.
+# KEYS: job ids. ARGV: worker id, then per job: attempts, touch (1/0).
+# Returns per job its status if this worker still holds it (active, aborting), else "lost".
+TOUCH = (
+    PRELUDE
+    + r"""
+local now = clock()
+local out = {}
+for i, id in ipairs(KEYS) do
+    local state = 'lost'
+    local cur = redis.call('GET', id)
+    if cur then
+        local st = read(cur)
+        if (st.status == 'active' or st.status == 'aborting') and owned(st, ARGV[1], tonumber(ARGV[2 * i])) then
+            state = st.status
+            if ARGV[1 + 2 * i] == '1' and st.pos then
+                st.touched = now
+                redis.call('SET', id, rewrite(cur, st))
+            end
+        end
+    end
+    out[i] = state
+end
+return out
+"""
+)
+
+# The worker ends an attempt that was being aborted: ABORTING -> ABORTED, keeping the reason.
+# KEYS: job id, active, incomplete, queued, successor. ARGV: worker, attempts, ttl.
+# Returns {"aborted", payload} or {"refused", payload} / {"missing"}.
+END_ABORT = (
+    PRELUDE
+    + r"""
+local cur, st, refused = load_owned(KEYS[1], ARGV[1], ARGV[2])
+if refused then return refused end
+if st.status ~= 'aborting' or not st.pos then return {'refused', cur} end
+return {'aborted', end_stored(KEYS[1], cur, st, 'aborted', (clock()), tonumber(ARGV[3]),
+                              KEYS[2], KEYS[3], KEYS[5], KEYS[4])}
+"""
+)

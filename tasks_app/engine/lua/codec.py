@@ -1,0 +1,201 @@
+"""The Lua every script starts with: Redis's clock, the job header's reader and writer, and the writes
+that move a job between the queue's lists.
+
+A job is stored as JSON whose first fields are always, in this order, ``status``, ``attempts``,
+``started``, ``touched``, ``completed``, ``worker_id``, ``queued`` and ``scheduled`` (see
+``AtomicRedisQueue.serialize``). That fixed header lets a script read and rewrite a job's state and
+times without decoding, and so without re-encoding, the caller's data after it (Lua numbers are
+doubles and Lua tables cannot tell ``[]`` from ``{}``: a decode and re-encode would corrupt big
+integers and empty lists in kwargs and results). A record written before ``queued`` and
+``scheduled`` joined the header is still read: those two are then part of its data.
+"""
+
+PRELUDE = r"""
+local TERMINAL = {complete = true, failed = true, aborted = true}
+local HEADER = '^{"status": "(%l+)", "attempts": (%d+), "started": (%d+), "touched": (%d+), "completed": (%d+), '
+local WORKER_NULL = '^"worker_id": null, ()'
+local WORKER_STR = '^"worker_id": "([%w%._:%-]*)", ()'
+local TIMES = '^"queued": (%d+), "scheduled": (%d+), ()'
+
+-- Now on Redis's clock, the one clock every process shares: epoch milliseconds (as the text a
+-- header holds) and epoch seconds (a number, with microseconds). Scripts replicate their effects,
+-- so reading TIME before writing is safe on a replica too.
+local function clock()
+    local t = redis.call('TIME')
+    local s, us = tonumber(t[1]), tonumber(t[2])
+    return string.format('%d', s * 1000 + math.floor(us / 1000)), s + us / 1000000
+end
+
+-- The job's state: status, attempts, started, touched, completed, worker ('' for none), queued and
+-- scheduled (nil in an older record) and pos, where the caller's data starts (nil for a job
+-- written without the header).
+local function read(payload)
+    local s, e, status, attempts, started, touched, completed = string.find(payload, HEADER)
+    if s then
+        local rest = string.sub(payload, e + 1, e + 200)
+        local pos = string.match(rest, WORKER_NULL)
+        local worker = ''
+        if not pos then
+            worker, pos = string.match(rest, WORKER_STR)
+        end
+        if pos then
+            local st = {status = status, attempts = tonumber(attempts), started = started, touched = touched,
+                        completed = completed, worker = worker, pos = e + pos}
+            local queued, scheduled, after = string.match(payload, TIMES, st.pos)
+            if queued then st.queued, st.scheduled, st.pos = queued, scheduled, after end
+            return st
+        end
+    end
+    local ok, job = pcall(cjson.decode, payload)
+    if not ok or type(job) ~= 'table' then
+        return {status = 'unknown', attempts = 0, started = '0', touched = '0', completed = '0', worker = ''}
+    end
+    return {status = job.status or 'new', attempts = tonumber(job.attempts) or 0,
+            started = tostring(job.started or 0), touched = tostring(job.touched or 0),
+            completed = tostring(job.completed or 0),
+            worker = type(job.worker_id) == 'string' and job.worker_id or ''}
+end
+
+local function rewrite(payload, st)
+    local worker = 'null'
+    if st.worker ~= '' then worker = '"' .. st.worker .. '"' end
+    local times = ''
+    if st.queued then times = '"queued": ' .. st.queued .. ', "scheduled": ' .. st.scheduled .. ', ' end
+    return '{"status": "' .. st.status .. '", "attempts": ' .. string.format('%d', st.attempts)
+        .. ', "started": ' .. st.started .. ', "touched": ' .. st.touched .. ', "completed": ' .. st.completed
+        .. ', "worker_id": ' .. worker .. ', ' .. times .. string.sub(payload, st.pos)
+end
+
+-- ``payload`` with the fields of ``stamps`` (header names: touched, completed, ...) set, when it
+-- has the header; as it is otherwise.
+local function stamp(payload, stamps)
+    local st = read(payload)
+    if not st.pos then return payload end
+    for name, value in pairs(stamps) do
+        if st[name] then st[name] = value end
+    end
+    return rewrite(payload, st)
+end
+
+-- The stored record of a job and its state, or nil when there is none.
+local function load(id)
+    local cur = redis.call('GET', id)
+    if not cur then return nil, nil end
+    return cur, read(cur)
+end
+
+local function owned(st, worker, attempts)
+    return st.worker == worker and st.attempts == attempts
+end
+
+-- The record and state of a job held by this attempt, or the reply refusing the change.
+local function load_owned(id, worker, attempts)
+    local cur, st = load(id)
+    if not cur then return nil, nil, {'missing'} end
+    if not owned(st, worker, tonumber(attempts)) then return cur, st, {'refused', cur} end
+    return cur, st, nil
+end
+
+local function allowed(status, list)
+    return string.find(',' .. list .. ',', ',' .. status .. ',', 1, true) ~= nil
+end
+
+local function store(id, payload, ttl)
+    ttl = math.ceil(ttl)  -- SET EX takes whole seconds; a record not written by us may hold 1.5
+    if ttl > 0 then
+        redis.call('SET', id, payload, 'EX', ttl)
+    elseif ttl == 0 then
+        redis.call('SET', id, payload)
+    else
+        redis.call('DEL', id)
+    end
+end
+
+-- Queue a job: "tail"/"head" puts it on the queued list now (score 0); "none" leaves it to the
+-- scheduler, due at ``score`` (epoch seconds on Redis's clock). A job id is never in the queued list twice.
+local function enqueue_payload(id, payload, score, incomplete, queued, push)
+    redis.call('SET', id, payload)
+    if push == 'none' then
+        redis.call('ZADD', incomplete, score, id)
+    else
+        redis.call('ZADD', incomplete, 0, id)
+        if push == 'head' then redis.call('LPUSH', queued, id) else redis.call('RPUSH', queued, id) end
+    end
+end
+
+local function push_for(scheduled)
+    if tonumber(scheduled) == 0 then return 'tail' end
+    return 'none'
+end
+
+-- A job due ``delay`` seconds from now (Redis's clock): its score, and ``payload`` saying so.
+local function delayed(payload, delay, now)
+    local score = now + delay
+    return score, stamp(payload, {scheduled = string.format('%d', math.ceil(score))})
+end
+
+-- Work enqueued with this key while the job was being aborted runs now that it has ended.
+local function run_successor(id, successor, incomplete, queued)
+    local waiting = redis.call('HMGET', successor, 'payload', 'scheduled')
+    if waiting[1] then
+        redis.call('DEL', successor)
+        enqueue_payload(id, waiting[1], waiting[2], incomplete, queued, push_for(waiting[2]))
+        redis.call('PUBLISH', id, 'queued')
+    end
+end
+
+-- A job ends: out of every list (the queued list is scanned only if it may be there), stored for
+-- its ttl, its status published, and work waiting for its key queued. The store goes first: a
+-- script's error keeps the writes before it, and the store is the one write that can fail.
+local function end_record(id, payload, status, ttl, active, incomplete, queued, successor, maybe_queued)
+    store(id, payload, ttl)
+    redis.call('LREM', active, 0, id)
+    redis.call('ZREM', incomplete, id)
+    if maybe_queued then redis.call('LREM', queued, 0, id) end
+    redis.call('PUBLISH', id, status)
+    run_successor(id, successor, incomplete, queued)
+end
+
+-- A job goes back on the queue (see enqueue_payload for score and push).
+local function requeue_record(id, payload, score, push, active, incomplete, queued)
+    redis.call('LREM', active, 0, id)
+    redis.call('LREM', queued, 0, id)
+    enqueue_payload(id, payload, score, incomplete, queued, push)
+    redis.call('PUBLISH', id, 'queued')
+end
+
+-- Make an ABORTING or ACTIVE job terminal from its stored record (its abort reason is kept).
+local function end_stored(id, cur, st, status, now, ttl, active, incomplete, successor, queued)
+    st.status = status
+    st.completed = now
+    local new = rewrite(cur, st)
+    end_record(id, new, status, ttl, active, incomplete, queued, successor, false)
+    return new
+end
+"""
+
+# bench/pieces.py's alternative to the header: every read a cjson.decode, every rewrite a decode and
+# cjson.encode (which is why it is not used: see ``engine/lua/__init__.py``).
+PLAIN_CODEC = r"""
+local function read(payload)
+    local ok, job = pcall(cjson.decode, payload)
+    if not ok or type(job) ~= 'table' then
+        return {status = 'unknown', attempts = 0, started = '0', touched = '0', completed = '0', worker = ''}
+    end
+    return {status = job.status or 'new', attempts = tonumber(job.attempts) or 0,
+            started = tostring(job.started or 0), touched = tostring(job.touched or 0),
+            completed = tostring(job.completed or 0), queued = tostring(job.queued or 0),
+            scheduled = tostring(job.scheduled or 0),
+            worker = type(job.worker_id) == 'string' and job.worker_id or '', pos = 1}
+end
+
+local function rewrite(payload, st)
+    local job = cjson.decode(payload)
+    job.status, job.attempts = st.status, st.attempts
+    job.started, job.touched, job.completed = tonumber(st.started), tonumber(st.touched), tonumber(st.completed)
+    job.queued, job.scheduled = tonumber(st.queued), tonumber(st.scheduled)
+    if st.worker ~= '' then job.worker_id = st.worker else job.worker_id = cjson.null end
+    return cjson.encode(job)
+end
+"""
+HEADER_CODEC = PRELUDE[PRELUDE.index("local function read(payload)") : PRELUDE.index("-- ``payload`` with the fields")]

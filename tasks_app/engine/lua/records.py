@@ -1,0 +1,112 @@
+"""The scripts that write a job from outside its attempt (enqueue, a reader's record compare-and-set, a
+bulk delete) and the queue's own records (pause, worker info, depth). Times are Redis's (``clock()``)."""
+
+from .codec import PRELUDE
+
+# KEYS: job id, incomplete, queued, successor. ARGV: payload, scheduled (epoch s, "0" = now), delay
+# (s, "0" = none: due that long from now on Redis's clock, which overrides scheduled). ``queued`` is
+# stamped now. Returns {"queued", queued (ms), scheduled (s)}, {"deferred", queued, scheduled} (waits
+# for an aborting job of the same key) or {"exists", payload of the pending job}.
+ENQUEUE = (
+    PRELUDE
+    + r"""
+local now_ms, now = clock()
+local payload, score, scheduled = stamp(ARGV[1], {queued = now_ms}), ARGV[2], ARGV[2]
+if tonumber(ARGV[3]) > 0 then
+    score, payload = delayed(payload, tonumber(ARGV[3]), now)
+    scheduled = string.format('%d', math.ceil(score))
+end
+local cur = redis.call('GET', KEYS[1])
+if cur then
+    local st = read(cur)
+    if not TERMINAL[st.status] then
+        if st.status == 'aborting' then
+            local waiting = redis.call('HGET', KEYS[4], 'payload')
+            if waiting then return {'exists', waiting} end
+            redis.call('HSET', KEYS[4], 'payload', payload, 'scheduled', score)
+            return {'deferred', now_ms, scheduled}
+        end
+        return {'exists', cur}
+    end
+end
+enqueue_payload(KEYS[1], payload, score, KEYS[2], KEYS[3], push_for(score))
+return {'queued', now_ms, scheduled}
+"""
+)
+
+# Record CAS: replace a job that is still exactly ``expected`` with ``payload``, and move it
+# between the lists as its new status says. Used by readers that decided from what they read:
+# the sweep, abort, the dashboard's retry. A queued job is stamped ``touched`` and is due after
+# ``delay`` seconds if given, else at its ``scheduled`` if that is still ahead on Redis's clock, else
+# at once; a terminal one is stamped ``completed``.
+# KEYS: job id, active, incomplete, queued, successor.
+# ARGV: expected payload, new payload, new status, ttl, delay (s, "" for none).
+# Returns {"ok", payload written} or {"changed", payload} / {"missing"}.
+REPLACE = (
+    PRELUDE
+    + r"""
+local cur = redis.call('GET', KEYS[1])
+if not cur then return {'missing'} end
+if cur ~= ARGV[1] then return {'changed', cur} end
+local now_ms, now = clock()
+local status, payload = ARGV[3], ARGV[2]
+if status == 'queued' then
+    payload = stamp(payload, {touched = now_ms})
+    local score, push, delay = 0, 'tail', tonumber(ARGV[5])
+    if delay and delay > 0 then
+        score, payload = delayed(payload, delay, now)
+        push = 'none'
+    else
+        local due = tonumber(read(payload).scheduled or 0) or 0
+        if due > now then score, push = due, 'none' end
+    end
+    requeue_record(KEYS[1], payload, score, push, KEYS[2], KEYS[3], KEYS[4])
+elseif TERMINAL[status] then
+    payload = stamp(payload, {completed = now_ms})
+    end_record(KEYS[1], payload, status, tonumber(ARGV[4]), KEYS[2], KEYS[3], KEYS[4], KEYS[5], true)
+else
+    -- still running somewhere: it stays in the active list for its worker (or the sweep)
+    redis.call('LREM', KEYS[2], 0, KEYS[1])
+    redis.call('RPUSH', KEYS[2], KEYS[1])
+    redis.call('SET', KEYS[1], payload)
+    redis.call('PUBLISH', KEYS[1], status)
+end
+return {'ok', payload}
+"""
+)
+
+# Delete a job that is still exactly the record read (a finished job, from a bulk clean-up).
+# KEYS: job id. ARGV: the record read.
+DELETE_IF_UNCHANGED = r"""
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+return redis.call('DEL', KEYS[1])
+"""
+
+# Pause a queue unless it is paused already. KEYS: paused. ARGV: who.
+# Returns {1, record written} or {0, the record there}; a record is {"by": who, "at": epoch s}.
+PAUSE = r"""
+local t = redis.call('TIME')
+local mine = cjson.encode({by = ARGV[1], at = tonumber(t[1])})
+if redis.call('SET', KEYS[1], mine, 'NX') then return {1, mine} end
+return {0, redis.call('GET', KEYS[1]) or mine}
+"""
+
+# SAQ's write_worker_info, its expiry on Redis's clock. KEYS: info key, stats. ARGV: info (JSON), ttl (s).
+WORKER_INFO = r"""
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('SETEX', KEYS[1], ARGV[2], ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], 0, now)
+redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]) * 1000, KEYS[1])
+redis.call('EXPIRE', KEYS[2], ARGV[2])
+return now
+"""
+
+# The queue's counts, pause record and live workers (stats entries not yet expired on Redis's clock).
+# KEYS: queued, active, incomplete, paused, stats. Returns {queued, active, incomplete, paused or false, workers}.
+DEPTH = r"""
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+return {redis.call('LLEN', KEYS[1]), redis.call('LLEN', KEYS[2]), redis.call('ZCARD', KEYS[3]),
+        redis.call('GET', KEYS[4]), redis.call('ZCOUNT', KEYS[5], now, '+inf')}
+"""

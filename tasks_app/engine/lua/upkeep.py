@@ -1,0 +1,88 @@
+"""The scripts of the workers' shared chores: queueing due scheduled jobs, the sweep's reads and
+writes, and a --burst worker's "anything left?". "Now" is always Redis's clock."""
+
+# Move scheduled jobs that are due (on Redis's clock) to the queued list: at most once per ``lock``
+# seconds across all workers (0: no lock). KEYS: schedule lock, incomplete, queued. ARGV: lock seconds.
+SCHEDULE = r"""
+if tonumber(ARGV[1]) > 0 and redis.call('SET', KEYS[1], 1, 'NX', 'EX', ARGV[1]) == false then return {} end
+local t = redis.call('TIME')
+local due = redis.call('ZRANGEBYSCORE', KEYS[2], 1, tonumber(t[1]) + tonumber(t[2]) / 1000000)
+for _, id in ipairs(due) do
+    redis.call('ZADD', KEYS[2], 0, id)
+    redis.call('RPUSH', KEYS[3], id)
+end
+return due
+"""
+
+# The sweep's read: at most once per ``lock`` seconds across all workers (0: no lock). First, every
+# index entry (queued, active, scheduled) whose job record is gone (evicted by a Redis under memory
+# pressure, or deleted by hand) is removed: nothing could ever run it. Then every job in the active
+# list with its stored record. KEYS: sweep lock, active, queued, incomplete. ARGV: lock seconds.
+# Returns {ids removed, {{id, record}, ...}, now (epoch ms, Redis's clock)}.
+SWEEP_SCAN = r"""
+local t = redis.call('TIME')
+local now = string.format('%d', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
+if tonumber(ARGV[1]) > 0 and redis.call('SET', KEYS[1], 1, 'NX', 'EX', ARGV[1]) == false then return {{}, {}, now} end
+local gone, seen = {}, {}
+local function check(ids)
+    for _, id in ipairs(ids) do
+        if not seen[id] then
+            seen[id] = true
+            if redis.call('EXISTS', id) == 0 then gone[#gone + 1] = id end
+        end
+    end
+end
+check(redis.call('LRANGE', KEYS[3], 0, -1))
+check(redis.call('LRANGE', KEYS[2], 0, -1))
+check(redis.call('ZRANGE', KEYS[4], 0, -1))
+for _, id in ipairs(gone) do
+    redis.call('LREM', KEYS[3], 0, id)
+    redis.call('LREM', KEYS[2], 0, id)
+    redis.call('ZREM', KEYS[4], id)
+end
+local found = {}
+for i, id in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do
+    found[i] = {id, redis.call('GET', id) or false}
+end
+return {gone, found, now}
+"""
+
+# Whether a job with a record is queued, running or due within ARGV[1] seconds (Redis's clock); never
+# while the queue is paused. Index entries whose record is gone are passed over (the sweep removes them).
+# KEYS: paused, incomplete.
+DUE = r"""
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local t = redis.call('TIME')
+local horizon = tonumber(t[1]) + tonumber(t[2]) / 1000000 + tonumber(ARGV[1])
+local offset = 0
+while true do
+    local ids = redis.call('ZRANGEBYSCORE', KEYS[2], 0, horizon, 'LIMIT', offset, 100)
+    if #ids == 0 then return 0 end
+    for _, id in ipairs(ids) do
+        if redis.call('EXISTS', id) == 1 then return 1 end
+    end
+    offset = offset + #ids
+end
+"""
+
+# The sweep drops an active-list entry whose job is missing (ARGV[1] == "") or has ended
+# (ARGV[1] is the record read), if that is still so. KEYS: active, incomplete, job id.
+DROP_ENTRY = r"""
+local cur = redis.call('GET', KEYS[3])
+if ARGV[1] == '' then
+    if cur then return 0 end
+    redis.call('ZREM', KEYS[2], KEYS[3])
+elseif cur ~= ARGV[1] then
+    return 0
+end
+return redis.call('LREM', KEYS[1], 0, KEYS[3])
+"""
+
+# The sweep puts back a job that was moved to the active list but never marked ACTIVE (its
+# worker died in between). KEYS: active, queued, job id. ARGV: the record the sweep read.
+RELIST = r"""
+if redis.call('GET', KEYS[3]) ~= ARGV[1] then return 0 end
+if redis.call('LREM', KEYS[1], 0, KEYS[3]) == 0 then return 0 end
+redis.call('LPUSH', KEYS[2], KEYS[3])
+return 1
+"""

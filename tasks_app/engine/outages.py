@@ -1,0 +1,79 @@
+"""A worker's dealings with the services it needs: an outage of Redis or the database is logged once
+when it starts and once when it ends, with a back-off between tries; and the periodic chores
+(``Upkeep``) that the worker runs on its own schedule."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from ..backoff import backoff
+
+logger = logging.getLogger("tasks_app.worker")
+
+REDIS_ERRORS = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
+
+
+@dataclass(frozen=True)
+class Upkeep:
+    """A periodic chore of the worker's own (e.g. draining an outbox), run every ``interval`` seconds.
+
+    ``uses``: the services a successful run has certainly reached, so an outage of them is over.
+    """
+
+    name: str
+    run: Callable[[], Awaitable[Any]]
+    interval: float | Callable[[], float]
+    uses: tuple[str, ...] = ()
+
+    def seconds(self) -> float:
+        return self.interval() if callable(self.interval) else self.interval
+
+
+@dataclass
+class Outages:
+    """Log a lost service once when it goes, and once when it comes back."""
+
+    since: dict[str, float] = field(default_factory=dict)
+    failures: dict[str, int] = field(default_factory=dict)
+
+    def failed(self, service: str, exc: BaseException) -> float:
+        """Record a failure; returns how long to wait before trying again (0.25 s, doubling, to 5 s)."""
+        if service not in self.since:
+            self.since[service] = time.monotonic()
+            logger.error(
+                "Lost %s (%s); retrying until it is back.",
+                service,
+                exc or type(exc).__name__,
+                extra={"service": service, "event": "outage"},
+            )
+        self.failures[service] = self.failures.get(service, 0) + 1
+        return backoff(self.failures[service], 0.25, 5.0)
+
+    def succeeded(self, service: str) -> None:
+        started = self.since.pop(service, None)
+        self.failures.pop(service, None)
+        if started is not None:
+            logger.warning(
+                "%s is back after %.1fs.",
+                service[:1].upper() + service[1:],
+                time.monotonic() - started,
+                extra={"service": service, "event": "recovered"},
+            )
+
+
+def service_of(exc: BaseException) -> str | None:
+    """Which outside service an exception says is unreachable: "Redis", "the database", or None."""
+    from django.db import InterfaceError, OperationalError
+
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        return "the database"
+    if isinstance(exc, REDIS_ERRORS):
+        return "Redis"
+    return None
