@@ -16,6 +16,7 @@ from redis.asyncio.sentinel import MasterNotFoundError, SentinelConnectionPool
 from redis.exceptions import AuthenticationError, NoPermissionError, RedisError, ResponseError
 
 from . import conf, redis_urls
+from .engine.probe import exercise
 from .engine.queue import AtomicRedisQueue
 from .exceptions import ServiceUnavailable, reason
 from .redaction import redact_url
@@ -57,7 +58,7 @@ async def facts(queue: AtomicRedisQueue, probe: bool = False) -> ConnectionFacts
             primary, through = await redis_urls.primary_of(queue.redis)
             replication = await queue.redis.info("replication")
             if probe:
-                await probe.exercise(queue)
+                await exercise(queue)
     except (RedisError, OSError, TimeoutError) as exc:
         error = await explain(queue, exc)
         plain = reason(exc) if error.startswith("Cannot reach Redis") else None
