@@ -34,20 +34,16 @@ from __future__ import annotations
 import json
 import logging
 from collections import deque
-from collections.abc import Callable
 
 from saq.job import TERMINAL_STATUSES, Job, Status
 from saq.queue.redis import RedisQueue
 
 from ..exceptions import JobStateConflict
-from . import clock, lua, replication, storage, sweeping
+from . import clock, lua, records, replication, storage, sweeping
 from .pipelining import AutoPipeline
 from .storage import PIECES
 
 logger = logging.getLogger("tasks_app.engine")
-
-# How often a compare-and-set re-reads a job that changed under it (e.g. a heartbeat) before giving up.
-CAS_ATTEMPTS = 8
 
 TAIL, HEAD, SCHEDULED = "tail", "head", "none"
 
@@ -201,7 +197,7 @@ class AtomicRedisQueue(RedisQueue):
             raise ValueError(f"A job becomes {Status(status).value} through finish(), not update().")
         if status is not None and Status(status) == Status.ABORTING:
             # Asking for an abort is open to anyone, not only the attempt's owner: do it atomically.
-            await self._request_abort(job.key, job.error or "abort")
+            await records.request_abort(self, job.key, job.error or "abort")
             return
         if status is not None:
             job.status = Status(status)
@@ -249,47 +245,13 @@ class AtomicRedisQueue(RedisQueue):
     async def abort(self, job: Job, error: str, ttl: float = 5) -> Status:
         """SAQ's ``abort``, atomic: see ``records.request_abort``. Returns the job's status afterwards
         (also set on ``job``); raises ``JobStateConflict`` if the job no longer exists."""
-        result, _ = await self._request_abort(job.key, error)
+        result, _ = await records.request_abort(self, job.key, error)
         if result is None:
             raise JobStateConflict(job.key, Status.ABORTED.value, None)
         job.replace(result)
         return result.status
 
-    async def _request_abort(
-        self, key: str, error: str, annotate: Callable[[Job], None] | None = None
-    ) -> tuple[Job | None, bool]:
-        # See records.request_abort. ``completed`` is stamped by the write.
-        def change(current: Job) -> Job | None:
-            if current.status in TERMINAL_STATUSES or current.status == Status.ABORTING:
-                return None
-            current.error = error
-            current.status = Status.ABORTING if current.status == Status.ACTIVE else Status.ABORTED
-            if annotate is not None:
-                annotate(current)
-            return current
-
-        result, changed = await self._compare_and_set(key, change)
-        if changed and result.status == Status.ABORTED:
-            self.aborted += 1
-        return result, changed
-
-    # --- record compare-and-set -------------------------------------------------------------------
-
-    async def _compare_and_set(self, key: str, change: Callable[[Job], Job | None]) -> tuple[Job | None, bool]:
-        # See records.compare_and_set.
-        current = None
-        for _ in range(CAS_ATTEMPTS):
-            raw = await self.redis.get(self.job_id(key))
-            if raw is None:
-                return None, False
-            current = self.deserialize(raw)
-            new = change(self.deserialize(raw))
-            if new is None:
-                return current, False
-            written = await self._replace(raw, new)
-            if written is not None:
-                return written, True
-        raise JobStateConflict(key, "changed", current)
+    # --- record compare-and-set (``engine/records.py`` decides; this writes) -----------------------
 
     async def _replace(self, raw: bytes, new: Job, delay: float | str = "") -> Job | None:
         """Write ``new`` over the record ``raw`` if it is still that; returns the job as written (its times

@@ -1,29 +1,46 @@
-"""What code outside the engine does to an ``AtomicRedisQueue``'s jobs beyond SAQ's verbs: enqueue with
+"""What code outside the engine does to an ``RedisQueue``'s jobs beyond SAQ's verbs: enqueue with
 its outcome, abort with an audit note, a compare-and-set of one record, and bulk changes.
 
 Each write is one Lua compare-and-set (``engine/lua/records.py``), its times stamped on Redis's clock.
+Each ``queue`` is an ``engine.queue.AtomicRedisQueue`` (annotated by its SAQ base: that module imports
+this one).
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from typing import TYPE_CHECKING
 
-from saq.job import Job, Status
+from saq.job import TERMINAL_STATUSES, Job, Status
+from saq.queue.redis import RedisQueue
 
+from ..exceptions import JobStateConflict
 from . import replication
 
-if TYPE_CHECKING:
-    from .queue import AtomicRedisQueue
+# How often a compare-and-set re-reads a job that changed under it (e.g. a heartbeat) before giving up.
+CAS_ATTEMPTS = 8
 
 
-def _prepare(queue: AtomicRedisQueue, job: Job) -> None:
+def ready(queue: RedisQueue, job: Job) -> None:
+    """Mark ``job`` as enqueued on ``queue`` (its ``queued`` time is stamped by Redis when it gets there);
+    raises ``ValueError`` for a job of another queue."""
     if job.queue and job.queue.name != queue.name:
         raise ValueError(f"Job {job.key} belongs to queue {job.queue.name!r}, not {queue.name!r}.")
     job.queue, job.status = queue, Status.QUEUED
 
 
-async def submit(queue: AtomicRedisQueue, job: Job) -> tuple[Job, str]:
+def enqueue_call(queue: RedisQueue, job: Job) -> tuple[list, list]:
+    """The enqueue script's KEYS and ARGV for a ``ready`` job: what ``submit`` sends, for a client of
+    its own (a blocking one) to send with EVALSHA of ``queue``'s script. Raises ``JobNotStorable``."""
+    return queue._enqueue_call(job)
+
+
+def enqueued(queue: RedisQueue, job: Job, reply: list) -> tuple[Job, str]:
+    """The enqueue script's ``reply`` as ``submit`` returns it: ``(job, state)``, the job's ``queued``
+    and ``scheduled`` set to what Redis stamped."""
+    return queue._enqueued(job, reply)
+
+
+async def submit(queue: RedisQueue, job: Job) -> tuple[Job, str]:
     """Enqueue ``job``: ``(job, "queued")``; ``(job, "deferred")`` when a job of the same key is
     being aborted (the new one is queued the moment that one ends); or ``(pending job, "exists")``
     when a job of that key is queued, scheduled or running, or new work already waits for it.
@@ -31,15 +48,15 @@ async def submit(queue: AtomicRedisQueue, job: Job) -> tuple[Job, str]:
 
     Raises ``ValueError`` for a job of another queue.
     """
-    _prepare(queue, job)
+    ready(queue, job)
     await queue._before_enqueue(job)
     return await queue._submit(job)
 
 
-async def submit_many(queue: AtomicRedisQueue, jobs: Sequence[Job]) -> list[tuple[Job, str]]:
+async def submit_many(queue: RedisQueue, jobs: Sequence[Job]) -> list[tuple[Job, str]]:
     """``submit`` for many jobs in one pipeline (one round trip); results in order."""
     for job in jobs:
-        _prepare(queue, job)
+        ready(queue, job)
         await queue._before_enqueue(job)
     script = queue._scripts["enqueue"]
     async with queue.redis.pipeline(transaction=False) as pipe:
@@ -51,7 +68,7 @@ async def submit_many(queue: AtomicRedisQueue, jobs: Sequence[Job]) -> list[tupl
 
 
 async def request_abort(
-    queue: AtomicRedisQueue, key: str, error: str, annotate: Callable[[Job], None] | None = None
+    queue: RedisQueue, key: str, error: str, annotate: Callable[[Job], None] | None = None
 ) -> tuple[Job | None, bool]:
     """Abort the job with ``key``: a queued or scheduled one ends ABORTED at once; a running one
     becomes ABORTING and its worker cancels it within a second (or the sweep ends it, if that
@@ -59,13 +76,25 @@ async def request_abort(
 
     ``annotate`` may add to the job (e.g. an audit trail) in the same write. Returns
     ``(job after, True)``, ``(job as it is, False)``, or ``(None, False)`` for no such job.
+    ``completed`` is stamped by the write.
     """
-    return await queue._request_abort(key, error, annotate)
+
+    def change(current: Job) -> Job | None:
+        if current.status in TERMINAL_STATUSES or current.status == Status.ABORTING:
+            return None
+        current.error = error
+        current.status = Status.ABORTING if current.status == Status.ACTIVE else Status.ABORTED
+        if annotate is not None:
+            annotate(current)
+        return current
+
+    result, changed = await compare_and_set(queue, key, change)
+    if changed and result.status == Status.ABORTED:
+        queue.aborted += 1
+    return result, changed
 
 
-async def compare_and_set(
-    queue: AtomicRedisQueue, key: str, change: Callable[[Job], Job | None]
-) -> tuple[Job | None, bool]:
+async def compare_and_set(queue: RedisQueue, key: str, change: Callable[[Job], Job | None]) -> tuple[Job | None, bool]:
     """Apply ``change`` to the stored job with ``key`` atomically.
 
     ``change`` gets a fresh copy of the stored job and returns it modified, or None for "leave it".
@@ -75,11 +104,23 @@ async def compare_and_set(
     ``change`` declined, or ``(None, False)`` when no such job exists.
     Raises ``JobStateConflict`` if the job kept changing under it.
     """
-    return await queue._compare_and_set(key, change)
+    current = None
+    for _ in range(CAS_ATTEMPTS):
+        raw = await queue.redis.get(queue.job_id(key))
+        if raw is None:
+            return None, False
+        current = queue.deserialize(raw)
+        new = change(queue.deserialize(raw))
+        if new is None:
+            return current, False
+        written = await queue._replace(raw, new)
+        if written is not None:
+            return written, True
+    raise JobStateConflict(key, "changed", current)
 
 
 async def records(
-    queue: AtomicRedisQueue, keep: Callable[[Job], bool], batch: int = 1000
+    queue: RedisQueue, keep: Callable[[Job], bool], batch: int = 1000
 ) -> AsyncIterator[tuple[bytes, Job]]:
     """``(stored record, job)`` of every job of ``queue`` for which ``keep(job)`` is true."""
     cursor = 0
@@ -95,7 +136,7 @@ async def records(
 
 
 async def change_many(
-    queue: AtomicRedisQueue, found: Iterable[tuple[bytes, Job]], change: Callable[[Job], Job | None]
+    queue: RedisQueue, found: Iterable[tuple[bytes, Job]], change: Callable[[Job], Job | None]
 ) -> int:
     """Apply ``change`` to each job found (a fresh copy; None leaves it), each write a record
     compare-and-set against the record found, 500 per round trip. A job that changed since it
@@ -105,12 +146,12 @@ async def change_many(
     )
 
 
-async def delete_many(queue: AtomicRedisQueue, found: Iterable[tuple[bytes, Job]]) -> int:
+async def delete_many(queue: RedisQueue, found: Iterable[tuple[bytes, Job]]) -> int:
     """Delete each job found, unless it changed since; 500 per round trip. Returns how many went."""
     return await _many(queue, found, lambda job: job, lambda raw, job: ("delete_if_unchanged", [job.id], [raw]))
 
 
-async def _many(queue: AtomicRedisQueue, found, change, call) -> int:
+async def _many(queue: RedisQueue, found, change, call) -> int:
     done = 0
     chunk: list = []
 

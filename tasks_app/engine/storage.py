@@ -31,6 +31,10 @@ BODY_FIELDS = (
 )
 
 
+# ``json.dumps(data, allow_nan=False)``, without building the encoder anew on every call.
+_strict_json = json.JSONEncoder(allow_nan=False).encode
+
+
 def _whole(value: float | None) -> int:
     # Header times are whole non-negative numbers (the scripts' patterns read digits only).
     return max(int(value or 0), 0)
@@ -64,11 +68,11 @@ def serialize(job: Job) -> str:
     header = (
         f'{{"status": "{Status(job.status).value}", "attempts": {int(job.attempts)}, '
         f'"started": {_whole(job.started)}, "touched": {_whole(job.touched)}, '
-        f'"completed": {_whole(job.completed)}, "worker_id": {json.dumps(worker)}, '
+        f'"completed": {_whole(job.completed)}, "worker_id": {"null" if worker is None else json.dumps(worker)}, '
         f'"queued": {_whole(job.queued)}, "scheduled": {_whole(math.ceil(job.scheduled or 0))}, '
     )
     try:
-        body = json.dumps(data, allow_nan=False)  # NaN is not JSON: other readers would choke
+        body = _strict_json(data)  # NaN is not JSON: other readers would choke
     except (TypeError, ValueError, RecursionError) as exc:
         raise JobNotStorable(job.key, exc) from None
     return header + body[1:]
