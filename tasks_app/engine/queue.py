@@ -211,46 +211,44 @@ class AtomicRedisQueue(RedisQueue):
 
         Raises ``ValueError`` for a job of another queue.
         """
-        if job.queue and job.queue.name != self.name:
-            raise ValueError(f"Job {job.key} belongs to queue {job.queue.name!r}, not {self.name!r}.")
-        job.queue = self
-        job.queued = now()
-        job.status = Status.QUEUED
+        self.ready(job)
         await self._before_enqueue(job)
         return await self._submit(job)
 
-    async def _submit(self, job: Job) -> tuple[Job, str]:
-        scheduled = job.scheduled or 0
-        reply = await self._script(
-            "enqueue",
-            [job.id, self.incomplete_key, self.queued_key, self.successor_key(job.key)],
-            [self.serialize(job), scheduled],
-        )
+    def ready(self, job: Job) -> None:
+        """Mark ``job`` as enqueued on this queue now; raises ``ValueError`` for a job of another queue."""
+        if job.queue and job.queue.name != self.name:
+            raise ValueError(f"Job {job.key} belongs to queue {job.queue.name!r}, not {self.name!r}.")
+        job.queue, job.queued, job.status = self, now(), Status.QUEUED
+
+    def enqueue_call(self, job: Job) -> tuple[list, list]:
+        """The enqueue script's KEYS and ARGV for a ``ready`` job: what ``submit`` sends, and what the
+        sync client (``enqueueing/sync_client.py``) sends. Raises ``JobNotStorable``."""
+        keys = [job.id, self.incomplete_key, self.queued_key, self.successor_key(job.key)]
+        return keys, [self.serialize(job), job.scheduled or 0]
+
+    def enqueued(self, job: Job, reply: list) -> tuple[Job, str]:
+        """The enqueue script's ``reply`` for ``job`` as ``submit`` returns it: ``(job, state)``."""
         state = _text(reply[0])
         if state == "exists":
             return self.deserialize(reply[1]), state
         return job, state
 
+    async def _submit(self, job: Job) -> tuple[Job, str]:
+        return self.enqueued(job, await self._script("enqueue", *self.enqueue_call(job)))
+
     async def submit_many(self, jobs: Sequence[Job]) -> list[tuple[Job, str]]:
         """``submit`` for many jobs in one pipeline (one round trip); results in order."""
         for job in jobs:
-            if job.queue and job.queue.name != self.name:
-                raise ValueError(f"Job {job.key} belongs to queue {job.queue.name!r}, not {self.name!r}.")
-            job.queue, job.queued, job.status = self, now(), Status.QUEUED
+            self.ready(job)
             await self._before_enqueue(job)
         script = self.scripts["enqueue"]
         async with self.redis.pipeline(transaction=False) as pipe:
             for job in jobs:
-                await script(
-                    keys=[job.id, self.incomplete_key, self.queued_key, self.successor_key(job.key)],
-                    args=[self.serialize(job), job.scheduled or 0],
-                    client=pipe,
-                )
+                keys, args = self.enqueue_call(job)
+                await script(keys=keys, args=args, client=pipe)
             replies = await pipe.execute()
-        return [
-            (self.deserialize(reply[1]), "exists") if _text(reply[0]) == "exists" else (job, _text(reply[0]))
-            for job, reply in zip(jobs, replies, strict=True)
-        ]
+        return [self.enqueued(job, reply) for job, reply in zip(jobs, replies, strict=True)]
 
     async def _enqueue(self, job: Job) -> Job | None:
         # SAQ's contract: the job if it was enqueued (or waits for its aborting namesake), else None.

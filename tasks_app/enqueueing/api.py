@@ -10,7 +10,7 @@ immediate mode, takes the jobs instead of Redis (``diversion.py``).
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -19,7 +19,8 @@ from saq.job import Job
 from ..exceptions import TaskArgumentError
 from . import diversion, outbox
 from .building import BuiltJob, TaskRef, build_job, split_options
-from .connections import background, get_queue, refuse_in_event_loop
+from .connections import get_queue, refuse_in_event_loop
+from .sync_client import sync_queue
 
 # Jobs per Redis pipeline in enqueue_many: large enough to amortise round trips, small enough
 # that one pipeline never holds Redis for long.
@@ -94,7 +95,7 @@ def enqueue(
     built = _build(task, kwargs, queue=queue, key=key, delay=delay, at=at)
     if (target := diversion.current()) is not None:
         return target.take([built])[0]
-    return background.run(_to_redis(built))
+    return sync_queue(built.queue).submit(built.job)[0]
 
 
 def enqueue_on_commit(
@@ -194,17 +195,31 @@ async def submit_many(built: Sequence[BuiltJob]) -> list[Job]:
 
 async def _to_redis_many(built: Sequence[BuiltJob]) -> list[Job]:
     jobs: list[Job | None] = [None] * len(built)
+    for name, chunk in _chunks(built):
+        results = await get_queue(name).submit_many([built[i].job for i in chunk])
+        for index, (job, _) in zip(chunk, results, strict=True):
+            jobs[index] = job
+    return jobs  # type: ignore[return-value]
+
+
+def _to_redis_many_sync(built: Sequence[BuiltJob]) -> list[Job]:
+    """``_to_redis_many`` from the calling thread (``sync_client.py``)."""
+    jobs: list[Job | None] = [None] * len(built)
+    for name, chunk in _chunks(built):
+        results = sync_queue(name).submit_many([built[i].job for i in chunk])
+        for index, (job, _) in zip(chunk, results, strict=True):
+            jobs[index] = job
+    return jobs  # type: ignore[return-value]
+
+
+def _chunks(built: Sequence[BuiltJob]) -> Iterator[tuple[str, list[int]]]:
+    """``(queue name, positions in built)`` per pipeline: ``built``'s jobs by queue, ``CHUNK`` at a time."""
     by_queue: dict[str, list[int]] = {}
     for index, item in enumerate(built):
         by_queue.setdefault(item.queue, []).append(index)
     for name, indexes in by_queue.items():
-        queue = get_queue(name)
         for start in range(0, len(indexes), CHUNK):
-            chunk = indexes[start : start + CHUNK]
-            results = await queue.submit_many([built[i].job for i in chunk])
-            for index, (job, _) in zip(chunk, results, strict=True):
-                jobs[index] = job
-    return jobs  # type: ignore[return-value]
+            yield name, indexes[start : start + CHUNK]
 
 
 def enqueue_many(
@@ -226,7 +241,7 @@ def enqueue_many(
     built = _build_many(task, calls, keys, queue=queue, delay=delay, at=at, **options)
     if (target := diversion.current()) is not None:
         return target.take(built)
-    return background.run(_to_redis_many(built), None)
+    return _to_redis_many_sync(built)
 
 
 # --- deprecated names (removed in the release after next) ---------------------------------------------

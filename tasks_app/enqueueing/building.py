@@ -14,12 +14,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from django.core.signals import setting_changed
 from django.utils import timezone
 from saq.job import Job
 
 from .. import conf
 from ..exceptions import TaskArgumentError
-from ..registry import registry
+from ..registry import TaskSpec, registry
 
 TaskRef = str | Callable[..., Any]
 
@@ -61,24 +62,54 @@ def build_job(
     """
     spec = registry.get(task)
     kwargs = dict(kwargs or {})
-    unknown = set(options) - set(conf.JOB_OPTIONS)
-    if unknown:
-        raise TaskArgumentError(f"Unknown job option(s) {sorted(unknown)}; allowed: {list(conf.JOB_OPTIONS)}.")
+    if options:
+        unknown = set(options) - set(conf.JOB_OPTIONS)
+        if unknown:
+            raise TaskArgumentError(f"Unknown job option(s) {sorted(unknown)}; allowed: {list(conf.JOB_OPTIONS)}.")
     spec.validate_kwargs(kwargs)
     queue_name = queue or spec.queue
-    conf.queue_config(queue_name)  # raises ImproperlyConfigured naming the configured queues
+    _settings.check_queue(queue_name)
     given = {k: v for k, v in options.items() if v is not None}
-    problems = conf.job_option_problems(given)
-    if problems:
+    if given and (problems := conf.job_option_problems(given)):
         raise TaskArgumentError(f"{spec.name}(): {' '.join(problems)}")
-    scheduled = _scheduled(delay, at)
+    scheduled = _scheduled(delay, at) if delay is not None or at is not None else 0
 
-    job_options = {**spec.job_options(), **given}
+    job_options = {**_settings.job_options(spec), **given}
     job_options["retries"] = int(job_options.get("retries", 0)) + 1  # SAQ counts attempts
     job = Job(
         function=spec.name, kwargs=kwargs or None, key=key or str(uuid.uuid1()), scheduled=scheduled, **job_options
     )
     return BuiltJob(queue=queue_name, job=job)
+
+
+class _FromSettings:
+    """What every job reads from the ``SAQ`` setting, read once until it changes (``setting_changed``):
+    the configured queue names, and each task's job options (settings defaults, then the task's own)."""
+
+    def __init__(self) -> None:
+        self.queues: frozenset[str] = frozenset()
+        self._job_options: dict[int, tuple[TaskSpec, dict[str, Any]]] = {}
+
+    def check_queue(self, name: str) -> None:
+        """Raises ``ImproperlyConfigured`` naming the configured queues, unless ``name`` is one."""
+        if name not in self.queues:
+            conf.queue_config(name)
+            self.queues = frozenset(conf.queues())
+
+    def job_options(self, spec: TaskSpec) -> dict[str, Any]:
+        """``spec.job_options()``; not to be changed by the caller."""
+        cached = self._job_options.get(id(spec))
+        if cached is None or cached[0] is not spec:  # the spec is held, so its id is not reused while cached
+            cached = self._job_options[id(spec)] = (spec, spec.job_options())
+        return cached[1]
+
+    def forget(self, **kwargs: Any) -> None:
+        if kwargs.get("setting") == "SAQ":
+            self.queues, self._job_options = frozenset(), {}
+
+
+_settings = _FromSettings()
+setting_changed.connect(_settings.forget, dispatch_uid="tasks_app.building")
 
 
 def _scheduled(delay: float | None, at: datetime | float | None) -> int:

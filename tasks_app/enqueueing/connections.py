@@ -15,6 +15,9 @@ import weakref
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
+from redis import Redis as SyncRedis
+from redis import from_url as sync_redis_from_url
+from redis.asyncio import Redis
 from redis.asyncio import from_url as redis_from_url
 
 from .. import conf, embedded_redis
@@ -30,8 +33,10 @@ _per_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[CacheKey, A
 )
 
 
-def make_queue(name: str, **client_options: Any) -> AtomicRedisQueue:
-    """A new queue for ``name``; ``client_options`` adjust its redis-py client (e.g. ``socket_timeout``).
+def make_client(name: str, *, sync: bool = False, **client_options: Any) -> Redis | SyncRedis:
+    """A new redis-py client of queue ``name``'s Redis: ``redis.asyncio`` by default, the blocking
+    ``redis.Redis`` with ``sync=True`` (``sync_client.py``, for sync callers). ``client_options``
+    adjust it (e.g. ``socket_timeout``). Every client tasks_app opens to a queue's Redis is made here.
 
     Raises ``ImproperlyConfigured`` for a queue that is not in ``SAQ["QUEUES"]``.
     """
@@ -43,7 +48,15 @@ def make_queue(name: str, **client_options: Any) -> AtomicRedisQueue:
         options.pop("socket_keepalive")  # a TCP option: redis-py's unix socket connections refuse it
     if embedded_redis.serves(conf.embedded_redis(), config.url):
         embedded_redis.ensure_running(conf.embedded_redis())
-    return AtomicRedisQueue(redis_from_url(config.url, **options), name=name)
+    return (sync_redis_from_url if sync else redis_from_url)(config.url, **options)
+
+
+def make_queue(name: str, **client_options: Any) -> AtomicRedisQueue:
+    """A new queue for ``name`` on a ``make_client`` client (``client_options``: see there).
+
+    Raises ``ImproperlyConfigured`` for a queue that is not in ``SAQ["QUEUES"]``.
+    """
+    return AtomicRedisQueue(make_client(name, **client_options), name=name)
 
 
 def get_queue(name: str = conf.DEFAULT_QUEUE, **client_options: Any) -> AtomicRedisQueue:
