@@ -44,6 +44,10 @@ def _depth_exceeds(value: Any, limit: int) -> bool:
     return False
 
 
+# ``json.dumps(values, allow_nan=False)`` builds this encoder anew on every call: a microsecond an enqueue keeps.
+_strict_json = json.JSONEncoder(allow_nan=False).encode
+
+
 def _finite(value: Any) -> bool:
     try:
         json.dumps(value, allow_nan=False)
@@ -58,7 +62,7 @@ def to_json(task_name: str, values: dict[str, Any]) -> str:
     if _depth_exceeds(values, MAX_DEPTH):
         raise TaskArgumentError(f"{task_name}(): arguments nest more than {MAX_DEPTH} levels deep.")
     try:
-        return json.dumps(values, allow_nan=False)
+        return _strict_json(values)
     except ValueError:
         name = next((name for name, value in values.items() if not _finite(value)), "?")
         raise TaskArgumentError(

@@ -81,6 +81,10 @@ class Depth:
     workers: int
 
 
+# ``json.dumps(data, allow_nan=False)``, without building the encoder anew on every call.
+_strict_json = json.JSONEncoder(allow_nan=False).encode
+
+
 def job_time(millis: float | None) -> datetime | None:
     """A time SAQ keeps on a job (epoch milliseconds, 0 for "not yet") as an aware UTC datetime, or None:
     also for a time no datetime can hold (a record not written by tasks_app), which pages show as unknown."""
@@ -163,10 +167,10 @@ class AtomicRedisQueue(RedisQueue):
         header = (
             f'{{"status": "{Status(job.status).value}", "attempts": {int(job.attempts)}, '
             f'"started": {int(job.started)}, "touched": {int(job.touched)}, "completed": {int(job.completed)}, '
-            f'"worker_id": {json.dumps(worker)}, '
+            f'"worker_id": {"null" if worker is None else json.dumps(worker)}, '
         )
         try:
-            body = json.dumps(data, allow_nan=False)  # NaN is not JSON: other readers would choke
+            body = _strict_json(data)  # NaN is not JSON: other readers would choke
         except (TypeError, ValueError, RecursionError) as exc:
             raise JobNotStorable(job.key, exc) from None
         return header + body[1:]
