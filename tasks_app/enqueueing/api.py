@@ -10,7 +10,7 @@ immediate mode, takes the jobs instead of Redis (``diversion.py``).
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -195,31 +195,32 @@ async def submit_many(built: Sequence[BuiltJob]) -> list[Job]:
 
 async def _to_redis_many(built: Sequence[BuiltJob]) -> list[Job]:
     jobs: list[Job | None] = [None] * len(built)
-    for name, chunk in _chunks(built):
-        results = await get_queue(name).submit_many([built[i].job for i in chunk])
-        for index, (job, _) in zip(chunk, results, strict=True):
-            jobs[index] = job
+    for name, indexes in _by_queue(built).items():
+        for start in range(0, len(indexes), CHUNK):
+            chunk = indexes[start : start + CHUNK]
+            results = await get_queue(name).submit_many([built[i].job for i in chunk])
+            for index, (job, _) in zip(chunk, results, strict=True):
+                jobs[index] = job
     return jobs  # type: ignore[return-value]
 
 
 def _to_redis_many_sync(built: Sequence[BuiltJob]) -> list[Job]:
-    """``_to_redis_many`` from the calling thread (``sync_client.py``)."""
+    """``_to_redis_many`` from the calling thread (``sync_client.py``), with a chunk in flight while the
+    next is serialized."""
     jobs: list[Job | None] = [None] * len(built)
-    for name, chunk in _chunks(built):
-        results = sync_queue(name).submit_many([built[i].job for i in chunk])
-        for index, (job, _) in zip(chunk, results, strict=True):
+    for name, indexes in _by_queue(built).items():
+        results = sync_queue(name).submit_many([built[i].job for i in indexes], chunk=CHUNK)
+        for index, (job, _) in zip(indexes, results, strict=True):
             jobs[index] = job
     return jobs  # type: ignore[return-value]
 
 
-def _chunks(built: Sequence[BuiltJob]) -> Iterator[tuple[str, list[int]]]:
-    """``(queue name, positions in built)`` per pipeline: ``built``'s jobs by queue, ``CHUNK`` at a time."""
+def _by_queue(built: Sequence[BuiltJob]) -> dict[str, list[int]]:
+    """The positions of ``built``'s jobs, by queue name."""
     by_queue: dict[str, list[int]] = {}
     for index, item in enumerate(built):
         by_queue.setdefault(item.queue, []).append(index)
-    for name, indexes in by_queue.items():
-        for start in range(0, len(indexes), CHUNK):
-            yield name, indexes[start : start + CHUNK]
+    return by_queue
 
 
 def enqueue_many(

@@ -14,9 +14,10 @@ its own. Replies wait at most ``REPLY_TIMEOUT_S`` (the background loop's bound, 
 
 from __future__ import annotations
 
+import collections
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import hiredis
@@ -51,67 +52,84 @@ class SyncQueue:
     def submit(self, job: Job) -> tuple[Job, str]:
         """``AtomicRedisQueue.submit``, from a sync caller: ``(job, state)``; raises as it does, and
         redis-py's errors (``ConnectionError``, ``TimeoutError``) when Redis does not answer."""
-        self.template.ready(job)
-        keys, args = self.template.enqueue_call(job)
-        reply = self._call([("EVALSHA", self.sha, len(keys), *keys, *args)])[0]
-        return self.template.enqueued(job, reply)
+        return self.submit_many([job])[0]
 
-    def submit_many(self, jobs: Sequence[Job]) -> list[tuple[Job, str]]:
-        """``submit`` for many jobs, pipelined: one write and one round trip. A script error for one job
-        (e.g. Redis out of memory) is raised once every reply is read; the jobs before it are queued."""
-        commands = []
-        for job in jobs:
-            self.template.ready(job)
-            keys, args = self.template.enqueue_call(job)
-            commands.append(("EVALSHA", self.sha, len(keys), *keys, *args))
-        replies = self._call(commands)
+    def submit_many(self, jobs: Sequence[Job], chunk: int = 500) -> list[tuple[Job, str]]:
+        """``submit`` for many jobs, pipelined ``chunk`` at a time with one chunk in flight: Redis runs a
+        chunk's scripts while the next one is serialized. Results in order. A script error for one job
+        (e.g. Redis out of memory) is raised once every reply is read; the other jobs are queued."""
+        packed: list[bytes] = []
+
+        def chunks() -> Iterator[list[bytes]]:
+            for start in range(0, len(jobs), chunk):
+                part = []
+                for job in jobs[start : start + chunk]:
+                    self.template.ready(job)
+                    keys, args = self.template.enqueue_call(job)
+                    part.append(hiredis.pack_command(("EVALSHA", self.sha, len(keys), *keys, *args)))
+                packed.extend(part)
+                yield part
+
+        replies = self._exchange(chunks(), lambda: [packed[i : i + chunk] for i in range(0, len(packed), chunk)])
+        lost = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+        if lost:
+            # Redis lost its script cache (a restart): load the script and send those again. A job that
+            # went in already is found by its key and returned as it is stored.
+            self.client.script_load(self.source)
+            again = [packed[i] for i in lost]
+            for i, reply in zip(lost, self._exchange(iter([again]), lambda: [again]), strict=True):
+                replies[i] = reply
+        if errors := [reply for reply in replies if isinstance(reply, ResponseError)]:
+            raise errors[0]
         return [self.template.enqueued(job, reply) for job, reply in zip(jobs, replies, strict=True)]
 
-    def _call(self, commands: list[tuple[Any, ...]]) -> list[Any]:
-        try:
-            return self._exchange(commands)
-        except NoScriptError:
-            # Redis lost its script cache (a restart): load the script and send again. A job that went
-            # in already is found by its key and returned as it is stored.
-            self.client.script_load(self.source)
-            return self._exchange(commands)
-
-    def _exchange(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+    def _exchange(self, chunks: Iterator[list[bytes]], resend: Callable[[], list[list[bytes]]]) -> list[Any]:
+        """The replies to ``chunks`` (error replies in place) on this thread's connection; if that
+        connection turns out dropped, once more on a new one, with every chunk (``resend()``)."""
         local = self.local
         connection = getattr(local, "connection", None)
         if connection is None:
             connection = local.connection = self.client.connection_pool.make_connection()
             local.answered = False
         try:
-            replies = _send_and_read(connection, commands)
+            replies = _stream(connection, chunks)
         except RedisConnectionError:
             if not local.answered:
                 raise  # a new connection that failed: Redis is unreachable
             # Dropped while idle (Redis restarted, or closed it): once more, on a new connection.
             local.answered = False
-            replies = _send_and_read(connection, commands)
+            for _ in chunks:  # the rest of them, made
+                pass
+            replies = _stream(connection, iter(resend()))
         local.answered = True
         return replies
 
 
-def _send_and_read(connection: AbstractConnection, commands: list[tuple[Any, ...]]) -> list[Any]:
-    """Write ``commands`` in one go and read their replies, in order; raises the first error reply
-    after reading them all. On any other failure the connection is closed: its stream is unknown."""
-    try:
-        connection.send_packed_command([b"".join(hiredis.pack_command(command) for command in commands)], False)
-        replies: list[Any] = []
-        first_error: ResponseError | None = None
-        for _ in commands:
+def _stream(connection: AbstractConnection, chunks: Iterator[list[bytes]]) -> list[Any]:
+    """Write each chunk of packed commands in one go and read the replies of the one before meanwhile;
+    returns every reply, in order, error replies in place. On any other failure the connection is
+    closed: its stream is unknown."""
+    replies: list[Any] = []
+    in_flight: collections.deque[int] = collections.deque()  # replies owed, per chunk written
+
+    def read(count: int) -> None:
+        for _ in range(count):
             try:
                 replies.append(connection.read_response())
             except ResponseError as exc:
-                first_error = first_error or exc
                 replies.append(exc)
+
+    try:
+        for part in chunks:
+            connection.send_packed_command([b"".join(part)], False)
+            in_flight.append(len(part))
+            if len(in_flight) > 1:
+                read(in_flight.popleft())
+        while in_flight:
+            read(in_flight.popleft())
     except BaseException:
         connection.disconnect()
         raise
-    if first_error is not None:
-        raise first_error
     return replies
 
 

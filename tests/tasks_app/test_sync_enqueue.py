@@ -68,6 +68,18 @@ def test_a_lost_script_cache_is_refilled(redis_db):
     assert listed("after", "queued") and count("queued") == 4
 
 
+def test_many_chunks_go_in_order_and_one_bad_job_fails_the_call_after_the_others_went(redis_db):
+    jobs = enqueue_many("greet", [{"name": f"n{i}"} for i in range(1203)], keys=[f"k{i}" for i in range(1203)])
+    assert [job.key for job in jobs] == [f"k{i}" for i in range(1203)]
+    assert redis_db.lrange("saq:default:queued", 0, -1) == [f"saq:job:default:k{i}".encode() for i in range(1203)]
+    redis_db.flushdb()
+    redis_db.rpush("saq:job:default:k700", "not a job")  # a script reading it fails: WRONGTYPE
+    redis_db.script_flush()  # and the script cache is empty: loaded once, the jobs sent again
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+        enqueue_many("greet", [{"name": f"n{i}"} for i in range(1203)], keys=[f"k{i}" for i in range(1203)])
+    assert count("queued") == 1202 and not listed("k700", "queued")
+
+
 def test_a_redis_restart_between_calls_is_survived(tmp_path):
     server = RedisServer(tmp_path, persistent=False).start()
     try:
