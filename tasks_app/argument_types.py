@@ -52,6 +52,11 @@ def _depth_exceeds(value: Any, limit: int) -> bool:
 _strict_json = json.JSONEncoder(allow_nan=False).encode
 
 
+def _nested(values: dict[str, Any]) -> bool:
+    """Whether any of ``values`` is a list or dict (most calls pass none: the depth walk is skipped)."""
+    return any(isinstance(value, (dict, list, tuple)) for value in values.values())
+
+
 def _finite(value: Any) -> bool:
     try:
         json.dumps(value, allow_nan=False)
@@ -63,7 +68,7 @@ def _finite(value: Any) -> bool:
 def to_json(task_name: str, values: dict[str, Any]) -> str:
     """``values`` as the JSON text Redis will hold; raises ``TaskArgumentError`` naming the problem
     (too deep, not JSON, or NaN/Infinity, which JSON cannot hold)."""
-    if _depth_exceeds(values, MAX_DEPTH):
+    if _nested(values) and _depth_exceeds(values, MAX_DEPTH):
         raise TaskArgumentError(f"{task_name}(): arguments nest more than {MAX_DEPTH} levels deep.")
     try:
         return _strict_json(values)
