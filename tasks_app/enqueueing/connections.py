@@ -15,13 +15,13 @@ import weakref
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
+from django.core.exceptions import ImproperlyConfigured
 from redis import Redis as SyncRedis
-from redis import from_url as sync_redis_from_url
 from redis.asyncio import Redis
-from redis.asyncio import from_url as redis_from_url
 
-from .. import conf, embedded_redis
+from .. import conf, embedded_redis, redis_urls
 from ..engine.queue import AtomicRedisQueue
+from ..engine.replication import Durability
 
 logger = logging.getLogger("tasks_app.enqueueing")
 
@@ -34,11 +34,12 @@ _per_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[CacheKey, A
 
 
 def make_client(name: str, *, sync: bool = False, **client_options: Any) -> Redis | SyncRedis:
-    """A new redis-py client of queue ``name``'s Redis: ``redis.asyncio`` by default, the blocking
-    ``redis.Redis`` with ``sync=True`` (``sync_client.py``, for sync callers). ``client_options``
-    adjust it (e.g. ``socket_timeout``). Every client tasks_app opens to a queue's Redis is made here.
+    """A new redis-py client of queue ``name``'s Redis, from ``redis_urls`` (plain, TLS or Sentinel URLs):
+    ``redis.asyncio`` by default, the blocking ``redis.Redis`` with ``sync=True`` (``sync_client.py``, for
+    sync callers). ``client_options`` adjust it (e.g. ``socket_timeout``). Every client tasks_app opens to a
+    queue's Redis is made here.
 
-    Raises ``ImproperlyConfigured`` for a queue that is not in ``SAQ["QUEUES"]``.
+    Raises ``ImproperlyConfigured`` for a queue that is not in ``SAQ["QUEUES"]`` or a malformed Sentinel URL.
     """
     config = conf.queue_config(name)
     # Bounded connects, so an unreachable Redis fails fast instead of hanging a request;
@@ -48,15 +49,27 @@ def make_client(name: str, *, sync: bool = False, **client_options: Any) -> Redi
         options.pop("socket_keepalive")  # a TCP option: redis-py's unix socket connections refuse it
     if embedded_redis.serves(conf.embedded_redis(), config.url):
         embedded_redis.ensure_running(conf.embedded_redis())
-    return (sync_redis_from_url if sync else redis_from_url)(config.url, **options)
+    try:
+        return (redis_urls.sync_client if sync else redis_urls.client)(config.url, **options)
+    except ValueError as exc:  # a malformed Sentinel URL (check E014 says so at start-up)
+        if not redis_urls.is_sentinel(config.url):
+            raise
+        setting = conf.setting_name("QUEUES", name, "URL")
+        raise ImproperlyConfigured(f"{setting} is not a valid Sentinel URL: {exc}.") from None
 
 
 def make_queue(name: str, **client_options: Any) -> AtomicRedisQueue:
-    """A new queue for ``name`` on a ``make_client`` client (``client_options``: see there).
+    """A new queue for ``name`` on a ``make_client`` client (``client_options``: see there); ``wait_replicas``
+    gives it a ``Durability`` (``engine/replication.py``).
 
-    Raises ``ImproperlyConfigured`` for a queue that is not in ``SAQ["QUEUES"]``.
+    Raises ``ImproperlyConfigured`` for a queue that is not in ``SAQ["QUEUES"]`` or a malformed Sentinel URL.
     """
-    return AtomicRedisQueue(make_client(name, **client_options), name=name)
+    queue = AtomicRedisQueue(make_client(name, **client_options), name=name)
+    config = conf.queue_config(name)
+    if config.wait_replicas:
+        setting = conf.setting_name("QUEUES", name, "URL")
+        queue.durability = Durability(config.wait_replicas, config.wait_timeout, setting)
+    return queue
 
 
 def get_queue(name: str = conf.DEFAULT_QUEUE, **client_options: Any) -> AtomicRedisQueue:

@@ -7,9 +7,11 @@ thread sends the same ``EVALSHA`` of the same enqueue script (``AtomicRedisQueue
 on a blocking connection of its own, packed by hiredis, and reads the reply: one round trip.
 
 Each thread keeps one connection per queue (a web server's threads live long; a connection is
-closed when its thread ends). A connection that failed mid-call is closed, so a reply is never
-read by the wrong call; one that Redis dropped while idle is reopened once. A forked child opens
-its own. Replies wait at most ``REPLY_TIMEOUT_S`` (the background loop's bound, as before).
+closed when its thread ends), made by ``connections.make_client`` (plain, TLS or Sentinel URLs). A
+connection that failed mid-call is closed, so a reply is never read by the wrong call; one that Redis
+dropped while idle (or a failover) is reopened once. A forked child opens its own. Replies wait at
+most ``REPLY_TIMEOUT_S`` (the background loop's bound, as before). A queue with ``wait_replicas``
+gets one ``WAIT`` after the call's jobs, on their connection (``engine/replication.py``).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from redis.exceptions import NoScriptError, ResponseError
 from saq.job import Job
 
 from ..engine.queue import AtomicRedisQueue
-from .connections import make_client, make_queue
+from .connections import background, get_queue, make_client
 
 # Seconds a call waits for Redis's reply before raising ``redis.TimeoutError``.
 REPLY_TIMEOUT_S = 30
@@ -39,11 +41,12 @@ class SyncQueue:
     """Queue ``name``'s enqueue script over blocking connections, one per thread.
 
     ``template`` is the queue the jobs are readied and serialized by, and the one they carry
-    (``job.queue``) afterwards; it opens no connection here.
+    (``job.queue``) afterwards, as before: the background loop's queue of that name (it opens no
+    connection here). Its ``durability`` (``wait_replicas``) records the last WAIT, as the async path's.
     """
 
     def __init__(self, name: str) -> None:
-        self.template: AtomicRedisQueue = make_queue(name)
+        self.template: AtomicRedisQueue = background.run(_loop_queue(name))
         self.client: Redis = make_client(name, sync=True, socket_timeout=REPLY_TIMEOUT_S)  # type: ignore[assignment]
         script = self.template.scripts["enqueue"]
         self.sha, self.source = script.sha, script.script
@@ -59,6 +62,10 @@ class SyncQueue:
         chunk's scripts while the next one is serialized. Results in order. A script error for one job
         (e.g. Redis out of memory) is raised once every reply is read; the other jobs are queued."""
         packed: list[bytes] = []
+        # wait_replicas (engine/replication.py): one WAIT after the jobs, in the same stream, so that it
+        # counts their writes (a resend on a new connection sends it again, after them).
+        durability = self.template.durability
+        wait = [[hiredis.pack_command(("WAIT", durability.replicas, durability.timeout_ms))]] if durability else []
 
         def chunks() -> Iterator[list[bytes]]:
             for start in range(0, len(jobs), chunk):
@@ -69,18 +76,24 @@ class SyncQueue:
                     part.append(hiredis.pack_command(("EVALSHA", self.sha, len(keys), *keys, *args)))
                 packed.extend(part)
                 yield part
+            yield from wait
 
-        replies = self._exchange(chunks(), lambda: [packed[i : i + chunk] for i in range(0, len(packed), chunk)])
+        replies = self._exchange(chunks(), lambda: [packed[i : i + chunk] for i in range(0, len(packed), chunk)] + wait)
+        acknowledged = replies.pop() if wait else None
         lost = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
         if lost:
             # Redis lost its script cache (a restart): load the script and send those again. A job that
             # went in already is found by its key and returned as it is stored.
             self.client.script_load(self.source)
-            again = [packed[i] for i in lost]
-            for i, reply in zip(lost, self._exchange(iter([again]), lambda: [again]), strict=True):
+            again = [[packed[i] for i in lost], *wait]
+            more = self._exchange(iter(again), lambda: again)
+            acknowledged = more.pop() if wait else None
+            for i, reply in zip(lost, more, strict=True):
                 replies[i] = reply
         if errors := [reply for reply in replies if isinstance(reply, ResponseError)]:
             raise errors[0]
+        if durability is not None:
+            durability.confirm(acknowledged)  # raises ReplicasNotConfirmed when short of replicas
         return [self.template.enqueued(job, reply) for job, reply in zip(jobs, replies, strict=True)]
 
     def _exchange(self, chunks: Iterator[list[bytes]], resend: Callable[[], list[list[bytes]]]) -> list[Any]:
@@ -91,15 +104,20 @@ class SyncQueue:
         if connection is None:
             connection = local.connection = self.client.connection_pool.make_connection()
             local.answered = False
+        answered, local.answered = local.answered, False  # until this exchange has succeeded
         try:
+            if not answered:
+                # connect() first: a Sentinel-managed connection asks the sentinels for the primary
+                # there, and nowhere else (a write on an unconnected one would go to localhost).
+                connection.connect()
             replies = _stream(connection, chunks)
         except RedisConnectionError:
-            if not local.answered:
+            if not answered:
                 raise  # a new connection that failed: Redis is unreachable
-            # Dropped while idle (Redis restarted, or closed it): once more, on a new connection.
-            local.answered = False
+            # Dropped while idle (Redis restarted, or closed it; a failover): once more, on a new connection.
             for _ in chunks:  # the rest of them, made
                 pass
+            connection.connect()
             replies = _stream(connection, iter(resend()))
         local.answered = True
         return replies
@@ -131,6 +149,10 @@ def _stream(connection: AbstractConnection, chunks: Iterator[list[bytes]]) -> li
         connection.disconnect()
         raise
     return replies
+
+
+async def _loop_queue(name: str) -> AtomicRedisQueue:
+    return get_queue(name)
 
 
 _queues: dict[str, SyncQueue] = {}

@@ -15,12 +15,13 @@ from dataclasses import dataclass
 from django.core.exceptions import ImproperlyConfigured
 from redis.exceptions import RedisError
 
-from .. import conf
+from .. import conf, redis_facts
 from ..display import show_time
 from ..engine import memory_policy
 from ..enqueueing.connections import make_queue
 from ..exceptions import ServiceUnavailable
 from ..redaction import redact_url
+from ..redis_facts import ConnectionFacts
 from .runner import check_database, describe_database
 
 HEALTHY, NO_WORKERS, UNREACHABLE = 0, 1, 2
@@ -34,20 +35,32 @@ class QueueHealth:
     error: str | None = None
     paused: dict | None = None
     memory_policy: str | None = None
+    connection: ConnectionFacts | None = None  # the primary reached, through Sentinel or not, replicas
 
 
 async def _probe(name: str) -> QueueHealth:
     queue = make_queue(name, socket_timeout=5)
     try:
+        # First: whether this Redis can serve the queue at all (Sentinel, TLS, ACL, replicas), in one line.
+        connection = await redis_facts.facts(queue, probe=True)
+        if connection.unreachable:
+            return QueueHealth(name, workers=None, queued=None, error=connection.unreachable)
+        if connection.error:
+            return QueueHealth(name, workers=None, queued=None, error=connection.error, connection=connection)
         await queue.connect()
         info = await asyncio.wait_for(queue.info(), timeout=5)
         paused = await asyncio.wait_for(queue.paused(), timeout=5)
         policy = await asyncio.wait_for(memory_policy.read_policy(queue.redis), timeout=5)
         return QueueHealth(
-            name, workers=len(info["workers"]), queued=info["queued"], paused=paused, memory_policy=policy
+            name,
+            workers=len(info["workers"]),
+            queued=info["queued"],
+            paused=paused,
+            memory_policy=policy,
+            connection=connection,
         )
     except (RedisError, OSError, TimeoutError) as exc:
-        return QueueHealth(name, workers=None, queued=None, error=f"{exc or type(exc).__name__}")
+        return QueueHealth(name, workers=None, queued=None, error=str(exc) or type(exc).__name__)
     finally:
         with contextlib.suppress(Exception):  # nothing to close if it never connected
             await queue.disconnect()
@@ -75,6 +88,8 @@ def exit_code(results: list[QueueHealth], database: str | None) -> int:
 
 
 def describe(result: QueueHealth) -> str:
+    if result.connection is not None and result.connection.error:
+        return result.connection.error  # names the queue, its URL (redacted) and the setting to fix
     if result.error:
         url = redact_url(conf.queue_config(result.queue).url)
         setting = conf.setting_name("QUEUES", result.queue, "URL")
@@ -85,8 +100,21 @@ def describe(result: QueueHealth) -> str:
         since = f" since {show_time(at)}" if at else ""
         state += f", PAUSED by {result.paused.get('by', '?')}{since} (its workers take no new jobs; resumequeue)"
     line = f"queue {result.queue!r}: {state} ({result.workers} worker(s), {result.queued} queued)"
+    line += describe_connection(result.connection)
     evicting = memory_policy.problem(result.memory_policy or memory_policy.UNKNOWN, "its Redis")
     return f"{line}\n  WARNING: {evicting}" if evicting else line
+
+
+def describe_connection(found: ConnectionFacts | None) -> str:
+    """The primary reached, e.g. ``; primary 10.0.0.2:6379 (through Sentinel), 1 replica(s)``."""
+    if found is None or found.primary is None:
+        return ""
+    text = f"; primary {found.primary}{' (through Sentinel)' if found.sentinel else ''}"
+    if found.replicas is not None:
+        text += f", {found.replicas} replica(s)"
+    if found.wait_replicas:
+        text += f", each enqueue waits for {found.wait_replicas}"
+    return text
 
 
 def describe_db(error: str | None) -> str:

@@ -28,7 +28,7 @@ from django.utils.module_loading import import_string
 from redis.exceptions import RedisError
 from saq.job import Job
 
-from .. import conf
+from .. import conf, redis_facts
 from ..engine.worker import CronSchedule, Upkeep, Worker
 from ..enqueueing import outbox
 from ..enqueueing.building import build_job
@@ -214,6 +214,7 @@ async def run_workers(
         for worker in workers:
             await worker.queue.connect()
             adopt_queue(worker.queue)  # jobs that enqueue reuse the worker's connection pool
+            await redis_facts.require(worker.queue)  # reachable; Sentinel, TLS files, wait_replicas, ACL
             await ping_redis(worker.queue.name, worker.queue.redis)
         await sync_to_async(check_database, thread_sensitive=True)()
         if web is not None:

@@ -160,3 +160,19 @@ def test_the_signature_check_decides_as_bind_does(func):
             except TaskArgumentError:
                 valid = False
             assert valid == binds, (func.__name__, kwargs)
+
+
+def test_sync_enqueueing_behind_sentinel_waits_for_replicas_once_per_call(tmp_path):
+    from tasks_app.exceptions import ReplicasNotConfirmed
+    from tests.redis_topology import SentinelTopology
+
+    with SentinelTopology(tmp_path, replicas=1) as topology:
+        primary = topology.client(topology.primary_port())
+        with redis_at(topology.url(wait_replicas=1, wait_timeout=2000)):
+            assert enqueue("greet", name="one").status == Status.QUEUED  # (the script is loaded now)
+            primary.config_resetstat()
+            jobs = enqueue_many("greet", [{"name": f"n{i}"} for i in range(1203)])  # three chunks
+            assert len(jobs) == 1203 and primary.llen("saq:default:queued") == 1204
+            assert primary.info("commandstats")["cmdstat_wait"]["calls"] == 1  # one WAIT, after the writes
+        with redis_at(topology.url(wait_replicas=2, wait_timeout=100)), pytest.raises(ReplicasNotConfirmed):
+            enqueue("greet", name="wants two replicas")  # there is one

@@ -210,11 +210,13 @@ def _child_options(queues: list[str], options: dict) -> list[str]:
 
 
 async def _preflight(queues: list[str]) -> None:
+    from tasks_app import redis_facts
     from tasks_app.enqueueing.connections import make_queue
 
     for name in queues:
         queue = make_queue(name)
         try:
+            await redis_facts.require(queue)  # reachable; Sentinel, TLS files, wait_replicas, ACL
             await ping_redis(name, queue.redis)
         finally:
             await queue.redis.aclose()
