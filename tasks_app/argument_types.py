@@ -16,11 +16,15 @@ import inspect
 import json
 import typing
 from collections.abc import Callable
-from typing import Any
-
-from pydantic import ConfigDict, PydanticSchemaGenerationError, TypeAdapter, ValidationError, with_config
+from typing import TYPE_CHECKING, Any
 
 from .exceptions import TaskArgumentError
+
+if TYPE_CHECKING:
+    from pydantic import TypeAdapter
+
+# pydantic is imported where a task's arguments are first checked, not with this module: a worker
+# imports the registry before its first job and checks no arguments to run it (0.1 s of its start).
 
 # Arguments nested deeper than this (lists and dicts within each other) are refused: no task needs
 # them, and a hostile payload of thousands of levels would exhaust the recursion limit downstream.
@@ -44,6 +48,15 @@ def _depth_exceeds(value: Any, limit: int) -> bool:
     return False
 
 
+# ``json.dumps(values, allow_nan=False)`` builds this encoder anew on every call: a microsecond an enqueue keeps.
+_strict_json = json.JSONEncoder(allow_nan=False).encode
+
+
+def _nested(values: dict[str, Any]) -> bool:
+    """Whether any of ``values`` is a list or dict (most calls pass none: the depth walk is skipped)."""
+    return any(isinstance(value, (dict, list, tuple)) for value in values.values())
+
+
 def _finite(value: Any) -> bool:
     try:
         json.dumps(value, allow_nan=False)
@@ -55,10 +68,10 @@ def _finite(value: Any) -> bool:
 def to_json(task_name: str, values: dict[str, Any]) -> str:
     """``values`` as the JSON text Redis will hold; raises ``TaskArgumentError`` naming the problem
     (too deep, not JSON, or NaN/Infinity, which JSON cannot hold)."""
-    if _depth_exceeds(values, MAX_DEPTH):
+    if _nested(values) and _depth_exceeds(values, MAX_DEPTH):
         raise TaskArgumentError(f"{task_name}(): arguments nest more than {MAX_DEPTH} levels deep.")
     try:
-        return json.dumps(values, allow_nan=False)
+        return _strict_json(values)
     except ValueError:
         name = next((name for name, value in values.items() if not _finite(value)), "?")
         raise TaskArgumentError(
@@ -79,6 +92,8 @@ class ArgumentTypes:
     @functools.cached_property
     def fields(self) -> dict[str, tuple[Any, TypeAdapter]]:
         """Parameter name -> (annotation, its adapter), for the parameters pydantic can check."""
+        from pydantic import PydanticSchemaGenerationError, TypeAdapter
+
         try:
             hints = typing.get_type_hints(self.func)
         except Exception:  # an annotation that names something not importable here: check nothing
@@ -98,6 +113,8 @@ class ArgumentTypes:
     def _all(self) -> TypeAdapter | None:
         if not self.fields:
             return None
+        from pydantic import ConfigDict, TypeAdapter, with_config
+
         arguments = typing.TypedDict(  # type: ignore[misc]
             "Arguments", {name: annotation for name, (annotation, _) in self.fields.items()}, total=False
         )
@@ -112,7 +129,11 @@ class ArgumentTypes:
             return
         try:
             self._all.validate_json(text if text is not None else json.dumps(values), strict=True)
-        except ValidationError as exc:
+        except ValueError as exc:  # pydantic's ValidationError is one
+            from pydantic import ValidationError
+
+            if not isinstance(exc, ValidationError):
+                raise
             error = exc.errors(include_url=False)[0]
             name = str(error["loc"][0]) if error["loc"] else "?"
             annotation = self.fields[name][0] if name in self.fields else None
@@ -133,7 +154,7 @@ class ArgumentTypes:
             for read in (adapter.validate_json, adapter.validate_python):
                 try:
                     return adapter.dump_python(read(raw), mode="json")
-                except (ValidationError, ValueError):
+                except ValueError:  # pydantic's ValidationError too
                     continue
         try:
             return json.loads(raw)

@@ -7,6 +7,7 @@ two different functions is reported by the tasks_app.E005 system check.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 from collections.abc import Callable
 from typing import Any, TypeVar, overload
@@ -39,10 +40,48 @@ class TaskSpec:
     def path(self) -> str:
         return f"{self.func.__module__}.{self.func.__qualname__}"
 
+    @functools.cached_property
+    def signature(self) -> inspect.Signature:
+        """The function's signature, read once (``inspect.signature`` costs more than a no-op enqueue's write)."""
+        return inspect.signature(self.func)
+
     @property
     def parameters(self) -> list[inspect.Parameter]:
         """The parameters a caller passes: all but the leading ``ctx``."""
-        return list(inspect.signature(self.func).parameters.values())[1:]
+        return list(self.signature.parameters.values())[1:]
+
+    @functools.cached_property
+    def _simple_binding(self) -> tuple[str, frozenset[str] | None, frozenset[str]] | None:
+        """``(ctx's name, names a caller may pass (None: any, there is a **kwargs), names it must pass)``
+        for a signature whose keyword binding those settle; None for one with positional-only
+        parameters after ``ctx`` (or no ``ctx``), which ``Signature.bind`` alone decides."""
+        parameters = list(self.signature.parameters.values())
+        if not parameters or parameters[0].kind not in (
+            inspect.Parameter.POSITIONAL_ONLY,
+            inspect.Parameter.POSITIONAL_OR_KEYWORD,
+        ):
+            return None
+        allowed: set[str] | None = set()
+        required = set()
+        for parameter in parameters[1:]:
+            if parameter.kind == parameter.POSITIONAL_ONLY:
+                return None
+            if parameter.kind == parameter.VAR_KEYWORD:
+                allowed = None
+            elif parameter.kind != parameter.VAR_POSITIONAL:
+                if allowed is not None:
+                    allowed.add(parameter.name)
+                if parameter.default is parameter.empty:
+                    required.add(parameter.name)
+        return parameters[0].name, None if allowed is None else frozenset(allowed), frozenset(required)
+
+    def _binds(self, kwargs: dict[str, Any]) -> bool:
+        """True when ``kwargs`` certainly bind after ``ctx`` (``_simple_binding``); False: ask ``bind``."""
+        binding = self._simple_binding
+        if binding is None:
+            return False
+        first, allowed, required = binding
+        return first not in kwargs and (allowed is None or kwargs.keys() <= allowed) and required <= kwargs.keys()
 
     def reserved_parameters(self) -> list[str]:
         return [p.name for p in self.parameters if p.name in RESERVED_KWARGS]
@@ -58,15 +97,16 @@ class TaskSpec:
     def validate_kwargs(self, kwargs: dict[str, Any]) -> str:
         """``kwargs`` as JSON, once they bind to the task's signature, fit its annotations and can be
         stored (``argument_types.to_json``); raises ``TaskArgumentError`` naming the problem."""
-        reserved = sorted(set(kwargs) & RESERVED_KWARGS)
-        if reserved:
+        if not RESERVED_KWARGS.isdisjoint(kwargs):
+            reserved = sorted(set(kwargs) & RESERVED_KWARGS)
             raise TaskArgumentError(
                 f"{', '.join(reserved)} {'is a' if len(reserved) == 1 else 'are'} SAQ job "
                 f"field{'s' if len(reserved) > 1 else ''}, not {self.name}() argument"
                 f"{'s' if len(reserved) > 1 else ''}; pass job options as options, not task arguments."
             )
         try:
-            inspect.signature(self.func).bind(None, **kwargs)
+            if not self._binds(kwargs):
+                self.signature.bind(None, **kwargs)
         except TypeError as exc:
             expected = ", ".join(str(p) for p in self.parameters) or "no arguments"
             raise TaskArgumentError(f"{self.name}(): {exc}. It takes: {expected}.") from None

@@ -10,9 +10,10 @@ from django.utils import timezone
 from tasks_app import task
 
 from .conf import feed_settings
-from .fetching import build_client
 from .models import Feed
-from .refreshing import Outcome, active_feeds, refresh_feed_safely, refresh_feeds, still_deferred
+
+# fetching and refreshing (httpx, the parse and store pools) are imported by the tasks that use them,
+# not here: every worker imports this module to register the tasks, and starts its first job sooner so.
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +28,8 @@ class FeedRefreshError(Exception):
 @task(timeout=3600, retries=0)
 async def refresh_all_feeds(ctx: dict[str, Any]) -> dict[str, int]:
     """Refresh every active feed; returns feeds_processed/unchanged/deferred/failed and entries_created/updated."""
+    from .refreshing import active_feeds, refresh_feeds
+
     totals = await refresh_feeds(await active_feeds())
     logger.info("Refreshed feeds: %s", totals.as_dict(), extra=totals.as_dict())
     return totals.as_dict()
@@ -41,6 +44,9 @@ async def refresh_single_feed(ctx: dict[str, Any], feed_url: str) -> dict[str, A
     FeedRefreshError when no feed has that URL or the refresh failed (the error is also
     recorded on the feed), so the job shows as failed rather than done.
     """
+    from .fetching import build_client
+    from .refreshing import Outcome, refresh_feed_safely, still_deferred
+
     feed = await Feed.objects.filter(feed_url=feed_url).afirst()
     if feed is None:
         raise FeedRefreshError(f"No feed has the URL {feed_url!r}; add it in the admin or check the spelling.")

@@ -11,16 +11,22 @@ pastes can never carry scripts, event handlers or foreign frames into the site.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import logging
+from typing import TYPE_CHECKING
 
 from django.core.cache import cache
 from django.utils.html import escape
-from docutils.core import publish_parts
-from markdown_it import MarkdownIt
 
 from pydotorg.safehtml import sanitize
+
+if TYPE_CHECKING:
+    from markdown_it import MarkdownIt
+
+# docutils and markdown-it are imported by the first page rendered, not with the Page model: every
+# process loads the model (a task worker too), few of them render pages.
 
 logger = logging.getLogger("pydotorg.pages")
 
@@ -28,8 +34,14 @@ MARKDOWN = "markdown"
 RESTRUCTUREDTEXT = "restructuredtext"
 HTML = "html"
 
-# Raw HTML inside Markdown is allowed here because the sanitizer decides what survives.
-_markdown = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
+
+@functools.cache
+def _markdown() -> MarkdownIt:
+    from markdown_it import MarkdownIt
+
+    # Raw HTML inside Markdown is allowed here because the sanitizer decides what survives.
+    return MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
+
 
 _DOCUTILS_SETTINGS = {
     "raw_enabled": False,
@@ -68,7 +80,7 @@ def render(content: str, content_format: str) -> str:
 
 def _to_html(content: str, content_format: str) -> str:
     if content_format == MARKDOWN:
-        return _markdown.render(content)
+        return _markdown().render(content)
     if content_format == RESTRUCTUREDTEXT:
         return _restructuredtext(content)
     if content_format == HTML:
@@ -78,6 +90,8 @@ def _to_html(content: str, content_format: str) -> str:
 
 
 def _restructuredtext(content: str) -> str:
+    from docutils.core import publish_parts
+
     settings = {**_DOCUTILS_SETTINGS, "warning_stream": io.StringIO()}
     try:
         return publish_parts(source=content, writer="html5", settings_overrides=settings)["body"]

@@ -34,6 +34,12 @@ def enqueue_call(queue: RedisQueue, job: Job) -> tuple[list, list]:
     return queue._enqueue_call(job)
 
 
+def enqueue_script(queue: RedisQueue) -> tuple[str, str]:
+    """``(sha, Lua source)`` of ``queue``'s enqueue script, for a client of its own to EVALSHA (and load)."""
+    script = queue._scripts["enqueue"]
+    return script.sha, script.script
+
+
 def enqueued(queue: RedisQueue, job: Job, reply: list) -> tuple[Job, str]:
     """The enqueue script's ``reply`` as ``submit`` returns it: ``(job, state)``, the job's ``queued``
     and ``scheduled`` set to what Redis stamped."""

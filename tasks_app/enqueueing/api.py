@@ -9,6 +9,7 @@ immediate mode, takes the jobs instead of Redis (``diversion.py``).
 
 from __future__ import annotations
 
+import asyncio
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
@@ -20,7 +21,8 @@ from ..engine import records
 from ..exceptions import TaskArgumentError
 from . import diversion, outbox
 from .building import BuiltJob, TaskRef, build_job, split_options
-from .connections import background, get_queue, refuse_in_event_loop
+from .connections import get_queue, refuse_in_event_loop
+from .sync_client import sync_queue
 
 # Jobs per Redis pipeline in enqueue_many: large enough to amortise round trips, small enough
 # that one pipeline never holds Redis for long.
@@ -90,12 +92,14 @@ def enqueue(
     is also what code written for the old async ``enqueue``, ``await enqueue(...)``, meets: the
     message names ``await aenqueue(...)``).
     """
-    # Before building: code that still awaits the old async enqueue learns the new name first.
-    refuse_in_event_loop(instead="await aenqueue(...)")
+    # Before building: code that still awaits the old async enqueue learns the new name first. (Asked
+    # only when a loop runs: refuse_in_event_loop's own test raises and catches an error every call.)
+    if asyncio._get_running_loop() is not None:
+        refuse_in_event_loop(instead="await aenqueue(...)")
     built = _build(task, kwargs, queue=queue, key=key, delay=delay, at=at)
     if (target := diversion.current()) is not None:
         return target.take([built])[0]
-    return background.run(_to_redis(built))
+    return sync_queue(built.queue).submit(built.job)[0]
 
 
 def enqueue_on_commit(
@@ -195,17 +199,32 @@ async def submit_many(built: Sequence[BuiltJob]) -> list[Job]:
 
 async def _to_redis_many(built: Sequence[BuiltJob]) -> list[Job]:
     jobs: list[Job | None] = [None] * len(built)
-    by_queue: dict[str, list[int]] = {}
-    for index, item in enumerate(built):
-        by_queue.setdefault(item.queue, []).append(index)
-    for name, indexes in by_queue.items():
-        queue = get_queue(name)
+    for name, indexes in _by_queue(built).items():
         for start in range(0, len(indexes), CHUNK):
             chunk = indexes[start : start + CHUNK]
-            results = await records.submit_many(queue, [built[i].job for i in chunk])
+            results = await records.submit_many(get_queue(name), [built[i].job for i in chunk])
             for index, (job, _) in zip(chunk, results, strict=True):
                 jobs[index] = job
     return jobs  # type: ignore[return-value]
+
+
+def _to_redis_many_sync(built: Sequence[BuiltJob]) -> list[Job]:
+    """``_to_redis_many`` from the calling thread (``sync_client.py``), with a chunk in flight while the
+    next is serialized."""
+    jobs: list[Job | None] = [None] * len(built)
+    for name, indexes in _by_queue(built).items():
+        results = sync_queue(name).submit_many([built[i].job for i in indexes], chunk=CHUNK)
+        for index, (job, _) in zip(indexes, results, strict=True):
+            jobs[index] = job
+    return jobs  # type: ignore[return-value]
+
+
+def _by_queue(built: Sequence[BuiltJob]) -> dict[str, list[int]]:
+    """The positions of ``built``'s jobs, by queue name."""
+    by_queue: dict[str, list[int]] = {}
+    for index, item in enumerate(built):
+        by_queue.setdefault(item.queue, []).append(index)
+    return by_queue
 
 
 def enqueue_many(
@@ -227,7 +246,7 @@ def enqueue_many(
     built = _build_many(task, calls, keys, queue=queue, delay=delay, at=at, **options)
     if (target := diversion.current()) is not None:
         return target.take(built)
-    return background.run(_to_redis_many(built), None)
+    return _to_redis_many_sync(built)
 
 
 # --- deprecated names (removed in the release after next) ---------------------------------------------

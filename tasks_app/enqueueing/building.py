@@ -7,20 +7,21 @@ A job's options travel in a straight line: the settings defaults, overlaid by th
 from __future__ import annotations
 
 import math
+import os
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from django.core.signals import setting_changed
 from django.utils import timezone
 from saq.job import Job
 
 from .. import conf
 from ..engine import clock
 from ..exceptions import TaskArgumentError
-from ..registry import registry
+from ..registry import TaskSpec, registry
 
 TaskRef = str | Callable[..., Any]
 
@@ -62,26 +63,65 @@ def build_job(
     """
     spec = registry.get(task)
     kwargs = dict(kwargs or {})
-    unknown = set(options) - set(conf.JOB_OPTIONS)
-    if unknown:
-        raise TaskArgumentError(f"Unknown job option(s) {sorted(unknown)}; allowed: {list(conf.JOB_OPTIONS)}.")
+    if options:
+        unknown = set(options) - set(conf.JOB_OPTIONS)
+        if unknown:
+            raise TaskArgumentError(f"Unknown job option(s) {sorted(unknown)}; allowed: {list(conf.JOB_OPTIONS)}.")
     spec.validate_kwargs(kwargs)
     queue_name = queue or spec.queue
-    conf.queue_config(queue_name)  # raises ImproperlyConfigured naming the configured queues
+    _settings.check_queue(queue_name)
     given = {k: v for k, v in options.items() if v is not None}
-    problems = conf.job_option_problems(given)
-    if problems:
+    if given and (problems := conf.job_option_problems(given)):
         raise TaskArgumentError(f"{spec.name}(): {' '.join(problems)}")
-    scheduled = _scheduled(delay, at)
+    scheduled = _scheduled(delay, at) if delay is not None or at is not None else 0
 
-    job_options = {**spec.job_options(), **given}
+    job_options = {**_settings.job_options(spec), **given}
     job_options["retries"] = int(job_options.get("retries", 0)) + 1  # SAQ counts attempts
-    job = Job(
-        function=spec.name, kwargs=kwargs or None, key=key or str(uuid.uuid1()), scheduled=scheduled, **job_options
-    )
+    job = Job(function=spec.name, kwargs=kwargs or None, key=key or new_key(), scheduled=scheduled, **job_options)
     if delay:
         clock.delay(job, delay)  # resolved on Redis's clock when enqueued; ``scheduled`` is this host's estimate
     return BuiltJob(queue=queue_name, job=job)
+
+
+def new_key() -> str:
+    """A job key of its own: a random (version 4) UUID, as ``str(uuid.uuid4())`` writes it, from 122 bits of
+    ``os.urandom``. Made here at a quarter of ``uuid.uuid4()``'s cost and a sixth of ``uuid.uuid1()``'s (whose
+    ``uuid_generate_time_safe`` locks a clock file, and whose key would carry the host's MAC address)."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = raw[6] & 0x0F | 0x40  # version 4
+    raw[8] = raw[8] & 0x3F | 0x80  # the RFC 4122 variant
+    text = raw.hex()
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+
+
+class _FromSettings:
+    """What every job reads from the ``SAQ`` setting, read once until it changes (``setting_changed``):
+    the configured queue names, and each task's job options (settings defaults, then the task's own)."""
+
+    def __init__(self) -> None:
+        self.queues: frozenset[str] = frozenset()
+        self._job_options: dict[int, tuple[TaskSpec, dict[str, Any]]] = {}
+
+    def check_queue(self, name: str) -> None:
+        """Raises ``ImproperlyConfigured`` naming the configured queues, unless ``name`` is one."""
+        if name not in self.queues:
+            conf.queue_config(name)
+            self.queues = frozenset(conf.queues())
+
+    def job_options(self, spec: TaskSpec) -> dict[str, Any]:
+        """``spec.job_options()``; not to be changed by the caller."""
+        cached = self._job_options.get(id(spec))
+        if cached is None or cached[0] is not spec:  # the spec is held, so its id is not reused while cached
+            cached = self._job_options[id(spec)] = (spec, spec.job_options())
+        return cached[1]
+
+    def forget(self, **kwargs: Any) -> None:
+        if kwargs.get("setting") == "SAQ":
+            self.queues, self._job_options = frozenset(), {}
+
+
+_settings = _FromSettings()
+setting_changed.connect(_settings.forget, dispatch_uid="tasks_app.building")
 
 
 def _scheduled(delay: float | None, at: datetime | float | None) -> int:

@@ -16,6 +16,8 @@ from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 from django.core.exceptions import ImproperlyConfigured
+from redis import Redis as SyncRedis
+from redis.asyncio import Redis
 
 from .. import conf, embedded_redis, redis_urls
 from ..engine.queue import AtomicRedisQueue
@@ -31,10 +33,11 @@ _per_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[CacheKey, A
 )
 
 
-def make_queue(name: str, **client_options: Any) -> AtomicRedisQueue:
-    """A new queue for ``name``; ``client_options`` adjust its redis-py client (e.g. ``socket_timeout``).
-    Its client comes from ``redis_urls.client`` (plain, TLS or Sentinel URLs); ``wait_replicas`` gives it a
-    ``Durability`` (``engine/replication.py``).
+def make_client(name: str, *, sync: bool = False, **client_options: Any) -> Redis | SyncRedis:
+    """A new redis-py client of queue ``name``'s Redis, from ``redis_urls`` (plain, TLS or Sentinel URLs):
+    ``redis.asyncio`` by default, the blocking ``redis.Redis`` with ``sync=True`` (``sync_client.py``, for
+    sync callers). ``client_options`` adjust it (e.g. ``socket_timeout``). Every client tasks_app opens to a
+    queue's Redis is made here.
 
     Raises ``ImproperlyConfigured`` for a queue that is not in ``SAQ["QUEUES"]`` or a malformed Sentinel URL.
     """
@@ -47,13 +50,22 @@ def make_queue(name: str, **client_options: Any) -> AtomicRedisQueue:
     if embedded_redis.serves(conf.embedded_redis(), config.url):
         embedded_redis.ensure_running(conf.embedded_redis())
     try:
-        client = redis_urls.client(config.url, **options)
+        return (redis_urls.sync_client if sync else redis_urls.client)(config.url, **options)
     except ValueError as exc:  # a malformed Sentinel URL (check E014 says so at start-up)
         if not redis_urls.is_sentinel(config.url):
             raise
         setting = conf.setting_name("QUEUES", name, "URL")
         raise ImproperlyConfigured(f"{setting} is not a valid Sentinel URL: {exc}.") from None
-    queue = AtomicRedisQueue(client, name=name)
+
+
+def make_queue(name: str, **client_options: Any) -> AtomicRedisQueue:
+    """A new queue for ``name`` on a ``make_client`` client (``client_options``: see there); ``wait_replicas``
+    gives it a ``Durability`` (``engine/replication.py``).
+
+    Raises ``ImproperlyConfigured`` for a queue that is not in ``SAQ["QUEUES"]`` or a malformed Sentinel URL.
+    """
+    queue = AtomicRedisQueue(make_client(name, **client_options), name=name)
+    config = conf.queue_config(name)
     if config.wait_replicas:
         setting = conf.setting_name("QUEUES", name, "URL")
         queue.durability = Durability(config.wait_replicas, config.wait_timeout, setting)
