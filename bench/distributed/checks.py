@@ -17,6 +17,7 @@ Per phase (one fault), over the jobs the load acknowledged while it lasted:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -67,6 +68,11 @@ class Row:
     def note(self, text: str) -> None:
         if len(self.examples) < 5:
             self.examples.append(text)
+
+
+def as_dict(row: Row) -> dict:
+    """``row`` as plain data: its fields, ``unexplained`` and ``ok``."""
+    return {**dataclasses.asdict(row), "explained": dict(row.explained), "unexplained": row.unexplained, "ok": row.ok}
 
 
 def explain(before: Execution, windows: list[FaultWindow]) -> str | None:

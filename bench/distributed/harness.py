@@ -6,8 +6,8 @@
         row = harness.run_fault("pause", seconds=10)
 
 Inside the block Django is set up with ``bench.distributed.settings`` against a database made for
-the run (``test_<name>`` of ``DIST_DATABASE_URL``, default ``harness_distributed``; dropped at the
-end, unless ``database=False``: then the caller's, e.g. pytest-django's), and everything is removed
+the run (``test_<name>``, see ``database_url()``; dropped at the end; with ``database=False``, the
+caller's own settings' database instead), and everything is removed
 on the way out, however it is left (``cleanup.guard``).
 """
 
@@ -18,6 +18,7 @@ import importlib.util
 import os
 import time
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from . import checks, ledger
 from .cleanup import Resources, guard
@@ -30,6 +31,18 @@ from .workers import Workers
 SENTINEL_URLS = importlib.util.find_spec("tasks_app.redis_urls") is not None
 WAIT_REPLICAS = importlib.util.find_spec("tasks_app.engine.replication") is not None
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/harness_distributed"
+
+
+def database_url() -> str:
+    """The server and name of the run's database: ``DIST_DATABASE_URL``; else ``TEST_DATABASE_URL``'s
+    server with ``_distributed`` after its name, so that a test run's own database is never the harness's;
+    else ``DEFAULT_DATABASE_URL``. (``test_`` goes before the name when it is made.)"""
+    if url := os.environ.get("DIST_DATABASE_URL"):
+        return url
+    if url := os.environ.get("TEST_DATABASE_URL"):
+        parts = urlsplit(url)
+        return urlunsplit(parts._replace(path=parts.path.rstrip("/") + "_distributed"))
+    return DEFAULT_DATABASE_URL
 
 
 class Harness:
@@ -78,7 +91,11 @@ class Harness:
         self._database_config = None
         self.network = Network(self.resources)
         self.hosts = [self.network.add_host() for _ in range(self.host_count)]
-        self.topology = Topology(self.network.service_address, self.directory, self.resources).start()
+        if self.own_database:
+            os.environ["TEST_DATABASE_URL"] = database_url()
+        parts = urlsplit(os.environ.get("TEST_DATABASE_URL", DEFAULT_DATABASE_URL))
+        self.topology = Topology(self.network.service_address, self.directory, self.resources,
+                                 postgres=(parts.hostname or "127.0.0.1", parts.port or 5432)).start()  # fmt: skip
         self.ledger = self.topology.ledger.client()
         self._configure_environment()
         import django
@@ -94,8 +111,8 @@ class Harness:
             self._database_config = setup_databases(verbosity=0, interactive=False)
         db = connection.settings_dict
         address = f"{self.topology.address}:{self.topology.pg_port}"
-        database_url = f"postgres://{db['USER'] or 'postgres'}@{address}/{db['NAME']}"
-        self.workers = Workers(self.resources, self.directory, {**self._env, "TEST_DATABASE_URL": database_url},
+        worker_database_url = f"postgres://{db['USER'] or 'postgres'}@{address}/{db['NAME']}"
+        self.workers = Workers(self.resources, self.directory, {**self._env, "TEST_DATABASE_URL": worker_database_url},
                                self.concurrency)  # fmt: skip
         for host in self.hosts:
             self.workers.start(host)
@@ -120,9 +137,7 @@ class Harness:
             "BENCH_REDIS_URL": self.topology.ledger_url.removesuffix("/0") + "/1",
         }
         os.environ.update(self._env)
-        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.distributed.settings")
-        if self.own_database:
-            os.environ.setdefault("TEST_DATABASE_URL", os.environ.get("DIST_DATABASE_URL", DEFAULT_DATABASE_URL))
+        os.environ["DJANGO_SETTINGS_MODULE"] = "bench.distributed.settings"  # not a test run's tests.settings
 
     def _wait_for_workers(self, timeout: float = 120.0) -> None:
         """Until a job has completed on every host (each worker is up, reaches Redis, the database and the ledger)."""

@@ -11,6 +11,7 @@ broken invariants), 2 for bad arguments or a harness that could not start.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -49,6 +50,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--figures", action=argparse.BooleanOptionalAction, default=True,
                         help="measure the figures after the faults (default: yes)")  # fmt: skip
     parser.add_argument("--keep", action="store_true", help="keep the servers' and workers' logs")
+    parser.add_argument("--json", type=Path, metavar="PATH", help="also write the rows to PATH as JSON (for tests)")
     return parser.parse_args(argv)
 
 
@@ -58,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         print("The harness needs root (it makes network namespaces): run it with sudo, as CI runs it.", file=sys.stderr)
         return 2
     directory = Path(tempfile.mkdtemp(prefix="distributed-"))
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.distributed.settings")
+    os.environ["DJANGO_SETTINGS_MODULE"] = "bench.distributed.settings"  # a test run's may be set: not that one
     from . import checks, figures
     from .harness import SENTINEL_URLS, WAIT_REPLICAS, Harness
 
@@ -79,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"    {note}")
         print()
         print(checks.table(harness.rows))
+        if args.json:
+            args.json.write_text(json.dumps([checks.as_dict(row) for row in harness.rows], indent=1))
         if args.figures:
             print()
             figures.print_all(harness)

@@ -8,7 +8,7 @@ All listen on the network's service address (``network.py``), on free ports:
   failover timeout of 10 s;
 - the ledger: a Redis of its own that no fault touches, where every execution is recorded
   (``ledger.py``);
-- PostgreSQL as it is (127.0.0.1:5432, trust auth), reached from the hosts through socat, which
+- PostgreSQL as it is (``postgres``, default 127.0.0.1:5432, trust auth), reached from the hosts through socat, which
   forwards the service address's port to it (PostgreSQL listens on the loopback only).
 
 ``kill_primary()`` SIGKILLs whichever server is the primary now; ``restore()`` starts it again on
@@ -30,7 +30,6 @@ from .cleanup import Resources
 SERVICE = "harness"
 DOWN_AFTER_MS = 1000
 FAILOVER_TIMEOUT_MS = 10_000
-PG_HOST, PG_PORT = "127.0.0.1", 5432
 
 
 def free_port(address: str) -> int:
@@ -98,6 +97,7 @@ class Topology:
     redis_nodes: list[RedisNode] = field(default_factory=list)
     sentinels: list[RedisNode] = field(default_factory=list)
     ledger: RedisNode | None = None
+    postgres: tuple[str, int] = ("127.0.0.1", 5432)  # where PostgreSQL listens (the forwarder's target)
     pg_port: int = 0
 
     def start(self) -> Topology:
@@ -128,7 +128,8 @@ class Topology:
 
     def _start_pg_forwarder(self) -> None:
         self.pg_port = free_port(self.address)
-        argv = ["socat", f"TCP-LISTEN:{self.pg_port},bind={self.address},fork,reuseaddr", f"TCP:{PG_HOST}:{PG_PORT}"]
+        target = "TCP:{}:{}".format(*self.postgres)
+        argv = ["socat", f"TCP-LISTEN:{self.pg_port},bind={self.address},fork,reuseaddr", target]
         # A session of its own: socat forks a child per connection, stopped with it (by its group).
         process = subprocess.Popen(argv, start_new_session=True, stderr=subprocess.DEVNULL)
         self.resources.process(process, group=True)

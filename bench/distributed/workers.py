@@ -33,6 +33,7 @@ class Worker:
     process: subprocess.Popen
     log: Path
     skew: str | None = None
+    queue: str = "default"
     killed: bool = False  # on purpose: not to be restarted
     replaced: bool = False  # exited and started again
 
@@ -70,20 +71,20 @@ class Workers:
     concurrency: int = 10
     started: list[Worker] = field(default_factory=list)
 
-    def start(self, host: Host, *, skew: str | None = None, extra_env: dict[str, str] | None = None) -> Worker:
-        """A worker on ``host``; ``skew`` (e.g. ``"+300s"``) offsets its clock with libfaketime."""
-        env = {**os.environ, **self.env, **(extra_env or {}), "DIST_HOST": host.name, "PYTHONUNBUFFERED": "1",
+    def start(self, host: Host, *, skew: str | None = None, queue: str = "default") -> Worker:
+        """A worker of ``queue`` on ``host``; ``skew`` (e.g. ``"+300s"``) offsets its clock with libfaketime."""
+        env = {**os.environ, **self.env, "DIST_HOST": host.name, "PYTHONUNBUFFERED": "1",
                "DJANGO_SETTINGS_MODULE": "bench.distributed.settings"}  # fmt: skip
         if skew:
             env.update(LD_PRELOAD=LIBFAKETIME, FAKETIME=skew, FAKETIME_DONT_FAKE_MONOTONIC="1")
         number = sum(1 for w in self.started if w.host == host) + 1
         log = self.directory / f"{host.name}-{number}.log"
         argv = [sys.executable, "manage.py", "runworker", "--skip-checks", "--no-reload", "-v", "1",
-                "--concurrency", str(self.concurrency)]  # fmt: skip
+                "--concurrency", str(self.concurrency), "--queue", queue]  # fmt: skip
         with open(log, "ab") as out:
             process = subprocess.Popen(host.exec_argv(argv), cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
         self.resources.process(process)
-        worker = Worker(host, process, log, skew)
+        worker = Worker(host, process, log, skew, queue)
         self.started.append(worker)
         return worker
 
@@ -109,5 +110,5 @@ class Workers:
         for worker in list(self.started):
             if worker.process.poll() is not None and not worker.killed and not worker.replaced:
                 worker.replaced = True
-                again.append(self.start(worker.host, skew=worker.skew))
+                again.append(self.start(worker.host, skew=worker.skew, queue=worker.queue))
         return again
