@@ -91,7 +91,8 @@ def _throughput(harness: Harness, hosts: int) -> tuple[float, float]:
 
     workers = [harness.workers.start(host, queue="plain") for host in harness.hosts[:hosts]]
     try:
-        time.sleep(8)  # started and idle
+        harness.wait_until_working(workers, "plain")
+        time.sleep(2)  # the probe jobs are done
         cpu_before = sum(w.cpu_seconds() for w in workers)
         start_ms = ledger.now_ms(harness.ledger)
         keys = {job.key for job in enqueue_many("dist_work", [{"seconds": 0}] * THROUGHPUT_JOBS, queue="plain")}

@@ -26,7 +26,7 @@ from .faults import Fault
 from .load import Load, Phase
 from .network import Network
 from .topology import Topology
-from .workers import Workers
+from .workers import Worker, Workers
 
 SENTINEL_URLS = importlib.util.find_spec("tasks_app.redis_urls") is not None
 WAIT_REPLICAS = importlib.util.find_spec("tasks_app.engine.replication") is not None
@@ -116,7 +116,7 @@ class Harness:
                                self.concurrency)  # fmt: skip
         for host in self.hosts:
             self.workers.start(host)
-        self._wait_for_workers()
+        self.wait_until_working(self.workers.started)
         self.load = Load()
         self.load.start()
 
@@ -139,20 +139,22 @@ class Harness:
         os.environ.update(self._env)
         os.environ["DJANGO_SETTINGS_MODULE"] = "bench.distributed.settings"  # not a test run's tests.settings
 
-    def _wait_for_workers(self, timeout: float = 120.0) -> None:
-        """Until a job has completed on every host (each worker is up, reaches Redis, the database and the ledger)."""
+    def wait_until_working(self, workers: list[Worker], queue: str = "default", timeout: float = 120.0) -> None:
+        """Until each of ``workers`` has run a job of ``queue`` (it is up and reaches Redis, the database
+        and the ledger): small jobs are enqueued each second until then."""
         from tasks_app import enqueue_many
 
         deadline = time.monotonic() + timeout
+        waiting = {w.pid for w in workers}
         while True:
-            enqueue_many("dist_work", [{"seconds": 0.2} for _ in range(self.concurrency * self.host_count)])
+            enqueue_many("dist_work", [{"seconds": 0.2}] * (self.concurrency * len(workers)), queue=queue)
             time.sleep(1)
-            hosts = {e.host for runs in ledger.read(self.ledger).executions.values() for e in runs if e.outcome}
-            if hosts >= {h.name for h in self.hosts}:
+            ran = {e.pid for runs in ledger.read(self.ledger).executions.values() for e in runs if e.outcome}
+            if waiting <= ran:
                 return
             if time.monotonic() > deadline:
-                logs = "\n".join(f"--- {w.log}\n{w.log.read_text()[-2000:]}" for w in self.workers.started)
-                raise RuntimeError(f"Workers on {sorted({h.name for h in self.hosts} - hosts)} ran nothing:\n{logs}")
+                logs = "\n".join(f"--- {w.log}\n{w.log.read_text()[-2000:]}" for w in workers if w.pid not in ran)
+                raise RuntimeError(f"Workers ran nothing within {timeout:.0f}s:\n{logs}")
 
     # --- one fault ---------------------------------------------------------------------------------
 
