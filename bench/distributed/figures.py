@@ -51,7 +51,9 @@ async def _failover(harness: Harness, queue: str) -> dict[str, float]:
     await asyncio.sleep(BEFORE_S)
     killed_at = time.monotonic()
     dead = await asyncio.to_thread(harness.topology.kill_primary)
-    await asyncio.sleep(AFTER_S)
+    await asyncio.to_thread(harness.topology.wait_failover, dead)
+    await asyncio.to_thread(harness.topology.restore, dead)  # as its supervisor would
+    await asyncio.sleep(max(0.0, AFTER_S - (time.monotonic() - killed_at)))
     stop.set()
     await asyncio.gather(*streams)
     await disconnect_all()
@@ -62,7 +64,6 @@ async def _failover(harness: Harness, queue: str) -> dict[str, float]:
         chunk = keys[start : start + 500]
         missing += sum(job is None for job in await check.jobs(chunk))
     await check.disconnect()
-    await asyncio.to_thread(harness.topology.restore, dead)
     after = [at for _, at in acked if at > killed_at]
     return {"acked": len(acked), "lost": missing, "first_ack_s": (min(after) - killed_at) if after else float("nan")}
 

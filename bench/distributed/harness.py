@@ -171,6 +171,10 @@ class Harness:
             assert fault.dead is not None
             self.topology.wait_failover(fault.dead)
             fault.notes.append(f"failover done {time.monotonic() - fault_at:.1f}s after the kill")
+            # Its supervisor (systemd, Kubernetes) starts the dead server again at once: it rejoins as
+            # a replica, which wait_replicas=1 needs (the new primary has no other).
+            self.topology.restore(fault.dead)
+            fault.notes.append(f"old primary back as a replica {time.monotonic() - fault_at:.1f}s after the kill")
         self._wait(seconds - (time.monotonic() - fault_at), restart=name != "partition")
         fault.heal()
         end_ms = ledger.now_ms(self.ledger)

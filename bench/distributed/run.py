@@ -67,6 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"hosts {args.hosts}, faults {','.join(args.faults)}, {args.fault_seconds:g}s each; logs in {directory}")
     if not SENTINEL_URLS:
         print("  (no redis+sentinel:// URLs in tasks_app: clients use the primary's URL and cannot follow a failover)")
+        if "kill-primary" in args.faults:
+            print("  (so kill-primary is left out)")
+            args.faults.remove("kill-primary")
     if not WAIT_REPLICAS:
         print("  (tasks_app has no wait_replicas here: acknowledged means the primary has it)")
     started = time.monotonic()
