@@ -115,7 +115,7 @@ def _throughput(harness: Harness, hosts: int) -> tuple[float, float]:
 def print_all(harness: Harness) -> None:
     """Measure and print every figure (a failover figure only with Sentinel URLs in tasks_app)."""
     print("Figures")
-    if SENTINEL_URLS:
+    if SENTINEL_URLS and not harness.tls_acl:
         for queue, label in (("durable", "wait_replicas=1"), ("plain", "no wait_replicas")):
             if queue == "durable" and not WAIT_REPLICAS:
                 continue
@@ -126,7 +126,7 @@ def print_all(harness: Harness) -> None:
         if primary is not None and primary.first_completion_s is not None:
             print(f"  failover: first job completed {primary.first_completion_s:.1f}s after the primary's death")
     else:
-        print("  failover: not measured (tasks_app has no redis+sentinel:// URLs here)")
+        print("  failover: not measured (no redis+sentinel:// URLs in tasks_app here, or --tls-acl)")
     rates = {}
     for queue in ("plain", "durable") if WAIT_REPLICAS else ("plain",):
         for bulk in (False, True):

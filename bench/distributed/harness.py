@@ -48,13 +48,15 @@ def database_url() -> str:
 class Harness:
     def __init__(
         self, directory: Path, *, hosts: int = 3, concurrency: int = 10, wait_replicas: bool = True,
-        database: bool = True, warmup: float = 3.0, settle: float = 5.0, drain_timeout: float = 180.0,
+        database: bool = True, tls_acl: bool = False, warmup: float = 3.0, settle: float = 5.0,
+        drain_timeout: float = 180.0,
     ) -> None:  # fmt: skip
         self.directory = directory
         self.host_count = hosts
         self.concurrency = concurrency
         self.wait_replicas = wait_replicas and WAIT_REPLICAS
         self.own_database = database
+        self.tls_acl = tls_acl
         self.warmup, self.settle, self.drain_timeout = warmup, settle, drain_timeout
         self.resources = Resources()
         self.windows: list[checks.FaultWindow] = []
@@ -95,7 +97,8 @@ class Harness:
             os.environ["TEST_DATABASE_URL"] = database_url()
         parts = urlsplit(os.environ.get("TEST_DATABASE_URL", DEFAULT_DATABASE_URL))
         self.topology = Topology(self.network.service_address, self.directory, self.resources,
-                                 postgres=(parts.hostname or "127.0.0.1", parts.port or 5432)).start()  # fmt: skip
+                                 postgres=(parts.hostname or "127.0.0.1", parts.port or 5432),
+                                 tls_acl=self.tls_acl).start()  # fmt: skip
         self.ledger = self.topology.ledger.client()
         self._configure_environment()
         import django
@@ -121,9 +124,12 @@ class Harness:
         self.load.start()
 
     def queue_url(self, query: str = "") -> str:
-        if SENTINEL_URLS:
+        """Through the sentinels when tasks_app can (not with ``tls_acl``: its Sentinel URLs carry no TLS
+        options), else the primary's own URL; ``query``: tasks_app's options, e.g. ``wait_replicas=1``."""
+        if SENTINEL_URLS and not self.tls_acl:
             return self.topology.sentinel_url(query=query)
-        return self.topology.direct_url() + (f"?{query}" if query else "")
+        url = self.topology.direct_url()
+        return url + ("&" if "?" in url else "?") + query if query else url
 
     def _configure_environment(self) -> None:
         durable = "wait_replicas=1&wait_timeout=1000" if WAIT_REPLICAS else ""

