@@ -46,7 +46,8 @@ def url(var: str, default: str | None, schemes: set[str]) -> str | None:
         )
     try:
         parts = urlsplit(value)
-        parts.port  # noqa: B018 - raises ValueError on a non-numeric port
+        if "," not in parts.netloc:  # redis+sentinel:// lists host:port pairs; tasks_app checks those
+            parts.port  # noqa: B018 - raises ValueError on a non-numeric port
     except ValueError as exc:
         # Not chained: urllib's message may quote part of the secret (the "port" of a cut-short URL).
         raise ImproperlyConfigured(f"{var} is not a valid URL: {_problem(exc)}; {_ENCODE_HINT}.") from None
@@ -149,7 +150,7 @@ def redis_url(var: str, default: str | None) -> tuple[str | None, int | None]:
 
     The parameter is the original setup's; it is taken off the URL, which redis-py would refuse.
     """
-    value = url(var, default, {"redis", "rediss", "unix"})
+    value = url(var, default, {"redis", "rediss", "unix", "redis+sentinel"})
     if value is None:
         return None, None
     parts = urlsplit(value)

@@ -14,12 +14,12 @@ from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
-from . import conf, embedded_redis
+from . import conf, embedded_redis, redis_urls
 from .engine import memory_policy
 from .redaction import redact_url
 from .registry import import_task_function, registry
 
-QUEUE_SCHEMES = {"redis", "rediss", "unix"}
+QUEUE_SCHEMES = set(redis_urls.SCHEMES)
 QUEUE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,100}")
 
 
@@ -43,7 +43,7 @@ def unknown_keys(where: str, given: Any, allowed: Any, id: int, what: str = "opt
 
 # Top-level SAQ keys: tasks_app's own (conf.DEFAULTS), the dashboard's token, and where settings come from.
 SAQ_KEYS = (*conf.DEFAULTS, "API_TOKEN", "SETTING_SOURCES")
-QUEUE_KEYS = ("URL", "CONCURRENCY")
+QUEUE_KEYS = ("URL", "CONCURRENCY", "WAIT_REPLICAS", "WAIT_TIMEOUT")
 WEB_KEYS = tuple(conf.DEFAULTS["WEB"])
 CRON_KEYS = ("task", "cron", "kwargs", "unique", *conf.JOB_OPTIONS)
 
@@ -77,7 +77,8 @@ def check_queues(**kwargs: Any) -> list[checks.CheckMessage]:
     try:
         configured = conf.queues()
     except ImproperlyConfigured as exc:
-        return [_error(str(exc), "Use ?concurrency=N with N >= 1, or set CONCURRENCY.", 1)]
+        hint = "Use ?concurrency=N with N >= 1 (or CONCURRENCY), ?wait_replicas=N with N >= 0, ?wait_timeout=ms >= 1."
+        return [_error(str(exc), hint, 1)]
     for name, queue in configured.items():
         if not QUEUE_NAME.fullmatch(name):
             # SAQ keys a queue's jobs as saq:job:<queue>:<key>, so "mail" would also scan "mail:bulk"'s.
@@ -91,13 +92,18 @@ def check_queues(**kwargs: Any) -> list[checks.CheckMessage]:
         setting = f'SAQ["QUEUES"]["{name}"]["URL"]'
         try:
             scheme = urlsplit(queue.url).scheme
-            urlsplit(queue.url).port  # noqa: B018
+            if scheme != redis_urls.SENTINEL_SCHEME:  # several host:port pairs: redis_urls parses those
+                urlsplit(queue.url).port  # noqa: B018
         except ValueError as exc:
             errors.append(_error(f"{setting} is not a valid URL: {exc}.", "Example: redis://localhost:6379/0", 1))
             continue
         if scheme not in QUEUE_SCHEMES:
-            hint = "Use redis://, rediss:// or unix://."
+            hint = "Use redis://, rediss://, unix:// or redis+sentinel://."
             errors.append(_error(f"{setting}={redact_url(queue.url)!r} is not a Redis URL.", hint, 1))
+        elif problem := redis_urls.problem(queue.url):
+            hint = "See docs/operating.md (Sentinel, TLS)."
+            where = conf.setting_name("QUEUES", name, "URL")
+            errors.append(_error(f"{where}={redact_url(queue.url)!r} {problem}.", hint, 14))
         if queue.concurrency < 1:
             errors.append(_error(f'SAQ["QUEUES"]["{name}"]["CONCURRENCY"] must be at least 1.', "", 1))
     return errors
@@ -319,9 +325,7 @@ def check_memory_policy(**kwargs: Any) -> list[checks.CheckMessage]:
 
 
 async def _policy_of(url: str) -> str:
-    import redis.asyncio
-
-    client = redis.asyncio.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+    client = redis_urls.client(url, socket_timeout=5, socket_connect_timeout=5)
     try:
         return await memory_policy.read_policy(client)
     finally:
@@ -366,4 +370,4 @@ def check_setting_sources(**kwargs: Any) -> list[checks.CheckMessage]:
 def _a_queue_setting(path: str) -> bool:
     queues = conf.raw().get("QUEUES") or {}
     name, _, option = path.removeprefix("QUEUES.").rpartition(".")
-    return isinstance(queues, dict) and name in queues and option in ("URL", "CONCURRENCY")
+    return isinstance(queues, dict) and name in queues and option in QUEUE_KEYS

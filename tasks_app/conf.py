@@ -99,26 +99,44 @@ DEFAULTS: dict[str, Any] = {
 HOOK_NAMES = ("startup", "shutdown", "before_process", "after_process")
 
 
-def split_concurrency(url: str | None, setting: str = "URL") -> tuple[str | None, int | None]:
-    """Split the original setup's ``?concurrency=N`` off a Redis URL.
+# tasks_app's own query parameters of a queue URL, taken off before redis-py sees it: name -> (least, example).
+URL_OPTIONS = {"concurrency": (1, 20), "wait_replicas": (0, 1), "wait_timeout": (1, 1000)}
+DEFAULT_WAIT_TIMEOUT_MS = 1000
 
-    Returns the URL without that parameter, and N (or None when absent).
-    """
+
+def split_url_options(url: str | None, setting: str = "URL") -> tuple[str | None, dict[str, int]]:
+    """Split tasks_app's own parameters (``?concurrency=N``, ``wait_replicas=N``, ``wait_timeout=ms``) off a
+    Redis URL. Returns the URL without them and the whole numbers given (absent ones left out).
+    Raises ``ImproperlyConfigured`` naming ``setting`` for a value that is not a whole number >= its least."""
     if url is None:
-        return None, None
+        return None, {}
     parts = urlsplit(url)
     query = parse_qsl(parts.query, keep_blank_values=True)
-    values = [v for k, v in query if k == "concurrency"]
-    if not values:
-        return url, None
-    raw = values[-1]
-    if not raw.isdigit() or int(raw) < 1:
-        raise ImproperlyConfigured(
-            f"{setting}: concurrency={raw!r} must be a whole number of at least 1, "
-            "for example redis://localhost:6379/0?concurrency=20."
-        )
-    rest = urlencode([(k, v) for k, v in query if k != "concurrency"])
-    return urlunsplit(parts._replace(query=rest)), int(raw)
+    found: dict[str, int] = {}
+    for name, (least, example) in URL_OPTIONS.items():
+        values = [v for k, v in query if k == name]
+        if not values:
+            continue
+        raw = values[-1]
+        if not raw.isdigit() or int(raw) < least:
+            raise ImproperlyConfigured(
+                f"{setting}: {name}={raw!r} must be a whole number of at least {least}, "
+                f"for example redis://localhost:6379/0?{name}={example}."
+            )
+        found[name] = int(raw)
+    if not found:
+        return url, {}
+    rest = urlencode([(k, v) for k, v in query if k not in URL_OPTIONS])
+    return urlunsplit(parts._replace(query=rest)), found
+
+
+def split_concurrency(url: str | None, setting: str = "URL") -> tuple[str | None, int | None]:
+    """Split the original setup's ``?concurrency=N`` (and tasks_app's other parameters) off a Redis URL.
+
+    Returns the URL without them, and N (or None when absent).
+    """
+    url, found = split_url_options(url, setting)
+    return url, found.get("concurrency")
 
 
 @dataclass(frozen=True)
@@ -126,6 +144,9 @@ class QueueConfig:
     name: str
     url: str
     concurrency: int
+    # Replicas that must confirm each enqueueing write (Redis's WAIT), and how long to wait for them (ms).
+    wait_replicas: int = 0
+    wait_timeout: int = DEFAULT_WAIT_TIMEOUT_MS
 
 
 @dataclass(frozen=True)
@@ -154,9 +175,18 @@ def queues() -> dict[str, QueueConfig]:
     result = {}
     for name, options in _merged("QUEUES").items():
         options = options if isinstance(options, dict) else {"URL": options}
-        url, from_url = split_concurrency(options.get("URL"), setting=f'SAQ["QUEUES"]["{name}"]["URL"]')
-        concurrency = options.get("CONCURRENCY") or from_url or DEFAULT_CONCURRENCY
-        result[name] = QueueConfig(name=name, url=url or "", concurrency=int(concurrency))
+        url, given = split_url_options(options.get("URL"), setting=f'SAQ["QUEUES"]["{name}"]["URL"]')
+        concurrency = options.get("CONCURRENCY") or given.get("concurrency") or DEFAULT_CONCURRENCY
+        replicas = options.get("WAIT_REPLICAS", given.get("wait_replicas", 0))
+        timeout = options.get("WAIT_TIMEOUT", given.get("wait_timeout", DEFAULT_WAIT_TIMEOUT_MS))
+        for key, value, least in (("WAIT_REPLICAS", replicas, 0), ("WAIT_TIMEOUT", timeout, 1)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < least:
+                raise ImproperlyConfigured(
+                    f'SAQ["QUEUES"]["{name}"]["{key}"]={value!r} must be a whole number of at least {least}.'
+                )
+        result[name] = QueueConfig(
+            name=name, url=url or "", concurrency=int(concurrency), wait_replicas=replicas, wait_timeout=timeout
+        )
     return result
 
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import difflib
 
+from redis.exceptions import ConnectionError as RedisConnectionError
+
 
 class TasksAppError(Exception):
     """Base class of tasks_app's own errors."""
@@ -57,6 +59,22 @@ class JobNotStorable(TasksAppError, TypeError, ValueError):
 
 class ServiceUnavailable(TasksAppError):
     """Redis or the database cannot be reached; the message names the setting to fix."""
+
+
+class ReplicasNotConfirmed(TasksAppError, RedisConnectionError):
+    """A queue with ``wait_replicas=N``: fewer than N replicas confirmed an enqueueing write within
+    ``wait_timeout`` ms. The write is on the primary but may be lost if it fails over before a replica
+    has it. Also a redis-py ``ConnectionError``, so that what retries on a lost Redis (the outbox drain,
+    a worker's retry writes) retries on this too; ``acknowledged`` is how many replicas did confirm."""
+
+    def __init__(self, acknowledged: int, wanted: int, timeout_ms: int, setting: str) -> None:
+        super().__init__(
+            f"Redis confirmed this write on {acknowledged} of {wanted} replica(s) within {timeout_ms} ms "
+            f"(wait_replicas={wanted} in {setting}): it is on the primary, but a failover now may lose it. "
+            "Bring the replicas back (INFO replication), or lower wait_replicas."
+        )
+        self.acknowledged = acknowledged
+        self.wanted = wanted
 
 
 class ActionRefused(TasksAppError):

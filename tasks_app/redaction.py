@@ -5,7 +5,7 @@ from __future__ import annotations
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 MASK = "***"
-SECRET_PARAMETERS = frozenset({"password", "pass", "pwd", "token", "auth"})
+SECRET_PARAMETERS = frozenset({"password", "pass", "pwd", "token", "auth", "sentinel_password"})
 
 
 def redact_url(url: str | None) -> str:
@@ -18,7 +18,8 @@ def redact_url(url: str | None) -> str:
         return ""
     try:
         parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError on a malformed netloc
+        if "," not in parts.netloc:  # redis+sentinel:// lists host:port pairs, which .port cannot read
+            parts.port  # noqa: B018 - raises ValueError on a malformed netloc
     except ValueError:
         return MASK
     netloc = parts.netloc

@@ -16,6 +16,8 @@ import os
 
 import redis
 
+from tasks_app.redis_urls import sync_client
+
 PREFIX = "pydotorg-tests:db"
 CANDIDATES = range(1, 16)
 
@@ -39,7 +41,7 @@ def lease_database(server_url: str) -> str:
     """
     global _lease
     base = server_url.rsplit("/", 1)[0] if server_url.count("/") > 2 else server_url
-    client = redis.Redis.from_url(base + "/0", single_connection_client=True)
+    client = sync_client(base + "/0", single_connection_client=True)
     my_id = client.client_id()
     for number in CANDIDATES:
         name = f"{PREFIX}{number}"

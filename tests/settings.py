@@ -18,7 +18,7 @@ DATABASES = {"default": database("TEST_DATABASE_URL", "postgres://postgres@127.0
 DATABASES["default"]["CONN_MAX_AGE"] = 0
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 
-REDIS_URL = url("TEST_REDIS_URL", leased_redis_url(), {"redis", "rediss", "unix"})
+REDIS_URL = url("TEST_REDIS_URL", leased_redis_url(), {"redis", "rediss", "unix", "redis+sentinel"})
 SAQ = {
     **SAQ,
     "QUEUES": {"default": {"URL": REDIS_URL, "CONCURRENCY": 10}},

@@ -40,7 +40,7 @@ from saq.queue.redis import RedisQueue
 from saq.utils import now, now_seconds
 
 from ..exceptions import JobNotStorable, JobStateConflict
-from . import lua, sweeping
+from . import lua, replication, sweeping
 from .pipelining import AutoPipeline
 
 logger = logging.getLogger("tasks_app.engine")
@@ -107,6 +107,8 @@ class AtomicRedisQueue(RedisQueue):
     Jobs are stored as JSON with a fixed header, so ``dump`` and ``load`` cannot be changed.
     Key names are SAQ's, so SAQ's own tools (``saq`` CLI, its web UI) read the same queues.
     """
+
+    durability: replication.Durability | None = None  # wait_replicas: see engine/replication.py
 
     def __init__(self, redis, name: str = "default", **kwargs) -> None:
         if kwargs.get("dump") or kwargs.get("load"):
@@ -195,6 +197,8 @@ class AtomicRedisQueue(RedisQueue):
     async def _script(self, name: str, keys: list, args: list, gather: bool = False):
         # Not through redis-py's Script wrapper, which costs more than the no-op job it runs for:
         # pipelined on a connection of the queue's own (engine/pipelining.py).
+        if self.durability is not None and name in replication.DURABLE_SCRIPTS:
+            return await self.durability.script(self, name, keys, args)
         if not PIECES["pipelining"]:
             return await self.scripts[name](keys=keys, args=args)  # redis-py's own, for bench/pieces.py
         return await self.pipeline.evalsha(self.scripts[name].sha, keys, args, gather)
@@ -246,7 +250,7 @@ class AtomicRedisQueue(RedisQueue):
                     args=[self.serialize(job), job.scheduled or 0],
                     client=pipe,
                 )
-            replies = await pipe.execute()
+            replies = await replication.execute(self, pipe)
         return [
             (self.deserialize(reply[1]), "exists") if _text(reply[0]) == "exists" else (job, _text(reply[0]))
             for job, reply in zip(jobs, replies, strict=True)
@@ -471,7 +475,7 @@ class AtomicRedisQueue(RedisQueue):
             async with self.redis.pipeline(transaction=False) as pipe:
                 for name, keys, args in chunk:
                     await self.scripts[name](keys=keys, args=args, client=pipe)
-                replies = await pipe.execute()
+                replies = await replication.execute(self, pipe)
             chunk.clear()
             return sum(1 for reply in replies if reply == 1 or (isinstance(reply, list) and _text(reply[0]) == "ok"))
 

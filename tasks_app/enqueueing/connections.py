@@ -15,10 +15,11 @@ import weakref
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-from redis.asyncio import from_url as redis_from_url
+from django.core.exceptions import ImproperlyConfigured
 
-from .. import conf, embedded_redis
+from .. import conf, embedded_redis, redis_urls
 from ..engine.queue import AtomicRedisQueue
+from ..engine.replication import Durability
 
 logger = logging.getLogger("tasks_app.enqueueing")
 
@@ -32,8 +33,10 @@ _per_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[CacheKey, A
 
 def make_queue(name: str, **client_options: Any) -> AtomicRedisQueue:
     """A new queue for ``name``; ``client_options`` adjust its redis-py client (e.g. ``socket_timeout``).
+    Its client comes from ``redis_urls.client`` (plain, TLS or Sentinel URLs); ``wait_replicas`` gives it a
+    ``Durability`` (``engine/replication.py``).
 
-    Raises ``ImproperlyConfigured`` for a queue that is not in ``SAQ["QUEUES"]``.
+    Raises ``ImproperlyConfigured`` for a queue that is not in ``SAQ["QUEUES"]`` or a malformed Sentinel URL.
     """
     config = conf.queue_config(name)
     # Bounded connects, so an unreachable Redis fails fast instead of hanging a request;
@@ -43,7 +46,18 @@ def make_queue(name: str, **client_options: Any) -> AtomicRedisQueue:
         options.pop("socket_keepalive")  # a TCP option: redis-py's unix socket connections refuse it
     if embedded_redis.serves(conf.embedded_redis(), config.url):
         embedded_redis.ensure_running(conf.embedded_redis())
-    return AtomicRedisQueue(redis_from_url(config.url, **options), name=name)
+    try:
+        client = redis_urls.client(config.url, **options)
+    except ValueError as exc:  # a malformed Sentinel URL (check E014 says so at start-up)
+        if not redis_urls.is_sentinel(config.url):
+            raise
+        setting = conf.setting_name("QUEUES", name, "URL")
+        raise ImproperlyConfigured(f"{setting} is not a valid Sentinel URL: {exc}.") from None
+    queue = AtomicRedisQueue(client, name=name)
+    if config.wait_replicas:
+        setting = conf.setting_name("QUEUES", name, "URL")
+        queue.durability = Durability(config.wait_replicas, config.wait_timeout, setting)
+    return queue
 
 
 def get_queue(name: str = conf.DEFAULT_QUEUE, **client_options: Any) -> AtomicRedisQueue:

@@ -15,12 +15,13 @@ from dataclasses import dataclass
 from django.core.exceptions import ImproperlyConfigured
 from redis.exceptions import RedisError
 
-from .. import conf
+from .. import conf, redis_facts
 from ..display import show_time
 from ..engine import memory_policy
 from ..enqueueing.connections import make_queue
 from ..exceptions import ServiceUnavailable
 from ..redaction import redact_url
+from ..redis_facts import ConnectionFacts
 from .runner import check_database, describe_database
 
 HEALTHY, NO_WORKERS, UNREACHABLE = 0, 1, 2
@@ -34,6 +35,7 @@ class QueueHealth:
     error: str | None = None
     paused: dict | None = None
     memory_policy: str | None = None
+    connection: ConnectionFacts | None = None  # the primary reached, through Sentinel or not, replicas
 
 
 async def _probe(name: str) -> QueueHealth:
@@ -43,11 +45,17 @@ async def _probe(name: str) -> QueueHealth:
         info = await asyncio.wait_for(queue.info(), timeout=5)
         paused = await asyncio.wait_for(queue.paused(), timeout=5)
         policy = await asyncio.wait_for(memory_policy.read_policy(queue.redis), timeout=5)
+        connection = await redis_facts.facts(queue)
         return QueueHealth(
-            name, workers=len(info["workers"]), queued=info["queued"], paused=paused, memory_policy=policy
+            name,
+            workers=len(info["workers"]),
+            queued=info["queued"],
+            paused=paused,
+            memory_policy=policy,
+            connection=connection,
         )
     except (RedisError, OSError, TimeoutError) as exc:
-        return QueueHealth(name, workers=None, queued=None, error=f"{exc or type(exc).__name__}")
+        return QueueHealth(name, workers=None, queued=None, error=str(exc) or type(exc).__name__)
     finally:
         with contextlib.suppress(Exception):  # nothing to close if it never connected
             await queue.disconnect()
@@ -85,8 +93,22 @@ def describe(result: QueueHealth) -> str:
         since = f" since {show_time(at)}" if at else ""
         state += f", PAUSED by {result.paused.get('by', '?')}{since} (its workers take no new jobs; resumequeue)"
     line = f"queue {result.queue!r}: {state} ({result.workers} worker(s), {result.queued} queued)"
+    line += describe_connection(result.connection)
     evicting = memory_policy.problem(result.memory_policy or memory_policy.UNKNOWN, "its Redis")
     return f"{line}\n  WARNING: {evicting}" if evicting else line
+
+
+def describe_connection(found: ConnectionFacts | None) -> str:
+    """The primary reached, e.g. ``; primary 10.0.0.2:6379 (through Sentinel), 1 replica(s)``, and a
+    warning line when its Redis cannot serve the queue as configured (too few replicas for wait_replicas)."""
+    if found is None or found.primary is None:
+        return ""
+    text = f"; primary {found.primary}{' (through Sentinel)' if found.sentinel else ''}"
+    if found.replicas is not None:
+        text += f", {found.replicas} replica(s)"
+    if found.wait_replicas:
+        text += f", each enqueue waits for {found.wait_replicas}"
+    return f"{text}\n  WARNING: {found.error}" if found.error else text
 
 
 def describe_db(error: str | None) -> str:

@@ -28,7 +28,7 @@ from django.utils.module_loading import import_string
 from redis.exceptions import RedisError
 from saq.job import Job
 
-from .. import conf
+from .. import conf, redis_facts
 from ..engine.worker import CronSchedule, Upkeep, Worker
 from ..enqueueing import outbox
 from ..enqueueing.building import build_job
@@ -215,6 +215,7 @@ async def run_workers(
             await worker.queue.connect()
             adopt_queue(worker.queue)  # jobs that enqueue reuse the worker's connection pool
             await ping_redis(worker.queue.name, worker.queue.redis)
+            await redis_facts.require(worker.queue)  # Sentinel, wait_replicas, ACL: one line, exit 2
         await sync_to_async(check_database, thread_sensitive=True)()
         if web is not None:
             web_runner = await monitor.serve([worker.queue for worker in workers], *web)

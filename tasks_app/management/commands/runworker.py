@@ -210,11 +210,13 @@ def _child_options(queues: list[str], options: dict) -> list[str]:
 
 
 async def _preflight(queues: list[str]) -> None:
+    from tasks_app import redis_facts
     from tasks_app.enqueueing.connections import make_queue
 
     for name in queues:
         queue = make_queue(name)
         try:
             await ping_redis(name, queue.redis)
+            await redis_facts.require(queue)  # Sentinel, wait_replicas, ACL: one line, exit 2
         finally:
             await queue.redis.aclose()

@@ -1,0 +1,84 @@
+"""Acknowledged means durable, when asked: Redis's ``WAIT`` after each write that enqueues.
+
+A queue with ``wait_replicas=N`` (``conf.QueueConfig``) gets a ``Durability``; its enqueueing writes
+(``DURABLE_SCRIPTS``: enqueue, a retry's or the sweep's re-queue, a compare-and-set that rewrites a
+job, and bulk pipelines) return only once ``WAIT N timeout`` has confirmed N replicas, else raise
+``ReplicasNotConfirmed``.
+
+``WAIT`` counts the writes of the connection it is sent on, so it goes in the same non-transactional
+pipeline as the script, which redis-py sends on one connection of the pool. Not on the queue's
+``AutoPipeline`` connection (``engine/pipelining.py``): ``WAIT`` blocks its connection up to the
+timeout, and every other call pipelined there (a worker's finishes and takes) would wait behind it.
+A bulk enqueue pays one ``WAIT`` for its whole pipeline.
+
+Without it, Redis acknowledges a write once the primary has it in memory; replication is asynchronous,
+so a failover can lose the last writes acknowledged. With it, a confirmed write is on N replicas too
+(each in memory: durable across a restart only with AOF on, ``appendonly yes``).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from redis.exceptions import NoScriptError
+
+from ..exceptions import ReplicasNotConfirmed
+
+if TYPE_CHECKING:
+    from redis.asyncio.client import Pipeline
+
+# ``queue`` below is an ``AtomicRedisQueue`` (not imported: queue.py imports this module).
+
+# The scripts that write a job onto the queue (a new job, a retry, a re-queue, a rewrite of a job).
+DURABLE_SCRIPTS = frozenset({"enqueue", "requeue", "replace", "relist"})
+
+
+@dataclass
+class Durability:
+    """``replicas`` that must confirm each enqueueing write within ``timeout_ms``; ``setting`` names where
+    that is set (for messages). ``acknowledged`` and ``at`` (epoch s) record this process's last WAIT."""
+
+    replicas: int
+    timeout_ms: int
+    setting: str
+    acknowledged: int | None = None
+    at: float | None = None
+
+    def confirm(self, acknowledged: Any) -> None:
+        """Record ``WAIT``'s reply; raises ``ReplicasNotConfirmed`` when it is short of ``replicas``."""
+        if isinstance(acknowledged, Exception):
+            raise acknowledged  # WAIT itself refused (e.g. an ACL user without it): the caller hears why
+        self.acknowledged, self.at = int(acknowledged), time.time()
+        if self.acknowledged < self.replicas:
+            raise ReplicasNotConfirmed(self.acknowledged, self.replicas, self.timeout_ms, self.setting)
+
+    async def script(self, queue: Any, name: str, keys: list, args: list) -> Any:
+        """Run the queue's script ``name`` and ``WAIT`` on one connection; the script's reply, once confirmed.
+        A script's own error is raised as it is (nothing was written, nothing to confirm)."""
+        script = queue.scripts[name]
+        for _ in range(2):
+            async with queue.redis.pipeline(transaction=False) as pipe:
+                pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+                pipe.execute_command("WAIT", self.replicas, self.timeout_ms)
+                reply, acknowledged = await pipe.execute(raise_on_error=False)
+            if isinstance(reply, NoScriptError):  # Redis lost its script cache (a restart, a new primary)
+                await queue.redis.script_load(script.script)
+                continue
+            if isinstance(reply, Exception):
+                raise reply
+            self.confirm(acknowledged)
+            return reply
+        raise NoScriptError(f"Redis keeps losing the script {name!r}")
+
+
+async def execute(queue: Any, pipe: Pipeline) -> list:
+    """``pipe.execute()``, with one ``WAIT`` at its end when ``queue`` asks for replicas (then confirmed)."""
+    durability: Durability | None = queue.durability
+    if durability is None:
+        return await pipe.execute()
+    pipe.execute_command("WAIT", durability.replicas, durability.timeout_ms)
+    replies = await pipe.execute()
+    durability.confirm(replies[-1])
+    return replies[:-1]

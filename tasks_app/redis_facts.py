@@ -1,0 +1,155 @@
+"""What a process knows of each queue's Redis: the primary it talks to, whether through Sentinel, its
+replicas, and why it cannot reach it, as one line naming the setting to fix.
+
+Used by ``runworker --check`` (``process/health.py``), the start-up check of a worker (``checks.py``),
+``runworker``'s pre-flight, and the dashboard / ``stats.json`` (``connection_facts``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from redis.asyncio.sentinel import MasterNotFoundError, SentinelConnectionPool
+from redis.exceptions import AuthenticationError, NoPermissionError, RedisError, ResponseError
+
+from . import conf, redis_urls
+from .engine.queue import AtomicRedisQueue
+from .exceptions import ServiceUnavailable, reason
+from .redaction import redact_url
+
+PROBE_TIMEOUT_S = 5.0
+
+
+@dataclass(frozen=True)
+class ConnectionFacts:
+    """``primary``: host:port (or socket path) of the server written to, None when unreachable;
+    ``sentinel``: found through Sentinel; ``replicas``: replicas connected to it (``INFO replication``);
+    ``wait_replicas``: replicas each enqueue waits for (0: none); ``acknowledged``: replicas that confirmed
+    this process's last enqueueing write (None before one, or without ``wait_replicas``);
+    ``error``: one line naming the setting to fix, or None."""
+
+    queue: str
+    primary: str | None
+    sentinel: bool
+    replicas: int | None
+    wait_replicas: int
+    acknowledged: int | None
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+async def facts(queue: AtomicRedisQueue, probe: bool = False) -> ConnectionFacts:
+    """``queue``'s connection facts, read now (a round trip to the sentinels and one to the primary).
+    ``probe`` also tries the commands the queue needs (for start-up checks). Never raises for Redis errors:
+    they become ``error``."""
+    config = conf.queue_config(queue.name)
+    durability = queue.durability
+    through = isinstance(queue.redis.connection_pool, SentinelConnectionPool)
+    primary = None
+    try:
+        async with asyncio.timeout(PROBE_TIMEOUT_S):
+            primary, through = await redis_urls.primary_of(queue.redis)
+            replication = await queue.redis.info("replication")
+            if probe:
+                await _exercise(queue)
+    except (RedisError, OSError, TimeoutError) as exc:
+        error = await explain(queue, exc)
+        return ConnectionFacts(queue.name, primary, through, None, config.wait_replicas, None, error)
+    replicas = int(replication.get("connected_slaves", 0))
+    error = None
+    if replication.get("role") != "master":
+        error = f"{_where(queue)}: {primary} is a replica, not a primary; {_fix(queue.name)}"
+    elif config.wait_replicas > replicas:
+        error = (
+            f"{_where(queue)}: wait_replicas={config.wait_replicas}, but {primary} has {replicas} replica(s) "
+            f"connected, so no enqueue can be confirmed; start replicas, or lower wait_replicas in "
+            f"{conf.setting_name('QUEUES', queue.name, 'URL')}"
+        )
+    acknowledged = durability.acknowledged if durability is not None else None
+    return ConnectionFacts(queue.name, primary, through, replicas, config.wait_replicas, acknowledged, error)
+
+
+async def _exercise(queue: AtomicRedisQueue) -> None:
+    """The commands every queue user needs, run harmlessly: reads of the queue's keys, loading and running a
+    script, a blocking take from an empty list, WAIT. An ACL user lacking one hears which (NOPERM)."""
+    await queue.depth()
+    await queue.redis.script_load(queue.scripts["enqueue"].script)
+    await queue.redis.eval("return redis.call('EXISTS', KEYS[1])", 1, queue.namespace("probe"))
+    await queue.redis.blmove(queue.namespace("probe"), queue.namespace("probe"), 0.01, "LEFT", "RIGHT")
+    if queue.durability is not None:
+        await queue.redis.execute_command("WAIT", 0, 1)
+
+
+async def explain(queue: AtomicRedisQueue, exc: BaseException) -> str:
+    """One line (no password) saying why ``queue``'s Redis cannot be used and which setting to fix."""
+    fix = _fix(queue.name)
+    where = _where(queue)
+    if isinstance(exc, MasterNotFoundError):  # redis_urls.Sentinels says which: no sentinel, or no primary
+        return f"{where}: {reason(exc)}; {fix}"
+    if isinstance(exc, NoPermissionError):
+        return (
+            f"{where}: the Redis user may not run a command tasks_app needs ({reason(exc)}); grant it with the "
+            f"ACL SETUSER line in docs/operating.md, or {fix}"
+        )
+    if isinstance(exc, AuthenticationError) or "WRONGPASS" in str(exc) or "NOAUTH" in str(exc):
+        return f"{where}: Redis refused the user name or password; {fix}"
+    if isinstance(exc, FileNotFoundError):
+        return f"{where}: a TLS file is missing ({reason(exc)}); {fix}"
+    if isinstance(exc, ResponseError):
+        return f"{where}: Redis refused: {reason(exc)}; {fix}"
+    return f"{where}: cannot reach Redis ({reason(exc)}); {fix}"
+
+
+def _where(queue: AtomicRedisQueue) -> str:
+    return f"queue {queue.name!r} at {redact_url(conf.queue_config(queue.name).url)}"
+
+
+def _fix(name: str) -> str:
+    return f"fix {conf.setting_name('QUEUES', name, 'URL')}."
+
+
+async def connection_facts(names: list[str] | None = None) -> list[dict[str, Any]]:
+    """For the dashboard and ``stats.json``: each queue's facts as a dict (see ``ConnectionFacts``), read
+    through the process's cached queues (so ``acknowledged`` is this process's last write's)."""
+    from .enqueueing.connections import get_queue
+
+    names = names if names is not None else list(conf.queues())
+    found = await asyncio.gather(*(facts(get_queue(name)) for name in names))
+    return [item.as_dict() for item in found]
+
+
+async def require(queue: AtomicRedisQueue) -> ConnectionFacts:
+    """``queue``'s facts, after trying the commands it needs; raises ``ServiceUnavailable`` with the one-line
+    reason when its Redis cannot serve it (a worker's start-up: ``runworker`` exits 2)."""
+    found = await facts(queue, probe=True)
+    if found.error:
+        raise ServiceUnavailable(found.error)
+    return found
+
+
+async def startup_problems(names: list[str] | None = None) -> list[str]:
+    """One line per queue whose Redis cannot serve it (unreachable, no sentinel, unknown service, too few
+    replicas for wait_replicas, a missing TLS file, an ACL user lacking a command). Opens and closes its own
+    connections."""
+    from .enqueueing.connections import make_queue
+
+    problems = []
+    for name in names if names is not None else list(conf.queues()):
+        queue = make_queue(name, socket_timeout=PROBE_TIMEOUT_S)
+        try:
+            found = await facts(queue, probe=True)
+        finally:
+            await _close(queue)
+        if found.error:
+            problems.append(found.error)
+    return problems
+
+
+async def _close(queue: AtomicRedisQueue) -> None:
+    with contextlib.suppress(Exception):  # never connected, or already gone
+        await queue.disconnect()
