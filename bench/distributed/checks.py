@@ -4,8 +4,9 @@ Per phase (one fault), over the jobs the load acknowledged while it lasted:
 
 - ``lost``: acknowledged, and no record of the job in Redis after the drain (must be 0);
 - ``not terminal``: its record is not complete, failed or aborted after the drain (must be 0);
-- ``double terminal``: more than one terminal write accepted for it (two executions each recorded
-  an accepted outcome, or the stored status is not the one accepted outcome) (must be 0);
+- ``double terminal``: more than one terminal write accepted for one job (two executions each recorded
+  an accepted outcome, or the stored status is not the one accepted outcome) (must be 0). A key
+  enqueued again after its job ended (the outbox delivering a row again) is a new job (``instances``);
 - ``extra executions``: executions beyond one per job, cron runs included; each is explained when
   the execution before it was retried after an error, stopped cleanly, or was running on a worker
   that a fault hit while it ran (killed, paused, cut off; any worker for the primary's death);
@@ -88,6 +89,19 @@ def explain(before: Execution, windows: list[FaultWindow]) -> str | None:
     return None
 
 
+def instances(runs: list[Execution]) -> list[list[Execution]]:
+    """``runs`` of one key split into jobs: a first attempt that starts after a terminal write was
+    accepted is a new job under the same key (enqueued again once the other had ended)."""
+    jobs: list[list[Execution]] = []
+    for run in runs:
+        ended = jobs and any(r.outcome in TERMINAL_OUTCOMES and (r.ended_ms or 0) <= run.at_ms for r in jobs[-1])
+        if not jobs or (ended and run.attempt == 1):
+            jobs.append([run])
+        else:
+            jobs[-1].append(run)
+    return jobs
+
+
 async def stored_jobs(queue, keys: list[str]) -> dict[str, object]:
     jobs: dict[str, object] = {}
     for start in range(0, len(keys), 500):
@@ -121,22 +135,34 @@ async def check_phase(
             if job.status not in TERMINAL_STATUSES:
                 row.not_terminal += 1
                 row.note(f"not terminal: {key} is {job.status.value}")
-        accepted = [run for run in runs if run.outcome in TERMINAL_OUTCOMES]
         final = getattr(stored.get(key), "status", None)
-        if len(accepted) > 1 or (accepted and final is not None and _status(accepted[0].outcome) != final.value):
-            row.double_terminal += 1
-            row.note(f"double terminal: {key}: {[r.outcome for r in accepted]}, stored {final}")
-        if len(runs) > 1:
-            # Each execution beyond the first needs one that did not end the job, for a reason.
-            row.extra += len(runs) - 1
-            interrupted = [run for run in runs if run.outcome not in TERMINAL_OUTCOMES]
-            reasons = sorted((explain(run, windows) for run in interrupted), key=lambda r: r is None)
-            for reason in reasons[: len(runs) - 1]:
-                if reason is not None:
-                    row.explained[reason] += 1
-            if row.unexplained and len(row.examples) < 5:
-                runs_text = ", ".join(f"{r.outcome} on {r.host} pid {r.pid}" for r in runs)
-                row.note(f"unexplained re-run of {key}: {runs_text}")
+        jobs = instances(runs)
+        if len(jobs) > 1:
+            # The same key enqueued again after its job had ended: the outbox delivering a row again
+            # because its first delivery was not confirmed (Redis failing, too few replicas).
+            row.extra += len(jobs) - 1
+            row.explained["outbox redelivery"] += len(jobs) - 1
+        for number, job_runs in enumerate(jobs, 1):
+            accepted = [run for run in job_runs if run.outcome in TERMINAL_OUTCOMES]
+            last = number == len(jobs)
+            if len(accepted) > 1 or (
+                last and accepted and final is not None and _status(accepted[0].outcome) != final.value
+            ):
+                row.double_terminal += 1
+                row.note(f"double terminal: {key}: {[r.outcome for r in accepted]}, stored {final}")
+            if len(job_runs) > 1:
+                # Each execution beyond the first needs one that did not end the job, for a reason.
+                row.extra += len(job_runs) - 1
+                interrupted = [run for run in job_runs if run.outcome not in TERMINAL_OUTCOMES]
+                reasons = sorted((explain(run, windows) for run in interrupted), key=lambda r: r is None)
+                for reason in reasons[: len(job_runs) - 1]:
+                    if reason is not None:
+                        row.explained[reason] += 1
+                if row.unexplained and len(row.examples) < 5:
+                    runs_text = ", ".join(
+                        f"{r.outcome} (attempt {r.attempt}) on {r.host} pid {r.pid}" for r in job_runs
+                    )
+                    row.note(f"unexplained re-run of {key}: {runs_text}")
     after = [ack.key for ack in phase.acked if ack.at >= fault_at]
     first = ledger.first_terminal_after(fault_ms, after)
     row.first_completion_s = None if first is None else (first - fault_ms) / 1000
