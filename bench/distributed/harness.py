@@ -48,7 +48,7 @@ def database_url() -> str:
 class Harness:
     def __init__(
         self, directory: Path, *, hosts: int = 3, concurrency: int = 10, wait_replicas: bool = True,
-        database: bool = True, tls_acl: bool = False, warmup: float = 3.0, settle: float = 5.0,
+        database: bool = True, tls_acl: bool = False, warmup: float = 2.0, settle: float = 3.0,
         drain_timeout: float = 180.0,
     ) -> None:  # fmt: skip
         self.directory = directory

@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     with Harness(directory, hosts=args.hosts, concurrency=args.concurrency,
                  wait_replicas=not args.no_wait_replicas, tls_acl=args.tls_acl) as harness:  # fmt: skip
-        print(f"queue {redact_url(harness.queue_url())}; up in {time.monotonic() - started:.0f}s", flush=True)
+        print(f"queue {redact_url(os.environ['DIST_QUEUE_URL'])}; up in {time.monotonic() - started:.0f}s", flush=True)
         for name in args.faults:
             t0 = time.monotonic()
             row = harness.run_fault(name, args.fault_seconds)
