@@ -24,6 +24,8 @@ DEFAULT_FAULTS = ",".join(FAULTS)
 
 
 def faults_argument(value: str) -> list[str]:
+    if value == "none":
+        return []  # the figures only
     names = [name.strip() for name in value.split(",") if name.strip()]
     unknown = [name for name in names if name not in FAULTS]
     if unknown or not names:
@@ -42,7 +44,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.distributed", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("--faults", type=faults_argument, default=faults_argument(DEFAULT_FAULTS),
-                        help=f"comma-separated, run in this order (default: {DEFAULT_FAULTS})")  # fmt: skip
+                        help=f"comma-separated, run in this order, or none (default: {DEFAULT_FAULTS})")  # fmt: skip
     parser.add_argument("--fault-seconds", type=positive, default=60.0, help="how long each fault lasts (default 60)")
     parser.add_argument("--hosts", type=int, choices=range(3, 11), default=3, metavar="3..10", help="worker hosts")
     parser.add_argument("--concurrency", type=int, default=10, help="jobs at once per worker (default 10)")

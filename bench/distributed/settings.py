@@ -3,7 +3,8 @@
 - the queue's URL from ``DIST_QUEUE_URL`` (a ``redis+sentinel://`` URL once Sentinel URLs exist;
   the primary's ``redis://`` URL before); for the figures, two queues that no worker serves, on the
   same Redis: ``plain`` (``DIST_PLAIN_URL``, no ``wait_replicas``) and ``durable``
-  (``DIST_DURABLE_URL``, ``wait_replicas=1``);
+  (``DIST_DURABLE_URL``, ``wait_replicas=1``), and ``throughput`` (plain), served only by the workers
+  the throughput figure starts;
 - the ledger's hooks, which record every execution (``ledger.py``), and the harness's tasks;
 - short heartbeats and sweeps, so that a fault's consequences show within a run: a job whose worker
   stops heartbeating is swept after ``DIST_HEARTBEAT`` seconds (default 5);
@@ -25,6 +26,7 @@ SAQ = {
             ("default", "DIST_QUEUE_URL"),
             ("plain", "DIST_PLAIN_URL"),
             ("durable", "DIST_DURABLE_URL"),
+            ("throughput", "DIST_PLAIN_URL"),
         )
     },
     "TASK_FUNCTIONS": [
