@@ -7,7 +7,8 @@
   longest time without an acknowledgement, from a second before the kill on). The time to the first
   *completed* job is the ``kill-primary`` row of the fault table (workers run the ``default`` queue).
 - **Enqueue rate** with ``wait_replicas=1`` against without: one job per call, and bulk
-  (``aenqueue_many`` of ``BULK`` jobs, one ``WAIT`` per pipeline), for ``RATE_S`` seconds each.
+  (``aenqueue_many`` of ``BULK`` jobs, one ``WAIT`` per pipeline), ``RATE_S`` seconds each, in
+  ``RATE_ROUNDS`` interleaved rounds; the median.
 - **Throughput with 3 worker hosts against 1**, on the same Redis: ``THROUGHPUT_JOBS`` no-op jobs
   (``dist_work(seconds=0)``: the job path itself, with the ledger's two writes) enqueued at once to
   the ``throughput`` queue, run by workers started for it (the other figures' jobs are never run);
@@ -20,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import statistics
 import time
 
 from . import ledger
@@ -27,7 +29,8 @@ from .harness import SENTINEL_URLS, WAIT_REPLICAS, Harness
 
 STREAMS = 8
 BEFORE_S, AFTER_S = 3.0, 15.0
-RATE_S = 5.0
+RATE_S = 3.0
+RATE_ROUNDS = 3  # rounds in which each queue and way is measured once, in turn: the median is printed
 BULK = 100
 THROUGHPUT_JOBS = 3000
 
@@ -131,10 +134,12 @@ def print_all(harness: Harness) -> None:
             print(f"  failover: first job completed {primary.first_completion_s:.1f}s after the primary's death")
     else:
         print("  failover: not measured (no redis+sentinel:// URLs in tasks_app here, or --tls-acl)")
-    rates = {}
-    for queue in ("plain", "durable") if WAIT_REPLICAS else ("plain",):
-        for bulk in (False, True):
-            rates[queue, bulk] = asyncio.run(_rate(queue, bulk))
+    measured: dict[tuple[str, bool], list[float]] = {}
+    for _ in range(RATE_ROUNDS):  # interleaved, so that the machine's other load falls on both alike
+        for queue in ("plain", "durable") if WAIT_REPLICAS else ("plain",):
+            for bulk in (False, True):
+                measured.setdefault((queue, bulk), []).append(asyncio.run(_rate(queue, bulk)))
+    rates = {key: statistics.median(values) for key, values in measured.items()}
     for bulk in (False, True):
         how = f"bulk of {BULK}" if bulk else "one at a time"
         line = f"  enqueue rate, {how:<13}: {rates['plain', bulk]:>8.0f}/s"

@@ -48,7 +48,7 @@ def database_url() -> str:
 class Harness:
     def __init__(
         self, directory: Path, *, hosts: int = 3, concurrency: int = 10, wait_replicas: bool = True,
-        database: bool = True, tls_acl: bool = False, warmup: float = 2.0, settle: float = 3.0,
+        database: bool = True, tls_acl: bool = False, replicas: int = 1, warmup: float = 2.0, settle: float = 3.0,
         drain_timeout: float = 180.0,
     ) -> None:  # fmt: skip
         self.directory = directory
@@ -57,6 +57,7 @@ class Harness:
         self.wait_replicas = wait_replicas and WAIT_REPLICAS
         self.own_database = database
         self.tls_acl = tls_acl
+        self.replicas = replicas
         self.warmup, self.settle, self.drain_timeout = warmup, settle, drain_timeout
         self.resources = Resources()
         self.windows: list[checks.FaultWindow] = []
@@ -98,7 +99,7 @@ class Harness:
         parts = urlsplit(os.environ.get("TEST_DATABASE_URL", DEFAULT_DATABASE_URL))
         self.topology = Topology(self.network.service_address, self.directory, self.resources,
                                  postgres=(parts.hostname or "127.0.0.1", parts.port or 5432),
-                                 tls_acl=self.tls_acl).start()  # fmt: skip
+                                 tls_acl=self.tls_acl, replicas=self.replicas).start()  # fmt: skip
         self.ledger = self.topology.ledger.client()
         self._configure_environment()
         import django

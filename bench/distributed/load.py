@@ -54,10 +54,10 @@ class Phase:
 class Load(threading.Thread):
     """The load generator; ``phase`` None pauses it. ``stop()`` ends it."""
 
-    def __init__(self, interval: float = 0.05, seconds: float = 0.05) -> None:
+    def __init__(self, interval: float = 0.05, seconds: float = 0.2) -> None:
         super().__init__(name="load", daemon=True)
         self.interval = interval
-        self.seconds = seconds  # how long each dist_work job waits
+        self.seconds = seconds  # how long each dist_work job waits: long enough that a fault finds jobs running
         self.phase: Phase | None = None
         self._stopped = threading.Event()
         self._counter = itertools.count(1)

@@ -47,6 +47,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         help=f"comma-separated, run in this order, or none (default: {DEFAULT_FAULTS})")  # fmt: skip
     parser.add_argument("--fault-seconds", type=positive, default=60.0, help="how long each fault lasts (default 60)")
     parser.add_argument("--hosts", type=int, choices=range(3, 11), default=3, metavar="3..10", help="worker hosts")
+    parser.add_argument("--replicas", type=int, choices=range(1, 4), default=1, metavar="1..3",
+                        help="replicas of the Redis primary (default 1; with 1, wait_replicas=1 refuses enqueues "
+                        "after a failover until the old primary is back as a replica)")  # fmt: skip
     parser.add_argument("--concurrency", type=int, default=10, help="jobs at once per worker (default 10)")
     parser.add_argument("--tls-acl", action="store_true",
                         help="the queue's Redis over TLS only, as an ACL user limited to saq:* and no @dangerous "
@@ -80,8 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     if not WAIT_REPLICAS:
         print("  (tasks_app has no wait_replicas here: acknowledged means the primary has it)")
     started = time.monotonic()
-    with Harness(directory, hosts=args.hosts, concurrency=args.concurrency,
-                 wait_replicas=not args.no_wait_replicas, tls_acl=args.tls_acl) as harness:  # fmt: skip
+    options = {"hosts": args.hosts, "concurrency": args.concurrency, "wait_replicas": not args.no_wait_replicas,
+               "tls_acl": args.tls_acl, "replicas": args.replicas}  # fmt: skip
+    with Harness(directory, **options) as harness:
         print(f"queue {redact_url(os.environ['DIST_QUEUE_URL'])}; up in {time.monotonic() - started:.0f}s", flush=True)
         for name in args.faults:
             t0 = time.monotonic()

@@ -129,6 +129,7 @@ class Topology:
     sentinels: list[RedisNode] = field(default_factory=list)
     ledger: RedisNode | None = None
     postgres: tuple[str, int] = ("127.0.0.1", 5432)  # where PostgreSQL listens (the forwarder's target)
+    replicas: int = 1  # of the primary; with 1, a failover leaves the new primary none until the old one is back
     tls_acl: bool = False  # the queue's Redis and sentinels TLS only, with the ACL user (tls.py)
     tls: Certificates | None = None
     pg_port: int = 0
@@ -142,11 +143,11 @@ class Topology:
         primary = RedisNode(self.address, free_port(self.address), self.directory / "redis-a", data, tls, acl)
         self.redis_nodes.append(primary.start(self.resources))
         replica_of = ["--replicaof", self.address, str(primary.port)]
-        replica = RedisNode(
-            self.address, free_port(self.address), self.directory / "redis-b", data + replica_of, tls, acl
-        )
-        self.redis_nodes.append(replica.start(self.resources))
-        self.wait_replicas(1)
+        for number in range(self.replicas):
+            directory = self.directory / f"redis-{chr(ord('b') + number)}"
+            replica = RedisNode(self.address, free_port(self.address), directory, data + replica_of, tls, acl)
+            self.redis_nodes.append(replica.start(self.resources))
+        self.wait_replicas(self.replicas)
         for number in range(3):
             port = free_port(self.address)
             config = (
@@ -241,7 +242,7 @@ class Topology:
     def restore(self, node: RedisNode) -> None:
         """Start a killed server again on its port; the sentinels turn it into a replica."""
         node.start(self.resources)
-        self.wait_replicas(1, timeout=60)
+        self.wait_replicas(self.replicas, timeout=60)
 
     def wait_replicas(self, count: int, timeout: float = 30.0) -> None:
         """Wait until the primary has ``count`` replicas online and caught up (``master_link_status`` up)."""
