@@ -11,7 +11,6 @@ It needs root for the namespaces (CI runs as root).
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -27,13 +26,6 @@ FAULTS = ("kill-primary", "pause", "skew")
 FAULT_SECONDS = 8  # beyond the harness's 5 s heartbeat, so a paused worker's jobs are swept
 # Issue 19: new work completes within 15 s of the primary's death.
 FAILOVER_BUDGET_S = 15.0
-
-# Issue 19 item 1 (every time compared across processes is Redis's) lives in tasks_app/engine/clock.py: until
-# it is in this tree, a skewed worker may sweep live jobs and run delayed ones late (whether it does within
-# a short run depends on what is running when it sweeps), so the skew case is expected to fail, not required
-# to. Once engine/clock.py is here, the mark is off and the skew case must pass like the others.
-ONE_CLOCK = importlib.util.find_spec("tasks_app.engine.clock") is not None
-needs_one_clock = pytest.mark.xfail(not ONE_CLOCK, reason="Redis's clock (engine/clock.py) is not here yet")
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root for network namespaces (CI runs as root)")
 
@@ -62,7 +54,7 @@ def assert_row_holds(row: dict, output: str) -> None:
     assert row["invariants"] == 0, output
 
 
-@pytest.mark.parametrize("fault", [pytest.param(f, marks=needs_one_clock) if f == "skew" else f for f in FAULTS])
+@pytest.mark.parametrize("fault", FAULTS)
 def test_nothing_acknowledged_is_lost_and_every_job_ends_once(harness_run, fault: str) -> None:
     rows, output = harness_run
     assert_row_holds(rows[fault], output)
@@ -74,7 +66,6 @@ def test_new_work_completes_soon_after_the_primary_dies(harness_run) -> None:
     assert first is not None and first <= FAILOVER_BUDGET_S, output
 
 
-@needs_one_clock
 def test_a_skewed_clock_causes_no_second_execution(harness_run) -> None:
     rows, output = harness_run
     # A clock 5 minutes ahead must make no job look abandoned: no sweep of a live job, no re-run.
