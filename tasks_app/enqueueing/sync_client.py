@@ -107,9 +107,7 @@ class SyncQueue:
         answered, local.answered = local.answered, False  # until this exchange has succeeded
         try:
             if not answered:
-                # connect() first: a Sentinel-managed connection asks the sentinels for the primary
-                # there, and nowhere else (a write on an unconnected one would go to localhost).
-                connection.connect()
+                self._open(connection)
             replies = _stream(connection, chunks)
         except RedisConnectionError:
             if not answered:
@@ -117,10 +115,23 @@ class SyncQueue:
             # Dropped while idle (Redis restarted, or closed it; a failover): once more, on a new connection.
             for _ in chunks:  # the rest of them, made
                 pass
-            connection.connect()
+            self._open(connection)
             replies = _stream(connection, iter(resend()))
         local.answered = True
         return replies
+
+    def _open(self, connection: AbstractConnection) -> None:
+        """Connect, and load the enqueue script: a Redis that restarted has lost it, and a refused
+        EVALSHA would cost a resend (and a second WAIT with ``wait_replicas``)."""
+        try:
+            # connect() itself: a Sentinel-managed connection asks the sentinels for the primary there,
+            # and nowhere else (a write on an unconnected one would go to localhost).
+            connection.connect()
+            connection.send_command("SCRIPT", "LOAD", self.source)
+            connection.read_response()
+        except BaseException:
+            connection.disconnect()
+            raise
 
 
 def _stream(connection: AbstractConnection, chunks: Iterator[list[bytes]]) -> list[Any]:
