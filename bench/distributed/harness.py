@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import os
+import subprocess
 import time
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -27,6 +28,8 @@ from .load import Load, Phase
 from .network import Network
 from .topology import Topology
 from .workers import Worker, Workers
+
+DEBIAN_TOOLS = Path(__file__).resolve().parents[2] / ".ci" / "debian-tools"
 
 SENTINEL_URLS = importlib.util.find_spec("tasks_app.redis_urls") is not None
 WAIT_REPLICAS = importlib.util.find_spec("tasks_app.engine.replication") is not None
@@ -92,6 +95,10 @@ class Harness:
 
     def _start(self) -> None:
         self._database_config = None
+        # libfaketime (the skewed worker) and socat (the hosts' way to PostgreSQL), as CI installs them.
+        tools = subprocess.run([str(DEBIAN_TOOLS)], capture_output=True, text=True)
+        if tools.returncode != 0:
+            raise RuntimeError(tools.stderr.strip())
         self.network = Network(self.resources)
         self.hosts = [self.network.add_host() for _ in range(self.host_count)]
         if self.own_database:

