@@ -1,14 +1,13 @@
 """What a process knows of each queue's Redis: the primary it talks to, whether through Sentinel, its
 replicas, and why it cannot reach it, as one line naming the setting to fix.
 
-Used by ``runworker --check`` (``process/health.py``), the start-up check of a worker (``checks.py``),
-``runworker``'s pre-flight, and the dashboard / ``stats.json`` (``connection_facts``).
+Used by ``runworker --check`` (``process/health.py``), a worker's start-up (``process/runner.py``) and
+``runworker``'s pre-flight (``require``: exit 2, one line), and ``stats.json`` (``connection_facts``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -123,26 +122,3 @@ async def require(queue: AtomicRedisQueue) -> ConnectionFacts:
     if found.error:
         raise ServiceUnavailable(found.error)
     return found
-
-
-async def startup_problems(names: list[str] | None = None) -> list[str]:
-    """One line per queue whose Redis cannot serve it (unreachable, no sentinel, unknown service, too few
-    replicas for wait_replicas, a missing TLS file, an ACL user lacking a command). Opens and closes its own
-    connections."""
-    from .enqueueing.connections import make_queue
-
-    problems = []
-    for name in names if names is not None else list(conf.queues()):
-        queue = make_queue(name, socket_timeout=PROBE_TIMEOUT_S)
-        try:
-            found = await facts(queue, probe=True)
-        finally:
-            await _close(queue)
-        if found.error:
-            problems.append(found.error)
-    return problems
-
-
-async def _close(queue: AtomicRedisQueue) -> None:
-    with contextlib.suppress(Exception):  # never connected, or already gone
-        await queue.disconnect()

@@ -37,6 +37,23 @@ def replicated(settings, pair):
         replica.kill(signal.SIGCONT)
 
 
+def test_the_queue_entry_may_set_them_and_a_bad_value_is_a_check_error(settings):
+    from django.core import checks
+
+    from tasks_app import conf
+
+    url = "redis://127.0.0.1:6379/0"
+    settings.SAQ = {**settings.SAQ, "QUEUES": {"default": {"URL": url, "WAIT_REPLICAS": 2, "WAIT_TIMEOUT": 250}}}
+    config = conf.queue_config("default")
+    assert (config.url, config.wait_replicas, config.wait_timeout) == (url, 2, 250)
+    settings.SAQ = {**settings.SAQ, "QUEUES": {"default": {"URL": url + "?wait_replicas=-1"}}}
+    [error] = [e for e in checks.run_checks() if e.id == "tasks_app.E001"]
+    assert "wait_replicas='-1' must be a whole number of at least 0" in error.msg
+    settings.SAQ = {**settings.SAQ, "QUEUES": {"default": {"URL": url, "WAIT_TIMEOUT": "soon"}}}
+    [error] = [e for e in checks.run_checks() if e.id == "tasks_app.E001"]
+    assert """SAQ["QUEUES"]["default"]["WAIT_TIMEOUT"]='soon' must be a whole number of at least 1""" in error.msg
+
+
 def waits(client) -> int:
     return int(client.info("commandstats").get("cmdstat_wait", {}).get("calls", 0))
 
