@@ -97,7 +97,7 @@ class Network:
             try:
                 ip("addr", "add", address, "dev", "lo")
             except RuntimeError as exc:
-                if "exists" in str(exc):
+                if "exists" in str(exc) or "already assigned" in str(exc):
                     continue  # another run's
                 raise RuntimeError(f"Cannot add an address (the harness needs root, as CI has): {exc}") from None
             self.resources.callback(f"address {address}", lambda a=address: ip("addr", "del", a, "dev", "lo"))
