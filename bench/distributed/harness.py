@@ -182,6 +182,10 @@ class Harness:
             # a replica, which wait_replicas=1 needs (the new primary has no other).
             self.topology.restore(fault.dead)
             fault.notes.append(f"old primary back as a replica {time.monotonic() - fault_at:.1f}s after the kill")
+        if name == "skew":
+            assert fault.victim is not None
+            self.wait_until_working([fault.victim])  # its clock counts from when it runs jobs
+            fault_at = time.monotonic()
         self._wait(seconds - (time.monotonic() - fault_at), restart=name != "partition")
         fault.heal()
         end_ms = ledger.now_ms(self.ledger)
