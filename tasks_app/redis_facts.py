@@ -38,6 +38,7 @@ class ConnectionFacts:
     wait_replicas: int
     acknowledged: int | None
     error: str | None = None
+    unreachable: str | None = None  # for a plain connection failure (nothing else wrong): its cause, alone
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -59,7 +60,8 @@ async def facts(queue: AtomicRedisQueue, probe: bool = False) -> ConnectionFacts
                 await _exercise(queue)
     except (RedisError, OSError, TimeoutError) as exc:
         error = await explain(queue, exc)
-        return ConnectionFacts(queue.name, primary, through, None, config.wait_replicas, None, error)
+        plain = reason(exc) if error.startswith("Cannot reach Redis") else None
+        return ConnectionFacts(queue.name, primary, through, None, config.wait_replicas, None, error, plain)
     replicas = int(replication.get("connected_slaves", 0))
     error = None
     if replication.get("role") != "master":
@@ -79,7 +81,8 @@ async def _exercise(queue: AtomicRedisQueue) -> None:
     script, a blocking take from an empty list, WAIT. An ACL user lacking one hears which (NOPERM)."""
     await queue.depth()
     await queue.redis.script_load(queue.scripts["enqueue"].script)
-    await queue.redis.eval("return redis.call('EXISTS', KEYS[1])", 1, queue.namespace("probe"))
+    probe = await queue.redis.script_load("return redis.call('EXISTS', KEYS[1])")
+    await queue.redis.evalsha(probe, 1, queue.namespace("probe"))
     await queue.redis.blmove(queue.namespace("probe"), queue.namespace("probe"), 0.01, "LEFT", "RIGHT")
     if queue.durability is not None:
         await queue.redis.execute_command("WAIT", 0, 1)
@@ -89,6 +92,8 @@ async def explain(queue: AtomicRedisQueue, exc: BaseException) -> str:
     """One line (no password) saying why ``queue``'s Redis cannot be used and which setting to fix."""
     fix = _fix(queue.name)
     where = _where(queue)
+    if problem := redis_urls.problem(conf.queue_config(queue.name).url):  # a missing TLS file, say
+        return f"{where} {problem}; {fix}"
     if isinstance(exc, MasterNotFoundError):  # redis_urls.Sentinels says which: no sentinel, or no primary
         return f"{where}: {reason(exc)}; {fix}"
     if isinstance(exc, NoPermissionError):
@@ -98,11 +103,10 @@ async def explain(queue: AtomicRedisQueue, exc: BaseException) -> str:
         )
     if isinstance(exc, AuthenticationError) or "WRONGPASS" in str(exc) or "NOAUTH" in str(exc):
         return f"{where}: Redis refused the user name or password; {fix}"
-    if isinstance(exc, FileNotFoundError):
-        return f"{where}: a TLS file is missing ({reason(exc)}); {fix}"
     if isinstance(exc, ResponseError):
         return f"{where}: Redis refused: {reason(exc)}; {fix}"
-    return f"{where}: cannot reach Redis ({reason(exc)}); {fix}"
+    # Worded as runworker's own ping was (operators and their alerts know it).
+    return f"Cannot reach Redis for {where}: {reason(exc)}. Start Redis, or {fix}"
 
 
 def _where(queue: AtomicRedisQueue) -> str:

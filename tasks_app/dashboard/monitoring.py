@@ -11,7 +11,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from prometheus_client.exposition import choose_encoder
 
-from .. import conf
+from .. import conf, redis_facts
 from ..metrics import collector
 from . import data
 from .views import VIEW
@@ -74,6 +74,8 @@ def stats(request: HttpRequest) -> JsonResponse:
     body = {
         "generated_at": timezone.now().isoformat(),
         "queues": [q.as_json() for q in queues],
+        # Per queue: the primary reached (redacted host:port), through Sentinel or not, replicas (redis_facts).
+        "connections": data.run(redis_facts.connection_facts(list(conf.queues()))),
         # null while any queue is unreachable: a partial list would read as the whole truth.
         "workers": None
         if any(q.workers is None for q in queues)

@@ -41,11 +41,16 @@ class QueueHealth:
 async def _probe(name: str) -> QueueHealth:
     queue = make_queue(name, socket_timeout=5)
     try:
+        # First: whether this Redis can serve the queue at all (Sentinel, TLS, ACL, replicas), in one line.
+        connection = await redis_facts.facts(queue, probe=True)
+        if connection.unreachable:
+            return QueueHealth(name, workers=None, queued=None, error=connection.unreachable)
+        if connection.error:
+            return QueueHealth(name, workers=None, queued=None, error=connection.error, connection=connection)
         await queue.connect()
         info = await asyncio.wait_for(queue.info(), timeout=5)
         paused = await asyncio.wait_for(queue.paused(), timeout=5)
         policy = await asyncio.wait_for(memory_policy.read_policy(queue.redis), timeout=5)
-        connection = await redis_facts.facts(queue)
         return QueueHealth(
             name,
             workers=len(info["workers"]),
@@ -83,6 +88,8 @@ def exit_code(results: list[QueueHealth], database: str | None) -> int:
 
 
 def describe(result: QueueHealth) -> str:
+    if result.connection is not None and result.connection.error:
+        return result.connection.error  # names the queue, its URL (redacted) and the setting to fix
     if result.error:
         url = redact_url(conf.queue_config(result.queue).url)
         setting = conf.setting_name("QUEUES", result.queue, "URL")
@@ -99,8 +106,7 @@ def describe(result: QueueHealth) -> str:
 
 
 def describe_connection(found: ConnectionFacts | None) -> str:
-    """The primary reached, e.g. ``; primary 10.0.0.2:6379 (through Sentinel), 1 replica(s)``, and a
-    warning line when its Redis cannot serve the queue as configured (too few replicas for wait_replicas)."""
+    """The primary reached, e.g. ``; primary 10.0.0.2:6379 (through Sentinel), 1 replica(s)``."""
     if found is None or found.primary is None:
         return ""
     text = f"; primary {found.primary}{' (through Sentinel)' if found.sentinel else ''}"
@@ -108,7 +114,7 @@ def describe_connection(found: ConnectionFacts | None) -> str:
         text += f", {found.replicas} replica(s)"
     if found.wait_replicas:
         text += f", each enqueue waits for {found.wait_replicas}"
-    return f"{text}\n  WARNING: {found.error}" if found.error else text
+    return text
 
 
 def describe_db(error: str | None) -> str:

@@ -214,8 +214,8 @@ async def run_workers(
         for worker in workers:
             await worker.queue.connect()
             adopt_queue(worker.queue)  # jobs that enqueue reuse the worker's connection pool
+            await redis_facts.require(worker.queue)  # reachable; Sentinel, TLS files, wait_replicas, ACL
             await ping_redis(worker.queue.name, worker.queue.redis)
-            await redis_facts.require(worker.queue)  # Sentinel, wait_replicas, ACL: one line, exit 2
         await sync_to_async(check_database, thread_sensitive=True)()
         if web is not None:
             web_runner = await monitor.serve([worker.queue for worker in workers], *web)

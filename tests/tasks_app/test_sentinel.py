@@ -5,7 +5,9 @@ import threading
 import time
 
 import pytest
+import redis
 from django.core import checks
+from django.urls import reverse
 
 from tasks_app import enqueue, redis_urls
 from tasks_app.enqueueing import connections
@@ -84,8 +86,9 @@ def test_tasks_app_parameters_are_taken_off_before_redis_py(settings):
 # --- through the sentinels ----------------------------------------------------------------------
 
 
-def test_the_whole_job_path_goes_through_the_sentinels(topology, settings, subprocess_env, start_worker):
+def test_the_whole_job_path_goes_through_the_sentinels(topology, settings, subprocess_env, start_worker, client):
     use_queue_url(settings, topology.url())
+    settings.SAQ = {**settings.SAQ, "API_TOKEN": "t0ken"}
     env = {**subprocess_env, "TEST_REDIS_URL": topology.url()}
     assert manage("enqueue", "add_note", "text=from the command", env=env).returncode == 0
     enqueue("add_note", text="from the web process")
@@ -102,13 +105,25 @@ def test_the_whole_job_path_goes_through_the_sentinels(topology, settings, subpr
     paused = manage("pausequeue", "default", env=env)
     assert paused.returncode == 0, paused.stderr
     assert primary.exists("saq:default:paused")
+    bearer = {"Authorization": "Bearer t0ken"}
+    stats = client.get(reverse("admin:tasks_app_dashboard_stats"), headers=bearer).json()
+    assert stats["connections"][0]["primary"] == f"127.0.0.1:{topology.primary_port()}"
+    assert stats["connections"][0]["sentinel"] is True
+    metrics = client.get(reverse("admin:tasks_app_dashboard_metrics"), headers=bearer).content.decode()
+    assert 'tasks_app_queue_up{queue="default"} 1.0' in metrics
+
+
+def test_a_sync_client_goes_through_the_sentinels_too(topology):
+    client = redis_urls.sync_client(topology.url(db=2))
+    client.set("saq:sync", "yes")
+    assert redis.Redis(port=topology.primary_port(), db=2).get("saq:sync") == b"yes"
 
 
 def test_workers_and_web_processes_follow_a_failover_without_a_restart(
     topology, settings, subprocess_env, start_worker
 ):
     # wait_replicas=1: an enqueue that returned is on a replica too, so the failover loses none of them.
-    url = topology.url(wait_replicas=1, wait_timeout=500)
+    url = topology.url(wait_replicas=1)
     use_queue_url(settings, url)
     worker = start_worker(env={**subprocess_env, "TEST_REDIS_URL": url})
     worker.wait_for_output("SIGTERM/SIGINT for a clean stop")

@@ -216,7 +216,7 @@ async def _preflight(queues: list[str]) -> None:
     for name in queues:
         queue = make_queue(name)
         try:
+            await redis_facts.require(queue)  # reachable; Sentinel, TLS files, wait_replicas, ACL
             await ping_redis(name, queue.redis)
-            await redis_facts.require(queue)  # Sentinel, wait_replicas, ACL: one line, exit 2
         finally:
             await queue.redis.aclose()

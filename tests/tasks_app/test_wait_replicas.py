@@ -1,0 +1,104 @@
+"""wait_replicas=N: an enqueue returns once N replicas have the job (Redis's WAIT on the write's own
+connection), or raises ReplicasNotConfirmed; a bulk enqueue pays one WAIT; the outbox keeps a row whose
+write was not confirmed. A real primary and replica (tests/redis_topology.py)."""
+
+import signal
+
+import pytest
+from django.db import transaction
+
+from tasks_app import enqueue, enqueue_many, enqueue_on_commit
+from tasks_app.enqueueing import outbox
+from tasks_app.enqueueing.connections import background
+from tasks_app.exceptions import ReplicasNotConfirmed, TasksAppError
+from tasks_app.models import OutboxEntry
+from tests.redis_topology import SentinelTopology
+from tests.sampleapp.models import Note
+
+from .helpers import run_burst
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def pair(tmp_path):
+    """A primary and one replica, no sentinels: the queue URL names the primary itself."""
+    with SentinelTopology(tmp_path, replicas=1, sentinels=0) as started:
+        yield started
+
+
+@pytest.fixture
+def replicated(settings, pair):
+    primary, replica = pair.nodes
+    url = f"redis://127.0.0.1:{primary.port}/0?wait_replicas=1"  # wait_timeout: the default, 1000 ms
+    settings.SAQ = {**settings.SAQ, "QUEUES": {"default": {"URL": url}}}
+    yield pair.client(primary.port), pair.client(replica.port), replica
+    if replica.alive():
+        replica.kill(signal.SIGCONT)
+
+
+def test_the_queue_entry_may_set_them_and_a_bad_value_is_a_check_error(settings):
+    from django.core import checks
+
+    from tasks_app import conf
+
+    url = "redis://127.0.0.1:6379/0"
+    settings.SAQ = {**settings.SAQ, "QUEUES": {"default": {"URL": url, "WAIT_REPLICAS": 2, "WAIT_TIMEOUT": 250}}}
+    config = conf.queue_config("default")
+    assert (config.url, config.wait_replicas, config.wait_timeout) == (url, 2, 250)
+    settings.SAQ = {**settings.SAQ, "QUEUES": {"default": {"URL": url + "?wait_replicas=-1"}}}
+    [error] = [e for e in checks.run_checks() if e.id == "tasks_app.E001"]
+    assert "wait_replicas='-1' must be a whole number of at least 0" in error.msg
+    settings.SAQ = {**settings.SAQ, "QUEUES": {"default": {"URL": url, "WAIT_TIMEOUT": "soon"}}}
+    [error] = [e for e in checks.run_checks() if e.id == "tasks_app.E001"]
+    assert """SAQ["QUEUES"]["default"]["WAIT_TIMEOUT"]='soon' must be a whole number of at least 1""" in error.msg
+
+
+def waits(client) -> int:
+    return int(client.info("commandstats").get("cmdstat_wait", {}).get("calls", 0))
+
+
+def test_an_enqueue_returns_once_the_replica_has_the_job(replicated):
+    primary, replica, _ = replicated
+    enqueue("add_note", text="first")  # a fresh Redis has no scripts: the first call loads it and runs again
+    before = waits(primary)
+    job = enqueue("add_note", text="on two servers")
+    # Read from the replica at once: no waiting, no polling. WAIT already confirmed it is there.
+    assert replica.exists(job.id)
+    assert waits(primary) == before + 1
+
+
+def test_a_bulk_enqueue_pays_one_wait(replicated):
+    primary, replica, _ = replicated
+    jobs = enqueue_many("add_note", [{"text": f"bulk {i}"} for i in range(300)])
+    assert replica.exists(*[job.id for job in jobs]) == 300
+    assert waits(primary) == 1
+
+
+def test_too_few_replicas_raise_a_clear_error_and_the_outbox_keeps_the_row(replicated, settings):
+    _, _, replica_process = replicated
+    url = settings.SAQ["QUEUES"]["default"]["URL"] + "&wait_timeout=300"
+    settings.SAQ = {**settings.SAQ, "QUEUES": {"default": {"URL": url}}}
+    replica_process.kill(signal.SIGSTOP)  # alive but silent: WAIT times out
+    with pytest.raises(ReplicasNotConfirmed) as raised:
+        enqueue("add_note", text="unconfirmed")
+    assert isinstance(raised.value, TasksAppError)
+    assert str(raised.value).startswith("Redis confirmed this write on 0 of 1 replica(s) within 300 ms")
+    with transaction.atomic():
+        key = enqueue_on_commit("add_note", text="on commit")
+    row = OutboxEntry.objects.get(job_key=key)  # not confirmed: left for the drain
+    assert "0 of 1 replica(s)" in row.last_error
+    replica_process.kill(signal.SIGCONT)
+    assert background.run(outbox.drain(grace=0)) == 1
+    assert not OutboxEntry.objects.exists()
+    run_burst()
+    assert Note.objects.filter(text="on commit").exists()
+
+
+def test_a_retry_written_by_the_worker_waits_for_the_replica_too(replicated):
+    primary, replica, _ = replicated
+    job = enqueue("flaky", fail_times=1)
+    before = waits(primary)
+    run_burst()
+    assert waits(primary) > before  # the retry's re-queue was confirmed
+    assert b'"status": "complete"' in replica.get(job.id)
