@@ -36,16 +36,15 @@ WAIT_REPLICAS = importlib.util.find_spec("tasks_app.engine.replication") is not 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/harness_distributed"
 
 
-def database_url() -> str:
+def database_url(site: int) -> str:
     """The server and name of the run's database: ``DIST_DATABASE_URL``; else ``TEST_DATABASE_URL``'s
-    server with ``_distributed`` after its name, so that a test run's own database is never the harness's;
-    else ``DEFAULT_DATABASE_URL``. (``test_`` goes before the name when it is made.)"""
+    server (or ``DEFAULT_DATABASE_URL``'s) with ``_distributed<site>`` after its name, so that neither a
+    test run's own database nor another harness run's (another site) is this run's. (``test_`` goes
+    before the name when it is made.)"""
     if url := os.environ.get("DIST_DATABASE_URL"):
         return url
-    if url := os.environ.get("TEST_DATABASE_URL"):
-        parts = urlsplit(url)
-        return urlunsplit(parts._replace(path=parts.path.rstrip("/") + "_distributed"))
-    return DEFAULT_DATABASE_URL
+    parts = urlsplit(os.environ.get("TEST_DATABASE_URL") or DEFAULT_DATABASE_URL.removesuffix("_distributed"))
+    return urlunsplit(parts._replace(path=parts.path.rstrip("/") + f"_distributed{site}"))
 
 
 class Harness:
@@ -102,7 +101,7 @@ class Harness:
         self.network = Network(self.resources)
         self.hosts = [self.network.add_host() for _ in range(self.host_count)]
         if self.own_database:
-            os.environ["TEST_DATABASE_URL"] = database_url()
+            os.environ["TEST_DATABASE_URL"] = database_url(self.network.site)
         parts = urlsplit(os.environ.get("TEST_DATABASE_URL", DEFAULT_DATABASE_URL))
         self.topology = Topology(self.network.service_address, self.directory, self.resources,
                                  postgres=(parts.hostname or "127.0.0.1", parts.port or 5432),
@@ -189,6 +188,10 @@ class Harness:
             # a replica, which wait_replicas=1 needs (the new primary has no other).
             self.topology.restore(fault.dead)
             fault.notes.append(f"old primary back as a replica {time.monotonic() - fault_at:.1f}s after the kill")
+        if name == "skew":
+            assert fault.victim is not None
+            self.wait_until_working([fault.victim])  # its clock counts from when it runs jobs
+            fault_at = time.monotonic()
         self._wait(seconds - (time.monotonic() - fault_at), restart=name != "partition")
         fault.heal()
         end_ms = ledger.now_ms(self.ledger)

@@ -5,8 +5,9 @@ user who may touch only the queue's keys (issue 19, item 4).
 (an IP SAN) with ``openssl``; the servers require TLS (no plain port), clients check the server's
 certificate against the CA and present none (``tls-auth-clients optional``).
 
-``ACL_RULES`` is the worker/web user's: every command outside Redis's ``@dangerous`` category, and
-``INFO``; only keys and channels under the queue's namespace (``saq:``). The default user (no
+``ACL_RULES`` is the worker/web user's, as ``docs/operating.md`` gives it: reads, writes, scripts,
+pub/sub, transactions, connection commands and ``TIME``, nothing in ``@dangerous`` but ``INFO``; only
+keys and channels under the queue's namespace (``saq:``). The default user (no
 password) stays for replication, the sentinels and the harness's own checks.
 """
 
@@ -18,8 +19,10 @@ from pathlib import Path
 
 ACL_USER = "tasks"
 ACL_PASSWORD = "harness-tasks-password"  # a throwaway server's, on an address of the harness's own
-ACL_RULES = ["on", f">{ACL_PASSWORD}", "resetkeys", "~saq:*", "resetchannels", "&saq:*", "-@all", "+@all",
-             "-@dangerous", "+info"]  # fmt: skip
+# docs/operating.md's line for a worker/web user, word for word.
+ACL_RULES = ["on", f">{ACL_PASSWORD}", "resetkeys", "~saq:*", "resetchannels", "&saq:*", "-@all", "+@read",
+             "+@write", "+@scripting", "+@pubsub", "+@transaction", "+@connection", "+time", "-@dangerous",
+             "+info"]  # fmt: skip
 
 
 @dataclass(frozen=True)
