@@ -14,8 +14,7 @@ tests call these. Each async operation ``a<name>`` has a sync twin ``<name>`` (a
   actions (``recent_actions``), which also keeps what a job cannot: deletions, pauses and resumes.
 
 Connections have short socket timeouts (``connection``), so a Redis that is down is an error in
-``REDIS_ERRORS`` within seconds; ``unreachable`` says it in one line naming the setting to fix. The
-queue's own methods are called here only, so that the engine can change them in one place.
+``REDIS_ERRORS`` within seconds; ``unreachable`` says it in one line naming the setting to fix.
 """
 
 from __future__ import annotations
@@ -35,7 +34,7 @@ from saq.job import TERMINAL_STATUSES, Job, Status
 
 from . import conf
 from .engine import pausing, records
-from .engine.clock import job_time
+from .engine.clock import job_time, redis_now_ms
 from .engine.pausing import Depth
 from .engine.queue import AtomicRedisQueue
 from .enqueueing.connections import background, get_queue, refuse_in_event_loop
@@ -108,6 +107,11 @@ class Paused:
 async def adepth(name: str) -> Depth:
     """Queue ``name``'s counts, pause record and number of live workers, in one round trip."""
     return await pausing.depth(connection(name))
+
+
+async def anow_ms(name: str) -> int:
+    """Now on queue ``name``'s Redis (epoch ms), the clock of every job time: for hosts whose clock is off."""
+    return await redis_now_ms(connection(name).redis)
 
 
 async def apause(name: str, by: str) -> Paused | None:
@@ -369,7 +373,7 @@ def _trail_key(queue: AtomicRedisQueue) -> str:
 
 
 async def _record(queue: AtomicRedisQueue, action: str, by: str, what: str, **extra: Any) -> None:
-    entry = {"action": action, "by": by, "at": int(time.time() * 1000), "what": what, **extra}
+    entry = {"action": action, "by": by, "at": await redis_now_ms(queue.redis), "what": what, **extra}
     async with queue.redis.pipeline(transaction=True) as pipe:
         await pipe.lpush(_trail_key(queue), json.dumps(entry)).ltrim(_trail_key(queue), 0, TRAIL_LENGTH - 1).execute()
     fields = {"action": action, "queue": queue.name, "user": by, **extra}
@@ -385,6 +389,7 @@ def _duration(seconds: int) -> str:
 
 
 depth = _sync(adepth)
+now_ms = _sync(anow_ms)
 pause = _sync(apause)
 resume = _sync(aresume)
 retry_job = _sync(aretry_job)

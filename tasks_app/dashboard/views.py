@@ -7,7 +7,6 @@ down becomes a message on the page. Actions are POSTs, CSRF-protected by ``admin
 from __future__ import annotations
 
 import json
-import time
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -292,7 +291,14 @@ def bulk_action(request: HttpRequest, model_admin: ModelAdmin, queue: str) -> Ht
     jobs that were picked when that page was shown and have not changed since."""
     _require(request, VIEW, MANAGE)
     _queue_or_404(queue)
-    form = BulkForm(request.POST if request.method == "POST" else request.GET)
+    try:
+        now = ops.now_ms(queue)  # Redis's clock: the one the jobs' times are on
+    except ops.REDIS_ERRORS as exc:
+        stopped = "The action stopped" if request.method == "POST" else "Nothing can be counted"
+        again = "Nothing was changed; count again once Redis is back."
+        messages.error(request, f"{stopped}: {ops.unreachable(queue, exc)} {again}")
+        return HttpResponseRedirect(queue_url(queue))
+    form = BulkForm(request.POST if request.method == "POST" else request.GET, now_ms=now)
     if not form.is_valid():
         return _queue_page(request, model_admin, queue, form, status=400)
     by = request.user.get_username()
@@ -323,7 +329,7 @@ def bulk_action(request: HttpRequest, model_admin: ModelAdmin, queue: str) -> Ht
             message += f" {done.skipped} had changed since they were counted, and were left alone."
         messages.success(request, message)
         return HttpResponseRedirect(queue_url(queue))
-    selection = form.selection(queue, int(time.time() * 1000))
+    selection = form.selection(queue, now)
     try:
         found = ops.find(selection)
     except ops.REDIS_ERRORS as exc:

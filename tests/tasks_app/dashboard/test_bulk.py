@@ -225,11 +225,11 @@ def test_bad_choices_are_a_400_that_says_what_is_wrong(signed_in, params, error)
     assert error in response.text.replace("&quot;", '"')
 
 
-def test_a_stale_or_missing_confirmation_changes_nothing(signed_in):
+def test_a_stale_or_missing_confirmation_changes_nothing(clocked_default, signed_in):
     (key,) = finished("dash.fail", Status.FAILED, 1, "f")
     _, hidden = confirm(signed_in, action="retry")
-    with time_machine.travel(timezone.now() + timedelta(hours=2)):
-        stale = signed_in.post(BULK, hidden)
+    clocked_default.shift(2 * 3600)  # two hours pass on Redis's clock, the one the confirmation is on
+    stale = signed_in.post(BULK, hidden)
     missing = signed_in.post(BULK, {k: v for k, v in hidden.items() if k != "as_of"})
     assert stale.status_code == 400 and "This confirmation is out of date" in stale.text
     assert missing.status_code == 400
@@ -262,3 +262,12 @@ def test_redis_down_is_a_message_not_a_500(signed_in, closed_port):
     assert "count again once Redis is back" in messages_of(acted)[-1]
     assert counted.status_code == 302 and messages_of(counted)[0].startswith("Nothing can be counted: Redis")
     assert paused.status_code == 302 and messages_of(paused)[-1].startswith("Nothing changed: Redis")
+
+
+def test_a_web_host_whose_clock_is_off_confirms_on_redis_clock(signed_in):
+    (key,) = finished("dash.fail", Status.FAILED, 1, "f")
+    _, hidden = confirm(signed_in, action="retry")
+    with time_machine.travel(timezone.now() + timedelta(hours=2), tick=True):  # only this host's clock
+        acted = signed_in.post(BULK, hidden)
+    assert acted.status_code == 302, acted
+    assert status_of(key) == "queued"
