@@ -82,3 +82,16 @@ async def execute(queue: Any, pipe: Pipeline) -> list:
     replies = await pipe.execute()
     durability.confirm(replies[-1])
     return replies[:-1]
+
+
+async def confirm(queue: Any) -> None:
+    """Confirm on ``queue.durability``'s replicas everything the primary holds now: a probe write (a key
+    of the queue's own, expiring in a minute) and ``WAIT`` on one connection. Replication is one ordered
+    stream, so replicas that have the probe have every earlier write (a job an unconfirmed enqueue left).
+    Raises ``ReplicasNotConfirmed`` when they fall short."""
+    durability: Durability = queue.durability
+    async with queue.redis.pipeline(transaction=False) as pipe:
+        pipe.set(queue.namespace("durability_probe"), "1", px=60_000)
+        pipe.execute_command("WAIT", durability.replicas, durability.timeout_ms)
+        _, acknowledged = await pipe.execute()
+    durability.confirm(acknowledged)

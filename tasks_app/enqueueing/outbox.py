@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -31,7 +32,7 @@ from saq.job import Job
 
 from .. import conf
 from ..backoff import backoff
-from ..engine import records
+from ..engine import records, replication
 from . import diversion
 from .building import BuiltJob
 from .connections import background, get_queue
@@ -47,6 +48,8 @@ DRAIN_BATCH = 500
 # A row that cannot become a job is left alone this long, doubling with each attempt, up to the cap.
 SET_ASIDE_S = 60.0
 SET_ASIDE_MAX_S = 3600.0
+# The job meta entry naming the outbox row that wrote it (see ``_payload``).
+OUTBOX_TOKEN = "outbox"
 # Redis (or the network to it) failing: never the fault of one row.
 OUTAGE_ERRORS = (RedisError, OSError)
 
@@ -65,8 +68,17 @@ def record(built: BuiltJob, using: str | None = None) -> OutboxEntry:
     return (
         _model()
         .objects.using(using or DEFAULT_DB_ALIAS)
-        .create(job_key=built.job.key, queue=built.queue, payload=built.job.to_dict())
+        .create(job_key=built.job.key, queue=built.queue, payload=_payload(built))
     )
+
+
+def _payload(built: BuiltJob) -> dict:
+    """The row's job, marked with a token of the row's own (``meta["outbox"]``), so that a redelivery can
+    tell the job this row already wrote (its ``WAIT`` unconfirmed, ``wait_replicas``) from another run
+    under the same key, and does not run it again (``_written``)."""
+    payload = built.job.to_dict()
+    payload["meta"] = {**(payload.get("meta") or {}), OUTBOX_TOKEN: uuid.uuid4().hex}
+    return payload
 
 
 def on_commit(built: BuiltJob, using: str | None = None, then: Callable[[], None] | None = None) -> OutboxEntry:
@@ -83,7 +95,7 @@ def on_commit_many(built: list[BuiltJob], using: str | None = None) -> list[Outb
     alias = using or DEFAULT_DB_ALIAS
     model = _model()
     entries = model.objects.using(alias).bulk_create(
-        [model(job_key=item.job.key, queue=item.queue, payload=item.job.to_dict()) for item in built]
+        [model(job_key=item.job.key, queue=item.queue, payload=_payload(item)) for item in built]
     )
     if entries:
         transaction.on_commit(lambda: deliver_many(entries), using=using, robust=True)
@@ -266,7 +278,10 @@ async def _submit(ready: Ready) -> dict[int, str]:
                 rejected[entry.pk] = f"queue {name!r} cannot be opened ({type(exc).__name__}: {exc}): fix SAQ['QUEUES']"
             continue
         try:
-            await records.submit_many(queue, [job for _, job in items])
+            if queue.durability is not None:  # wait_replicas: a redelivery must not run a written job again
+                items = await _written(queue, items)
+            if items:
+                await records.submit_many(queue, [job for _, job in items])
         except OUTAGE_ERRORS:
             raise
         except Exception:
@@ -281,3 +296,18 @@ async def _submit(ready: Ready) -> dict[int, str]:
                         "enqueue the task again and delete this outbox entry"
                     )
     return rejected
+
+
+async def _written(queue, items: Ready) -> Ready:
+    """``items`` without those whose job Redis already holds from this very row (its token in the stored
+    job's meta: written by an earlier delivery whose ``WAIT`` fell short), once the replicas have confirmed
+    everything written so far (``replication.confirm``: raises ``ReplicasNotConfirmed``, the rows stay)."""
+    raws = await queue.redis.mget([queue.job_id(job.key) for _, job in items])
+    written = {
+        id(item)
+        for item, raw in zip(items, raws, strict=True)
+        if raw and (token := item[1].meta.get(OUTBOX_TOKEN)) and queue.deserialize(raw).meta.get(OUTBOX_TOKEN) == token
+    }
+    if written:
+        await replication.confirm(queue)
+    return [item for item in items if id(item) not in written]

@@ -102,3 +102,22 @@ def test_a_retry_written_by_the_worker_waits_for_the_replica_too(replicated):
     run_burst()
     assert waits(primary) > before  # the retry's re-queue was confirmed
     assert b'"status": "complete"' in replica.get(job.id)
+
+
+def test_a_redelivered_row_does_not_run_its_written_job_again(replicated, settings):
+    _, _, replica_process = replicated
+    url = settings.SAQ["QUEUES"]["default"]["URL"] + "&wait_timeout=300"
+    settings.SAQ = {**settings.SAQ, "QUEUES": {"default": {"URL": url}}}
+    replica_process.kill(signal.SIGSTOP)
+    with transaction.atomic():
+        key = enqueue_on_commit("add_note", text="written once")
+    assert OutboxEntry.objects.filter(job_key=key).exists()  # on the primary, unconfirmed: the row stays
+    run_burst()  # the job runs meanwhile (outcomes are not waited for)
+    assert Note.objects.filter(text="written once").count() == 1
+    with pytest.raises(ReplicasNotConfirmed):  # still no replica: the row stays, nothing is enqueued
+        background.run(outbox.drain(grace=0))
+    replica_process.kill(signal.SIGCONT)
+    assert background.run(outbox.drain(grace=0)) == 1  # confirmed now: the row goes
+    assert not OutboxEntry.objects.exists()
+    run_burst()
+    assert Note.objects.filter(text="written once").count() == 1  # and the job did not run again
