@@ -6,8 +6,6 @@ down becomes a message on the page. Actions are POSTs, CSRF-protected by ``admin
 
 from __future__ import annotations
 
-import json
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from django.apps import apps
@@ -22,11 +20,11 @@ from django.utils.text import capfirst
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from saq.job import Job, Status
 
-from .. import conf
+from .. import conf, redis_facts
 from .. import operations as ops
 from ..engine.clock import job_time
 from ..exceptions import ActionRefused
-from . import activity, cron, data
+from . import activity, cron, data, formatting
 from .forms import BulkForm, EnqueueForm, JobFilterForm
 
 if TYPE_CHECKING:
@@ -83,9 +81,11 @@ def index(request: HttpRequest, model_admin: ModelAdmin) -> HttpResponse:
     try:
         queues = data.run(data.overview(list(conf.queues()), recent_failures=10))
         cron_entries = data.run(cron.cron_rows())
+        connections = data.run(redis_facts.connection_facts(list(conf.queues())))  # never raises: says why
         page_error = None
     except ops.REDIS_ERRORS as exc:  # the whole read timed out
-        queues, cron_entries, page_error = [], [], f"Redis did not answer in time ({exc or type(exc).__name__})."
+        queues, cron_entries, connections = [], [], []
+        page_error = f"Redis did not answer in time ({exc or type(exc).__name__})."
     failures = sorted((job for q in queues for job in q.recent), key=data.last_activity, reverse=True)[:10]
     context = _context(
         request,
@@ -100,6 +100,7 @@ def index(request: HttpRequest, model_admin: ModelAdmin) -> HttpResponse:
         page_error=page_error,
         scan_limit=data.SCAN_LIMIT,
         cron_entries=cron_entries,
+        connections=connections,
         time_zone=settings.TIME_ZONE,
     )
     return render(request, "tasks_app/dashboard/index.html", context)
@@ -127,36 +128,6 @@ def jobs(request: HttpRequest, model_admin: ModelAdmin) -> HttpResponse:
     return render(request, "tasks_app/dashboard/jobs.html", context)
 
 
-def _readable_times(value: Any, key: str = "") -> Any:
-    """``value`` with every time in it (an ``at`` or ``*_at`` of epoch milliseconds, as the audit trail
-    writes) shown as a date in TIME_ZONE, for people; everything else as it is."""
-    if isinstance(value, dict):
-        return {k: _readable_times(v, str(k)) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_readable_times(v) for v in value]
-    if (key == "at" or key.endswith("_at")) and isinstance(value, int | float) and not isinstance(value, bool):
-        moment = _when(value)
-        if isinstance(moment, datetime):
-            return f"{timezone.localtime(moment):%Y-%m-%d %H:%M:%S %Z}"
-    return value
-
-
-def _pretty(value: Any) -> str:
-    try:
-        return json.dumps(value, indent=2, sort_keys=True, default=repr)
-    except (TypeError, ValueError):
-        return repr(value)
-
-
-def _seconds(start: int, end: int) -> float | None:
-    return round((end - start) / 1000, 3) if start and end else None
-
-
-def _when(millis: float) -> datetime | str | None:
-    """A job's time for its page: None when not set, "unknown" when no date can hold it."""
-    return job_time(millis) or ("unknown" if millis else None)
-
-
 def job_detail(request: HttpRequest, model_admin: ModelAdmin, queue: str, key: str) -> HttpResponse:
     _require(request, VIEW)
     _queue_or_404(queue)
@@ -171,19 +142,19 @@ def job_detail(request: HttpRequest, model_admin: ModelAdmin, queue: str, key: s
         return render(request, "tasks_app/dashboard/job.html", context, status=404)
     context.update(
         row=_job_row(job),
-        arguments=_pretty(job.kwargs or {}),
-        result=_pretty(job.result) if job.status == Status.COMPLETE else None,
-        meta=_pretty(_readable_times(job.meta)) if job.meta else None,
+        arguments=formatting.pretty(job.kwargs or {}),
+        result=formatting.pretty(job.result) if job.status == Status.COMPLETE else None,
+        meta=formatting.pretty(formatting.readable_times(job.meta)) if job.meta else None,
         timings=[
-            ("Queued", _when(job.queued)),
-            ("Scheduled for", _when(job.scheduled * 1000)),
-            ("Started", _when(job.started)),
-            ("Last touched", _when(job.touched)),
-            ("Completed", _when(job.completed)),
+            ("Queued", formatting.when(job.queued)),
+            ("Scheduled for", formatting.when(job.scheduled * 1000)),
+            ("Started", formatting.when(job.started)),
+            ("Last touched", formatting.when(job.touched)),
+            ("Completed", formatting.when(job.completed)),
         ],
         durations=[
-            ("Waited (s)", _seconds(job.queued, job.started)),
-            ("Ran (s)", _seconds(job.started, job.completed)),
+            ("Waited (s)", formatting.seconds(job.queued, job.started)),
+            ("Ran (s)", formatting.seconds(job.started, job.completed)),
         ],
         can_retry=job.status in (Status.FAILED, Status.ABORTED),
         can_abort=job.status in (Status.NEW, Status.QUEUED, Status.ACTIVE),

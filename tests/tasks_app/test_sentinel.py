@@ -6,6 +6,7 @@ import time
 
 import pytest
 import redis
+from django.contrib.auth.models import User
 from django.core import checks
 from django.urls import reverse
 
@@ -111,6 +112,11 @@ def test_the_whole_job_path_goes_through_the_sentinels(topology, settings, subpr
     assert stats["connections"][0]["sentinel"] is True
     metrics = client.get(reverse("admin:tasks_app_dashboard_metrics"), headers=bearer).content.decode()
     assert 'tasks_app_queue_up{queue="default"} 1.0' in metrics
+    client.force_login(User.objects.create_superuser("ops", password="x" * 12))
+    page = client.get(reverse("admin:tasks_app_taskqueue_changelist"))
+    (shown,) = page.context["connections"]
+    assert (shown["primary"], shown["sentinel"]) == (f"127.0.0.1:{topology.primary_port()}", True)
+    assert "through Sentinel" in page.text and "***" not in page.text
 
 
 def test_a_sync_client_goes_through_the_sentinels_too(topology):

@@ -41,6 +41,9 @@ def test_counts_per_queue(admin_client, work):
     assert (row.queued, row.active, row.scheduled, row.complete, row.failed, row.error) == (2, 0, 1, 1, 2, None)
     assert sorted(job.kwargs["reason"] for job in row.recent) == ["bad feed", "worse feed"]
     assert "bad feed" in response.text  # the recent failures table shows the error
+    (connection,) = response.context["connections"]  # the Redis the queue writes to, reached directly
+    assert (connection["sentinel"], connection["wait_replicas"], connection["error"]) == (False, 0, None)
+    assert connection["primary"] and connection["primary"] in response.text and "directly" in response.text
 
 
 def test_several_queues(admin_client, work):

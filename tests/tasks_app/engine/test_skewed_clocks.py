@@ -60,6 +60,9 @@ def test_a_delayed_job_runs_on_time_when_the_enqueuer_and_the_worker_disagree(st
 
     worker = start_worker("--concurrency", "2", env=worker_env(subprocess_env, offset))
     worker.wait_for_output("SIGTERM/SIGINT for a clean stop")
+    # The worker is taking jobs (its start-up is over): what is measured below is the delay alone.
+    enqueue("sleep_then_note", seconds=0, text="ready")
+    wait_until(lambda: started("ready"), timeout=30, message="the worker to take its first job")
     enqueuer_offset = timedelta(seconds=-int(offset[:-1]))
     with time_machine.travel(datetime.now(UTC) + enqueuer_offset, tick=True):
         enqueued = enqueue("sleep_then_note", seconds=0, text="delayed", delay=3)
