@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from bench.peers import Bench
+    from bench.peer_runs import Bench
 
 IN_FLIGHT = 20
 

@@ -26,6 +26,7 @@ import argparse
 import os
 import statistics
 import sys
+import tempfile
 import time
 from contextlib import ExitStack
 from pathlib import Path
@@ -71,9 +72,12 @@ def main() -> None:
     if unknown := set(variants) - set(VARIANTS):
         sys.exit(f"--variants: unknown {', '.join(sorted(unknown))}; choose from {', '.join(VARIANTS)}.")
 
-    from bench import peers
+    from bench.peer_runs import Bench, Workload
+    from bench.peer_setup import setup_django, start_redis, worker_env
+    from bench.peer_systems import PYTHON, Runworker
+    from bench.peers import rotated, warm_up
 
-    class Variant(peers.Runworker):
+    class Variant(Runworker):
         def __init__(self, variant: str) -> None:
             super().__init__()
             self.name = self.variant = variant
@@ -84,30 +88,30 @@ def main() -> None:
 
         def command(self, concurrency: int) -> list[str]:
             runworker = super().command(concurrency)
-            return [peers.PYTHON, "bench/pieces.py", "--worker", self.variant, "--", *runworker[3:]]
+            return [PYTHON, "bench/pieces.py", "--worker", self.variant, "--", *runworker[3:]]
 
     began = time.monotonic()
-    logs = Path(peers.tempfile.mkdtemp(prefix="pieces-logs-"))
+    logs = Path(tempfile.mkdtemp(prefix="pieces-logs-"))
     with ExitStack() as stack:
-        server = peers.start_redis(stack)
-        peers.setup_django(server, stack)
-        bench = stack.enter_context(peers.Bench(server, logs, False, peers.worker_env(stack)))
+        server = start_redis(stack)
+        setup_django(server, stack)
+        bench = stack.enter_context(Bench(server, logs, False, worker_env(stack)))
         systems = [Variant(v) for v in variants]
         workloads = [
-            peers.Workload("noop", f"no-op, c=10, {args.noop_jobs:,} jobs", "peer_noop", 10, args.noop_jobs, systems),
-            peers.Workload("io200", f"20 ms I/O, c=200, {args.io_jobs:,} jobs", "peer_io", 200, args.io_jobs, systems),
+            Workload("noop", f"no-op, c=10, {args.noop_jobs:,} jobs", "peer_noop", 10, args.noop_jobs, systems),
+            Workload("io200", f"20 ms I/O, c=200, {args.io_jobs:,} jobs", "peer_io", 200, args.io_jobs, systems),
         ]
         workloads = [workload for workload in workloads if workload.key in args.workloads.split(",")]
         print(f"{os.cpu_count()} CPUs, shared machine, load average {os.getloadavg()[0]:.2f}; "
               f"Redis {server.url} of the bench's own; {args.rounds} rounds", flush=True)  # fmt: skip
-        peers.warm_up(bench, workloads)
+        warm_up(bench, workloads)
         runs: dict[tuple[str, str], list] = {}
         enqueued: dict[str, list[tuple[float, float]]] = {}
         for round_ in range(args.rounds):
             print(f"\nround {round_ + 1}/{args.rounds}", flush=True)
             for workload in workloads:
                 print(f"  {workload.key:<8}", end="", flush=True)
-                for system in peers.rotated(systems, round_):
+                for system in rotated(systems, round_):
                     label = f"r{round_ + 1}-{workload.key}-{system.name}"
                     result = bench.run(system, workload.task, workload.count, workload.concurrency, label)
                     runs.setdefault((workload.key, system.name), []).append(result)
@@ -116,7 +120,7 @@ def main() -> None:
             if "enqueue" not in args.workloads.split(","):
                 continue
             print(f"  {'enqueue':<8}", end="", flush=True)
-            for variant in peers.rotated(variants, round_):
+            for variant in rotated(variants, round_):
                 figure = enqueue_figures(bench, variant, args.enqueue_jobs, args.repeats)
                 enqueued.setdefault(variant, []).append(figure)
                 print(f"  {variant} {args.enqueue_jobs / enqueued[variant][-1][0]:,.0f}/s", end="", flush=True)
@@ -144,7 +148,7 @@ def enqueue_figures(bench, variant: str, count: int, repeats: int = 3) -> tuple[
 
 
 def report(args, variants, workloads, runs, enqueued) -> None:
-    from bench.peers import median
+    from bench.peer_report import median
 
     def figures(key: str, variant: str) -> tuple[float | None, float | None]:
         results = [r for r in runs.get((key, variant), []) if r]

@@ -14,7 +14,6 @@ on the way out, however it is left (``cleanup.guard``).
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import os
 import subprocess
 import time
@@ -31,8 +30,6 @@ from .workers import Worker, Workers
 
 DEBIAN_TOOLS = Path(__file__).resolve().parents[2] / ".ci" / "debian-tools"
 
-SENTINEL_URLS = importlib.util.find_spec("tasks_app.redis_urls") is not None
-WAIT_REPLICAS = importlib.util.find_spec("tasks_app.engine.replication") is not None
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/harness_distributed"
 
 
@@ -56,7 +53,7 @@ class Harness:
         self.directory = directory
         self.host_count = hosts
         self.concurrency = concurrency
-        self.wait_replicas = wait_replicas and WAIT_REPLICAS
+        self.wait_replicas = wait_replicas
         self.own_database = database
         self.tls_acl = tls_acl
         self.replicas = replicas
@@ -131,15 +128,15 @@ class Harness:
         self.load.start()
 
     def queue_url(self, query: str = "") -> str:
-        """Through the sentinels when tasks_app can (not with ``tls_acl``: its Sentinel URLs carry no TLS
-        options), else the primary's own URL; ``query``: tasks_app's options, e.g. ``wait_replicas=1``."""
-        if SENTINEL_URLS and not self.tls_acl:
+        """Through the sentinels, except with ``tls_acl`` (its Sentinel URLs carry no TLS options): then the
+        primary's own URL; ``query``: tasks_app's options, e.g. ``wait_replicas=1``."""
+        if not self.tls_acl:
             return self.topology.sentinel_url(query=query)
         url = self.topology.direct_url()
         return url + ("&" if "?" in url else "?") + query if query else url
 
     def _configure_environment(self) -> None:
-        durable = "wait_replicas=1&wait_timeout=1000" if WAIT_REPLICAS else ""
+        durable = "wait_replicas=1&wait_timeout=1000"
         self._env = {
             "DIST_QUEUE_URL": self.queue_url(durable if self.wait_replicas else ""),
             "DIST_PLAIN_URL": self.queue_url(),

@@ -72,16 +72,14 @@ def main(argv: list[str] | None = None) -> int:
     from tasks_app.redaction import redact_url
 
     from . import checks, figures
-    from .harness import SENTINEL_URLS, WAIT_REPLICAS, Harness
+    from .harness import Harness
 
     print(f"hosts {args.hosts}, faults {','.join(args.faults)}, {args.fault_seconds:g}s each; logs in {directory}")
-    if not SENTINEL_URLS or args.tls_acl:
-        print("  (clients use the primary's own URL: no redis+sentinel:// URLs in tasks_app, or --tls-acl)")
+    if args.tls_acl:
+        print("  (clients use the primary's own URL: --tls-acl)")
         if "kill-primary" in args.faults:
             print("  (so kill-primary is left out)")
             args.faults.remove("kill-primary")
-    if not WAIT_REPLICAS:
-        print("  (tasks_app has no wait_replicas here: acknowledged means the primary has it)")
     started = time.monotonic()
     options = {"hosts": args.hosts, "concurrency": args.concurrency, "wait_replicas": not args.no_wait_replicas,
                "tls_acl": args.tls_acl, "replicas": args.replicas}  # fmt: skip
