@@ -17,7 +17,7 @@ from typing import Any
 from django.utils import timezone
 from saq.job import Job
 
-from .. import conf
+from .. import conf, tracing
 from ..engine import clock
 from ..exceptions import TaskArgumentError
 from ..registry import registry
@@ -81,6 +81,8 @@ def build_job(
     )
     if delay:
         clock.delay(job, delay)  # resolved on Redis's clock when enqueued; ``scheduled`` is this host's estimate
+    if tracing.active():
+        tracing.start_producer(job, queue_name)  # its context goes in job.meta, to link the run to this call
     return BuiltJob(queue=queue_name, job=job)
 
 
