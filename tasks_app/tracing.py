@@ -36,17 +36,19 @@ ERROR_OUTCOMES = frozenset({"failed", "timeout", "retrying", "timeout-retrying",
 
 if trace is not None:
     _UNSET = (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
-    _tracer: Any = None
+    _tracers: dict[int, Any] = {}  # id(provider) -> its tracer: one per provider, should it be replaced
 
     def active() -> bool:
         """Whether a tracer provider is configured (spans would be recorded somewhere)."""
         return not isinstance(trace.get_tracer_provider(), _UNSET)
 
     def _get_tracer() -> Any:
-        global _tracer
-        if _tracer is None:
-            _tracer = trace.get_tracer("tasks_app")
-        return _tracer
+        provider = trace.get_tracer_provider()
+        tracer = _tracers.get(id(provider))
+        if tracer is None:
+            _tracers.clear()
+            tracer = _tracers[id(provider)] = provider.get_tracer("tasks_app")
+        return tracer
 
 else:
 

@@ -200,3 +200,11 @@ async def fails_after_progress(ctx) -> None:
 
     await areport_progress(ctx, 0.3, "30 %")
     raise RuntimeError("failing after progress")
+
+
+@task
+async def traced_child(ctx) -> None:
+    from opentelemetry import trace
+
+    with trace.get_tracer("sampleapp").start_as_current_span("inside the task"):
+        pass
