@@ -21,6 +21,7 @@ object changes.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import math
 from typing import Any
 
@@ -32,6 +33,21 @@ from .engine.execution import attempt_loop
 META_KEY = "progress"  # job.meta[META_KEY]: the last progress message
 MAX_MESSAGE = 200  # characters kept of a message
 RUNNING = (Status.ACTIVE, Status.ABORTING)
+
+# The running ``django.tasks`` Task's SAQ ctx (set by ``backends.runner``): such a Task is given Django's
+# ``TaskContext`` (``takes_context=True``), not ``ctx``, and passes that instead.
+running_ctx: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("tasks_app_running_ctx")
+
+
+def _saq_ctx(ctx: Any) -> dict[str, Any]:
+    """SAQ's ``ctx`` for ``ctx`` (itself, or the one behind a ``django.tasks`` ``TaskContext``)."""
+    if isinstance(ctx, dict):
+        return ctx
+    current = running_ctx.get(None)
+    result = getattr(ctx, "task_result", None)
+    if current is None or result is None or current["job"].key != result.id:
+        raise ValueError(f"report_progress: {ctx!r} is neither a task's ctx nor the running Task's context.")
+    return current
 
 
 def _checked(fraction: float, message: str | None) -> tuple[float, str | None]:
@@ -54,10 +70,12 @@ def _apply(job: Job, fraction: float, message: str | None) -> None:
 
 async def areport_progress(ctx: dict[str, Any], fraction: float, message: str | None = None) -> bool:
     """Store ``fraction`` (0.0 to 1.0) and an optional ``message`` (at most ``MAX_MESSAGE`` characters
-    kept) on the running job of ``ctx`` (the task's first argument). Returns True if written, False
+    kept) on the running job of ``ctx`` (the task's first argument; in a ``django.tasks`` Task with
+    ``takes_context=True``, its ``TaskContext``). Returns True if written, False
     if the job is no longer this attempt's (it ended, or was swept). Raises ``ValueError`` for a
     fraction outside 0..1 or a message that is not a string, ``KeyError`` for a ``ctx`` with no job."""
     fraction, message = _checked(fraction, message)
+    ctx = _saq_ctx(ctx)
     job: Job = ctx["job"]
     queue = job.queue
     if queue is None:  # an inline run: the job object is the record
@@ -87,6 +105,7 @@ def report_progress(ctx: dict[str, Any], fraction: float, message: str | None = 
     else:
         raise RuntimeError("report_progress() was called on an event loop: use `await areport_progress(...)` there.")
     fraction, message = _checked(fraction, message)
+    ctx = _saq_ctx(ctx)
     job: Job = ctx["job"]
     if job.queue is None:  # an inline run: nothing to send anywhere
         _apply(job, fraction, message)

@@ -1,4 +1,4 @@
-"""OpenTelemetry traces from an enqueue to the job's run, when ``opentelemetry-api`` is installed.
+"""OpenTelemetry traces from an enqueue to the job's run, when the application uses ``opentelemetry-api``.
 
 - ``build_job`` (every enqueue) opens a PRODUCER span ``send <queue>`` as a child of whatever span is
   current (a web request's, say) and stores its W3C context in ``job.meta["otel"]`` (``traceparent``,
@@ -12,56 +12,54 @@ Attributes follow OpenTelemetry's messaging conventions where they fit: ``messag
 ``messaging.operation.type`` ("send" or "process"); and ``tasks_app.task``, ``tasks_app.attempt``,
 ``tasks_app.outcome`` (the worker's outcome names: complete, failed, retrying, ...).
 
-Without the package nothing of OpenTelemetry is imported and every function here is a no-op. With it
-but no tracer provider set (``trace.set_tracer_provider``), no span is made either: ``active()`` is
-one function call and one ``isinstance``, so the hot path stays as it was.
+This module never imports OpenTelemetry itself until it is in use: an application that configures a
+tracer provider has imported ``opentelemetry.trace`` to do it, so ``active()`` looks in ``sys.modules``
+(one dict lookup and one attribute read per enqueue and per attempt). Not installed, or installed but
+not configured: nothing of it is imported by tasks_app and no span is made.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
-
-try:
-    from opentelemetry import propagate, trace
-    from opentelemetry.trace import Link, SpanKind, Status, StatusCode
-except ImportError:  # the otel extra is not installed: tracing is off
-    trace = None
 
 META_KEY = "otel"  # job.meta[META_KEY]: the producer span's context, {"traceparent": ..., ...}
 SYSTEM = "saq"
 # Outcomes that end the consumer span with an error status.
 ERROR_OUTCOMES = frozenset({"failed", "timeout", "retrying", "timeout-retrying", "lost"})
 
-if trace is not None:
-    _UNSET = (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
-    _tracers: dict[int, Any] = {}  # id(provider) -> its tracer: one per provider, should it be replaced
+_tracers: dict[int, Any] = {}  # id(provider) -> its tracer: one per provider, should it be replaced
 
-    def active() -> bool:
-        """Whether a tracer provider is configured (spans would be recorded somewhere)."""
-        return not isinstance(trace.get_tracer_provider(), _UNSET)
 
-    def _get_tracer() -> Any:
-        provider = trace.get_tracer_provider()
-        tracer = _tracers.get(id(provider))
-        if tracer is None:
-            _tracers.clear()
-            tracer = _tracers[id(provider)] = provider.get_tracer("tasks_app")
-        return tracer
-
-else:
-
-    def active() -> bool:
-        """Whether a tracer provider is configured: never, without ``opentelemetry-api``."""
+def active() -> bool:
+    """Whether the application has set a tracer provider (``trace.set_tracer_provider``, or
+    ``opentelemetry-instrument``), so that spans would be recorded somewhere."""
+    api = sys.modules.get("opentelemetry.trace")
+    if api is None:
         return False
+    provider = getattr(api, "_TRACER_PROVIDER", None)  # the global that set_tracer_provider sets
+    return provider is not None and not isinstance(provider, (api.ProxyTracerProvider, api.NoOpTracerProvider))
+
+
+def _get_tracer() -> Any:
+    from opentelemetry import trace
+
+    provider = trace.get_tracer_provider()
+    tracer = _tracers.get(id(provider))
+    if tracer is None:
+        _tracers.clear()
+        tracer = _tracers[id(provider)] = provider.get_tracer("tasks_app")
+    return tracer
 
 
 def start_producer(job: Any, queue: str) -> None:
     """Record a PRODUCER span for the enqueue of ``job`` (a ``saq.Job`` not yet sent) to ``queue`` and
-    store its context in ``job.meta[META_KEY]``. No-op unless ``active()``."""
-    if not active():
-        return
+    store its context in ``job.meta[META_KEY]``. Callers check ``active()`` first."""
+    from opentelemetry import propagate
+    from opentelemetry.trace import SpanKind
+
     attributes = {
         "messaging.system": SYSTEM,
         "messaging.destination.name": queue,
@@ -79,8 +77,11 @@ def start_producer(job: Any, queue: str) -> None:
 @contextmanager
 def consumer_span(job: Any, queue: str | None, ctx: dict[str, Any]) -> Iterator[None]:
     """Run an attempt of ``job`` inside a CONSUMER span linked to its producer span (if it has one);
-    its outcome is read from ``ctx["outcome"]`` when the attempt is over. No-op unless ``active()``:
-    callers check ``active()`` first so that the common case does not even enter this."""
+    its outcome is read from ``ctx["outcome"]`` when the attempt is over (missing: "lost").
+    Callers check ``active()`` first, so that the common case does not even enter this."""
+    from opentelemetry import propagate, trace
+    from opentelemetry.trace import Link, SpanKind, Status, StatusCode
+
     carrier = job.meta.get(META_KEY) if job.meta else None
     links = []
     if carrier:
