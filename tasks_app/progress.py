@@ -29,6 +29,7 @@ from saq.job import Job, Status
 
 from .engine import records
 from .engine.execution import attempt_loop
+from .exceptions import JobStateConflict
 
 META_KEY = "progress"  # job.meta[META_KEY]: the last progress message
 MAX_MESSAGE = 200  # characters kept of a message
@@ -71,9 +72,10 @@ def _apply(job: Job, fraction: float, message: str | None) -> None:
 async def areport_progress(ctx: dict[str, Any], fraction: float, message: str | None = None) -> bool:
     """Store ``fraction`` (0.0 to 1.0) and an optional ``message`` (at most ``MAX_MESSAGE`` characters
     kept) on the running job of ``ctx`` (the task's first argument; in a ``django.tasks`` Task with
-    ``takes_context=True``, its ``TaskContext``). Returns True if written, False
-    if the job is no longer this attempt's (it ended, or was swept). Raises ``ValueError`` for a
-    fraction outside 0..1 or a message that is not a string, ``KeyError`` for a ``ctx`` with no job."""
+    ``takes_context=True``, its ``TaskContext``). Returns True if written, False if the job is no
+    longer this attempt's (it ended, or was swept) or kept changing under the write. Raises
+    ``ValueError`` for a fraction outside 0..1 or a message that is not a string, ``KeyError`` for a
+    ``ctx`` with no job."""
     fraction, message = _checked(fraction, message)
     ctx = _saq_ctx(ctx)
     job: Job = ctx["job"]
@@ -88,7 +90,10 @@ async def areport_progress(ctx: dict[str, Any], fraction: float, message: str | 
         _apply(stored, fraction, message)
         return stored
 
-    _, written = await records.compare_and_set(queue, job.key, change)
+    try:
+        _, written = await records.compare_and_set(queue, job.key, change)
+    except JobStateConflict:
+        return False  # changed under every try (not by a heartbeat alone): the next report will tell
     if written:
         _apply(job, fraction, message)  # the outcome's write (from this copy) keeps it
     return written
