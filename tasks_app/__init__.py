@@ -4,6 +4,7 @@ Public API, with ``django.tasks``' names (sync call, then its async twin)::
 
     from tasks_app import task, enqueue, aenqueue, enqueue_on_commit
     from tasks_app import enqueue_many, aenqueue_many, enqueue_many_on_commit  # in bulk
+    from tasks_app import report_progress, areport_progress  # from inside a running task
 
 ``enqueue_sync`` is a deprecated alias of ``enqueue`` (it warns; see CHANGELOG.md).
 ``tasks_app.backends.SAQBackend`` is the ``django.tasks`` backend; ``tasks_app.testing``
@@ -19,15 +20,18 @@ from .enqueueing.api import (
     enqueue_on_commit,
     enqueue_sync,
 )
+from .progress import areport_progress, report_progress
 from .registry import task
 
 __all__ = [
     "aenqueue",
     "aenqueue_many",
+    "areport_progress",
     "enqueue",
     "enqueue_many",
     "enqueue_many_on_commit",
     "enqueue_on_commit",
     "enqueue_sync",
+    "report_progress",
     "task",
 ]

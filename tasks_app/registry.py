@@ -31,6 +31,8 @@ class TaskSpec:
     func: Callable[..., Any]
     queue: str = conf.DEFAULT_QUEUE
     options: dict[str, Any] = dataclasses.field(default_factory=dict)
+    # Called once its job has failed with no attempts left (``tasks_app.failures``): a callable or a dotted path.
+    on_final_failure: Callable[..., Any] | str | None = None
 
     @property
     def is_async(self) -> bool:
@@ -168,6 +170,7 @@ def task(
     retry_backoff: bool | float | None = None,
     ttl: int | None = None,
     heartbeat: int | None = None,
+    on_final_failure: Callable[..., Any] | str | None = None,
 ) -> Callable[[F], F]: ...
 
 
@@ -177,6 +180,7 @@ def task(
     *,
     name: str | None = None,
     queue: str = conf.DEFAULT_QUEUE,
+    on_final_failure: Callable[..., Any] | str | None = None,
     **options: Any,
 ):
     """Register ``func(ctx, ...)`` as a task; use bare (``@task``) or with job options.
@@ -184,9 +188,13 @@ def task(
     ``async def`` tasks run on the worker's event loop; plain ``def`` tasks run in a thread.
     Options: ``timeout`` and ``heartbeat`` (seconds), ``retries`` (after the first attempt),
     ``retry_delay`` (seconds), ``retry_backoff`` (True, or a cap in seconds), ``ttl`` (seconds
-    a finished job is kept). The function is returned unchanged, so it can still be called directly.
+    a finished job is kept). ``on_final_failure``: a callable (or its dotted path) given the ``saq.Job``
+    once it has failed with no attempts left (``tasks_app.failures``). The function is returned
+    unchanged, so it can still be called directly.
     Raises ``TypeError`` for an unknown option or a bad value (``conf.job_option_problems``).
     """
+    if on_final_failure is not None and not (isinstance(on_final_failure, str) or callable(on_final_failure)):
+        raise TypeError(f"@task: on_final_failure={on_final_failure!r} must be a callable or a dotted path.")
     unknown = set(options) - set(conf.JOB_OPTIONS)
     if unknown:
         raise TypeError(f"@task got unknown option(s) {sorted(unknown)}; allowed: {list(conf.JOB_OPTIONS)}.")
@@ -196,7 +204,11 @@ def task(
         raise TypeError(f"@task: {' '.join(problems)}")
 
     def decorate(f: Callable[..., Any]) -> Callable[..., Any]:
-        spec = registry.register(TaskSpec(name=name or f.__name__, func=f, queue=queue, options=job_options))
+        spec = registry.register(
+            TaskSpec(
+                name=name or f.__name__, func=f, queue=queue, options=job_options, on_final_failure=on_final_failure
+            )
+        )
         f.saq_task = spec  # type: ignore[attr-defined]
         return f
 

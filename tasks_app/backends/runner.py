@@ -13,6 +13,7 @@ import asyncio
 import copy
 import re
 import traceback
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,6 +28,7 @@ from saq.job import Job, Status
 from ..engine.clock import job_time
 from ..exceptions import JobInterrupted, TaskInterrupted
 from ..process.task_wrapper import call
+from ..progress import message_of, running_ctx
 from ..registry import task
 
 RUNNER = "tasks_app.run_django_task"
@@ -119,6 +121,27 @@ def _task_as_enqueued(job: Job) -> Task:
     return task
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SAQTaskResult(TaskResult):
+    """Django's TaskResult, with the job's progress: ``progress`` (0.0 to 1.0; 1.0 once it succeeded) and
+    ``progress_message`` (the last ``report_progress`` message, or None). ``refresh`` reloads them too."""
+
+    progress: float = 0.0
+    progress_message: str | None = None
+
+    def _copy_progress(self, refreshed: TaskResult) -> None:
+        object.__setattr__(self, "progress", getattr(refreshed, "progress", 0.0))
+        object.__setattr__(self, "progress_message", getattr(refreshed, "progress_message", None))
+
+    def refresh(self) -> None:
+        TaskResult.refresh(self)
+        self._copy_progress(self.task.get_backend().get_result(self.id))
+
+    async def arefresh(self) -> None:
+        await TaskResult.arefresh(self)
+        self._copy_progress(await self.task.get_backend().aget_result(self.id))
+
+
 def result_from_job(job: Job, status: TaskResultStatus | None = None, return_value: Any = None) -> TaskResult:
     """The TaskResult a SAQ job stands for; ``status`` overrides the stored one (used inside the worker)."""
     kwargs = job.kwargs or {}
@@ -136,7 +159,7 @@ def result_from_job(job: Job, status: TaskResultStatus | None = None, return_val
     # The runner notes an attempt a moment after the take has marked it running (job.started):
     # until then, and for attempts that never reached it, the take's time is the one known.
     attempted = max(book.get("attempted") or 0, job.started or 0)
-    result = TaskResult(
+    result = SAQTaskResult(
         task=_task_as_enqueued(job),
         id=job.key,
         status=status,
@@ -149,6 +172,8 @@ def result_from_job(job: Job, status: TaskResultStatus | None = None, return_val
         backend=kwargs["backend_alias"],
         errors=[TaskError(exception_class_path=e["exception_class_path"], traceback=e["traceback"]) for e in errors],
         worker_ids=worker_ids,
+        progress=job.progress,
+        progress_message=message_of(job),
     )
     if status == TaskResultStatus.SUCCESSFUL:
         object.__setattr__(result, "_return_value", job.result if return_value is None else return_value)
@@ -172,6 +197,7 @@ async def run_django_task(
     running = result_from_job(job, status=TaskResultStatus.RUNNING)
     await task_started.asend(sender=sender, task_result=running)
     args = [TaskContext(task_result=running), *task_args] if task.takes_context else list(task_args)
+    running_ctx.set(ctx)  # for report_progress(context, ...): this attempt's task and its thread only
     try:
         value = normalize_json(await call(task.func, *args, **task_kwargs))
     except asyncio.CancelledError:

@@ -105,7 +105,7 @@ class SAQBackend(BaseTaskBackend):
         )
         if task.run_after is not None:
             runner.bookkeeping(built.job)["run_after"] = task.run_after.isoformat()
-        result = TaskResult(
+        result = runner.SAQTaskResult(
             task=task,
             id=built.job.key,
             status=TaskResultStatus.READY,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import time
 import traceback
@@ -27,6 +28,7 @@ from typing import Any, Protocol
 from saq.job import Job
 from saq.worker import ensure_coroutine_function
 
+from .. import tracing
 from ..exceptions import JobNotStorable
 from .storage import drop_unstorable
 
@@ -34,6 +36,13 @@ from .storage import drop_unstorable
 CANCEL_DEADLINE_S = 1.0
 
 Hook = Callable[[dict[str, Any]], Awaitable[Any]]
+
+# The event loop running the current attempt: a sync task's thread (which inherits the attempt's context
+# variables) sends its progress writes there (``tasks_app.progress.report_progress``).
+attempt_loop: contextvars.ContextVar[asyncio.AbstractEventLoop] = contextvars.ContextVar("tasks_app_attempt_loop")
+# The outcomes whose write ended the job FAILED with no attempts left: the process that wrote one calls the
+# task's ``on_final_failure`` (``tasks_app.failures``); another process's write comes back as "lost".
+FINAL_FAILURES = frozenset({"failed", "timeout"})
 
 
 def as_coroutine(hook: Callable[..., Any], executor: Executor) -> Hook:
@@ -135,13 +144,22 @@ class Execution:
         """Run ``attempt`` to its recorded outcome; returns the outcome's name."""
         job = attempt.job
         started = time.monotonic()
-        outcome = await self._attempt(attempt, ctx)
-        ctx["outcome"] = outcome
+        attempt_loop.set(asyncio.get_running_loop())
+        if tracing.active():
+            with tracing.consumer_span(job, self.queue, ctx):
+                ctx["outcome"] = await self._attempt(attempt, ctx)
+        else:
+            ctx["outcome"] = await self._attempt(attempt, ctx)
+        outcome = ctx["outcome"]
         duration = time.monotonic() - started
         failure = ctx.get("exception") or attempt.unstorable
         log_attempt(self.log, job, outcome, duration, failure, queue=self.queue, prefix=self.prefix)
         for observe in self.observers:
             observe(job, outcome, duration)
+        if outcome in FINAL_FAILURES:
+            from ..failures import final_failure  # rare: not imported for the common case
+
+            await final_failure(job)
         for hook in self.after:
             try:
                 await hook(ctx)

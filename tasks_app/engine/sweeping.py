@@ -106,7 +106,8 @@ async def _sweep_job(queue: RedisQueue, raw: bytes, job: Job, reason: str) -> bo
         new.status = Status.ABORTED
         new.error = f"swept: {reason}; no attempts left"
         outcome = "ended ABORTED (no attempts left)"
-    if await queue._replace(raw, new, delay) is None:
+    written = await queue._replace(raw, new, delay)
+    if written is None:
         return False  # it moved on since the scan: its worker is alive after all
     queue.retried += new.status == Status.QUEUED
     queue.aborted += new.status == Status.ABORTED
@@ -119,6 +120,11 @@ async def _sweep_job(queue: RedisQueue, raw: bytes, job: Job, reason: str) -> bo
         outcome,
         extra={"job_key": job.key, "task": job.function, "attempt": job.attempts, "outcome": "swept"},
     )
+    if job.status != Status.ABORTING and written.status == Status.ABORTED:
+        # This write ended it for good (no attempts left): this process, and no other, calls the hook.
+        from ..failures import final_failure  # rare: not imported for the common case
+
+        await final_failure(written)
     return True
 
 

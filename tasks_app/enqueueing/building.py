@@ -18,7 +18,7 @@ from django.core.signals import setting_changed
 from django.utils import timezone
 from saq.job import Job
 
-from .. import conf
+from .. import conf, tracing
 from ..engine import clock
 from ..exceptions import TaskArgumentError
 from ..registry import TaskSpec, registry
@@ -80,6 +80,8 @@ def build_job(
     job = Job(function=spec.name, kwargs=kwargs or None, key=key or new_key(), scheduled=scheduled, **job_options)
     if delay:
         clock.delay(job, delay)  # resolved on Redis's clock when enqueued; ``scheduled`` is this host's estimate
+    if tracing.active():
+        tracing.start_producer(job, queue_name)  # its context goes in job.meta, to link the run to this call
     return BuiltJob(queue=queue_name, job=job)
 
 

@@ -152,3 +152,59 @@ async def deeply_nested_result(ctx) -> list:
 async def event_loop_kind(ctx) -> str:
     """The module of the event loop the worker runs jobs on."""
     return type(asyncio.get_running_loop()).__module__.split(".")[0]
+
+
+# --- progress and the final failure (tests/tasks_app/test_progress.py) --------------------------
+
+
+def record_final_failure(job) -> None:
+    """An ``on_final_failure`` hook: one Note per call, so a test can count the calls."""
+    Note.objects.create(text=f"final failure {job.key} {job.status.value} attempts={job.attempts}"[:200])
+
+
+@task(retries=1, retry_delay=0, on_final_failure="tests.sampleapp.tasks.record_final_failure")
+async def fails_for_good(ctx) -> None:
+    await Note.objects.acreate(text=f"fails_for_good attempt {ctx['job'].attempts}")
+    raise RuntimeError("failing on purpose")
+
+
+@task(retries=0, on_final_failure=record_final_failure)
+async def hangs_until_killed(ctx, text: str) -> None:
+    await Note.objects.acreate(text=f"{text} started")
+    await asyncio.sleep(60)
+
+
+@task(retries=0)
+async def reports_progress(ctx, steps: int, hold: float = 0.0) -> list:
+    """Reports each step; returns what each report returned (written or refused)."""
+    from tasks_app import areport_progress
+
+    written = []
+    for done in range(1, steps + 1):
+        written.append(await areport_progress(ctx, done / steps / 2, f"step {done} of {steps}"))
+    await Note.objects.acreate(text="reports_progress reported")
+    await asyncio.sleep(hold)
+    return written
+
+
+@task(retries=0)
+def reports_progress_sync(ctx, fraction: float, message: str) -> bool:
+    from tasks_app import report_progress
+
+    return report_progress(ctx, fraction, message)
+
+
+@task(retries=0)
+async def fails_after_progress(ctx) -> None:
+    from tasks_app import areport_progress
+
+    await areport_progress(ctx, 0.3, "30 %")
+    raise RuntimeError("failing after progress")
+
+
+@task
+async def traced_child(ctx) -> None:
+    from opentelemetry import trace
+
+    with trace.get_tracer("sampleapp").start_as_current_span("inside the task"):
+        pass

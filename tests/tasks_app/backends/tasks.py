@@ -77,3 +77,18 @@ def count_users_sync() -> int:
 @task()
 async def count_users_async() -> int:
     return await get_user_model().objects.acount()
+
+
+@task(takes_context=True)
+def reports_progress_then_fails(context, message: str) -> None:
+    from tasks_app import report_progress
+
+    report_progress(context, 0.25, message)
+    raise ValueError("after a quarter")
+
+
+@task(takes_context=True)
+async def reports_progress_async(context) -> str:
+    from tasks_app import areport_progress
+
+    return str(await areport_progress(context, 0.5, "half"))
