@@ -33,6 +33,7 @@ def closed_port():
         return sock.getsockname()[1]
 
 
+@pytest.fixture
 def redis_clock(tmp_path):
     """A Redis of the test's own whose clock the test moves (``shift``, ``move_to``): see ``redis_clock.py``."""
     server = ClockedRedis(tmp_path).start()
