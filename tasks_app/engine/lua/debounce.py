@@ -42,6 +42,8 @@ local function debounce(id, incomplete, queued, successor, payload, wait, most, 
     local due = debounced_due(first, wait, most, now)
     local scheduled = string.format('%d', math.ceil(due))
     if live then
+        -- This call supersedes one that waited for an earlier attempt (the job went back for a retry).
+        redis.call('DEL', successor)
         local score = tonumber(redis.call('ZSCORE', incomplete, id) or 0)
         if score == 0 then
             -- On the queued list (or being moved to a worker by BLMOVE): it runs next, with these arguments.

@@ -113,6 +113,26 @@ def test_an_active_job_is_not_touched_and_the_last_call_runs_once_after_it(clock
     run(scenario())
 
 
+def test_a_call_waiting_for_an_attempt_that_went_back_for_a_retry_is_superseded_by_a_later_call(
+    clocked_queue, redis_clock
+):
+    async def scenario():
+        async with clocked_queue() as queue:
+            await records.submit(queue, debounced(1))
+            redis_clock.shift(2.5)
+            await take(queue)
+            running = await queue.job(KEY)
+            assert (await records.submit(queue, debounced(2)))[1] == "deferred"
+            await queue.retry(running, "failed once")  # QUEUED again, on the queued list
+            assert (await records.submit(queue, debounced(3)))[1] == "debounced"
+            assert await take(queue) == [(KEY, {"text": "save 3"})]
+            await queue.finish(await queue.job(KEY), Status.COMPLETE, result=None)
+            redis_clock.shift(2.5)
+            assert await take(queue) == []  # save 2 was superseded: it does not run after save 3
+
+    run(scenario())
+
+
 def test_an_ended_job_is_replaced_by_a_new_debounced_run(clocked_queue, redis_clock):
     async def scenario():
         async with clocked_queue() as queue:
