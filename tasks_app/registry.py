@@ -17,10 +17,11 @@ from saq.job import Job
 
 from . import conf
 from .argument_types import ArgumentTypes, argument_types, to_json
+from .engine import debounce as debouncing
 from .exceptions import TaskArgumentError, TaskNotFound
 
 # Keyword names SAQ reads as job fields; a task parameter of that name could never be passed.
-RESERVED_KWARGS = frozenset(Job.__dataclass_fields__) | {"queue", "delay", "at"}
+RESERVED_KWARGS = frozenset(Job.__dataclass_fields__) | {"queue", "delay", "at", "debounce", "debounce_max"}
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -33,6 +34,7 @@ class TaskSpec:
     options: dict[str, Any] = dataclasses.field(default_factory=dict)
     # Called once its job has failed with no attempts left (``tasks_app.failures``): a callable or a dotted path.
     on_final_failure: Callable[..., Any] | str | None = None
+    debounce: list[float] | None = None  # [seconds, max seconds] for calls with a key: engine/debounce.py
 
     @property
     def is_async(self) -> bool:
@@ -171,6 +173,8 @@ def task(
     ttl: int | None = None,
     heartbeat: int | None = None,
     on_final_failure: Callable[..., Any] | str | None = None,
+    debounce: float | None = None,
+    debounce_max: float | None = None,
 ) -> Callable[[F], F]: ...
 
 
@@ -181,6 +185,8 @@ def task(
     name: str | None = None,
     queue: str = conf.DEFAULT_QUEUE,
     on_final_failure: Callable[..., Any] | str | None = None,
+    debounce: float | None = None,
+    debounce_max: float | None = None,
     **options: Any,
 ):
     """Register ``func(ctx, ...)`` as a task; use bare (``@task``) or with job options.
@@ -188,8 +194,9 @@ def task(
     ``async def`` tasks run on the worker's event loop; plain ``def`` tasks run in a thread.
     Options: ``timeout`` and ``heartbeat`` (seconds), ``retries`` (after the first attempt),
     ``retry_delay`` (seconds), ``retry_backoff`` (True, or a cap in seconds), ``ttl`` (seconds
-    a finished job is kept). ``on_final_failure``: a callable (or its dotted path) given the ``saq.Job``
-    once it has failed with no attempts left (``tasks_app.failures``). The function is returned
+    a finished job is kept), ``debounce``/``debounce_max`` (seconds: the default for calls that give a
+    ``key``, see ``engine/debounce.py``). ``on_final_failure``: a callable (or its dotted path) given the
+    ``saq.Job`` once it has failed with no attempts left (``tasks_app.failures``). The function is returned
     unchanged, so it can still be called directly.
     Raises ``TypeError`` for an unknown option or a bad value (``conf.job_option_problems``).
     """
@@ -200,13 +207,20 @@ def task(
         raise TypeError(f"@task got unknown option(s) {sorted(unknown)}; allowed: {list(conf.JOB_OPTIONS)}.")
     job_options = {k: v for k, v in options.items() if v is not None}
     problems = conf.job_option_problems(job_options)
+    problems += debouncing.problems(debounce, debounce_max)
     if problems:
         raise TypeError(f"@task: {' '.join(problems)}")
+    window = debouncing.window(debounce, debounce_max) if debounce is not None else None
 
     def decorate(f: Callable[..., Any]) -> Callable[..., Any]:
         spec = registry.register(
             TaskSpec(
-                name=name or f.__name__, func=f, queue=queue, options=job_options, on_final_failure=on_final_failure
+                name=name or f.__name__,
+                func=f,
+                queue=queue,
+                options=job_options,
+                on_final_failure=on_final_failure,
+                debounce=window,
             )
         )
         f.saq_task = spec  # type: ignore[attr-defined]

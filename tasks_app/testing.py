@@ -31,7 +31,7 @@ from typing import Any, overload
 from saq.job import Job, Status
 
 from . import conf
-from .engine import pausing
+from .engine import debounce, pausing
 from .enqueueing import diversion
 from .enqueueing.building import BuiltJob
 from .enqueueing.connections import refuse_in_event_loop
@@ -93,13 +93,17 @@ class CapturedJobs(Sequence[CapturedJob]):
     """The jobs enqueued during a capture, in the order they were enqueued.
 
     As in Redis, a key deduplicates: enqueueing a key whose job has not ended yet records nothing and
-    returns that job.
+    returns that job. A debounced enqueue (``debounce=``) instead replaces the job of its key that has not
+    run yet (same place in this list, the new arguments; it runs after what was enqueued meanwhile), and
+    while that job runs, waits as its successor and is recorded once it has ended, as in Redis. Nothing
+    waits for the debounce window: ``run_jobs`` runs the last call at once.
     """
 
     def __init__(self) -> None:
         self._jobs: list[CapturedJob] = []
         self._pending: dict[tuple[str, str], CapturedJob] = {}
         self._order: deque[CapturedJob] = deque()  # not yet run, or due to be retried: in run order
+        self._successors: dict[tuple[str, str], BuiltJob] = {}  # debounced calls waiting for a running job
         self._lock = threading.Lock()
 
     @overload
@@ -136,6 +140,7 @@ class CapturedJobs(Sequence[CapturedJob]):
             self._jobs.clear()
             self._pending.clear()
             self._order.clear()
+            self._successors.clear()
 
     # --- what the diversion calls -----------------------------------------------------------------
 
@@ -145,15 +150,33 @@ class CapturedJobs(Sequence[CapturedJob]):
             for item in built:
                 where = (item.queue, item.job.key)
                 existing = self._pending.get(where)
-                if existing is not None:
+                if existing is not None and debounce.of(item.job) is not None:
+                    jobs.append(self._debounced(where, existing, item))
+                elif existing is not None:
                     jobs.append(existing.job)
-                    continue
-                captured = CapturedJob.of(item, queued(item))
-                self._jobs.append(captured)
-                self._pending[where] = captured
-                self._order.append(captured)
-                jobs.append(captured.job)
+                else:
+                    jobs.append(self._add(where, item).job)
         return jobs
+
+    def _add(self, where: tuple[str, str], item: BuiltJob) -> CapturedJob:
+        captured = CapturedJob.of(item, queued(item))
+        self._jobs.append(captured)
+        self._pending[where] = captured
+        self._order.append(captured)
+        return captured
+
+    def _debounced(self, where: tuple[str, str], existing: CapturedJob, item: BuiltJob) -> Job:
+        """A debounced call of a pending key (the lock held): the engine's rules, without the wait."""
+        if existing.job.status != Status.QUEUED:  # running now: the call waits for it, the last one wins
+            self._successors[where] = item
+            return item.job
+        captured = CapturedJob.of(item, queued(item))
+        self._jobs[self._jobs.index(existing)] = captured
+        if existing in self._order:
+            self._order.remove(existing)
+        self._order.append(captured)  # its due time moved: after what was enqueued meanwhile
+        self._pending[where] = captured
+        return captured.job
 
     def _next(self) -> CapturedJob | None:
         with self._lock:
@@ -164,7 +187,10 @@ class CapturedJobs(Sequence[CapturedJob]):
             if captured.job.status == Status.QUEUED:
                 self._order.append(captured)  # its retry, behind what is already waiting
             else:
-                del self._pending[(captured.queue, captured.key)]
+                where = (captured.queue, captured.key)
+                del self._pending[where]
+                if (successor := self._successors.pop(where, None)) is not None:
+                    self._add(where, successor)
 
 
 class _Capture:

@@ -28,7 +28,13 @@ DEFAULTS: dict[str, str | int | None] = {
     "MEILISEARCH_INDEX": "pydotorg",  # the one index every content type shares
     "MEILISEARCH_TIMEOUT": 10,  # seconds one HTTP request to Meilisearch may take
     "MEILISEARCH_TASK_TIMEOUT": 120,  # seconds a write waits for its Meilisearch task to finish
+    # Milliseconds a save's index update waits for more saves of the same object (0: none). A save is
+    # searchable this long after the last save of a burst, plus the workers' scheduler tick (SAQ
+    # TIMERS["schedule"], 1 s) at most: with 500, typically within a second, 1.5 s at worst.
+    "SEARCH_INDEX_DEBOUNCE_MS": 500,
 }
+# The longest index debounce: longer, an editor would wonder where the save went.
+MAX_INDEX_DEBOUNCE_MS = 60_000
 # Meilisearch index uids: letters, digits, - and _, at most 400 bytes. A rebuild builds beside the
 # live index under "<index>_rebuild_<14-digit UTC time>_<8 hex>", 32 characters more.
 INDEX_NAME = re.compile(r"[A-Za-z0-9_-]+")
@@ -113,6 +119,17 @@ def _seconds(name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
         raise ImproperlyConfigured(f"{name}={value!r} must be a number of seconds above 0 (default {DEFAULTS[name]}).")
     return float(value)
+
+
+def index_debounce() -> float | None:
+    """SEARCH_INDEX_DEBOUNCE_MS as seconds for ``enqueue(debounce=...)``, or None for 0 (no debounce)."""
+    value = _get("SEARCH_INDEX_DEBOUNCE_MS")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_INDEX_DEBOUNCE_MS:
+        raise ImproperlyConfigured(
+            f"SEARCH_INDEX_DEBOUNCE_MS={value!r} must be whole milliseconds from 0 (no debounce) to "
+            f"{MAX_INDEX_DEBOUNCE_MS} (default {DEFAULTS['SEARCH_INDEX_DEBOUNCE_MS']})."
+        )
+    return value / 1000 if value else None
 
 
 def meilisearch_timeout() -> float:

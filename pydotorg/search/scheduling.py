@@ -16,7 +16,7 @@ from itertools import batched
 
 from tasks_app import enqueue_many_on_commit, enqueue_on_commit
 
-from . import state
+from . import conf, state
 from .documents import get_type
 from .indexer import BATCH_SIZE
 
@@ -63,10 +63,13 @@ def schedule_object(content_type: str, object_id: int, using: str | None = None)
     """Schedule ``index_content`` for one object, deduplicated per object; returns the job key.
 
     Saves made before the job starts share its key (one job); a save made while it
-    runs gets the next generation's key (a follow-up job), so it is never lost.
+    runs gets the next generation's key (a follow-up job), so it is never lost. The job is debounced
+    by ``SEARCH_INDEX_DEBOUNCE_MS`` (``conf.index_debounce``): a burst of saves runs it once, after
+    the last save.
     """
     generation = state.lock(content_type, object_id, using=using)
     key = state.job_key(content_type, object_id, generation)
     return enqueue_on_commit(
-        "index_content", using=using, key=key, content_type=content_type, content_id=int(object_id)
-    )
+        "index_content", using=using, key=key, debounce=conf.index_debounce(), content_type=content_type,
+        content_id=int(object_id),
+    )  # fmt: skip

@@ -9,7 +9,8 @@ that checks the stored state first, and stamps its times on Redis's clock (``eng
 change                 from                                        who
 =====================  ==========================================  ===================================
 enqueue                no job, or a terminal one (else: that job;  ``enqueue``, ``records.submit``
-                       an ABORTING one: the new job waits for it)
+                       an ABORTING one: the new job waits for it;
+                       debounced: see ``engine/debounce.py``)
 take                   QUEUED -> ACTIVE, attempts + 1              a worker (``attempts.take``)
 touch (heartbeat)      ACTIVE/ABORTING held by this attempt        its worker (``attempts.touch``)
 finish                 ACTIVE/ABORTING/QUEUED held by the attempt  its worker (``finish``)
@@ -39,7 +40,7 @@ from saq.job import TERMINAL_STATUSES, Job, Status
 from saq.queue.redis import RedisQueue
 
 from ..exceptions import JobStateConflict
-from . import clock, lua, records, replication, storage, sweeping
+from . import clock, debounce, lua, records, replication, storage, sweeping
 from .pipelining import AutoPipeline
 from .storage import PIECES
 
@@ -111,7 +112,10 @@ class AtomicRedisQueue(RedisQueue):
 
     def _enqueue_call(self, job: Job) -> tuple[list, list]:
         keys = [job.id, self.incomplete_key, self.queued_key, self._successor_key(job.key)]
-        return keys, [self.serialize(job), job.scheduled or 0, clock.delay_of(job)]
+        args = [self.serialize(job), job.scheduled or 0, clock.delay_of(job)]
+        if job.meta:  # a plain job's meta is empty: no look-up on the hot path
+            args += debounce.args(job)
+        return keys, args
 
     def _enqueued(self, job: Job, reply: list) -> tuple[Job, str]:
         # The enqueue script's reply: the job as stamped (queued, scheduled), or the pending one.

@@ -49,7 +49,9 @@ def enqueued(queue: RedisQueue, job: Job, reply: list) -> tuple[Job, str]:
 async def submit(queue: RedisQueue, job: Job) -> tuple[Job, str]:
     """Enqueue ``job``: ``(job, "queued")``; ``(job, "deferred")`` when a job of the same key is
     being aborted (the new one is queued the moment that one ends); or ``(pending job, "exists")``
-    when a job of that key is queued, scheduled or running, or new work already waits for it.
+    when a job of that key is queued, scheduled or running, or new work already waits for it. A
+    debounced job (``engine/debounce.py``) may also get ``(job, "debounced")``: it replaced the
+    record of the queued job of its key; or ``(job, "deferred")``: it waits for the running one.
     The job's ``queued`` (and, for a ``clock.delay``, ``scheduled``) are Redis's times.
 
     Raises ``ValueError`` for a job of another queue.

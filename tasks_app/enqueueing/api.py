@@ -49,10 +49,15 @@ def _build(
     key: str | None = None,
     delay: float | None = None,
     at: datetime | float | None = None,
+    debounce: float | None = None,
+    debounce_max: float | None = None,
 ) -> BuiltJob:
     """Build the job of one call: ``kwargs`` are the task's arguments and job options, together."""
     options, kwargs = split_options(kwargs)
-    return build_job(task, kwargs, queue=queue, key=key, delay=delay, at=at, **options)
+    return build_job(
+        task, kwargs, queue=queue, key=key, delay=delay, at=at, debounce=debounce, debounce_max=debounce_max,
+        **options,
+    )  # fmt: skip
 
 
 async def aenqueue(
@@ -63,6 +68,8 @@ async def aenqueue(
     key: str | None = None,
     delay: float | None = None,
     at: datetime | float | None = None,
+    debounce: float | None = None,
+    debounce_max: float | None = None,
     **kwargs: Any,
 ) -> Job:
     """Enqueue ``task`` with ``kwargs``; returns the SAQ Job.
@@ -72,8 +79,15 @@ async def aenqueue(
     as in SAQ. A ``key`` deduplicates: while a job with that key is queued, scheduled or
     running, enqueueing it again returns that job. While it is being aborted, the new job
     is queued the moment the abort ends.
+
+    ``debounce`` (seconds; needs ``key``, excludes ``delay``/``at``): a burst of calls with one key runs
+    once, ``debounce`` seconds after the last call, with the last call's arguments, but no later than
+    ``debounce_max`` seconds (default: 10 windows) after the first; a call made while the job runs
+    queues one more run after it (``tasks_app/engine/debounce.py``). The bulk calls take both too.
     """
-    return await submit(_build(task, kwargs, queue=queue, key=key, delay=delay, at=at))
+    return await submit(
+        _build(task, kwargs, queue=queue, key=key, delay=delay, at=at, debounce=debounce, debounce_max=debounce_max)
+    )
 
 
 def enqueue(
@@ -84,6 +98,8 @@ def enqueue(
     key: str | None = None,
     delay: float | None = None,
     at: datetime | float | None = None,
+    debounce: float | None = None,
+    debounce_max: float | None = None,
     **kwargs: Any,
 ) -> Job:
     """The sync twin of :func:`aenqueue`, with the same arguments, for sync views, signal handlers and scripts.
@@ -96,7 +112,7 @@ def enqueue(
     # only when a loop runs: refuse_in_event_loop's own test raises and catches an error every call.)
     if asyncio._get_running_loop() is not None:
         refuse_in_event_loop(instead="await aenqueue(...)")
-    built = _build(task, kwargs, queue=queue, key=key, delay=delay, at=at)
+    built = _build(task, kwargs, queue=queue, key=key, delay=delay, at=at, debounce=debounce, debounce_max=debounce_max)
     if (target := diversion.current()) is not None:
         return target.take([built])[0]
     return sync_queue(built.queue).submit(built.job)[0]
@@ -111,6 +127,8 @@ def enqueue_on_commit(
     key: str | None = None,
     delay: float | None = None,
     at: datetime | float | None = None,
+    debounce: float | None = None,
+    debounce_max: float | None = None,
     **kwargs: Any,
 ) -> str:
     """Enqueue once the current transaction on ``using`` commits; returns the job key now.
@@ -119,7 +137,7 @@ def enqueue_on_commit(
     so if Redis is unreachable at commit time the job is delivered later by any worker's
     outbox drain instead of being lost. On rollback nothing is enqueued.
     """
-    built = _build(task, kwargs, queue=queue, key=key, delay=delay, at=at)
+    built = _build(task, kwargs, queue=queue, key=key, delay=delay, at=at, debounce=debounce, debounce_max=debounce_max)
     outbox.on_commit(built, using=using)
     return built.job.key
 

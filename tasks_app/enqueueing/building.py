@@ -20,6 +20,7 @@ from saq.job import Job
 
 from .. import conf, tracing
 from ..engine import clock
+from ..engine import debounce as debouncing
 from ..exceptions import TaskArgumentError
 from ..registry import TaskSpec, registry
 
@@ -48,6 +49,8 @@ def build_job(
     key: str | None = None,
     delay: float | None = None,
     at: datetime | float | None = None,
+    debounce: float | None = None,
+    debounce_max: float | None = None,
     **options: Any,
 ) -> BuiltJob:
     """Validate a call of ``task`` and build its SAQ job (not yet enqueued).
@@ -57,7 +60,9 @@ def build_job(
     seconds (0 to ``conf.MAX_SECONDS``); ``at`` is a datetime (naive means ``TIME_ZONE``) or epoch
     seconds, at most ten years away, and a time in the past means at once; give one or neither. ``options``
     are job options (timeout, retries, retry_delay, retry_backoff, ttl, heartbeat);
-    ``retries`` counts retries after the first attempt.
+    ``retries`` counts retries after the first attempt. ``debounce`` (seconds, with an optional
+    ``debounce_max`` ceiling) needs a ``key`` and excludes ``delay``/``at``: see ``engine/debounce.py``;
+    a task's ``@task(debounce=...)`` applies to its calls that give a ``key``.
 
     Raises ``TaskNotFound``, ``TaskArgumentError``, or ``ImproperlyConfigured`` for an unknown queue.
     """
@@ -73,12 +78,17 @@ def build_job(
     given = {k: v for k, v in options.items() if v is not None}
     if given and (problems := conf.job_option_problems(given)):
         raise TaskArgumentError(f"{spec.name}(): {' '.join(problems)}")
+    window = _debounce(spec, key, debounce, debounce_max, delay, at)
+    if window is not None:
+        delay = window[0]
     scheduled = _scheduled(delay, at) if delay is not None or at is not None else 0
 
     job_options = {**_settings.job_options(spec), **given}
     job_options["retries"] = int(job_options.get("retries", 0)) + 1  # SAQ counts attempts
     job = Job(function=spec.name, kwargs=kwargs or None, key=key or new_key(), scheduled=scheduled, **job_options)
-    if delay:
+    if window is not None:
+        debouncing.mark(job, *window)
+    elif delay:
         clock.delay(job, delay)  # resolved on Redis's clock when enqueued; ``scheduled`` is this host's estimate
     if tracing.active():
         tracing.start_producer(job, queue_name)  # its context goes in job.meta, to link the run to this call
@@ -124,6 +134,23 @@ class _FromSettings:
 
 _settings = _FromSettings()
 setting_changed.connect(_settings.forget, dispatch_uid="tasks_app.building")
+
+
+def _debounce(
+    spec: Any, key: str | None, seconds: float | None, maximum: float | None, delay: Any, at: Any
+) -> list[float] | None:
+    """The call's debounce window ``[seconds, max]`` (its own, else its task's when it has a key), or None."""
+    if seconds is None and maximum is None:
+        return spec.debounce if key and spec.debounce else None
+    if problems := debouncing.problems(seconds, maximum):
+        raise TaskArgumentError(f"{spec.name}(): {' '.join(problems)}")
+    if not key:
+        raise TaskArgumentError(
+            f"{spec.name}(): debounce= needs key=: the calls of one burst share a key (e.g. key=f'index:{{pk}}')."
+        )
+    if delay is not None or at is not None:
+        raise TaskArgumentError(f"{spec.name}(): pass debounce= or delay=/at=, not both.")
+    return debouncing.window(seconds, maximum)
 
 
 def _scheduled(delay: float | None, at: datetime | float | None) -> int:

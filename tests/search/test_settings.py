@@ -43,6 +43,7 @@ def test_defaults_without_any_setting(unset):
         10.0,
         120.0,
     )
+    assert conf.index_debounce() == 0.5
     assert search_errors() == []
 
 
@@ -71,6 +72,9 @@ def test_a_meilisearch_url_picks_the_meilisearch_backend(unset):
         ("MEILISEARCH_INDEX", "pydotorg/live", "search.E004"),
         ("MEILISEARCH_INDEX", "x" * 369, "search.E004"),
         ("MEILISEARCH_API_KEY", 12345, "search.E005"),
+        ("SEARCH_INDEX_DEBOUNCE_MS", -1, "search.E006"),
+        ("SEARCH_INDEX_DEBOUNCE_MS", 0.5, "search.E006"),
+        ("SEARCH_INDEX_DEBOUNCE_MS", 60_001, "search.E006"),
     ],
 )
 def test_each_bad_value_is_a_check_error_naming_the_setting(settings, name, value, check_id):

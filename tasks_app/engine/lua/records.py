@@ -2,15 +2,23 @@
 bulk delete) and the queue's own records (pause, worker info, depth). Times are Redis's (``clock()``)."""
 
 from .codec import PRELUDE
+from .debounce import DEBOUNCING
 
 # KEYS: job id, incomplete, queued, successor. ARGV: payload, scheduled (epoch s, "0" = now), delay
-# (s, "0" = none: due that long from now on Redis's clock, which overrides scheduled). ``queued`` is
-# stamped now. Returns {"queued", queued (ms), scheduled (s)}, {"deferred", queued, scheduled} (waits
-# for an aborting job of the same key) or {"exists", payload of the pending job}.
+# (s, "0" = none: due that long from now on Redis's clock, which overrides scheduled), and for a
+# debounced enqueue only: debounce (s), debounce_max (s, "0" = no ceiling): see ``debounce.py``.
+# ``queued`` is stamped now. Returns {"queued", queued (ms), scheduled (s)}, {"deferred", queued,
+# scheduled} (waits for an aborting job of the same key, or, debounced, a running one),
+# {"debounced", queued (the burst's first), scheduled} (replaced a queued job's record) or
+# {"exists", payload of the pending job}.
 ENQUEUE = (
     PRELUDE
+    + DEBOUNCING
     + r"""
 local now_ms, now = clock()
+if ARGV[4] then
+    return debounce(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], tonumber(ARGV[4]), tonumber(ARGV[5]), now_ms, now)
+end
 local payload, score, scheduled = stamp(ARGV[1], {queued = now_ms}), ARGV[2], ARGV[2]
 if tonumber(ARGV[3]) > 0 then
     score, payload = delayed(payload, tonumber(ARGV[3]), now)
