@@ -15,7 +15,7 @@ from tasks_app.models import OutboxEntry
 from tests.redis_topology import SentinelTopology
 from tests.sampleapp.models import Note
 
-from .helpers import run_burst
+from .helpers import run_burst, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -35,6 +35,19 @@ def replicated(settings, pair):
     yield pair.client(primary.port), pair.client(replica.port), replica
     if replica.alive():
         replica.kill(signal.SIGCONT)
+
+
+def resume(replicated) -> None:
+    """SIGCONT the stopped replica and wait until it holds every write of the primary: the next WAIT
+    is then answered within its timeout however long the replica takes to be scheduled again."""
+    primary, replica, replica_process = replicated
+    replica_process.kill(signal.SIGCONT)
+    wait_until(
+        lambda: (
+            replica.info("replication").get("slave_repl_offset") == primary.info("replication")["master_repl_offset"]
+        ),
+        message="the replica to catch up",
+    )
 
 
 def test_the_queue_entry_may_set_them_and_a_bad_value_is_a_check_error(settings):
@@ -88,7 +101,7 @@ def test_too_few_replicas_raise_a_clear_error_and_the_outbox_keeps_the_row(repli
         key = enqueue_on_commit("add_note", text="on commit")
     row = OutboxEntry.objects.get(job_key=key)  # not confirmed: left for the drain
     assert "0 of 1 replica(s)" in row.last_error
-    replica_process.kill(signal.SIGCONT)
+    resume(replicated)
     assert background.run(outbox.drain(grace=0)) == 1
     assert not OutboxEntry.objects.exists()
     run_burst()
@@ -116,7 +129,7 @@ def test_a_redelivered_row_does_not_run_its_written_job_again(replicated, settin
     assert Note.objects.filter(text="written once").count() == 1
     with pytest.raises(ReplicasNotConfirmed):  # still no replica: the row stays, nothing is enqueued
         background.run(outbox.drain(grace=0))
-    replica_process.kill(signal.SIGCONT)
+    resume(replicated)
     assert background.run(outbox.drain(grace=0)) == 1  # confirmed now: the row goes
     assert not OutboxEntry.objects.exists()
     run_burst()
