@@ -31,7 +31,9 @@ DEFAULTS: dict[str, str | int | None] = {
     # Milliseconds a save's index update waits for more saves of the same object (0: none). A save is
     # searchable this long after the last save of a burst, plus the workers' scheduler tick (SAQ
     # TIMERS["schedule"], 1 s) at most: with 500, typically within a second, 1.5 s at worst.
-    "SEARCH_INDEX_DEBOUNCE_MS": 500,
+    # Off by default: a debounced job waits for the workers' 1 s scheduler tick as well, which breaks the
+    # editors' promise (a save is searchable within a second). A site that saves in bursts sets it.
+    "SEARCH_INDEX_DEBOUNCE_MS": 0,
 }
 # The longest index debounce: longer, an editor would wonder where the save went.
 MAX_INDEX_DEBOUNCE_MS = 60_000

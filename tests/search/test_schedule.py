@@ -44,18 +44,20 @@ def test_blogs_bulk_upserts_are_scheduled_through_its_signal():
     assert entry.payload["kwargs"] == {"content_type": "blog", "ids": [1, 2, 3]}
 
 
-def test_one_id_takes_the_deduplicated_per_object_path():
+def test_one_id_takes_the_deduplicated_per_object_path(settings):
+    settings.SEARCH_INDEX_DEBOUNCE_MS = 500
     with transaction.atomic():
         schedule_index("page", [7])
     (entry,) = outbox("index_content")
     assert entry.payload["kwargs"] == {"content_type": "page", "content_id": 7}
     assert entry.job_key == "search:page:7:0"
-    assert entry.payload["meta"]["debounce"] == [0.5, 5.0]  # SEARCH_INDEX_DEBOUNCE_MS's default
+    assert entry.payload["meta"]["debounce"] == [0.5, 5.0]  # in seconds, and 10x for its ceiling
 
 
 def test_a_burst_of_saves_is_one_debounced_job_and_zero_turns_it_off(
     settings, captured_jobs, django_capture_on_commit_callbacks
 ):
+    settings.SEARCH_INDEX_DEBOUNCE_MS = 500
     for _ in range(5):
         with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
             schedule_index("page", [7])
