@@ -28,10 +28,13 @@ class RedisServer:
     def start(self) -> "RedisServer":
         # Persistent: appendfsync always, so a restart keeps every acknowledged write, as production Redis should.
         persistence = ["--appendonly", "yes", "--appendfsync", "always"] if self.persistent else ["--appendonly", "no"]
+        return self._launch(["redis-server", *persistence])
+
+    def _launch(self, argv: list[str], env: dict[str, str] | None = None) -> "RedisServer":
+        """Start ``argv`` (a redis-server and its options) on this port and directory; return once it answers."""
         self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory),
-             "--save", "", *persistence],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [*argv, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory), "--save", ""],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         client = redis.Redis(port=self.port)
         deadline = time.monotonic() + 10
@@ -41,7 +44,7 @@ class RedisServer:
                 client.close()
                 return self
             except redis.ConnectionError:
-                if time.monotonic() > deadline:
+                if time.monotonic() > deadline or self.process.poll() is not None:
                     raise
                 time.sleep(0.05)
 

@@ -1,14 +1,10 @@
-import contextlib
 import socket
 
 import pytest
-from redis.asyncio import from_url
-
-from tasks_app.engine.queue import AtomicRedisQueue
 
 from .backends.fixtures import worker_in_thread  # noqa: F401  (a fixture for any tasks_app test)
 from .engine.redis_clock import ClockedRedis
-from .helpers import WorkerProcess
+from .helpers import WorkerProcess, queue_opener
 
 
 @pytest.fixture
@@ -44,17 +40,7 @@ def redis_clock(tmp_path):
 @pytest.fixture
 def clocked_queue(redis_clock):
     """``open_queue`` on ``redis_clock``'s Redis."""
-
-    @contextlib.asynccontextmanager
-    async def opened(name: str = "default"):
-        queue = AtomicRedisQueue(from_url(redis_clock.url), name=name)
-        await queue.connect()
-        try:
-            yield queue
-        finally:
-            await queue.disconnect()
-
-    return opened
+    return queue_opener(redis_clock.url)
 
 
 @pytest.fixture

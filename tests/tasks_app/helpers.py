@@ -1,5 +1,6 @@
 """Helpers for tests that run real workers, in-process or as subprocesses."""
 
+import contextlib
 import signal
 import subprocess
 import sys
@@ -8,6 +9,9 @@ import time
 from pathlib import Path
 
 from django.core.management import call_command
+from redis.asyncio import from_url
+
+from tasks_app.engine.queue import AtomicRedisQueue
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -72,3 +76,18 @@ def wait_until(predicate, timeout: float = 20, interval: float = 0.05, message: 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {message}")
         time.sleep(interval)
+
+
+def queue_opener(url: str):
+    """``opened(name="default")``: an async context manager giving a connected ``AtomicRedisQueue`` on ``url``."""
+
+    @contextlib.asynccontextmanager
+    async def opened(name: str = "default"):
+        queue = AtomicRedisQueue(from_url(url), name=name)
+        await queue.connect()
+        try:
+            yield queue
+        finally:
+            await queue.disconnect()
+
+    return opened

