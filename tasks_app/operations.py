@@ -139,8 +139,7 @@ async def alive_workers(name: str, short_timeouts: bool = True) -> list[tuple[st
     in epoch ms)``, judged on Redis's clock. SAQ scores each worker's entry with the time its info
     expires; an entry whose info expired since it was read is left out."""
     queue = connection(name, short_timeouts)
-    seconds, micros = await queue.redis.time()
-    entries = await queue.redis.zrangebyscore(queue.stats_key, seconds * 1000 + micros // 1000, "+inf", withscores=True)
+    entries = await queue.redis.zrangebyscore(queue.stats_key, await redis_now_ms(queue.redis), "+inf", withscores=True)
     ids = [key.decode().split(":")[-1] for key, _ in entries]
     infos = await queue.redis.mget([queue.namespace(f"worker_info:{worker_id}") for worker_id in ids]) if ids else []
     return [
@@ -341,7 +340,7 @@ async def aact(selection: Selection, by: str) -> Done:
 
         def change(job: Job) -> Job:
             audit(job, "aborted (queue emptied)", by)
-            job.status, job.error, job.completed = Status.ABORTED, reason, int(time.time() * 1000)
+            job.status, job.error = Status.ABORTED, reason  # ``completed``: stamped by the write, on Redis's clock
             return job
 
         changed = await records.change_many(queue, found, change)

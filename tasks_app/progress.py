@@ -29,6 +29,7 @@ from saq.job import Job, Status
 
 from .engine import records
 from .engine.execution import attempt_loop
+from .enqueueing.connections import refuse_in_event_loop
 from .exceptions import JobStateConflict
 
 META_KEY = "progress"  # job.meta[META_KEY]: the last progress message
@@ -103,12 +104,7 @@ def report_progress(ctx: dict[str, Any], fraction: float, message: str | None = 
     """``areport_progress`` for a sync task (which runs in a thread): the write is sent to the worker's
     event loop and waited for. Raises ``RuntimeError`` when called on an event loop (use
     ``await areport_progress(...)`` there), else as ``areport_progress``."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        pass
-    else:
-        raise RuntimeError("report_progress() was called on an event loop: use `await areport_progress(...)` there.")
+    refuse_in_event_loop(instead="await areport_progress(...)")
     fraction, message = _checked(fraction, message)
     ctx = _saq_ctx(ctx)
     job: Job = ctx["job"]

@@ -19,7 +19,7 @@ from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 from django.tasks import Task, TaskContext, TaskResult, TaskResultStatus, task_backends
-from django.tasks.base import TaskError
+from django.tasks.base import TASK_REFRESH_ATTRS, TaskError
 from django.tasks.signals import task_finished, task_started
 from django.utils.json import normalize_json
 from django.utils.module_loading import import_string
@@ -129,17 +129,16 @@ class SAQTaskResult(TaskResult):
     progress: float = 0.0
     progress_message: str | None = None
 
-    def _copy_progress(self, refreshed: TaskResult) -> None:
-        object.__setattr__(self, "progress", getattr(refreshed, "progress", 0.0))
-        object.__setattr__(self, "progress_message", getattr(refreshed, "progress_message", None))
+    def _copy(self, refreshed: TaskResult) -> None:
+        # One read of the job for Django's attributes and the progress alike.
+        for attr in (*TASK_REFRESH_ATTRS, "progress", "progress_message"):
+            object.__setattr__(self, attr, getattr(refreshed, attr))
 
     def refresh(self) -> None:
-        TaskResult.refresh(self)
-        self._copy_progress(self.task.get_backend().get_result(self.id))
+        self._copy(self.task.get_backend().get_result(self.id))
 
     async def arefresh(self) -> None:
-        await TaskResult.arefresh(self)
-        self._copy_progress(await self.task.get_backend().aget_result(self.id))
+        self._copy(await self.task.get_backend().aget_result(self.id))
 
 
 def result_from_job(job: Job, status: TaskResultStatus | None = None, return_value: Any = None) -> TaskResult:

@@ -55,7 +55,12 @@ class CronSchedule:
     @property
     def key(self) -> str:
         """The one key of this entry's runs, so a pending run is never duplicated."""
-        return f"cron:{self.name}"
+        return self.key_of(self.name)
+
+    @staticmethod
+    def key_of(name: str) -> str:
+        """The key of the runs of the entry named ``name`` (for ``build``, which makes them)."""
+        return f"cron:{name}"
 
 
 @dataclass(frozen=True)

@@ -96,10 +96,13 @@ class AtomicRedisQueue(RedisQueue):
     def _keys(self, job: Job) -> list[str]:
         return [job.id, self.active_key, self.incomplete_key, self.queued_key, self._successor_key(job.key)]
 
-    async def _script(self, name: str, keys: list, args: list, gather: bool = False):
+    async def _script(self, name: str, keys: list, args: list, gather: bool = False, durable: bool | None = None):
         # Not through redis-py's Script wrapper, which costs more than the no-op job it runs for:
-        # pipelined on a connection of the queue's own (engine/pipelining.py).
-        if self.durability is not None and name in replication.DURABLE_SCRIPTS:
+        # pipelined on a connection of the queue's own (engine/pipelining.py). ``durable``: whether the
+        # write puts a job on the queue (wait_replicas waits for those only); None: by the script's name.
+        if durable is None:
+            durable = name in replication.DURABLE_SCRIPTS
+        if durable and self.durability is not None:
             return await self.durability.script(self, name, keys, args)
         if not PIECES["pipelining"]:
             return await self._scripts[name](keys=keys, args=args)  # redis-py's own, for bench/pieces.py
@@ -260,7 +263,10 @@ class AtomicRedisQueue(RedisQueue):
     async def _replace(self, raw: bytes, new: Job, delay: float | str = "") -> Job | None:
         """Write ``new`` over the record ``raw`` if it is still that; returns the job as written (its times
         stamped), or None if the record changed. A queued ``new`` is due ``delay`` seconds from now."""
-        reply = await self._script("replace", self._keys(new), self._replace_args(raw, new, delay))
+        # Only a rewrite that queues the job (a retry, a re-queue) waits for replicas: a progress report, an
+        # abort or an outcome does not put work on the queue.
+        queues_it = Status(new.status) == Status.QUEUED
+        reply = await self._script("replace", self._keys(new), self._replace_args(raw, new, delay), durable=queues_it)
         return self.deserialize(reply[1]) if _text(reply[0]) == "ok" else None
 
     def _replace_args(self, raw: bytes, new: Job, delay: float | str = "") -> list:

@@ -1,8 +1,8 @@
 """Acknowledged means durable, when asked: Redis's ``WAIT`` after each write that enqueues.
 
 A queue with ``wait_replicas=N`` (``conf.QueueConfig``) gets a ``Durability``; its enqueueing writes
-(``DURABLE_SCRIPTS``: enqueue, a retry's or the sweep's re-queue, a compare-and-set that rewrites a
-job, and bulk pipelines) return only once ``WAIT N timeout`` has confirmed N replicas, else raise
+(``DURABLE_SCRIPTS``: enqueue, a retry's or the sweep's re-queue, a compare-and-set that puts a job
+back on the queue, and bulk pipelines) return only once ``WAIT N timeout`` has confirmed N replicas, else raise
 ``ReplicasNotConfirmed``.
 
 ``WAIT`` counts the writes of the connection it is sent on, so it goes in the same non-transactional

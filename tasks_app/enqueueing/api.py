@@ -9,7 +9,6 @@ immediate mode, takes the jobs instead of Redis (``diversion.py``).
 
 from __future__ import annotations
 
-import asyncio
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
@@ -108,10 +107,8 @@ def enqueue(
     is also what code written for the old async ``enqueue``, ``await enqueue(...)``, meets: the
     message names ``await aenqueue(...)``).
     """
-    # Before building: code that still awaits the old async enqueue learns the new name first. (Asked
-    # only when a loop runs: refuse_in_event_loop's own test raises and catches an error every call.)
-    if asyncio._get_running_loop() is not None:
-        refuse_in_event_loop(instead="await aenqueue(...)")
+    # Before building: code that still awaits the old async enqueue learns the new name first.
+    refuse_in_event_loop(instead="await aenqueue(...)")
     built = _build(task, kwargs, queue=queue, key=key, delay=delay, at=at, debounce=debounce, debounce_max=debounce_max)
     if (target := diversion.current()) is not None:
         return target.take([built])[0]

@@ -53,8 +53,8 @@ class WorkerOptions:
 
 
 def _cron_job(entry: conf.CronConfig, at: datetime) -> Job:
-    # The entry's one key (CronSchedule.key, the schedule being named after the task): runs never pile up.
-    return build_job(entry.task, entry.kwargs, key=f"cron:{entry.task}", at=at, **entry.options).job
+    # The entry's one key (the schedule is named after the task): runs never pile up.
+    return build_job(entry.task, entry.kwargs, key=CronSchedule.key_of(entry.task), at=at, **entry.options).job
 
 
 def _fingerprint(entry: conf.CronConfig) -> str:

@@ -6,10 +6,12 @@ import signal
 
 import pytest
 from django.db import transaction
+from saq.job import Status
 
 from tasks_app import enqueue, enqueue_many, enqueue_on_commit
+from tasks_app.engine import records
 from tasks_app.enqueueing import outbox
-from tasks_app.enqueueing.connections import background
+from tasks_app.enqueueing.connections import background, get_queue
 from tasks_app.exceptions import ReplicasNotConfirmed, TasksAppError
 from tasks_app.models import OutboxEntry
 from tests.redis_topology import SentinelTopology
@@ -86,6 +88,20 @@ def test_a_bulk_enqueue_pays_one_wait(replicated):
     jobs = enqueue_many("add_note", [{"text": f"bulk {i}"} for i in range(300)])
     assert replica.exists(*[job.id for job in jobs]) == 300
     assert waits(primary) == 1
+
+
+def test_a_rewrite_that_queues_nothing_waits_for_no_replica(replicated):
+    """An abort (like a progress report or an outcome) puts no work on the queue: no WAIT for it."""
+    primary, _, _ = replicated
+    job = enqueue("add_note", text="to abort")
+    before = waits(primary)
+
+    async def abort():
+        return await records.request_abort(get_queue(), job.key, "not wanted")
+
+    aborted, changed = background.run(abort())
+    assert changed and aborted.status == Status.ABORTED
+    assert waits(primary) == before
 
 
 def test_too_few_replicas_raise_a_clear_error_and_the_outbox_keeps_the_row(replicated, settings):
