@@ -33,7 +33,7 @@ from ..argument_types import argument_types
 from ..checks import unknown_keys
 from ..engine.clock import job_time
 from ..enqueueing import outbox
-from ..enqueueing.api import submit
+from ..enqueueing.api import submit, submit_sync
 from ..enqueueing.building import BuiltJob, build_job
 from ..enqueueing.connections import background, get_queue
 from . import runner
@@ -130,7 +130,7 @@ class SAQBackend(BaseTaskBackend):
         if self.enqueue_on_commit:
             return self._enqueue_on_commit(built, result)
         _refuse_in_event_loop("task.enqueue()", "await task.aenqueue()")
-        self._enqueued(result, background.run(submit(built)))
+        self._enqueued(result, submit_sync(built))
         task_enqueued.send(type(self), task_result=result)
         return result
 

@@ -35,6 +35,14 @@ async def submit(built: BuiltJob) -> Job:
     return await _to_redis(built)
 
 
+def submit_sync(built: BuiltJob) -> Job:
+    """``submit`` from sync code: on the calling thread's own connection (``sync_client.py``), no hop to
+    the background loop."""
+    if (target := diversion.current()) is not None:
+        return target.take([built])[0]
+    return sync_queue(built.queue).submit(built.job)[0]
+
+
 async def _to_redis(built: BuiltJob) -> Job:
     job, _ = await records.submit(get_queue(built.queue), built.job)
     return job
@@ -110,9 +118,7 @@ def enqueue(
     # Before building: code that still awaits the old async enqueue learns the new name first.
     refuse_in_event_loop(instead="await aenqueue(...)")
     built = _build(task, kwargs, queue=queue, key=key, delay=delay, at=at, debounce=debounce, debounce_max=debounce_max)
-    if (target := diversion.current()) is not None:
-        return target.take([built])[0]
-    return sync_queue(built.queue).submit(built.job)[0]
+    return submit_sync(built)
 
 
 def enqueue_on_commit(
