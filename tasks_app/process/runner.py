@@ -25,7 +25,6 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
 from django.utils.module_loading import import_string
-from redis.exceptions import RedisError
 from saq.job import Job
 
 from .. import conf, redis_facts
@@ -34,7 +33,6 @@ from ..enqueueing import outbox
 from ..enqueueing.building import build_job
 from ..enqueueing.connections import adopt_queue, disconnect_all, make_queue
 from ..exceptions import ServiceUnavailable, reason
-from ..redaction import redact_url
 from ..registry import registry
 from ..signals import worker_add_ons
 from . import monitor
@@ -122,18 +120,6 @@ def build_worker(options: WorkerOptions, drain_outbox: bool) -> Worker:
     )
 
 
-async def ping_redis(queue_name: str, redis_client) -> None:
-    """Raises ``ServiceUnavailable`` naming the queue's (redacted) URL and the setting to fix."""
-    url = conf.queue_config(queue_name).url
-    try:
-        await asyncio.wait_for(redis_client.ping(), timeout=5)
-    except (RedisError, OSError, TimeoutError) as exc:
-        raise ServiceUnavailable(
-            f"Cannot reach Redis for queue {queue_name!r} at {redact_url(url)}: {reason(exc)}. "
-            f"Start Redis, or fix {conf.setting_name('QUEUES', queue_name, 'URL')}."
-        ) from exc
-
-
 def check_database(alias: str = DEFAULT_DB_ALIAS) -> None:
     """Open (and release) a connection to ``alias`` and check tasks_app's tables are there; raises
     ``ServiceUnavailable`` naming the setting, or ``ImproperlyConfigured`` naming the command to run."""
@@ -214,7 +200,6 @@ async def run_workers(
             await worker.queue.connect()
             adopt_queue(worker.queue)  # jobs that enqueue reuse the worker's connection pool
             await redis_facts.require(worker.queue)  # reachable; Sentinel, TLS files, wait_replicas, ACL
-            await ping_redis(worker.queue.name, worker.queue.redis)
         await sync_to_async(check_database, thread_sensitive=True)()
         if web is not None:
             web_runner = await monitor.serve([worker.queue for worker in workers], *web)

@@ -20,7 +20,7 @@ from tasks_app.exceptions import ServiceUnavailable, UnsafeBind, WorkersGaveUp
 from tasks_app.management.queues import named_queues
 from tasks_app.process import health
 from tasks_app.process.monitor import check_bind
-from tasks_app.process.runner import WorkerOptions, check_database, ping_redis, run
+from tasks_app.process.runner import WorkerOptions, check_database, run
 from tasks_app.process.supervisor import Supervisor, child_command
 from tasks_app.redaction import redact_url
 from tasks_app.registry import registry
@@ -217,6 +217,5 @@ async def _preflight(queues: list[str]) -> None:
         queue = make_queue(name)
         try:
             await redis_facts.require(queue)  # reachable; Sentinel, TLS files, wait_replicas, ACL
-            await ping_redis(name, queue.redis)
         finally:
             await queue.redis.aclose()
