@@ -185,14 +185,19 @@ def test_jobs_evicted_by_a_redis_under_memory_pressure_are_found_by_the_sweep(tm
     try:
         admin = server.client()
         admin.config_set("maxmemory", "2mb")
-        admin.config_set("maxmemory-policy", "allkeys-lru")
+        # volatile-lru, and an expiry on each record only, so that Redis evicts job records and never the
+        # queue's list or sets: under allkeys-lru it may evict the list as well (its LRU clock ticks once a
+        # second, so every key is as old as the others), and then no entry is left to dangle.
+        admin.config_set("maxmemory-policy", "volatile-lru")
 
         async def scenario():
             queue = AtomicRedisQueue(from_url(server.url), name="default")
             await queue.connect()
             try:
                 for n in range(400):  # 400 jobs of 20 KB each: far more than 2 MB
-                    await records.submit(queue, Job("f", key=f"k{n}", kwargs={"blob": "x" * 20_000}))
+                    job = Job("f", key=f"k{n}", kwargs={"blob": "x" * 20_000})
+                    await records.submit(queue, job)
+                    await queue.redis.expire(job.id, 3600)  # a candidate for eviction, long before it expires
                 await queue.redis.config_set("maxmemory", "0")  # no more evictions from here: what was lost is lost
                 before = await sweeping.check_consistency(queue)
                 swept = await queue.sweep(lock=0)
