@@ -266,7 +266,23 @@ def watch_for(service: str, sentinels: Any) -> PrimaryWatch:
 
 
 class WatchedConnection(SentinelManagedConnection):
-    """redis-py's Sentinel connection, reporting each connect to the process's ``PrimaryWatch``."""
+    """redis-py's Sentinel connection, reporting each connect, and each connection broken under a
+    command (the primary died, or was demoted: redis-py turns READONLY into a ``ConnectionError``), to the
+    process's ``PrimaryWatch``."""
+
+    async def send_packed_command(self, *args: Any, **kwargs: Any) -> None:
+        try:
+            await super().send_packed_command(*args, **kwargs)
+        except RedisConnectionError as exc:
+            self.connection_pool.watch.lost(exc)
+            raise
+
+    async def read_response(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await super().read_response(*args, **kwargs)
+        except RedisConnectionError as exc:
+            self.connection_pool.watch.lost(exc)
+            raise
 
     async def _connect_retry(self) -> None:
         connected = self._reader is not None
@@ -280,6 +296,9 @@ class WatchedConnection(SentinelManagedConnection):
 
 
 class WatchedPool(SentinelConnectionPool):
+    # Its watch logs the outage and the return, so a worker does not log its own pair as well.
+    reports_outages = True
+
     def __init__(self, service_name: str, sentinel_manager: AsyncSentinel, **kwargs: Any) -> None:
         kwargs.setdefault("connection_class", WatchedConnection)
         super().__init__(service_name, sentinel_manager, **kwargs)

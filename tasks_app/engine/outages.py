@@ -38,16 +38,22 @@ class Upkeep:
 
 @dataclass
 class Outages:
-    """Log a lost service once when it goes, and once when it comes back."""
+    """Log a lost service once when it goes, and once when it comes back.
+
+    ``quiet``: services whose outages something else logs already (a Sentinel client's watch names the
+    primary it lost and the one it reached), so that an outage is one pair of lines, not two.
+    """
 
     since: dict[str, float] = field(default_factory=dict)
     failures: dict[str, int] = field(default_factory=dict)
+    quiet: frozenset[str] = frozenset()
 
     def failed(self, service: str, exc: BaseException) -> float:
         """Record a failure; returns how long to wait before trying again (0.25 s, doubling, to 5 s)."""
         if service not in self.since:
             self.since[service] = time.monotonic()
-            logger.error(
+            logger.log(
+                logging.DEBUG if service in self.quiet else logging.ERROR,
                 "Lost %s (%s); retrying until it is back.",
                 service,
                 exc or type(exc).__name__,
@@ -60,7 +66,8 @@ class Outages:
         started = self.since.pop(service, None)
         self.failures.pop(service, None)
         if started is not None:
-            logger.warning(
+            logger.log(
+                logging.DEBUG if service in self.quiet else logging.WARNING,
                 "%s is back after %.1fs.",
                 service[:1].upper() + service[1:],
                 time.monotonic() - started,

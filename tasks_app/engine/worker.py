@@ -98,7 +98,9 @@ class Worker(saq.Worker):
         # waiting for the next process() call; re-queued if the worker stops first.
         self.taken: list[Job] = []
         self.paused_said = False  # a --burst worker says once that its queue is paused
-        self.outages = Outages()
+        # A Sentinel client's pool logs its own outage lines (naming the primaries): one pair per outage.
+        reported = getattr(self.queue.redis.connection_pool, "reports_outages", False)
+        self.outages = Outages(quiet=frozenset({"Redis"}) if reported else frozenset())
         self._upkeep_tasks: list[asyncio.Task] = []
         self.execution = Execution(
             self.functions.get,

@@ -176,7 +176,8 @@ def test_workers_and_web_processes_follow_a_failover_without_a_restart(
     back = [line for line in worker.output.splitlines() if "Reached the Redis primary" in line]
     lost = [line for line in worker.output.splitlines() if "Lost the Redis primary" in line]
     assert len(back) == 1 and f"127.0.0.1:{new}" in back[0] and f"replaced 127.0.0.1:{old}" in back[0], back
-    assert len(lost) <= 1, lost
+    assert len(lost) == 1 and f"127.0.0.1:{old}" in lost[0], lost  # one line when it happens, one when back
+    assert "Lost Redis" not in worker.output and "Redis is back" not in worker.output  # not a second pair
 
 
 def test_an_unconfirmed_write_raises_a_clear_error(topology, settings):
