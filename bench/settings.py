@@ -27,7 +27,8 @@ SAQ = {
     **SAQ,
     "QUEUES": {"default": {"URL": BENCH_REDIS_URL, "CONCURRENCY": 10}},
     "TASK_FUNCTIONS": [f"bench.jobs.{name}" for name in BENCH_TASKS]
-    + [f"bench.peer_jobs.asyncio_jobs.{name}" for name in PEER_TASKS],
+    + [f"bench.peer_jobs.asyncio_jobs.{name}" for name in PEER_TASKS]
+    + ["bench.limit_jobs.limited_noop"],  # bench/limits.py
     "TIMERS": {"schedule": 1, "worker_info": 10, "sweep": 10, "abort": 1, "outbox": 5},
     "CRON_JOBS": [],  # the site's feed refresh and search rebuild have no place in a benchmark
     # bench/soak.py shortens heartbeats and timers for its workers.

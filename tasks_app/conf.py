@@ -16,7 +16,10 @@ DEFAULT_QUEUE = "default"
 
 # Job options a task or the settings may set; they reach SAQ's Job unchanged,
 # except ``retries``, which counts retries after the first attempt (SAQ counts attempts).
-JOB_OPTIONS = ("timeout", "retries", "retry_delay", "retry_backoff", "ttl", "heartbeat")
+JOB_OPTIONS = ("timeout", "retries", "retry_delay", "retry_backoff", "ttl", "heartbeat", "priority")
+
+# A job's priority: higher runs first within its queue (Django's tasks range; engine/priorities.py).
+MIN_PRIORITY, MAX_PRIORITY = -100, 100
 
 # The longest ttl, timeout, heartbeat or delay a job may have: ten years, in seconds. Anything
 # longer is a mistake, and far longer values overflow Redis's EX and Python's datetime.
@@ -35,12 +38,20 @@ def job_option_problems(options: dict[str, Any]) -> list[str]:
     """What is wrong with job option values, one message per bad option (empty if none).
 
     ``timeout``, ``heartbeat``, ``ttl`` and ``retries`` are whole numbers >= 0; ``retry_delay`` a
-    finite number of seconds >= 0; ``retry_backoff`` True/False or a cap in seconds. Seconds are at
+    finite number of seconds >= 0; ``retry_backoff`` True/False or a cap in seconds; ``priority`` a whole
+    number from ``MIN_PRIORITY`` to ``MAX_PRIORITY``. Seconds are at
     most ``MAX_SECONDS``. Names outside ``JOB_OPTIONS`` and ``None`` values (not given) are ignored.
     """
     problems = []
     for name, value in options.items():
         if value is None or name not in JOB_OPTIONS:
+            continue
+        if name == "priority":
+            if not (isinstance(value, int) and not isinstance(value, bool) and MIN_PRIORITY <= value <= MAX_PRIORITY):
+                problems.append(
+                    f"priority={value!r} must be a whole number from {MIN_PRIORITY} to {MAX_PRIORITY} "
+                    "(higher runs first; 0, the default, costs nothing)."
+                )
             continue
         if name == "retry_delay":
             if problem := seconds_problem(name, value):

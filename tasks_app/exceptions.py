@@ -32,6 +32,10 @@ class TaskArgumentError(TasksAppError, TypeError):
     """The arguments or job options do not fit the task."""
 
 
+class LimitError(TasksAppError, ValueError):
+    """A task's rate limit or concurrency limit is malformed (``@task(rate_limit=..., concurrency=...)``)."""
+
+
 class JobStateConflict(TasksAppError):
     """A job state change was refused because the job is no longer in the state it assumed.
 

@@ -33,7 +33,7 @@ from redis.exceptions import RedisError
 from saq.job import TERMINAL_STATUSES, Job, Status
 
 from . import conf
-from .engine import pausing, records
+from .engine import limits, pausing, records
 from .engine.clock import job_time, redis_now_ms
 from .engine.pausing import Depth
 from .engine.queue import AtomicRedisQueue
@@ -107,6 +107,12 @@ class Paused:
 async def adepth(name: str) -> Depth:
     """Queue ``name``'s counts, pause record and number of live workers, in one round trip."""
     return await pausing.depth(connection(name))
+
+
+async def alimiters(name: str) -> list[limits.LimiterState]:
+    """The rate limits and concurrency keys queue ``name``'s jobs used within the last hour: limit,
+    current use and jobs waiting (``engine/limits.py``)."""
+    return await limits.state(connection(name))
 
 
 async def anow_ms(name: str) -> int:

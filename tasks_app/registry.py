@@ -18,6 +18,7 @@ from saq.job import Job
 from . import conf
 from .argument_types import ArgumentTypes, argument_types, to_json
 from .engine import debounce as debouncing
+from .engine import limits as limiting
 from .exceptions import TaskArgumentError, TaskNotFound
 
 # Keyword names SAQ reads as job fields; a task parameter of that name could never be passed.
@@ -35,6 +36,7 @@ class TaskSpec:
     # Called once its job has failed with no attempts left (``tasks_app.failures``): a callable or a dotted path.
     on_final_failure: Callable[..., Any] | str | None = None
     debounce: list[float] | None = None  # [seconds, max seconds] for calls with a key: engine/debounce.py
+    limits: limiting.Limits | None = None  # rate limit and concurrency: engine/limits.py
 
     @property
     def is_async(self) -> bool:
@@ -172,9 +174,14 @@ def task(
     retry_backoff: bool | float | None = None,
     ttl: int | None = None,
     heartbeat: int | None = None,
+    priority: int | None = None,
     on_final_failure: Callable[..., Any] | str | None = None,
     debounce: float | None = None,
     debounce_max: float | None = None,
+    rate_limit: str | None = None,
+    rate_limit_key: str | None = None,
+    concurrency: int | None = None,
+    concurrency_key: str | None = None,
 ) -> Callable[[F], F]: ...
 
 
@@ -187,6 +194,10 @@ def task(
     on_final_failure: Callable[..., Any] | str | None = None,
     debounce: float | None = None,
     debounce_max: float | None = None,
+    rate_limit: str | None = None,
+    rate_limit_key: str | None = None,
+    concurrency: int | None = None,
+    concurrency_key: str | None = None,
     **options: Any,
 ):
     """Register ``func(ctx, ...)`` as a task; use bare (``@task``) or with job options.
@@ -196,9 +207,14 @@ def task(
     ``retry_delay`` (seconds), ``retry_backoff`` (True, or a cap in seconds), ``ttl`` (seconds
     a finished job is kept), ``debounce``/``debounce_max`` (seconds: the default for calls that give a
     ``key``, see ``engine/debounce.py``). ``on_final_failure``: a callable (or its dotted path) given the
-    ``saq.Job`` once it has failed with no attempts left (``tasks_app.failures``). The function is returned
+    ``saq.Job`` once it has failed with no attempts left (``tasks_app.failures``). ``priority`` (-100..100,
+    default 0): higher runs first within its queue (``engine/priorities.py``). ``rate_limit`` ("10/s",
+    "600/m", "1000/h") with ``rate_limit_key``, and ``concurrency`` (jobs at once) with ``concurrency_key``:
+    limits shared by every worker, keyed by templates of the task's arguments ("host:{feed_host}"; default
+    "task:<name>"), raising ``LimitError`` here for a malformed one (``engine/limits.py``). The function is returned
     unchanged, so it can still be called directly.
-    Raises ``TypeError`` for an unknown option or a bad value (``conf.job_option_problems``).
+    Raises ``TypeError`` for an unknown option, ``TaskArgumentError`` (a ``TypeError``) for a bad value
+    (``conf.job_option_problems``).
     """
     if on_final_failure is not None and not (isinstance(on_final_failure, str) or callable(on_final_failure)):
         raise TypeError(f"@task: on_final_failure={on_final_failure!r} must be a callable or a dotted path.")
@@ -209,18 +225,24 @@ def task(
     problems = conf.job_option_problems(job_options)
     problems += debouncing.problems(debounce, debounce_max)
     if problems:
-        raise TypeError(f"@task: {' '.join(problems)}")
+        raise TaskArgumentError(f"@task: {' '.join(problems)}")  # a TypeError too, as before
     window = debouncing.window(debounce, debounce_max) if debounce is not None else None
 
     def decorate(f: Callable[..., Any]) -> Callable[..., Any]:
+        task_name = name or f.__name__
+        limits = limiting.define(
+            task_name, list(inspect.signature(f).parameters.values())[1:], rate_limit=rate_limit,
+            rate_limit_key=rate_limit_key, concurrency=concurrency, concurrency_key=concurrency_key,
+        )  # fmt: skip
         spec = registry.register(
             TaskSpec(
-                name=name or f.__name__,
+                name=task_name,
                 func=f,
                 queue=queue,
                 options=job_options,
                 on_final_failure=on_final_failure,
                 debounce=window,
+                limits=limits,
             )
         )
         f.saq_task = spec  # type: ignore[attr-defined]

@@ -76,6 +76,7 @@ class CapturedJob:
                 "retry_backoff": job.retry_backoff,
                 "ttl": job.ttl,
                 "heartbeat": job.heartbeat,
+                "priority": job.priority,
             },
             key=job.key,
             queue=built.queue,
@@ -179,8 +180,14 @@ class CapturedJobs(Sequence[CapturedJob]):
         return captured.job
 
     def _next(self) -> CapturedJob | None:
+        # The highest priority first, in enqueue order within one (as a worker takes them; the
+        # engine's aging of low priorities is for a queue that never empties, which a test's is not).
         with self._lock:
-            return self._order.popleft() if self._order else None
+            if not self._order:
+                return None
+            chosen = max(self._order, key=lambda captured: captured.job.priority)  # the first of the highest
+            self._order.remove(chosen)
+            return chosen
 
     def _attempted(self, captured: CapturedJob) -> None:
         with self._lock:

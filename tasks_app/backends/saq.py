@@ -46,7 +46,7 @@ class SAQBackend(BaseTaskBackend):
     supports_defer = True
     supports_async_task = True
     supports_get_result = True
-    supports_priority = False  # a Redis list is first in, first out
+    supports_priority = True  # Task.priority (-100..100): higher runs first within a queue (engine/priorities.py)
 
     def __init__(self, alias: str, params: dict[str, Any]) -> None:
         super().__init__(alias, params)
@@ -101,7 +101,7 @@ class SAQBackend(BaseTaskBackend):
             queue=queue,
             # SAQ schedules in whole seconds: round up, so the task never runs before run_after.
             at=math.ceil(task.run_after.timestamp()) if task.run_after else None,
-            **self.job_options,
+            **({**self.job_options, "priority": task.priority} if task.priority else self.job_options),
         )
         if task.run_after is not None:
             runner.bookkeeping(built.job)["run_after"] = task.run_after.isoformat()

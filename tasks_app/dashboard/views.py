@@ -238,18 +238,22 @@ def _queue_page(
     request: HttpRequest, model_admin: ModelAdmin, queue: str, form: BulkForm, status: int = 200
 ) -> HttpResponse:
     try:
-        stats, trail = data.run(_state_and_trail(queue))
+        stats, trail, limiters = data.run(_state_and_trail(queue))
     except ops.REDIS_ERRORS as exc:
-        stats, trail = data.QueueStats(name=queue, url="", error=ops.unreachable(queue, exc)), []
-    context = _context(request, model_admin, f"Queue {queue}", queue=queue, stats=stats, form=form, trail=trail)
+        stats, trail, limiters = data.QueueStats(name=queue, url="", error=ops.unreachable(queue, exc)), [], []
+    context = _context(
+        request, model_admin, f"Queue {queue}", queue=queue, stats=stats, form=form, trail=trail, limiters=limiters
+    )
     return render(request, "tasks_app/dashboard/queue.html", context, status=status)
 
 
-async def _state_and_trail(queue: str) -> tuple[data.QueueStats, list[dict[str, Any]]]:
-    """The queue page's reads, in one trip to the background loop: no trail where the state could not be read."""
+async def _state_and_trail(queue: str) -> tuple[data.QueueStats, list[dict[str, Any]], list[Any]]:
+    """The queue page's reads, in one trip to the background loop: no trail (nor limiters) where the state
+    could not be read."""
     stats = await data.queue_stats(queue)
-    trail = await ops.arecent_actions(queue) if not stats.error else []
-    return stats, trail
+    if stats.error:
+        return stats, [], []
+    return stats, await ops.arecent_actions(queue), await ops.alimiters(queue)
 
 
 def queue_url(queue: str) -> str:

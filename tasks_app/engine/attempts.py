@@ -31,10 +31,13 @@ from .queue import HEAD, AtomicRedisQueue, _text
 async def take(queue: AtomicRedisQueue, worker_id: str, wait: float = 0.0) -> Job | None:
     """The next queued job, already marked ACTIVE for ``worker_id`` (attempts + 1), or None.
 
-    Waits up to ``wait`` seconds for one when nothing is queued.
+    Waits up to ``wait`` seconds for one when nothing is queued; when jobs wait for their limits
+    (``engine/limits.py``), only until the first of them may start.
     """
     reply = await queue._script("take", [queue.queued_key, queue.active_key, queue.paused_key], [worker_id])
-    if not reply and wait > 0:
+    if wait > 0 and (not reply or _waits(reply)):
+        if reply:
+            wait = min(wait, int(reply[1]) / 1000)
         job_id = await queue.redis.blmove(queue.queued_key, queue.active_key, wait, "LEFT", "RIGHT")
         if job_id is None:
             return None
@@ -47,8 +50,13 @@ async def take(queue: AtomicRedisQueue, worker_id: str, wait: float = 0.0) -> Jo
     return await _taken(queue, reply, worker_id)
 
 
+def _waits(reply: list | bytes) -> bool:
+    # {'wait', ms}: nothing could start, a job parked by its limits may in ms.
+    return isinstance(reply, list) and reply[0] == b"wait"
+
+
 async def _taken(queue: AtomicRedisQueue, reply: list | None, worker_id: str) -> Job | None:
-    if not reply or reply == b"paused":
+    if not reply or reply == b"paused" or _waits(reply):
         return None
     _, raw, activated = reply
     job = queue.deserialize(raw)

@@ -272,6 +272,13 @@ class AtomicRedisQueue(RedisQueue):
     def _replace_args(self, raw: bytes, new: Job, delay: float | str = "") -> list:
         return [raw, self.serialize(new), new.status.value, new.ttl, delay]
 
+    async def count(self, kind) -> int:
+        """SAQ's ``count``; ``queued`` counts the jobs of every priority (``engine/priorities.py``)."""
+        if kind != "queued":
+            return await super().count(kind)
+        keys = [self.queued_key, self.active_key, self.incomplete_key, self.paused_key, self.stats_key]
+        return (await self._script("depth", keys, []))[0]
+
     # --- schedule, sweep, worker info -------------------------------------------------------------
 
     async def schedule(self, lock: int = 1) -> list[str]:

@@ -25,7 +25,7 @@ BODY_FIELDS = (
     *(
         (field.name, {} if field.default_factory is dict else field.default)
         for field in dataclasses.fields(Job)
-        if field.name not in HEADER_FIELDS and field.default_factory in (dict, dataclasses.MISSING)
+        if field.name not in (*HEADER_FIELDS, "priority") and field.default_factory in (dict, dataclasses.MISSING)
     ),
     ("key", None),  # a default_factory of its own: always written
 )
@@ -62,8 +62,8 @@ def serialize(job: Job) -> str:
             value = value.name if value else None
             if value is None:
                 continue
-        elif name == "meta" and not value:
-            continue
+        elif name == "meta" and (not value or "limits" in value):
+            continue  # limits: first, after the header (below)
         data[name] = value
     header = (
         f'{{"status": "{Status(job.status).value}", "attempts": {int(job.attempts)}, '
@@ -71,11 +71,30 @@ def serialize(job: Job) -> str:
         f'"completed": {_whole(job.completed)}, "worker_id": {"null" if worker is None else json.dumps(worker)}, '
         f'"queued": {_whole(job.queued)}, "scheduled": {_whole(math.ceil(job.scheduled or 0))}, '
     )
+    if job.priority:
+        header += _priority_field(job)
     try:
+        if job.meta and "limits" in job.meta:
+            header += _limits_field(job.meta)
         body = _strict_json(data)  # NaN is not JSON: other readers would choke
     except (TypeError, ValueError, RecursionError) as exc:
         raise JobNotStorable(job.key, exc) from None
     return header + body[1:]
+
+
+def _limits_field(meta: dict) -> str:
+    # A limited job's meta, its "limits" entry first, right after the header (and priority): where the
+    # scripts read it (engine/lua/codec.py's limits_of). Its text needs no escaping (engine/limits.py).
+    return f'"meta": {_strict_json({"limits": meta["limits"], **meta})}, '
+
+
+def _priority_field(job: Job) -> str:
+    # Not 0: right after the header, where the scripts read it (engine/lua/codec.py's priority_of)
+    # without decoding the job; a job of priority 0 is stored as it always was.
+    priority = job.priority
+    if isinstance(priority, bool) or not isinstance(priority, int) or not -100 <= priority <= 100:
+        raise JobNotStorable(job.key, ValueError(f"priority={priority!r} is not a whole number from -100 to 100"))
+    return f'"priority": {priority}, '
 
 
 def _serialize_plain(job: Job) -> str:
@@ -89,7 +108,10 @@ def _serialize_plain(job: Job) -> str:
         for name in HEADER_FIELDS[1:]:
             if name != "worker_id":
                 header[name] = _whole(math.ceil(header[name] or 0))
-        return json.dumps(header)[:-1] + ", " + json.dumps(data)[1:]
+        priority = _priority_field(job) if data.pop("priority", 0) else ""
+        if "limits" in (data.get("meta") or {}):
+            priority += _limits_field(data.pop("meta"))
+        return json.dumps(header)[:-1] + ", " + priority + json.dumps(data)[1:]
     except (TypeError, ValueError, RecursionError) as exc:
         raise JobNotStorable(job.key, exc) from None
 

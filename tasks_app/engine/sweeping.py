@@ -14,6 +14,8 @@ import logging
 from saq.job import TERMINAL_STATUSES, Job, Status
 from saq.queue.redis import RedisQueue
 
+from . import priorities
+
 logger = logging.getLogger("tasks_app.engine")
 
 # A job moved to the active list but never marked ACTIVE is orphaned if it still looks so this much later.
@@ -156,7 +158,13 @@ async def check_consistency(queue: RedisQueue) -> dict[str, list[str]]:
 
     For tests, benchmarks and debugging: it reads every job.
     """
-    queued = {_text(i) for i in await queue.redis.lrange(queue.queued_key, 0, -1)}
+    levels = [int(level) for level in await queue.redis.zrange(priorities.levels_key(queue.queued_key), 0, -1)]
+    queued = set()
+    for level in [0, *levels]:
+        queued |= {_text(i) for i in await queue.redis.lrange(priorities.level_key(queue.queued_key, level), 0, -1)}
+    for name in await queue.redis.zrange(f"{queue.queued_key}:limited", 0, -1):  # parked by their limits
+        queued |= {_text(i) for i in await queue.redis.lrange(f"{queue.queued_key}:waiting:{_text(name)}", 0, -1)}
+    queued.discard(f"{queue.queued_key}:wake")  # a wake-up entry (priorities), not a job
     active = {_text(i) for i in await queue.redis.lrange(queue.active_key, 0, -1)}
     incomplete = {_text(i) for i in await queue.redis.zrange(queue.incomplete_key, 0, -1)}
     listed, referenced = queued | active, queued | active | incomplete

@@ -21,6 +21,7 @@ from saq.job import Job
 from .. import conf, tracing
 from ..engine import clock
 from ..engine import debounce as debouncing
+from ..engine import limits as limiting
 from ..exceptions import TaskArgumentError
 from ..registry import TaskSpec, registry
 
@@ -86,6 +87,8 @@ def build_job(
     job_options = {**_settings.job_options(spec), **given}
     job_options["retries"] = int(job_options.get("retries", 0)) + 1  # SAQ counts attempts
     job = Job(function=spec.name, kwargs=kwargs or None, key=key or new_key(), scheduled=scheduled, **job_options)
+    if spec.limits is not None:
+        limiting.mark(job, spec.limits)  # its limiter keys, from its arguments: engine/limits.py
     if window is not None:
         debouncing.mark(job, *window)
     elif delay:

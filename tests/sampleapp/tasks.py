@@ -208,3 +208,18 @@ async def traced_child(ctx) -> None:
 
     with trace.get_tracer("sampleapp").start_as_current_span("inside the task"):
         pass
+
+
+@task(retries=2, concurrency=1, concurrency_key="feed:{feed_id}")
+async def crawl_feed(ctx, feed_id: int, seconds: float, text: str) -> str:
+    """At most one per feed at a time, across every worker (tasks_app/engine/limits.py)."""
+    await Note.objects.acreate(text=f"{text} started")
+    await asyncio.sleep(seconds)
+    await Note.objects.acreate(text=f"{text} finished")
+    return text
+
+
+@task(rate_limit="20/s", rate_limit_key="host:{host}")
+async def fetch_from_host(ctx, host: str, n: int) -> int:
+    """At most 20 starts per second per host, across every worker."""
+    return n

@@ -76,6 +76,7 @@ def test_capture_records_every_way_of_enqueueing_and_nothing_reaches_redis(
         "retry_backoff": 300,
         "ttl": 7 * 24 * 3600,
         "heartbeat": 30,
+        "priority": 0,
     }
     assert captured[1].scheduled is not None and first.status == "queued"
     assert [job.options["retries"] for job in captured.of("greet")] == [3, 5, 5, 3]

@@ -24,18 +24,18 @@ A job that has reached a terminal status (complete, failed, aborted) is never wr
 again except by a new enqueue of its key.
 """
 
-from . import attempts, records, upkeep
+from . import attempts, limits, records, upkeep
 from .codec import HEADER_CODEC, PLAIN_CODEC
 
 NAMES = (
     "enqueue", "take", "activate", "finish", "finish_and_take", "requeue", "update", "touch", "end_abort",
     "replace", "schedule", "sweep_scan", "drop_entry", "relist", "delete_if_unchanged", "due", "pause",
-    "worker_info", "depth",
+    "worker_info", "depth", "limiters",
 )  # fmt: skip
 
 
 def source(name: str, header_first: bool = True) -> str:
     """The Lua of script ``name`` (one of ``NAMES``); without ``header_first``, with ``PLAIN_CODEC``."""
     upper = name.upper()
-    script = next(getattr(module, upper) for module in (attempts, records, upkeep) if hasattr(module, upper))
+    script = next(getattr(module, upper) for module in (attempts, records, upkeep, limits) if hasattr(module, upper))
     return script if header_first else script.replace(HEADER_CODEC, PLAIN_CODEC)

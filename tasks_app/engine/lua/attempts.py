@@ -2,12 +2,19 @@
 the header rewrites of take and touch). Every time they stamp is Redis's (``clock()``)."""
 
 from .codec import PRELUDE
+from .limits import ADMITTING, PARKED
+from .priorities import PICKING
 
-_TAKING = r"""
--- QUEUED -> ACTIVE for the attempt this worker just moved to the active list.
-local function activate(id, active, worker, now)
+_TAKING = (
+    PICKING
+    + ADMITTING
+    + r"""
+-- QUEUED -> ACTIVE for the attempt this worker just moved to the active list, if its limits let it
+-- start now (else it is parked, still QUEUED: see admit). ``head``: it came from a waiting list.
+local function activate(id, active, worker, now, queued, head)
     local cur = redis.call('GET', id)
     if not cur then
+        -- A job whose record is gone, or a wake-up entry (priorities): nothing to run.
         redis.call('LREM', active, 1, id)
         return false
     end
@@ -20,6 +27,11 @@ local function activate(id, active, worker, now)
     if not st.pos then
         return {id, cur, 0}
     end
+    local limits = limits_of(cur, st)
+    if limits and not admit(id, limits, tonumber(now), queued, head) then
+        redis.call('LREM', active, 1, id)
+        return false
+    end
     st.status = 'active'
     st.attempts = st.attempts + 1
     st.started = now
@@ -31,23 +43,49 @@ local function activate(id, active, worker, now)
     redis.call('PUBLISH', id, 'active')
     return {id, new, 1}
 end
+"""
+    + PARKED
+    + r"""
 
 -- The next runnable job, moved to the active list and marked ACTIVE for ``worker``; false when
--- nothing is queued; 'paused' while the queue is paused (its workers take nothing new).
+-- nothing is queued; {'wait', ms} when nothing can start but a parked job may in ms (limits);
+-- 'paused' while the queue is paused (its workers take nothing new). With every job at priority 0
+-- and none limited, neither the levels set nor the limited set exists.
 local function take_next(queued, active, paused, worker, now)
     if redis.call('EXISTS', paused) == 1 then return 'paused' end
-    for _ = 1, 20 do
-        local id = redis.call('LMOVE', queued, active, 'LEFT', 'RIGHT')
-        if not id then return false end
-        local taken = activate(id, active, worker, now)
+    local levels = queued .. ':levels'
+    -- One EXISTS for both: the hot path of a queue that uses neither costs one call more than FIFO.
+    local either = redis.call('EXISTS', queued .. ':limited', levels) > 0
+    local limited = either and redis.call('EXISTS', queued .. ':limited') == 1
+    if limited then
+        local taken = take_parked(queued, active, worker, now)
         if taken then return taken end
     end
-    return false
+    for _ = 1, 20 do
+        local from, level = queued, 0
+        if either and redis.call('EXISTS', levels) == 1 then from, level = pick_list(queued, levels) end
+        local id = redis.call('LMOVE', from, active, 'LEFT', 'RIGHT')
+        while either and id == wake_of(queued) do
+            -- A wake-up entry: this take is awake already. Dropped, without using up a pick.
+            redis.call('LREM', active, 1, id)
+            id = redis.call('LMOVE', from, active, 'LEFT', 'RIGHT')
+        end
+        if level ~= 0 and redis.call('LLEN', from) == 0 then redis.call('ZREM', levels, level) end
+        if not id then
+            if level == 0 then break end
+        else
+            local taken = activate(id, active, worker, now, queued, false)
+            if taken then return taken end
+            limited = limited or redis.call('EXISTS', queued .. ':limited') == 1
+        end
+    end
+    return limited and parked_wait(queued, now)
 end
 """
+)
 
 # KEYS: queued, active, paused. ARGV: worker id. Takes the next runnable job and marks it ACTIVE for
-# this worker, in one step. Returns {id, payload, activated (1/0)}, false or 'paused'.
+# this worker, in one step. Returns {id, payload, activated (1/0)}, false, {'wait', ms} or 'paused'.
 TAKE = (
     PRELUDE
     + _TAKING
@@ -56,8 +94,8 @@ return take_next(KEYS[1], KEYS[2], KEYS[3], ARGV[1], (clock()))
 """
 )
 
-# KEYS: active, job id (just moved there by BLMOVE), queued, paused. ARGV: worker id.
-# A job moved while the queue is paused goes back to the head of the queue ('paused').
+# KEYS: active, job id (just moved there by BLMOVE: a job's, or a wake-up entry), queued, paused.
+# ARGV: worker id. A job moved while the queue is paused goes back to the head of the queue ('paused').
 ACTIVATE = (
     PRELUDE
     + _TAKING
@@ -68,7 +106,12 @@ if redis.call('EXISTS', KEYS[4]) == 1 then
     redis.call('LPUSH', KEYS[3], KEYS[2])
     return 'paused'
 end
-return activate(KEYS[2], KEYS[1], ARGV[1], (clock()))
+if KEYS[2] == wake_of(KEYS[3]) then
+    -- Woken for a job listed at another priority: take the next job, from whichever list.
+    redis.call('LREM', KEYS[1], 1, KEYS[2])
+    return take_next(KEYS[3], KEYS[1], KEYS[4], ARGV[1], (clock()))
+end
+return activate(KEYS[2], KEYS[1], ARGV[1], (clock()), KEYS[3], false)
 """
 )
 

@@ -111,15 +111,96 @@ local function store(id, payload, ttl)
     end
 end
 
--- Queue a job: "tail"/"head" puts it on the queued list now (score 0); "none" leaves it to the
--- scheduler, due at ``score`` (epoch seconds on Redis's clock). A job id is never in the queued list twice.
+-- Priorities (engine/priorities.py): a job of priority 0 waits in the queued list itself, so a queue
+-- that uses none touches no other key. A job of another priority (-100..100, written just after the
+-- header by storage.serialize) waits in its level's list, ``<queued>:p<priority>``; the set
+-- ``<queued>:levels`` holds the levels that may have jobs (a stale one is dropped by the take that
+-- finds its list empty). The take script serves the levels (``take_next``).
+local PRIORITY = '^"priority": (%-?%d+), '
+
+-- The priority of a job record (0 for none), from its state ``st`` (read if not given).
+local function priority_of(payload, st)
+    st = st or read(payload)
+    if st.priority then return st.priority end
+    if not st.pos then return 0 end
+    return tonumber(string.match(payload, PRIORITY, st.pos)) or 0
+end
+
+local function list_of(queued, priority)
+    if priority == 0 then return queued end
+    return queued .. ':p' .. string.format('%d', priority)
+end
+
+-- The entry pushed on the queued list to wake a worker blocked on it (BLMOVE) when a job is listed at
+-- another level: the take that meets it drops it and serves the levels. Not a job id: no record.
+local function wake_of(queued)
+    return queued .. ':wake'
+end
+
+-- List job ``id`` for the taking, at the head or the tail of its priority's list.
+local function list_job(id, priority, queued, head)
+    local list = queued
+    if priority ~= 0 then
+        list = list_of(queued, priority)
+        redis.call('ZADD', queued .. ':levels', priority, priority)
+        -- An empty queued list may have workers blocked on it: one is woken per job listed elsewhere.
+        if redis.call('LLEN', queued) == 0 then redis.call('RPUSH', queued, wake_of(queued)) end
+    end
+    if head then redis.call('LPUSH', list, id) else redis.call('RPUSH', list, id) end
+end
+
+-- Limits (engine/limits.py): a limited job's meta starts, right after its header (and priority), with
+-- "limits": "<rate key>,<count>,<period ms>;<lease key>,<n>" (either half empty; keys need no escaping).
+local LIMITS = '^"meta": {"limits": "([^"]*)"'
+
+-- A job's limits as {rkey, count, period, ckey, most} (the fields of a half not given are nil), or
+-- nil for a job that has none.
+local function limits_of(payload, st)
+    st = st or read(payload)
+    if not st.pos then return nil end
+    local pos = string.match(payload, '^"priority": %-?%d+, ()', st.pos) or st.pos
+    local found = string.match(payload, LIMITS, pos)
+    if not found then return nil end
+    local rate, lease = string.match(found, '^([^;]*);(.*)$')
+    local out = {}
+    if rate and rate ~= '' then
+        local key, count, period = string.match(rate, '^(.*),(%d+),(%d+)$')
+        out.rkey, out.count, out.period = key, tonumber(count), tonumber(period)
+    end
+    if lease and lease ~= '' then
+        local key, most = string.match(lease, '^(.*),(%d+)$')
+        out.ckey, out.most = key, tonumber(most)
+    end
+    return out
+end
+
+local function lease_key(ckey)
+    return 'saq:limit:lease:' .. ckey
+end
+
+-- A job that ends or goes back on the queue gives back its concurrency lease, if it holds one; a job of
+-- this queue waiting for that key is then due at once, and a worker blocked on the empty queued list
+-- is woken for it. Nothing for a job without limits.
+local function release_lease(id, payload, queued)
+    local limits = limits_of(payload)
+    if not limits or not limits.ckey then return end
+    if redis.call('HDEL', lease_key(limits.ckey), id) == 0 then return end
+    local limited, name = queued .. ':limited', 'c:' .. limits.ckey
+    if redis.call('ZSCORE', limited, name) then
+        redis.call('ZADD', limited, 0, name)
+        if redis.call('LLEN', queued) == 0 then redis.call('RPUSH', queued, wake_of(queued)) end
+    end
+end
+
+-- Queue a job: "tail"/"head" puts it on its queued list now (score 0); "none" leaves it to the
+-- scheduler, due at ``score`` (epoch seconds on Redis's clock). A job id is never in the queued lists twice.
 local function enqueue_payload(id, payload, score, incomplete, queued, push)
     redis.call('SET', id, payload)
     if push == 'none' then
         redis.call('ZADD', incomplete, score, id)
     else
         redis.call('ZADD', incomplete, 0, id)
-        if push == 'head' then redis.call('LPUSH', queued, id) else redis.call('RPUSH', queued, id) end
+        list_job(id, priority_of(payload), queued, push == 'head')
     end
 end
 
@@ -149,17 +230,19 @@ end
 -- script's error keeps the writes before it, and the store is the one write that can fail.
 local function end_record(id, payload, status, ttl, active, incomplete, queued, successor, maybe_queued)
     store(id, payload, ttl)
+    release_lease(id, payload, queued)
     redis.call('LREM', active, 0, id)
     redis.call('ZREM', incomplete, id)
-    if maybe_queued then redis.call('LREM', queued, 0, id) end
+    if maybe_queued then redis.call('LREM', list_of(queued, priority_of(payload)), 0, id) end
     redis.call('PUBLISH', id, status)
     run_successor(id, successor, incomplete, queued)
 end
 
 -- A job goes back on the queue (see enqueue_payload for score and push).
 local function requeue_record(id, payload, score, push, active, incomplete, queued)
+    release_lease(id, payload, queued)
     redis.call('LREM', active, 0, id)
-    redis.call('LREM', queued, 0, id)
+    redis.call('LREM', list_of(queued, priority_of(payload)), 0, id)
     enqueue_payload(id, payload, score, incomplete, queued, push)
     redis.call('PUBLISH', id, 'queued')
 end
@@ -186,7 +269,8 @@ local function read(payload)
             started = tostring(job.started or 0), touched = tostring(job.touched or 0),
             completed = tostring(job.completed or 0), queued = tostring(job.queued or 0),
             scheduled = tostring(job.scheduled or 0),
-            worker = type(job.worker_id) == 'string' and job.worker_id or '', pos = 1}
+            worker = type(job.worker_id) == 'string' and job.worker_id or '', pos = 1,
+            priority = tonumber(job.priority) or 0}
 end
 
 local function rewrite(payload, st)

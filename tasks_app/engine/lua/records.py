@@ -111,10 +111,24 @@ return now
 """
 
 # The queue's counts, pause record and live workers (stats entries not yet expired on Redis's clock).
+# Queued counts the jobs of every priority and those parked by their limits, not the wake-up entries
+# (pushed on an empty list: at its head).
 # KEYS: queued, active, incomplete, paused, stats. Returns {queued, active, incomplete, paused or false, workers}.
-DEPTH = r"""
+DEPTH = (
+    PRELUDE
+    + r"""
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-return {redis.call('LLEN', KEYS[1]), redis.call('LLEN', KEYS[2]), redis.call('ZCARD', KEYS[3]),
+local queued = redis.call('LLEN', KEYS[1]) - #redis.call('LPOS', KEYS[1], wake_of(KEYS[1]), 'COUNT', 0, 'MAXLEN', 16)
+if redis.call('EXISTS', KEYS[1] .. ':levels') == 1 then
+    for _, level in ipairs(redis.call('ZRANGE', KEYS[1] .. ':levels', 0, -1)) do
+        queued = queued + redis.call('LLEN', list_of(KEYS[1], tonumber(level)))
+    end
+end
+for _, name in ipairs(redis.call('ZRANGE', KEYS[1] .. ':limited', 0, -1)) do
+    queued = queued + redis.call('LLEN', KEYS[1] .. ':waiting:' .. name)  -- parked by their limits
+end
+return {queued, redis.call('LLEN', KEYS[2]), redis.call('ZCARD', KEYS[3]),
         redis.call('GET', KEYS[4]), redis.call('ZCOUNT', KEYS[5], now, '+inf')}
 """
+)

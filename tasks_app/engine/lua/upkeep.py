@@ -1,29 +1,36 @@
 """The scripts of the workers' shared chores: queueing due scheduled jobs, the sweep's reads and
 writes, and a --burst worker's "anything left?". "Now" is always Redis's clock."""
 
+from .codec import PRELUDE
+
 # Move scheduled jobs that are due (on Redis's clock) to the queued list: at most once per ``lock``
 # seconds across all workers (0: no lock). KEYS: schedule lock, incomplete, queued. ARGV: lock seconds.
-SCHEDULE = r"""
+SCHEDULE = (
+    PRELUDE
+    + r"""
 if tonumber(ARGV[1]) > 0 and redis.call('SET', KEYS[1], 1, 'NX', 'EX', ARGV[1]) == false then return {} end
 local t = redis.call('TIME')
 local due = redis.call('ZRANGEBYSCORE', KEYS[2], 1, tonumber(t[1]) + tonumber(t[2]) / 1000000)
 for _, id in ipairs(due) do
     redis.call('ZADD', KEYS[2], 0, id)
-    redis.call('RPUSH', KEYS[3], id)
+    list_job(id, priority_of(redis.call('GET', id) or ''), KEYS[3], false)
 end
 return due
 """
+)
 
 # The sweep's read: at most once per ``lock`` seconds across all workers (0: no lock). First, every
 # index entry (queued, active, scheduled) whose job record is gone (evicted by a Redis under memory
 # pressure, or deleted by hand) is removed: nothing could ever run it. Then every job in the active
 # list with its stored record. KEYS: sweep lock, active, queued, incomplete. ARGV: lock seconds.
 # Returns {ids removed, {{id, record}, ...}, now (epoch ms, Redis's clock)}.
-SWEEP_SCAN = r"""
+SWEEP_SCAN = (
+    PRELUDE
+    + r"""
 local t = redis.call('TIME')
 local now = string.format('%d', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
 if tonumber(ARGV[1]) > 0 and redis.call('SET', KEYS[1], 1, 'NX', 'EX', ARGV[1]) == false then return {{}, {}, now} end
-local gone, seen = {}, {}
+local gone, seen = {}, {[wake_of(KEYS[3])] = true}
 local function check(ids)
     for _, id in ipairs(ids) do
         if not seen[id] then
@@ -32,20 +39,30 @@ local function check(ids)
         end
     end
 end
-check(redis.call('LRANGE', KEYS[3], 0, -1))
+local lists = {KEYS[3]}
+for _, level in ipairs(redis.call('ZRANGE', KEYS[3] .. ':levels', 0, -1)) do
+    lists[#lists + 1] = list_of(KEYS[3], tonumber(level))
+end
+for _, name in ipairs(redis.call('ZRANGE', KEYS[3] .. ':limited', 0, -1)) do
+    lists[#lists + 1] = KEYS[3] .. ':waiting:' .. name  -- jobs parked by their limits
+end
+for _, list in ipairs(lists) do check(redis.call('LRANGE', list, 0, -1)) end
 check(redis.call('LRANGE', KEYS[2], 0, -1))
 check(redis.call('ZRANGE', KEYS[4], 0, -1))
 for _, id in ipairs(gone) do
-    redis.call('LREM', KEYS[3], 0, id)
+    for _, list in ipairs(lists) do redis.call('LREM', list, 0, id) end
     redis.call('LREM', KEYS[2], 0, id)
     redis.call('ZREM', KEYS[4], id)
 end
 local found = {}
-for i, id in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do
-    found[i] = {id, redis.call('GET', id) or false}
+for _, id in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do
+    -- A wake-up entry (priorities) its worker died holding: nothing to sweep, only to drop.
+    if id == wake_of(KEYS[3]) then redis.call('LREM', KEYS[2], 1, id)
+    else found[#found + 1] = {id, redis.call('GET', id) or false} end
 end
 return {gone, found, now}
 """
+)
 
 # Whether a job with a record is queued, running or due within ARGV[1] seconds (Redis's clock); never
 # while the queue is paused. Index entries whose record is gone are passed over (the sweep removes them).
@@ -80,9 +97,12 @@ return redis.call('LREM', KEYS[1], 0, KEYS[3])
 
 # The sweep puts back a job that was moved to the active list but never marked ACTIVE (its
 # worker died in between). KEYS: active, queued, job id. ARGV: the record the sweep read.
-RELIST = r"""
+RELIST = (
+    PRELUDE
+    + r"""
 if redis.call('GET', KEYS[3]) ~= ARGV[1] then return 0 end
 if redis.call('LREM', KEYS[1], 0, KEYS[3]) == 0 then return 0 end
-redis.call('LPUSH', KEYS[2], KEYS[3])
+list_job(KEYS[3], priority_of(ARGV[1]), KEYS[2], true)
 return 1
 """
+)

@@ -17,7 +17,7 @@ from django.test import override_settings
 
 from tasks_app import enqueue
 from tasks_app.backends import SAQBackend
-from tests.queue_state import count, job_keys, listed
+from tests.queue_state import count, job_keys, listed, stored
 
 from . import tasks as test_tasks
 
@@ -34,9 +34,20 @@ def test_capabilities_are_truthful():
     assert default_task_backend.supports_defer is True
     assert default_task_backend.supports_async_task is True
     assert default_task_backend.supports_get_result is True
-    assert default_task_backend.supports_priority is False
-    with pytest.raises(InvalidTask, match=r"Backend does not support setting priority of tasks\."):
-        test_tasks.noop_task.using(priority=1)
+    assert default_task_backend.supports_priority is True
+
+
+def test_a_tasks_priority_reaches_the_job_and_orders_the_queue(redis_client, work):
+    low = test_tasks.noop_task.using(priority=-20).enqueue()
+    plain = test_tasks.noop_task.enqueue()
+    high = test_tasks.noop_task.using(priority=100).enqueue()
+    assert [stored(result.id).priority for result in (low, plain, high)] == [-20, 0, 100]
+    assert count("queued") == 3
+    work()
+    for result in (low, plain, high):
+        result.refresh()
+    # taken highest first, one take after another, so started (on Redis's clock) in that order
+    assert high.started_at <= plain.started_at <= low.started_at
 
 
 def test_enqueue_then_work(redis_client, work):

@@ -113,6 +113,15 @@ def test_job_page_shows_arguments_attempts_timings_result(admin_client, work):
     assert "Retry this job" not in response.text and "Abort this job" not in response.text
 
 
+def test_job_page_shows_a_priority_other_than_0_and_the_count_includes_every_priority(admin_client):
+    urgent = enqueue("dash.add", a=1, b=2, priority=30)
+    plain = enqueue("dash.add", a=1, b=3)
+    assert '<td id="tq-priority">30</td>' in admin_client.get(job_url(urgent.key)).text
+    assert "tq-priority" not in admin_client.get(job_url(plain.key)).text
+    index = admin_client.get(INDEX)
+    assert index.context["queues"][0].queued == 2
+
+
 def test_job_page_shows_error_and_traceback(admin_client, work):
     job = enqueue("dash.fail", reason="feed is gone")
     work()

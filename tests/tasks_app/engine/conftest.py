@@ -14,3 +14,12 @@ def open_queue(redis_db):
 
 def run(coro):
     return asyncio.run(coro)
+
+
+async def blocked(redis, clients: int = 1) -> None:
+    """Until Redis reports ``clients`` clients blocked (a worker's BLMOVE), polled every 10 ms (at most 10 s)."""
+    for _ in range(1000):
+        if (await redis.info("clients"))["blocked_clients"] >= clients:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"no {clients} client(s) blocked within 10 s")
