@@ -14,6 +14,8 @@ import logging
 from saq.job import TERMINAL_STATUSES, Job, Status
 from saq.queue.redis import RedisQueue
 
+from . import chains
+
 logger = logging.getLogger("tasks_app.engine")
 
 # A job moved to the active list but never marked ACTIVE is orphaned if it still looks so this much later.
@@ -169,7 +171,7 @@ async def check_consistency(queue: RedisQueue) -> dict[str, list[str]]:
                 report["no_ttl"].append(job.key)
             if job.id in listed:
                 report["dangling"].append(job.key)
-        elif job.id not in referenced:
+        elif job.id not in referenced and not chains.waiting(job):  # a waiting step: its parents queue it
             report["unreferenced"].append(job.key)
     report["dangling"] += [queue.job_key_from_id(i) for i in referenced - seen]
     return report

@@ -208,3 +208,16 @@ async def traced_child(ctx) -> None:
 
     with trace.get_tracer("sampleapp").start_as_current_span("inside the task"):
         pass
+
+
+@task(retries=2, retry_delay=0)
+async def chain_step(ctx, label: str, fail: bool = False, hang_first: bool = False) -> dict:
+    """A step of a chain: notes its run (label, attempt); fails when asked; with ``hang_first``, its first
+    attempt hangs (so a test can kill its worker while it runs). Returns its label and its parents' results."""
+    job = ctx["job"]
+    await Note.objects.acreate(text=f"{label} attempt {job.attempts}")
+    if hang_first and job.attempts == 1:
+        await asyncio.sleep(3600)
+    if fail:
+        raise ValueError(f"{label} broke")
+    return {"label": label, "parents": ctx.get("parent_results")}
