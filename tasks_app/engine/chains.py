@@ -1,9 +1,10 @@
 """Chains and groups on an ``AtomicRedisQueue``: every step written in one script, and each step queued by the
 write that ends its last parent (``engine/lua/chains.py`` has the Lua and the links each step keeps).
 
-A step is a normal job whose ``meta["chain"]`` is ``{"parents": [[queue, key], ...], "children": [...]}``
-(the dashboard links them). Only a job with that entry costs anything more: its outcome's write gets one
-more ARGV (its links key, ``args``), and its run one read of its parents' results (``parent_results``).
+A step is a normal job whose ``meta["chain"]`` is ``{"parents": [[queue, key], ...], "children": [...],
+"on_failure": policy}`` (the dashboard links them). Only a job with that entry costs anything more: its
+outcome's write gets one more ARGV (its links key, ``args``), and its run one read of its parents'
+results (``parent_results``).
 A plain job's ``meta`` is empty, and the check is one falsy test.
 """
 

@@ -205,6 +205,7 @@ def build(planned: Sequence[Planned]) -> list[BuiltStep]:
         made.job.meta[engine.META] = {
             "parents": [[built[i].queue, built[i].job.key] for i in item.parents],
             "children": [[built[i].queue, built[i].job.key] for i in item.children],
+            "on_failure": item.on_failure,
         }
     return [
         BuiltStep(made, item.parents, tuple(item.children), item.on_failure)
