@@ -126,9 +126,9 @@ def test_steps_are_validated_as_an_enqueue_is():
         chain()
     with pytest.raises(TaskArgumentError, match=r"wrap a task call as step\(task"):
         chain("chain_step")
-    with pytest.raises(TaskArgumentError, match="'fail'.*'skip'"):
+    with pytest.raises(TaskArgumentError, match=r"'fail'.*'skip'"):
         chain(s("a"), on_failure="ignore")
-    with pytest.raises(TaskArgumentError, match="'fail'.*'skip'"):
+    with pytest.raises(TaskArgumentError, match=r"'fail'.*'skip'"):
         s("a", on_failure="later")
 
 
@@ -193,3 +193,17 @@ def test_immediate_mode_runs_the_chain_at_once(immediate_jobs):
     jobs = group(s("a"), s("b")).then(s("c")).enqueue()
     assert [job.status for job in jobs] == [Status.COMPLETE] * 3
     assert [p["label"] for p in jobs[-1].result["parents"]] == ["a", "b"]
+
+
+def test_the_job_page_links_a_step_to_its_parents_and_children(admin_client, redis_db):
+    from django.urls import reverse
+
+    a, b, c = chain(s("a"), s("b"), s("c")).enqueue()
+    response = admin_client.get(reverse("admin:tasks_app_dashboard_job", args=["default", b.key]))
+    assert response.status_code == 200
+    assert response.context["row"]["status"] == "new"  # waiting for its parent: on no list
+    page = response.text
+    assert f'href="{reverse("admin:tasks_app_dashboard_job", args=["default", a.key])}"' in page
+    assert f'href="{reverse("admin:tasks_app_dashboard_job", args=["default", c.key])}"' in page
+    first = admin_client.get(reverse("admin:tasks_app_dashboard_job", args=["default", a.key])).text
+    assert "none (a first step)" in first
