@@ -1,10 +1,11 @@
-"""Chains and groups on an ``AtomicRedisQueue``: every step written in one script, and each step queued by the
+"""Chains and groups on an ``RedisQueue``: every step written in one script, and each step queued by the
 write that ends its last parent (``engine/lua/chains.py`` has the Lua and the links each step keeps).
 
 A step is a normal job whose ``meta["chain"]`` is ``{"parents": [[queue, key], ...], "children": [...],
 "on_failure": policy}`` (the dashboard links them). Only a job with that entry costs anything more: its
 outcome's write gets one more ARGV (its links key, ``args``), and its run one read of its parents'
-results (``parent_results``).
+results (``parent_results``). Each ``queue`` is an ``engine.queue.AtomicRedisQueue`` (annotated by its SAQ
+base: that module imports this one).
 A plain job's ``meta`` is empty, and the check is one falsy test.
 """
 
@@ -13,12 +14,10 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from saq.job import Job, Status
-
-if TYPE_CHECKING:  # queue.py imports this module
-    from .queue import AtomicRedisQueue
+from saq.queue.redis import RedisQueue
 
 META = "chain"
 POLICIES = ("fail", "skip")
@@ -38,7 +37,7 @@ def of(job: Job) -> dict | None:
     return job.meta.get(META) if job.meta else None
 
 
-def args(queue: AtomicRedisQueue, job: Job) -> list[str]:
+def args(queue: RedisQueue, job: Job) -> list[str]:
     """The extra ARGV an outcome's write of ``job`` takes: its links key for a chain step, else nothing."""
     if job.meta and META in job.meta:
         return [links_key(queue.name, job.key)]
@@ -56,7 +55,7 @@ class StepJob:
     what it does when a parent fails for good (``POLICIES``)."""
 
     job: Job
-    queue: AtomicRedisQueue
+    queue: RedisQueue
     parents: tuple[int, ...]
     children: tuple[int, ...]
     on_failure: str = "fail"
@@ -94,7 +93,7 @@ async def submit(steps: Sequence[StepJob]) -> tuple[list[Job], str]:
     return [step.job for step in steps], state
 
 
-async def parent_results(queue: AtomicRedisQueue, job: Job) -> list[Any]:
+async def parent_results(queue: RedisQueue, job: Job) -> list[Any]:
     """The results of ``job``'s parents, in the order the chain gave them (``[]`` for a first step); one
     read. A parent whose record is missing from the links (it cannot be, once the step is queued, unless
     the links were deleted by hand) gives None."""

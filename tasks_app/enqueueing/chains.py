@@ -21,9 +21,10 @@ from saq.job import Job
 from .. import conf
 from ..engine import chains as engine
 from ..exceptions import TaskArgumentError
-from . import diversion
+from . import diversion, outbox
 from .building import BuiltJob, TaskRef, build_job, split_options
-from .connections import background, get_queue, refuse_in_event_loop
+from .chain_steps import BuiltStep, envelope, to_redis
+from .connections import background, refuse_in_event_loop
 
 __all__ = ["Chain", "Group", "Step", "chain", "group", "step"]
 
@@ -100,13 +101,11 @@ class _Flow:
         steps = self.build()
         if (target := diversion.current()) is not None:
             return target.take([item.built for item in steps])  # type: ignore[attr-defined]
-        return background.run(_to_redis(steps))
+        return background.run(to_redis(steps))
 
     def enqueue_on_commit(self, *, using: str | None = None) -> list[str]:
         """Enqueue every step once the current transaction on ``using`` commits, through the outbox (one row:
         delivered once, after commit; nothing on rollback). Returns the steps' keys now."""
-        from . import outbox
-
         steps = self.build()
         outbox.on_commit(envelope(steps), using=using)
         return [item.built.job.key for item in steps]
@@ -181,16 +180,6 @@ def _plan(node: Node, parents: tuple[int, ...], policy: str | None, out: list[Pl
     return tails
 
 
-@dataclass(frozen=True)
-class BuiltStep:
-    """A step's validated job, its parents and children (indexes into the chain's steps) and its policy."""
-
-    built: BuiltJob
-    parents: tuple[int, ...]
-    children: tuple[int, ...]
-    on_failure: str
-
-
 def build(planned: Sequence[Planned]) -> list[BuiltStep]:
     """Build each step's job and write its links in its ``meta["chain"]``. Every step's queue must be on the
     same Redis (one script writes them all): raises ``TaskArgumentError`` naming them otherwise."""
@@ -220,72 +209,4 @@ async def submit(steps: Sequence[BuiltStep]) -> list[Job]:
     """Write ``steps`` to Redis in one script, or hand them to a test's capture or immediate mode."""
     if (target := diversion.current()) is not None:
         return await target.atake([item.built for item in steps])
-    return await _to_redis(steps)
-
-
-async def _to_redis(steps: Sequence[BuiltStep]) -> list[Job]:
-    jobs, _ = await engine.submit(
-        [
-            engine.StepJob(item.built.job, get_queue(item.built.queue), item.parents, item.children, item.on_failure)
-            for item in steps
-        ]
-    )
-    return jobs
-
-
-# --- the outbox: one row carries the whole chain ------------------------------------------------------
-
-# The meta entry of an outbox row's job that holds the whole chain (its first step is the row's job).
-ENVELOPE = "chain_steps"
-
-
-def envelope(steps: Sequence[BuiltStep]) -> BuiltJob:
-    """The first step's job carrying every step (``meta[ENVELOPE]``): what one outbox row stores."""
-    first = steps[0].built
-    carrier = Job(**{**first.job.to_dict(), "queue": None})
-    carrier.meta = {
-        **carrier.meta,
-        ENVELOPE: [
-            {"queue": item.built.queue, "job": item.built.job.to_dict(), "parents": list(item.parents),
-             "children": list(item.children), "on_failure": item.on_failure}
-            for item in steps
-        ],
-    }  # fmt: skip
-    return BuiltJob(queue=first.queue, job=carrier)
-
-
-def opened(job: Job) -> list[BuiltStep] | None:
-    """The steps an outbox row's job carries (``envelope``), or None for a plain job."""
-    carried = job.meta.get(ENVELOPE) if job.meta else None
-    if carried is None:
-        return None
-    return [
-        BuiltStep(
-            BuiltJob(queue=item["queue"], job=Job(**{**item["job"], "queue": None})),
-            tuple(item["parents"]),
-            tuple(item["children"]),
-            item["on_failure"],
-        )
-        for item in carried
-    ]
-
-
-async def send(queue_jobs: Sequence[Job]) -> list[Job]:
-    """The outbox's delivery: each chain a row carries written in its one script; returns the plain jobs left."""
-    plain = []
-    for job in queue_jobs:
-        steps = opened(job)
-        if steps is None:
-            plain.append(job)
-        else:
-            await _to_redis(steps)
-    return plain
-
-
-def diverted(built: Sequence[BuiltJob]) -> list[BuiltJob]:
-    """``built`` with each chain an outbox row carries opened into its steps (for a test's capture)."""
-    out: list[BuiltJob] = []
-    for item in built:
-        steps = opened(item.job)
-        out += [step.built for step in steps] if steps is not None else [item]
-    return out
+    return await to_redis(steps)

@@ -5,11 +5,12 @@ import asyncio
 
 import pytest
 from django.db import transaction
-from saq.job import Status
+from saq.job import Job, Status
 
 from tasks_app import chain, group, operations, step
 from tasks_app.engine import chains as engine_chains
 from tasks_app.engine.sweeping import check_consistency
+from tasks_app.enqueueing import chain_steps
 from tasks_app.enqueueing import chains as chain_api
 from tasks_app.enqueueing.connections import make_queue
 from tasks_app.exceptions import TaskArgumentError, TaskNotFound
@@ -149,13 +150,13 @@ def test_enqueue_on_commit_writes_nothing_on_rollback_and_the_whole_chain_once_o
 
 
 def test_a_chain_delivered_twice_is_written_once(redis_db):
-    carrier = chain_api.envelope(chain(s("a"), s("b")).build()).job
+    carrier = chain_steps.envelope(chain(s("a"), s("b")).build()).job
 
     async def deliver_twice(queue):
         from tasks_app.enqueueing.connections import get_queue
 
         for _ in range(2):
-            await chain_api.send([chain_api.Job(**{**carrier.to_dict(), "queue": None})])
+            await chain_steps.send([Job(**{**carrier.to_dict(), "queue": None})])
         return await get_queue("default").count("queued")
 
     assert queue_read(deliver_twice) == 1
@@ -207,3 +208,22 @@ def test_the_job_page_links_a_step_to_its_parents_and_children(admin_client, red
     assert f'href="{reverse("admin:tasks_app_dashboard_job", args=["default", c.key])}"' in page
     first = admin_client.get(reverse("admin:tasks_app_dashboard_job", args=["default", a.key])).text
     assert "none (a first step)" in first
+
+
+def test_a_chain_on_commit_in_a_capture_is_captured_once_after_commit(django_capture_on_commit_callbacks):
+    with capture_jobs() as captured, django_capture_on_commit_callbacks(execute=True):
+        with transaction.atomic():
+            keys = chain(s("a"), s("b")).enqueue_on_commit()
+            assert len(captured) == 0
+        assert [job.key for job in captured] == keys
+        run_jobs()
+    assert captured[1].job.result == {"label": "b", "parents": [{"label": "a", "parents": []}]}
+
+
+def test_a_plain_job_pays_nothing_for_chains():
+    from tasks_app.enqueueing.building import build_job
+
+    plain = build_job("chain_step", {"label": "x"}).job
+    assert plain.meta == {} and engine_chains.of(plain) is None
+    queue = make_queue("default")
+    assert engine_chains.args(queue, plain) == []  # no extra ARGV on its outcome's write
