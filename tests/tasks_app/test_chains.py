@@ -227,3 +227,17 @@ def test_a_plain_job_pays_nothing_for_chains():
     assert plain.meta == {} and engine_chains.of(plain) is None
     queue = make_queue("default")
     assert engine_chains.args(queue, plain) == []  # no extra ARGV on its outcome's write
+
+
+def test_steps_may_run_on_other_queues_of_the_same_redis(settings, redis_db):
+    default = settings.SAQ["QUEUES"]["default"]
+    settings.SAQ = {**settings.SAQ, "QUEUES": {**settings.SAQ["QUEUES"], "other": dict(default)}}
+    jobs = chain(s("a"), s("b", queue="other"), s("c")).enqueue()
+    run_jobs()  # a burst worker per queue
+    assert stored(jobs[1].key, queue="other").status == Status.COMPLETE
+    c = stored(jobs[2].key)
+    assert c.result["parents"][0]["label"] == "b" and c.meta["chain"]["parents"] == [["other", jobs[1].key]]
+    elsewhere = {**default, "URL": default["URL"].rsplit("/", 1)[0] + "/15"}
+    settings.SAQ = {**settings.SAQ, "QUEUES": {**settings.SAQ["QUEUES"], "other": elsewhere}}
+    with pytest.raises(TaskArgumentError, match="queues of one Redis"):
+        chain(s("a"), s("b", queue="other")).enqueue()
