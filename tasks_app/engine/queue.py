@@ -19,6 +19,11 @@ abort                  QUEUED -> ABORTED, ACTIVE -> ABORTING       anyone (``abo
 end an abort           ABORTING held by the attempt -> ABORTED     its worker (``finish_abort``)
 sweep                  ACTIVE/ABORTING with no heartbeat -> QUEUED  any worker (``sweep``)
                        (attempts left) or ABORTED
+enqueue a chain        no job of any step's key: first steps       ``chains.submit``
+                       QUEUED, the others NEW (on no list)
+a chain step ends      in the write that ends it (finish, abort,    that write (``engine/chains.py``)
+                       sweep): a NEW child -> QUEUED once all its
+                       parents completed, else FAILED/ABORTED
 =====================  ==========================================  ===================================
 
 The public surface is SAQ's ``Queue`` API. Everything else is private to ``engine/``: the functions
