@@ -34,6 +34,7 @@ from . import conf
 from .engine import debounce, pausing
 from .enqueueing import diversion
 from .enqueueing.building import BuiltJob
+from .enqueueing.chain_inline import HeldSteps
 from .enqueueing.connections import refuse_in_event_loop
 from .enqueueing.inline import InlineRun, queued, run_sync
 from .registry import task_name_of
@@ -105,6 +106,7 @@ class CapturedJobs(Sequence[CapturedJob]):
         self._pending: dict[tuple[str, str], CapturedJob] = {}
         self._order: deque[CapturedJob] = deque()  # not yet run, or due to be retried: in run order
         self._successors: dict[tuple[str, str], BuiltJob] = {}  # debounced calls waiting for a running job
+        self._held: HeldSteps[CapturedJob] = HeldSteps()  # chain steps (a waiting one is not in _order)
         self._lock = threading.Lock()
 
     @overload
@@ -142,6 +144,7 @@ class CapturedJobs(Sequence[CapturedJob]):
             self._pending.clear()
             self._order.clear()
             self._successors.clear()
+            self._held = HeldSteps()
 
     # --- what the diversion calls -----------------------------------------------------------------
 
@@ -163,7 +166,8 @@ class CapturedJobs(Sequence[CapturedJob]):
         captured = CapturedJob.of(item, queued(item))
         self._jobs.append(captured)
         self._pending[where] = captured
-        self._order.append(captured)
+        if not self._held.hold(captured):
+            self._order.append(captured)
         return captured
 
     def _debounced(self, where: tuple[str, str], existing: CapturedJob, item: BuiltJob) -> Job:
@@ -198,6 +202,10 @@ class CapturedJobs(Sequence[CapturedJob]):
                 del self._pending[where]
                 if (successor := self._successors.pop(where, None)) is not None:
                     self._add(where, successor)
+                released, dropped = self._held.ended(captured)
+                self._order.extend(released)
+                for step in dropped:
+                    del self._pending[(step.queue, step.key)]
 
 
 class _Capture:
@@ -301,7 +309,7 @@ async def _run_captured(captured: CapturedJobs, limit: int) -> JobsRun:
                     f"run_jobs made {limit} attempts and jobs keep coming (the last: {item.task}); "
                     "does a task enqueue itself? Pass limit= to allow more."
                 )
-            await run.attempt(item.job)
+            await run.attempt(item.job, captured._held.parent_results(item))
             captured._attempted(item)
             if item.job.status != Status.QUEUED:
                 ended.append(item.job)

@@ -73,6 +73,14 @@ def _job_row(job: Job) -> dict[str, Any]:
     }
 
 
+def _chain_links(job: Job) -> dict[str, list[tuple[str, str, str]]] | None:
+    """A chain step's parents and children as ``(queue, key, url)``; None for a job of no chain."""
+    links = job.meta.get("chain") if job.meta else None
+    if not links:
+        return None
+    return {side: [(q, k, job_url(q, k)) for q, k in links.get(side, [])] for side in ("parents", "children")}
+
+
 # --- pages ----------------------------------------------------------------------------------------
 
 
@@ -156,6 +164,7 @@ def job_detail(request: HttpRequest, model_admin: ModelAdmin, queue: str, key: s
             ("Waited (s)", formatting.seconds(job.queued, job.started)),
             ("Ran (s)", formatting.seconds(job.started, job.completed)),
         ],
+        chain=_chain_links(job),
         can_retry=job.status in (Status.FAILED, Status.ABORTED),
         can_abort=job.status in (Status.NEW, Status.QUEUED, Status.ACTIVE),
     )

@@ -19,6 +19,11 @@ abort                  QUEUED -> ABORTED, ACTIVE -> ABORTING       anyone (``abo
 end an abort           ABORTING held by the attempt -> ABORTED     its worker (``finish_abort``)
 sweep                  ACTIVE/ABORTING with no heartbeat -> QUEUED  any worker (``sweep``)
                        (attempts left) or ABORTED
+enqueue a chain        no job of any step's key: first steps       ``chains.submit``
+                       QUEUED, the others NEW (on no list)
+a chain step ends      in the write that ends it (finish, abort,    that write (``engine/chains.py``)
+                       sweep): a NEW child -> QUEUED once all its
+                       parents completed, else FAILED/ABORTED
 =====================  ==========================================  ===================================
 
 The public surface is SAQ's ``Queue`` API. Everything else is private to ``engine/``: the functions
@@ -40,7 +45,7 @@ from saq.job import TERMINAL_STATUSES, Job, Status
 from saq.queue.redis import RedisQueue
 
 from ..exceptions import JobStateConflict
-from . import clock, debounce, lua, records, replication, storage, sweeping
+from . import chains, clock, debounce, lua, records, replication, storage, sweeping
 from .pipelining import AutoPipeline
 from .storage import PIECES
 
@@ -164,7 +169,16 @@ class AtomicRedisQueue(RedisQueue):
         reply = await self._script(
             "requeue",
             self._keys(job),
-            [self.serialize(job), delay, push, "active,queued", owner or "", attempts, job.ttl],
+            [
+                self.serialize(job),
+                delay,
+                push,
+                "active,queued",
+                owner or "",
+                attempts,
+                job.ttl,
+                *chains.args(self, job),
+            ],
         )
         state = _text(reply[0])
         if state == "queued":
@@ -185,7 +199,7 @@ class AtomicRedisQueue(RedisQueue):
             script,
             [*self._keys(job), self.paused_key],
             [self.serialize(job), Status(status).value, job.ttl, "active,aborting,queued", job.worker_id or "",
-             job.attempts],
+             job.attempts, *chains.args(self, job)],
             gather=script == "finish_and_take",
         )  # fmt: skip
 
@@ -238,7 +252,9 @@ class AtomicRedisQueue(RedisQueue):
 
     async def _end_abort(self, job: Job, count: bool = True) -> Job:
         """ABORTING -> ABORTED for the attempt its worker has just cancelled; returns the stored job."""
-        reply = await self._script("end_abort", self._keys(job), [job.worker_id or "", job.attempts, job.ttl])
+        reply = await self._script(
+            "end_abort", self._keys(job), [job.worker_id or "", job.attempts, job.ttl, *chains.args(self, job)]
+        )
         stored = self._stored(reply)
         if _text(reply[0]) != "aborted":
             if stored is not None and stored.status == Status.ABORTED:
@@ -270,7 +286,7 @@ class AtomicRedisQueue(RedisQueue):
         return self.deserialize(reply[1]) if _text(reply[0]) == "ok" else None
 
     def _replace_args(self, raw: bytes, new: Job, delay: float | str = "") -> list:
-        return [raw, self.serialize(new), new.status.value, new.ttl, delay]
+        return [raw, self.serialize(new), new.status.value, new.ttl, delay, *chains.args(self, new)]
 
     async def count(self, kind) -> int:
         """SAQ's ``count``; ``queued`` counts the jobs of every priority (``engine/priorities.py``)."""

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 # ``queue`` below is an ``AtomicRedisQueue`` (not imported: queue.py imports this module).
 
 # The scripts that write a job onto the queue (a new job, a retry, a re-queue, a rewrite of a job).
-DURABLE_SCRIPTS = frozenset({"enqueue", "requeue", "replace", "relist"})
+DURABLE_SCRIPTS = frozenset({"enqueue", "enqueue_chain", "requeue", "replace", "relist"})
 
 
 @dataclass

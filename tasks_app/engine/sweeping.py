@@ -14,7 +14,7 @@ import logging
 from saq.job import TERMINAL_STATUSES, Job, Status
 from saq.queue.redis import RedisQueue
 
-from . import priorities
+from . import chains, priorities
 
 logger = logging.getLogger("tasks_app.engine")
 
@@ -177,7 +177,7 @@ async def check_consistency(queue: RedisQueue) -> dict[str, list[str]]:
                 report["no_ttl"].append(job.key)
             if job.id in listed:
                 report["dangling"].append(job.key)
-        elif job.id not in referenced:
+        elif job.id not in referenced and not chains.waiting(job):  # a waiting step: its parents queue it
             report["unreferenced"].append(job.key)
     report["dangling"] += [queue.job_key_from_id(i) for i in referenced - seen]
     return report

@@ -30,7 +30,7 @@ import saq
 from saq.job import Job, Status
 
 from ..exceptions import JobStateConflict
-from . import attempts, pausing, sweeping
+from . import attempts, chains, pausing, sweeping
 from .clock import redis_now_ms
 from .cron_sync import CronSchedule, sync_cron
 from .execution import Attempt, Execution, as_coroutine
@@ -130,9 +130,19 @@ class Worker(saq.Worker):
         attempt = Attempt(job=job, touched=time.monotonic(), process=asyncio.current_task())  # taking touched it
         self.attempts.add(attempt)
         try:
-            await self.execution.run(attempt, {**self.context, "job": job})
+            ctx = {**self.context, "job": job}
+            if job.meta and chains.META in job.meta:  # a chain step: its parents' results (one read)
+                ctx["parent_results"] = await self._parent_results(job)
+            await self.execution.run(attempt, ctx)
         finally:
             self.attempts.discard(attempt)
+
+    async def _parent_results(self, job: Job) -> list[Any]:
+        while True:  # the attempt is held (heartbeat) while Redis is out
+            try:
+                return await chains.parent_results(self.queue, job)
+            except REDIS_ERRORS as exc:
+                await asyncio.sleep(self.outages.failed("Redis", exc))
 
     async def _take(self) -> Job | None:
         if self.taken:

@@ -30,6 +30,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import Executor, Future
+from dataclasses import dataclass
 from typing import Any
 
 from asgiref.sync import async_to_sync, sync_to_async
@@ -43,6 +44,7 @@ from ..exceptions import JobNotStorable, TaskNotFound
 from ..process.task_wrapper import wrap
 from ..registry import registry
 from .building import BuiltJob
+from .chain_inline import run_order
 from .connections import refuse_in_event_loop
 
 logger = logging.getLogger("tasks_app.inline")
@@ -108,18 +110,21 @@ class InlineRun:
             self._functions[name] = through_json
         return self._functions[name]
 
-    async def attempt(self, job: Job) -> str:
+    async def attempt(self, job: Job, parent_results: list[Any] | None = None) -> str:
         """Run one attempt of ``job`` (QUEUED); afterwards it is COMPLETE, FAILED, or QUEUED again for
-        its retry. Returns the worker's name for the outcome."""
+        its retry. Returns the worker's name for the outcome. A chain step gets ``parent_results``."""
         job.status, job.attempts, job.worker_id = Status.ACTIVE, job.attempts + 1, None
         job.started = job.touched = _now_ms()
         job.completed = 0
-        return await self.execution.run(Attempt(job), {**self.context, "job": job})
+        ctx = {**self.context, "job": job}
+        if parent_results is not None:
+            ctx["parent_results"] = parent_results
+        return await self.execution.run(Attempt(job), ctx)
 
-    async def to_end(self, job: Job) -> Job:
+    async def to_end(self, job: Job, parent_results: list[Any] | None = None) -> Job:
         """Attempts of ``job`` until it has ended (its retries one after the other); returns it."""
         while True:
-            await self.attempt(job)
+            await self.attempt(job, parent_results)
             if job.status != Status.QUEUED:
                 return job
 
@@ -206,8 +211,19 @@ class Immediate:
         return run_sync(self.atake, built)
 
     async def atake(self, built: Sequence[BuiltJob]) -> list[Job]:
+        items = [_Ran(queued(item)) for item in built]
+        held, ready = run_order(items)  # a chain's steps run in order, each once its parents completed
         async with InlineRun() as run:
-            return [await run.to_end(queued(item)) for item in built]
+            while ready:
+                item = ready.pop(0)
+                await run.to_end(item.job, held.parent_results(item))
+                ready += held.ended(item)[0]
+        return [item.job for item in items]
+
+
+@dataclass
+class _Ran:
+    job: Job
 
 
 immediate = Immediate()

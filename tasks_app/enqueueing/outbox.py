@@ -33,7 +33,7 @@ from saq.job import Job
 from .. import conf
 from ..backoff import backoff
 from ..engine import records, replication
-from . import diversion
+from . import chain_steps, diversion
 from .building import BuiltJob
 from .connections import background, get_queue
 
@@ -171,7 +171,7 @@ def deliver_many(entries: list[OutboxEntry]) -> None:
     alias = entries[0]._state.db
     ready, unusable = _prepare(entries, set(conf.queues()))
     if ready and (target := diversion.current()) is not None:  # a test's capture, or immediate mode
-        target.take([BuiltJob(queue=entry.queue, job=job) for entry, job in ready])
+        target.take(chain_steps.diverted([BuiltJob(queue=entry.queue, job=job) for entry, job in ready]))
     elif ready:
         try:
             unusable.update(background.run(_submit(ready), timeout=10 + len(ready) / 1000))
@@ -280,14 +280,15 @@ async def _submit(ready: Ready) -> dict[int, str]:
         try:
             if queue.durability is not None:  # wait_replicas: a redelivery must not run a written job again
                 items = await _written(queue, items)
-            if items:
-                await records.submit_many(queue, [job for _, job in items])
+            if plain := await chain_steps.send([job for _, job in items]):  # a chain's row: its own script
+                await records.submit_many(queue, plain)
         except OUTAGE_ERRORS:
             raise
         except Exception:
             for entry, job in items:
                 try:
-                    await records.submit_many(queue, [job])
+                    if await chain_steps.send([job]):
+                        await records.submit_many(queue, [job])
                 except OUTAGE_ERRORS:
                     raise
                 except Exception as exc:

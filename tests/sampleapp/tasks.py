@@ -223,3 +223,16 @@ async def crawl_feed(ctx, feed_id: int, seconds: float, text: str) -> str:
 async def fetch_from_host(ctx, host: str, n: int) -> int:
     """At most 20 starts per second per host, across every worker."""
     return n
+
+
+@task(retries=2, retry_delay=0)
+async def chain_step(ctx, label: str, fail: bool = False, hang_first: bool = False) -> dict:
+    """A step of a chain: notes its run (label, attempt); fails when asked; with ``hang_first``, its first
+    attempt hangs (so a test can kill its worker while it runs). Returns its label and its parents' results."""
+    job = ctx["job"]
+    await Note.objects.acreate(text=f"{label} attempt {job.attempts}")
+    if hang_first and job.attempts == 1:
+        await asyncio.sleep(3600)
+    if fail:
+        raise ValueError(f"{label} broke")
+    return {"label": label, "parents": ctx.get("parent_results")}

@@ -117,7 +117,8 @@ return activate(KEYS[2], KEYS[1], ARGV[1], (clock()), KEYS[3], false)
 
 # Owner CAS: the attempt's outcome, written by whoever holds it, ``completed`` stamped now.
 # KEYS: job id, active, incomplete, queued, successor.
-# ARGV: payload, status, ttl, allowed statuses (comma list), worker, attempts.
+# ARGV: payload, status, ttl, allowed statuses (comma list), worker, attempts, and for a chain step only:
+# its links key (``chains.py``).
 # An ABORTING job that fails or completes is recorded as it ended (the abort came too late).
 # Returns {"ok", completed (ms)} or {"refused", stored payload} / {"missing"}.
 _FINISH = r"""
@@ -126,7 +127,7 @@ local function finish(now)
     if refused then return refused end
     if not allowed(st.status, ARGV[4]) then return {'refused', cur} end
     end_record(KEYS[1], stamp(ARGV[1], {completed = now}), ARGV[2], tonumber(ARGV[3]), KEYS[2], KEYS[3], KEYS[4],
-               KEYS[5], st.status == 'queued')
+               KEYS[5], st.status == 'queued', ARGV[7])
     return {'ok', now}
 end
 """
@@ -144,7 +145,7 @@ FINISH_AND_TAKE = (
 # Owner CAS: put the attempt back on the queue (a retry, or a clean stop's re-queue), ``touched``
 # stamped now. KEYS: job id, active, incomplete, queued, successor.
 # ARGV: payload, delay (s, for push "none": due that long from now), push ("tail", "head", "none"),
-# allowed statuses, worker, attempts, ttl.
+# allowed statuses, worker, attempts, ttl, and for a chain step only: its links key.
 # If the job is being aborted, the abort wins: it ends ABORTED instead.
 # Returns {"queued"}, {"aborted", payload}, {"refused", payload} or {"missing"}.
 REQUEUE = (
@@ -155,7 +156,7 @@ if refused then return refused end
 local now_ms, now = clock()
 if st.status == 'aborting' and st.pos then
     return {'aborted', end_stored(KEYS[1], cur, st, 'aborted', now_ms, tonumber(ARGV[7]),
-                                  KEYS[2], KEYS[3], KEYS[5], KEYS[4])}
+                                  KEYS[2], KEYS[3], KEYS[5], KEYS[4], ARGV[8])}
 end
 if not allowed(st.status, ARGV[4]) then return {'refused', cur} end
 local payload, score = stamp(ARGV[1], {touched = now_ms}), 0
@@ -216,7 +217,7 @@ return out
 )
 
 # The worker ends an attempt that was being aborted: ABORTING -> ABORTED, keeping the reason.
-# KEYS: job id, active, incomplete, queued, successor. ARGV: worker, attempts, ttl.
+# KEYS: job id, active, incomplete, queued, successor. ARGV: worker, attempts, ttl, (a chain step's) links key.
 # Returns {"aborted", payload} or {"refused", payload} / {"missing"}.
 END_ABORT = (
     PRELUDE
@@ -225,6 +226,6 @@ local cur, st, refused = load_owned(KEYS[1], ARGV[1], ARGV[2])
 if refused then return refused end
 if st.status ~= 'aborting' or not st.pos then return {'refused', cur} end
 return {'aborted', end_stored(KEYS[1], cur, st, 'aborted', (clock()), tonumber(ARGV[3]),
-                              KEYS[2], KEYS[3], KEYS[5], KEYS[4])}
+                              KEYS[2], KEYS[3], KEYS[5], KEYS[4], ARGV[4])}
 """
 )

@@ -10,7 +10,10 @@ integers and empty lists in kwargs and results). A record written before ``queue
 ``scheduled`` joined the header is still read: those two are then part of its data.
 """
 
-PRELUDE = r"""
+from .chains import CHAINING
+
+PRELUDE = (
+    r"""
 local TERMINAL = {complete = true, failed = true, aborted = true}
 local HEADER = '^{"status": "(%l+)", "attempts": (%d+), "started": (%d+), "touched": (%d+), "completed": (%d+), '
 local WORKER_NULL = '^"worker_id": null, ()'
@@ -225,10 +228,15 @@ local function run_successor(id, successor, incomplete, queued)
     end
 end
 
+"""
+    + CHAINING
+    + r"""
 -- A job ends: out of every list (the queued list is scanned only if it may be there), stored for
 -- its ttl, its status published, and work waiting for its key queued. The store goes first: a
 -- script's error keeps the writes before it, and the store is the one write that can fail.
-local function end_record(id, payload, status, ttl, active, incomplete, queued, successor, maybe_queued)
+-- ``links``: a chain step's links key (``lua/chains.py``), given only for a step: its children learn of
+-- its end in this same write.
+local function end_record(id, payload, status, ttl, active, incomplete, queued, successor, maybe_queued, links)
     store(id, payload, ttl)
     release_lease(id, payload, queued)
     redis.call('LREM', active, 0, id)
@@ -236,6 +244,7 @@ local function end_record(id, payload, status, ttl, active, incomplete, queued, 
     if maybe_queued then redis.call('LREM', list_of(queued, priority_of(payload)), 0, id) end
     redis.call('PUBLISH', id, status)
     run_successor(id, successor, incomplete, queued)
+    if links then chain_ended(links, payload, status, ttl) end
 end
 
 -- A job goes back on the queue (see enqueue_payload for score and push).
@@ -248,14 +257,15 @@ local function requeue_record(id, payload, score, push, active, incomplete, queu
 end
 
 -- Make an ABORTING or ACTIVE job terminal from its stored record (its abort reason is kept).
-local function end_stored(id, cur, st, status, now, ttl, active, incomplete, successor, queued)
+local function end_stored(id, cur, st, status, now, ttl, active, incomplete, successor, queued, links)
     st.status = status
     st.completed = now
     local new = rewrite(cur, st)
-    end_record(id, new, status, ttl, active, incomplete, queued, successor, false)
+    end_record(id, new, status, ttl, active, incomplete, queued, successor, false, links)
     return new
 end
 """
+)
 
 # bench/pieces.py's alternative to the header: every read a cjson.decode, every rewrite a decode and
 # cjson.encode (which is why it is not used: see ``engine/lua/__init__.py``).

@@ -1,6 +1,7 @@
 """The scripts that write a job from outside its attempt (enqueue, a reader's record compare-and-set, a
 bulk delete) and the queue's own records (pause, worker info, depth). Times are Redis's (``clock()``)."""
 
+from .chains import ENQUEUE_CHAIN_BODY
 from .codec import PRELUDE
 from .debounce import DEBOUNCING
 
@@ -42,13 +43,16 @@ return {'queued', now_ms, scheduled}
 """
 )
 
+# Every step of a chain or group, in one write: see ``chains.py``.
+ENQUEUE_CHAIN = PRELUDE + ENQUEUE_CHAIN_BODY
+
 # Record CAS: replace a job that is still exactly ``expected`` with ``payload``, and move it
 # between the lists as its new status says. Used by readers that decided from what they read:
 # the sweep, abort, the dashboard's retry. A queued job is stamped ``touched`` and is due after
 # ``delay`` seconds if given, else at its ``scheduled`` if that is still ahead on Redis's clock, else
 # at once; a terminal one is stamped ``completed``.
 # KEYS: job id, active, incomplete, queued, successor.
-# ARGV: expected payload, new payload, new status, ttl, delay (s, "" for none).
+# ARGV: expected payload, new payload, new status, ttl, delay (s, "" for none), (a chain step's) links key.
 # Returns {"ok", payload written} or {"changed", payload} / {"missing"}.
 REPLACE = (
     PRELUDE
@@ -71,7 +75,8 @@ if status == 'queued' then
     requeue_record(KEYS[1], payload, score, push, KEYS[2], KEYS[3], KEYS[4])
 elseif TERMINAL[status] then
     payload = stamp(payload, {completed = now_ms})
-    end_record(KEYS[1], payload, status, tonumber(ARGV[4]), KEYS[2], KEYS[3], KEYS[4], KEYS[5], true)
+    end_record(KEYS[1], payload, status, tonumber(ARGV[4]), KEYS[2], KEYS[3], KEYS[4], KEYS[5], true,
+               ARGV[6])
 else
     -- still running somewhere: it stays in the active list for its worker (or the sweep)
     redis.call('LREM', KEYS[2], 0, KEYS[1])
