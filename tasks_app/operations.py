@@ -4,17 +4,17 @@ tests call these. Each async operation ``a<name>`` has a sync twin ``<name>`` (a
 
 - the queue: ``pause``, ``resume`` (one SET NX: two operators at once cannot both pause it), ``depth``;
 - one job: ``retry_job`` (a failed or aborted job, once more, under its key) and ``abort_job``;
-- many jobs, in two steps so that an operator confirms a number: ``find`` reads the jobs a
-  ``Selection`` picks (for the confirmation page, which records when it was shown: ``as_of``); ``act``
-  reads them again and changes each one with a record compare-and-set against what it read, so a job
-  that changed in between (a worker took it, someone retried it, its key was enqueued anew) is left
-  alone, and a job that fails after the operator read "3,000 failed jobs" is not part of that click;
+- many jobs, in two steps so that an operator confirms a number: ``find`` reads the jobs a ``Selection``
+  picks (for the confirmation page, which records when it was shown: ``as_of``); ``act`` reads them again
+  and changes each one with a record compare-and-set against what it read, so a job that changed in
+  between (a worker took it, someone retried it, its key was enqueued anew) is left alone, and a job that
+  fails after the operator read "3,000 failed jobs" is not part of that click;
 - the audit: each action is logged (``tasks_app.operations``), written into each job it changes
-  (``meta["dashboard"]``, the last 20), and kept in the queue's trail of its last ``TRAIL_LENGTH``
-  actions (``recent_actions``), which also keeps what a job cannot: deletions, pauses and resumes.
+  (``meta["dashboard"]``, the last 20), and kept in the queue's trail of its last ``TRAIL_LENGTH`` actions
+  (``recent_actions``), which also keeps what a job cannot: deletions, pauses and resumes.
 
-Connections have short socket timeouts (``connection``), so a Redis that is down is an error in
-``REDIS_ERRORS`` within seconds; ``unreachable`` says it in one line naming the setting to fix.
+Connections have short socket timeouts (``connection``): a Redis that is down is an error in ``REDIS_ERRORS``
+within seconds; ``unreachable`` says it in one line naming the setting to fix.
 """
 
 from __future__ import annotations
@@ -49,9 +49,8 @@ FINISHED = ("complete", "failed", "aborted")  # what DELETE deletes unless told 
 UNITS = {"minutes": 60, "hours": 3600, "days": 86400}  # the units of DELETE's "older than", in seconds
 TRAIL_LENGTH = 100
 TIMEOUT_S = 20.0  # a sync twin's wait for its operation
-# ``act``'s sync twin waits this long (10,000 jobs take under 2 s; bench/bulk_retry.py). Past it the
-# action goes on; the caller says so rather than guess what changed.
-ACT_TIMEOUT_S = 120.0
+# ``act``'s sync twin waits this long (10,000 jobs take under 2 s; bench/bulk_retry.py); past it the action
+ACT_TIMEOUT_S = 120.0  # goes on, and the caller says so rather than guess what changed
 
 
 def connection(name: str, short_timeouts: bool = True) -> AtomicRedisQueue:
@@ -62,11 +61,8 @@ def connection(name: str, short_timeouts: bool = True) -> AtomicRedisQueue:
 
 def unreachable(name: str, exc: BaseException) -> str:
     """One line: queue ``name``'s Redis (URL redacted) did not answer, why, and the setting to fix."""
-    url = redact_url(conf.queue_config(name).url)
-    return (
-        f"Redis for queue {name!r} at {url} is unreachable ({reason(exc)}). "
-        f"Start Redis, or fix {conf.setting_name('QUEUES', name, 'URL')}."
-    )
+    url, setting = redact_url(conf.queue_config(name).url), conf.setting_name("QUEUES", name, "URL")
+    return f"Redis for queue {name!r} at {url} is unreachable ({reason(exc)}). Start Redis, or fix {setting}."
 
 
 def _sync[**P, T](operation: Callable[P, Coroutine[Any, Any, T]], timeout: float = TIMEOUT_S) -> Callable[P, T]:
@@ -110,8 +106,7 @@ async def adepth(name: str) -> Depth:
 
 
 async def alimiters(name: str) -> list[limits.LimiterState]:
-    """The rate limits and concurrency keys queue ``name``'s jobs used within the last hour: limit,
-    current use and jobs waiting (``engine/limits.py``)."""
+    """Queue ``name``'s rate limits and concurrency keys used in the last hour: limit, use, jobs waiting."""
     return await limits.state(connection(name))
 
 
