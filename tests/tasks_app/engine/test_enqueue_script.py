@@ -24,7 +24,8 @@ def fresh(key: str, **fields) -> str:
 def written(redis_db, key: str, queued: bytes) -> tuple:
     record = redis_db.get(f"saq:job:default:{key}").replace(queued, b"T").replace(key.encode(), b"K")
     job_id = f"saq:job:default:{key}".encode()
-    return record, redis_db.zscore("saq:default:incomplete", job_id), job_id in redis_db.lrange("saq:default:queued", 0, -1)
+    listed = job_id in redis_db.lrange("saq:default:queued", 0, -1)
+    return record, redis_db.zscore("saq:default:incomplete", job_id), listed
 
 
 def test_a_fresh_job_due_now_takes_the_first_branch_and_is_written_as_the_general_path_writes_it(redis_db):
