@@ -46,7 +46,7 @@ def storage_header(queued: bytes) -> bytes:
 
 @pytest.mark.parametrize(
     "case",
-    ["delay", "scheduled", "debounced", "run before", "record exists"],
+    ["delay", "scheduled", "debounced", "run before", "a field after the header", "record exists"],
 )
 def test_every_other_enqueue_goes_the_general_way(redis_db, case):
     payload, scheduled, delay, extra = fresh("k"), 0, 0.0, []
@@ -56,6 +56,8 @@ def test_every_other_enqueue_goes_the_general_way(redis_db, case):
         scheduled = 2_000_000_000
     elif case == "run before":
         payload = fresh("k", attempts=1)
+    elif case == "a field after the header":  # one the scripts read there (e.g. a priority)
+        payload = payload.replace('"scheduled": 0, ', '"scheduled": 0, "priority": 5, ', 1)
     elif case == "record exists":
         redis_db.set("saq:job:default:k", fresh("k"))
     keys = ["saq:job:default:k", "saq:default:incomplete", "saq:default:queued", "saq:default:successor:k"]
