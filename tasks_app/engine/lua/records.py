@@ -16,13 +16,15 @@ _FAST_ENQUEUE = (
     f"local FRESH, FRESH_DUE_NOW = '{FRESH}', '{FRESH_DUE_NOW}'\n"
     + r"""
 if not ARGV[4] and tonumber(ARGV[2]) == 0 and tonumber(ARGV[3]) == 0
-        and string.sub(ARGV[1], 1, #FRESH_DUE_NOW) == FRESH_DUE_NOW and redis.call('EXISTS', KEYS[1]) == 0 then
+        and string.sub(ARGV[1], 1, #FRESH_DUE_NOW) == FRESH_DUE_NOW then
     local t = redis.call('TIME')
     local now_ms = string.format('%d', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
-    redis.call('SET', KEYS[1], FRESH .. now_ms .. string.sub(ARGV[1], #FRESH + 2))
-    redis.call('ZADD', KEYS[2], 0, KEYS[1])
-    redis.call('RPUSH', KEYS[3], KEYS[1])
-    return {'queued', now_ms, ARGV[2]}
+    -- NX: written only where no record is (else nothing is written, and the general path decides)
+    if redis.call('SET', KEYS[1], FRESH .. now_ms .. string.sub(ARGV[1], #FRESH + 2), 'NX') then
+        redis.call('ZADD', KEYS[2], 0, KEYS[1])
+        redis.call('RPUSH', KEYS[3], KEYS[1])
+        return {'queued', now_ms, ARGV[2]}
+    end
 end
 """
 )

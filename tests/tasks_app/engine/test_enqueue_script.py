@@ -65,6 +65,8 @@ def test_every_other_enqueue_goes_the_general_way(redis_db, case):
         extra = [5, 0]
     assert redis_db.eval(FAST_ONLY, 4, *keys, payload, scheduled, delay, *extra) == b"general"
     assert redis_db.zcard("saq:default:incomplete") == redis_db.llen("saq:default:queued") == 0
+    if case == "record exists":  # the first branch wrote nothing
+        assert redis_db.get("saq:job:default:k") == fresh("k").encode()
 
 
 def test_a_pending_job_is_returned_and_an_ended_one_replaced_by_the_whole_script(redis_db):
