@@ -54,8 +54,40 @@ class SyncQueue:
 
     def submit(self, job: Job) -> tuple[Job, str]:
         """``AtomicRedisQueue.submit``, from a sync caller: ``(job, state)``; raises as it does, and
-        redis-py's errors (``ConnectionError``, ``TimeoutError``) when Redis does not answer."""
-        return self.submit_many([job])[0]
+        redis-py's errors (``ConnectionError``, ``TimeoutError``) when Redis does not answer.
+
+        ``submit_many`` for one job, without its chunking (a view's enqueue pays for every step here):
+        on a connection that has answered before, one write and one read; anything else (a first call,
+        a dropped connection, ``wait_replicas``, a lost script cache) as ``submit_many`` does it."""
+        template = self.template
+        local = self.local
+        if template.durability is not None or not getattr(local, "answered", False):
+            return self.submit_many([job])[0]
+        records.ready(template, job)
+        keys, args = records.enqueue_call(template, job)
+        packed = hiredis.pack_command(("EVALSHA", self.sha, len(keys), *keys, *args))
+        connection = local.connection
+        local.answered = False  # until this exchange has succeeded
+        try:
+            connection.send_packed_command((packed,), False)
+            reply = connection.read_response()
+        except ResponseError as exc:  # Redis answered: the script's error, or a lost script cache
+            reply = exc
+        except RedisConnectionError:
+            # Dropped while idle (Redis restarted, or closed it; a failover): once more, on a new
+            # connection, as _exchange does (a job that went in already is found by its key).
+            self._open(connection)
+            reply = _stream(connection, iter([[packed]]))[0]
+        except BaseException:
+            connection.disconnect()  # its stream is unknown
+            raise
+        local.answered = True
+        if isinstance(reply, NoScriptError):  # Redis restarted and answered at once: as submit_many
+            self.client.script_load(self.source)
+            reply = self._exchange(iter([[packed]]), lambda: [[packed]])[0]
+        if isinstance(reply, ResponseError):
+            raise reply
+        return records.enqueued(template, job, reply)
 
     def submit_many(self, jobs: Sequence[Job], chunk: int = 500) -> list[tuple[Job, str]]:
         """``submit`` for many jobs, pipelined ``chunk`` at a time with one chunk in flight: Redis runs a

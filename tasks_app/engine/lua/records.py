@@ -5,6 +5,30 @@ from .chains import ENQUEUE_CHAIN_BODY
 from .codec import PRELUDE
 from .debounce import DEBOUNCING
 
+# The common case goes first, and returns before the functions below are defined (defining them costs
+# an enqueue more than its writes): a job never run, due now, not debounced, with no record under its id,
+# and nothing between its header and its body (``storage.serialize`` writes fields the scripts read, such
+# as a priority, right after the header: such a job goes the general way). It writes and replies what
+# the general path (``enqueue_payload``) does for it; any other enqueue, and this one when a record
+# exists, runs the general path. ``tests/tasks_app/engine/test_enqueue_script.py`` holds them to that.
+FRESH = '{"status": "queued", "attempts": 0, "started": 0, "touched": 0, "completed": 0, "worker_id": null, "queued": '
+FRESH_DUE_NOW = FRESH + '0, "scheduled": 0, "function": '
+_FAST_ENQUEUE = (
+    f"local FRESH, FRESH_DUE_NOW = '{FRESH}', '{FRESH_DUE_NOW}'\n"
+    + r"""
+if not ARGV[4] and tonumber(ARGV[2]) == 0 and tonumber(ARGV[3]) == 0
+        and string.sub(ARGV[1], 1, #FRESH_DUE_NOW) == FRESH_DUE_NOW then
+    local t = redis.call('TIME')
+    local now_ms = string.format('%d', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
+    -- NX: written only where no record is (else nothing is written, and the general path decides)
+    if redis.call('SET', KEYS[1], FRESH .. now_ms .. string.sub(ARGV[1], #FRESH + 2), 'NX') then
+        redis.call('ZADD', KEYS[2], 0, KEYS[1])
+        redis.call('RPUSH', KEYS[3], KEYS[1])
+        return {'queued', now_ms, ARGV[2]}
+    end
+end
+"""
+)
 # KEYS: job id, incomplete, queued, successor. ARGV: payload, scheduled (epoch s, "0" = now), delay
 # (s, "0" = none: due that long from now on Redis's clock, which overrides scheduled), and for a
 # debounced enqueue only: debounce (s), debounce_max (s, "0" = no ceiling): see ``debounce.py``.
@@ -13,7 +37,8 @@ from .debounce import DEBOUNCING
 # {"debounced", queued (the burst's first), scheduled} (replaced a queued job's record) or
 # {"exists", payload of the pending job}.
 ENQUEUE = (
-    PRELUDE
+    _FAST_ENQUEUE
+    + PRELUDE
     + DEBOUNCING
     + r"""
 local now_ms, now = clock()
