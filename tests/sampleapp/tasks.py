@@ -211,10 +211,11 @@ async def traced_child(ctx) -> None:
 
 
 @task(retries=2, concurrency=1, concurrency_key="feed:{feed_id}")
-async def crawl_feed(ctx, feed_id: int, seconds: float, text: str) -> str:
-    """At most one per feed at a time, across every worker (tasks_app/engine/limits.py)."""
+async def crawl_feed(ctx, feed_id: int, seconds: float, text: str, hang_first: bool = False) -> str:
+    """At most one per feed at a time, across every worker (tasks_app/engine/limits.py). With ``hang_first``,
+    its first attempt runs until its worker is killed."""
     await Note.objects.acreate(text=f"{text} started")
-    await asyncio.sleep(seconds)
+    await asyncio.sleep(3600 if hang_first and ctx["job"].attempts == 1 else seconds)
     await Note.objects.acreate(text=f"{text} finished")
     return text
 
