@@ -38,7 +38,7 @@ async def take(queue: AtomicRedisQueue, worker_id: str, wait: float = 0.0) -> Jo
     if wait > 0 and (not reply or _waits(reply)):
         if reply:
             wait = min(wait, int(reply[1]) / 1000)
-        job_id = await queue.redis.blmove(queue.queued_key, queue.active_key, wait, "LEFT", "RIGHT")
+        job_id = await queue.redis.blmove(queue.queued_key, queue.active_key, blocking_timeout(wait), "LEFT", "RIGHT")
         if job_id is None:
             return None
         reply = await queue._script(
@@ -48,6 +48,13 @@ async def take(queue: AtomicRedisQueue, worker_id: str, wait: float = 0.0) -> Jo
         await asyncio.sleep(wait)  # paused: take nothing, and do not spin
         return None
     return await _taken(queue, reply, worker_id)
+
+
+def blocking_timeout(seconds: float) -> float:
+    """``seconds`` as a timeout Redis's blocking commands read as at least 1 ms. Redis truncates
+    ``seconds * 1000`` to whole milliseconds, and 0 means "block for ever": "0.001" can read as
+    0.999... ms, so a worker told to wait 1 ms for a rate limit would never wake."""
+    return max(seconds, 0.001) + 0.0005
 
 
 def _waits(reply: list | bytes) -> bool:
