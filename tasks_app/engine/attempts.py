@@ -51,9 +51,10 @@ async def take(queue: AtomicRedisQueue, worker_id: str, wait: float = 0.0) -> Jo
 
 
 def blocking_timeout(seconds: float) -> float:
-    """``seconds`` as a timeout Redis's blocking commands read as at least 1 ms. Redis truncates
-    ``seconds * 1000`` to whole milliseconds, and 0 means "block for ever": "0.001" can read as
-    0.999... ms, so a worker told to wait 1 ms for a rate limit would never wake."""
+    """``seconds`` as a timeout a blocking command never reads as 0, "block for ever": Redis truncates
+    ``seconds * 1000`` to whole milliseconds, so anything under 1 ms (a worker told how long until a rate
+    limit frees a start) would never wake. Redis wakes blocked clients on its own timer (100 ms at
+    ``hz`` 10), so a short wait may last that long."""
     return max(seconds, 0.001) + 0.0005
 
 

@@ -169,7 +169,7 @@ def test_an_idle_worker_sleeps_until_the_rate_allows_not_a_fixed_tick(open_queue
 
 
 def test_a_wait_of_one_millisecond_is_a_wait_not_for_ever(open_queue):
-    # Redis truncates a blocking timeout to whole ms, and 0 blocks for ever: "0.001" reads as 0.999... ms.
+    # Redis truncates a blocking timeout to whole ms, and 0 blocks for ever.
     async def scenario():
         async with open_queue() as queue:
             loop = asyncio.get_running_loop()
