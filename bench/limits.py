@@ -116,6 +116,11 @@ def limited_run(args: argparse.Namespace, bench: Bench) -> None:
     result = bench.run(Runworker(), "limited_noop", args.limited_jobs, CONCURRENCY, "limited")
     bench.mark_all = False
     if result is None:
+        client, queued = bench.client, "saq:default:queued"
+        print(f"  state: Redis TIME {client.time()}, queued {client.llen(queued)}, active "
+              f"{client.llen('saq:default:active')}, waiting {client.llen(queued + ':waiting:r:bench')}, "
+              f"limited {client.zrange(queued + ':limited', 0, -1, withscores=True)}, window "
+              f"{client.zcard('saq:limit:rate:bench')} (pttl {client.pttl('saq:limit:rate:bench')})")  # fmt: skip
         sys.exit("the limited run failed: see its log")
     # Each job's start as its record holds it: stamped by the take that admitted it, on Redis's clock (the
     # clock the limit is kept on; the job's own time.time() comes later, after the worker's hand-off).

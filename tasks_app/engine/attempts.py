@@ -38,7 +38,7 @@ async def take(queue: AtomicRedisQueue, worker_id: str, wait: float = 0.0) -> Jo
     if wait > 0 and (not reply or _waits(reply)):
         if reply:
             wait = min(wait, int(reply[1]) / 1000)
-        job_id = await queue.redis.blmove(queue.queued_key, queue.active_key, wait, "LEFT", "RIGHT")
+        job_id = await queue.redis.blmove(queue.queued_key, queue.active_key, blocking_timeout(wait), "LEFT", "RIGHT")
         if job_id is None:
             return None
         reply = await queue._script(
@@ -48,6 +48,14 @@ async def take(queue: AtomicRedisQueue, worker_id: str, wait: float = 0.0) -> Jo
         await asyncio.sleep(wait)  # paused: take nothing, and do not spin
         return None
     return await _taken(queue, reply, worker_id)
+
+
+def blocking_timeout(seconds: float) -> float:
+    """``seconds`` as a timeout a blocking command never reads as 0, "block for ever": Redis truncates
+    ``seconds * 1000`` to whole milliseconds, so anything under 1 ms (a worker told how long until a rate
+    limit frees a start) would never wake. Redis wakes blocked clients on its own timer (100 ms at
+    ``hz`` 10), so a short wait may last that long."""
+    return max(seconds, 0.001) + 0.0005
 
 
 def _waits(reply: list | bytes) -> bool:

@@ -166,3 +166,17 @@ def test_an_idle_worker_sleeps_until_the_rate_allows_not_a_fixed_tick(open_queue
     first, second, elapsed = run(scenario())
     assert (first.key, second.key) == ("k0", "k1")
     assert 0.2 <= elapsed < 0.6  # about 300 ms: the window, not the 5 s wait
+
+
+def test_a_wait_of_one_millisecond_is_a_wait_not_for_ever(open_queue):
+    # Redis truncates a blocking timeout to whole ms, and 0 blocks for ever.
+    async def scenario():
+        async with open_queue() as queue:
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            await asyncio.wait_for(
+                queue.redis.blmove("empty", "elsewhere", attempts.blocking_timeout(0.001), "LEFT", "RIGHT"), 5
+            )
+            return loop.time() - started
+
+    assert run(scenario()) < 1
