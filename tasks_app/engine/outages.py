@@ -4,6 +4,7 @@ when it starts and once when it ends, with a back-off between tries; and the per
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -31,9 +32,29 @@ class Upkeep:
     run: Callable[[], Awaitable[Any]]
     interval: float | Callable[[], float]
     uses: tuple[str, ...] = ()
+    # Set when ``interval`` may have become shorter than the wait under way (a job with a short
+    # heartbeat started): the wait then ends at the new interval, counted from now.
+    wake: asyncio.Event | None = field(default=None, compare=False)
 
     def seconds(self) -> float:
         return self.interval() if callable(self.interval) else self.interval
+
+    async def rest(self, seconds: float) -> None:
+        """Wait ``seconds`` (or less: see ``wake``) before the next run."""
+        if self.wake is None:
+            await asyncio.sleep(seconds)
+            return
+        loop = asyncio.get_running_loop()
+        # The interval may have shortened while this chore ran, before the wake below was cleared.
+        deadline = loop.time() + min(seconds, self.seconds())
+        while (left := deadline - loop.time()) > 0:
+            self.wake.clear()
+            try:
+                async with asyncio.timeout(left):
+                    await self.wake.wait()
+            except TimeoutError:
+                return
+            deadline = min(deadline, loop.time() + self.seconds())
 
 
 @dataclass

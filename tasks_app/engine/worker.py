@@ -94,6 +94,7 @@ class Worker(saq.Worker):
         self.chores = list(upkeep)
         self.observers = list(observers)
         self.attempts: set[Attempt] = set()
+        self._heartbeat_wake = asyncio.Event()  # see Upkeep.wake
         # Jobs already taken for this worker (with the previous job's outcome, in one round trip),
         # waiting for the next process() call; re-queued if the worker stops first.
         self.taken: list[Job] = []
@@ -129,6 +130,9 @@ class Worker(saq.Worker):
     async def _process_one(self, job: Job) -> None:
         attempt = Attempt(job=job, touched=time.monotonic(), process=asyncio.current_task())  # taking touched it
         self.attempts.add(attempt)
+        if job.heartbeat and job.heartbeat / 4 < self.timers["abort"]:
+            # Its first touch is due sooner than the heartbeat chore's idle wait (``abort`` s) ends.
+            self._heartbeat_wake.set()
         try:
             ctx = {**self.context, "job": job}
             if job.meta and chains.META in job.meta:  # a chain step: its parents' results (one read)
@@ -274,8 +278,10 @@ class Worker(saq.Worker):
         if not running:
             return
         # Elapsed on this host's monotonic clock: whether a touch is due is this worker's own business.
-        current = time.monotonic()
-        due = [bool(a.job.heartbeat) and current - a.touched >= a.job.heartbeat / 4 for a in running]
+        current, interval = time.monotonic(), self._heartbeat_interval()
+        # Due unless it can wait for the next tick: "silent for heartbeat / 4 yet?" alone would skip a
+        # job whose tick came a millisecond early (timers do), and leave it silent for two intervals.
+        due = [bool(a.job.heartbeat) and current + interval - a.touched > a.job.heartbeat / 4 for a in running]
         states = await attempts.touch(self.queue, self.id, zip((a.job for a in running), due, strict=True))
         for attempt, is_due, state in zip(running, due, states, strict=True):
             if is_due:
@@ -329,7 +335,7 @@ class Worker(saq.Worker):
         chores = [
             # Reaches Redis only while jobs run; often enough that every running job is touched
             # at least three times within its heartbeat, and aborts are seen within ``abort`` s.
-            Upkeep("heartbeat", self.heartbeat, self._heartbeat_interval),
+            Upkeep("heartbeat", self.heartbeat, self._heartbeat_interval, wake=self._heartbeat_wake),
             Upkeep("schedule", self.schedule, timers["schedule"], uses=("Redis",)),
             Upkeep("sweep", self._sweep, timers["sweep"], uses=("Redis",)),
             Upkeep(
@@ -361,7 +367,7 @@ class Worker(saq.Worker):
             else:
                 for service in chore.uses:
                     self.outages.succeeded(service)
-            await asyncio.sleep(wait)
+            await chore.rest(wait)
 
     # --- stopping ---------------------------------------------------------------------------------
 

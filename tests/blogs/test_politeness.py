@@ -22,11 +22,12 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("feed_settings")]
 
 @dataclass
 class Gathering:
-    """A route that holds each request until ``expected`` are in flight (or all ``total`` have come).
+    """A route that holds each request until its group of ``expected`` (in order of arrival; the last
+    group may be short of ``total``) has come, and counts the requests it holds unanswered (``peak``).
 
     With a limit of ``expected``, the server sees exactly that many at once (``peak``); with a
-    looser limit it would see more, and with a tighter one fewer ever meet (they would give
-    up after 20 s, and ``peak`` would be short).
+    looser limit it would see more, and with a tighter one a group never fills (its requests
+    give up after 20 s, and ``peak`` would be short).
     """
 
     expected: int
@@ -39,15 +40,17 @@ class Gathering:
     def __call__(self, request) -> None:
         with self.changed:
             self.arrived += 1
+            group_end = min(-(-self.arrived // self.expected) * self.expected, self.total)
             self.in_flight += 1
             self.peak = max(self.peak, self.in_flight)
             self.changed.notify_all()
-            self.changed.wait_for(lambda: self.in_flight >= self.expected or self.arrived == self.total, timeout=20)
-        try:
-            respond(request, 200, rss(item(1)))
-        finally:
-            with self.changed:
-                self.in_flight -= 1
+            # On the arrivals, which only grow: a request woken late still sees its group complete (on
+            # in_flight it could see it shrunk by a faster one's answer and wait out the timeout).
+            self.changed.wait_for(lambda: self.arrived >= group_end, timeout=20)
+            # Unanswered no longer: the fetcher may start its next fetch once it has the response, which
+            # can be before this thread runs again after writing it (a peak one too high).
+            self.in_flight -= 1
+        respond(request, 200, rss(item(1)))
 
 
 @pytest.fixture

@@ -71,10 +71,12 @@ def test_2_and_3_a_new_markdown_page_is_found_within_a_second_and_its_hit_opens_
 
     found_after = None
     while time.monotonic() - saved < 5:  # patience for a loaded machine; the promise is checked below
-        page.goto("/search/?q=zanzibarquux")
-        if page.locator(".hit a").count():
+        # The search as the browser asks it, without loading and laying out the whole page each time:
+        # on a loaded machine that took most of the second, and was counted as time to index.
+        if 'class="hit"' in page.request.get("/search/?q=zanzibarquux").text():
             found_after = time.monotonic() - saved
             break
+    page.goto("/search/?q=zanzibarquux")
     page.screenshot(path=screenshots / "2-search-hit.png", full_page=True)
     assert found_after is not None, "the page never appeared in search:\n" + worker.output[-3000:]
     print(f"searchable {found_after * 1000:.0f} ms after the admin save")

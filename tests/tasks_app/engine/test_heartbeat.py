@@ -1,0 +1,94 @@
+"""A running job is touched every heartbeat / 4 seconds, from its first moment: never silent for two
+intervals, whatever the heartbeat chore was waiting for when the job started."""
+
+import asyncio
+import time
+
+from saq.job import Job
+
+from tasks_app.engine import attempts, records
+from tasks_app.engine.execution import Attempt
+from tasks_app.engine.outages import Upkeep
+from tasks_app.engine.worker import Worker
+
+from .conftest import run
+
+
+async def _touched(queue, key: str) -> int:
+    return (await queue.job(key)).touched
+
+
+def test_a_tick_that_comes_early_still_touches_a_job_the_next_tick_would_find_overdue(open_queue):
+    """Timers fire a little early: a job touched 0.3 s ago (heartbeat 2 s: due every 0.5 s) is touched
+    now, since the next tick (0.5 s on) would come after its 0.5 s; a 30 s one touched 1 s ago is not."""
+
+    async def scenario():
+        async with open_queue() as queue:
+            worker = Worker(queue, [], executor=None)
+            for key, heartbeat in (("short", 2), ("long", 30)):
+                await records.submit(queue, Job("f", key=key, heartbeat=heartbeat, timeout=600))
+            short, long = await attempts.take(queue, worker.id), await attempts.take(queue, worker.id)
+            now = time.monotonic()
+            worker.attempts |= {Attempt(job=short, touched=now - 0.3), Attempt(job=long, touched=now - 1.0)}
+            before = [await _touched(queue, key) for key in ("short", "long")]
+            await asyncio.sleep(0.01)  # so that a touch stamps a later time
+            await worker.heartbeat()
+            return before, [await _touched(queue, key) for key in ("short", "long")]
+
+    (short_before, long_before), (short_after, long_after) = run(scenario())
+    assert short_after > short_before
+    assert long_after == long_before
+
+
+def test_a_job_with_a_short_heartbeat_is_touched_on_its_own_cadence_from_its_start(open_queue):
+    """The heartbeat chore of an idle worker waits ``abort`` seconds (here 30); a job with a 2 s
+    heartbeat that starts meanwhile is touched every 0.5 s while it runs (for 2 s: three times).
+    Before, its first touch waited for the chore's 30 s: it was silent past its heartbeat."""
+
+    async def scenario():
+        async with open_queue() as queue:
+
+            async def job_body(ctx):
+                await asyncio.sleep(2.0)
+
+            worker = Worker(queue, [("f", job_body)], executor=None, timers={"abort": 30})
+            assert "upkeep:heartbeat" in [task.get_name() for task in await worker.upkeep()]
+            try:
+                await asyncio.sleep(0.05)  # the chore ran once (nothing running) and waits 30 s
+                await records.submit(queue, Job("f", key="k", heartbeat=2, timeout=600))
+                job = await attempts.take(queue, worker.id)
+                seen = {job.touched}
+
+                async def watch():
+                    while True:
+                        seen.add(await _touched(queue, "k"))
+                        await asyncio.sleep(0.02)
+
+                watcher = asyncio.create_task(watch())
+                await worker._process_one(job)
+                watcher.cancel()
+                return sorted(seen), job.started
+            finally:
+                for task in worker._upkeep_tasks:
+                    task.cancel()
+                await asyncio.gather(*worker._upkeep_tasks, return_exceptions=True)
+
+    touches, started = run(scenario())
+    touches = [t for t in touches if t > started]
+    assert len(touches) >= 2, touches  # about 0.5 s, 1 s and 1.5 s in; none before the fix
+
+
+def test_a_wake_ends_the_wait_at_the_new_shorter_interval():
+    interval = [30.0]
+
+    async def scenario():
+        chore = Upkeep("heartbeat", asyncio.sleep, lambda: interval[0], wake=asyncio.Event())
+        resting = asyncio.create_task(chore.rest(30.0))
+        await asyncio.sleep(0.01)
+        interval[0] = 0.2
+        chore.wake.set()
+        start = time.monotonic()
+        await asyncio.wait_for(resting, 10)  # not the 30 s it started with
+        return time.monotonic() - start
+
+    assert run(scenario()) >= 0.15
