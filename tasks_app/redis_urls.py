@@ -266,23 +266,9 @@ def watch_for(service: str, sentinels: Any) -> PrimaryWatch:
 
 
 class WatchedConnection(SentinelManagedConnection):
-    """redis-py's Sentinel connection, reporting each connect, and each connection broken under a
-    command (the primary died, or was demoted: redis-py turns READONLY into a ``ConnectionError``), to the
-    process's ``PrimaryWatch``."""
-
-    async def send_packed_command(self, *args: Any, **kwargs: Any) -> None:
-        try:
-            await super().send_packed_command(*args, **kwargs)
-        except RedisConnectionError as exc:
-            self.connection_pool.watch.lost(exc)
-            raise
-
-    async def read_response(self, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return await super().read_response(*args, **kwargs)
-        except RedisConnectionError as exc:
-            self.connection_pool.watch.lost(exc)
-            raise
+    """redis-py's Sentinel connection, reporting each connect to the process's ``PrimaryWatch``. (Only
+    connects: a connection can also break under a command for reasons of its own, e.g. one closed while a
+    blocking read was cancelled, and the next connect, to the same primary, would read as an outage.)"""
 
     async def _connect_retry(self) -> None:
         connected = self._reader is not None
