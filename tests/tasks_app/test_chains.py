@@ -131,6 +131,11 @@ def test_steps_are_validated_as_an_enqueue_is():
         chain(s("a"), on_failure="ignore")
     with pytest.raises(TaskArgumentError, match=r"'fail'.*'skip'"):
         s("a", on_failure="later")
+    deep = s("a")
+    for _ in range(3000):  # nested far past Python's recursion limit: a clear error, not a RecursionError
+        deep = chain(deep)
+    with pytest.raises(TaskArgumentError, match="nests chains and groups too deeply"):
+        deep.enqueue()
 
 
 def test_enqueue_on_commit_writes_nothing_on_rollback_and_the_whole_chain_once_on_commit(redis_db):
