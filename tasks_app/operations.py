@@ -269,7 +269,7 @@ class Selection:
         if self.task and job.function != self.task:
             return False
         if self.action == RETRY:
-            return job.status == Status.FAILED and 0 < job.completed <= self.as_of
+            return job.status == Status.FAILED and 0 < job.completed <= self.as_of and not chains.not_run(job)
         if self.action == DELETE:
             return job.status.value in self.statuses and 0 < job.completed <= self.as_of - self.older_than_s * 1000
         due = not job.scheduled or job.scheduled * 1000 <= self.as_of
