@@ -195,9 +195,10 @@ local function release_lease(id, payload, queued)
     end
 end
 
--- A job that ends or is listed anew while it may be parked by its limits (lua/limits.py's park) leaves
--- its waiting lists: a parked job aborted (or emptied) must not stay counted as queued, nor be listed
--- twice once retried. Nothing for a job without limits.
+-- A job that ends while it may be parked by its limits (lua/limits.py's park) leaves its waiting lists:
+-- a parked job aborted (or emptied) must not stay counted as queued, nor be listed twice once retried.
+-- Not called on a re-queue (a retry's LREM would scan a long waiting list): only a queued job is parked,
+-- and a re-queued one was running or has ended. Nothing for a job without limits.
 local function unpark(id, payload, queued)
     local limits = limits_of(payload)
     if not limits then return end
@@ -272,7 +273,6 @@ local function requeue_record(id, payload, score, push, active, incomplete, queu
     release_lease(id, payload, queued)
     redis.call('LREM', active, 0, id)
     redis.call('LREM', list_of(queued, priority_of(payload)), 0, id)
-    unpark(id, payload, queued)
     enqueue_payload(id, payload, score, incomplete, queued, push)
     redis.call('PUBLISH', id, 'queued')
 end
