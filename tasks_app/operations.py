@@ -33,7 +33,7 @@ from redis.exceptions import RedisError
 from saq.job import TERMINAL_STATUSES, Job, Status
 
 from . import conf
-from .engine import limits, pausing, records
+from .engine import chains, limits, pausing, records
 from .engine.clock import job_time, redis_now_ms
 from .engine.pausing import Depth
 from .engine.queue import AtomicRedisQueue
@@ -163,7 +163,7 @@ def audit(job: Job, action: str, by: str) -> None:
 def back_for_one_more_attempt(job: Job, by: str, action: str = "retried") -> Job | None:
     """A retry's change to a failed or aborted job (None for any other): queued again under its key
     for one more attempt, with its history; audited as ``action``."""
-    if job.status not in (Status.FAILED, Status.ABORTED):
+    if job.status not in (Status.FAILED, Status.ABORTED) or chains.not_run(job):
         return None
     audit(job, action, by)
     # One more attempt than it has had; the last error stays until the next attempt ends.
@@ -183,14 +183,14 @@ def display_status(job: Job) -> str:
 
 async def aretry_job(name: str, key: str, by: str) -> Job:
     """Put a failed or aborted job back on its queue for one more attempt, keeping its key and history.
-
-    Atomic against everything else that may change the job meanwhile. Raises ``ActionRefused``.
-    """
+    Atomic against everything else that may change the job meanwhile. Raises ``ActionRefused``."""
     job, changed = await records.compare_and_set(connection(name), key, lambda job: back_for_one_more_attempt(job, by))
     if job is None:
         raise ActionRefused(f"Job {key!r} is not in queue {name!r}; finished jobs expire after their ttl.")
     if not changed:
-        raise ActionRefused(f"Only failed or aborted jobs can be retried; job {key!r} is {display_status(job)}.")
+        raise ActionRefused(
+            f"Only failed or aborted jobs can be retried; job {key!r} is {chains.not_run(job) or display_status(job)}."
+        )
     _log_job(job, "retried", by)
     return job
 
@@ -269,7 +269,7 @@ class Selection:
         if self.task and job.function != self.task:
             return False
         if self.action == RETRY:
-            return job.status == Status.FAILED and 0 < job.completed <= self.as_of
+            return job.status == Status.FAILED and 0 < job.completed <= self.as_of and not chains.not_run(job)
         if self.action == DELETE:
             return job.status.value in self.statuses and 0 < job.completed <= self.as_of - self.older_than_s * 1000
         due = not job.scheduled or job.scheduled * 1000 <= self.as_of

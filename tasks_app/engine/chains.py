@@ -49,6 +49,16 @@ def waiting(job: Job) -> bool:
     return job.status == Status.NEW and bool(job.meta) and META in job.meta
 
 
+def not_run(job: Job) -> str:
+    """Why ``job`` cannot be retried, if it is a step with parents that ended without running (a parent did
+    not complete, or it was aborted while it waited): a retry would run it at once, before or without its
+    parents' results. "" for any other job."""
+    links = of(job)
+    if job.attempts == 0 and links and links.get("parents"):
+        return "a chain step that never ran (its parents' results are not there): enqueue the chain anew"
+    return ""
+
+
 @dataclass(frozen=True)
 class StepJob:
     """One step to write: its job (on its queue), its parents and children (indexes into the steps), and

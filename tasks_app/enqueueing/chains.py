@@ -81,7 +81,12 @@ class _Flow:
     def plan(self) -> list[Planned]:
         """Every step in an order where each comes after its parents."""
         planned: list[Planned] = []
-        _plan(self, (), None, planned)  # type: ignore[arg-type]
+        try:
+            _plan(self, (), None, planned)  # type: ignore[arg-type]
+        except RecursionError:  # chains nested thousands deep: a clear error, not Python's
+            raise TaskArgumentError(
+                f"This chain nests chains and groups too deeply; at most {MAX_STEPS} steps go in one."
+            ) from None
         if len(planned) > MAX_STEPS:
             raise TaskArgumentError(f"This chain has {len(planned)} steps; at most {MAX_STEPS} go in one.")
         return planned

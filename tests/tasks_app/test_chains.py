@@ -13,7 +13,7 @@ from tasks_app.engine.sweeping import check_consistency
 from tasks_app.enqueueing import chain_steps
 from tasks_app.enqueueing import chains as chain_api
 from tasks_app.enqueueing.connections import make_queue
-from tasks_app.exceptions import TaskArgumentError, TaskNotFound
+from tasks_app.exceptions import ActionRefused, TaskArgumentError, TaskNotFound
 from tasks_app.models import OutboxEntry
 from tasks_app.testing import capture_jobs, run_jobs
 from tests.queue_state import job_keys, stored
@@ -131,6 +131,11 @@ def test_steps_are_validated_as_an_enqueue_is():
         chain(s("a"), on_failure="ignore")
     with pytest.raises(TaskArgumentError, match=r"'fail'.*'skip'"):
         s("a", on_failure="later")
+    deep = s("a")
+    for _ in range(3000):  # nested far past Python's recursion limit: a clear error, not a RecursionError
+        deep = chain(deep)
+    with pytest.raises(TaskArgumentError, match="nests chains and groups too deeply"):
+        deep.enqueue()
 
 
 def test_enqueue_on_commit_writes_nothing_on_rollback_and_the_whole_chain_once_on_commit(redis_db):
@@ -241,3 +246,19 @@ def test_steps_may_run_on_other_queues_of_the_same_redis(settings, redis_db):
     settings.SAQ = {**settings.SAQ, "QUEUES": {**settings.SAQ["QUEUES"], "other": elsewhere}}
     with pytest.raises(TaskArgumentError, match="queues of one Redis"):
         chain(s("a"), s("b", queue="other")).enqueue()
+
+
+def test_a_step_that_never_ran_is_not_retried_before_or_without_its_parents(redis_db):
+    jobs = chain(s("a", fail=True, retries=0), s("b")).enqueue()
+    run_jobs()
+    a, b = (stored(job.key) for job in jobs)
+    assert (a.status, b.status, b.attempts) == (Status.FAILED, Status.FAILED, 0)
+    with pytest.raises(ActionRefused, match=r"is a chain step that never ran .*: enqueue the chain anew\."):
+        operations.retry_job("default", b.key, "tester")
+    # "retry every failed job": the parent goes back, its never-run child is left (it would run at once,
+    # beside its parent, with no parent results)
+    done = operations.act(operations.Selection(operations.RETRY, "default", as_of=operations.now_ms("default")), "t")
+    assert (done.changed, done.found) == (1, 1)  # not counted as found, then "changed since"
+    assert stored(b.key).status == Status.FAILED
+    run_jobs()
+    assert notes() == ["a attempt 1", "a attempt 2"]

@@ -65,14 +65,18 @@ local function take_next(queued, active, paused, worker, now)
         local from, level = queued, 0
         if either and redis.call('EXISTS', levels) == 1 then from, level = pick_list(queued, levels) end
         local id = redis.call('LMOVE', from, active, 'LEFT', 'RIGHT')
+        local woke = false
         while either and id == wake_of(queued) do
             -- A wake-up entry: this take is awake already. Dropped, without using up a pick.
             redis.call('LREM', active, 1, id)
             id = redis.call('LMOVE', from, active, 'LEFT', 'RIGHT')
+            woke = true
         end
         if level ~= 0 and redis.call('LLEN', from) == 0 then redis.call('ZREM', levels, level) end
         if not id then
-            if level == 0 then break end
+            -- The queued list held only a wake-up entry (pick_list counted it as a level-0 job): pick
+            -- again, now that it is gone, for the job at a negative level it was pushed for.
+            if level == 0 and not woke then break end
         else
             local taken = activate(id, active, worker, now, queued, false)
             if taken then return taken end

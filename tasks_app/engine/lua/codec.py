@@ -195,6 +195,24 @@ local function release_lease(id, payload, queued)
     end
 end
 
+-- A job that ends while it may be parked by its limits (lua/limits.py's park) leaves its waiting lists:
+-- a parked job aborted (or emptied) must not stay counted as queued, nor be listed twice once retried.
+-- Not called on a re-queue (a retry's LREM would scan a long waiting list): only a queued job is parked,
+-- and a re-queued one was running or has ended. Nothing for a job without limits.
+local function unpark(id, payload, queued)
+    local limits = limits_of(payload)
+    if not limits then return end
+    local names = {}
+    if limits.rkey then names[#names + 1] = 'r:' .. limits.rkey end
+    if limits.ckey then names[#names + 1] = 'c:' .. limits.ckey end
+    for _, name in ipairs(names) do
+        local list = queued .. ':waiting:' .. name
+        if redis.call('LREM', list, 0, id) > 0 and redis.call('LLEN', list) == 0 then
+            redis.call('ZREM', queued .. ':limited', name)
+        end
+    end
+end
+
 -- Queue a job: "tail"/"head" puts it on its queued list now (score 0); "none" leaves it to the
 -- scheduler, due at ``score`` (epoch seconds on Redis's clock). A job id is never in the queued lists twice.
 local function enqueue_payload(id, payload, score, incomplete, queued, push)
@@ -241,7 +259,10 @@ local function end_record(id, payload, status, ttl, active, incomplete, queued, 
     release_lease(id, payload, queued)
     redis.call('LREM', active, 0, id)
     redis.call('ZREM', incomplete, id)
-    if maybe_queued then redis.call('LREM', list_of(queued, priority_of(payload)), 0, id) end
+    if maybe_queued then
+        redis.call('LREM', list_of(queued, priority_of(payload)), 0, id)
+        unpark(id, payload, queued)
+    end
     redis.call('PUBLISH', id, status)
     run_successor(id, successor, incomplete, queued)
     if links then chain_ended(links, payload, status, ttl) end

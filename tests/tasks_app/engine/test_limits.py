@@ -180,3 +180,29 @@ def test_a_wait_of_one_millisecond_is_a_wait_not_for_ever(open_queue):
             return loop.time() - started
 
     assert run(scenario()) < 1
+
+
+def test_a_parked_job_that_is_aborted_leaves_its_waiting_list_and_a_retry_lists_it_once(open_queue):
+    def back(job: Job) -> Job:  # the dashboard's retry, as operations.back_for_one_more_attempt does it
+        job.status, job.error = Status.QUEUED, None
+        return job
+
+    async def scenario():
+        async with open_queue() as queue:
+            await records.submit(queue, limited("f1", ";feed:1,1"))
+            await records.submit(queue, limited("f2", ";feed:1,1"))
+            holder = await take(queue)
+            assert await take(queue) is None  # f2 parked: feed:1's one lease is held
+            aborted, _ = await records.request_abort(queue, "f2", "not wanted")
+            after_abort = await pausing.depth(queue), await sweeping.check_consistency(queue)
+            await records.compare_and_set(queue, "f2", back)
+            waiting = await queue.redis.lrange(f"{queue.queued_key}:waiting:c:feed:1", 0, -1)
+            listed = await queue.redis.lrange(queue.queued_key, 0, -1) + waiting
+            return holder, aborted, after_abort, listed, await pausing.depth(queue)
+
+    holder, aborted, (depth, report), listed, depth_after_retry = run(scenario())
+    assert holder.key == "f1" and aborted.status == Status.ABORTED
+    assert depth.queued == 0  # an aborted job is not counted as queued
+    assert report == {"unreferenced": [], "no_ttl": [], "dangling": []}
+    assert listed.count(aborted.id.encode()) == 1  # retried: listed once, not twice
+    assert depth_after_retry.queued == 1

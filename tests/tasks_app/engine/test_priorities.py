@@ -142,3 +142,18 @@ def test_the_priority_is_stored_after_the_header_and_read_back(open_queue):
     raw, stored = run(scenario())
     assert b'"scheduled": 0, "priority": -3, "function": "f"' in raw
     assert stored.priority == -3
+
+
+def test_a_lone_job_at_a_negative_level_is_taken_by_the_next_take(open_queue):
+    # Listing it pushed a wake-up entry on the empty queued list: the take that drops that entry must
+    # still serve the level, not find the queued list empty and leave the worker blocked until its timeout.
+    async def scenario():
+        async with open_queue() as queue:
+            await records.submit(queue, job("low", -5))
+            taken = await attempts.take(queue, "w1")
+            return taken, await pausing.depth(queue), await sweeping.check_consistency(queue)
+
+    taken, depth, report = run(scenario())
+    assert taken is not None and (taken.key, taken.status) == ("low", Status.ACTIVE)
+    assert depth.queued == 0
+    assert report == {"unreferenced": [], "no_ttl": [], "dangling": []}
