@@ -47,24 +47,12 @@ django.setup()
 
 import redis  # noqa: E402
 from django.conf import settings  # noqa: E402
-from django.db import connection  # noqa: E402
 
-from bench.support import throwaway_databases  # noqa: E402
+from bench.support import throwaway_databases, worker_env  # noqa: E402
 from tasks_app import aenqueue_many, chain, step  # noqa: E402
 from tasks_app.enqueueing.connections import disconnect_all  # noqa: E402
 
 REDIS_URL = settings.BENCH_REDIS_URL
-
-
-def subprocess_env(concurrency: int) -> dict:
-    db = connection.settings_dict
-    return {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "bench.settings",
-        "TEST_DATABASE_URL": f"postgres://{db['USER'] or 'postgres'}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "BENCH_REDIS_URL": REDIS_URL,
-        "BENCH_CONCURRENCY": str(concurrency),
-    }
 
 
 def fill_plain(count: int) -> None:
@@ -123,7 +111,7 @@ def run_worker(cwd: Path, jobs: int, concurrency: int) -> tuple[float, float]:
     with tempfile.NamedTemporaryFile("w+", prefix="runworker-", suffix=".log", delete=False) as log:
         subprocess.run(
             [sys.executable, "manage.py", "runworker", "--burst", "--skip-checks", "--concurrency", str(concurrency)],
-            cwd=cwd, env=subprocess_env(concurrency), check=True, stdout=log, stderr=subprocess.STDOUT,
+            cwd=cwd, env=worker_env(concurrency, REDIS_URL), check=True, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
     done = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = done.ru_utime + done.ru_stime - used.ru_utime - used.ru_stime + redis_cpu() - server

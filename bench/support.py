@@ -52,3 +52,18 @@ def throwaway_databases(redis_url: str) -> Iterator[redis.Redis]:
         finally:
             connections.close_all()
             teardown_databases(old_config, verbosity=0)
+
+
+def worker_env(concurrency: int, redis_url: str) -> dict:
+    """The environment of a ``runworker`` the benches spawn: bench settings, this process's database, the
+    bench's Redis and ``concurrency`` slots."""
+    from django.db import connection
+
+    db = connection.settings_dict
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "bench.settings",
+        "TEST_DATABASE_URL": f"postgres://{db['USER'] or 'postgres'}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        "BENCH_REDIS_URL": redis_url,
+        "BENCH_CONCURRENCY": str(concurrency),
+    }

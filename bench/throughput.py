@@ -41,21 +41,10 @@ from saq import Queue  # noqa: E402
 from saq.job import Job  # noqa: E402
 
 from bench.jobs import bench_orm_read_write  # noqa: E402
-from bench.support import throwaway_databases  # noqa: E402
+from bench.support import throwaway_databases, worker_env  # noqa: E402
 from tests.sampleapp.models import Note  # noqa: E402
 
 REDIS_URL = settings.BENCH_REDIS_URL
-
-
-def subprocess_env(concurrency: int) -> dict:
-    db = connection.settings_dict
-    return {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "bench.settings",
-        "TEST_DATABASE_URL": f"postgres://{db['USER'] or 'postgres'}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "BENCH_REDIS_URL": REDIS_URL,
-        "BENCH_CONCURRENCY": str(concurrency),
-    }
 
 
 async def fill_queue(function: str, count: int, kwargs: dict | None = None) -> None:
@@ -96,7 +85,7 @@ def run_runworker(function: str, count: int, concurrency: int, kwargs: dict | No
         subprocess.run(
             [sys.executable, "manage.py", "runworker", "--burst", "--skip-checks", "--concurrency", str(concurrency),
              *flags],
-            cwd=ROOT, env=subprocess_env(concurrency), check=True, stdout=log, stderr=subprocess.STDOUT,
+            cwd=ROOT, env=worker_env(concurrency, REDIS_URL), check=True, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
     try:
         rate = count / job_span(count)
@@ -113,7 +102,7 @@ def run_bare_saq(count: int, concurrency: int) -> float:
     client = redis.Redis.from_url(REDIS_URL)
     worker = subprocess.Popen(
         [sys.executable, "-m", "saq", "bench.saq_settings.settings"],
-        cwd=ROOT, env=subprocess_env(concurrency), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=ROOT, env=worker_env(concurrency, REDIS_URL), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
         while client.zcard("saq:default:incomplete") or client.llen("saq:default:active"):
