@@ -4,8 +4,8 @@
 name               what happens
 =================  ===========================================================================
 ``kill-primary``   SIGKILL of the Redis primary; the sentinels promote the replica. Once they
-                   have, the dead server is started again, as its supervisor would (the
-                   sentinels make it a replica of the new primary).
+                   have, the dead server is started again, as a sentinel-aware supervisor
+                   would: as a replica of the new primary (``Topology.restore``).
 ``partition``      host 1 is cut off from Redis and PostgreSQL (its side of the link down) for
                    the duration, then healed.
 ``pause``          host 2's worker is stopped with SIGSTOP for the duration, then SIGCONT.

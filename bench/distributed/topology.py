@@ -12,7 +12,7 @@ All listen on the network's service address (``network.py``), on free ports:
   forwards the service address's port to it (PostgreSQL listens on the loopback only).
 
 ``kill_primary()`` SIGKILLs whichever server is the primary now; ``restore()`` starts it again on
-its port, and the sentinels make it a replica of the new primary.
+its port, as a replica of the new primary.
 """
 
 from __future__ import annotations
@@ -240,7 +240,18 @@ class Topology:
         raise RuntimeError(f"No failover within {timeout:.0f}s of the primary's death")
 
     def restore(self, node: RedisNode) -> None:
-        """Start a killed server again on its port; the sentinels turn it into a replica."""
+        """Start a killed server again on its port, as a replica of the primary the sentinels name now.
+
+        As a sentinel-aware supervisor does (the start scripts of the common Kubernetes charts and
+        operators ask the sentinels for the primary first): a server that comes back as a primary,
+        from its own AOF, accepts writes until the sentinels turn it into a replica (some 10 s later,
+        Sentinel's wait for a role it contradicts), and those writes are then discarded."""
+        primary = self.primary()
+        tail, replica_of = node.argv_tail, ["--replicaof", primary.address, str(primary.port)]
+        if "--replicaof" in tail:
+            at = tail.index("--replicaof")
+            tail = tail[:at] + tail[at + 3 :]
+        node.argv_tail = tail + replica_of
         node.start(self.resources)
         self.wait_replicas(self.replicas, timeout=60)
 
@@ -261,13 +272,13 @@ class Topology:
             time.sleep(0.1)
 
     def wait_sentinels_agree(self, timeout: float = 30.0) -> None:
-        """Wait until every sentinel knows the other two and the replica (a failover needs them)."""
+        """Wait until every sentinel knows the other two and the replicas (a failover needs them)."""
         deadline = time.monotonic() + timeout
         while True:
             try:
                 ready = all(
                     int(node.client().sentinel_master(SERVICE)["num-other-sentinels"]) >= len(self.sentinels) - 1
-                    and int(node.client().sentinel_master(SERVICE)["num-slaves"]) >= 1
+                    and int(node.client().sentinel_master(SERVICE)["num-slaves"]) >= self.replicas
                     for node in self.sentinels
                 )
                 if ready:

@@ -15,6 +15,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..backoff import backoff
+from ..exceptions import ReplicasNotConfirmed
 
 logger = logging.getLogger("tasks_app.worker")
 
@@ -97,11 +98,14 @@ class Outages:
 
 
 def service_of(exc: BaseException) -> str | None:
-    """Which outside service an exception says is unreachable: "Redis", "the database", or None."""
+    """Which outside service an exception says is unreachable: "Redis", "the database", "the replicas'
+    confirmation", or None."""
     from django.db import InterfaceError, OperationalError
 
     if isinstance(exc, (OperationalError, InterfaceError)):
         return "the database"
+    if isinstance(exc, ReplicasNotConfirmed):  # Redis answers; its replicas do not confirm (a log of its own)
+        return "the replicas' confirmation"
     if isinstance(exc, REDIS_ERRORS):
         return "Redis"
     return None

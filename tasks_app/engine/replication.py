@@ -1,9 +1,11 @@
-"""Acknowledged means durable, when asked: Redis's ``WAIT`` after each write that enqueues.
+"""Acknowledged means durable, when asked: Redis's ``WAIT`` after each write that enqueues or ends a job.
 
-A queue with ``wait_replicas=N`` (``conf.QueueConfig``) gets a ``Durability``; its enqueueing writes
-(``DURABLE_SCRIPTS``: enqueue, a retry's or the sweep's re-queue, a compare-and-set that puts a job
-back on the queue, and bulk pipelines) return only once ``WAIT N timeout`` has confirmed N replicas, else raise
-``ReplicasNotConfirmed``.
+A queue with ``wait_replicas=N`` (``conf.QueueConfig``) gets a ``Durability``; its writes that put a job
+on the queue or end it (``DURABLE_SCRIPTS``: enqueue, a retry's or the sweep's re-queue, a compare-and-set
+that puts a job back on the queue, a worker's outcome, and bulk pipelines) return only once
+``WAIT N timeout`` has confirmed N replicas, else raise ``ReplicasNotConfirmed``. A worker retries its
+outcome until it is confirmed: an outcome a failover lost would run the job a second time, and the
+ledger of the fault harness (``bench/distributed``) would hold two accepted terminal writes for it.
 
 ``WAIT`` counts the writes of the connection it is sent on, so it goes in the same non-transactional
 pipeline as the script, which redis-py sends on one connection of the pool. Not on the queue's
@@ -31,8 +33,10 @@ if TYPE_CHECKING:
 
 # ``queue`` below is an ``AtomicRedisQueue`` (not imported: queue.py imports this module).
 
-# The scripts that write a job onto the queue (a new job, a retry, a re-queue, a rewrite of a job).
-DURABLE_SCRIPTS = frozenset({"enqueue", "enqueue_chain", "requeue", "replace", "relist"})
+# The scripts that write a job onto the queue (a new job, a retry, a re-queue, a rewrite of a job) or
+# record how its attempt ended (``finish``, ``end_abort``). ``finish_and_take`` is not one: a durable
+# queue's worker finishes and takes in two calls (``engine/worker.py``).
+DURABLE_SCRIPTS = frozenset({"enqueue", "enqueue_chain", "requeue", "replace", "relist", "finish", "end_abort"})
 
 
 @dataclass
@@ -56,13 +60,19 @@ class Durability:
 
     async def script(self, queue: Any, name: str, keys: list, args: list) -> Any:
         """Run the queue's script ``name`` and ``WAIT`` on one connection; the script's reply, once confirmed.
-        A script's own error is raised as it is (nothing was written, nothing to confirm)."""
+        A script's own error is raised as it is (nothing was written, nothing to confirm).
+
+        A probe write sits between them. ``WAIT`` confirms the connection's own last write, and a
+        compare-and-set that refuses writes nothing: its reply ("written already", by an earlier try
+        whose confirmation a failover cut off) describes a state that reached this primary by another
+        connection or by replication. The probe makes ``WAIT`` confirm all of it."""
         script = queue._scripts[name]
         for _ in range(2):
             async with queue.redis.pipeline(transaction=False) as pipe:
                 pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+                pipe.set(queue.namespace("durability_probe"), "1", px=60_000)
                 pipe.execute_command("WAIT", self.replicas, self.timeout_ms)
-                reply, acknowledged = await pipe.execute(raise_on_error=False)
+                reply, _, acknowledged = await pipe.execute(raise_on_error=False)
             if isinstance(reply, NoScriptError):  # Redis lost its script cache (a restart, a new primary)
                 await queue.redis.script_load(script.script)
                 continue

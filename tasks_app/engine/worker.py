@@ -215,8 +215,9 @@ class Worker(saq.Worker):
         return await self._write(job, lambda: self._requeued(job))
 
     async def _ended(self, job: Job, status: Status, *, result=None, error=None) -> str:
-        # While the worker keeps going, the next job comes back with this outcome's write.
-        take_next = not self.event.is_set() and self.max_burst_jobs is None
+        # While the worker keeps going, the next job comes back with this outcome's write; not on a
+        # durable queue, whose outcome waits for its replicas (engine/replication.py) on a call of its own.
+        take_next = not self.event.is_set() and self.max_burst_jobs is None and self.queue.durability is None
         taken = await attempts.end_attempt(self.queue, job, status, result=result, error=error, take_next=take_next)
         if taken is not None:
             self.taken.append(taken)
@@ -261,11 +262,11 @@ class Worker(saq.Worker):
                     extra={"job_key": conflict.key, "outcome": "lost"},
                 )
                 return "lost"
-            except REDIS_ERRORS as exc:
-                await asyncio.sleep(self.outages.failed("Redis", exc))
+            except REDIS_ERRORS as exc:  # and ReplicasNotConfirmed: a durable queue's outcome waits for them
+                await asyncio.sleep(self.outages.failed(service_of(exc) or "Redis", exc))
                 continue
-            if self.outages.since:
-                self.outages.succeeded("Redis")
+            for service in tuple(self.outages.since):
+                self.outages.succeeded(service)
             return outcome
 
     # --- heartbeat, aborts, upkeep ----------------------------------------------------------------

@@ -2,10 +2,13 @@
 connection), or raises ReplicasNotConfirmed; a bulk enqueue pays one WAIT; the outbox keeps a row whose
 write was not confirmed. A real primary and replica (tests/redis_topology.py)."""
 
+import contextlib
+import logging
 import signal
+import threading
 
 import pytest
-from django.db import transaction
+from django.db import connections, transaction
 from saq.job import Status
 
 from tasks_app import enqueue, enqueue_many, enqueue_on_commit
@@ -91,7 +94,7 @@ def test_a_bulk_enqueue_pays_one_wait(replicated):
 
 
 def test_a_rewrite_that_queues_nothing_waits_for_no_replica(replicated):
-    """An abort (like a progress report or an outcome) puts no work on the queue: no WAIT for it."""
+    """An abort request (like a progress report) puts no work on the queue: no WAIT for it."""
     primary, _, _ = replicated
     job = enqueue("add_note", text="to abort")
     before = waits(primary)
@@ -141,12 +144,66 @@ def test_a_redelivered_row_does_not_run_its_written_job_again(replicated, settin
     with transaction.atomic():
         key = enqueue_on_commit("add_note", text="written once")
     assert OutboxEntry.objects.filter(job_key=key).exists()  # on the primary, unconfirmed: the row stays
-    run_burst()  # the job runs meanwhile (outcomes are not waited for)
-    assert Note.objects.filter(text="written once").count() == 1
-    with pytest.raises(ReplicasNotConfirmed):  # still no replica: the row stays, nothing is enqueued
-        background.run(outbox.drain(grace=0))
-    resume(replicated)
-    assert background.run(outbox.drain(grace=0)) == 1  # confirmed now: the row goes
+    rows: list[bool] = []
+
+    def once_it_has_run() -> None:
+        # The job has run; its worker waits for a replica to confirm the outcome. The row is still
+        # unconfirmed: delivering it again (here, or the worker's own drain) enqueues nothing, and
+        # the row stays.
+        wait_until(lambda: Note.objects.filter(text="written once").exists(), message="the job to run")
+        try:
+            with contextlib.suppress(ReplicasNotConfirmed):
+                background.run(outbox.drain(grace=0))
+            rows.append(OutboxEntry.objects.filter(job_key=key).exists())
+        finally:
+            connections.close_all()
+            resume(replicated)
+
+    helper = threading.Thread(target=once_it_has_run)
+    helper.start()
+    run_burst()  # returns once the replica is back and has confirmed the outcome
+    helper.join()
+    assert rows == [True]  # still no replica then: the row stayed
+    assert background.run(outbox.drain(grace=0)) in (0, 1)  # confirmed now (here, or by the worker's drain)
     assert not OutboxEntry.objects.exists()
     run_burst()
     assert Note.objects.filter(text="written once").count() == 1  # and the job did not run again
+
+
+def test_a_workers_outcome_waits_for_the_replica(replicated, settings, caplog):
+    """An outcome the primary alone holds is lost in a failover, and the job runs again: on a durable
+    queue the worker retries it until a replica confirms it, and says so once each way."""
+    primary, replica, replica_process = replicated
+    url = settings.SAQ["QUEUES"]["default"]["URL"] + "&wait_timeout=300"
+    settings.SAQ = {**settings.SAQ, "QUEUES": {"default": {"URL": url}}}
+    job = enqueue("add_note", text="outcome confirmed")
+    replica_process.kill(signal.SIGSTOP)
+    seen: list[str] = []
+    errors: list[BaseException] = []
+
+    def once_it_has_run() -> None:
+        try:
+            wait_until(lambda: Note.objects.filter(text="outcome confirmed").exists(), message="the job to run")
+            # Complete on the primary, and the worker still waits: the replica has the job active.
+            wait_until(lambda: b'"status": "complete"' in (primary.get(job.id) or b""), message="the outcome")
+            seen.append(primary.get(job.id).decode())
+            lost = "Lost the replicas' confirmation"
+            wait_until(lambda: any(lost in m for m in caplog.messages), message="the worker to say it waits")
+        except BaseException as exc:  # reported by the test's thread below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+            resume(replicated)
+
+    helper = threading.Thread(target=once_it_has_run)
+    helper.start()
+    with caplog.at_level(logging.INFO, logger="tasks_app.worker"):
+        run_burst()
+    helper.join()
+    assert not errors, errors
+    assert '"status": "complete"' in seen[0]
+    assert b'"status": "complete"' in replica.get(job.id)  # confirmed before the worker moved on
+    lines = [m for m in caplog.messages if "replicas' confirmation" in m]
+    assert len(lines) == 2, caplog.messages
+    assert lines[0].startswith("Lost the replicas' confirmation (Redis confirmed this write on 0 of 1 replica(s)")
+    assert lines[1].startswith("The replicas' confirmation is back after ")
