@@ -32,9 +32,12 @@ async def take(queue: AtomicRedisQueue, worker_id: str, wait: float = 0.0) -> Jo
     """The next queued job, already marked ACTIVE for ``worker_id`` (attempts + 1), or None.
 
     Waits up to ``wait`` seconds for one when nothing is queued; when jobs wait for their limits
-    (``engine/limits.py``), only until the first of them may start.
+    (``engine/limits.py``), only until the first of them may start, and when a job is scheduled, only
+    until it is due.
     """
-    reply = await queue._script("take", [queue.queued_key, queue.active_key, queue.paused_key], [worker_id])
+    reply = await queue._script(
+        "take", [queue.queued_key, queue.active_key, queue.paused_key, queue.incomplete_key], [worker_id]
+    )
     if wait > 0 and (not reply or _waits(reply)):
         if reply:
             wait = min(wait, int(reply[1]) / 1000)
@@ -42,7 +45,9 @@ async def take(queue: AtomicRedisQueue, worker_id: str, wait: float = 0.0) -> Jo
         if job_id is None:
             return None
         reply = await queue._script(
-            "activate", [queue.active_key, job_id, queue.queued_key, queue.paused_key], [worker_id]
+            "activate",
+            [queue.active_key, job_id, queue.queued_key, queue.paused_key, queue.incomplete_key],
+            [worker_id],
         )
     if reply == b"paused":
         await asyncio.sleep(wait)  # paused: take nothing, and do not spin

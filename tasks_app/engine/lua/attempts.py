@@ -47,11 +47,26 @@ end
     + PARKED
     + r"""
 
+-- Nothing could be taken: the sooner of two waits (each {'wait', ms} or false).
+local function sooner(a, b)
+    if not a or (b and tonumber(b[2]) < tonumber(a[2])) then return b end
+    return a
+end
+
+-- Nothing queued: how long (ms) until the first scheduled job is due, or false if none is scheduled.
+local function scheduled_wait(incomplete, now)
+    local due = first_due(incomplete)
+    if not due then return false end
+    return {'wait', string.format('%d', math.max(math.ceil(due * 1000 - tonumber(now)), 1))}
+end
+
 -- The next runnable job, moved to the active list and marked ACTIVE for ``worker``; false when
--- nothing is queued; {'wait', ms} when nothing can start but a parked job may in ms (limits);
--- 'paused' while the queue is paused (its workers take nothing new). With every job at priority 0
--- and none limited, neither the levels set nor the limited set exists.
-local function take_next(queued, active, paused, worker, now)
+-- nothing is queued; {'wait', ms} when nothing can start but a parked job may in ms (limits) or a
+-- scheduled one is due in ms; 'paused' while the queue is paused (its workers take nothing new).
+-- With every job at priority 0 and none limited, neither the levels set nor the limited set exists.
+-- ``incomplete`` (nil on the second pass): with nothing queued, the scheduled jobs due now are listed
+-- first (as the scheduler does, at most 100), so that a job is taken as soon as it is due.
+local function take_next(queued, active, paused, worker, now, incomplete)
     if redis.call('EXISTS', paused) == 1 then return 'paused' end
     local levels = queued .. ':levels'
     -- One EXISTS for both: the hot path of a queue that uses neither costs one call more than FIFO.
@@ -83,22 +98,26 @@ local function take_next(queued, active, paused, worker, now)
             limited = limited or redis.call('EXISTS', queued .. ':limited') == 1
         end
     end
-    return limited and parked_wait(queued, now)
+    if not incomplete then return limited and parked_wait(queued, now) end
+    if #queue_due(incomplete, queued, tonumber(now) / 1000, 100) > 0 then
+        return take_next(queued, active, paused, worker, now)
+    end
+    return sooner(limited and parked_wait(queued, now), scheduled_wait(incomplete, now))
 end
 """
 )
 
-# KEYS: queued, active, paused. ARGV: worker id. Takes the next runnable job and marks it ACTIVE for
-# this worker, in one step. Returns {id, payload, activated (1/0)}, false, {'wait', ms} or 'paused'.
+# KEYS: queued, active, paused, incomplete. ARGV: worker id. Takes the next runnable job and marks it
+# ACTIVE for this worker, in one step. Returns {id, payload, activated (1/0)}, false, {'wait', ms} or 'paused'.
 TAKE = (
     PRELUDE
     + _TAKING
     + r"""
-return take_next(KEYS[1], KEYS[2], KEYS[3], ARGV[1], (clock()))
+return take_next(KEYS[1], KEYS[2], KEYS[3], ARGV[1], (clock()), KEYS[4])
 """
 )
 
-# KEYS: active, job id (just moved there by BLMOVE: a job's, or a wake-up entry), queued, paused.
+# KEYS: active, job id (just moved there by BLMOVE: a job's, or a wake-up entry), queued, paused, incomplete.
 # ARGV: worker id. A job moved while the queue is paused goes back to the head of the queue ('paused').
 ACTIVATE = (
     PRELUDE
@@ -111,9 +130,10 @@ if redis.call('EXISTS', KEYS[4]) == 1 then
     return 'paused'
 end
 if KEYS[2] == wake_of(KEYS[3]) then
-    -- Woken for a job listed at another priority: take the next job, from whichever list.
+    -- Woken for a job listed at another priority, or scheduled before any other: take the next job
+    -- (from whichever list), or hear how long until the scheduled one is due.
     redis.call('LREM', KEYS[1], 1, KEYS[2])
-    return take_next(KEYS[3], KEYS[1], KEYS[4], ARGV[1], (clock()))
+    return take_next(KEYS[3], KEYS[1], KEYS[4], ARGV[1], (clock()), KEYS[5])
 end
 return activate(KEYS[2], KEYS[1], ARGV[1], (clock()), KEYS[3], false)
 """
@@ -143,7 +163,7 @@ FINISH_AND_TAKE = (
     PRELUDE
     + _TAKING
     + _FINISH
-    + "local now = clock()\nreturn {finish(now), take_next(KEYS[4], KEYS[2], KEYS[6], ARGV[5], now)}\n"
+    + "local now = clock()\nreturn {finish(now), take_next(KEYS[4], KEYS[2], KEYS[6], ARGV[5], now, KEYS[3])}\n"
 )
 
 # Owner CAS: put the attempt back on the queue (a retry, or a clean stop's re-queue), ``touched``

@@ -152,6 +152,37 @@ local function list_job(id, priority, queued, head)
     if head then redis.call('LPUSH', list, id) else redis.call('RPUSH', list, id) end
 end
 
+-- The due time (epoch s, Redis's clock) of the first scheduled job, or nil. Queued jobs score 0.
+local function first_due(incomplete)
+    local first = redis.call('ZRANGEBYSCORE', incomplete, 1, '+inf', 'LIMIT', 0, 1, 'WITHSCORES')
+    return first[2] and tonumber(first[2])
+end
+
+-- Schedule job ``id``, due at ``score``. A job due before every other one wakes a worker blocked on
+-- the empty queued list: its take then waits until that job is due, not for the scheduler's next tick.
+local function schedule_job(id, score, incomplete, queued)
+    local first = first_due(incomplete)
+    redis.call('ZADD', incomplete, score, id)
+    if (not first or tonumber(score) < first) and redis.call('LLEN', queued) == 0 then
+        redis.call('RPUSH', queued, wake_of(queued))
+    end
+end
+
+-- List the scheduled jobs due by ``now_s`` (epoch s), at most ``most`` (nil: all); returns their ids.
+local function queue_due(incomplete, queued, now_s, most)
+    local due
+    if most then
+        due = redis.call('ZRANGEBYSCORE', incomplete, 1, now_s, 'LIMIT', 0, most)
+    else
+        due = redis.call('ZRANGEBYSCORE', incomplete, 1, now_s)
+    end
+    for _, id in ipairs(due) do
+        redis.call('ZADD', incomplete, 0, id)
+        list_job(id, priority_of(redis.call('GET', id) or ''), queued, false)
+    end
+    return due
+end
+
 -- Limits (engine/limits.py): a limited job's meta starts, right after its header (and priority), with
 -- "limits": "<rate key>,<count>,<period ms>;<lease key>,<n>" (either half empty; keys need no escaping).
 local LIMITS = '^"meta": {"limits": "([^"]*)"'
@@ -218,7 +249,7 @@ end
 local function enqueue_payload(id, payload, score, incomplete, queued, push)
     redis.call('SET', id, payload)
     if push == 'none' then
-        redis.call('ZADD', incomplete, score, id)
+        schedule_job(id, score, incomplete, queued)
     else
         redis.call('ZADD', incomplete, 0, id)
         list_job(id, priority_of(payload), queued, push == 'head')

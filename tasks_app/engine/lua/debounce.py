@@ -52,7 +52,7 @@ local function debounce(id, incomplete, queued, successor, payload, wait, most, 
             return {'debounced', first, scheduled}
         end
         redis.call('SET', id, stamp(payload, {queued = first, scheduled = scheduled}))
-        redis.call('ZADD', incomplete, due, id)
+        schedule_job(id, due, incomplete, queued)
         return {'debounced', first, scheduled}
     end
     enqueue_payload(id, stamp(payload, {queued = first, scheduled = scheduled}), due, incomplete, queued, 'none')

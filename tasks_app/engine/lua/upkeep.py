@@ -10,12 +10,7 @@ SCHEDULE = (
     + r"""
 if tonumber(ARGV[1]) > 0 and redis.call('SET', KEYS[1], 1, 'NX', 'EX', ARGV[1]) == false then return {} end
 local t = redis.call('TIME')
-local due = redis.call('ZRANGEBYSCORE', KEYS[2], 1, tonumber(t[1]) + tonumber(t[2]) / 1000000)
-for _, id in ipairs(due) do
-    redis.call('ZADD', KEYS[2], 0, id)
-    list_job(id, priority_of(redis.call('GET', id) or ''), KEYS[3], false)
-end
-return due
+return queue_due(KEYS[2], KEYS[3], tonumber(t[1]) + tonumber(t[2]) / 1000000)
 """
 )
 
