@@ -37,6 +37,7 @@ can always resolve it; terminal jobs expire after their ``ttl``.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections import deque
@@ -45,7 +46,7 @@ from saq.job import TERMINAL_STATUSES, Job, Status
 from saq.queue.redis import RedisQueue
 
 from ..exceptions import JobStateConflict
-from . import chains, clock, debounce, lua, records, replication, storage, sweeping
+from . import chains, clock, debounce, lua, priorities, records, replication, storage, sweeping
 from .pipelining import AutoPipeline
 from .storage import PIECES
 
@@ -294,6 +295,25 @@ class AtomicRedisQueue(RedisQueue):
             return await super().count(kind)
         keys = [self.queued_key, self.active_key, self.incomplete_key, self.paused_key, self.stats_key]
         return (await self._script("depth", keys, []))[0]
+
+    async def dequeue(self, timeout: float = 0.0, poll_interval: float = 0.0) -> Job | None:  # noqa: ASYNC109 (SAQ's signature)
+        """SAQ's ``dequeue`` (its own Worker's take), passing over the wake-up entry that an enqueue pushes on
+        an empty queued list for this class's workers (``engine/priorities.py``): SAQ would return None for
+        it while a job waits behind it (a --burst SAQ worker then ends), and leave it in the active list."""
+        wake = priorities.wake_key(self.queued_key)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            job_id = await self.redis.blmove(self.queued_key, self.active_key, timeout, "LEFT", "RIGHT")
+            if job_id is None:
+                return None
+            if _text(job_id) != wake:
+                return await self._get_job_by_id(job_id)
+            await self.redis.lrem(self.active_key, 1, job_id)
+            if timeout:  # 0: block for ever, as SAQ's
+                timeout = deadline - loop.time()
+                if timeout <= 0:
+                    return None
 
     # --- schedule, sweep, worker info -------------------------------------------------------------
 

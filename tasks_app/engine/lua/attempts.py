@@ -64,9 +64,11 @@ end
 -- nothing is queued; {'wait', ms} when nothing can start but a parked job may in ms (limits) or a
 -- scheduled one is due in ms; 'paused' while the queue is paused (its workers take nothing new).
 -- With every job at priority 0 and none limited, neither the levels set nor the limited set exists.
--- ``incomplete`` (nil on the second pass): with nothing queued, the scheduled jobs due now are listed
--- first (as the scheduler does, at most 100), so that a job is taken as soon as it is due.
-local function take_next(queued, active, paused, worker, now, incomplete)
+-- ``incomplete``: with nothing queued, the scheduled jobs due now are listed first (as the scheduler
+-- does, at most 100; not again on the second pass, ``listed``), so that a job is taken as soon as it is
+-- due; if none of them could start (a record evicted, a job parked), the wait still ends when the next
+-- scheduled job is due.
+local function take_next(queued, active, paused, worker, now, incomplete, listed)
     if redis.call('EXISTS', paused) == 1 then return 'paused' end
     local levels = queued .. ':levels'
     -- One EXISTS for both: the hot path of a queue that uses neither costs one call more than FIFO.
@@ -99,8 +101,8 @@ local function take_next(queued, active, paused, worker, now, incomplete)
         end
     end
     if not incomplete then return limited and parked_wait(queued, now) end
-    if #queue_due(incomplete, queued, tonumber(now) / 1000, 100) > 0 then
-        return take_next(queued, active, paused, worker, now)
+    if not listed and #queue_due(incomplete, queued, tonumber(now) / 1000, 100) > 0 then
+        return take_next(queued, active, paused, worker, now, incomplete, true)
     end
     return sooner(limited and parked_wait(queued, now), scheduled_wait(incomplete, now))
 end
