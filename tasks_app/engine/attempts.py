@@ -120,10 +120,10 @@ async def end_attempt(
         job.progress = 1.0
     taken = None
     if take_next:
-        reply, next_reply = await queue._finish_cas(job, status, "finish_and_take")
+        reply, next_reply = await queue._finish_cas(job, status, "finish_and_take", job.started)
         taken = await _taken(queue, next_reply, job.worker_id)
     else:
-        reply = await queue._finish_cas(job, status)
+        reply = await queue._finish_cas(job, status, started=job.started)
     if _text(reply[0]) != "ok":
         stored = queue._stored(reply)
         if queue._same_attempt(stored, job) and stored.status == status:

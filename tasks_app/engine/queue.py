@@ -193,16 +193,17 @@ class AtomicRedisQueue(RedisQueue):
             return Status.QUEUED  # written already (the reply to an earlier try was lost)
         raise JobStateConflict(job.key, Status.QUEUED.value, stored)
 
-    async def _finish_cas(self, job: Job, status: Status | str, script: str = "finish") -> list:
+    async def _finish_cas(
+        self, job: Job, status: Status | str, script: str = "finish", started: int | None = None
+    ) -> list:
         # SAQ's HTTP proxy passes statuses as plain strings. A worker's finish-and-take may share a
-        # write with its other slots': its order against other commands does not matter.
-        return await self._script(
-            script,
-            [*self._keys(job), self.paused_key],
-            [self.serialize(job), Status(status).value, job.ttl, "active,aborting,queued", job.worker_id or "",
-             job.attempts, *chains.args(self, job)],
-            gather=script == "finish_and_take",
-        )  # fmt: skip
+        # write with its other slots': its order against other commands does not matter. ``started``:
+        # the attempt's start, checked too (lua/attempts.py's FINISH; this engine's worker gives it).
+        args = [self.serialize(job), Status(status).value, job.ttl, "active,aborting,queued", job.worker_id or "",
+                job.attempts, *chains.args(self, job)]  # fmt: skip
+        if started is not None:
+            args += [""] * (7 - len(args)) + [started]  # after the links key, "" for a job of no chain
+        return await self._script(script, [*self._keys(job), self.paused_key], args, gather=script == "finish_and_take")
 
     def _count(self, status: Status) -> None:
         if status == Status.COMPLETE:

@@ -143,17 +143,25 @@ return activate(KEYS[2], KEYS[1], ARGV[1], (clock()), KEYS[3], false)
 
 # Owner CAS: the attempt's outcome, written by whoever holds it, ``completed`` stamped now.
 # KEYS: job id, active, incomplete, queued, successor.
-# ARGV: payload, status, ttl, allowed statuses (comma list), worker, attempts, and for a chain step only:
-# its links key (``chains.py``).
+# ARGV: payload, status, ttl, allowed statuses (comma list), worker, attempts, then for a chain step its
+# links key (``chains.py``; "" for another job when a start follows), and for this engine's worker the
+# attempt's start (``started``, ms).
 # An ABORTING job that fails or completes is recorded as it ended (the abort came too late).
+# Given, the start tells the attempt too (its take stamped it): an outcome written again (its reply lost,
+# or its replicas' confirmation late) must not land on the next job of its key, enqueued since and taken
+# by the same worker at the same attempt number. SAQ's own Worker, which gives none, stamps its own start
+# and may run two copies of one attempt (its tests do): for it, worker and attempts are the attempt.
 # Returns {"ok", completed (ms)} or {"refused", stored payload} / {"missing"}.
 _FINISH = r"""
 local function finish(now)
     local cur, st, refused = load_owned(KEYS[1], ARGV[5], ARGV[6])
     if refused then return refused end
     if not allowed(st.status, ARGV[4]) then return {'refused', cur} end
+    if ARGV[8] and tonumber(ARGV[8]) ~= tonumber(st.started) then return {'refused', cur} end
+    local links = ARGV[7]
+    if links == '' then links = nil end
     end_record(KEYS[1], stamp(ARGV[1], {completed = now}), ARGV[2], tonumber(ARGV[3]), KEYS[2], KEYS[3], KEYS[4],
-               KEYS[5], st.status == 'queued', ARGV[7])
+               KEYS[5], st.status == 'queued', links)
     return {'ok', now}
 end
 """
