@@ -127,7 +127,9 @@ async def end_attempt(
     if _text(reply[0]) != "ok":
         stored = queue._stored(reply)
         if queue._same_attempt(stored, job) and stored.status == status:
-            return taken  # written already (the reply to an earlier try was lost)
+            job.completed = stored.completed  # written already (the reply to an earlier try was lost)
+            queue._count(status)
+            return taken
         conflict = JobStateConflict(job.key, Status(status).value, stored)
         conflict.taken = taken
         raise conflict

@@ -260,6 +260,7 @@ class AtomicRedisQueue(RedisQueue):
         stored = self._stored(reply)
         if _text(reply[0]) != "aborted":
             if stored is not None and stored.status == Status.ABORTED:
+                self.aborted += count and self._same_attempt(stored, job)  # this attempt's, written by an earlier try
                 job.replace(stored)
                 return job  # already ended (e.g. twice through SAQ's own worker): nothing to do
             raise JobStateConflict(job.key, Status.ABORTED.value, stored)
