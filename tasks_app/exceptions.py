@@ -69,7 +69,10 @@ class ReplicasNotConfirmed(TasksAppError, RedisConnectionError):
     """A queue with ``wait_replicas=N``: fewer than N replicas confirmed an enqueueing write within
     ``wait_timeout`` ms. The write is on the primary but may be lost if it fails over before a replica
     has it. Also a redis-py ``ConnectionError``, so that what retries on a lost Redis (the outbox drain,
-    a worker's retry writes) retries on this too; ``acknowledged`` is how many replicas did confirm."""
+    a worker's retry writes) retries on this too; ``acknowledged`` is how many replicas did confirm;
+    ``reply``: the script's own reply to the write, when one ran (what it wrote, or why it refused)."""
+
+    reply = None
 
     def __init__(self, acknowledged: int, wanted: int, timeout_ms: int, setting: str) -> None:
         super().__init__(

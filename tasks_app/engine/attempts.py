@@ -120,14 +120,16 @@ async def end_attempt(
         job.progress = 1.0
     taken = None
     if take_next:
-        reply, next_reply = await queue._finish_cas(job, status, "finish_and_take")
+        reply, next_reply = await queue._finish_cas(job, status, "finish_and_take", job.started)
         taken = await _taken(queue, next_reply, job.worker_id)
     else:
-        reply = await queue._finish_cas(job, status)
+        reply = await queue._finish_cas(job, status, started=job.started)
     if _text(reply[0]) != "ok":
         stored = queue._stored(reply)
         if queue._same_attempt(stored, job) and stored.status == status:
-            return taken  # written already (the reply to an earlier try was lost)
+            job.completed = stored.completed  # written already (the reply to an earlier try was lost)
+            queue._count(status)
+            return taken
         conflict = JobStateConflict(job.key, Status(status).value, stored)
         conflict.taken = taken
         raise conflict

@@ -20,6 +20,8 @@ from ..exceptions import ReplicasNotConfirmed
 logger = logging.getLogger("tasks_app.worker")
 
 REDIS_ERRORS = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
+# The service a durable queue's writes wait for (``engine/replication.py``): Redis answers, its replicas do not.
+REPLICAS = "the replicas' confirmation"
 
 
 @dataclass(frozen=True)
@@ -105,7 +107,7 @@ def service_of(exc: BaseException) -> str | None:
     if isinstance(exc, (OperationalError, InterfaceError)):
         return "the database"
     if isinstance(exc, ReplicasNotConfirmed):  # Redis answers; its replicas do not confirm (a log of its own)
-        return "the replicas' confirmation"
+        return REPLICAS
     if isinstance(exc, REDIS_ERRORS):
         return "Redis"
     return None

@@ -35,3 +35,8 @@ def level_key(queued_key: str, priority: int) -> str:
 def levels_key(queued_key: str) -> str:
     """The sorted set of the levels (other than 0) that may have jobs."""
     return f"{queued_key}:levels"
+
+
+def wake_key(queued_key: str) -> str:
+    """The wake-up entry pushed on an empty queued list (``lua/codec.py``'s ``wake_of``): not a job id."""
+    return f"{queued_key}:wake"

@@ -37,6 +37,7 @@ can always resolve it; terminal jobs expire after their ``ttl``.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections import deque
@@ -45,7 +46,7 @@ from saq.job import TERMINAL_STATUSES, Job, Status
 from saq.queue.redis import RedisQueue
 
 from ..exceptions import JobStateConflict
-from . import chains, clock, debounce, lua, records, replication, storage, sweeping
+from . import chains, clock, debounce, lua, priorities, records, replication, storage, sweeping
 from .pipelining import AutoPipeline
 from .storage import PIECES
 
@@ -192,16 +193,17 @@ class AtomicRedisQueue(RedisQueue):
             return Status.QUEUED  # written already (the reply to an earlier try was lost)
         raise JobStateConflict(job.key, Status.QUEUED.value, stored)
 
-    async def _finish_cas(self, job: Job, status: Status | str, script: str = "finish") -> list:
+    async def _finish_cas(
+        self, job: Job, status: Status | str, script: str = "finish", started: int | None = None
+    ) -> list:
         # SAQ's HTTP proxy passes statuses as plain strings. A worker's finish-and-take may share a
-        # write with its other slots': its order against other commands does not matter.
-        return await self._script(
-            script,
-            [*self._keys(job), self.paused_key],
-            [self.serialize(job), Status(status).value, job.ttl, "active,aborting,queued", job.worker_id or "",
-             job.attempts, *chains.args(self, job)],
-            gather=script == "finish_and_take",
-        )  # fmt: skip
+        # write with its other slots': its order against other commands does not matter. ``started``:
+        # the attempt's start, checked too (lua/attempts.py's FINISH; this engine's worker gives it).
+        args = [self.serialize(job), Status(status).value, job.ttl, "active,aborting,queued", job.worker_id or "",
+                job.attempts, *chains.args(self, job)]  # fmt: skip
+        if started is not None:
+            args += [""] * (7 - len(args)) + [started]  # after the links key, "" for a job of no chain
+        return await self._script(script, [*self._keys(job), self.paused_key], args, gather=script == "finish_and_take")
 
     def _count(self, status: Status) -> None:
         if status == Status.COMPLETE:
@@ -258,6 +260,7 @@ class AtomicRedisQueue(RedisQueue):
         stored = self._stored(reply)
         if _text(reply[0]) != "aborted":
             if stored is not None and stored.status == Status.ABORTED:
+                self.aborted += count and self._same_attempt(stored, job)  # this attempt's, written by an earlier try
                 job.replace(stored)
                 return job  # already ended (e.g. twice through SAQ's own worker): nothing to do
             raise JobStateConflict(job.key, Status.ABORTED.value, stored)
@@ -294,6 +297,25 @@ class AtomicRedisQueue(RedisQueue):
             return await super().count(kind)
         keys = [self.queued_key, self.active_key, self.incomplete_key, self.paused_key, self.stats_key]
         return (await self._script("depth", keys, []))[0]
+
+    async def dequeue(self, timeout: float = 0.0, poll_interval: float = 0.0) -> Job | None:  # noqa: ASYNC109 (SAQ's signature)
+        """SAQ's ``dequeue`` (its own Worker's take), passing over the wake-up entry that an enqueue pushes on
+        an empty queued list for this class's workers (``engine/priorities.py``): SAQ would return None for
+        it while a job waits behind it (a --burst SAQ worker then ends), and leave it in the active list."""
+        wake = priorities.wake_key(self.queued_key)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            job_id = await self.redis.blmove(self.queued_key, self.active_key, timeout, "LEFT", "RIGHT")
+            if job_id is None:
+                return None
+            if _text(job_id) != wake:
+                return await self._get_job_by_id(job_id)
+            await self.redis.lrem(self.active_key, 1, job_id)
+            if timeout:  # 0: block for ever, as SAQ's
+                timeout = deadline - loop.time()
+                if timeout <= 0:
+                    return None
 
     # --- schedule, sweep, worker info -------------------------------------------------------------
 

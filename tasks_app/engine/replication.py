@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from redis.exceptions import NoScriptError
 
@@ -49,6 +49,9 @@ class Durability:
     setting: str
     acknowledged: int | None = None
     at: float | None = None
+    # When a WAIT of any queue of this process last confirmed (``time.monotonic()``): a worker whose
+    # outbox drain (any queue's) lost the confirmation hears from it that it is back (``engine/worker.py``).
+    last_confirmed: ClassVar[float] = 0.0
 
     def confirm(self, acknowledged: Any) -> None:
         """Record ``WAIT``'s reply; raises ``ReplicasNotConfirmed`` when it is short of ``replicas``."""
@@ -57,6 +60,7 @@ class Durability:
         self.acknowledged, self.at = int(acknowledged), time.time()
         if self.acknowledged < self.replicas:
             raise ReplicasNotConfirmed(self.acknowledged, self.replicas, self.timeout_ms, self.setting)
+        Durability.last_confirmed = time.monotonic()
 
     async def script(self, queue: Any, name: str, keys: list, args: list) -> Any:
         """Run the queue's script ``name`` and ``WAIT`` on one connection; the script's reply, once confirmed.
@@ -78,7 +82,11 @@ class Durability:
                 continue
             if isinstance(reply, Exception):
                 raise reply
-            self.confirm(acknowledged)
+            try:
+                self.confirm(acknowledged)
+            except ReplicasNotConfirmed as short:
+                short.reply = reply  # what was written: a worker's next try tells its own write from a newer one
+                raise
             return reply
         raise NoScriptError(f"Redis keeps losing the script {name!r}")
 

@@ -164,7 +164,7 @@ async def check_consistency(queue: RedisQueue) -> dict[str, list[str]]:
         queued |= {_text(i) for i in await queue.redis.lrange(priorities.level_key(queue.queued_key, level), 0, -1)}
     for name in await queue.redis.zrange(f"{queue.queued_key}:limited", 0, -1):  # parked by their limits
         queued |= {_text(i) for i in await queue.redis.lrange(f"{queue.queued_key}:waiting:{_text(name)}", 0, -1)}
-    queued.discard(f"{queue.queued_key}:wake")  # a wake-up entry (priorities), not a job
+    queued.discard(priorities.wake_key(queue.queued_key))  # a wake-up entry (priorities), not a job
     active = {_text(i) for i in await queue.redis.lrange(queue.active_key, 0, -1)}
     incomplete = {_text(i) for i in await queue.redis.zrange(queue.incomplete_key, 0, -1)}
     listed, referenced = queued | active, queued | active | incomplete

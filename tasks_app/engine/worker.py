@@ -27,7 +27,7 @@ from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 import saq
-from saq.job import Job, Status
+from saq.job import Job
 
 from ..exceptions import JobStateConflict
 from . import attempts, chains, pausing, sweeping
@@ -35,6 +35,7 @@ from .clock import redis_now_ms
 from .cron_sync import CronSchedule, sync_cron
 from .execution import Attempt, Execution, as_coroutine
 from .outages import REDIS_ERRORS, Outages, Upkeep, service_of
+from .outcomes import Outcomes
 from .queue import AtomicRedisQueue
 from .sweeping import HELD
 
@@ -46,7 +47,7 @@ BURST_LOOKAHEAD_S = 5.0
 EVICTED = "(evicted)"
 
 
-class Worker(saq.Worker):
+class Worker(Outcomes, saq.Worker):
     """A SAQ worker for an ``AtomicRedisQueue``.
 
     ``functions`` are ``(name, async function)`` pairs; hooks may be sync, and then run on
@@ -196,79 +197,6 @@ class Worker(saq.Worker):
         except Exception:
             return None
 
-    # --- outcomes (execution.Recorder): each one compare-and-set -------------------------------
-
-    async def complete(self, job: Job, result: Any) -> str:
-        return await self._write(job, lambda: self._ended(job, Status.COMPLETE, result=result))
-
-    async def fail(self, job: Job, error: str, timed_out: bool) -> str:
-        outcome = await self._write(job, lambda: self._ended(job, Status.FAILED, error=error))
-        return "timeout" if timed_out and outcome == "failed" else outcome
-
-    async def retry(self, job: Job, error: str, timed_out: bool) -> str:
-        return await self._write(job, lambda: self._retried(job, error, timed_out))
-
-    async def end_abort(self, job: Job) -> str:
-        return await self._write(job, lambda: self._aborted(job))
-
-    async def requeue(self, job: Job) -> str:
-        return await self._write(job, lambda: self._requeued(job))
-
-    async def _ended(self, job: Job, status: Status, *, result=None, error=None) -> str:
-        # While the worker keeps going, the next job comes back with this outcome's write; not on a
-        # durable queue, whose outcome waits for its replicas (engine/replication.py) on a call of its own.
-        take_next = not self.event.is_set() and self.max_burst_jobs is None and self.queue.durability is None
-        taken = await attempts.end_attempt(self.queue, job, status, result=result, error=error, take_next=take_next)
-        if taken is not None:
-            self.taken.append(taken)
-        return "failed" if status == Status.FAILED else status.value
-
-    async def _retried(self, job: Job, error: str, timed_out: bool) -> str:
-        status = await attempts.retry_attempt(self.queue, job, error)
-        if status == Status.ABORTED:
-            return "aborted"
-        return "timeout-retrying" if timed_out else "retrying"
-
-    async def _aborted(self, job: Job) -> str:
-        await attempts.end_abort(self.queue, job)
-        return "aborted"
-
-    async def _requeued(self, job: Job) -> str:
-        status = await attempts.requeue_attempt(
-            self.queue, job, "re-queued: its worker stopped before the job finished"
-        )
-        return "requeued" if status == Status.QUEUED else status.value
-
-    async def _write(self, job: Job, change: Callable[[], Awaitable[str]]) -> str:
-        """Record an outcome of an attempt, waiting out a Redis outage; a refused change means the
-        attempt was lost. ``JobNotStorable`` goes to the caller (``Execution``).
-
-        A stop request arriving meanwhile cannot cut a write in half: each is one script, sent
-        whole once started. If the worker dies before Redis is back, the job runs again once its
-        heartbeat lapses.
-        """
-        job.meta.pop(HELD, None)  # written with the outcome: the attempt is over
-        while True:
-            try:
-                outcome = await change()
-            except JobStateConflict as conflict:
-                if conflict.taken is not None:
-                    self.taken.append(conflict.taken)
-                stored = conflict.stored.status.value if conflict.stored else "missing"
-                logger.warning(
-                    "Job %s's attempt on this worker was taken over (it is %s now); its outcome is dropped.",
-                    conflict.key,
-                    stored,
-                    extra={"job_key": conflict.key, "outcome": "lost"},
-                )
-                return "lost"
-            except REDIS_ERRORS as exc:  # and ReplicasNotConfirmed: a durable queue's outcome waits for them
-                await asyncio.sleep(self.outages.failed(service_of(exc) or "Redis", exc))
-                continue
-            for service in tuple(self.outages.since):
-                self.outages.succeeded(service)
-            return outcome
-
     # --- heartbeat, aborts, upkeep ----------------------------------------------------------------
 
     async def heartbeat(self) -> None:
@@ -368,6 +296,7 @@ class Worker(saq.Worker):
             else:
                 for service in chore.uses:
                     self.outages.succeeded(service)
+                self._confirmed_again()
             await chore.rest(wait)
 
     # --- stopping ---------------------------------------------------------------------------------

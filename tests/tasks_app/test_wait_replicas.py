@@ -176,6 +176,7 @@ def test_a_workers_outcome_waits_for_the_replica(replicated, settings, caplog):
     primary, replica, replica_process = replicated
     url = settings.SAQ["QUEUES"]["default"]["URL"] + "&wait_timeout=300"
     settings.SAQ = {**settings.SAQ, "QUEUES": {"default": {"URL": url}}}
+    resume(replicated)  # a replica still in its first sync might not confirm the enqueue within 300 ms
     job = enqueue("add_note", text="outcome confirmed")
     replica_process.kill(signal.SIGSTOP)
     seen: list[str] = []
@@ -207,3 +208,44 @@ def test_a_workers_outcome_waits_for_the_replica(replicated, settings, caplog):
     assert len(lines) == 2, caplog.messages
     assert lines[0].startswith("Lost the replicas' confirmation (Redis confirmed this write on 0 of 1 replica(s)")
     assert lines[1].startswith("The replicas' confirmation is back after ")
+
+
+def test_an_outcome_kept_while_its_key_was_enqueued_again_is_no_lost_attempt(replicated, caplog):
+    """The worker writes an unconfirmed outcome again until a replica confirms it. If the job moved on
+    meanwhile (its key enqueued anew, as a debounced or cron key is), that write is refused: the outcome
+    was written (the first write's reply said so), and is recorded as it was, not as a lost attempt."""
+    _, _, replica_process = replicated
+    resume(replicated)  # a replica still in its first sync might not confirm the first enqueue in time
+    enqueue("add_note", key="note", text="first")
+    replica_process.kill(signal.SIGSTOP)
+    errors: list[BaseException] = []
+
+    def once_it_has_run() -> None:
+        try:
+            wait_until(lambda: Note.objects.filter(text="first").exists(), message="the job to run")
+            lost = "Lost the replicas' confirmation"
+            wait_until(lambda: any(lost in m for m in caplog.messages), message="the worker to say it waits")
+            with contextlib.suppress(ReplicasNotConfirmed):  # on the primary, unconfirmed
+                enqueue("add_note", key="note", text="second", delay=60)
+        except BaseException as exc:  # reported by the test's thread below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+            resume(replicated)
+
+    helper = threading.Thread(target=once_it_has_run)
+    helper.start()
+    with caplog.at_level(logging.INFO, logger="tasks_app.worker"):
+        run_burst()
+    helper.join()
+    assert not errors, errors
+    outcomes = [r.outcome for r in caplog.records if getattr(r, "job_key", None) == "note" and hasattr(r, "outcome")]
+    assert outcomes == ["complete"], caplog.messages
+    assert "taken over" not in caplog.text
+    lines = [m for m in caplog.messages if "replicas' confirmation" in m]
+    assert len(lines) == 2 and lines[1].startswith("The replicas' confirmation is back"), lines
+
+    async def stored():
+        return await get_queue().job("note")
+
+    assert background.run(stored()).kwargs == {"text": "second"}  # due in a minute, untouched

@@ -64,9 +64,11 @@ end
 -- nothing is queued; {'wait', ms} when nothing can start but a parked job may in ms (limits) or a
 -- scheduled one is due in ms; 'paused' while the queue is paused (its workers take nothing new).
 -- With every job at priority 0 and none limited, neither the levels set nor the limited set exists.
--- ``incomplete`` (nil on the second pass): with nothing queued, the scheduled jobs due now are listed
--- first (as the scheduler does, at most 100), so that a job is taken as soon as it is due.
-local function take_next(queued, active, paused, worker, now, incomplete)
+-- ``incomplete``: with nothing queued, the scheduled jobs due now are listed first (as the scheduler
+-- does, at most 100; not again on the second pass, ``listed``), so that a job is taken as soon as it is
+-- due; if none of them could start (a record evicted, a job parked), the wait still ends when the next
+-- scheduled job is due.
+local function take_next(queued, active, paused, worker, now, incomplete, listed)
     if redis.call('EXISTS', paused) == 1 then return 'paused' end
     local levels = queued .. ':levels'
     -- One EXISTS for both: the hot path of a queue that uses neither costs one call more than FIFO.
@@ -99,8 +101,8 @@ local function take_next(queued, active, paused, worker, now, incomplete)
         end
     end
     if not incomplete then return limited and parked_wait(queued, now) end
-    if #queue_due(incomplete, queued, tonumber(now) / 1000, 100) > 0 then
-        return take_next(queued, active, paused, worker, now)
+    if not listed and #queue_due(incomplete, queued, tonumber(now) / 1000, 100) > 0 then
+        return take_next(queued, active, paused, worker, now, incomplete, true)
     end
     return sooner(limited and parked_wait(queued, now), scheduled_wait(incomplete, now))
 end
@@ -141,17 +143,25 @@ return activate(KEYS[2], KEYS[1], ARGV[1], (clock()), KEYS[3], false)
 
 # Owner CAS: the attempt's outcome, written by whoever holds it, ``completed`` stamped now.
 # KEYS: job id, active, incomplete, queued, successor.
-# ARGV: payload, status, ttl, allowed statuses (comma list), worker, attempts, and for a chain step only:
-# its links key (``chains.py``).
+# ARGV: payload, status, ttl, allowed statuses (comma list), worker, attempts, then for a chain step its
+# links key (``chains.py``; "" for another job when a start follows), and for this engine's worker the
+# attempt's start (``started``, ms).
 # An ABORTING job that fails or completes is recorded as it ended (the abort came too late).
+# Given, the start tells the attempt too (its take stamped it): an outcome written again (its reply lost,
+# or its replicas' confirmation late) must not land on the next job of its key, enqueued since and taken
+# by the same worker at the same attempt number. SAQ's own Worker, which gives none, stamps its own start
+# and may run two copies of one attempt (its tests do): for it, worker and attempts are the attempt.
 # Returns {"ok", completed (ms)} or {"refused", stored payload} / {"missing"}.
 _FINISH = r"""
 local function finish(now)
     local cur, st, refused = load_owned(KEYS[1], ARGV[5], ARGV[6])
     if refused then return refused end
     if not allowed(st.status, ARGV[4]) then return {'refused', cur} end
+    if ARGV[8] and tonumber(ARGV[8]) ~= tonumber(st.started) then return {'refused', cur} end
+    local links = ARGV[7]
+    if links == '' then links = nil end
     end_record(KEYS[1], stamp(ARGV[1], {completed = now}), ARGV[2], tonumber(ARGV[3]), KEYS[2], KEYS[3], KEYS[4],
-               KEYS[5], st.status == 'queued', ARGV[7])
+               KEYS[5], st.status == 'queued', links)
     return {'ok', now}
 end
 """

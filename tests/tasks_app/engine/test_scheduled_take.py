@@ -84,3 +84,35 @@ def test_a_job_queued_meanwhile_keeps_the_wake_up_entry_out_of_the_counts(clocke
             assert await queue.redis.lrange(queue.queued_key, 0, -1) == []
 
     run(scenario())
+
+
+def test_saqs_own_dequeue_passes_over_the_wake_up_entry(clocked_queue, redis_clock):
+    """SAQ's ``dequeue`` (its Worker, its CLI) moves the head of the queued list: a wake-up entry there is
+    no job, and the job queued behind it is the one dequeued; the entry is left in no list."""
+
+    async def scenario():
+        async with clocked_queue() as queue:
+            await records.submit(queue, later(2, "in two seconds"))  # pushes the wake-up entry
+            await records.submit(queue, Job(function="add_note", kwargs={"text": "now"}, key="now"))
+            job = await queue.dequeue(timeout=1)
+            assert job is not None and job.key == "now"
+            assert await queue.redis.lrange(queue.active_key, 0, -1) == [job.id.encode()]
+            assert await queue.redis.lrange(queue.queued_key, 0, -1) == []
+
+    run(scenario())
+
+
+def test_a_take_that_listed_only_unrunnable_jobs_still_waits_for_the_next_scheduled_one(clocked_queue, redis_clock):
+    """The jobs a take lists itself may all be unrunnable (a record evicted, a job parked by its limits):
+    it then waits until the next scheduled job is due, not for the whole wait of an idle worker."""
+
+    async def scenario():
+        async with clocked_queue() as queue:
+            await records.submit(queue, later(1, "evicted"))
+            await records.submit(queue, later(3, "in three seconds"))
+            await queue.redis.delete(queue.job_id("evicted"))  # a Redis under memory pressure
+            redis_clock.shift(1.5)
+            state, ms = await take_script(queue)
+            assert state == b"wait" and 1_400 <= int(ms) <= 1_500
+
+    run(scenario())

@@ -289,3 +289,28 @@ def test_depth_reads_counts_pause_and_live_workers_at_once(open_queue):
     assert (before.queued, before.active, before.scheduled, before.paused) == (2, 1, 1, None)
     assert before.workers == 0  # no worker has written its info
     assert after.paused["by"] == "ops"
+
+
+def test_a_finish_written_again_never_lands_on_the_next_job_of_its_key(open_queue):
+    """A worker writes an outcome again when it could not tell it was kept (a lost reply; on a durable
+    queue, every outcome its replicas did not confirm in time). Meanwhile the key may have been enqueued
+    anew and the same worker may run that job, at the same attempt number: the outcome of the first job
+    must not be written over the second one's running attempt."""
+
+    async def scenario():
+        async with open_queue() as queue:
+            await records.submit(queue, Job("f", kwargs={"text": "first"}, key="k"))
+            first = await attempts.take(queue, "w1")
+            await attempts.end_attempt(queue, dataclasses.replace(first), Status.COMPLETE, result="first")
+            await records.submit(queue, Job("f", kwargs={"text": "second"}, key="k"))
+            await asyncio.sleep(0.002)  # a later millisecond: the second attempt starts after the first
+            second = await attempts.take(queue, "w1")
+            assert (second.worker_id, second.attempts) == (first.worker_id, first.attempts)
+            with pytest.raises(JobStateConflict):
+                await attempts.end_attempt(queue, first, Status.COMPLETE, result="first")
+            stored = await queue.job("k")
+            assert (stored.status, stored.kwargs) == (Status.ACTIVE, {"text": "second"})
+            await attempts.end_attempt(queue, second, Status.COMPLETE, result="second")
+            assert (await queue.job("k")).result == "second"
+
+    run(scenario())

@@ -1,0 +1,137 @@
+"""How a worker records the outcome of an attempt (``execution.Recorder``): each outcome one owner
+compare-and-set (``engine/attempts.py``), a Redis outage waited out, a lost attempt logged once.
+
+A mixin of ``engine/worker.py``'s ``Worker``, whose ``queue``, ``event``, ``taken``, ``outages`` and
+``max_burst_jobs`` it uses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from saq.job import Job, Status
+
+from ..exceptions import JobStateConflict, ReplicasNotConfirmed
+from . import attempts
+from .outages import REDIS_ERRORS, REPLICAS, service_of
+from .queue import _text
+from .replication import Durability
+from .sweeping import HELD
+
+logger = logging.getLogger("tasks_app.worker")
+
+
+def _wrote(reply: Any) -> bool:
+    # An outcome script's reply saying it wrote: {"ok", ...} (finish), {"queued"} or {"aborted", ...}.
+    return isinstance(reply, list) and bool(reply) and _text(reply[0]) in ("ok", "queued", "aborted")
+
+
+class Outcomes:
+    """The ``Recorder`` methods of a ``Worker``: each returns the outcome's name."""
+
+    async def complete(self, job: Job, result: Any) -> str:
+        return await self._write(job, lambda: self._ended(job, Status.COMPLETE, result=result), "complete")
+
+    async def fail(self, job: Job, error: str, timed_out: bool) -> str:
+        outcome = await self._write(job, lambda: self._ended(job, Status.FAILED, error=error), "failed")
+        return "timeout" if timed_out and outcome == "failed" else outcome
+
+    async def retry(self, job: Job, error: str, timed_out: bool) -> str:
+        retrying = "timeout-retrying" if timed_out else "retrying"
+        return await self._write(job, lambda: self._retried(job, error, timed_out), retrying)
+
+    async def end_abort(self, job: Job) -> str:
+        return await self._write(job, lambda: self._aborted(job), "aborted")
+
+    async def requeue(self, job: Job) -> str:
+        return await self._write(job, lambda: self._requeued(job), "requeued")
+
+    async def _ended(self, job: Job, status: Status, *, result=None, error=None) -> str:
+        # While the worker keeps going, the next job comes back with this outcome's write; not on a
+        # durable queue, whose outcome waits for its replicas (engine/replication.py) on a call of its own.
+        take_next = not self.event.is_set() and self.max_burst_jobs is None and self.queue.durability is None
+        taken = await attempts.end_attempt(self.queue, job, status, result=result, error=error, take_next=take_next)
+        if taken is not None:
+            self.taken.append(taken)
+        return "failed" if status == Status.FAILED else status.value
+
+    async def _retried(self, job: Job, error: str, timed_out: bool) -> str:
+        status = await attempts.retry_attempt(self.queue, job, error)
+        if status == Status.ABORTED:
+            return "aborted"
+        return "timeout-retrying" if timed_out else "retrying"
+
+    async def _aborted(self, job: Job) -> str:
+        await attempts.end_abort(self.queue, job)
+        return "aborted"
+
+    async def _requeued(self, job: Job) -> str:
+        status = await attempts.requeue_attempt(
+            self.queue, job, "re-queued: its worker stopped before the job finished"
+        )
+        return "requeued" if status == Status.QUEUED else status.value
+
+    async def _write(self, job: Job, change: Callable[[], Awaitable[str]], written: str) -> str:
+        """Record an outcome of an attempt, waiting out a Redis outage; a refused change means the
+        attempt was lost. ``JobNotStorable`` goes to the caller (``Execution``).
+
+        ``written``: the outcome once a try's write is known to be kept. On a durable queue a write whose
+        replicas did not confirm it is tried again (a failover may have lost it); if that try is refused,
+        the job moved on from what the first one wrote (its record expired, or its key was enqueued anew
+        and may be running): the outcome is the one written, not a lost attempt.
+
+        A stop request arriving meanwhile cannot cut a write in half: each is one script, sent
+        whole once started. If the worker dies before Redis is back, the job runs again once its
+        heartbeat lapses.
+        """
+        job.meta.pop(HELD, None)  # written with the outcome: the attempt is over
+        kept: str | None = None  # the outcome a try wrote, unconfirmed
+        while True:
+            try:
+                outcome = await change()
+            except JobStateConflict as conflict:
+                self._reached()  # Redis answered (on a durable queue, with the replicas' confirmation)
+                if conflict.taken is not None:
+                    self.taken.append(conflict.taken)
+                if kept is not None:
+                    self._count(kept)
+                    return kept
+                stored = conflict.stored.status.value if conflict.stored else "missing"
+                logger.warning(
+                    "Job %s's attempt on this worker was taken over (it is %s now); its outcome is dropped.",
+                    conflict.key,
+                    stored,
+                    extra={"job_key": conflict.key, "outcome": "lost"},
+                )
+                return "lost"
+            except REDIS_ERRORS as exc:  # and ReplicasNotConfirmed: a durable queue's outcome waits for them
+                if isinstance(exc, ReplicasNotConfirmed) and _wrote(exc.reply):
+                    kept = "aborted" if _text(exc.reply[0]) == "aborted" else written  # an abort won the retry
+                await asyncio.sleep(self.outages.failed(service_of(exc) or "Redis", exc))
+                continue
+            self._reached()
+            return outcome
+
+    def _reached(self) -> None:
+        # What a write that got its reply has certainly reached: Redis, and on a durable queue the replicas
+        # (every outcome's write waits for them there). Not the database, whose outage is another's to end.
+        self.outages.succeeded("Redis")
+        self._confirmed_again()
+
+    def _confirmed_again(self) -> None:
+        # The replicas' confirmation is back once a WAIT of this process confirmed after it was lost: an
+        # outbox drain that lost it may succeed later having written nothing (no row left), or a row of a
+        # queue whose replicas are not this worker's, so a successful chore alone says nothing of them.
+        lost = self.outages.since.get(REPLICAS)
+        if lost is not None and Durability.last_confirmed > lost:
+            self.outages.succeeded(REPLICAS)
+
+    def _count(self, outcome: str) -> None:
+        # An outcome written by an earlier try, counted as its own write would have counted it.
+        if outcome in ("retrying", "timeout-retrying"):
+            self.queue.retried += 1
+        elif outcome in ("complete", "failed", "aborted"):
+            self.queue._count(Status(outcome))
