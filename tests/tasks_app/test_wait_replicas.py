@@ -170,14 +170,24 @@ def test_a_redelivered_row_does_not_run_its_written_job_again(replicated, settin
     assert Note.objects.filter(text="written once").count() == 1  # and the job did not run again
 
 
+def on_both(settings, replica, *args, **kwargs):
+    """``enqueue(*args, **kwargs)`` without waiting for the replica, then until the replica holds the job:
+    a test's set-up, which a WAIT cut short by a loaded machine (a slow replica) must not fail."""
+    durable = settings.SAQ["QUEUES"]["default"]["URL"]
+    settings.SAQ = {**settings.SAQ, "QUEUES": {"default": {"URL": durable.split("?")[0]}}}
+    job = enqueue(*args, **kwargs)
+    wait_until(lambda: replica.exists(job.id), message="the replica to hold the job")
+    settings.SAQ = {**settings.SAQ, "QUEUES": {"default": {"URL": durable}}}
+    return job
+
+
 def test_a_workers_outcome_waits_for_the_replica(replicated, settings, caplog):
     """An outcome the primary alone holds is lost in a failover, and the job runs again: on a durable
     queue the worker retries it until a replica confirms it, and says so once each way."""
     primary, replica, replica_process = replicated
     url = settings.SAQ["QUEUES"]["default"]["URL"] + "&wait_timeout=300"
     settings.SAQ = {**settings.SAQ, "QUEUES": {"default": {"URL": url}}}
-    resume(replicated)  # a replica still in its first sync might not confirm the enqueue within 300 ms
-    job = enqueue("add_note", text="outcome confirmed")
+    job = on_both(settings, replica, "add_note", text="outcome confirmed")
     replica_process.kill(signal.SIGSTOP)
     seen: list[str] = []
     errors: list[BaseException] = []
@@ -210,13 +220,12 @@ def test_a_workers_outcome_waits_for_the_replica(replicated, settings, caplog):
     assert lines[1].startswith("The replicas' confirmation is back after ")
 
 
-def test_an_outcome_kept_while_its_key_was_enqueued_again_is_no_lost_attempt(replicated, caplog):
+def test_an_outcome_kept_while_its_key_was_enqueued_again_is_no_lost_attempt(replicated, settings, caplog):
     """The worker writes an unconfirmed outcome again until a replica confirms it. If the job moved on
     meanwhile (its key enqueued anew, as a debounced or cron key is), that write is refused: the outcome
     was written (the first write's reply said so), and is recorded as it was, not as a lost attempt."""
-    _, _, replica_process = replicated
-    resume(replicated)  # a replica still in its first sync might not confirm the first enqueue in time
-    enqueue("add_note", key="note", text="first")
+    _, replica, replica_process = replicated
+    on_both(settings, replica, "add_note", key="note", text="first")
     replica_process.kill(signal.SIGSTOP)
     errors: list[BaseException] = []
 
