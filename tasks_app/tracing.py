@@ -30,7 +30,10 @@ SYSTEM = "saq"
 # Outcomes that end the consumer span with an error status.
 ERROR_OUTCOMES = frozenset({"failed", "timeout", "retrying", "timeout-retrying", "lost"})
 
-_tracers: dict[int, Any] = {}  # id(provider) -> its tracer: one per provider, should it be replaced
+# The provider the tracer came from, and the tracer: one per provider, should it be replaced. The
+# provider itself is held and compared, not its id(): a replaced provider, once collected, may leave
+# its id to the next one, which would then get the old provider's tracer (shut down, exporting nothing).
+_tracer: tuple[Any, Any] | None = None
 
 
 def active() -> bool:
@@ -46,12 +49,11 @@ def active() -> bool:
 def _get_tracer() -> Any:
     from opentelemetry import trace
 
+    global _tracer
     provider = trace.get_tracer_provider()
-    tracer = _tracers.get(id(provider))
-    if tracer is None:
-        _tracers.clear()
-        tracer = _tracers[id(provider)] = provider.get_tracer("tasks_app")
-    return tracer
+    if _tracer is None or _tracer[0] is not provider:
+        _tracer = (provider, provider.get_tracer("tasks_app"))
+    return _tracer[1]
 
 
 def start_producer(job: Any, queue: str) -> None:

@@ -123,3 +123,31 @@ print(json.dumps([jobs[0].job.status.value, tracing.active(), jobs[0].job.meta,
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.strip().splitlines()[-1]) == ["complete", False, {}, []]
+
+
+def test_a_provider_set_in_place_of_another_gets_its_own_tracer():
+    """A replaced provider, once collected, may leave its address (``id``) to the next one (CPython
+    reuses a freed block at once): the spans must go to the provider set now, not to a tracer of the
+    old one (shut down: nothing exported)."""
+
+    def reset():
+        trace._TRACER_PROVIDER_SET_ONCE = Once()
+        trace._TRACER_PROVIDER = None
+
+    old = TracerProvider()
+    trace.set_tracer_provider(old)
+    tracing._get_tracer()
+    old.shutdown()
+    reset()
+    del old
+    new = TracerProvider()  # most often at the old one's address
+    exporter = InMemorySpanExporter()
+    new.add_span_processor(SimpleSpanProcessor(exporter))
+    trace.set_tracer_provider(new)
+    try:
+        with tracing._get_tracer().start_as_current_span("after the replacement"):
+            pass
+        assert [s.name for s in exporter.get_finished_spans()] == ["after the replacement"]
+    finally:
+        new.shutdown()
+        reset()
