@@ -43,7 +43,7 @@ def test_defaults_without_any_setting(unset):
         10.0,
         120.0,
     )
-    assert conf.index_debounce() == 0.3  # a burst of saves is one index write, searchable within a second
+    assert conf.index_debounce() == 0.1  # a burst of saves is one index write, searchable within a second
     assert search_errors() == []
 
 
