@@ -42,7 +42,7 @@ class FaultWindow:
         if self.pids is not None and execution.pid not in self.pids:
             return False
         ended = execution.ended_ms if execution.ended_ms is not None else float("inf")
-        return execution.at_ms <= self.end_ms and ended >= self.start_ms
+        return execution.held_from_ms <= self.end_ms and ended >= self.start_ms
 
 
 @dataclass

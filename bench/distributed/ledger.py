@@ -71,9 +71,11 @@ def _fields(ctx: dict[str, Any], event: str, nonce: str) -> dict[str, str]:
 
 
 async def before_process(ctx: dict[str, Any]) -> None:
-    """Hook: an execution starts."""
+    """Hook: an execution starts. ``t``: when the worker took the job (``job.started``, stamped by the
+    take on the queue Redis's clock): a worker stopped between its take and this hook writes the entry
+    late, yet held the job all along."""
     ctx["ledger_nonce"] = nonce = uuid.uuid4().hex
-    await _append(_fields(ctx, "start", nonce))
+    await _append({**_fields(ctx, "start", nonce), "t": str(ctx["job"].started or "")})
 
 
 async def after_process(ctx: dict[str, Any]) -> None:
@@ -104,6 +106,13 @@ class Execution:
     attempt: int
     outcome: str | None = None  # None: never recorded an end (killed, or cut off for good)
     ended_ms: int | None = None
+    # When the worker took the job (the queue Redis's clock; every server of the harness runs on this
+    # machine's one clock), if earlier than ``at_ms``: the hook was delayed (a pause) after the take.
+    taken_ms: int | None = None
+
+    @property
+    def held_from_ms(self) -> int:
+        return min(self.at_ms, self.taken_ms) if self.taken_ms else self.at_ms
 
 
 @dataclass
@@ -145,7 +154,9 @@ def read(client: redis.Redis) -> Ledger:
             at_ms = int(entry_id.split(b"-")[0])
             nonce = raw[b"n"].decode()
             if event == "start":
-                execution = Execution(at_ms, raw[b"h"].decode(), int(raw[b"p"]), int(raw[b"a"]))
+                taken = raw.get(b"t") or b""
+                execution = Execution(at_ms, raw[b"h"].decode(), int(raw[b"p"]), int(raw[b"a"]),
+                                      taken_ms=int(taken) if taken.isdigit() else None)  # fmt: skip
                 started[nonce] = execution
                 ledger.executions[raw[b"k"].decode()].append(execution)
             elif (execution := started.get(nonce.removesuffix("-end"))) is not None:
