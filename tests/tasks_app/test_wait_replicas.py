@@ -181,6 +181,33 @@ def on_both(settings, replica, *args, **kwargs):
     return job
 
 
+def burst_while(replicated, caplog, meanwhile) -> None:
+    """``runworker --burst`` here while ``meanwhile()`` runs in a thread of its own, which then resumes
+    the stopped replica (always: the worker waits for it); raises what ``meanwhile`` raised."""
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            meanwhile()
+        except BaseException as exc:  # raised in the test's thread below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+            resume(replicated)
+
+    helper = threading.Thread(target=run)
+    helper.start()
+    with caplog.at_level(logging.INFO, logger="tasks_app.worker"):
+        run_burst()
+    helper.join()
+    assert not errors, errors
+
+
+def waits_for_confirmation(caplog) -> None:
+    lost = "Lost the replicas' confirmation"
+    wait_until(lambda: any(lost in m for m in caplog.messages), message="the worker to say it waits")
+
+
 def test_a_workers_outcome_waits_for_the_replica(replicated, settings, caplog):
     """An outcome the primary alone holds is lost in a failover, and the job runs again: on a durable
     queue the worker retries it until a replica confirms it, and says so once each way."""
@@ -190,28 +217,15 @@ def test_a_workers_outcome_waits_for_the_replica(replicated, settings, caplog):
     job = on_both(settings, replica, "add_note", text="outcome confirmed")
     replica_process.kill(signal.SIGSTOP)
     seen: list[str] = []
-    errors: list[BaseException] = []
 
     def once_it_has_run() -> None:
-        try:
-            wait_until(lambda: Note.objects.filter(text="outcome confirmed").exists(), message="the job to run")
-            # Complete on the primary, and the worker still waits: the replica has the job active.
-            wait_until(lambda: b'"status": "complete"' in (primary.get(job.id) or b""), message="the outcome")
-            seen.append(primary.get(job.id).decode())
-            lost = "Lost the replicas' confirmation"
-            wait_until(lambda: any(lost in m for m in caplog.messages), message="the worker to say it waits")
-        except BaseException as exc:  # reported by the test's thread below
-            errors.append(exc)
-        finally:
-            connections.close_all()
-            resume(replicated)
+        wait_until(lambda: Note.objects.filter(text="outcome confirmed").exists(), message="the job to run")
+        # Complete on the primary, and the worker still waits: the replica has the job active.
+        wait_until(lambda: b'"status": "complete"' in (primary.get(job.id) or b""), message="the outcome")
+        seen.append(primary.get(job.id).decode())
+        waits_for_confirmation(caplog)
 
-    helper = threading.Thread(target=once_it_has_run)
-    helper.start()
-    with caplog.at_level(logging.INFO, logger="tasks_app.worker"):
-        run_burst()
-    helper.join()
-    assert not errors, errors
+    burst_while(replicated, caplog, once_it_has_run)
     assert '"status": "complete"' in seen[0]
     assert b'"status": "complete"' in replica.get(job.id)  # confirmed before the worker moved on
     lines = [m for m in caplog.messages if "replicas' confirmation" in m]
@@ -227,27 +241,14 @@ def test_an_outcome_kept_while_its_key_was_enqueued_again_is_no_lost_attempt(rep
     _, replica, replica_process = replicated
     on_both(settings, replica, "add_note", key="note", text="first")
     replica_process.kill(signal.SIGSTOP)
-    errors: list[BaseException] = []
 
     def once_it_has_run() -> None:
-        try:
-            wait_until(lambda: Note.objects.filter(text="first").exists(), message="the job to run")
-            lost = "Lost the replicas' confirmation"
-            wait_until(lambda: any(lost in m for m in caplog.messages), message="the worker to say it waits")
-            with contextlib.suppress(ReplicasNotConfirmed):  # on the primary, unconfirmed
-                enqueue("add_note", key="note", text="second", delay=60)
-        except BaseException as exc:  # reported by the test's thread below
-            errors.append(exc)
-        finally:
-            connections.close_all()
-            resume(replicated)
+        wait_until(lambda: Note.objects.filter(text="first").exists(), message="the job to run")
+        waits_for_confirmation(caplog)
+        with contextlib.suppress(ReplicasNotConfirmed):  # on the primary, unconfirmed
+            enqueue("add_note", key="note", text="second", delay=60)
 
-    helper = threading.Thread(target=once_it_has_run)
-    helper.start()
-    with caplog.at_level(logging.INFO, logger="tasks_app.worker"):
-        run_burst()
-    helper.join()
-    assert not errors, errors
+    burst_while(replicated, caplog, once_it_has_run)
     outcomes = [r.outcome for r in caplog.records if getattr(r, "job_key", None) == "note" and hasattr(r, "outcome")]
     assert outcomes == ["complete"], caplog.messages
     assert "taken over" not in caplog.text
