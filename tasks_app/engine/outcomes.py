@@ -79,16 +79,17 @@ class Outcomes:
         attempt was lost. ``JobNotStorable`` goes to the caller (``Execution``).
 
         ``written``: the outcome once a try's write is known to be kept. On a durable queue a write whose
-        replicas did not confirm it is tried again (a failover may have lost it); if that try is refused,
-        the job moved on from what the first one wrote (its record expired, or its key was enqueued anew
-        and may be running): the outcome is the one written, not a lost attempt.
+        replicas did not confirm it is tried again (a failover may have lost it). If that try is refused,
+        the job has moved on (its key enqueued anew, its record expired, or, when a failover lost the
+        write, swept and run again elsewhere), and nothing left in Redis says whether the first write
+        was kept: the outcome is ``"unknown"``, logged with the outcome that was written.
 
         A stop request arriving meanwhile cannot cut a write in half: each is one script, sent
         whole once started. If the worker dies before Redis is back, the job runs again once its
         heartbeat lapses.
         """
         job.meta.pop(HELD, None)  # written with the outcome: the attempt is over
-        kept: str | None = None  # the outcome a try wrote, unconfirmed
+        unconfirmed: str | None = None  # the outcome a try wrote that no replica confirmed
         while True:
             try:
                 outcome = await change()
@@ -96,9 +97,16 @@ class Outcomes:
                 self._reached()  # Redis answered (on a durable queue, with the replicas' confirmation)
                 if conflict.taken is not None:
                     self.taken.append(conflict.taken)
-                if kept is not None:
-                    self._count(kept)
-                    return kept
+                if unconfirmed is not None:
+                    logger.warning(
+                        "Job %s's outcome (%s) was written but no replica confirmed it, and the job has moved "
+                        "on since (it is %s now): whether that outcome was kept is unknown.",
+                        conflict.key,
+                        unconfirmed,
+                        conflict.stored.status.value if conflict.stored else "missing",
+                        extra={"job_key": conflict.key, "outcome": "unknown", "written": unconfirmed},
+                    )
+                    return "unknown"
                 stored = conflict.stored.status.value if conflict.stored else "missing"
                 logger.warning(
                     "Job %s's attempt on this worker was taken over (it is %s now); its outcome is dropped.",
@@ -109,7 +117,7 @@ class Outcomes:
                 return "lost"
             except REDIS_ERRORS as exc:  # and ReplicasNotConfirmed: a durable queue's outcome waits for them
                 if isinstance(exc, ReplicasNotConfirmed) and _wrote(exc.reply):
-                    kept = "aborted" if _text(exc.reply[0]) == "aborted" else written  # an abort won the retry
+                    unconfirmed = "aborted" if _text(exc.reply[0]) == "aborted" else written  # an abort won
                 await asyncio.sleep(self.outages.failed(service_of(exc) or "Redis", exc))
                 continue
             self._reached()
@@ -128,10 +136,3 @@ class Outcomes:
         lost = self.outages.since.get(REPLICAS)
         if lost is not None and Durability.last_confirmed > lost:
             self.outages.succeeded(REPLICAS)
-
-    def _count(self, outcome: str) -> None:
-        # An outcome written by an earlier try, counted as its own write would have counted it.
-        if outcome in ("retrying", "timeout-retrying"):
-            self.queue.retried += 1
-        elif outcome in ("complete", "failed", "aborted"):
-            self.queue._count(Status(outcome))

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from django.apps import apps
 from django.db import DatabaseError
 from django.db.models import Count, Min, Q
-from django.utils import timezone
+from django.db.models.functions import Now
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.metrics_core import Metric
@@ -99,14 +99,16 @@ def read_outbox() -> list[OutboxReading]:
         try:
             entries = apps.get_model("tasks_app", "OutboxEntry").objects.using(alias)
             found = entries.aggregate(
-                entries=Count("id"), set_aside=Count("id", filter=Q(retry_at__isnull=False)), oldest=Min("created")
+                entries=Count("id"),
+                set_aside=Count("id", filter=Q(retry_at__isnull=False)),
+                oldest_age=Now() - Min("created"),  # the database's clock, which wrote ``created``
             )
         except DatabaseError as exc:
             logger.warning("Metrics: the outbox in database %r cannot be read: %s", alias, exc)
         else:
             reading.up, reading.entries, reading.set_aside = True, found["entries"], found["set_aside"]
-            if found["oldest"] is not None:
-                reading.oldest_age_s = max(0.0, (timezone.now() - found["oldest"]).total_seconds())
+            if found["oldest_age"] is not None:
+                reading.oldest_age_s = max(0.0, found["oldest_age"].total_seconds())
         readings.append(reading)
     return readings
 
@@ -135,7 +137,8 @@ def _families(queues: list[QueueReading], outboxes: list[OutboxReading]) -> list
         "tasks_app_job_attempts",
         "Job attempts that workers finished, by outcome: complete, failed and timeout end a job; "
         "retrying and timeout-retrying put it back for another attempt; aborted, requeued (worker "
-        "stopping) and lost (taken over by the sweep) are the others.",
+        "stopping), lost (taken over by the sweep) and unknown (an outcome no replica confirmed before "
+        "the job moved on) are the others.",
         labels=["queue", "task", "outcome"],
     )
     durations = HistogramMetricFamily(

@@ -41,7 +41,8 @@ logger = logging.getLogger("tasks_app.metrics")
 # Job durations range from milliseconds to the default timeout (300 s) and beyond.
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0,
            1800.0, math.inf)  # fmt: skip
-OUTCOMES = ("complete", "failed", "timeout", "retrying", "timeout-retrying", "aborted", "requeued", "lost")
+OUTCOMES = ("complete", "failed", "timeout", "retrying", "timeout-retrying", "aborted", "requeued", "lost",
+            "unknown")  # fmt: skip
 OTHER_TASK = "(unregistered)"
 
 ATTEMPTS, DURATION, DURATION_SUM, MINUTE = "attempts", "duration", "duration_sum", "minute"

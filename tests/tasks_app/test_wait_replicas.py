@@ -234,10 +234,12 @@ def test_a_workers_outcome_waits_for_the_replica(replicated, settings, caplog):
     assert lines[1].startswith("The replicas' confirmation is back after ")
 
 
-def test_an_outcome_kept_while_its_key_was_enqueued_again_is_no_lost_attempt(replicated, settings, caplog):
+def test_an_unconfirmed_outcome_whose_job_moved_on_is_unknown(replicated, settings, caplog):
     """The worker writes an unconfirmed outcome again until a replica confirms it. If the job moved on
-    meanwhile (its key enqueued anew, as a debounced or cron key is), that write is refused: the outcome
-    was written (the first write's reply said so), and is recorded as it was, not as a lost attempt."""
+    meanwhile (its key enqueued anew, as a debounced or cron key is), that write is refused. The first
+    write may have been kept (as here: the replica was only paused) or lost in a failover (and the job
+    run again elsewhere): nothing in Redis tells, so the outcome is "unknown", not "complete" nor a lost
+    attempt, and the line says which outcome was written."""
     _, replica, replica_process = replicated
     on_both(settings, replica, "add_note", key="note", text="first")
     replica_process.kill(signal.SIGSTOP)
@@ -250,7 +252,8 @@ def test_an_outcome_kept_while_its_key_was_enqueued_again_is_no_lost_attempt(rep
 
     burst_while(replicated, caplog, once_it_has_run)
     outcomes = [r.outcome for r in caplog.records if getattr(r, "job_key", None) == "note" and hasattr(r, "outcome")]
-    assert outcomes == ["complete"], caplog.messages
+    assert outcomes == ["unknown", "unknown"], caplog.messages  # the explanation, then the attempt's line
+    assert "Job note's outcome (complete) was written but no replica confirmed it" in caplog.text
     assert "taken over" not in caplog.text
     lines = [m for m in caplog.messages if "replicas' confirmation" in m]
     assert len(lines) == 2 and lines[1].startswith("The replicas' confirmation is back"), lines
