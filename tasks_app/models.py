@@ -1,4 +1,5 @@
 from django.db import models
+from django.db.models.functions import Now
 
 
 class OutboxEntry(models.Model):
@@ -13,7 +14,9 @@ class OutboxEntry(models.Model):
     job_key = models.CharField(max_length=255)
     queue = models.CharField(max_length=100)
     payload = models.JSONField(help_text="The SAQ job, as Job.to_dict().")
-    created = models.DateTimeField(auto_now_add=True, db_index=True)
+    # The database's clock, as every comparison with it (the drain's grace, ``retry_at``): the web
+    # process that writes a row and the worker that drains it may disagree about the time.
+    created = models.DateTimeField(db_default=Now(), db_index=True)
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
     retry_at = models.DateTimeField(

@@ -19,14 +19,14 @@ import logging
 import os
 import uuid
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from asgiref.sync import sync_to_async
 from django.apps import apps
 from django.db import DEFAULT_DB_ALIAS, close_old_connections, connections, router, transaction
 from django.db.models import F, Q
-from django.utils import timezone
+from django.db.models.functions import Now
 from redis.exceptions import RedisError
 from saq.job import Job
 
@@ -128,8 +128,9 @@ def _prepare(entries: list[OutboxEntry], configured: set[str]) -> tuple[Ready, d
     return ready, unusable
 
 
-def _set_aside(alias: str, entries: list[OutboxEntry], unusable: dict[int, str], now: datetime) -> None:
-    """Record why each of ``unusable`` cannot become a job and keep the drain off it for a while."""
+def _set_aside(alias: str, entries: list[OutboxEntry], unusable: dict[int, str]) -> None:
+    """Record why each of ``unusable`` cannot become a job and keep the drain off it for a while (from
+    now on the database's clock, which the drain compares ``retry_at`` with)."""
     changed = []
     for entry in entries:
         message = unusable.get(entry.pk)
@@ -139,14 +140,14 @@ def _set_aside(alias: str, entries: list[OutboxEntry], unusable: dict[int, str],
         entry.attempts += 1
         entry.last_error = message[:2000]
         delay = backoff(entry.attempts, SET_ASIDE_S, SET_ASIDE_MAX_S)
-        entry.retry_at = now + timedelta(seconds=delay)
+        entry.retry_at = Now() + timedelta(seconds=delay)
         changed.append(entry)
         (logger.error if first else logger.debug)(
-            "Outbox entry %s (job %s) is set aside, the other jobs go on: %s. It is tried again after %s.",
+            "Outbox entry %s (job %s) is set aside, the other jobs go on: %s. It is tried again in %.0f s.",
             entry.pk,
             entry.job_key,
             message,
-            entry.retry_at.isoformat(timespec="seconds"),
+            delay,
             extra={
                 "job_key": entry.job_key,
                 "task": entry.payload.get("function") if isinstance(entry.payload, dict) else None,
@@ -158,7 +159,11 @@ def _set_aside(alias: str, entries: list[OutboxEntry], unusable: dict[int, str],
             },
         )
     if changed:
-        _model().objects.using(alias).bulk_update(changed, ["attempts", "last_error", "retry_at"])
+        rows = _model().objects.using(alias)
+        rows.bulk_update(changed, ["attempts", "last_error", "retry_at"])
+        retry_at = dict(rows.filter(pk__in=[entry.pk for entry in changed]).values_list("pk", "retry_at"))
+        for entry in changed:  # the times the database set, in place of the expression
+            entry.retry_at = retry_at.get(entry.pk)
 
 
 def deliver(entry: OutboxEntry) -> None:
@@ -181,7 +186,7 @@ def deliver_many(entries: list[OutboxEntry]) -> None:
     delivered = [entry.pk for entry, _ in ready if entry.pk not in unusable]
     if delivered:
         _model().objects.using(alias).filter(pk__in=delivered).delete()
-    _set_aside(alias, entries, unusable, timezone.now())
+    _set_aside(alias, entries, unusable)
 
 
 def _left_for_the_drain(alias: str, entries: list[OutboxEntry], exc: Exception) -> None:
@@ -220,9 +225,10 @@ def _drain(alias: str, grace: float, loop: asyncio.AbstractEventLoop) -> int:
     # Runs in a thread of its own: its connection is opened and cleaned here.
     close_old_connections()
     try:
-        now = timezone.now()
+        # The database's clock, as the rows' times: this worker's may be off (a skewed host would
+        # take rows its web processes are still delivering, and run their jobs twice).
         configured = set(conf.queues())
-        due = Q(retry_at__isnull=True) | Q(retry_at__lte=now)
+        due = Q(retry_at__isnull=True) | Q(retry_at__lte=Now())
         start = (os.getpid(), alias, frozenset(configured))
         if start not in _retried_after_start:  # the first drain since a (re)start or a settings change
             due |= Q(retry_at__isnull=False)
@@ -232,7 +238,7 @@ def _drain(alias: str, grace: float, loop: asyncio.AbstractEventLoop) -> int:
                 _model()
                 .objects.using(alias)
                 .select_for_update(skip_locked=True)
-                .filter(due, created__lte=now - timedelta(seconds=grace))
+                .filter(due, created__lte=Now() - timedelta(seconds=grace))
                 .order_by("id")[:DRAIN_BATCH]
             )
             if not entries:
@@ -248,7 +254,7 @@ def _drain(alias: str, grace: float, loop: asyncio.AbstractEventLoop) -> int:
                 else:
                     delivered = [entry.pk for entry, _ in ready if entry.pk not in unusable]
                     _model().objects.using(alias).filter(pk__in=delivered).delete()
-            _set_aside(alias, entries, unusable, now)
+            _set_aside(alias, entries, unusable)
         if outage is not None:
             raise outage  # the worker logs an outage once, and once when Redis is back
         if len(entries) < DRAIN_BATCH:  # every row set aside was tried in this run

@@ -2,9 +2,11 @@
 
 import asyncio
 import inspect
+from datetime import timedelta
 
 import pytest
 from django.db import transaction
+from django.db.models.functions import Now
 from django.test import override_settings
 from saq.job import Status
 
@@ -258,3 +260,29 @@ def test_the_commit_time_delivery_sets_aside_only_the_row_that_cannot_become_a_j
     outbox.deliver_many([stale, good])
     assert stored(good.job_key) is not None
     assert list(OutboxEntry.objects.values_list("pk", "attempts")) == [(stale.pk, 1)]
+
+
+def test_a_drain_whose_clock_is_ahead_leaves_rows_inside_their_grace(redis_db):
+    """The grace that leaves a fresh row to its own on-commit delivery is measured on the database's
+    clock: a worker whose clock is 5 minutes ahead must not take rows a web process is still delivering
+    (both would enqueue the job, and it would run twice)."""
+    import time_machine
+    from django.utils import timezone
+
+    from tasks_app.enqueueing import outbox
+
+    fresh = outbox_row()  # as a web process leaves it between its commit and its own delivery
+
+    async def drain_skewed():
+        from tasks_app.enqueueing.connections import disconnect_all
+
+        try:
+            with time_machine.travel(timezone.now() + timedelta(minutes=5), tick=True):
+                return await outbox.drain(grace=outbox.DRAIN_GRACE_S)
+        finally:
+            await disconnect_all()
+
+    assert asyncio.run(drain_skewed()) == 0
+    assert OutboxEntry.objects.filter(pk=fresh.pk).exists() and stored(fresh.job_key) is None
+    OutboxEntry.objects.filter(pk=fresh.pk).update(created=Now() - timedelta(seconds=outbox.DRAIN_GRACE_S + 1))
+    assert drain_now() == 1 and stored(fresh.job_key) is not None  # past its grace: delivered
