@@ -146,7 +146,13 @@ class AtomicRedisQueue(RedisQueue):
 
     @staticmethod
     def _same_attempt(stored: Job | None, job: Job) -> bool:
-        return stored is not None and stored.worker_id == job.worker_id and stored.attempts == job.attempts
+        # The start too: the next job of the same key, taken by the same worker, has the same attempt number.
+        return (
+            stored is not None
+            and stored.worker_id == job.worker_id
+            and stored.attempts == job.attempts
+            and stored.started == job.started
+        )
 
     async def _requeue_after_delay(self, job: Job, owner: str | None) -> Status:
         delay = job.next_retry_delay()

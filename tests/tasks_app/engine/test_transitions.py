@@ -312,5 +312,10 @@ def test_a_finish_written_again_never_lands_on_the_next_job_of_its_key(open_queu
             assert (stored.status, stored.kwargs) == (Status.ACTIVE, {"text": "second"})
             await attempts.end_attempt(queue, second, Status.COMPLETE, result="second")
             assert (await queue.job("k")).result == "second"
+            # Nor taken for "written already" once the second job has ended as the first one's write
+            # would have it (what a failover that lost the first write, and a redelivery, lead to).
+            with pytest.raises(JobStateConflict):
+                await attempts.end_attempt(queue, first, Status.COMPLETE, result="first")
+            assert (await queue.job("k")).result == "second"
 
     run(scenario())
