@@ -25,7 +25,7 @@ from .cleanup import Resources, guard
 from .faults import Fault
 from .load import Load, Phase
 from .network import Network
-from .topology import Topology
+from .topology import DOWN_AFTER_MS, Topology
 from .workers import Worker, Workers
 
 DEBIAN_TOOLS = Path(__file__).resolve().parents[2] / ".ci" / "debian-tools"
@@ -47,8 +47,8 @@ def database_url(site: int) -> str:
 class Harness:
     def __init__(
         self, directory: Path, *, hosts: int = 3, concurrency: int = 10, wait_replicas: bool = True,
-        database: bool = True, tls_acl: bool = False, replicas: int = 1, warmup: float = 2.0, settle: float = 3.0,
-        drain_timeout: float = 180.0,
+        database: bool = True, tls_acl: bool = False, replicas: int = 1, down_after_ms: int = DOWN_AFTER_MS,
+        warmup: float = 2.0, settle: float = 3.0, drain_timeout: float = 180.0,
     ) -> None:  # fmt: skip
         self.directory = directory
         self.host_count = hosts
@@ -57,6 +57,7 @@ class Harness:
         self.own_database = database
         self.tls_acl = tls_acl
         self.replicas = replicas
+        self.down_after_ms = down_after_ms
         self.warmup, self.settle, self.drain_timeout = warmup, settle, drain_timeout
         self.resources = Resources()
         self.windows: list[checks.FaultWindow] = []
@@ -102,7 +103,8 @@ class Harness:
         parts = urlsplit(os.environ.get("TEST_DATABASE_URL", DEFAULT_DATABASE_URL))
         self.topology = Topology(self.network.service_address, self.directory, self.resources,
                                  postgres=(parts.hostname or "127.0.0.1", parts.port or 5432),
-                                 tls_acl=self.tls_acl, replicas=self.replicas).start()  # fmt: skip
+                                 tls_acl=self.tls_acl, replicas=self.replicas,
+                                 down_after_ms=self.down_after_ms).start()  # fmt: skip
         self.ledger = self.topology.ledger.client()
         self._configure_environment()
         import django
@@ -175,6 +177,7 @@ class Harness:
         self.load.phase = phase
         self._wait(self.warmup)
         fault = Fault(name, self.hosts, self.workers, self.topology)
+        epoch = self.topology.config_epoch()
         fault_ms, fault_at = ledger.mark_fault(self.ledger, name), time.monotonic()
         pids = fault.inject()
         if name == "kill-primary":
@@ -195,6 +198,15 @@ class Harness:
         self.windows.append(checks.FaultWindow(name, fault_ms, end_ms, pids))
         self._wait(self.settle)
         self.load.phase = None
+        if (
+            epoch is not None
+            and (now := self.topology.config_epoch()) is not None
+            and now - epoch > (name == "kill-primary")
+        ):
+            # A failover nobody asked for: the sentinels found the primary down when it was not (a new
+            # primary's first PING unanswered within down-after-milliseconds counts, with the other
+            # sentinels' opinions of the dead one, up to 5 s old, as a quorum: --down-after-ms).
+            fault.notes.append(f"the sentinels failed over {now - epoch} time(s) in this phase")
         keys = [ack.key for ack in phase.acked]
         row = asyncio.run(self._check(phase, keys, fault_ms, fault_at, (window_start, ledger.now_ms(self.ledger))))
         row.examples[:0] = fault.notes + phase.errors[:3]

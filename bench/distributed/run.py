@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from .faults import FAULTS
+from .topology import DOWN_AFTER_MS
 
 DEFAULT_FAULTS = ",".join(FAULTS)
 
@@ -40,6 +41,16 @@ def positive(value: str) -> float:
     return number
 
 
+def milliseconds(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if not 100 <= number <= 60000:
+        raise argparse.ArgumentTypeError(f"a whole number of milliseconds from 100 to 60000, not {value!r}")
+    return number
+
+
 def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.distributed", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
@@ -50,6 +61,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--replicas", type=int, choices=range(1, 4), default=1, metavar="1..3",
                         help="replicas of the Redis primary (default 1; with 1, wait_replicas=1 refuses enqueues "
                         "after a failover until the old primary is back as a replica)")  # fmt: skip
+    parser.add_argument("--down-after-ms", type=milliseconds, default=DOWN_AFTER_MS, metavar="100..60000",
+                        help=f"the sentinels' down-after-milliseconds (default {DOWN_AFTER_MS}; under 5000, a new "
+                        "primary slow to answer its first PING can be failed over again)")  # fmt: skip
     parser.add_argument("--concurrency", type=int, default=10, help="jobs at once per worker (default 10)")
     parser.add_argument("--tls-acl", action="store_true",
                         help="the queue's Redis over TLS only, as an ACL user limited to saq:* and no @dangerous "
@@ -82,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
             args.faults.remove("kill-primary")
     started = time.monotonic()
     options = {"hosts": args.hosts, "concurrency": args.concurrency, "wait_replicas": not args.no_wait_replicas,
-               "tls_acl": args.tls_acl, "replicas": args.replicas}  # fmt: skip
+               "tls_acl": args.tls_acl, "replicas": args.replicas, "down_after_ms": args.down_after_ms}  # fmt: skip
     with Harness(directory, **options) as harness:
         print(f"queue {redact_url(os.environ['DIST_QUEUE_URL'])}; up in {time.monotonic() - started:.0f}s", flush=True)
         for name in args.faults:

@@ -130,6 +130,7 @@ class Topology:
     ledger: RedisNode | None = None
     postgres: tuple[str, int] = ("127.0.0.1", 5432)  # where PostgreSQL listens (the forwarder's target)
     replicas: int = 1  # of the primary; with 1, a failover leaves the new primary none until the old one is back
+    down_after_ms: int = DOWN_AFTER_MS  # the sentinels' down-after-milliseconds
     tls_acl: bool = False  # the queue's Redis and sentinels TLS only, with the ACL user (tls.py)
     tls: Certificates | None = None
     pg_port: int = 0
@@ -152,7 +153,7 @@ class Topology:
             port = free_port(self.address)
             config = (
                 f"sentinel monitor {SERVICE} {self.address} {primary.port} 2\n"
-                f"sentinel down-after-milliseconds {SERVICE} {DOWN_AFTER_MS}\n"
+                f"sentinel down-after-milliseconds {SERVICE} {self.down_after_ms}\n"
                 f"sentinel failover-timeout {SERVICE} {FAILOVER_TIMEOUT_MS}\n"
                 f"sentinel parallel-syncs {SERVICE} 1\n"
                 f"sentinel announce-ip {self.address}\n"
@@ -191,6 +192,17 @@ class Topology:
     def sentinel_url(self, db: int = 0, query: str = "") -> str:
         """``redis+sentinel://host:port,.../<service>/<db>`` (issue 19, item 2)."""
         return f"redis+sentinel://{self.sentinel_hosts}/{SERVICE}/{db}" + (f"?{query}" if query else "")
+
+    def config_epoch(self) -> int | None:
+        """The sentinels' configuration epoch for the service (each failover they make raises it by one),
+        as the first of them that answers has it; None when none does."""
+        for sentinel in self.sentinels:
+            if sentinel.alive:
+                try:
+                    return int(sentinel.client().sentinel_master(SERVICE)["config-epoch"])
+                except (redis.RedisError, KeyError):
+                    continue
+        return None
 
     def primary(self) -> RedisNode:
         """The primary, as the sentinels name it (the first of them that answers)."""
