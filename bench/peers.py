@@ -55,6 +55,7 @@ kept and printed when a run fails or is interrupted (``--keep-logs`` keeps them 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import shutil
 import signal
@@ -221,6 +222,9 @@ def plan(args: argparse.Namespace, bench: Bench) -> list[Workload]:
 
 def main() -> None:
     args = parse_args()
+    missing = [name for name in ("huey", "dramatiq", "rq") if importlib.util.find_spec(name) is None]
+    if missing:
+        sys.exit(f"The peers are not installed ({', '.join(missing)}): run `uv sync --group bench` first.")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # the cleanup below runs on SIGTERM too
     began = time.monotonic()
     logs = Path(tempfile.mkdtemp(prefix="peers-logs-"))
