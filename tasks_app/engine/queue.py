@@ -297,6 +297,43 @@ class AtomicRedisQueue(RedisQueue):
     def _replace_args(self, raw: bytes, new: Job, delay: float | str = "") -> list:
         return [raw, self.serialize(new), new.status.value, new.ttl, delay, *chains.args(self, new)]
 
+    async def listen(self, job_keys, callback, timeout: float | None = 10, poll_interval: float = 0.5) -> None:  # noqa: ASYNC109
+        """SAQ's ``listen``: ``callback(job_key, status)`` for each change of the jobs, until it returns True;
+        ``timeout`` (s; 0 or None: none) raises ``asyncio.TimeoutError``. Every ``poll_interval`` s without a
+        message, each job's stored status is read, and one the callback has not seen is given to it: SAQ's
+        multiplexer sends its PSUBSCRIBE from a task of its own once the first listener waits, and a change
+        published before Redis has it is never heard (``Job.refresh(until_complete=0)`` of a job that ended
+        at once then waited for ever: SAQ's test_burst_poll_interval, in CI)."""
+        keys = list(job_keys)
+        if not keys:
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout if timeout else None
+        seen: dict[str, Status] = {}
+        messages = await self._pubsub.subscribe(*(self.job_id(key) for key in keys))
+        try:
+            while True:
+                wait = poll_interval if deadline is None else min(poll_interval, deadline - loop.time())
+                if wait <= 0:
+                    raise TimeoutError
+                try:
+                    message = await asyncio.wait_for(messages.get(), wait)
+                except TimeoutError:
+                    changes = [(key, job.status) for key, job in zip(keys, await self.jobs(keys), strict=True) if job]
+                else:
+                    changes = [(self.job_key_from_id(message["channel"]), Status[message["data"].decode().upper()])]
+                for key, status in changes:
+                    if seen.get(key) == status:
+                        continue
+                    seen[key] = status
+                    stop = callback(key, status)
+                    if asyncio.iscoroutine(stop):
+                        stop = await stop
+                    if stop:
+                        return
+        finally:
+            await self._pubsub.unsubscribe(messages)
+
     async def count(self, kind) -> int:
         """SAQ's ``count``; ``queued`` counts the jobs of every priority (``engine/priorities.py``)."""
         if kind != "queued":

@@ -49,3 +49,11 @@ def test_the_worker_lifecycle_tasks_app_builds_on():
     saq.Worker.__init__(worker, queue=None, functions=[])
     assert set(worker.timers) == {"schedule", "worker_info", "sweep", "abort"}
     assert isinstance(worker.tasks, set) and hasattr(worker, "event") and hasattr(worker, "pool")
+
+
+def test_the_multiplexer_listen_subscribes_through():
+    from saq.multiplexer import Multiplexer
+
+    assert "self._pubsub = PubSubMultiplexer(" in inspect.getsource(RedisQueue.__init__)
+    assert inspect.iscoroutinefunction(Multiplexer.subscribe) and inspect.iscoroutinefunction(Multiplexer.unsubscribe)
+    assert "queue.put_nowait(message)" in inspect.getsource(Multiplexer.publish)  # messages arrive on the queue
