@@ -298,18 +298,20 @@ class AtomicRedisQueue(RedisQueue):
         return [raw, self.serialize(new), new.status.value, new.ttl, delay, *chains.args(self, new)]
 
     async def listen(self, job_keys, callback, timeout: float | None = 10, poll_interval: float = 0.5) -> None:  # noqa: ASYNC109
-        """SAQ's ``listen``: ``callback(job_key, status)`` for each change of the jobs, until it returns True;
-        ``timeout`` (s; 0 or None: none) raises ``asyncio.TimeoutError``. Every ``poll_interval`` s without a
-        message, each job's stored status is read, and one the callback has not seen is given to it: SAQ's
-        multiplexer sends its PSUBSCRIBE from a task of its own once the first listener waits, and a change
-        published before Redis has it is never heard (``Job.refresh(until_complete=0)`` of a job that ended
-        at once then waited for ever: SAQ's test_burst_poll_interval, in CI)."""
+        """SAQ's ``listen``: ``callback(job_key, status)`` for each change published for the jobs, until it
+        returns True; ``timeout`` (s; 0 or None: none) raises ``TimeoutError``. Every ``poll_interval`` s
+        without a message, each job's stored status is read, and one the callback has not been given yet
+        is given (its message, if it comes later, is then not): SAQ's multiplexer sends its PSUBSCRIBE from
+        a task of its own once the first listener waits, and a change published before Redis has it is
+        never heard (``Job.refresh(until_complete=0)`` of a job that ended at once waited for ever: SAQ's
+        test_burst_poll_interval, in CI)."""
         keys = list(job_keys)
         if not keys:
             return
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout if timeout else None
-        seen: dict[str, Status] = {}
+        last: dict[str, Status] = {}  # the status the callback was last given, per key
+        read: dict[str, Status] = {}  # given from a read, its message not come yet
         messages = await self._pubsub.subscribe(*(self.job_id(key) for key in keys))
         try:
             while True:
@@ -319,13 +321,17 @@ class AtomicRedisQueue(RedisQueue):
                 try:
                     message = await asyncio.wait_for(messages.get(), wait)
                 except TimeoutError:
-                    changes = [(key, job.status) for key, job in zip(keys, await self.jobs(keys), strict=True) if job]
+                    stored = zip(keys, await self.jobs(keys), strict=True)
+                    changes = [(key, job.status) for key, job in stored if job and last.get(key) != job.status]
+                    read.update(changes)
                 else:
-                    changes = [(self.job_key_from_id(message["channel"]), Status[message["data"].decode().upper()])]
+                    key = self.job_key_from_id(message["channel"])
+                    status = Status[message["data"].decode().upper()]
+                    if read.pop(key, None) == status:
+                        continue  # given already, from a read
+                    changes = [(key, status)]
                 for key, status in changes:
-                    if seen.get(key) == status:
-                        continue
-                    seen[key] = status
+                    last[key] = status
                     stop = callback(key, status)
                     if asyncio.iscoroutine(stop):
                         stop = await stop

@@ -55,7 +55,29 @@ def test_changes_are_heard_once_each_and_a_timeout_still_raises(open_queue):
             with pytest.raises(TimeoutError):
                 await queue.listen(["k"], callback, timeout=1, poll_interval=0.05)
             await changing
-            # Each status once, whether it came by message or by a read: never a repeat.
+            # Each change once, whether it came by message or by a read.
             assert heard == [Status.QUEUED, Status.ACTIVE, Status.COMPLETE]
+
+    run(scenario())
+
+
+def test_every_published_change_is_given_even_a_repeat(open_queue):
+    """As SAQ's listen: a write that publishes the status the job had (SAQ's ``update``) is heard too."""
+
+    async def scenario():
+        async with open_queue() as queue:
+            job, _ = await records.submit(queue, Job("f", key="k"))
+            heard = []
+
+            def callback(key, status):
+                heard.append(status)
+                return len(heard) == 2
+
+            listening = asyncio.create_task(queue.listen(["k"], callback, timeout=5, poll_interval=2))
+            await asyncio.sleep(0.1)
+            await queue.update(job)
+            await queue.update(job)
+            await asyncio.wait_for(listening, 10)
+            assert heard == [Status.QUEUED, Status.QUEUED]
 
     run(scenario())
