@@ -310,6 +310,7 @@ class AtomicRedisQueue(RedisQueue):
             return
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout if timeout else None
+        poll_interval = poll_interval if poll_interval > 0 else 0.5  # 0: SAQ's "no polling"; here, its default
         last: dict[str, Status] = {}  # the status the callback was last given, per key
         read: dict[str, Status] = {}  # given from a read, its message not come yet
         messages = await self._pubsub.subscribe(*(self.job_id(key) for key in keys))

@@ -26,6 +26,9 @@ def test_a_change_made_before_the_listener_subscribed_is_heard(open_queue):
 
             await asyncio.wait_for(queue.listen(["k"], callback, timeout=5, poll_interval=0.05), 10)
             assert heard == [("k", Status.COMPLETE)]
+            heard.clear()  # a poll_interval of 0 (SAQ's "no polling") is not "time out at once"
+            await asyncio.wait_for(queue.listen(["k"], callback, timeout=5, poll_interval=0), 10)
+            assert heard == [("k", Status.COMPLETE)]
 
             # And Job.refresh(until_complete=0), "wait for ever", returns.
             stale = Job("f", key="k", queue=queue)
