@@ -17,11 +17,13 @@ its port, as a replica of the new primary.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -193,30 +195,30 @@ class Topology:
         """``redis+sentinel://host:port,.../<service>/<db>`` (issue 19, item 2)."""
         return f"redis+sentinel://{self.sentinel_hosts}/{SERVICE}/{db}" + (f"?{query}" if query else "")
 
+    def _ask_sentinels[T](self, read: Callable[[redis.Redis], T | None]) -> T | None:
+        """``read(client)`` of the first live sentinel that answers it (not None); None when none does."""
+        for sentinel in self.sentinels:
+            if sentinel.alive:
+                with contextlib.suppress(redis.RedisError, KeyError):
+                    if (answer := read(sentinel.client())) is not None:
+                        return answer
+        return None
+
     def config_epoch(self) -> int | None:
         """The sentinels' configuration epoch for the service (each failover they make raises it by one),
         as the first of them that answers has it; None when none does."""
-        for sentinel in self.sentinels:
-            if sentinel.alive:
-                try:
-                    return int(sentinel.client().sentinel_master(SERVICE)["config-epoch"])
-                except (redis.RedisError, KeyError):
-                    continue
-        return None
+        return self._ask_sentinels(lambda client: int(client.sentinel_master(SERVICE)["config-epoch"]))
 
     def primary(self) -> RedisNode:
         """The primary, as the sentinels name it (the first of them that answers)."""
-        for sentinel in self.sentinels:
-            if not sentinel.alive:
-                continue
-            try:
-                _, port = sentinel.client().sentinel_get_master_addr_by_name(SERVICE)
-            except redis.RedisError:
-                continue
-            for node in self.redis_nodes:
-                if node.port == int(port):
-                    return node
-        raise RuntimeError("No sentinel names a primary")
+
+        def named(client: redis.Redis) -> RedisNode | None:
+            _, port = client.sentinel_get_master_addr_by_name(SERVICE)
+            return next((node for node in self.redis_nodes if node.port == int(port)), None)
+
+        if (node := self._ask_sentinels(named)) is None:
+            raise RuntimeError("No sentinel names a primary")
+        return node
 
     def direct_url(self, db: int = 0) -> str:
         """The primary's own URL, for clients that cannot follow a failover: with ``tls_acl``,

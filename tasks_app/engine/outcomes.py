@@ -97,17 +97,17 @@ class Outcomes:
                 self._reached()  # Redis answered (on a durable queue, with the replicas' confirmation)
                 if conflict.taken is not None:
                     self.taken.append(conflict.taken)
+                stored = conflict.stored.status.value if conflict.stored else "missing"
                 if unconfirmed is not None:
                     logger.warning(
                         "Job %s's outcome (%s) was written but no replica confirmed it, and the job has moved "
                         "on since (it is %s now): whether that outcome was kept is unknown.",
                         conflict.key,
                         unconfirmed,
-                        conflict.stored.status.value if conflict.stored else "missing",
+                        stored,
                         extra={"job_key": conflict.key, "outcome": "unknown", "written": unconfirmed},
                     )
                     return "unknown"
-                stored = conflict.stored.status.value if conflict.stored else "missing"
                 logger.warning(
                     "Job %s's attempt on this worker was taken over (it is %s now); its outcome is dropped.",
                     conflict.key,
