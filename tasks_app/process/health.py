@@ -39,7 +39,11 @@ class QueueHealth:
 
 
 async def _probe(name: str) -> QueueHealth:
-    queue = make_queue(name, socket_timeout=5)
+    try:
+        queue = make_queue(name, socket_timeout=5)
+    except ImproperlyConfigured as exc:  # a URL no client can be made of (the checks say it too: E014)
+        wrong = ConnectionFacts(name, None, False, None, 0, None, error=str(exc))
+        return QueueHealth(name, workers=None, queued=None, error=str(exc), connection=wrong)
     try:
         # First: whether this Redis can serve the queue at all (Sentinel, TLS, ACL, replicas), in one line.
         connection = await redis_facts.facts(queue, probe=True)

@@ -205,6 +205,15 @@ def test_no_sentinel_answering_is_one_line_and_exit_2(subprocess_env):
         assert "Traceback" not in result.stderr and "s3cret" not in result.stderr + result.stdout
 
 
+def test_a_malformed_sentinel_url_is_one_line_and_exit_2_for_the_health_check(subprocess_env):
+    env = {**subprocess_env, "TEST_REDIS_URL": "redis+sentinel://:s3cret@127.0.0.1:26399,/mymaster/0"}
+    result = manage("runworker", "--check", env=env, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert "is not a valid Sentinel URL: sentinel address '' must be host:port" in result.stderr, result.stderr
+    assert "TEST_REDIS_URL" in result.stderr
+    assert "Traceback" not in result.stderr and "s3cret" not in result.stderr + result.stdout
+
+
 def test_an_unknown_service_is_one_line_and_exit_2(topology, subprocess_env):
     url = topology.url().replace("/mymaster/", "/nosuchservice/")
     env = {**subprocess_env, "TEST_REDIS_URL": url}
