@@ -69,10 +69,13 @@ end
 -- due; if none of them could start (a record evicted, a job parked), the wait still ends when the next
 -- scheduled job is due.
 local function take_next(queued, active, paused, worker, now, incomplete, listed)
-    if redis.call('EXISTS', paused) == 1 then return 'paused' end
     local levels = queued .. ':levels'
-    -- One EXISTS for both: the hot path of a queue that uses neither costs one call more than FIFO.
-    local either = redis.call('EXISTS', queued .. ':limited', levels) > 0
+    -- One EXISTS for the three: the hot path of a queue not paused, using neither, costs one call more than FIFO.
+    local either = false
+    if redis.call('EXISTS', paused, queued .. ':limited', levels) > 0 then
+        if redis.call('EXISTS', paused) == 1 then return 'paused' end
+        either = redis.call('EXISTS', queued .. ':limited', levels) > 0
+    end
     local limited = either and redis.call('EXISTS', queued .. ':limited') == 1
     if limited then
         local taken = take_parked(queued, active, worker, now)

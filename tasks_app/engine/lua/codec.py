@@ -188,8 +188,9 @@ end
 local LIMITS = '^"meta": {"limits": "([^"]*)"'
 
 -- A job's limits as {rkey, count, period, ckey, most} (the fields of a half not given are nil), or
--- nil for a job that has none.
+-- nil for a job that has none. A plain search first: most jobs have none, and it costs a fifth of a read.
 local function limits_of(payload, st)
+    if not string.find(payload, '{"limits": "', 1, true) then return nil end
     st = st or read(payload)
     if not st.pos then return nil end
     local pos = string.match(payload, '^"priority": %-?%d+, ()', st.pos) or st.pos
