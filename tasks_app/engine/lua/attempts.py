@@ -71,12 +71,12 @@ end
 local function take_next(queued, active, paused, worker, now, incomplete, listed)
     local levels = queued .. ':levels'
     -- One EXISTS for the three: the hot path of a queue not paused, using neither, costs one call more than FIFO.
-    local either = false
+    local limited, either = false, false
     if redis.call('EXISTS', paused, queued .. ':limited', levels) > 0 then
         if redis.call('EXISTS', paused) == 1 then return 'paused' end
-        either = redis.call('EXISTS', queued .. ':limited', levels) > 0
+        limited = redis.call('EXISTS', queued .. ':limited') == 1
+        either = limited or redis.call('EXISTS', levels) == 1
     end
-    local limited = either and redis.call('EXISTS', queued .. ':limited') == 1
     if limited then
         local taken = take_parked(queued, active, worker, now)
         if taken then return taken end
