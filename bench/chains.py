@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import resource
 import statistics
@@ -48,7 +47,7 @@ django.setup()
 import redis  # noqa: E402
 from django.conf import settings  # noqa: E402
 
-from bench.support import throwaway_databases, worker_env  # noqa: E402
+from bench.support import job_span, throwaway_databases, worker_env  # noqa: E402
 from tasks_app import aenqueue_many, chain, step  # noqa: E402
 from tasks_app.enqueueing.connections import disconnect_all  # noqa: E402
 
@@ -80,22 +79,6 @@ def fill_chains(count: int) -> None:
     asyncio.run(go())
 
 
-def job_span(count: int) -> float:
-    """Seconds from the first job's start to the last job's completion, read from Redis; every job complete."""
-    client = redis.Redis.from_url(REDIS_URL)
-    keys = list(client.scan_iter("saq:job:default:*", count=1000))
-    assert len(keys) == count, f"expected {count} jobs, found {len(keys)}"
-    started, completed = [], []
-    for start in range(0, len(keys), 1000):
-        for raw in client.mget(keys[start : start + 1000]):
-            job = json.loads(raw)
-            assert job["status"] == "complete", job
-            started.append(job["started"])
-            completed.append(job["completed"])
-    client.close()
-    return (max(completed) - min(started)) / 1000
-
-
 def redis_cpu() -> float:
     """CPU seconds the benchmark's redis-server has used."""
     client = redis.Redis.from_url(REDIS_URL)
@@ -116,7 +99,7 @@ def run_worker(cwd: Path, jobs: int, concurrency: int) -> tuple[float, float]:
     done = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = done.ru_utime + done.ru_stime - used.ru_utime - used.ru_stime + redis_cpu() - server
     try:
-        rate = jobs / job_span(jobs) if jobs else 0.0
+        rate = jobs / job_span(REDIS_URL, jobs) if jobs else 0.0
     except AssertionError:
         print(f"  the worker's log is in {log.name}")
         raise

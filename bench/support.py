@@ -5,6 +5,7 @@ Django must be set up before ``throwaway_databases`` is entered.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Iterator
@@ -67,3 +68,20 @@ def worker_env(concurrency: int, redis_url: str) -> dict:
         "BENCH_REDIS_URL": redis_url,
         "BENCH_CONCURRENCY": str(concurrency),
     }
+
+
+def job_span(redis_url: str, count: int) -> float:
+    """Seconds from the first job's start to the last job's completion, read from the Redis database at
+    ``redis_url``, which must hold ``count`` jobs of queue ``default``, every one complete (else AssertionError)."""
+    client = redis.Redis.from_url(redis_url)
+    keys = list(client.scan_iter("saq:job:default:*", count=1000))
+    assert len(keys) == count, f"expected {count} jobs, found {len(keys)}"
+    started, completed = [], []
+    for start in range(0, len(keys), 1000):
+        for raw in client.mget(keys[start : start + 1000]):
+            job = json.loads(raw)
+            assert job["status"] == "complete", job
+            started.append(job["started"])
+            completed.append(job["completed"])
+    client.close()
+    return (max(completed) - min(started)) / 1000

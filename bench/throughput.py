@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import subprocess
 import sys
@@ -41,7 +40,7 @@ from saq import Queue  # noqa: E402
 from saq.job import Job  # noqa: E402
 
 from bench.jobs import bench_orm_read_write  # noqa: E402
-from bench.support import throwaway_databases, worker_env  # noqa: E402
+from bench.support import job_span, throwaway_databases, worker_env  # noqa: E402
 from tests.sampleapp.models import Note  # noqa: E402
 
 REDIS_URL = settings.BENCH_REDIS_URL
@@ -58,22 +57,6 @@ async def fill_queue(function: str, count: int, kwargs: dict | None = None) -> N
         await queue.disconnect()
 
 
-def job_span(count: int) -> float:
-    """Seconds from the first job's start to the last job's completion, read from Redis."""
-    client = redis.Redis.from_url(REDIS_URL)
-    keys = list(client.scan_iter("saq:job:default:*", count=1000))
-    assert len(keys) == count, f"expected {count} jobs, found {len(keys)}"
-    started, completed = [], []
-    for start in range(0, len(keys), 1000):
-        for raw in client.mget(keys[start : start + 1000]):
-            job = json.loads(raw)
-            assert job["status"] == "complete", job
-            started.append(job["started"])
-            completed.append(job["completed"])
-    client.close()
-    return (max(completed) - min(started)) / 1000
-
-
 def flush() -> None:
     redis.Redis.from_url(REDIS_URL).flushdb()
 
@@ -88,7 +71,7 @@ def run_runworker(function: str, count: int, concurrency: int, kwargs: dict | No
             cwd=ROOT, env=worker_env(concurrency, REDIS_URL), check=True, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
     try:
-        rate = count / job_span(count)
+        rate = count / job_span(REDIS_URL, count)
     except AssertionError:
         print(f"  the worker's log is in {log.name}")
         raise
@@ -111,7 +94,7 @@ def run_bare_saq(count: int, concurrency: int) -> float:
         worker.terminate()
         worker.wait(30)
         client.close()
-    return count / job_span(count)
+    return count / job_span(REDIS_URL, count)
 
 
 def run_bare_loop(count: int, concurrency: int, seed_id: int) -> float:
