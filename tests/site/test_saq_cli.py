@@ -1,0 +1,68 @@
+"""The older SAQ document's entry points (``pydotorg/tasks/``): its worker command runs ``runworker``
+with the flags mapped, and its ``queue`` import says what to use instead."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pydotorg.tasks.worker import runworker_argv
+from tests.tasks_app.helpers import ROOT
+
+SETTINGS = "pydotorg.tasks.worker.settings_dict"
+
+
+@pytest.mark.parametrize(
+    ("saq_flags", "expected"),
+    [
+        ([], []),
+        (["--verbose"], ["-v", "2"]),  # the README's table: "verbose logging" is DEBUG
+        (["-vv"], ["-v", "3"]),
+        (["--web"], ["--web"]),
+        (["--web", "--port", "8080"], ["--web", "--port", "8080"]),
+        (["--workers", "3"], ["--workers", "3"]),
+        (["--workers", "1"], []),
+        (["--check", "--web", "-v"], ["--check"]),
+    ],
+)
+def test_saq_flags_become_runworker_flags(saq_flags, expected):
+    assert runworker_argv([SETTINGS, *saq_flags]) == (expected, [])
+
+
+def test_flags_runworker_has_no_use_for_are_named():
+    argv, notes = runworker_argv([SETTINGS, "-e", "other.settings", "--quiet", "--port", "9000"])
+    assert argv == []
+    assert [note.split(":")[0] for note in notes] == ["--port without --web", "--extra-web-settings", "--quiet"]
+
+
+def test_flags_saq_refuses_are_refused_the_same_way():
+    with pytest.raises(SystemExit) as exit_info:
+        runworker_argv([SETTINGS, "--workers", "two"])
+    assert exit_info.value.code == 2
+
+
+@pytest.mark.parametrize(
+    "saq", [[str(Path(sys.executable).parent / "saq")], [sys.executable, "-m", "saq"]], ids=["script", "module"]
+)
+def test_the_documents_worker_command_runs_runworker(subprocess_env, saq):
+    # --check: runworker's health check answers (exit 1: the queue has no live worker) in place of SAQ's.
+    result = subprocess.run(
+        [*saq, SETTINGS, "--check"], cwd=ROOT, env=subprocess_env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 1, result.stderr
+    assert f"saq {SETTINGS} runs this project's worker: python manage.py runworker --check" in result.stderr
+    assert "queue 'default': NO live workers" in result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_settings_dict_read_outside_the_saq_cli_runs_nothing_and_names_runworker():
+    import pydotorg.tasks.worker as worker
+
+    with pytest.raises(ImportError, match=r"manage\.py runworker"):
+        worker.settings_dict  # noqa: B018
+
+
+def test_the_documents_queue_import_names_tasks_apps_calls():
+    with pytest.raises(ImportError, match=r"from tasks_app import aenqueue, enqueue, enqueue_on_commit"):
+        from pydotorg.tasks import queue  # noqa: F401
