@@ -14,6 +14,10 @@ profiles behind ``bench/peers.py``'s enqueue and ``io10`` figures.
 3. **The I/O ceiling**: 10 coroutines each awaiting ``asyncio.sleep(0.02)`` ``--sleeps`` times, nothing
    else, on asyncio's loop and on uvloop: what any async worker's ``io10`` figure is bounded by on this
    machine (the 500 jobs/s of 10 x 50 is the ceiling of exact sleeps).
+4. **The finish-and-take script alone** (a worker's one round trip per job): redis-server's time per call
+   (``INFO commandstats``), one call at a time through the engine (``attempts.take``, then
+   ``end_attempt(take_next=True)`` for each job it hands back), and what its pieces cost, each measured by
+   running it ten times more per call (five for the helper definitions) and dividing the difference.
 """
 
 from __future__ import annotations
@@ -137,6 +141,54 @@ def io_ceiling(sleeps: int, rounds: int) -> None:
         print(f"  {name:8} {statistics.median(values):6.0f}  [{min(values):.0f}-{max(values):.0f}]")
 
 
+async def finish_and_take_alone(client, url: str, rounds: int, jobs: int = 2_000) -> None:
+    from redis.asyncio import Redis
+    from saq.job import Status
+
+    from tasks_app import aenqueue_many
+    from tasks_app.engine import attempts
+    from tasks_app.engine.lua import attempts as scripts
+    from tasks_app.engine.queue import AtomicRedisQueue
+
+    source = scripts.FINISH_AND_TAKE
+    call = "local now = clock()\n"  # where the script's own work starts, after its helpers are defined
+    if source.count(call) != 1:
+        sys.exit("section 4 no longer finds where FINISH_AND_TAKE's work starts: update finish_and_take_alone")
+    helpers, work = source.split(call)
+    pieces = {  # name: (Lua run that many more times per call, times)
+        "a header read (read)": ("for _ = 1, 10 do read(ARGV[1]) end\n", 10),
+        "a header stamp (stamp)": ("for _ = 1, 10 do stamp(ARGV[1], {completed = now}) end\n", 10),
+        "Redis's clock (clock)": ("for _ = 1, 10 do clock() end\n", 10),
+        "a redis.call (EXISTS)": ("for _ = 1, 10 do redis.call('EXISTS', KEYS[6]) end\n", 10),
+    }
+    variants = {"as it is": source, **{name: helpers + call + lua + work for name, (lua, _) in pieces.items()}}
+    variants["the helper definitions"] = f"do\n{helpers}\nend\n" * 5 + source
+    times: dict[str, list[float]] = {}
+    try:
+        for _ in range(rounds):
+            for name, lua in variants.items():
+                scripts.FINISH_AND_TAKE = lua  # read when a queue registers its scripts
+                client.flushdb()
+                await aenqueue_many("peer_noop", [{"mark": 0}] * (jobs + 1))
+                queue = AtomicRedisQueue(Redis.from_url(url), name="default")
+                job = await attempts.take(queue, "bench-worker")
+                client.config_resetstat()
+                while job is not None:
+                    job = await attempts.end_attempt(queue, job, Status.COMPLETE, take_next=True)
+                stats = client.info("commandstats")["cmdstat_evalsha"]
+                times.setdefault(name, []).append(stats["usec"] / stats["calls"])
+                await queue.disconnect()
+    finally:
+        scripts.FINISH_AND_TAKE = source
+    client.flushdb()
+    base = statistics.median(times.pop("as it is"))
+    print(f"\n4. The finish-and-take script alone, {jobs:,} calls one at a time, median of {rounds} rounds (us)")
+    print(f"  redis-server's time per call    {base:6.1f}")
+    for name, values in times.items():
+        repeats = pieces[name][1] if name in pieces else 5
+        print(f"  {name:32}{(statistics.median(values) - base) / repeats:6.1f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--calls", type=int, default=20_000, help="enqueues per way and round (default 20,000)")
@@ -154,6 +206,7 @@ def main() -> None:
         one_at_a_time(client, args.calls, args.rounds)
         script_alone(client, args.calls, args.rounds)
         io_ceiling(args.sleeps, args.rounds)
+        asyncio.run(finish_and_take_alone(client, server.url, args.rounds))
         client.close()
     print(f"\nload average now {os.getloadavg()[0]:.2f}")
 
