@@ -18,10 +18,11 @@ def main() -> None:
     try:
         execute_from_command_line(sys.argv)
     except OperationalError:
-        # A SQLite file that cannot be opened: say which and why, in one line (--traceback: as usual).
-        from pydotorg.checks import sqlite_problems
+        # A SQLite file that cannot be opened, or a database server that cannot be reached (any command:
+        # migrate, createsuperuser, reindex_search...): say which and why, in one line (--traceback: as usual).
+        from pydotorg.checks import sqlite_problems, unreachable_databases
 
-        problems = sqlite_problems() if "--traceback" not in sys.argv else []
+        problems = (sqlite_problems() or unreachable_databases()) if "--traceback" not in sys.argv else []
         if not problems:
             raise
         sys.stderr.write("".join(f"{problem}\n" for problem in problems))

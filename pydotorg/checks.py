@@ -42,3 +42,21 @@ def sqlite_problems() -> list[str]:
                 "the directory."
             )
     return problems
+
+
+def unreachable_databases() -> list[str]:
+    """Why each database in DATABASES that cannot be connected to cannot be (one line each, naming
+    DATABASE_URL, no password), or none: what manage.py prints for a command that failed for that reason."""
+    from django.db import DatabaseError, connections
+
+    from tasks_app.process.runner import unreachable_database
+
+    problems = []
+    for alias in connections:
+        try:
+            connections[alias].ensure_connection()
+        except DatabaseError as exc:
+            problems.append(unreachable_database(alias, exc))
+        finally:
+            connections[alias].close()
+    return problems

@@ -77,7 +77,10 @@ def check_queues(**kwargs: Any) -> list[checks.CheckMessage]:
     try:
         configured = conf.queues()
     except ImproperlyConfigured as exc:
-        hint = "Use ?concurrency=N with N >= 1 (or CONCURRENCY), ?wait_replicas=N with N >= 0, ?wait_timeout=ms >= 1."
+        hint = (
+            "Form: redis://[user:password@]host:6379/0, with tasks_app's own ?concurrency=N (N >= 1), "
+            "?wait_replicas=N (N >= 0), ?wait_timeout=ms (>= 1); percent-encode / ? # @ in a password."
+        )
         return [_error(str(exc), hint, 1)]
     for name, queue in configured.items():
         if not QUEUE_NAME.fullmatch(name):

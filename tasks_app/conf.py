@@ -5,12 +5,15 @@ Every other module asks this one; nothing else reads ``settings.SAQ``.
 
 from __future__ import annotations
 
+import difflib
 import math
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from django.core.exceptions import ImproperlyConfigured
+
+from .redaction import spilled_password
 
 DEFAULT_QUEUE = "default"
 
@@ -122,7 +125,14 @@ def split_url_options(url: str | None, setting: str = "URL") -> tuple[str | None
     if url is None:
         return None, {}
     parts = urlsplit(url)
+    if spilled_password(parts):
+        # A password holding / ? # or @ unencoded: the host redis-py would read is part of the password.
+        raise ImproperlyConfigured(
+            f"{setting}: the URL has a '#', or an '@' after its host, so its password would be read as part of "
+            "its address: percent-encode / ? # @ in the password (%2F %3F %23 %40)."
+        )
     query = parse_qsl(parts.query, keep_blank_values=True)
+    _check_parameters(parts.scheme, [name for name, _ in query], setting)
     found: dict[str, int] = {}
     for name, (least, example) in URL_OPTIONS.items():
         values = [v for k, v in query if k == name]
@@ -139,6 +149,25 @@ def split_url_options(url: str | None, setting: str = "URL") -> tuple[str | None
         return url, {}
     rest = urlencode([(k, v) for k, v in query if k not in URL_OPTIONS])
     return urlunsplit(parts._replace(query=rest)), found
+
+
+def _check_parameters(scheme: str, names: list[str], setting: str) -> None:
+    # A parameter redis-py does not take fails every connection later, with a TypeError deep inside it.
+    if scheme not in ("redis", "rediss", "unix"):
+        return  # redis+sentinel:// URLs: redis_urls.parse_sentinel checks theirs
+    from .redis_urls import TLS_PARAMETERS, url_parameters
+
+    known = url_parameters(scheme) | set(URL_OPTIONS)
+    for name in names:
+        if name not in known:
+            if name in TLS_PARAMETERS:
+                hint = " (TLS needs a rediss:// URL)"
+            else:
+                close = difflib.get_close_matches(name, known, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ImproperlyConfigured(
+                f"{setting}: {scheme}:// URLs take no parameter {name!r}{hint}. They take {', '.join(sorted(known))}."
+            )
 
 
 def split_concurrency(url: str | None, setting: str = "URL") -> tuple[str | None, int | None]:
@@ -186,7 +215,7 @@ def queues() -> dict[str, QueueConfig]:
     result = {}
     for name, options in _merged("QUEUES").items():
         options = options if isinstance(options, dict) else {"URL": options}
-        url, given = split_url_options(options.get("URL"), setting=f'SAQ["QUEUES"]["{name}"]["URL"]')
+        url, given = split_url_options(options.get("URL"), setting=setting_name("QUEUES", name, "URL"))
         concurrency = options.get("CONCURRENCY") or given.get("concurrency") or DEFAULT_CONCURRENCY
         replicas = options.get("WAIT_REPLICAS", given.get("wait_replicas", 0))
         timeout = options.get("WAIT_TIMEOUT", given.get("wait_timeout", DEFAULT_WAIT_TIMEOUT_MS))

@@ -111,5 +111,7 @@ class TaskInterrupted(TasksAppError):
 
 
 def reason(exc: BaseException) -> str:
-    """``exc``'s message as a clause to end with one's own period: never "refused.." nor empty."""
-    return str(exc).strip().rstrip(".") or type(exc).__name__
+    """``exc``'s message as a clause to end with one's own period: never "refused.." nor empty, and one line
+    (the first: a driver's second line is a question such as "Is the server running on that host...?")."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return (lines[0] if lines else "").rstrip(".") or type(exc).__name__

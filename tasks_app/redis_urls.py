@@ -116,6 +116,25 @@ def _address(part: str) -> tuple[str, int]:
     return host, int(port)
 
 
+# The query parameters a redis://, rediss:// or unix:// queue URL may give: what redis-py's clients (sync and
+# asyncio) take from a URL. Any other makes every connection fail later, with a TypeError deep inside redis-py.
+URL_PARAMETERS = (
+    "db", "username", "password", "client_name", "protocol", "socket_timeout", "socket_connect_timeout",
+    "retry_on_timeout", "retry_on_error", "health_check_interval", "max_connections", "timeout",
+)  # fmt: skip
+TCP_PARAMETERS = ("socket_keepalive",)
+TLS_PARAMETERS = (
+    "ssl_keyfile", "ssl_certfile", "ssl_cert_reqs", "ssl_ca_certs", "ssl_ca_path", "ssl_check_hostname",
+    "ssl_min_version", "ssl_ciphers", "ssl_password", "ssl_include_verify_flags", "ssl_exclude_verify_flags",
+)  # fmt: skip
+
+
+def url_parameters(scheme: str) -> frozenset[str]:
+    """The query parameters a ``scheme`` (``redis``, ``rediss`` or ``unix``) URL may give."""
+    extra = {"redis": TCP_PARAMETERS, "rediss": TCP_PARAMETERS + TLS_PARAMETERS}.get(scheme, ())
+    return frozenset(URL_PARAMETERS + extra)
+
+
 def problem(url: str) -> str | None:
     """What is wrong with ``url`` that can be told without connecting (a malformed Sentinel URL, a TLS file
     that does not exist), as a clause without a password; None when nothing is."""

@@ -128,11 +128,7 @@ def check_database(alias: str = DEFAULT_DB_ALIAS) -> None:
         connection.ensure_connection()
         tables = connection.introspection.table_names() if alias in outbox.outbox_databases() else None
     except DatabaseError as exc:
-        where = describe_database(alias)
-        raise ServiceUnavailable(
-            f"Cannot reach the database {alias!r} ({where}): {reason(exc)}. "
-            f"Start it, or fix {conf.setting_name('DATABASES', alias)}."
-        ) from exc
+        raise ServiceUnavailable(unreachable_database(alias, exc)) from exc
     finally:
         connection.close()
     table = apps.get_model("tasks_app", "OutboxEntry")._meta.db_table
@@ -141,6 +137,14 @@ def check_database(alias: str = DEFAULT_DB_ALIAS) -> None:
             f"The database {alias!r} ({describe_database(alias)}) has no {table} table: "
             "run `python manage.py migrate` first."
         )
+
+
+def unreachable_database(alias: str, exc: BaseException, setting: str | None = None) -> str:
+    """One line (no password) saying that database ``alias`` cannot be reached and what to do: start it,
+    or create it when the server says it does not exist, or fix ``setting`` (default: its ``DATABASES`` entry)."""
+    act = "Create it" if "does not exist" in str(exc) else "Start it"
+    setting = setting or conf.setting_name("DATABASES", alias)
+    return f"Cannot reach the database {alias!r} ({describe_database(alias)}): {reason(exc)}. {act}, or fix {setting}."
 
 
 def describe_database(alias: str) -> str:

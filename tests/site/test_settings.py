@@ -317,3 +317,24 @@ def test_a_sqlite_file_that_cannot_be_opened_is_one_line_naming_database_url(tmp
         result.stderr
     )
     assert f"the directory {tmp_path}/missing/dir does not exist" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("address", "act"),
+    [("127.0.0.1:1/x", "Start it"), ("127.0.0.1:5432/no_such_database_of_the_tests", "Create it")],
+)
+def test_an_unreachable_database_is_one_line_naming_database_url_whatever_the_command(settings, address, act):
+    # Django's own commands (migrate) and the site's (reindex_search) alike: manage.py says it, not a traceback.
+    environment = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "pydotorg.settings",
+        "DATABASE_URL": f"postgres://postgres@{address}",
+        "REDIS_URL": settings.SAQ["QUEUES"]["default"]["URL"],  # the run's own (nothing is written there)
+    }
+    for command in (["migrate"], ["reindex_search", "page"]):
+        result = run(["manage.py", *command], environment)
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr, result.stderr
+        assert result.stderr.startswith("Cannot reach the database 'default' (postgresql ")
+        fix = 'DATABASES["default"] (set from the environment variable DATABASE_URL).'
+        assert f"{act}, or fix {fix}" in result.stderr

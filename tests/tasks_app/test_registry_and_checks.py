@@ -95,6 +95,17 @@ def test_task_functions_by_dotted_path(settings, scratch_registry):
         ({"QUEUES": {"default": {"URL": "http://localhost"}}}, "tasks_app.E001", "is not a Redis URL"),
         ({"QUEUES": {"default": {"URL": "redis://h:port/0"}}}, "tasks_app.E001", "not a valid URL"),
         ({"QUEUES": {"default": {"URL": "redis://h/0?concurrency=x"}}}, "tasks_app.E001", "concurrency"),
+        (
+            {"QUEUES": {"default": {"URL": "redis://h/0?concurency=5"}}},
+            "tasks_app.E001",
+            "take no parameter 'concurency' (did you mean 'concurrency'?)",
+        ),
+        (
+            {"QUEUES": {"default": {"URL": "redis://h/0?ssl_certfile=/tmp/c.pem"}}},
+            "tasks_app.E001",
+            "'ssl_certfile' (TLS needs a rediss:// URL)",
+        ),
+        ({"QUEUES": {"default": {"URL": "redis://:p@ss/w#rd@h:6379/0"}}}, "tasks_app.E001", "percent-encode"),
         ({"QUEUES": {"other": {"URL": "redis://h/0"}}}, "tasks_app.E001", '"default" queue'),
         ({"HOOKS": {"startup": ["no.such.hook"]}}, "tasks_app.E003", "no.such.hook"),
         ({"HOOKS": {"on_boot": []}}, "tasks_app.E003", "unknown hook"),

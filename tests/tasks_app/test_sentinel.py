@@ -71,6 +71,14 @@ def test_passwords_in_a_sentinel_url_are_redacted():
     assert redact_url(url) == "redis+sentinel://u:***@127.0.0.1:1,127.0.0.1:2/mymaster/0?sentinel_password=***"
 
 
+@pytest.mark.parametrize(
+    "url", ["redis://:p@ss/w#rd@localhost:6379/0", "redis://:pa/ss@localhost:6379/0", "redis://:pa?ss@localhost/0"]
+)
+def test_a_url_whose_password_holds_an_unencoded_separator_is_hidden_whole(url):
+    # Where such a password ends cannot be told: the part read as a host, path or fragment is secret too.
+    assert redact_url(url) == "***"
+
+
 def test_tasks_app_parameters_are_taken_off_before_redis_py(settings):
     use_queue_url(settings, "redis+sentinel://h:1/svc/0?wait_replicas=2&wait_timeout=250&concurrency=4")
     from tasks_app import conf
