@@ -16,6 +16,8 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
+from . import WORKER_COMMAND, not_the_worker, run_by_saq_cli
+
 MANAGE = Path(__file__).resolve().parents[2] / "manage.py"
 
 
@@ -55,17 +57,12 @@ def runworker_argv(saq_argv: list[str]) -> tuple[list[str], list[str]]:
     return argv, notes
 
 
-def _run_by_saq_cli() -> bool:
-    # `python -m saq` runs saq.__main__ as __main__; the `saq` console script imports it.
-    if getattr(getattr(sys.modules.get("__main__"), "__spec__", None), "name", None) == "saq.__main__":
-        return True
-    return Path(sys.argv[0]).name == "saq" and "saq.__main__" in sys.modules
-
-
 def __getattr__(name: str) -> NoReturn:
     if name != "settings_dict":
+        if run_by_saq_cli():  # a misspelt `saq pydotorg.tasks.worker.setting_dict`
+            not_the_worker(name)
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    if not _run_by_saq_cli():
+    if not run_by_saq_cli():
         raise ImportError(
             "pydotorg.tasks.worker.settings_dict is the older SAQ document's worker settings: this project runs "
             "its workers with `uv run python manage.py runworker`, configured by the SAQ setting."
@@ -79,7 +76,7 @@ def __getattr__(name: str) -> NoReturn:
     argv, notes = runworker_argv(sys.argv[1:])
     command = [sys.executable, str(MANAGE), "runworker", *argv]
     shown = " ".join(["python", "manage.py", "runworker", *argv])
-    print(f"saq pydotorg.tasks.worker.settings_dict runs this project's worker: {shown}", file=sys.stderr)
+    print(f"{WORKER_COMMAND} runs this project's worker: {shown}", file=sys.stderr)
     for note in notes:
         print(f"  ({note})", file=sys.stderr)
     sys.stderr.flush()

@@ -1,6 +1,8 @@
 """The older SAQ document's entry points (``pydotorg/tasks/``): its worker command runs ``runworker``
 with the flags mapped, and its ``queue`` import says what to use instead."""
 
+import importlib
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -66,3 +68,29 @@ def test_settings_dict_read_outside_the_saq_cli_runs_nothing_and_names_runworker
 def test_the_documents_queue_import_names_tasks_apps_calls():
     with pytest.raises(ImportError, match=r"from tasks_app import aenqueue, enqueue, enqueue_on_commit"):
         from pydotorg.tasks import queue  # noqa: F401
+
+
+@pytest.mark.parametrize("given", ["pydotorg.tasks.worker.setting_dict", "pydotorg.tasks.worker"])
+def test_a_settings_path_near_the_documents_is_one_line_naming_it(subprocess_env, given):
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "saq"), given],
+        cwd=ROOT, env=subprocess_env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == (
+        f"saq {given}: not a worker's settings here. The older SAQ document's worker command is "
+        f"`saq {SETTINGS}`, which runs this project's `python manage.py runworker`.\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("module", "now"),
+    [
+        ("pydotorg.tasks.feeds", "from pydotorg.blogs.tasks import refresh_all_feeds, refresh_single_feed"),
+        ("pydotorg.tasks.search", "from pydotorg.search.tasks import rebuild_search_index, index_content"),
+    ],
+)
+def test_the_documents_task_modules_name_where_their_tasks_are(module, now):
+    with pytest.raises(ImportError, match=re.escape(f"{module} is the older SAQ document's module: here, `{now}`")):
+        importlib.import_module(module)
+    importlib.import_module(now.split()[1])  # and that is where they are
