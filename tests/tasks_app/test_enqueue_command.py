@@ -1,6 +1,7 @@
 """``manage.py enqueue``: validation before anything is enqueued, and --wait."""
 
 import json
+import re
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -151,7 +152,9 @@ def test_wait_exits_non_zero_when_the_job_fails(start_worker, subprocess_env):
     start_worker()
     result = manage("enqueue", "boom", "--wait", "--wait-timeout", "30", env=subprocess_env)
     assert result.returncode == 1
-    assert "ValueError: boom" in result.stderr and "failed" in result.stderr
+    # The job's traceback, then one line that ends it, saying why.
+    assert "ValueError: boom" in result.stderr
+    assert re.search(r"CommandError: Job [-0-9a-f]+ failed: ValueError: boom\n$", result.stderr), result.stderr
 
 
 def test_wait_times_out_with_its_own_exit_code(subprocess_env):
@@ -210,3 +213,9 @@ def test_a_bad_delay_exits_1_without_traceback_and_enqueues_nothing(subprocess_e
     assert result.stderr.startswith("CommandError: ") and "Traceback" not in result.stderr
     assert "--delay" in result.stderr or "delay=" in result.stderr
     assert count("incomplete") == 0
+
+
+def test_without_a_task_the_usage_error_names_only_the_task(subprocess_env):
+    result = manage("enqueue", env=subprocess_env)
+    assert result.returncode == 2
+    assert result.stderr.endswith("error: the following arguments are required: task\n"), result.stderr

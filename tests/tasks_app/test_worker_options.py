@@ -1,5 +1,7 @@
 """``runworker --workers N``: every option reaches each worker process, --max-jobs included."""
 
+import socket
+
 import pytest
 from django.core.management import CommandError, call_command
 
@@ -47,3 +49,33 @@ def test_max_jobs_applies_to_each_worker_process(subprocess_env):
 def test_max_jobs_is_documented_per_process():
     help_text = Command().create_parser("manage.py", "runworker").format_help()
     assert "per queue in each worker process" in " ".join(help_text.split())
+
+
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        ("redis://127.0.0.1:1/0?concurency=5", "take no parameter 'concurency' (did you mean 'concurrency'?)"),
+        ("redis://:p@ss/w#rd@127.0.0.1:1/0", "percent-encode / ? # @ in the password"),
+    ],
+)
+def test_a_queue_url_redis_py_would_choke_on_is_one_line_naming_the_setting(subprocess_env, url, said):
+    # Before: a misspelt parameter passed the checks, then every connection raised a TypeError deep in
+    # redis-py; a password with an unencoded / or # was half printed as the "host" it was read as.
+    env = {**subprocess_env, "TEST_REDIS_URL": url}
+    for result in (manage("runworker", "--check", env=env), manage("enqueue", "noop", env=env)):
+        text = result.stdout + result.stderr
+        assert result.returncode != 0, text
+        assert said in text and 'SAQ["QUEUES"]["default"]["URL"]' in text
+        assert "Traceback" not in text and "ss/w" not in text and "w#rd" not in text
+
+
+def test_a_monitor_port_in_use_is_one_line_saying_to_choose_another(subprocess_env):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = manage("runworker", "--web", "--port", str(port), "--no-reload", env=subprocess_env)
+    assert result.returncode == 1, result.stderr
+    assert f"Cannot serve SAQ's monitor on 127.0.0.1:{port}:" in result.stderr
+    assert "address already in use. Choose another --port (or --host)" in result.stderr
+    assert "Traceback" not in result.stderr

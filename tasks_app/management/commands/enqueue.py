@@ -101,7 +101,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("task", help=f"Registered task name: {', '.join(_task_names()) or 'none registered'}.")
-        parser.add_argument("arguments", nargs="*", metavar="NAME=VALUE")
+        parser.add_argument("arguments", nargs="*", default=[], metavar="NAME=VALUE")  # default: not "required"
         parser.add_argument("--kwargs", help="Task arguments as one JSON object.")
         parser.add_argument("--queue", help="Queue name (default: the task's queue).")
         parser.add_argument("--timeout", type=int, help="Seconds before the job is cancelled.")
@@ -179,8 +179,11 @@ class Command(BaseCommand):
             self.stdout.write(json.dumps(job.result, indent=2, default=str))
             return
         if job.status in (Status.FAILED, Status.ABORTED):
-            self.stderr.write(job.error or "")
-            raise CommandError(f"Job {job.key} {job.status.value}.", returncode=EXIT_FAILED)
+            self.stderr.write(job.error or "")  # the job's traceback: what its dashboard page shows
+            last = ([line.strip() for line in (job.error or "").splitlines() if line.strip()] or [""])[-1]
+            raise CommandError(
+                f"Job {job.key} {job.status.value}" + (f": {last}" if last else "."), returncode=EXIT_FAILED
+            )
         raise CommandError(
             f"Job {job.key} is still {job.status.value} after {wait_timeout:.0f}s (--wait-timeout). "
             "Is a worker running? Start one with: python manage.py runworker",

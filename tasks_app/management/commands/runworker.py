@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import logging
 import os
 import sys
@@ -16,7 +17,7 @@ from django.core.management.base import BaseCommand, CommandError
 from tasks_app import conf, embedded_redis
 from tasks_app.display import show_time
 from tasks_app.engine.cron import next_run
-from tasks_app.exceptions import ServiceUnavailable, UnsafeBind, WorkersGaveUp
+from tasks_app.exceptions import ServiceUnavailable, UnsafeBind, WorkersGaveUp, reason
 from tasks_app.management.queues import named_queues
 from tasks_app.process import health
 from tasks_app.process.monitor import check_bind
@@ -93,6 +94,12 @@ class Command(BaseCommand):
         except (UnsafeBind, ImproperlyConfigured) as exc:
             raise CommandError(str(exc)) from None
         except OSError as exc:
+            if web is not None and exc.errno in (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES):
+                host, port = web
+                raise CommandError(
+                    f"Cannot serve SAQ's monitor on {host}:{port}: {reason(exc)}. Choose another --port "
+                    "(or --host), or stop what listens there."
+                ) from None
             raise CommandError(f"Cannot start the worker: {exc}") from None
 
     def _supervise(self, queues: list[str], options: dict, reload: bool) -> None:
