@@ -51,14 +51,17 @@ def url(var: str, default: str | None, schemes: set[str]) -> str | None:
     except ValueError as exc:
         # Not chained: urllib's message may quote part of the secret (the "port" of a cut-short URL).
         raise ImproperlyConfigured(f"{var} is not a valid URL: {_problem(exc)}; {_ENCODE_HINT}.") from None
-    expected = ", ".join(sorted(f"{s}://" for s in schemes))
+    expected = "one of " + ", ".join(sorted(f"{s}://" for s in schemes))
     if "://" not in value:
-        raise ImproperlyConfigured(f"{var} is not a URL: it has no scheme; expected one of {expected}.")
+        raise ImproperlyConfigured(f"{var} is not a URL: it has no scheme; expected {expected}.")
     if parts.scheme not in schemes:
         from tasks_app.redaction import redact_url  # only to explain an error: settings import no app
 
+        base = parts.scheme.partition("+")[0]
+        if base != parts.scheme and base in schemes:  # postgresql+asyncpg://, SQLAlchemy's form
+            expected = f"{base}:// (Django chooses the driver itself: leave out {parts.scheme[len(base) :]!r})"
         raise ImproperlyConfigured(
-            f"{var}={redact_url(value)!r} has an unsupported scheme {parts.scheme!r}; expected one of {expected}."
+            f"{var}={redact_url(value)!r} has an unsupported scheme {parts.scheme!r}; expected {expected}."
         )
     return value
 

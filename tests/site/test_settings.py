@@ -80,6 +80,17 @@ def test_an_unsupported_scheme_shows_the_url_redacted(monkeypatch):
     assert "DATABASE_URL='mongodb://u:***@db/site?password=***' has an unsupported scheme" in str(caught.value)
 
 
+def test_a_sqlalchemy_driver_in_the_scheme_is_told_to_go(monkeypatch):
+    # The older SAQ document's DATABASE_URL=postgresql+asyncpg://...: one scheme to use, not the list of 22.
+    monkeypatch.setenv("DATABASE_URL", "postgresql+asyncpg://user:Pw0rdZQk7x@localhost:5432/pydotorg")
+    with pytest.raises(ImproperlyConfigured) as caught:
+        env.database("DATABASE_URL", "sqlite:///x")
+    assert str(caught.value).endswith(
+        "unsupported scheme 'postgresql+asyncpg'; expected postgresql:// (Django chooses the driver itself: "
+        "leave out '+asyncpg')."
+    )
+
+
 def test_a_query_with_an_at_sign_is_not_mistaken_for_a_password(monkeypatch):
     monkeypatch.setenv("DATABASE_URL", "postgres://u:p@db:5432/site?options=a@b")
     assert env.database("DATABASE_URL", "sqlite:///x")["PASSWORD"] == "p"
