@@ -17,12 +17,13 @@ def main() -> None:
 
     try:
         execute_from_command_line(sys.argv)
-    except OperationalError:
+    except OperationalError as exc:
         # A SQLite file that cannot be opened, or a database server that cannot be reached (any command:
         # migrate, createsuperuser, reindex_search...): say which and why, in one line (--traceback: as usual).
-        from pydotorg.checks import sqlite_problems, unreachable_databases
+        from pydotorg.checks import sqlite_problems, unreachable_database
 
-        problems = (sqlite_problems() or unreachable_databases()) if "--traceback" not in sys.argv else []
+        problems = [] if "--traceback" in sys.argv else sqlite_problems() or [unreachable_database(exc) or ""]
+        problems = [problem for problem in problems if problem]
         if not problems:
             raise
         sys.stderr.write("".join(f"{problem}\n" for problem in problems))

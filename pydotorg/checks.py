@@ -44,19 +44,20 @@ def sqlite_problems() -> list[str]:
     return problems
 
 
-def unreachable_databases() -> list[str]:
-    """Why each database in DATABASES that cannot be connected to cannot be (one line each, naming
-    DATABASE_URL, no password), or none: what manage.py prints for a command that failed for that reason."""
-    from django.db import DatabaseError, connections
+def unreachable_database(exc: Exception) -> str | None:
+    """One line (naming DATABASE_URL, no password) when ``exc``, which stopped a command, is a failure to
+    connect to a database: what manage.py prints instead of its traceback. None for any other error.
 
-    from tasks_app.process.runner import unreachable_database
+    The database is the one this process tried and never reached (its connection is still None); the error
+    is the driver's own, read rather than provoked again (an unreachable host would make one wait twice).
+    """
+    from django.db import connections
 
-    problems = []
-    for alias in connections:
-        try:
-            connections[alias].ensure_connection()
-        except DatabaseError as exc:
-            problems.append(unreachable_database(alias, exc))
-        finally:
-            connections[alias].close()
-    return problems
+    from tasks_app.process.runner import unreachable_database as line
+
+    connecting = ("connection failed", "could not connect", "connection to server", "could not translate host",
+                  "failed to resolve host")  # fmt: skip
+    if not str(exc).lower().startswith(connecting):
+        return None
+    tried = [wrapper.alias for wrapper in connections.all(initialized_only=True) if wrapper.connection is None]
+    return line(tried[0], exc) if len(tried) == 1 else None

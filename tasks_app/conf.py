@@ -132,7 +132,7 @@ def split_url_options(url: str | None, setting: str = "URL") -> tuple[str | None
             "its address: percent-encode / ? # @ in the password (%2F %3F %23 %40)."
         )
     query = parse_qsl(parts.query, keep_blank_values=True)
-    _check_parameters(parts.scheme, [name for name, _ in query], setting)
+    _check_parameters(parts.scheme, query, setting)
     found: dict[str, int] = {}
     for name, (least, example) in URL_OPTIONS.items():
         values = [v for k, v in query if k == name]
@@ -151,16 +151,28 @@ def split_url_options(url: str | None, setting: str = "URL") -> tuple[str | None
     return urlunsplit(parts._replace(query=rest)), found
 
 
-def _check_parameters(scheme: str, names: list[str], setting: str) -> None:
-    # A parameter redis-py does not take fails every connection later, with a TypeError deep inside it.
+def _check_parameters(scheme: str, query: list[tuple[str, str]], setting: str) -> None:
+    # A parameter redis-py does not take, or a value it cannot read, fails every connection later, with a
+    # traceback deep inside it. Blank ones it ignores. Where a password may have spilled into the query (an
+    # '@' in it), no name or value is quoted: they may be part of it.
     if scheme not in ("redis", "rediss", "unix"):
         return  # redis+sentinel:// URLs: redis_urls.parse_sentinel checks theirs
-    from .redis_urls import TLS_PARAMETERS, url_parameters
+    from redis.connection import URL_QUERY_ARGUMENT_PARSERS
+
+    from .redis_urls import NOT_FROM_A_URL, TLS_PARAMETERS, url_parameters
 
     known = url_parameters(scheme) | set(URL_OPTIONS)
-    for name in names:
+    quote = not any("@" in value for _, value in query)
+    encode = "if the password holds / ? # @, percent-encode them (%2F %3F %23 %40)"
+    for name, value in query:
+        if not value or name in URL_OPTIONS:
+            continue
         if name not in known:
-            if name in TLS_PARAMETERS:
+            if not quote:
+                raise ImproperlyConfigured(f"{setting}: the URL has a parameter redis-py does not take; {encode}.")
+            if name in NOT_FROM_A_URL:
+                hint = f" ({NOT_FROM_A_URL[name]})"
+            elif name in TLS_PARAMETERS:
                 hint = " (TLS needs a rediss:// URL)"
             else:
                 close = difflib.get_close_matches(name, known, n=1)
@@ -168,6 +180,16 @@ def _check_parameters(scheme: str, names: list[str], setting: str) -> None:
             raise ImproperlyConfigured(
                 f"{setting}: {scheme}:// URLs take no parameter {name!r}{hint}. They take {', '.join(sorted(known))}."
             )
+        parse = URL_QUERY_ARGUMENT_PARSERS.get(name)
+        try:
+            if parse is not None:
+                parse(value)
+        except (TypeError, ValueError):
+            shown = f"={value!r}" if quote else ""
+            raise ImproperlyConfigured(
+                f"{setting}: the URL's parameter {name}{shown} is not a value redis-py can read; "
+                + ("see redis-py's URL parameters." if quote else f"{encode}.")
+            ) from None
 
 
 def split_concurrency(url: str | None, setting: str = "URL") -> tuple[str | None, int | None]:

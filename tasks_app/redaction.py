@@ -9,18 +9,29 @@ SECRET_PARAMETERS = frozenset({"password", "pass", "pwd", "token", "auth", "sent
 
 
 def spilled_password(parts: SplitResult) -> bool:
-    """Whether a split URL's password may hold an unencoded / ? # or @, read as the URL's host, path, query
-    or fragment: a fragment, an '@' in the path, or a query parameter's name with an '@' or '/' in it."""
+    """Whether a split URL's password surely held an unencoded / ? # or @, now read as the URL's path, query or
+    fragment: a fragment, an '@' in a redis:// or rediss:// path (a database number), or a query parameter's
+    name with an '@' or '/' in it. (A unix:// path may hold an '@': a directory named ``job@2``.)"""
     names = [name for name, _ in parse_qsl(parts.query, keep_blank_values=True)]
-    return bool(parts.fragment) or "@" in parts.path or any("@" in name or "/" in name for name in names)
+    return (
+        bool(parts.fragment)
+        or ("@" in parts.path and parts.scheme in ("redis", "rediss"))
+        or any("@" in name or "/" in name for name in names)
+    )
+
+
+def may_hold_password(parts: SplitResult) -> bool:
+    """Whether anything after a split URL's host may be part of its password: ``spilled_password``, or an '@'
+    anywhere in its query (``?password=p@ss`` is legal, but so is a spill the query's syntax happens to fit)."""
+    return spilled_password(parts) or "@" in parts.query
 
 
 def redact_url(url: str | None) -> str:
     """``url`` with its password hidden, both in the userinfo and in ``?password=``.
 
     ``redis://:s3cret@host:6379/0?password=x`` -> ``redis://:***@host:6379/0?password=***``.
-    A URL that does not parse, or whose password may hold an unencoded / ? # @ (a '#', or an '@' after the
-    host), is hidden whole, since it may still hold a secret.
+    A URL that does not parse, or whose password may hold an unencoded / ? # @ (``may_hold_password``), is
+    hidden whole, since it may still hold a secret.
     """
     if not url:
         return ""
@@ -30,7 +41,7 @@ def redact_url(url: str | None) -> str:
             parts.port  # noqa: B018 - raises ValueError on a malformed netloc
     except ValueError:
         return MASK
-    if spilled_password(parts):
+    if may_hold_password(parts):
         return MASK  # where the password ends cannot be told
     netloc = parts.netloc
     if "@" in netloc:

@@ -117,16 +117,25 @@ def _address(part: str) -> tuple[str, int]:
 
 
 # The query parameters a redis://, rediss:// or unix:// queue URL may give: what redis-py's clients (sync and
-# asyncio) take from a URL. Any other makes every connection fail later, with a TypeError deep inside redis-py.
+# asyncio) take from a URL and can use. Any other makes every connection fail later, with a TypeError deep
+# inside redis-py; left out too: ``timeout`` (a blocking pool's only), ``retry_on_error`` (read as a list of
+# characters), ``ssl_min_version`` (wants a TLSVersion), and ``decode_responses`` (the engine reads bytes).
 URL_PARAMETERS = (
-    "db", "username", "password", "client_name", "protocol", "socket_timeout", "socket_connect_timeout",
-    "retry_on_timeout", "retry_on_error", "health_check_interval", "max_connections", "timeout",
+    "db", "username", "password", "client_name", "lib_name", "lib_version", "protocol", "socket_timeout",
+    "socket_connect_timeout", "retry_on_timeout", "health_check_interval", "max_connections", "encoding",
+    "encoding_errors",
 )  # fmt: skip
 TCP_PARAMETERS = ("socket_keepalive",)
 TLS_PARAMETERS = (
-    "ssl_keyfile", "ssl_certfile", "ssl_cert_reqs", "ssl_ca_certs", "ssl_ca_path", "ssl_check_hostname",
-    "ssl_min_version", "ssl_ciphers", "ssl_password", "ssl_include_verify_flags", "ssl_exclude_verify_flags",
+    "ssl_keyfile", "ssl_certfile", "ssl_cert_reqs", "ssl_ca_certs", "ssl_ca_path", "ssl_ca_data", "ssl_check_hostname",
+    "ssl_ciphers", "ssl_password", "ssl_include_verify_flags", "ssl_exclude_verify_flags",
 )  # fmt: skip
+NOT_FROM_A_URL = {
+    "timeout": "a blocking pool's, not a client's",
+    "retry_on_error": "redis-py reads it as a list of characters",
+    "ssl_min_version": "redis-py wants a TLSVersion there, not text",
+    "decode_responses": "tasks_app reads Redis's replies as bytes",
+}
 
 
 def url_parameters(scheme: str) -> frozenset[str]:

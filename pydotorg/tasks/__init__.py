@@ -10,6 +10,8 @@ Here each app's ``tasks.py`` holds its own tasks and ``tasks_app`` enqueues them
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import sys
 from pathlib import Path
 from typing import NoReturn
@@ -25,28 +27,34 @@ def run_by_saq_cli() -> bool:
     return Path(sys.argv[0]).name == "saq" and "saq.__main__" in sys.modules
 
 
-def not_the_worker(name: str) -> NoReturn:
-    """SAQ's command line was given a settings path near the document's, but not it: one line, exit 2."""
-    given = sys.argv[1] if len(sys.argv) > 1 else name
+def not_the_worker(path: str, why: str = "not a worker's settings here") -> NoReturn:
+    """SAQ's command line was given ``path`` as its settings, near the document's but not it: one line, exit 2
+    (once: the processes ``saq --workers N`` forked before reading it exit quietly)."""
+    if multiprocessing.parent_process() is not None:
+        os._exit(2)
     sys.stderr.write(
-        f"saq {given}: not a worker's settings here. The older SAQ document's worker command is "
-        f"`{WORKER_COMMAND}`, which runs this project's `python manage.py runworker`.\n"
+        f"saq {path}: {why}. The older SAQ document's worker command is `{WORKER_COMMAND}`, which runs this "
+        "project's `python manage.py runworker`.\n"
     )
     raise SystemExit(2)
 
 
 def moved(module: str, to: str, names: str) -> ImportError:
-    """The error for one of the document's modules that is not here: where its ``names`` are now."""
-    return ImportError(f"{module} is the older SAQ document's module: here, `from {to} import {names}`.")
+    """The error for one of the document's modules that is not here: where its ``names`` are now (under SAQ's
+    command line, ``saq pydotorg.tasks.feeds...``, one line and exit 2 instead)."""
+    message = f"{module} is the older SAQ document's module: here, `from {to} import {names}`"
+    if run_by_saq_cli():
+        not_the_worker(module, message)
+    return ImportError(f"{message}.")
 
 
 def __getattr__(name: str) -> NoReturn:
+    if run_by_saq_cli():  # `saq pydotorg.tasks.worker`: SAQ reads the attribute "worker" of this package
+        not_the_worker(f"{__name__}.{name}")
     if name == "queue":
         raise ImportError(
             "pydotorg.tasks.queue is the older SAQ document's queue: here, enqueue with tasks_app's calls, "
             "`from tasks_app import aenqueue, enqueue, enqueue_on_commit` "
             "(`await aenqueue('refresh_all_feeds')`; `enqueue(...)` from sync code)."
         )
-    if run_by_saq_cli():  # `saq pydotorg.tasks.worker`: SAQ reads the attribute "worker" of this package
-        not_the_worker(name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -60,7 +60,7 @@ def runworker_argv(saq_argv: list[str]) -> tuple[list[str], list[str]]:
 def __getattr__(name: str) -> NoReturn:
     if name != "settings_dict":
         if run_by_saq_cli():  # a misspelt `saq pydotorg.tasks.worker.setting_dict`
-            not_the_worker(name)
+            not_the_worker(f"{__name__}.{name}")
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     if not run_by_saq_cli():
         raise ImportError(

@@ -9,6 +9,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import signal
 import socket
 import threading
@@ -142,9 +143,19 @@ def check_database(alias: str = DEFAULT_DB_ALIAS) -> None:
 def unreachable_database(alias: str, exc: BaseException, setting: str | None = None) -> str:
     """One line (no password) saying that database ``alias`` cannot be reached and what to do: start it,
     or create it when the server says it does not exist, or fix ``setting`` (default: its ``DATABASES`` entry)."""
-    act = "Create it" if "does not exist" in str(exc) else "Start it"
+    text = str(exc)
+    if re.search(r'database "[^"]*" does not exist', text):
+        act = "Create it, or"
+    elif re.search(r'role "[^"]*" does not exist|password authentication failed|authentication failed', text):
+        act = "Check its user name and password, or"
+    elif re.search(r"resolve host|could not translate host|not known", text):
+        act = "Check its host name, or"
+    elif re.search(r"refused|could not connect|timeout expired|timed out", text):
+        act = "Start it, or"
+    else:
+        act = "Check that it accepts this connection, or"
     setting = setting or conf.setting_name("DATABASES", alias)
-    return f"Cannot reach the database {alias!r} ({describe_database(alias)}): {reason(exc)}. {act}, or fix {setting}."
+    return f"Cannot reach the database {alias!r} ({describe_database(alias)}): {reason(exc)}. {act} fix {setting}."
 
 
 def describe_database(alias: str) -> str:

@@ -70,15 +70,34 @@ def test_the_documents_queue_import_names_tasks_apps_calls():
         from pydotorg.tasks import queue  # noqa: F401
 
 
-@pytest.mark.parametrize("given", ["pydotorg.tasks.worker.setting_dict", "pydotorg.tasks.worker"])
-def test_a_settings_path_near_the_documents_is_one_line_naming_it(subprocess_env, given):
+@pytest.mark.parametrize(
+    ("argv", "named", "why"),
+    [
+        (["pydotorg.tasks.worker.setting_dict"], "pydotorg.tasks.worker.setting_dict", "not a worker's settings here"),
+        (["pydotorg.tasks.worker"], "pydotorg.tasks.worker", "not a worker's settings here"),
+        (["pydotorg.tasks.queue"], "pydotorg.tasks.queue", "not a worker's settings here"),
+        # Flags first, and forked processes that read the settings too: still one line.
+        (
+            ["--workers", "3", "pydotorg.tasks.worker.setting_dict"],
+            "pydotorg.tasks.worker.setting_dict",
+            "not a worker's settings here",
+        ),
+        (
+            ["pydotorg.tasks.feeds.settings"],
+            "pydotorg.tasks.feeds",
+            "pydotorg.tasks.feeds is the older SAQ document's module: here, "
+            "`from pydotorg.blogs.tasks import refresh_all_feeds, refresh_single_feed`",
+        ),
+    ],
+)
+def test_a_settings_path_near_the_documents_is_one_line_naming_it(subprocess_env, argv, named, why):
     result = subprocess.run(
-        [str(Path(sys.executable).parent / "saq"), given],
+        [str(Path(sys.executable).parent / "saq"), *argv],
         cwd=ROOT, env=subprocess_env, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert result.returncode == 2, result.stderr
     assert result.stderr == (
-        f"saq {given}: not a worker's settings here. The older SAQ document's worker command is "
+        f"saq {named}: {why}. The older SAQ document's worker command is "
         f"`saq {SETTINGS}`, which runs this project's `python manage.py runworker`.\n"
     )
 

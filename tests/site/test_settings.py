@@ -332,14 +332,19 @@ def test_a_sqlite_file_that_cannot_be_opened_is_one_line_naming_database_url(tmp
 
 @pytest.mark.parametrize(
     ("address", "act"),
-    [("127.0.0.1:1/x", "Start it"), ("127.0.0.1:5432/no_such_database_of_the_tests", "Create it")],
+    [
+        ("127.0.0.1:1/x", "Start it"),
+        ("127.0.0.1:5432/no_such_database_of_the_tests", "Create it"),
+        ("no.such.host.invalid:5432/x", "Check its host name"),
+        ("127.0.0.1:5432/postgres", "Check its user name and password"),  # as a role that does not exist
+    ],
 )
 def test_an_unreachable_database_is_one_line_naming_database_url_whatever_the_command(settings, address, act):
     # Django's own commands (migrate) and the site's (reindex_search) alike: manage.py says it, not a traceback.
     environment = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "pydotorg.settings",
-        "DATABASE_URL": f"postgres://postgres@{address}",
+        "DATABASE_URL": f"postgres://{'nosuchrole' if act.startswith('Check its user') else 'postgres'}@{address}",
         "REDIS_URL": settings.SAQ["QUEUES"]["default"]["URL"],  # the run's own (nothing is written there)
     }
     for command in (["migrate"], ["reindex_search", "page"]):

@@ -69,13 +69,17 @@ def test_a_queue_url_redis_py_would_choke_on_is_one_line_naming_the_setting(subp
         assert "Traceback" not in text and "ss/w" not in text and "w#rd" not in text
 
 
-def test_a_monitor_port_in_use_is_one_line_saying_to_choose_another(subprocess_env):
+@pytest.mark.parametrize("workers", ["1", "2"])  # 2: supervised, the child serving it would be restarted for ever
+def test_a_monitor_port_in_use_is_one_line_saying_to_choose_another(subprocess_env, workers):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        result = manage("runworker", "--web", "--port", str(port), "--no-reload", env=subprocess_env)
+        result = manage(
+            "runworker", "--web", "--port", str(port), "--no-reload", "--workers", workers, env=subprocess_env
+        )
     assert result.returncode == 1, result.stderr
     assert f"Cannot serve SAQ's monitor on 127.0.0.1:{port}:" in result.stderr
-    assert "address already in use. Choose another --port (or --host)" in result.stderr
+    assert "already in use" in result.stderr.lower()
+    assert result.stderr.endswith("Choose another --port (or --host), or stop what listens there.\n")
     assert "Traceback" not in result.stderr

@@ -7,6 +7,7 @@ import asyncio
 import errno
 import logging
 import os
+import socket
 import sys
 from datetime import UTC, datetime
 
@@ -95,11 +96,7 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from None
         except OSError as exc:
             if web is not None and exc.errno in (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES):
-                host, port = web
-                raise CommandError(
-                    f"Cannot serve SAQ's monitor on {host}:{port}: {reason(exc)}. Choose another --port "
-                    "(or --host), or stop what listens there."
-                ) from None
+                raise CommandError(_port_unavailable(*web, exc)) from None
             raise CommandError(f"Cannot start the worker: {exc}") from None
 
     def _supervise(self, queues: list[str], options: dict, reload: bool) -> None:
@@ -111,6 +108,12 @@ class Command(BaseCommand):
             raise CommandError(str(exc), returncode=2) from None
         except ImproperlyConfigured as exc:
             raise CommandError(str(exc)) from None
+        if options["web"]:  # else the child serving it would fail, and be restarted, again and again
+            host, port = options["host"], options["port"]
+            try:
+                socket.create_server((host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET).close()
+            except OSError as exc:
+                raise CommandError(_port_unavailable(host, port, exc)) from None
         argv = [*child_command(), "runworker", *_child_options(queues, options)]
         web = ["--web", "--host", options["host"], "--port", str(options["port"])] if options["web"] else []
         # Only the first child serves the monitor: one port, one server.
@@ -226,3 +229,10 @@ async def _preflight(queues: list[str]) -> None:
             await redis_facts.require(queue)  # reachable; Sentinel, TLS files, wait_replicas, ACL
         finally:
             await queue.redis.aclose()
+
+
+def _port_unavailable(host: str, port: int, exc: OSError) -> str:
+    return (
+        f"Cannot serve SAQ's monitor on {host}:{port}: {reason(exc)}. Choose another --port (or --host), "
+        "or stop what listens there."
+    )
