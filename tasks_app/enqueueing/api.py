@@ -14,10 +14,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from redis.exceptions import RedisError
 from saq.job import Job
 
+from .. import conf
 from ..engine import records
-from ..exceptions import TaskArgumentError
+from ..exceptions import TaskArgumentError, TasksAppError
+from ..redaction import redact_url
 from . import diversion, outbox
 from .building import BuiltJob, TaskRef, build_job, split_options
 from .connections import get_queue, refuse_in_event_loop
@@ -40,12 +43,34 @@ def submit_sync(built: BuiltJob) -> Job:
     the background loop."""
     if (target := diversion.current()) is not None:
         return target.take([built])[0]
-    return sync_queue(built.queue).submit(built.job)[0]
+    try:
+        return sync_queue(built.queue).submit(built.job)[0]
+    except (RedisError, OSError) as exc:
+        _name_the_queue(exc, built.queue)
+        raise
 
 
 async def _to_redis(built: BuiltJob) -> Job:
-    job, _ = await records.submit(get_queue(built.queue), built.job)
+    try:
+        job, _ = await records.submit(get_queue(built.queue), built.job)
+    except (RedisError, OSError) as exc:
+        _name_the_queue(exc, built.queue)
+        raise
     return job
+
+
+def _name_the_queue(exc: BaseException, queue: str) -> None:
+    """Add a note to redis-py's error (its type unchanged: callers catch redis-py's errors) saying which queue's
+    Redis failed, where it is and which setting to fix: its own message names only a host, or none."""
+    if isinstance(exc, TasksAppError):
+        return  # ours (ReplicasNotConfirmed): its message says it all
+    url = conf.queue_config(queue).url
+    note = (
+        f"tasks_app: queue {queue!r} is at {redact_url(url)} ({conf.setting_name('QUEUES', queue, 'URL')}): "
+        "start that Redis, or fix the setting."
+    )
+    if note not in getattr(exc, "__notes__", ()):
+        exc.add_note(note)
 
 
 def _build(
@@ -223,7 +248,11 @@ async def _to_redis_many(built: Sequence[BuiltJob]) -> list[Job]:
     for name, indexes in _by_queue(built).items():
         for start in range(0, len(indexes), CHUNK):
             chunk = indexes[start : start + CHUNK]
-            results = await records.submit_many(get_queue(name), [built[i].job for i in chunk])
+            try:
+                results = await records.submit_many(get_queue(name), [built[i].job for i in chunk])
+            except (RedisError, OSError) as exc:
+                _name_the_queue(exc, name)
+                raise
             for index, (job, _) in zip(chunk, results, strict=True):
                 jobs[index] = job
     return jobs  # type: ignore[return-value]
@@ -234,7 +263,11 @@ def _to_redis_many_sync(built: Sequence[BuiltJob]) -> list[Job]:
     next is serialized."""
     jobs: list[Job | None] = [None] * len(built)
     for name, indexes in _by_queue(built).items():
-        results = sync_queue(name).submit_many([built[i].job for i in indexes], chunk=CHUNK)
+        try:
+            results = sync_queue(name).submit_many([built[i].job for i in indexes], chunk=CHUNK)
+        except (RedisError, OSError) as exc:
+            _name_the_queue(exc, name)
+            raise
         for index, (job, _) in zip(indexes, results, strict=True):
             jobs[index] = job
     return jobs  # type: ignore[return-value]

@@ -286,3 +286,27 @@ def test_a_drain_whose_clock_is_ahead_leaves_rows_inside_their_grace(redis_db):
     assert OutboxEntry.objects.filter(pk=fresh.pk).exists() and stored(fresh.job_key) is None
     OutboxEntry.objects.filter(pk=fresh.pk).update(created=Now() - timedelta(seconds=outbox.DRAIN_GRACE_S + 1))
     assert drain_now() == 1 and stored(fresh.job_key) is not None  # past its grace: delivered
+
+
+NOTE = (
+    'tasks_app: queue \'default\' is at redis://127.0.0.1:1/0 (SAQ["QUEUES"]["default"]["URL"]{source}): '
+    "start that Redis, or fix the setting."
+)
+
+
+@pytest.mark.parametrize("call", ["enqueue", "aenqueue", "enqueue_many", "aenqueue_many"])
+def test_redis_down_is_redis_pys_error_with_a_note_naming_the_queue_and_its_setting(call):
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from tasks_app import aenqueue_many, conf
+
+    source = conf.setting_name("QUEUES", "default", "URL").removeprefix('SAQ["QUEUES"]["default"]["URL"]')
+    calls = {
+        "enqueue": lambda: enqueue("noop"),
+        "aenqueue": lambda: asyncio.run(aenqueue("noop")),
+        "enqueue_many": lambda: enqueue_many("noop", [{}, {}]),
+        "aenqueue_many": lambda: asyncio.run(aenqueue_many("noop", [{}, {}])),
+    }
+    with saq_with_redis_at("redis://127.0.0.1:1/0"), pytest.raises(RedisConnectionError) as caught:
+        calls[call]()
+    assert caught.value.__notes__ == [NOTE.format(source=source)]  # once, and the error's type is redis-py's
