@@ -7,11 +7,23 @@ from pathlib import Path
 
 import redis
 
+# Ports free_port() has handed out in this process: each is released before its server binds it.
+_handed_out: set[int] = set()
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+
+def free_port(address: str = "127.0.0.1") -> int:
+    """A TCP port of ``address`` nothing listens on, and never one this process was given before.
+
+    The port is found by binding to 0 and released at once, for the server to bind. Two picks made before
+    their servers start (a primary and its replica) could otherwise get the same port: the kernel handed
+    48553 to both in one CI run, and the replica failed with "Address already in use"."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind((address, 0))
+            port = sock.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 class RedisServer:

@@ -29,6 +29,8 @@ from pathlib import Path
 
 import redis
 
+from tests.redis_server import free_port
+
 from .cleanup import Resources
 from .tls import ACL_PASSWORD, ACL_RULES, ACL_USER, Certificates, make_certificates
 
@@ -40,12 +42,6 @@ REDIS_SERVER = os.environ.get("DIST_REDIS_SERVER") or next(
 SERVICE = "harness"
 DOWN_AFTER_MS = 1000
 FAILOVER_TIMEOUT_MS = 10_000
-
-
-def free_port(address: str) -> int:
-    with socket.socket() as sock:
-        sock.bind((address, 0))
-        return sock.getsockname()[1]
 
 
 def wait_for_ping(client: redis.Redis, what: str, timeout: float = 10.0) -> None:

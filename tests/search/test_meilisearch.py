@@ -6,7 +6,6 @@ MEILISEARCH_URL is set; each test works on index names of its own.
 
 from __future__ import annotations
 
-import socket
 import time
 
 import pytest
@@ -20,6 +19,7 @@ from pydotorg.search import documents, rebuild
 from pydotorg.search.backends.meilisearch import MeilisearchTaskFailed
 from pydotorg.search.tasks import index_content
 from tasks_app import conf
+from tests.redis_server import free_port
 
 from .conftest import run_worker
 
@@ -46,9 +46,7 @@ def indexes(settings):
 
 
 def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_port()  # never handed to a server of this run later: it stays closed
 
 
 def test_index_content_upserts_searches_and_deletes(meili, client, make_page, make_job):

@@ -1,6 +1,6 @@
-import socket
-
 import pytest
+
+from tests.redis_server import free_port
 
 from .backends.fixtures import worker_in_thread  # noqa: F401  (a fixture for any tasks_app test)
 from .engine.redis_clock import ClockedRedis
@@ -24,9 +24,7 @@ def start_worker(subprocess_env):
 @pytest.fixture
 def closed_port():
     """A local port nothing listens on: Redis there is "down"."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    return free_port()  # never handed to a server of this run later: it stays closed
 
 
 @pytest.fixture
