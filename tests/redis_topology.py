@@ -171,7 +171,11 @@ class SentinelTopology:
             process.stop()
 
     def __enter__(self) -> SentinelTopology:
-        return self.start()
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()  # the servers that did start: a failed start must leave none behind (one did, in CI)
+            raise
 
     def __exit__(self, *exc) -> None:
         self.stop()
