@@ -22,8 +22,9 @@ def main() -> None:
         # migrate, createsuperuser, reindex_search...): say which and why, in one line (--traceback: as usual).
         from pydotorg.checks import sqlite_problems, unreachable_database
 
-        problems = [] if "--traceback" in sys.argv else sqlite_problems() or [unreachable_database(exc) or ""]
-        problems = [problem for problem in problems if problem]
+        if "--traceback" in sys.argv:
+            raise
+        problems = sqlite_problems() or [line for line in (unreachable_database(exc),) if line]
         if not problems:
             raise
         sys.stderr.write("".join(f"{problem}\n" for problem in problems))

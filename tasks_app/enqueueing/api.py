@@ -43,34 +43,38 @@ def submit_sync(built: BuiltJob) -> Job:
     the background loop."""
     if (target := diversion.current()) is not None:
         return target.take([built])[0]
-    try:
+    with _NamingTheQueue(built.queue):
         return sync_queue(built.queue).submit(built.job)[0]
-    except (RedisError, OSError) as exc:
-        _name_the_queue(exc, built.queue)
-        raise
 
 
 async def _to_redis(built: BuiltJob) -> Job:
-    try:
+    with _NamingTheQueue(built.queue):
         job, _ = await records.submit(get_queue(built.queue), built.job)
-    except (RedisError, OSError) as exc:
-        _name_the_queue(exc, built.queue)
-        raise
     return job
 
 
-def _name_the_queue(exc: BaseException, queue: str) -> None:
-    """Add a note to redis-py's error (its type unchanged: callers catch redis-py's errors) saying which queue's
-    Redis failed, where it is and which setting to fix: its own message names only a host, or none."""
-    if isinstance(exc, TasksAppError):
-        return  # ours (ReplicasNotConfirmed): its message says it all
-    url = conf.queue_config(queue).url
-    note = (
-        f"tasks_app: queue {queue!r} is at {redact_url(url)} ({conf.setting_name('QUEUES', queue, 'URL')}): "
-        "start that Redis, or fix the setting."
-    )
-    if note not in getattr(exc, "__notes__", ()):
-        exc.add_note(note)
+class _NamingTheQueue:
+    """``with _NamingTheQueue(queue):`` redis-py's errors leave with a note (their type unchanged: callers catch
+    redis-py's errors) saying which queue's Redis failed, where it is and which setting to fix: their own message
+    names only a host, or none. A class rather than ``contextlib.contextmanager``: it sits on every enqueue."""
+
+    __slots__ = ("queue",)
+
+    def __init__(self, queue: str) -> None:
+        self.queue = queue
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type | None, exc: BaseException | None, traceback: object) -> bool:
+        # TasksAppError: ours (ReplicasNotConfirmed), whose message says it all.
+        if isinstance(exc, (RedisError, OSError)) and not isinstance(exc, TasksAppError):
+            url, setting = conf.queue_config(self.queue).url, conf.setting_name("QUEUES", self.queue, "URL")
+            note = f"tasks_app: queue {self.queue!r} is at {redact_url(url)} ({setting}): "
+            note += "start that Redis, or fix the setting."
+            if note not in getattr(exc, "__notes__", ()):
+                exc.add_note(note)
+        return False
 
 
 def _build(
@@ -248,11 +252,8 @@ async def _to_redis_many(built: Sequence[BuiltJob]) -> list[Job]:
     for name, indexes in _by_queue(built).items():
         for start in range(0, len(indexes), CHUNK):
             chunk = indexes[start : start + CHUNK]
-            try:
+            with _NamingTheQueue(name):
                 results = await records.submit_many(get_queue(name), [built[i].job for i in chunk])
-            except (RedisError, OSError) as exc:
-                _name_the_queue(exc, name)
-                raise
             for index, (job, _) in zip(chunk, results, strict=True):
                 jobs[index] = job
     return jobs  # type: ignore[return-value]
@@ -263,11 +264,8 @@ def _to_redis_many_sync(built: Sequence[BuiltJob]) -> list[Job]:
     next is serialized."""
     jobs: list[Job | None] = [None] * len(built)
     for name, indexes in _by_queue(built).items():
-        try:
+        with _NamingTheQueue(name):
             results = sync_queue(name).submit_many([built[i].job for i in indexes], chunk=CHUNK)
-        except (RedisError, OSError) as exc:
-            _name_the_queue(exc, name)
-            raise
         for index, (job, _) in zip(indexes, results, strict=True):
             jobs[index] = job
     return jobs  # type: ignore[return-value]
