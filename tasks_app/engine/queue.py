@@ -123,7 +123,9 @@ class AtomicRedisQueue(RedisQueue):
         keys = [job.id, self.incomplete_key, self.queued_key, self._successor_key(job.key)]
         args = [self.serialize(job), job.scheduled or 0, clock.delay_of(job)]
         if job.meta:  # a plain job's meta is empty: no look-up on the hot path
-            args += debounce.args(job)
+            token, window = job.meta.get(records.OUTBOX_TOKEN), debounce.args(job)
+            if token or window:
+                args += [token or "", *window]
         return keys, args
 
     def _enqueued(self, job: Job, reply: list) -> tuple[Job, str]:

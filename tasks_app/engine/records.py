@@ -18,6 +18,11 @@ from . import replication
 
 # How often a compare-and-set re-reads a job that changed under it (e.g. a heartbeat) before giving up.
 CAS_ATTEMPTS = 8
+# The job meta entry holding the token of the outbox row that carries the job (a random 32-digit hex,
+# ``enqueueing/outbox.py``). Given it, the enqueue script answers "exists" with the job this row already
+# wrote, whether it is still pending or has ended (while its record is kept: its ``ttl``), so a row
+# delivered twice (by its commit and by a worker's drain) never runs its job twice.
+OUTBOX_TOKEN = "outbox"
 
 
 def ready(queue: RedisQueue, job: Job) -> None:

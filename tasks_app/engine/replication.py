@@ -74,7 +74,8 @@ class Durability:
         for _ in range(2):
             async with queue.redis.pipeline(transaction=False) as pipe:
                 pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
-                pipe.set(queue.namespace("durability_probe"), "1", px=60_000)
+                key, value, px = probe(queue)
+                pipe.set(key, value, px=px)
                 pipe.execute_command("WAIT", self.replicas, self.timeout_ms)
                 reply, _, acknowledged = await pipe.execute(raise_on_error=False)
             if isinstance(reply, NoScriptError):  # Redis lost its script cache (a restart, a new primary)
@@ -92,14 +93,24 @@ class Durability:
 
 
 async def execute(queue: Any, pipe: Pipeline) -> list:
-    """``pipe.execute()``, with one ``WAIT`` at its end when ``queue`` asks for replicas (then confirmed)."""
+    """``pipe.execute()``, with a probe write and one ``WAIT`` at its end when ``queue`` asks for replicas
+    (then confirmed). The probe, as in ``Durability.script``: an enqueue that answers "exists" writes
+    nothing, and the job it reports may have reached the primary by another, unconfirmed, connection."""
     durability: Durability | None = queue.durability
     if durability is None:
         return await pipe.execute()
+    key, value, px = probe(queue)
+    pipe.set(key, value, px=px)
     pipe.execute_command("WAIT", durability.replicas, durability.timeout_ms)
     replies = await pipe.execute()
     durability.confirm(replies[-1])
-    return replies[:-1]
+    return replies[:-2]
+
+
+def probe(queue: Any) -> tuple[str, str, int]:
+    """``SET``'s arguments for the probe write that makes a ``WAIT`` confirm all the primary holds: a key of
+    the queue's own, ``(key, value, px)``, expiring in a minute."""
+    return queue.namespace("durability_probe"), "1", 60_000
 
 
 async def confirm(queue: Any) -> None:
@@ -109,7 +120,8 @@ async def confirm(queue: Any) -> None:
     Raises ``ReplicasNotConfirmed`` when they fall short."""
     durability: Durability = queue.durability
     async with queue.redis.pipeline(transaction=False) as pipe:
-        pipe.set(queue.namespace("durability_probe"), "1", px=60_000)
+        key, value, px = probe(queue)
+        pipe.set(key, value, px=px)
         pipe.execute_command("WAIT", durability.replicas, durability.timeout_ms)
         _, acknowledged = await pipe.execute()
     durability.confirm(acknowledged)

@@ -2,8 +2,11 @@
 
 A row is written in the caller's transaction; after commit the job is pushed to Redis and
 the row deleted. If Redis was unreachable, the row stays, and any worker's periodic drain
-pushes it later, from every database the outbox lives in. Delivery is at-least-once: the
-job key deduplicates while the job is pending, and tasks are expected to be idempotent.
+pushes it later, from every database the outbox lives in. A row may be delivered twice (its commit's
+delivery came late, after a drain took the row; or a reply was lost): its job carries the row's token
+(``engine/records.OUTBOX_TOKEN``), and the enqueue script answers a second delivery with the job the
+first one wrote, pending or ended, in the same atomic step. It runs once, while its record is kept
+(its ``ttl``); tasks are still expected to be idempotent (a worker may die mid-job).
 
 A row that cannot become a job whatever Redis does (its queue is no longer in ``SAQ["QUEUES"]``,
 its payload no longer fits SAQ's ``Job``) is set aside instead of failing the rows delivered with
@@ -32,7 +35,7 @@ from saq.job import Job
 
 from .. import conf
 from ..backoff import backoff
-from ..engine import records, replication
+from ..engine import records
 from . import chain_steps, diversion
 from .building import BuiltJob
 from .connections import background, get_queue
@@ -48,8 +51,6 @@ DRAIN_BATCH = 500
 # A row that cannot become a job is left alone this long, doubling with each attempt, up to the cap.
 SET_ASIDE_S = 60.0
 SET_ASIDE_MAX_S = 3600.0
-# The job meta entry naming the outbox row that wrote it (see ``_payload``).
-OUTBOX_TOKEN = "outbox"
 # Redis (or the network to it) failing: never the fault of one row.
 OUTAGE_ERRORS = (RedisError, OSError)
 
@@ -73,11 +74,10 @@ def record(built: BuiltJob, using: str | None = None) -> OutboxEntry:
 
 
 def _payload(built: BuiltJob) -> dict:
-    """The row's job, marked with a token of the row's own (``meta["outbox"]``), so that a redelivery can
-    tell the job this row already wrote (its ``WAIT`` unconfirmed, ``wait_replicas``) from another run
-    under the same key, and does not run it again (``_written``)."""
+    """The row's job, marked with a token of the row's own (``meta["outbox"]``), so that a second delivery
+    finds the job this row already wrote instead of enqueuing it anew (``engine/records.OUTBOX_TOKEN``)."""
     payload = built.job.to_dict()
-    payload["meta"] = {**(payload.get("meta") or {}), OUTBOX_TOKEN: uuid.uuid4().hex}
+    payload["meta"] = {**(payload.get("meta") or {}), records.OUTBOX_TOKEN: uuid.uuid4().hex}
     return payload
 
 
@@ -284,8 +284,6 @@ async def _submit(ready: Ready) -> dict[int, str]:
                 rejected[entry.pk] = f"queue {name!r} cannot be opened ({type(exc).__name__}: {exc}): fix SAQ['QUEUES']"
             continue
         try:
-            if queue.durability is not None:  # wait_replicas: a redelivery must not run a written job again
-                items = await _written(queue, items)
             if plain := await chain_steps.send([job for _, job in items]):  # a chain's row: its own script
                 await records.submit_many(queue, plain)
         except OUTAGE_ERRORS:
@@ -303,18 +301,3 @@ async def _submit(ready: Ready) -> dict[int, str]:
                         "enqueue the task again and delete this outbox entry"
                     )
     return rejected
-
-
-async def _written(queue, items: Ready) -> Ready:
-    """``items`` without those whose job Redis already holds from this very row (its token in the stored
-    job's meta: written by an earlier delivery whose ``WAIT`` fell short), once the replicas have confirmed
-    everything written so far (``replication.confirm``: raises ``ReplicasNotConfirmed``, the rows stay)."""
-    raws = await queue.redis.mget([queue.job_id(job.key) for _, job in items])
-    written = {
-        id(item)
-        for item, raw in zip(items, raws, strict=True)
-        if raw and (token := item[1].meta.get(OUTBOX_TOKEN)) and queue.deserialize(raw).meta.get(OUTBOX_TOKEN) == token
-    }
-    if written:
-        await replication.confirm(queue)
-    return [item for item in items if id(item) not in written]

@@ -30,7 +30,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 from saq.job import Job
 
-from ..engine import records
+from ..engine import records, replication
 from ..engine.queue import AtomicRedisQueue
 from .connections import background, get_queue, make_client
 
@@ -94,10 +94,17 @@ class SyncQueue:
         chunk's scripts while the next one is serialized. Results in order. A script error for one job
         (e.g. Redis out of memory) is raised once every reply is read; the other jobs are queued."""
         packed: list[bytes] = []
-        # wait_replicas (engine/replication.py): one WAIT after the jobs, in the same stream, so that it
-        # counts their writes (a resend on a new connection sends it again, after them).
+        # wait_replicas (engine/replication.py): a probe write and one WAIT after the jobs, in the same
+        # stream, so that it counts their writes and those of the jobs an "exists" reports (a resend on a
+        # new connection sends them again, after them).
         durability = self.template.durability
-        wait = [[hiredis.pack_command(("WAIT", durability.replicas, durability.timeout_ms))]] if durability else []
+        wait = []
+        if durability is not None:
+            key, value, px = replication.probe(self.template)
+            wait = [[
+                hiredis.pack_command(("SET", key, value, "PX", px)),
+                hiredis.pack_command(("WAIT", durability.replicas, durability.timeout_ms)),
+            ]]  # fmt: skip
 
         def chunks() -> Iterator[list[bytes]]:
             for start in range(0, len(jobs), chunk):
@@ -111,7 +118,7 @@ class SyncQueue:
             yield from wait
 
         replies = self._exchange(chunks(), lambda: [packed[i : i + chunk] for i in range(0, len(packed), chunk)] + wait)
-        acknowledged = replies.pop() if wait else None
+        acknowledged = _confirmation(replies, wait)
         lost = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
         if lost:
             # Redis lost its script cache (a restart): load the script and send those again. A job that
@@ -119,7 +126,7 @@ class SyncQueue:
             self.client.script_load(self.source)
             again = [[packed[i] for i in lost], *wait]
             more = self._exchange(iter(again), lambda: again)
-            acknowledged = more.pop() if wait else None
+            acknowledged = _confirmation(more, wait)
             for i, reply in zip(lost, more, strict=True):
                 replies[i] = reply
         if errors := [reply for reply in replies if isinstance(reply, ResponseError)]:
@@ -225,3 +232,12 @@ def forget_all(**kwargs: Any) -> None:
 
 
 setting_changed.connect(forget_all, dispatch_uid="tasks_app.sync_client")
+
+
+def _confirmation(replies: list[Any], wait: list) -> Any:
+    """WAIT's reply, taken with the probe's off the end of ``replies`` (None without ``wait_replicas``)."""
+    if not wait:
+        return None
+    acknowledged = replies.pop()
+    replies.pop()  # the probe's OK
+    return acknowledged

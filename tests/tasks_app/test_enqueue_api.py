@@ -288,6 +288,36 @@ def test_a_drain_whose_clock_is_ahead_leaves_rows_inside_their_grace(redis_db):
     assert drain_now() == 1 and stored(fresh.job_key) is not None  # past its grace: delivered
 
 
+@pytest.mark.parametrize("late", ["the commit's delivery", "the drain"])
+def test_a_row_delivered_twice_runs_its_job_once_even_after_it_ended(redis_db, late):
+    """A web process's delivery comes late (a loaded or paused host): a worker's drain takes the row past
+    its grace, both enqueue, and the first one's job has run and ended before the second lands. The
+    second must find that job, not enqueue the row's job anew (it would run twice)."""
+    from tasks_app.enqueueing import outbox
+    from tasks_app.enqueueing.building import build_job
+
+    entry = outbox.record(build_job("add_note", {"text": "once"}))  # committed; its delivery not yet made
+    if late == "the commit's delivery":
+        OutboxEntry.objects.filter(pk=entry.pk).update(created=Now() - timedelta(seconds=outbox.DRAIN_GRACE_S + 1))
+        assert drain_now() == 1
+        run_burst()
+        outbox.deliver(entry)  # the web process's own delivery, of the row it still holds in memory
+    else:
+        row = OutboxEntry.objects.get(pk=entry.pk)  # as the drain read (and locked) it
+        outbox.deliver(entry)
+        run_burst()
+        OutboxEntry.objects.create(job_key=row.job_key, queue=row.queue, payload=row.payload)  # the drain's copy
+        assert drain_now() == 1  # delivered: the job it wrote is found, and the row goes
+    run_burst()
+    assert Note.objects.filter(text="once").count() == 1
+    assert stored(entry.job_key).status == Status.COMPLETE and not OutboxEntry.objects.exists()
+    # A later call with the same key is new work, and runs.
+    again = enqueue("add_note", text="once", key=entry.job_key)
+    assert again.status == Status.QUEUED
+    run_burst()
+    assert Note.objects.filter(text="once").count() == 2
+
+
 NOTE = (
     'tasks_app: queue \'default\' is at redis://127.0.0.1:1/0 (SAQ["QUEUES"]["default"]["URL"]{source}): '
     "start that Redis, or fix the setting."

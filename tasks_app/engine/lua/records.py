@@ -16,7 +16,7 @@ FRESH_DUE_NOW = FRESH + '0, "scheduled": 0, "function": '
 _FAST_ENQUEUE = (
     f"local FRESH, FRESH_DUE_NOW = '{FRESH}', '{FRESH_DUE_NOW}'\n"
     + r"""
-if not ARGV[4] and tonumber(ARGV[2]) == 0 and tonumber(ARGV[3]) == 0
+if not ARGV[5] and tonumber(ARGV[2]) == 0 and tonumber(ARGV[3]) == 0
         and string.sub(ARGV[1], 1, #FRESH_DUE_NOW) == FRESH_DUE_NOW then
     local t = redis.call('TIME')
     local now_ms = string.format('%d', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
@@ -30,20 +30,28 @@ end
 """
 )
 # KEYS: job id, incomplete, queued, successor. ARGV: payload, scheduled (epoch s, "0" = now), delay
-# (s, "0" = none: due that long from now on Redis's clock, which overrides scheduled), and for a
+# (s, "0" = none: due that long from now on Redis's clock, which overrides scheduled), then, when
+# either is given: the outbox row's token ("" for none: see ``engine/records.OUTBOX_TOKEN``), and for a
 # debounced enqueue only: debounce (s), debounce_max (s, "0" = no ceiling): see ``debounce.py``.
 # ``queued`` is stamped now. Returns {"queued", queued (ms), scheduled (s)}, {"deferred", queued,
 # scheduled} (waits for an aborting job of the same key, or, debounced, a running one),
 # {"debounced", queued (the burst's first), scheduled} (replaced a queued job's record) or
-# {"exists", payload of the pending job}.
+# {"exists", payload of the pending job, or of the job this outbox row already wrote, ended or not}.
 ENQUEUE = (
     _FAST_ENQUEUE
     + PRELUDE
     + DEBOUNCING
     + r"""
 local now_ms, now = clock()
-if ARGV[4] then
-    return debounce(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], tonumber(ARGV[4]), tonumber(ARGV[5]), now_ms, now)
+if ARGV[4] and ARGV[4] ~= '' then
+    -- An outbox row delivered twice (its commit's delivery and a worker's drain, or a retry after a lost
+    -- reply): the record this row wrote holds its token, a random 128-bit hex, found by a plain search.
+    -- Its job, queued, running or ended, is the one to report: enqueuing it anew would run it again.
+    local cur = redis.call('GET', KEYS[1])
+    if cur and string.find(cur, ARGV[4], 1, true) then return {'exists', cur} end
+end
+if ARGV[5] then
+    return debounce(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], tonumber(ARGV[5]), tonumber(ARGV[6]), now_ms, now)
 end
 local payload, score, scheduled = stamp(ARGV[1], {queued = now_ms}), ARGV[2], ARGV[2]
 if tonumber(ARGV[3]) > 0 then
