@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import itertools
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -90,11 +91,13 @@ def explain(before: Execution, windows: list[FaultWindow]) -> str | None:
 
 
 def instances(runs: list[Execution]) -> list[list[Execution]]:
-    """``runs`` of one key split into jobs: a first attempt that starts after a terminal write was
-    accepted is a new job under the same key (enqueued again once the other had ended)."""
+    """``runs`` of one key split into jobs: a first attempt taken after a terminal write was accepted is
+    a new job under the same key (enqueued again once the other had ended). Taken, not started: a worker
+    paused between its take and its start starts a first attempt late, after the job ended elsewhere,
+    and that is the same job run once more (explained by the pause), not a new one."""
     jobs: list[list[Execution]] = []
     for run in runs:
-        ended = jobs and any(r.outcome in TERMINAL_OUTCOMES and (r.ended_ms or 0) <= run.at_ms for r in jobs[-1])
+        ended = jobs and any(r.outcome in TERMINAL_OUTCOMES and (r.ended_ms or 0) <= run.held_from_ms for r in jobs[-1])
         if not jobs or (ended and run.attempt == 1):
             jobs.append([run])
         else:
@@ -138,10 +141,17 @@ async def check_phase(
         final = getattr(stored.get(key), "status", None)
         jobs = instances(runs)
         if len(jobs) > 1:
-            # The same key enqueued again after its job had ended: the outbox delivering a row again
-            # because its first delivery was not confirmed (Redis failing, too few replicas).
+            # The same key enqueued again after its job had ended: the outbox delivering a row again whose
+            # first delivery's record is gone (a failover lost it before a replica had it).
             row.extra += len(jobs) - 1
             row.explained["outbox redelivery"] += len(jobs) - 1
+            for earlier, later in itertools.pairwise(jobs):
+                ended = max((r.ended_ms or 0 for r in earlier if r.outcome in TERMINAL_OUTCOMES), default=None)
+                first = later[0]
+                row.note(
+                    f"new job of {key}: attempt {first.attempt} on {first.host} pid {first.pid} started at "
+                    f"{first.at_ms}, taken at {first.taken_ms}, after the last ended at {ended}"
+                )
         for number, job_runs in enumerate(jobs, 1):
             accepted = [run for run in job_runs if run.outcome in TERMINAL_OUTCOMES]
             last = number == len(jobs)

@@ -97,8 +97,9 @@ class Worker(Outcomes, saq.Worker):
         self.attempts: set[Attempt] = set()
         self._heartbeat_wake = asyncio.Event()  # see Upkeep.wake
         # Jobs already taken for this worker (with the previous job's outcome, in one round trip),
-        # waiting for the next process() call; re-queued if the worker stops first.
-        self.taken: list[Job] = []
+        # waiting for the next process() call; re-queued if the worker stops first. Each with when it
+        # was asked for (``time.monotonic()``): see ``_lost_meanwhile``.
+        self.taken: list[tuple[Job, float]] = []
         self.paused_said = False  # a --burst worker says once that its queue is paused
         # A Sentinel client's pool logs its own outage lines (naming the primaries): one pair per outage.
         reported = getattr(self.queue.redis.connection_pool, "reports_outages", False)
@@ -120,15 +121,17 @@ class Worker(Outcomes, saq.Worker):
         """Take a job and run an attempt of it, then of the jobs taken with its outcome, while the
         worker keeps going (one task for a run of jobs, rather than one per job); False when there
         was nothing to take."""
-        job = await self._take()
-        if job is None:
+        taken = await self._take()
+        if taken is None:
             return False
-        while job is not None:
-            await self._process_one(job)
-            job = self.taken.pop() if self.taken and not self.event.is_set() else None
+        while taken is not None:
+            await self._process_one(*taken)
+            taken = self.taken.pop() if self.taken and not self.event.is_set() else None
         return True
 
-    async def _process_one(self, job: Job) -> None:
+    async def _process_one(self, job: Job, asked: float | None = None) -> None:
+        if asked is not None and await self._lost_meanwhile(job, time.monotonic() - asked):
+            return
         attempt = Attempt(job=job, touched=time.monotonic(), process=asyncio.current_task())  # taking touched it
         self.attempts.add(attempt)
         if job.heartbeat and job.heartbeat / 4 < self.timers["abort"]:
@@ -142,6 +145,34 @@ class Worker(Outcomes, saq.Worker):
         finally:
             self.attempts.discard(attempt)
 
+    async def _lost_meanwhile(self, job: Job, elapsed: float) -> bool:
+        """Whether ``job``, asked for ``elapsed`` s ago and not started, is no longer this worker's.
+
+        A process stopped between the take and the start (SIGSTOP, a paused VM, swapping) may have been
+        swept meanwhile and its job run, even ended, elsewhere: starting it now would run it once more.
+        It cannot have been before its touch (stamped by the take, so at most ``elapsed`` s old) was due:
+        a heartbeat / 4 (or, without one, half its timeout). Past that, one touch asks Redis (and counts
+        as the job's first): a job lost is not started. On time, as a busy worker always is, nothing is
+        sent. A pause after this check still runs it once more (at least once: its outcome is refused).
+        """
+        due = job.heartbeat / 4 if job.heartbeat else (job.timeout or 0) / 2
+        if not due or elapsed <= due:
+            return False
+        try:
+            (state,) = await attempts.touch(self.queue, self.id, [(job, True)])
+        except REDIS_ERRORS:
+            return False  # Redis is out: started as it would have been, its heartbeat decides
+        if state != "lost":
+            return False
+        logger.warning(
+            "Job %s was taken %.1fs ago and is no longer this worker's (swept or taken over while this "
+            "worker was stalled); it is not started.",
+            job.key,
+            elapsed,
+            extra={"job_key": job.key, "task": job.function, "outcome": "lost", "stalled_s": round(elapsed, 3)},
+        )
+        return True
+
     async def _parent_results(self, job: Job) -> list[Any]:
         while True:  # the attempt is held (heartbeat) while Redis is out
             try:
@@ -149,11 +180,12 @@ class Worker(Outcomes, saq.Worker):
             except REDIS_ERRORS as exc:
                 await asyncio.sleep(self.outages.failed("Redis", exc))
 
-    async def _take(self) -> Job | None:
+    async def _take(self) -> tuple[Job, float] | None:
         if self.taken:
             return self.taken.pop()
         swept = False
         while True:  # a loop: a burst worker waiting for a retry about to be due takes again
+            asked = time.monotonic()
             take = asyncio.ensure_future(attempts.take(self.queue, self.id, wait=self.dequeue_timeout))
             try:
                 job = await asyncio.shield(take)
@@ -170,8 +202,10 @@ class Worker(Outcomes, saq.Worker):
                 await asyncio.sleep(self.outages.failed(service, exc))
                 return None
             self.outages.succeeded("Redis")
-            if job is not None or not self.burst:
-                return job
+            if job is not None:
+                return job, asked
+            if not self.burst:
+                return None
             if await sweeping.due_within(self.queue, BURST_LOOKAHEAD_S):
                 await asyncio.sleep(0.2)  # a retry with backoff is about to be due: wait for it
             elif swept:
@@ -312,7 +346,7 @@ class Worker(Outcomes, saq.Worker):
         for task in self.tasks - busy:
             task.cancel()  # idle: waiting for work, holding none
         while self.taken:  # taken for this worker, never started: back to the head of the queue
-            job = self.taken.pop()
+            job, _ = self.taken.pop()
             with contextlib.suppress(*REDIS_ERRORS, JobStateConflict):
                 await attempts.requeue_attempt(self.queue, job, "re-queued: its worker was stopping")
         await super().stop()

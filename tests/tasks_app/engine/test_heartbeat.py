@@ -92,3 +92,39 @@ def test_a_wake_ends_the_wait_at_the_new_shorter_interval():
         return time.monotonic() - start
 
     assert run(scenario()) >= 0.15
+
+
+def test_a_job_lost_while_its_worker_was_stalled_after_taking_it_is_not_started(open_queue, caplog):
+    """A worker stopped (SIGSTOP) between taking a job and starting it: meanwhile the sweep gave the job
+    to another worker, which ran it to the end. Waking, the worker finds it asked for the job longer ago
+    than its first touch was due, asks Redis, and does not start it. A job still its own it runs."""
+    from saq.job import Status
+
+    async def scenario():
+        async with open_queue() as queue:
+            ran = []
+
+            async def body(ctx):
+                ran.append(ctx["job"].key)
+
+            worker = Worker(queue, [("f", body)], executor=None)
+            for key in ("ended elsewhere", "still mine"):
+                await records.submit(queue, Job("f", key=key, heartbeat=2, timeout=600))
+            asked = time.monotonic() - 1.0  # a stall of 1 s after asking: past heartbeat / 4
+            lost, mine = await attempts.take(queue, worker.id), await attempts.take(queue, worker.id)
+
+            def elsewhere(job):
+                job.status, job.worker_id = Status.COMPLETE, "another-worker"
+                return job
+
+            await records.compare_and_set(queue, lost.key, elsewhere)
+            await worker._process_one(lost, asked)
+            await worker._process_one(mine, asked)
+            return ran, (await queue.job(lost.key)).status, (await queue.job(mine.key)).status
+
+    caplog.set_level("WARNING", logger="tasks_app.worker")
+    ran, lost_status, mine_status = run(scenario())
+    assert ran == ["still mine"]
+    assert (lost_status, mine_status) == (Status.COMPLETE, Status.COMPLETE)
+    (line,) = [r for r in caplog.records if "not started" in r.getMessage()]
+    assert line.job_key == "ended elsewhere" and "no longer this worker's" in line.getMessage()
