@@ -24,7 +24,9 @@ def main() -> None:
 
         if "--traceback" in sys.argv:
             raise
-        problems = sqlite_problems() or [line for line in (unreachable_database(exc),) if line]
+        problems = sqlite_problems()
+        if not problems and (line := unreachable_database(exc)):
+            problems = [line]
         if not problems:
             raise
         sys.stderr.write("".join(f"{problem}\n" for problem in problems))

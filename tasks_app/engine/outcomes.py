@@ -54,10 +54,15 @@ class Outcomes:
         # While the worker keeps going, the next job comes back with this outcome's write; not on a
         # durable queue, whose outcome waits for its replicas (engine/replication.py) on a call of its own.
         take_next = not self.event.is_set() and self.max_burst_jobs is None and self.queue.durability is None
-        asked = time.monotonic()
-        taken = await attempts.end_attempt(self.queue, job, status, result=result, error=error, take_next=take_next)
-        if taken is not None:
-            self.taken.append((taken, asked))
+        taken, asked = None, time.monotonic()  # when the next job was asked for: see Worker._lost_meanwhile
+        try:
+            taken = await attempts.end_attempt(self.queue, job, status, result=result, error=error, take_next=take_next)
+        except JobStateConflict as conflict:
+            taken = conflict.taken  # taken in the same round trip: it still needs running
+            raise
+        finally:
+            if taken is not None:
+                self.taken.append((taken, asked))
         return "failed" if status == Status.FAILED else status.value
 
     async def _retried(self, job: Job, error: str, timed_out: bool) -> str:
@@ -93,13 +98,10 @@ class Outcomes:
         job.meta.pop(HELD, None)  # written with the outcome: the attempt is over
         unconfirmed: str | None = None  # the outcome a try wrote that no replica confirmed
         while True:
-            asked = time.monotonic()  # when a job taken with this write (``_ended``) was asked for
             try:
                 outcome = await change()
             except JobStateConflict as conflict:
                 self._reached()  # Redis answered (on a durable queue, with the replicas' confirmation)
-                if conflict.taken is not None:
-                    self.taken.append((conflict.taken, asked))
                 stored = conflict.stored.status.value if conflict.stored else "missing"
                 if unconfirmed is not None:
                     logger.warning(

@@ -74,9 +74,8 @@ class Durability:
         for _ in range(2):
             async with queue.redis.pipeline(transaction=False) as pipe:
                 pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
-                key, value, px = probe(queue)
-                pipe.set(key, value, px=px)
-                pipe.execute_command("WAIT", self.replicas, self.timeout_ms)
+                for command in confirmation(queue, self):
+                    pipe.execute_command(*command)
                 reply, _, acknowledged = await pipe.execute(raise_on_error=False)
             if isinstance(reply, NoScriptError):  # Redis lost its script cache (a restart, a new primary)
                 await queue.redis.script_load(script.script)
@@ -99,18 +98,22 @@ async def execute(queue: Any, pipe: Pipeline) -> list:
     durability: Durability | None = queue.durability
     if durability is None:
         return await pipe.execute()
-    key, value, px = probe(queue)
-    pipe.set(key, value, px=px)
-    pipe.execute_command("WAIT", durability.replicas, durability.timeout_ms)
+    for command in confirmation(queue, durability):
+        pipe.execute_command(*command)
     replies = await pipe.execute()
     durability.confirm(replies[-1])
     return replies[:-2]
 
 
-def probe(queue: Any) -> tuple[str, str, int]:
-    """``SET``'s arguments for the probe write that makes a ``WAIT`` confirm all the primary holds: a key of
-    the queue's own, ``(key, value, px)``, expiring in a minute."""
-    return queue.namespace("durability_probe"), "1", 60_000
+def confirmation(queue: Any, durability: Durability) -> list[tuple]:
+    """The two commands that end every durable write, for any client to send after it on the same
+    connection: a probe write (a key of the queue's own, expiring in a minute), so that ``WAIT`` confirms
+    all the primary holds and not only this connection's writes, then ``WAIT``. Their replies: ``OK``, and
+    how many replicas confirmed (for ``Durability.confirm``)."""
+    return [
+        ("SET", queue.namespace("durability_probe"), "1", "PX", 60_000),
+        ("WAIT", durability.replicas, durability.timeout_ms),
+    ]
 
 
 async def confirm(queue: Any) -> None:
@@ -120,8 +123,7 @@ async def confirm(queue: Any) -> None:
     Raises ``ReplicasNotConfirmed`` when they fall short."""
     durability: Durability = queue.durability
     async with queue.redis.pipeline(transaction=False) as pipe:
-        key, value, px = probe(queue)
-        pipe.set(key, value, px=px)
-        pipe.execute_command("WAIT", durability.replicas, durability.timeout_ms)
+        for command in confirmation(queue, durability):
+            pipe.execute_command(*command)
         _, acknowledged = await pipe.execute()
     durability.confirm(acknowledged)

@@ -100,11 +100,7 @@ class SyncQueue:
         durability = self.template.durability
         wait = []
         if durability is not None:
-            key, value, px = replication.probe(self.template)
-            wait = [[
-                hiredis.pack_command(("SET", key, value, "PX", px)),
-                hiredis.pack_command(("WAIT", durability.replicas, durability.timeout_ms)),
-            ]]  # fmt: skip
+            wait = [[hiredis.pack_command(command) for command in replication.confirmation(self.template, durability)]]
 
         def chunks() -> Iterator[list[bytes]]:
             for start in range(0, len(jobs), chunk):
