@@ -108,8 +108,8 @@ def _mark(job: Job, entry: CronSchedule, last_run: int | None) -> Job:
 
 def _last_run(stored: Job | None) -> int | None:
     """When the run before the next one was due (epoch s): a finished or running stored run's own time,
-    or what a pending one remembers."""
-    if stored is None:
+    or what a pending one remembers; None for no run, or a job under the key that cron did not write."""
+    if stored is None or "cron" not in (stored.meta or {}):
         return None
     if stored.status in TERMINAL_STATUSES or stored.status == Status.ACTIVE:
         return int(stored.scheduled) or None
@@ -117,6 +117,11 @@ def _last_run(stored: Job | None) -> int | None:
 
 
 def _next_time(entry: CronSchedule, tz: tzinfo, moment: datetime, last_run: int | None, changed: bool) -> datetime:
+    if last_run:
+        # Never at or before the run before: "now" may be older than the stored run read after it (the
+        # tick's TIME, then its read, the run ending in between), or Redis's clock may have gone back
+        # (a failover to a host whose clock is behind).
+        moment = max(moment, datetime.fromtimestamp(last_run, UTC))
     at = next_run(entry.expression, tz, moment)
     # Once per local day: a daily entry that already ran today under its old time waits for tomorrow.
     if changed and last_run and next_run(entry.expression, tz, at) - at >= _DAY:
@@ -143,10 +148,15 @@ async def sync_cron(queue: AtomicRedisQueue, entries: Sequence[CronSchedule], tz
             if (stored.meta.get("cron") or {}).get("entry") == entry.fingerprint:
                 continue  # this entry's own pending run
             await _replace(queue, key, entry, tz, moment)
-        elif stored is None or stored.status in TERMINAL_STATUSES:
+        elif stored is None:
+            await records.submit(queue, _mark(entry.build(_next_time(entry, tz, moment, None, False)), entry, None))
+        elif stored.status in TERMINAL_STATUSES:
             last = _last_run(stored)
             job = _mark(entry.build(_next_time(entry, tz, moment, last, changed=False)), entry, last)
-            await records.submit(queue, job)
+            job.queued = int(moment.timestamp() * 1000)
+            # Over the ended run read, or not at all: a tick that stalled since its read (a paused host)
+            # finds that another worker wrote this run, or a later one, and it may have run and ended.
+            await records.submit_over(queue, raw, job)
         # ACTIVE: it runs now; its next run is written once it has ended.
 
 

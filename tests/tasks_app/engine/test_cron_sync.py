@@ -9,9 +9,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import redis
-from saq.job import Status
+from saq.job import Job, Status
 
 from tasks_app.engine import attempts
+from tasks_app.engine.cron_sync import sync_cron
 from tasks_app.process.runner import WorkerOptions, build_worker
 
 from .redis_clock import travel
@@ -166,3 +167,90 @@ def test_a_removed_entry_of_an_older_version_is_found_by_the_first_tick(redis_db
                 worker.pool.shutdown(wait=False)
 
         assert asyncio.run(tick()).status == Status.ABORTED
+
+
+def _every_five_minutes(settings):
+    settings.SAQ = {**settings.SAQ, "CRON_JOBS": [{"task": "noop", "cron": "*/5 * * * *"}]}
+    return build_worker(WorkerOptions(queue="default", concurrency=1), drain_outbox=False)
+
+
+async def _run_due(worker) -> Job | None:
+    """What a worker does with the entry's run once it is due: take it and end it; the job run, or None."""
+    await worker.schedule(lock=0)
+    job = await attempts.take(worker.queue, "w")
+    if job is not None:
+        await attempts.end_attempt(worker.queue, job, Status.COMPLETE)
+    return job
+
+
+async def _closed(*workers) -> None:
+    for worker in workers:
+        await worker.queue.disconnect()
+        worker.pool.shutdown(wait=False)
+
+
+def test_a_tick_whose_now_was_read_before_the_run_ended_does_not_write_that_run_again(redis_db, settings):
+    """A tick reads Redis's clock, then the stored run: on a loaded host the run can end in between (the
+    fault harness's skew row, in CI). Its next run is after the run it read, not after its older "now"."""
+    ten = datetime(2026, 6, 10, 10, 0, tzinfo=UTC)
+
+    async def scenario(traveller):
+        worker = _every_five_minutes(settings)
+        try:
+            traveller.move_to(ten + timedelta(minutes=4, seconds=59))
+            await worker.schedule(lock=0)  # writes the 10:05 run
+            traveller.move_to(ten + timedelta(minutes=5, seconds=1))
+            ran = await _run_due(worker)
+            assert ran is not None and ran.scheduled == int((ten + timedelta(minutes=5)).timestamp())
+            late_now = ten + timedelta(minutes=4, seconds=59, milliseconds=900)
+            await sync_cron(worker.queue, worker.cron_schedules, UTC, late_now)
+            stored = await worker.queue.job(cron_key("noop"))
+            assert stored.status == Status.QUEUED
+            assert stored.scheduled == int((ten + timedelta(minutes=10)).timestamp())
+            assert await attempts.take(worker.queue, "w") is None
+        finally:
+            await _closed(worker)
+
+    with travel(ten, keep=True) as traveller:
+        asyncio.run(scenario(traveller))
+
+
+def test_a_tick_that_stalled_between_its_read_and_its_write_does_not_put_back_a_run_that_ended(redis_db, settings):
+    """A tick reads the ended 10:05 run, then its host stops (SIGSTOP, a paused VM) while another worker
+    writes the 10:10 run, runs it and ends it. The stalled tick's 10:10 run is written over the run it
+    read or not at all: it is not written, and 10:10 runs once."""
+    ten = datetime(2026, 6, 10, 10, 0, tzinfo=UTC)
+
+    async def scenario(traveller):
+        stalled, other = _every_five_minutes(settings), _every_five_minutes(settings)
+        try:
+            traveller.move_to(ten + timedelta(minutes=4, seconds=59))
+            await stalled.schedule(lock=0)
+            traveller.move_to(ten + timedelta(minutes=5, seconds=1))
+            assert await _run_due(stalled) is not None  # the 10:05 run, ended
+            read = stalled.queue.redis.mget
+            others_runs: list[Job | None] = []
+
+            async def read_then_stall(keys, *args):
+                found = await read(keys, *args)
+                if keys == [stalled.queue.job_id(cron_key("noop"))] and not others_runs:
+                    await other.schedule(lock=0)  # writes the 10:10 run
+                    traveller.move_to(ten + timedelta(minutes=10, seconds=1))
+                    others_runs.append(await _run_due(other))
+                return found
+
+            stalled.queue.redis.mget = read_then_stall
+            await stalled.schedule(lock=0)
+            assert others_runs[0] is not None
+            assert others_runs[0].scheduled == int((ten + timedelta(minutes=10)).timestamp())
+            assert await attempts.take(stalled.queue, "w") is None  # 10:10 is not run again
+            stored = await stalled.queue.job(cron_key("noop"))
+            assert (stored.status, stored.scheduled) == (Status.COMPLETE, others_runs[0].scheduled)
+            await stalled.schedule(lock=0)  # the next tick goes on from the run that ended
+            stored = await stalled.queue.job(cron_key("noop"))
+            assert stored.scheduled == int((ten + timedelta(minutes=15)).timestamp())
+        finally:
+            await _closed(stalled, other)
+
+    with travel(ten, keep=True) as traveller:
+        asyncio.run(scenario(traveller))
