@@ -148,14 +148,12 @@ async def sync_cron(queue: AtomicRedisQueue, entries: Sequence[CronSchedule], tz
             if (stored.meta.get("cron") or {}).get("entry") == entry.fingerprint:
                 continue  # this entry's own pending run
             await _replace(queue, key, entry, tz, moment)
-        elif stored is None:
-            await records.submit(queue, _mark(entry.build(_next_time(entry, tz, moment, None, False)), entry, None))
-        elif stored.status in TERMINAL_STATUSES:
+        elif stored is None or stored.status in TERMINAL_STATUSES:
             last = _last_run(stored)
             job = _mark(entry.build(_next_time(entry, tz, moment, last, changed=False)), entry, last)
             job.queued = int(moment.timestamp() * 1000)
-            # Over the ended run read, or not at all: a tick that stalled since its read (a paused host)
-            # finds that another worker wrote this run, or a later one, and it may have run and ended.
+            # Where nothing or the ended run was read, or not at all: a tick that stalled since its read (a
+            # paused host) finds that another worker wrote this run or a later one, which may have ended.
             await records.submit_over(queue, raw, job)
         # ACTIVE: it runs now; its next run is written once it has ended.
 

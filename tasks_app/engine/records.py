@@ -66,15 +66,15 @@ async def submit(queue: RedisQueue, job: Job) -> tuple[Job, str]:
     return await queue._submit(job)
 
 
-async def submit_over(queue: RedisQueue, raw: bytes, job: Job) -> Job | None:
-    """Enqueue ``job`` in place of the ended job whose record was read as ``raw``, if the record is still
-    that: one compare-and-set, so a writer that stalled since its read (a paused host) cannot put back
-    work another process has written, run and ended meanwhile. Returns the job as written (``queued``
-    is when the writer read Redis's clock: ``job.queued``, epoch ms), or None if the record changed.
-    Raises ``ValueError`` for a job of another queue."""
+async def submit_over(queue: RedisQueue, raw: bytes | None, job: Job) -> Job | None:
+    """Enqueue ``job`` in place of the ended job whose record was read as ``raw`` (None: no record was
+    there), if the record is still that: one compare-and-set, so a writer that stalled since its read (a
+    paused host) cannot put back work another process has written, run and ended meanwhile. Returns the
+    job as written (``queued`` is the caller's ``job.queued``, epoch ms, as Redis's clock said when it
+    read), or None if the record changed. Raises ``ValueError`` for a job of another queue."""
     ready(queue, job)
     await queue._before_enqueue(job)
-    return await queue._replace(raw, job)
+    return await queue._replace(raw or b"", job)
 
 
 async def submit_many(queue: RedisQueue, jobs: Sequence[Job]) -> list[tuple[Job, str]]:

@@ -85,14 +85,17 @@ ENQUEUE_CHAIN = PRELUDE + ENQUEUE_CHAIN_BODY
 # ``delay`` seconds if given, else at its ``scheduled`` if that is still ahead on Redis's clock, else
 # at once; a terminal one is stamped ``completed``.
 # KEYS: job id, active, incomplete, queued, successor.
-# ARGV: expected payload, new payload, new status, ttl, delay (s, "" for none), (a chain step's) links key.
+# ARGV: expected payload ("" for "no record": a job written where none was read), new payload, new status,
+# ttl, delay (s, "" for none), (a chain step's) links key.
 # Returns {"ok", payload written} or {"changed", payload} / {"missing"}.
 REPLACE = (
     PRELUDE
     + r"""
 local cur = redis.call('GET', KEYS[1])
-if not cur then return {'missing'} end
-if cur ~= ARGV[1] then return {'changed', cur} end
+if ARGV[1] == '' then
+    if cur then return {'changed', cur} end
+elseif not cur then return {'missing'}
+elseif cur ~= ARGV[1] then return {'changed', cur} end
 local now_ms, now = clock()
 local status, payload = ARGV[3], ARGV[2]
 if status == 'queued' then

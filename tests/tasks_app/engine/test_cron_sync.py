@@ -215,40 +215,44 @@ def test_a_tick_whose_now_was_read_before_the_run_ended_does_not_write_that_run_
         asyncio.run(scenario(traveller))
 
 
-def test_a_tick_that_stalled_between_its_read_and_its_write_does_not_put_back_a_run_that_ended(redis_db, settings):
-    """A tick reads the ended 10:05 run, then its host stops (SIGSTOP, a paused VM) while another worker
-    writes the 10:10 run, runs it and ends it. The stalled tick's 10:10 run is written over the run it
-    read or not at all: it is not written, and 10:10 runs once."""
+@pytest.mark.parametrize("first_tick", [True, False], ids=["read no run", "read the ended run"])
+def test_a_tick_that_stalled_between_its_read_and_its_write_does_not_put_back_a_run_that_ended(
+    redis_db, settings, first_tick
+):
+    """A tick reads the entry's key (no run yet, or the ended 10:05 run), then its host stops (SIGSTOP, a
+    paused VM) while another worker writes the next run, runs it and ends it. The stalled tick's run is
+    written over what it read or not at all: it is not written, and the run it computed runs once."""
     ten = datetime(2026, 6, 10, 10, 0, tzinfo=UTC)
+    due = ten + timedelta(minutes=5 if first_tick else 10)
 
     async def scenario(traveller):
         stalled, other = _every_five_minutes(settings), _every_five_minutes(settings)
         try:
             traveller.move_to(ten + timedelta(minutes=4, seconds=59))
-            await stalled.schedule(lock=0)
-            traveller.move_to(ten + timedelta(minutes=5, seconds=1))
-            assert await _run_due(stalled) is not None  # the 10:05 run, ended
+            if not first_tick:
+                await stalled.schedule(lock=0)
+                traveller.move_to(ten + timedelta(minutes=5, seconds=1))
+                assert await _run_due(stalled) is not None  # the 10:05 run, ended
             read = stalled.queue.redis.mget
             others_runs: list[Job | None] = []
 
             async def read_then_stall(keys, *args):
                 found = await read(keys, *args)
                 if keys == [stalled.queue.job_id(cron_key("noop"))] and not others_runs:
-                    await other.schedule(lock=0)  # writes the 10:10 run
-                    traveller.move_to(ten + timedelta(minutes=10, seconds=1))
+                    await other.schedule(lock=0)  # writes the run due next
+                    traveller.move_to(due + timedelta(seconds=1))
                     others_runs.append(await _run_due(other))
                 return found
 
             stalled.queue.redis.mget = read_then_stall
             await stalled.schedule(lock=0)
-            assert others_runs[0] is not None
-            assert others_runs[0].scheduled == int((ten + timedelta(minutes=10)).timestamp())
-            assert await attempts.take(stalled.queue, "w") is None  # 10:10 is not run again
+            assert others_runs[0] is not None and others_runs[0].scheduled == int(due.timestamp())
+            assert await attempts.take(stalled.queue, "w") is None  # not run again
             stored = await stalled.queue.job(cron_key("noop"))
-            assert (stored.status, stored.scheduled) == (Status.COMPLETE, others_runs[0].scheduled)
+            assert (stored.status, stored.scheduled) == (Status.COMPLETE, int(due.timestamp()))
             await stalled.schedule(lock=0)  # the next tick goes on from the run that ended
             stored = await stalled.queue.job(cron_key("noop"))
-            assert stored.scheduled == int((ten + timedelta(minutes=15)).timestamp())
+            assert stored.scheduled == int((due + timedelta(minutes=5)).timestamp())
         finally:
             await _closed(stalled, other)
 
