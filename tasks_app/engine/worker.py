@@ -47,6 +47,12 @@ BURST_LOOKAHEAD_S = 5.0
 EVICTED = "(evicted)"
 
 
+def touch_every(job: Job) -> float:
+    """How often (s) a running ``job`` with a ``heartbeat`` is touched: four times per heartbeat, so that
+    a late tick or a slow round trip never leaves it silent long enough for the sweep to take it."""
+    return job.heartbeat / 4
+
+
 class Worker(Outcomes, saq.Worker):
     """A SAQ worker for an ``AtomicRedisQueue``.
 
@@ -134,7 +140,7 @@ class Worker(Outcomes, saq.Worker):
             return
         attempt = Attempt(job=job, touched=time.monotonic(), process=asyncio.current_task())  # taking touched it
         self.attempts.add(attempt)
-        if job.heartbeat and job.heartbeat / 4 < self.timers["abort"]:
+        if job.heartbeat and touch_every(job) < self.timers["abort"]:
             # Its first touch is due sooner than the heartbeat chore's idle wait (``abort`` s) ends.
             self._heartbeat_wake.set()
         try:
@@ -151,11 +157,11 @@ class Worker(Outcomes, saq.Worker):
         A process stopped between the take and the start (SIGSTOP, a paused VM, swapping) may have been
         swept meanwhile and its job run, even ended, elsewhere: starting it now would run it once more.
         It cannot have been before its touch (stamped by the take, so at most ``elapsed`` s old) was due:
-        a heartbeat / 4 (or, without one, half its timeout). Past that, one touch asks Redis (and counts
+        ``touch_every`` (or, without a heartbeat, half its timeout). Past that, one touch asks Redis (and counts
         as the job's first): a job lost is not started. On time, as a busy worker always is, nothing is
         sent. A pause after this check still runs it once more (at least once: its outcome is refused).
         """
-        due = job.heartbeat / 4 if job.heartbeat else (job.timeout or 0) / 2
+        due = touch_every(job) if job.heartbeat else (job.timeout or 0) / 2
         if not due or elapsed <= due:
             return False
         try:
@@ -242,9 +248,9 @@ class Worker(Outcomes, saq.Worker):
             return
         # Elapsed on this host's monotonic clock: whether a touch is due is this worker's own business.
         current, interval = time.monotonic(), self._heartbeat_interval()
-        # Due unless it can wait for the next tick: "silent for heartbeat / 4 yet?" alone would skip a
+        # Due unless it can wait for the next tick: "silent for touch_every yet?" alone would skip a
         # job whose tick came a millisecond early (timers do), and leave it silent for two intervals.
-        due = [bool(a.job.heartbeat) and current + interval - a.touched > a.job.heartbeat / 4 for a in running]
+        due = [bool(a.job.heartbeat) and current + interval - a.touched > touch_every(a.job) for a in running]
         states = await attempts.touch(self.queue, self.id, zip((a.job for a in running), due, strict=True))
         for attempt, is_due, state in zip(running, due, states, strict=True):
             if is_due:
@@ -313,8 +319,7 @@ class Worker(Outcomes, saq.Worker):
         return self._upkeep_tasks
 
     def _heartbeat_interval(self) -> float:
-        beats = [attempt.job.heartbeat for attempt in self.attempts if attempt.job.heartbeat]
-        return min([self.timers["abort"], *(beat / 4 for beat in beats)])
+        return min([self.timers["abort"], *(touch_every(a.job) for a in self.attempts if a.job.heartbeat)])
 
     async def _every(self, chore: Upkeep) -> None:
         while not self.event.is_set():
