@@ -32,14 +32,12 @@ from typing import Any, ClassVar
 from redis.exceptions import RedisError
 from saq.job import TERMINAL_STATUSES, Job, Status
 
-from . import conf
 from .engine import chains, limits, pausing, records
 from .engine.clock import job_time, redis_now_ms
 from .engine.pausing import Depth
 from .engine.queue import AtomicRedisQueue
 from .enqueueing.connections import background, get_queue, refuse_in_event_loop
-from .exceptions import ActionRefused, reason
-from .redaction import redact_url
+from .exceptions import ActionRefused
 
 logger = logging.getLogger("tasks_app.operations")
 
@@ -57,12 +55,6 @@ def connection(name: str, short_timeouts: bool = True) -> AtomicRedisQueue:
     """Queue ``name`` with short timeouts (connect 2 s, reply 5 s), so a caller answers even when Redis
     does not; or, without ``short_timeouts``, the enqueue path's own (for a caller that then waits)."""
     return get_queue(name, socket_connect_timeout=2.0, socket_timeout=5.0) if short_timeouts else get_queue(name)
-
-
-def unreachable(name: str, exc: BaseException) -> str:
-    """One line: queue ``name``'s Redis (URL redacted) did not answer, why, and the setting to fix."""
-    url, setting = redact_url(conf.queue_config(name).url), conf.setting_name("QUEUES", name, "URL")
-    return f"Redis for queue {name!r} at {url} is unreachable ({reason(exc)}). Start Redis, or fix {setting}."
 
 
 def _sync[**P, T](operation: Callable[P, Coroutine[Any, Any, T]], timeout: float = TIMEOUT_S) -> Callable[P, T]:

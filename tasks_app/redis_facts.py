@@ -65,10 +65,10 @@ async def facts(queue: AtomicRedisQueue, probe: bool = False) -> ConnectionFacts
     replicas = int(replication.get("connected_slaves", 0))
     error = None
     if replication.get("role") != "master":
-        error = f"{_where(queue)}: {primary} is a replica, not a primary; {_fix(queue.name)}"
+        error = f"{_where(queue.name)}: {primary} is a replica, not a primary; {_fix(queue.name)}"
     elif config.wait_replicas > replicas:
         error = (
-            f"{_where(queue)}: wait_replicas={config.wait_replicas}, but {primary} has {replicas} replica(s) "
+            f"{_where(queue.name)}: wait_replicas={config.wait_replicas}, but {primary} has {replicas} replica(s) "
             f"connected, so no enqueue can be confirmed; start replicas, or lower wait_replicas in "
             f"{conf.setting_name('QUEUES', queue.name, 'URL')}"
         )
@@ -79,7 +79,7 @@ async def facts(queue: AtomicRedisQueue, probe: bool = False) -> ConnectionFacts
 async def explain(queue: AtomicRedisQueue, exc: BaseException) -> str:
     """One line (no password) saying why ``queue``'s Redis cannot be used and which setting to fix."""
     fix = _fix(queue.name)
-    where = _where(queue)
+    where = _where(queue.name)
     if problem := redis_urls.problem(conf.queue_config(queue.name).url):  # a missing TLS file, say
         return f"{where} {problem}; {fix}"
     if isinstance(exc, MasterNotFoundError):  # redis_urls.Sentinels says which: no sentinel, or no primary
@@ -93,12 +93,17 @@ async def explain(queue: AtomicRedisQueue, exc: BaseException) -> str:
         return f"{where}: Redis refused the user name or password; {fix}"
     if isinstance(exc, ResponseError):
         return f"{where}: Redis refused: {reason(exc)}; {fix}"
+    return unreachable(queue.name, exc)
+
+
+def unreachable(name: str, exc: BaseException) -> str:
+    """One line: queue ``name``'s Redis (URL redacted) did not answer, why, and the setting to fix."""
     # Worded as runworker's own ping was (operators and their alerts know it).
-    return f"Cannot reach Redis for {where}: {reason(exc)}. Start Redis, or {fix}"
+    return f"Cannot reach Redis for {_where(name)}: {reason(exc)}. Start Redis, or {_fix(name)}"
 
 
-def _where(queue: AtomicRedisQueue) -> str:
-    return f"queue {queue.name!r} at {redact_url(conf.queue_config(queue.name).url)}"
+def _where(name: str) -> str:
+    return f"queue {name!r} at {redact_url(conf.queue_config(name).url)}"
 
 
 def _fix(name: str) -> str:

@@ -16,8 +16,9 @@ from django.conf import settings
 from .. import conf
 from ..engine.cron_sync import stored_runs
 from ..exceptions import TasksAppError
-from ..operations import REDIS_ERRORS, connection, unreachable
+from ..operations import REDIS_ERRORS, connection
 from ..process.runner import cron_schedules
+from ..redis_facts import unreachable
 
 
 @dataclass(frozen=True)

@@ -25,8 +25,9 @@ from ..engine import memory_policy
 from ..engine.clock import job_time
 from ..engine.queue import AtomicRedisQueue
 from ..enqueueing.connections import background
-from ..operations import REDIS_ERRORS, Paused, adepth, alive_workers, connection, display_status, unreachable
+from ..operations import REDIS_ERRORS, Paused, adepth, alive_workers, connection, display_status
 from ..redaction import redact_url
+from ..redis_facts import unreachable
 from . import activity
 
 SCAN_LIMIT = 10_000  # finished jobs looked at per queue and page; beyond it counts say "at least"

@@ -24,7 +24,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
-from .. import conf
+from .. import conf, redis_facts
 from .. import operations as ops
 from ..enqueueing.connections import background
 from ..enqueueing.outbox import outbox_databases
@@ -58,7 +58,7 @@ async def read_queue(name: str) -> QueueReading:
     try:
         stored, depth = await asyncio.gather(queue.redis.hgetall(metrics_key(queue)), ops.adepth(name))
     except ops.REDIS_ERRORS as exc:
-        logger.warning("Metrics: %s", ops.unreachable(name, exc))
+        logger.warning("Metrics: %s", redis_facts.unreachable(name, exc))
         return reading
     reading.up, reading.workers, reading.paused = True, depth.workers, depth.paused is not None
     reading.depth = {"queued": depth.queued, "active": depth.active, "scheduled": depth.scheduled}

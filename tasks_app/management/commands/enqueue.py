@@ -13,14 +13,13 @@ from django.utils import timezone
 from redis.exceptions import RedisError
 from saq.job import Status
 
-from tasks_app import conf
 from tasks_app import operations as ops
+from tasks_app import redis_facts
 from tasks_app.argument_types import ArgumentTypes
 from tasks_app.display import show_time
 from tasks_app.enqueueing.building import build_job
 from tasks_app.enqueueing.connections import disconnect_all
-from tasks_app.exceptions import TaskArgumentError, TaskNotFound, reason
-from tasks_app.redaction import redact_url
+from tasks_app.exceptions import TaskArgumentError, TaskNotFound
 from tasks_app.registry import registry
 
 EXIT_FAILED, EXIT_WAIT_TIMEOUT = 1, 3
@@ -144,12 +143,7 @@ class Command(BaseCommand):
         try:
             job = asyncio.run(self._submit(built.job, built.queue, options, when))
         except (RedisError, OSError) as exc:
-            url = redact_url(conf.queue_config(built.queue).url)
-            raise CommandError(
-                f"Cannot reach Redis for queue {built.queue!r} at {url}: {reason(exc)}. "
-                f"Start Redis, or fix {conf.setting_name('QUEUES', built.queue, 'URL')}.",
-                returncode=2,
-            ) from None
+            raise CommandError(redis_facts.unreachable(built.queue, exc), returncode=2) from None
         if options["wait"]:
             self._report(job, options["wait_timeout"])
 

@@ -12,6 +12,7 @@ import socket
 from django.core.management.base import BaseCommand, CommandError
 
 from tasks_app import operations as ops
+from tasks_app import redis_facts
 from tasks_app.display import show_time
 from tasks_app.management.queues import named_queues
 
@@ -43,7 +44,8 @@ class QueueSwitch(BaseCommand):
             try:
                 self.stdout.write(self.switch(name, by))
             except ops.REDIS_ERRORS as exc:
-                raise CommandError(f"{ops.unreachable(name, exc)} Nothing more was changed.", returncode=2) from None
+                unreachable = redis_facts.unreachable(name, exc)
+                raise CommandError(f"{unreachable} Nothing more was changed.", returncode=2) from None
 
     def switch(self, name: str, by: str) -> str:
         already = ops.pause(name, by)
