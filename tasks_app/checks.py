@@ -6,6 +6,7 @@ import asyncio
 import difflib
 import re
 import sys
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -16,11 +17,21 @@ from django.utils.module_loading import import_string
 
 from . import conf, embedded_redis, redis_urls
 from .engine import memory_policy
+from .engine.cron import next_run
 from .redaction import redact_url
 from .registry import import_task_function, registry
 
 QUEUE_SCHEMES = set(redis_urls.SCHEMES)
 QUEUE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,100}")
+
+
+def _never_fires(expression: str) -> bool:
+    """Whether a valid cron ``expression`` matches no date at all (croniter accepts "0 0 30 2 *")."""
+    try:
+        next_run(expression, UTC, datetime.now(UTC))
+    except ValueError:
+        return True
+    return False
 
 
 def _error(msg: str, hint: str, id: int) -> checks.Error:
@@ -181,6 +192,14 @@ def check_cron_jobs(**kwargs: Any) -> list[checks.CheckMessage]:
                 _error(
                     f"{where} has an invalid cron expression {entry['cron']!r}.",
                     "Five fields: minute hour day-of-month month day-of-week, e.g. '0 2 * * *'.",
+                    4,
+                )
+            )
+        elif _never_fires(entry["cron"]):
+            errors.append(
+                _error(
+                    f"{where} has a cron expression that never fires: {entry['cron']!r} (no date matches it).",
+                    "Check its day-of-month and month fields: '0 0 30 2 *' names February 30th.",
                     4,
                 )
             )

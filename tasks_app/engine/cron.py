@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, tzinfo
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 
 
 def _follows_elapsed_time(expression: str) -> bool:
@@ -49,7 +49,10 @@ def next_run(expression: str, tz: tzinfo, after: datetime) -> datetime:
     candidates = croniter(expression, wall.replace(microsecond=0) - _HOUR)
     best: datetime | None = None
     for _ in range(100_000):
-        candidate = candidates.get_next(datetime)
+        try:
+            candidate = candidates.get_next(datetime)
+        except CroniterBadDateError:  # croniter's own search gave up: no date matches (February 30th)
+            break
         if best is not None and candidate > best.astimezone(tz).replace(tzinfo=None) + 2 * _HOUR:
             return best
         for instant in _instants(candidate, tz, both_folds):

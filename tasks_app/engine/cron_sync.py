@@ -102,25 +102,32 @@ async def _adopt_unlisted(queue: AtomicRedisQueue) -> None:
 
 
 def _mark(job: Job, entry: CronSchedule, last_run: int | None) -> Job:
-    job.meta["cron"] = {"entry": entry.fingerprint, "expression": entry.expression, "last_run": last_run}
+    job.meta["cron"] = {
+        "entry": entry.fingerprint,
+        "expression": entry.expression,
+        "last_run": last_run,
+        "at": int(job.scheduled),  # its own time: a retry moves ``scheduled``
+    }
     return job
 
 
 def _last_run(stored: Job | None) -> int | None:
-    """When the run before the next one was due (epoch s): a finished or running stored run's own time,
-    or what a pending one remembers; None for no run, or a job under the key that cron did not write."""
+    """When the entry's last run that started was due (epoch s): a running or ended stored run's own time
+    if it was ever taken, else what it remembers (a run aborted while it waited never ran: the next one is
+    not moved past it); None for no run, or a job under the key that cron did not write."""
     if stored is None or "cron" not in (stored.meta or {}):
         return None
-    if stored.status in TERMINAL_STATUSES or stored.status == Status.ACTIVE:
-        return int(stored.scheduled) or None
-    return (stored.meta.get("cron") or {}).get("last_run")
+    mark = stored.meta["cron"] or {}
+    ran = stored.status == Status.ACTIVE or (stored.status in TERMINAL_STATUSES and stored.attempts > 0)
+    if ran:
+        return mark.get("at") or int(stored.scheduled) or None
+    return mark.get("last_run")
 
 
 def _next_time(entry: CronSchedule, tz: tzinfo, moment: datetime, last_run: int | None, changed: bool) -> datetime:
     if last_run:
-        # Never at or before the run before: "now" may be older than the stored run read after it (the
-        # tick's TIME, then its read, the run ending in between), or Redis's clock may have gone back
-        # (a failover to a host whose clock is behind).
+        # Never at or before the last run: Redis's clock may have gone back (a failover to a host whose
+        # clock is behind).
         moment = max(moment, datetime.fromtimestamp(last_run, UTC))
     at = next_run(entry.expression, tz, moment)
     # Once per local day: a daily entry that already ran today under its old time waits for tomorrow.
@@ -131,31 +138,56 @@ def _next_time(entry: CronSchedule, tz: tzinfo, moment: datetime, last_run: int 
     return at
 
 
-async def sync_cron(queue: AtomicRedisQueue, entries: Sequence[CronSchedule], tz: tzinfo, moment: datetime) -> None:
-    """One schedule tick's cron work for ``queue`` (see the module docstring); ``moment`` is now (aware,
-    on Redis's clock)."""
-    wanted = {entry.key: entry for entry in entries}
+async def sync_cron(queue: AtomicRedisQueue, entries: Sequence[CronSchedule], tz: tzinfo) -> None:
+    """One schedule tick's cron work for ``queue`` (see the module docstring)."""
+    wanted = {entry.key: entry for entry in entries if entry.fingerprint not in _broken}
     await _adopt_unlisted(queue)
-    await _end_removed(queue, set(wanted))
+    await _end_removed(queue, {entry.key for entry in entries})
     if not wanted:
         return
     await queue.redis.sadd(cron_set_key(queue), *wanted)
-    # Every entry's stored run in one round trip: this runs each second on every worker.
-    raws = await queue.redis.mget([queue.job_id(key) for key in wanted])
+    # Every entry's stored run in one round trip (this runs each second on every worker), and "now" on
+    # Redis's clock after it: a run read as ended is never later than now (read before, it could be, and
+    # the run due then would be written again).
+    async with queue.redis.pipeline(transaction=False) as pipe:
+        pipe.mget([queue.job_id(key) for key in wanted])
+        pipe.time()
+        raws, (seconds, micros) = await pipe.execute()
+    moment = datetime.fromtimestamp(int(seconds) + int(micros) / 1e6, UTC)
     for (key, entry), raw in zip(wanted.items(), raws, strict=True):
-        stored = queue.deserialize(raw) if raw else None
-        if stored is not None and stored.status not in TERMINAL_STATUSES and stored.status != Status.ACTIVE:
-            if (stored.meta.get("cron") or {}).get("entry") == entry.fingerprint:
-                continue  # this entry's own pending run
-            await _replace(queue, key, entry, tz, moment)
-        elif stored is None or stored.status in TERMINAL_STATUSES:
-            last = _last_run(stored)
-            job = _mark(entry.build(_next_time(entry, tz, moment, last, changed=False)), entry, last)
-            job.queued = int(moment.timestamp() * 1000)
-            # Where nothing or the ended run was read, or not at all: a tick that stalled since its read (a
-            # paused host) finds that another worker wrote this run or a later one, which may have ended.
-            await records.submit_over(queue, raw, job)
-        # ACTIVE: it runs now; its next run is written once it has ended.
+        try:
+            await _sync_entry(queue, key, entry, raw, tz, moment)
+        except (ValueError, TypeError) as exc:  # its next time cannot be found or built: it alone stops
+            _broken.add(entry.fingerprint)
+            logger.error(
+                'Cron entry %s (%r) is skipped until this worker restarts: %s. Fix it in SAQ["CRON_JOBS"].',
+                entry.name,
+                entry.expression,
+                str(exc).rstrip("."),
+            )
+
+
+# Fingerprints of the entries whose next run could not be written (an expression that never fires, a
+# time further away than a job may be scheduled): each is logged once, and the others go on.
+_broken: set[str] = set()
+
+
+async def _sync_entry(
+    queue: AtomicRedisQueue, key: str, entry: CronSchedule, raw: bytes | None, tz: tzinfo, moment: datetime
+) -> None:
+    stored = queue.deserialize(raw) if raw else None
+    if stored is not None and stored.status not in TERMINAL_STATUSES and stored.status != Status.ACTIVE:
+        if (stored.meta.get("cron") or {}).get("entry") == entry.fingerprint:
+            return  # this entry's own pending run
+        await _replace(queue, key, entry, tz, moment)
+    elif stored is None or stored.status in TERMINAL_STATUSES:
+        last = _last_run(stored)
+        job = _mark(entry.build(_next_time(entry, tz, moment, last, changed=False)), entry, last)
+        job.queued = int(moment.timestamp() * 1000)
+        # Where nothing or the ended run was read, or not at all: a tick that stalled since its read (a
+        # paused host) finds that another worker wrote this run or a later one, which may have ended.
+        await records.submit_over(queue, raw, job)
+    # ACTIVE: it runs now; its next run is written once it has ended.
 
 
 async def _replace(queue: AtomicRedisQueue, key: str, entry: CronSchedule, tz: tzinfo, moment: datetime) -> None:

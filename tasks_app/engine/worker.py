@@ -23,7 +23,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, tzinfo
 from typing import Any
 
 import saq
@@ -31,7 +31,6 @@ from saq.job import Job
 
 from ..exceptions import JobStateConflict
 from . import attempts, chains, pausing, sweeping
-from .clock import redis_now_ms
 from .cron_sync import CronSchedule, sync_cron
 from .execution import Attempt, Execution, as_coroutine
 from .outages import REDIS_ERRORS, Outages, Upkeep, service_of
@@ -285,9 +284,7 @@ class Worker(Outcomes, saq.Worker):
         """Bring the stored cron runs in line with the entries (``engine/cron_sync.py``), then queue due jobs.
         ``lock``: see ``AtomicRedisQueue.schedule``."""
         if not self.burst:
-            # Cron's "now" is Redis's, as is the clock that decides when its runs are due.
-            now = datetime.fromtimestamp(await redis_now_ms(self.queue.redis) / 1000, UTC)
-            await sync_cron(self.queue, self.cron_schedules, self.cron_tz, now)
+            await sync_cron(self.queue, self.cron_schedules, self.cron_tz)
         scheduled = await self.queue.schedule(lock)
         if scheduled:
             logger.debug("Scheduled %s", scheduled)

@@ -114,6 +114,7 @@ def test_task_functions_by_dotted_path(settings, scratch_registry):
             "tasks_app.E004",
             "invalid cron",
         ),
+        ({"CRON_JOBS": [{"task": "noop", "cron": "0 0 30 2 *"}]}, "tasks_app.E004", "never fires: '0 0 30 2 *'"),
         ({"CRON_JOBS": [{"task": "nope", "cron": "0 * * * *"}]}, "tasks_app.E004", "unknown task 'nope'"),
         ({"CRON_JOBS": [{"task": "greet", "cron": "0 * * * *"}]}, "tasks_app.E004", "missing a required argument"),
         ({"CRON_JOBS": [{"task": "noop", "cron": "0 * * * *", "unique": False}]}, "tasks_app.W003", "no effect"),
