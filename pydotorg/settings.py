@@ -175,7 +175,7 @@ SEARCH_BACKEND = environment.env.str("SEARCH_BACKEND", default="") or None
 # Seconds one HTTP request to Meilisearch may take, and a write may wait for its Meilisearch task.
 MEILISEARCH_TIMEOUT = environment.integer("MEILISEARCH_TIMEOUT", None, minimum=1)
 MEILISEARCH_TASK_TIMEOUT = environment.integer("MEILISEARCH_TASK_TIMEOUT", None, minimum=1)
-# Milliseconds a save's index update waits for more saves of the same object (0: none; default 500).
+# Milliseconds a save's index update waits for more saves of the same object (0: none; default 100).
 SEARCH_INDEX_DEBOUNCE_MS = environment.integer("SEARCH_INDEX_DEBOUNCE_MS", None)
 
 # LOG_FORMAT=json: one JSON object per line (python-json-logger), with each job line's fields (task,

@@ -6,7 +6,6 @@ import asyncio
 import difflib
 import re
 import sys
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -17,7 +16,7 @@ from django.utils.module_loading import import_string
 
 from . import conf, embedded_redis, redis_urls
 from .engine import memory_policy
-from .engine.cron import next_run
+from .engine.cron import never_fires
 from .redaction import redact_url
 from .registry import import_task_function, registry
 
@@ -25,29 +24,27 @@ QUEUE_SCHEMES = set(redis_urls.SCHEMES)
 QUEUE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,100}")
 
 
-def _never_fires(expression: str) -> bool:
-    """Whether a valid cron ``expression`` matches no date at all (croniter accepts "0 0 30 2 *")."""
-    try:
-        next_run(expression, UTC, datetime.now(UTC))
-    except ValueError:
-        return True
-    return False
-
-
 def _error(msg: str, hint: str, id: int) -> checks.Error:
     return checks.Error(msg, hint=hint, id=f"tasks_app.E{id:03d}")
 
 
-def unknown_keys(where: str, given: Any, allowed: Any, id: int, what: str = "option") -> list[checks.CheckMessage]:
+def unknown_keys(
+    where: str, given: Any, allowed: Any, id: int, what: str = "option", elsewhere: dict[str, str] | None = None
+) -> list[checks.CheckMessage]:
     """One error naming the keys of ``given`` that are not in ``allowed`` (with the allowed key each
-    most likely means), or none. A ``given`` that is not a dict has no keys to check."""
+    most likely means, or else the setting it belongs to: ``elsewhere`` maps a key to that setting's
+    name), or none. A ``given`` that is not a dict has no keys to check."""
     if not isinstance(given, dict):
         return []
     unknown = sorted(str(key) for key in set(given) - set(allowed))
     if not unknown:
         return []
-    guesses = {key: difflib.get_close_matches(key, [str(a) for a in allowed], n=1, cutoff=0.6) for key in unknown}
-    meant = [f"{guess[0]!r} for {key!r}" for key, guess in guesses.items() if guess]
+    meant = []
+    for key in unknown:
+        if guess := difflib.get_close_matches(key, [str(a) for a in allowed], n=1, cutoff=0.6):
+            meant.append(f"{guess[0]!r} for {key!r}")
+        elif guess := difflib.get_close_matches(key, list(elsewhere or ()), n=1, cutoff=0.6):
+            meant.append(f"{(elsewhere or {})[guess[0]]} for {key!r}")
     said = f" Did you mean {', '.join(meant)}?" if meant else ""
     return [_error(f"{where} has unknown {what}(s) {unknown}.{said}", f"Allowed: {', '.join(allowed)}.", id)]
 
@@ -63,7 +60,8 @@ CRON_KEYS = ("task", "cron", "kwargs", "unique", *conf.JOB_OPTIONS)
 def check_setting_keys(**kwargs: Any) -> list[checks.CheckMessage]:
     """A misspelt key is otherwise silently ignored: SAQ["CRON_JOB"], a queue's "CONCURENCY"..."""
     saq = conf.raw()
-    errors = unknown_keys("SAQ", saq, SAQ_KEYS, 12, what="key")
+    queue_keys = {key: f'SAQ["QUEUES"][<name>]["{key}"]' for key in QUEUE_KEYS}
+    errors = unknown_keys("SAQ", saq, SAQ_KEYS, 12, what="key", elsewhere=queue_keys)
     queues = saq.get("QUEUES")
     if isinstance(queues, dict):
         for name, options in queues.items():
@@ -195,7 +193,7 @@ def check_cron_jobs(**kwargs: Any) -> list[checks.CheckMessage]:
                     4,
                 )
             )
-        elif _never_fires(entry["cron"]):
+        elif never_fires(entry["cron"]):
             errors.append(
                 _error(
                     f"{where} has a cron expression that never fires: {entry['cron']!r} (no date matches it).",

@@ -9,7 +9,7 @@ import difflib
 import math
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -133,6 +133,13 @@ def split_url_options(url: str | None, setting: str = "URL") -> tuple[str | None
         )
     query = parse_qsl(parts.query, keep_blank_values=True)
     _check_parameters(parts.scheme, query, setting)
+    database = unquote(parts.path).replace("/", "")  # as redis-py reads it
+    if parts.scheme in ("redis", "rediss") and database and not database.isdigit():
+        # redis-py ignores a database it cannot read as a number, and uses database 0: another's, perhaps.
+        raise ImproperlyConfigured(
+            f"{setting}: the URL's database {database!r} is not a number, and redis-py would use database 0 "
+            "instead: give its number, for example redis://localhost:6379/7."
+        )
     found: dict[str, int] = {}
     for name, (least, example) in URL_OPTIONS.items():
         values = [v for k, v in query if k == name]

@@ -18,7 +18,7 @@ READERS: tuple[tuple[Callable[[], object], str, str], ...] = (
     (conf.meilisearch_url, "search.E003", "Leave it unset to search with the database backend."),
     (conf.meilisearch_index, "search.E004", "Rebuilds add a suffix to this name; keep it short and plain."),
     (conf.meilisearch_api_key, "search.E005", "Set MEILISEARCH_API_KEY in the environment, or leave it unset."),
-    (conf.index_debounce, "search.E006", "e.g. SEARCH_INDEX_DEBOUNCE_MS=500; 0 indexes each save at once."),
+    (conf.index_debounce, "search.E006", "e.g. SEARCH_INDEX_DEBOUNCE_MS=100; 0 indexes each save at once."),
 )
 
 

@@ -61,4 +61,13 @@ def next_run(expression: str, tz: tzinfo, after: datetime) -> datetime:
     raise ValueError(f"Cron expression {expression!r} never fires after {after.isoformat()}.")
 
 
+def never_fires(expression: str) -> bool:
+    """Whether a valid cron ``expression`` matches no date at all (croniter accepts "0 0 30 2 *")."""
+    try:
+        next_run(expression, UTC, datetime.now(UTC))
+    except ValueError:
+        return True
+    return False
+
+
 _HOUR = timedelta(hours=1)

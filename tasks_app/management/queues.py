@@ -11,12 +11,13 @@ from tasks_app import conf
 def named_queues(requested: list[str] | None) -> list[str]:
     """``requested`` in order without repeats, or every configured queue when none is named.
 
-    Raises ``CommandError`` naming the unknown queues and the configured ones, or the settings error.
+    Raises ``CommandError`` naming the unknown queues and the configured ones (exit 1), or the settings
+    error (exit 2, as for a URL refused when the settings load).
     """
     try:
         configured = conf.queues()
     except ImproperlyConfigured as exc:
-        raise CommandError(str(exc)) from None
+        raise CommandError(str(exc), returncode=2) from None
     if not requested:
         return list(configured)
     unknown = [name for name in requested if name not in configured]

@@ -152,9 +152,14 @@ def test_wait_exits_non_zero_when_the_job_fails(start_worker, subprocess_env):
     start_worker()
     result = manage("enqueue", "boom", "--wait", "--wait-timeout", "30", env=subprocess_env)
     assert result.returncode == 1
-    # The job's traceback, then one line that ends it, saying why.
-    assert "ValueError: boom" in result.stderr
-    assert re.search(r"CommandError: Job [-0-9a-f]+ failed: ValueError: boom\n$", result.stderr), result.stderr
+    # One line, saying why and where its traceback is.
+    assert "Traceback" not in result.stderr
+    said = r"CommandError: Job [-0-9a-f]+ failed: ValueError: boom \(-v 2 prints the job's traceback; .*\)\n$"
+    assert re.search(said, result.stderr), result.stderr
+    verbose = manage("enqueue", "boom", "--wait", "--wait-timeout", "30", "-v", "2", env=subprocess_env)
+    # The job's traceback, then one line that ends it.
+    assert verbose.returncode == 1 and "Traceback" in verbose.stderr
+    assert re.search(r"CommandError: Job [-0-9a-f]+ failed: ValueError: boom\n$", verbose.stderr), verbose.stderr
 
 
 def test_wait_times_out_with_its_own_exit_code(subprocess_env):

@@ -35,6 +35,8 @@ def test_urls_redis_py_reads_are_accepted(url):
         ("rediss://h/0?ssl_min_version=TLSv1_2", "'ssl_min_version' (redis-py wants a TLSVersion there, not text)"),
         ("redis://h/0?decode_responses=true", "(tasks_app reads Redis's replies as bytes)"),
         ("redis://h/0?db=abc", "parameter db='abc' is not a value redis-py can read"),
+        ("redis://127.0.0.1:6379/seven", "database 'seven' is not a number, and redis-py would use database 0"),
+        ("rediss://h/1x", "database '1x' is not a number"),
     ],
 )
 def test_a_parameter_redis_py_would_choke_on_is_refused_naming_it(url, said):

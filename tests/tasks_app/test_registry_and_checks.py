@@ -120,6 +120,7 @@ def test_task_functions_by_dotted_path(settings, scratch_registry):
         ({"CRON_JOBS": [{"task": "noop", "cron": "0 * * * *", "unique": False}]}, "tasks_app.W003", "no effect"),
         ({"CRON_JOBS": [{"task": "noop", "cron": "0 * * * *", "uniq": True}]}, "tasks_app.E004", "'unique' for 'uniq'"),
         ({"CRON_JOB": []}, "tasks_app.E012", "Did you mean 'CRON_JOBS' for 'CRON_JOB'?"),
+        ({"CONCURENCY": 5}, "tasks_app.E012", 'mean SAQ["QUEUES"][<name>]["CONCURRENCY"] for \'CONCURENCY\''),
         ({"QUEUES": {"default": {"URL": "redis://h/0", "CONCURENCY": 5}}}, "tasks_app.E012", "'CONCURRENCY' for"),
         ({"TIMERS": {"sweeep": 5}}, "tasks_app.E012", "Did you mean 'sweep' for 'sweeep'?"),
         ({"WEB": {"USER": "ops"}}, "tasks_app.E012", "unknown key(s) ['USER']"),

@@ -56,13 +56,16 @@ def test_max_jobs_is_documented_per_process():
     [
         ("redis://127.0.0.1:1/0?concurency=5", "take no parameter 'concurency' (did you mean 'concurrency'?)"),
         ("redis://:p@ss/w#rd@127.0.0.1:1/0", "percent-encode / ? # @ in the password"),
+        ("redis://127.0.0.1:1/seven", "database 'seven' is not a number, and redis-py would use database 0"),
     ],
 )
 def test_a_queue_url_redis_py_would_choke_on_is_one_line_naming_the_setting(subprocess_env, url, said):
     # Before: a misspelt parameter passed the checks, then every connection raised a TypeError deep in
     # redis-py; a password with an unencoded / or # was half printed as the "host" it was read as.
     env = {**subprocess_env, "TEST_REDIS_URL": url}
-    for result in (manage("runworker", "--check", env=env), manage("enqueue", "noop", env=env)):
+    probe = manage("runworker", "--check", env=env)
+    assert probe.returncode == 2, probe.stderr  # a setting, as "Redis unreachable": not "no live worker" (1)
+    for result in (probe, manage("enqueue", "noop", env=env)):
         text = result.stdout + result.stderr
         assert result.returncode != 0, text
         assert said in text and 'SAQ["QUEUES"]["default"]["URL"]' in text

@@ -136,8 +136,10 @@ class Command(BaseCommand):
                 options["task"], kwargs, queue=options["queue"], key=options["key"], delay=options["delay"], at=at,
                 **job_options,
             )  # fmt: skip
-        except (TaskNotFound, TaskArgumentError, ImproperlyConfigured) as exc:
+        except (TaskNotFound, TaskArgumentError) as exc:
             raise CommandError(str(exc)) from None
+        except ImproperlyConfigured as exc:  # a setting: exit 2, as for a URL refused when the settings load
+            raise CommandError(str(exc), returncode=2) from None
         # Worked out before submitting: once the job is enqueued, nothing may fail on its way out.
         when = describe_schedule(built.job.scheduled)
         try:
@@ -145,7 +147,7 @@ class Command(BaseCommand):
         except (RedisError, OSError) as exc:
             raise CommandError(redis_facts.unreachable(built.queue, exc), returncode=2) from None
         if options["wait"]:
-            self._report(job, options["wait_timeout"])
+            self._report(job, options["wait_timeout"], verbose=options["verbosity"] >= 2 or options["traceback"])
 
     async def _submit(self, job, queue_name: str, options: dict, when: str):
         try:
@@ -168,16 +170,18 @@ class Command(BaseCommand):
         finally:
             await disconnect_all()
 
-    def _report(self, job, wait_timeout: float) -> None:
+    def _report(self, job, wait_timeout: float, verbose: bool) -> None:
         if job.status == Status.COMPLETE:
             self.stdout.write(json.dumps(job.result, indent=2, default=str))
             return
         if job.status in (Status.FAILED, Status.ABORTED):
-            self.stderr.write(job.error or "")  # the job's traceback: what its dashboard page shows
-            last = ([line.strip() for line in (job.error or "").splitlines() if line.strip()] or [""])[-1]
-            raise CommandError(
-                f"Job {job.key} {job.status.value}" + (f": {last}" if last else "."), returncode=EXIT_FAILED
-            )
+            lines = [line.strip() for line in (job.error or "").splitlines() if line.strip()]
+            if verbose:
+                self.stderr.write(job.error or "")  # the job's traceback: what its dashboard page shows
+            elif len(lines) > 1:
+                lines[-1] += " (-v 2 prints the job's traceback; so does its page in the dashboard)"
+            said = f": {lines[-1]}" if lines else "."
+            raise CommandError(f"Job {job.key} {job.status.value}{said}", returncode=EXIT_FAILED)
         raise CommandError(
             f"Job {job.key} is still {job.status.value} after {wait_timeout:.0f}s (--wait-timeout). "
             "Is a worker running? Start one with: python manage.py runworker",

@@ -90,9 +90,9 @@ class Command(BaseCommand):
         web = self._web = (options["host"], options["port"]) if options["web"] else None
         try:
             run(worker_options, on_ready=self._banner, web=web)
-        except ServiceUnavailable as exc:
+        except (ServiceUnavailable, ImproperlyConfigured) as exc:  # Redis or a setting: exit 2, as at start-up
             raise CommandError(str(exc), returncode=2) from None
-        except (UnsafeBind, ImproperlyConfigured) as exc:
+        except UnsafeBind as exc:
             raise CommandError(str(exc)) from None
         except OSError as exc:
             if web is not None and exc.errno in (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES):
@@ -104,10 +104,8 @@ class Command(BaseCommand):
         try:
             asyncio.run(_preflight(queues))
             check_database()
-        except ServiceUnavailable as exc:
+        except (ServiceUnavailable, ImproperlyConfigured) as exc:
             raise CommandError(str(exc), returncode=2) from None
-        except ImproperlyConfigured as exc:
-            raise CommandError(str(exc)) from None
         if options["web"]:  # else the child serving it would fail, and be restarted, again and again
             host, port = options["host"], options["port"]
             try:
