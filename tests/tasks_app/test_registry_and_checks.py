@@ -95,6 +95,8 @@ def test_task_functions_by_dotted_path(settings, scratch_registry):
         ({"QUEUES": {"default": {"URL": "http://localhost"}}}, "tasks_app.E001", "is not a Redis URL"),
         ({"QUEUES": {"default": {"URL": "redis://h:port/0"}}}, "tasks_app.E001", "not a valid URL"),
         ({"QUEUES": {"default": {"URL": "redis://h/0?concurrency=x"}}}, "tasks_app.E001", "concurrency"),
+        ({"QUEUES": {"default": {"URL": "redis://h/0?concurrency=5000"}}}, "tasks_app.E001", "at most 1000"),
+        ({"QUEUES": {"default": {"URL": "redis://h/0", "CONCURRENCY": 5000}}}, "tasks_app.E001", "at most 1000"),
         (
             {"QUEUES": {"default": {"URL": "redis://h/0?concurency=5"}}},
             "tasks_app.E001",

@@ -36,6 +36,13 @@ def test_max_jobs_must_be_positive(redis_db):
         call_command("runworker", "--burst", "--max-jobs", "0", "--skip-checks")
 
 
+def test_concurrency_past_what_redis_and_the_process_can_hold_is_refused(redis_db):
+    """Each slot waits for jobs on a connection of its own: 100,000 of them ran out of file descriptors, and
+    that worker could not be stopped by SIGINT."""
+    with pytest.raises(CommandError, match=r"--concurrency must be at most 1000 .* with --workers N"):
+        call_command("runworker", "--concurrency", "100000", "--skip-checks")
+
+
 def test_max_jobs_applies_to_each_worker_process(subprocess_env):
     enqueue_many("noop", [{} for _ in range(6)])
     result = manage(
