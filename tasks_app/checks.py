@@ -116,9 +116,12 @@ def check_queues(**kwargs: Any) -> list[checks.CheckMessage]:
             hint = "See docs/operating.md (Sentinel, TLS)."
             where = conf.setting_name("QUEUES", name, "URL")
             errors.append(_error(f"{where}={redact_url(queue.url)!r} {problem}.", hint, 14))
-        if not 1 <= queue.concurrency <= conf.MAX_CONCURRENCY:
-            where = f'SAQ["QUEUES"]["{name}"]["CONCURRENCY"]={queue.concurrency}'
-            errors.append(_error(f"{where} must be at least 1 and {conf.CONCURRENCY_FIX} (--workers).", "", 1))
+        if queue.concurrency < 1:
+            errors.append(_error(f'SAQ["QUEUES"]["{name}"]["CONCURRENCY"] must be at least 1.', "", 1))
+        elif problem := conf.too_concurrent(
+            f'SAQ["QUEUES"]["{name}"]["CONCURRENCY"]={queue.concurrency}', queue.concurrency
+        ):
+            errors.append(_error(problem, "", 1))
     return errors
 
 

@@ -89,7 +89,17 @@ DEFAULT_CONCURRENCY = 10  # jobs a worker runs at once per queue, unless the que
 # Each slot waits for jobs on a Redis connection of its own: 10,000 slots reach Redis's default maxclients
 # (and a process's open-file limit), and a worker past it can neither connect nor stop.
 MAX_CONCURRENCY = 1000
-CONCURRENCY_FIX = f"at most {MAX_CONCURRENCY} (each slot holds a Redis connection): for more, run more worker processes"
+
+
+def too_concurrent(what: str, value: int) -> str | None:
+    """The error for a concurrency past ``MAX_CONCURRENCY`` (``what`` names where it was given), or None."""
+    if value <= MAX_CONCURRENCY:
+        return None
+    return (
+        f"{what} must be at most {MAX_CONCURRENCY} (each slot holds a Redis connection): for more, run more "
+        "worker processes with --workers N."
+    )
+
 
 DEFAULT_TIMERS = {"schedule": 1, "worker_info": 10, "sweep": 10, "abort": 1, "outbox": 5}
 
@@ -155,8 +165,8 @@ def split_url_options(url: str | None, setting: str = "URL") -> tuple[str | None
                 f"{setting}: {name}={raw!r} must be a whole number of at least {least}, "
                 f"for example redis://localhost:6379/0?{name}={example}."
             )
-        if name == "concurrency" and int(raw) > MAX_CONCURRENCY:
-            raise ImproperlyConfigured(f"{setting}: concurrency={raw} must be {CONCURRENCY_FIX} (--workers).")
+        if name == "concurrency" and (problem := too_concurrent(f"{setting}: concurrency={raw}", int(raw))):
+            raise ImproperlyConfigured(problem)
         found[name] = int(raw)
     if not found:
         return url, {}

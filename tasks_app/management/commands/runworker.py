@@ -142,8 +142,10 @@ class Command(BaseCommand):
     def _validate(self, options: dict) -> None:
         if options["concurrency"] is not None and options["concurrency"] < 1:
             raise CommandError("--concurrency must be at least 1.")
-        if options["concurrency"] is not None and options["concurrency"] > conf.MAX_CONCURRENCY:
-            raise CommandError(f"--concurrency must be {conf.CONCURRENCY_FIX} with --workers N.")
+        if options["concurrency"] is not None and (
+            problem := conf.too_concurrent("--concurrency", options["concurrency"])
+        ):
+            raise CommandError(problem)
         if options["workers"] < 1:
             raise CommandError("--workers must be at least 1.")
         if options["max_jobs"] is not None and not options["burst"]:
