@@ -14,7 +14,7 @@ from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
-from . import conf, embedded_redis, redis_urls
+from . import conf, embedded_redis, queue_urls, redis_urls
 from .engine import memory_policy
 from .engine.cron import never_fires
 from .redaction import redact_url
@@ -118,7 +118,7 @@ def check_queues(**kwargs: Any) -> list[checks.CheckMessage]:
             errors.append(_error(f"{where}={redact_url(queue.url)!r} {problem}.", hint, 14))
         if queue.concurrency < 1:
             errors.append(_error(f'SAQ["QUEUES"]["{name}"]["CONCURRENCY"] must be at least 1.', "", 1))
-        elif problem := conf.too_concurrent(
+        elif problem := queue_urls.too_concurrent(
             f'SAQ["QUEUES"]["{name}"]["CONCURRENCY"]={queue.concurrency}', queue.concurrency
         ):
             errors.append(_error(problem, "", 1))

@@ -4,7 +4,7 @@ import pytest
 from django.conf import settings as django_settings
 from django.db import connection
 
-from tasks_app import conf, redis_urls
+from tasks_app import conf, queue_urls, redis_urls
 
 # tasks_app's own fixtures for testing code that enqueues: captured_jobs, immediate_jobs.
 pytest_plugins = ["tasks_app.testing"]
@@ -24,7 +24,7 @@ def admin_client(client, superuser):
 @pytest.fixture
 def redis_db():
     """The tests' own Redis database (TEST_REDIS_URL, or the database this run leased), empty before and after."""
-    client = redis_urls.sync_client(conf.split_url_options(django_settings.SAQ["QUEUES"]["default"]["URL"])[0])
+    client = redis_urls.sync_client(queue_urls.split_url_options(django_settings.SAQ["QUEUES"]["default"]["URL"])[0])
     client.flushdb()
     yield client
     client.flushdb()

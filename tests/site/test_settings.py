@@ -11,7 +11,7 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 
 from pydotorg import env
-from tasks_app.conf import split_concurrency
+from tasks_app.queue_urls import split_concurrency
 
 ROOT = Path(__file__).resolve().parents[2]
 

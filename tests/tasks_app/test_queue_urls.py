@@ -4,7 +4,7 @@
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from tasks_app.conf import split_url_options
+from tasks_app.queue_urls import split_url_options
 from tasks_app.redaction import redact_url
 
 SETTING = "REDIS_URL"

@@ -15,7 +15,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
 
-from tasks_app import conf, embedded_redis
+from tasks_app import conf, embedded_redis, queue_urls
 from tasks_app.display import show_time
 from tasks_app.engine.cron import next_run
 from tasks_app.exceptions import ServiceUnavailable, UnsafeBind, WorkersGaveUp, reason
@@ -143,7 +143,7 @@ class Command(BaseCommand):
         if options["concurrency"] is not None and options["concurrency"] < 1:
             raise CommandError("--concurrency must be at least 1.")
         if options["concurrency"] is not None and (
-            problem := conf.too_concurrent("--concurrency", options["concurrency"])
+            problem := queue_urls.too_concurrent("--concurrency", options["concurrency"])
         ):
             raise CommandError(problem)
         if options["workers"] < 1:
