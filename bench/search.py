@@ -12,7 +12,7 @@ be empty (it is never flushed unless the bench filled it); the database is dropp
    ``manage.py runworker`` running; the time until the backend's search finds the new
    text. Baseline in the same run: indexing inline right after the save (no queue).
 2. Rebuild of 10,000 and 100,000 documents on the database backend and on the
-   Meilisearch stand-in (tests/search/fake_meilisearch.py, in its own process): time,
+   Meilisearch stand-in (tests/search/fake_meilisearch/, in its own process): time,
    documents/s and peak RSS, each run in a fresh process so peak RSS is its own.
    Baseline in the same run: the same rebuild with every document built in memory first
    (what streaming avoids); the ratios printed compare the two.

@@ -90,7 +90,8 @@ def start_stand_in() -> tuple[subprocess.Popen, str]:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     process = subprocess.Popen(
-        [sys.executable, str(ROOT / "tests/search/fake_meilisearch.py"), "--port", str(port)],
+        [sys.executable, "-m", "tests.search.fake_meilisearch", "--port", str(port)],
+        cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,
     )

@@ -1,6 +1,6 @@
 """Fixtures for the search tests: a backend of choice, a clean Redis queue, content factories.
 
-Meilisearch tests talk to the stand-in in fake_meilisearch.py over loopback, or to a real
+Meilisearch tests talk to the stand-in in tests/search/fake_meilisearch/ over loopback, or to a real
 Meilisearch when MEILISEARCH_URL is set (each test then uses its own index names).
 """
 

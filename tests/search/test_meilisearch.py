@@ -1,6 +1,6 @@
 """The Meilisearch backend through the real SDK, over a real socket.
 
-Against the stand-in (fake_meilisearch.py) by default, or a real Meilisearch when
+Against the stand-in (tests/search/fake_meilisearch/) by default, or a real Meilisearch when
 MEILISEARCH_URL is set; each test works on index names of its own.
 """
 
