@@ -198,7 +198,7 @@ end
 if not allowed(st.status, ARGV[4]) then return {'refused', cur} end
 local payload, score = stamp(ARGV[1], {touched = now_ms}), 0
 if ARGV[3] == 'none' then score, payload = delayed(payload, tonumber(ARGV[2]), now) end
-requeue_record(KEYS[1], payload, score, ARGV[3], KEYS[2], KEYS[3], KEYS[4])
+requeue_record(KEYS[1], payload, score, ARGV[3], KEYS[2], KEYS[3], KEYS[4], maybe_listed(cur, st))
 return {'queued'}
 """
 )

@@ -300,11 +300,20 @@ local function end_record(id, payload, status, ttl, active, incomplete, queued, 
     if links then chain_ended(links, payload, status, ttl) end
 end
 
--- A job goes back on the queue (see enqueue_payload for score and push).
-local function requeue_record(id, payload, score, push, active, incomplete, queued)
+-- Whether the job whose record is ``cur`` (nil: none) may be on a queued list. A running job is not (its take
+-- moved it off), nor an ended one (its end took it off), so moving one of those need not scan that list: LREM
+-- is O(n), and a retry on a queue a million jobs deep would hold Redis for milliseconds. ``st``: read(cur).
+local function maybe_listed(cur, st)
+    if not cur then return true end
+    local status = (st or read(cur)).status
+    return not (status == 'active' or status == 'aborting' or TERMINAL[status])
+end
+
+-- A job goes back on the queue (see enqueue_payload for score and push). ``listed``: maybe_listed of its record.
+local function requeue_record(id, payload, score, push, active, incomplete, queued, listed)
     release_lease(id, payload, queued)
     redis.call('LREM', active, 0, id)
-    redis.call('LREM', list_of(queued, priority_of(payload)), 0, id)
+    if listed then redis.call('LREM', list_of(queued, priority_of(payload)), 0, id) end
     enqueue_payload(id, payload, score, incomplete, queued, push)
     redis.call('PUBLISH', id, 'queued')
 end

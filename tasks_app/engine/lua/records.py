@@ -108,10 +108,10 @@ if status == 'queued' then
         local due = tonumber(read(payload).scheduled or 0) or 0
         if due > now then score, push = due, 'none' end
     end
-    requeue_record(KEYS[1], payload, score, push, KEYS[2], KEYS[3], KEYS[4])
+    requeue_record(KEYS[1], payload, score, push, KEYS[2], KEYS[3], KEYS[4], maybe_listed(cur))
 elseif TERMINAL[status] then
     payload = stamp(payload, {completed = now_ms})
-    end_record(KEYS[1], payload, status, tonumber(ARGV[4]), KEYS[2], KEYS[3], KEYS[4], KEYS[5], true,
+    end_record(KEYS[1], payload, status, tonumber(ARGV[4]), KEYS[2], KEYS[3], KEYS[4], KEYS[5], maybe_listed(cur),
                ARGV[6])
 else
     -- still running somewhere: it stays in the active list for its worker (or the sweep)

@@ -1,0 +1,129 @@
+"""What a retry costs Redis on a deep queue: the scripts that put a job back (a worker's retry, the sweep's
+re-queue, the dashboard's retry of a failed job) against the queued list's length.
+
+    uv run python bench/requeue_depth.py [--depths 0,100000,1000000] [--jobs 200] [--rounds 3]
+
+A job that may be on a queued list is taken off it before it is listed again, so that no job is listed
+twice; that is an ``LREM``, which scans the list. A running or ended job is not on it, and since
+``maybe_listed`` (``engine/lua/codec.py``) its re-queue no longer scans. "before" is the same scripts with
+that test forced true (every re-queue scans, as they all did), in the same run.
+
+Each round, at each depth: ``--jobs`` jobs are taken (running), the queued list is filled to the depth with
+ids of no record (nothing takes them), and each job is then retried by its worker (``REQUEUE``); as many
+failed jobs are retried as the dashboard does (``REPLACE``). The figure is Redis's own time per script
+call (``INFO commandstats``, microseconds), the median over the rounds. Redis is a server of the bench's own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import os
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ["DJANGO_SETTINGS_MODULE"] = "bench.settings"
+
+from tests.redis_server import RedisServer  # noqa: E402
+
+REDIS_DIR = tempfile.TemporaryDirectory(prefix="requeue-redis-")
+SERVER = RedisServer(Path(REDIS_DIR.name), persistent=False).start()
+os.environ["BENCH_REDIS_URL"] = SERVER.url
+
+import django  # noqa: E402
+
+django.setup()
+
+from redis.asyncio import from_url  # noqa: E402
+from saq.job import Job, Status  # noqa: E402
+
+from tasks_app.engine import attempts, lua, records  # noqa: E402
+from tasks_app.engine.queue import AtomicRedisQueue  # noqa: E402
+
+GUARD = "    if not cur then return true end\n"
+SOURCE = lua.source
+
+
+def variant_source(before: bool):
+    def source(name: str, header_first: bool = True) -> str:
+        text = SOURCE(name, header_first)
+        if before:
+            assert GUARD in text or "maybe_listed" not in text, name
+            text = text.replace(GUARD, "    if true then return true end\n")
+        return text
+
+    return source
+
+
+async def measure(before: bool, depth: int, jobs: int) -> tuple[float, float]:
+    """Redis's microseconds per call of the worker's retry and of the dashboard's retry, at ``depth``."""
+    lua.source = variant_source(before)
+    try:
+        queue = AtomicRedisQueue(from_url(SERVER.url), name="depth")
+    finally:
+        lua.source = SOURCE
+    await queue.connect()
+    redis = queue.redis
+    await redis.flushdb()
+    try:
+        for index in range(2 * jobs):
+            await records.submit(queue, Job("f", key=f"job-{index}", retries=3, timeout=60))
+        taken = [await attempts.take(queue, "w1") for _ in range(2 * jobs)]
+        for failed in taken[jobs:]:
+            await attempts.end_attempt(queue, failed, Status.FAILED, error="boom")
+        for start in range(0, depth, 10_000):
+            await redis.rpush(queue.queued_key, *(f"filler-{i}" for i in range(start, min(depth, start + 10_000))))
+        figures = []
+        for run_them in (
+            lambda: asyncio.gather(*(attempts.retry_attempt(queue, job, "boom") for job in taken[:jobs])),
+            lambda: asyncio.gather(
+                *(
+                    records.compare_and_set(queue, job.key, lambda j: dataclasses.replace(j, status=Status.QUEUED))
+                    for job in taken[jobs:]
+                )
+            ),
+        ):
+            await redis.config_resetstat()
+            await run_them()
+            stats = await redis.info("commandstats")
+            figures.append(stats["cmdstat_evalsha"]["usec"] / stats["cmdstat_evalsha"]["calls"])
+        return figures[0], figures[1]
+    finally:
+        await redis.flushdb()
+        await queue.disconnect()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--depths", default="0,100000,1000000", help="queued list lengths, comma-separated")
+    parser.add_argument("--jobs", type=int, default=200, help="retries of each kind per measure (default 200)")
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    depths = [int(part) for part in args.depths.split(",")]
+    results: dict[tuple[bool, int], list[tuple[float, float]]] = {}
+    try:
+        for round_ in range(args.rounds):
+            for depth in depths:
+                for before in (round_ % 2 == 0, round_ % 2 == 1):  # alternate which goes first
+                    results.setdefault((before, depth), []).append(asyncio.run(measure(before, depth, args.jobs)))
+    finally:
+        SERVER.stop()
+    print(f"Redis time per script call, us (median of {args.rounds} rounds, {args.jobs} retries each)")
+    print(f"  {'queued list':>12}  {'worker retry':>22}  {'dashboard retry of a failed job':>34}")
+    print(f"  {'':>12}  {'before':>8} {'now':>6} {'gain':>6}  {'before':>8} {'now':>6} {'gain':>6}")
+    for depth in depths:
+        line = f"  {depth:>12,}"
+        for which in (0, 1):
+            old = statistics.median(r[which] for r in results[(True, depth)])
+            new = statistics.median(r[which] for r in results[(False, depth)])
+            line += f"  {old:8.1f} {new:6.1f} {old / new:5.1f}x"
+        print(line)
+
+
+if __name__ == "__main__":
+    main()
