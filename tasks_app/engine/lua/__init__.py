@@ -29,7 +29,7 @@ from .codec import HEADER_CODEC, PLAIN_CODEC
 
 NAMES = (
     "enqueue", "take", "activate", "finish", "finish_and_take", "requeue", "update", "touch", "end_abort",
-    "replace", "schedule", "sweep_scan", "drop_entry", "relist", "delete_if_unchanged", "due", "pause",
+    "replace", "schedule", "sweep_scan", "sweep_gone", "drop_entry", "relist", "delete_if_unchanged", "due", "pause",
     "worker_info", "depth", "limiters", "enqueue_chain",
 )  # fmt: skip
 

@@ -14,48 +14,56 @@ return queue_due(KEYS[2], KEYS[3], tonumber(t[1]) + tonumber(t[2]) / 1000000)
 """
 )
 
-# The sweep's read: at most once per ``lock`` seconds across all workers (0: no lock). First, every
-# index entry (queued, active, scheduled) whose job record is gone (evicted by a Redis under memory
-# pressure, or deleted by hand) is removed: nothing could ever run it. Then every job in the active
-# list with its stored record. KEYS: sweep lock, active, queued, incomplete. ARGV: lock seconds.
-# Returns {ids removed, {{id, record}, ...}, now (epoch ms, Redis's clock)}.
+# The sweep's read: at most once per ``lock`` seconds across all workers (0: no lock), every job in the
+# active list with its stored record (a wake-up entry its worker died holding is dropped: nothing to sweep).
+# KEYS: sweep lock, active, queued. ARGV: lock seconds.
+# Returns {{{id, record or false}, ...}, now (epoch ms, Redis's clock), 1 if this sweep holds the lock else 0}.
 SWEEP_SCAN = (
     PRELUDE
     + r"""
 local t = redis.call('TIME')
 local now = string.format('%d', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
-if tonumber(ARGV[1]) > 0 and redis.call('SET', KEYS[1], 1, 'NX', 'EX', ARGV[1]) == false then return {{}, {}, now} end
-local gone, seen = {}, {[wake_of(KEYS[3])] = true}
-local function check(ids)
-    for _, id in ipairs(ids) do
-        if not seen[id] then
-            seen[id] = true
-            if redis.call('EXISTS', id) == 0 then gone[#gone + 1] = id end
-        end
-    end
-end
-local lists = {KEYS[3]}
-for _, level in ipairs(redis.call('ZRANGE', KEYS[3] .. ':levels', 0, -1)) do
-    lists[#lists + 1] = list_of(KEYS[3], tonumber(level))
-end
-for _, name in ipairs(redis.call('ZRANGE', KEYS[3] .. ':limited', 0, -1)) do
-    lists[#lists + 1] = KEYS[3] .. ':waiting:' .. name  -- jobs parked by their limits
-end
-for _, list in ipairs(lists) do check(redis.call('LRANGE', list, 0, -1)) end
-check(redis.call('LRANGE', KEYS[2], 0, -1))
-check(redis.call('ZRANGE', KEYS[4], 0, -1))
-for _, id in ipairs(gone) do
-    for _, list in ipairs(lists) do redis.call('LREM', list, 0, id) end
-    redis.call('LREM', KEYS[2], 0, id)
-    redis.call('ZREM', KEYS[4], id)
-end
+if tonumber(ARGV[1]) > 0 and redis.call('SET', KEYS[1], 1, 'NX', 'EX', ARGV[1]) == false then return {{}, now, 0} end
 local found = {}
 for _, id in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do
-    -- A wake-up entry (priorities) its worker died holding: nothing to sweep, only to drop.
     if id == wake_of(KEYS[3]) then redis.call('LREM', KEYS[2], 1, id)
     else found[#found + 1] = {id, redis.call('GET', id) or false} end
 end
-return {gone, found, now}
+return {found, now, 1}
+"""
+)
+
+# The next slice of the sweep's search for index entries whose job record is gone (evicted by a Redis under
+# memory pressure, or deleted by hand): nothing could ever run them. Every job waiting, scheduled or running
+# has an entry in the incomplete set; ``ZSCAN`` walks it ARGV[1] entries at a time from the cursor kept in
+# KEYS[1], so that a queue a million jobs deep is searched in slices between which Redis serves everyone
+# else, not in one script that holds it for seconds. An entry found gone leaves every list and the set.
+# KEYS: cursor, incomplete, queued, active. ARGV: entries per slice. Returns {ids gone, next cursor ("0": the
+# search went round)}.
+SWEEP_GONE = (
+    PRELUDE
+    + r"""
+local reply = redis.call('ZSCAN', KEYS[2], redis.call('GET', KEYS[1]) or '0', 'COUNT', ARGV[1])
+local gone, lists = {}, nil
+for i = 1, #reply[2], 2 do
+    local id = reply[2][i]
+    if redis.call('EXISTS', id) == 0 then
+        if not lists then
+            lists = {KEYS[3], KEYS[4]}
+            for _, level in ipairs(redis.call('ZRANGE', KEYS[3] .. ':levels', 0, -1)) do
+                lists[#lists + 1] = list_of(KEYS[3], tonumber(level))
+            end
+            for _, name in ipairs(redis.call('ZRANGE', KEYS[3] .. ':limited', 0, -1)) do
+                lists[#lists + 1] = KEYS[3] .. ':waiting:' .. name  -- jobs parked by their limits
+            end
+        end
+        for _, list in ipairs(lists) do redis.call('LREM', list, 0, id) end
+        redis.call('ZREM', KEYS[2], id)
+        gone[#gone + 1] = id
+    end
+end
+if reply[1] == '0' then redis.call('DEL', KEYS[1]) else redis.call('SET', KEYS[1], reply[1], 'EX', 86400) end
+return {gone, reply[1]}
 """
 )
 

@@ -214,3 +214,32 @@ def test_jobs_evicted_by_a_redis_under_memory_pressure_are_found_by_the_sweep(tm
         admin.close()
     finally:
         server.stop()
+
+
+def test_a_deep_index_is_searched_in_slices_over_several_sweeps(open_queue, monkeypatch):
+    # 200 entries, 10 checked per Redis call and 50 per sweep: the search goes round in about four sweeps,
+    # the next going on where the last stopped, and finds each entry whose record is gone exactly once.
+    monkeypatch.setattr(sweeping, "GONE_SLICE", 10)
+    monkeypatch.setattr(sweeping, "GONE_PER_SWEEP", 50)
+
+    async def scenario():
+        async with open_queue() as queue:
+            await records.submit_many(queue, [Job("f", key=f"k{n}") for n in range(200)])
+            gone = {queue.job_id(f"k{n}") for n in range(0, 200, 10)}
+            await queue.redis.delete(*gone)
+            found, sweeps, cursor_kept = [], 0, []
+            while sweeps < 20:
+                found.append(await queue.sweep(lock=0))
+                sweeps += 1
+                cursor_kept.append(bool(await queue.redis.exists(queue.namespace("sweep:cursor"))))
+                if not cursor_kept[-1]:
+                    break
+            return gone, found, cursor_kept, await sweeping.check_consistency(queue), await queue.count("incomplete")
+
+    gone, found, cursor_kept, report, incomplete = run(scenario())
+    assert len(found[0]) < len(gone) and cursor_kept[0]  # the first sweep did not search the whole index
+    assert 3 <= len(found) <= 10 and cursor_kept[-1] is False  # it went round in a few sweeps
+    every = [job_id for swept in found for job_id in swept]
+    assert sorted(every) == sorted(gone)  # each once
+    assert report == {"unreferenced": [], "no_ttl": [], "dangling": []}
+    assert incomplete == 180
