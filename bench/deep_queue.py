@@ -1,7 +1,9 @@
-"""What a retry costs Redis on a deep queue: the scripts that put a job back (a worker's retry, the sweep's
-re-queue, the dashboard's retry of a failed job) against the queued list's length.
+"""What a deep queue costs Redis: a retry, and the sweep, against the queue's length.
 
-    uv run python bench/requeue_depth.py [--depths 0,100000,1000000] [--jobs 200] [--rounds 3]
+    uv run python bench/deep_queue.py [--depths 0,100000,1000000] [--jobs 200] [--rounds 3] [--sweep-depths ...]
+
+Retries: the scripts that put a job back (a worker's retry, the sweep's re-queue, the dashboard's retry of
+a failed job).
 
 A job that may be on a queued list is taken off it before it is listed again, so that no job is listed
 twice; that is an ``LREM``, which scans the list. A running or ended job is not on it, and since
@@ -11,7 +13,13 @@ that test forced true (every re-queue scans, as they all did), in the same run.
 Each round, at each depth: ``--jobs`` jobs are taken (running), the queued list is filled to the depth with
 ids of no record (nothing takes them), and each job is then retried by its worker (``REQUEUE``); as many
 failed jobs are retried as the dashboard does (``REPLACE``). The figure is Redis's own time per script
-call (``INFO commandstats``, microseconds), the median over the rounds. Redis is a server of the bench's own.
+call (``INFO commandstats``, microseconds), the median over the rounds.
+
+The sweep: at each of ``--sweep-depths`` queued jobs, one sweep's search for index entries whose record is
+gone (``engine/sweeping.py``), in its slices and, as before, in one call for the whole index: the longest
+time Redis was held by one call (``SLOWLOG``) and Redis's time for the whole sweep.
+
+Redis is a server of the bench's own.
 """
 
 from __future__ import annotations
@@ -31,7 +39,7 @@ os.environ["DJANGO_SETTINGS_MODULE"] = "bench.settings"
 
 from tests.redis_server import RedisServer  # noqa: E402
 
-REDIS_DIR = tempfile.TemporaryDirectory(prefix="requeue-redis-")
+REDIS_DIR = tempfile.TemporaryDirectory(prefix="deep-queue-redis-")
 SERVER = RedisServer(Path(REDIS_DIR.name), persistent=False).start()
 os.environ["BENCH_REDIS_URL"] = SERVER.url
 
@@ -42,7 +50,7 @@ django.setup()
 from redis.asyncio import from_url  # noqa: E402
 from saq.job import Job, Status  # noqa: E402
 
-from tasks_app.engine import attempts, lua, records  # noqa: E402
+from tasks_app.engine import attempts, lua, records, sweeping  # noqa: E402
 from tasks_app.engine.queue import AtomicRedisQueue  # noqa: E402
 
 GUARD = "    if not cur then return true end\n"
@@ -98,19 +106,54 @@ async def measure(before: bool, depth: int, jobs: int) -> tuple[float, float]:
         await queue.disconnect()
 
 
+async def measure_sweep(depth: int, whole: bool) -> tuple[float, float]:
+    """The longest Redis call (ms) and Redis's time (ms) of one sweep of a queue ``depth`` jobs deep;
+    ``whole``: the search in one call over the whole index."""
+    queue = AtomicRedisQueue(from_url(SERVER.url), name="depth")
+    await queue.connect()
+    redis = queue.redis
+    await redis.flushdb()
+    slice_, per_sweep = sweeping.GONE_SLICE, sweeping.GONE_PER_SWEEP
+    if whole:
+        sweeping.GONE_SLICE = sweeping.GONE_PER_SWEEP = 10 * depth + 1
+    try:
+        for start in range(0, depth, 5000):
+            jobs = [Job("f", kwargs={"n": n}) for n in range(start, min(depth, start + 5000))]
+            await records.submit_many(queue, jobs)
+        await redis.config_set("slowlog-log-slower-than", 0)
+        await redis.config_set("slowlog-max-len", 10_000)
+        await redis.slowlog_reset()
+        await redis.config_resetstat()
+        await sweeping.sweep(queue, lock=0)
+        longest = max((entry["duration"] for entry in await redis.slowlog_get(10_000)), default=0)
+        stats = await redis.info("commandstats")
+        return longest / 1000, stats["cmdstat_evalsha"]["usec"] / 1000
+    finally:
+        sweeping.GONE_SLICE, sweeping.GONE_PER_SWEEP = slice_, per_sweep
+        await redis.config_set("slowlog-log-slower-than", 10_000)
+        await redis.flushdb()
+        await queue.disconnect()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--depths", default="0,100000,1000000", help="queued list lengths, comma-separated")
     parser.add_argument("--jobs", type=int, default=200, help="retries of each kind per measure (default 200)")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--sweep-depths", default="20000,200000", help="queued jobs for the sweep's figures")
     args = parser.parse_args()
     depths = [int(part) for part in args.depths.split(",")]
+    sweep_depths = [int(part) for part in args.sweep_depths.split(",") if part]
+    sweeps: dict[tuple[bool, int], list[tuple[float, float]]] = {}
     results: dict[tuple[bool, int], list[tuple[float, float]]] = {}
     try:
         for round_ in range(args.rounds):
             for depth in depths:
                 for before in (round_ % 2 == 0, round_ % 2 == 1):  # alternate which goes first
                     results.setdefault((before, depth), []).append(asyncio.run(measure(before, depth, args.jobs)))
+            for depth in sweep_depths:
+                for whole in (round_ % 2 == 0, round_ % 2 == 1):
+                    sweeps.setdefault((whole, depth), []).append(asyncio.run(measure_sweep(depth, whole)))
     finally:
         SERVER.stop()
     print(f"Redis time per script call, us (median of {args.rounds} rounds, {args.jobs} retries each)")
@@ -123,6 +166,17 @@ def main() -> None:
             new = statistics.median(r[which] for r in results[(False, depth)])
             line += f"  {old:8.1f} {new:6.1f} {old / new:5.1f}x"
         print(line)
+    if sweep_depths:
+        print(f"\nOne sweep's search for entries whose record is gone, ms of Redis (median of {args.rounds} rounds)")
+        print(f"  {'queued jobs':>12}  {'longest call':>24}  {'whole sweep':>24}")
+        print(f"  {'':>12}  {'one call':>9} {'slices':>7} {'gain':>6}  {'one call':>9} {'slices':>7} {'ratio':>6}")
+        for depth in sweep_depths:
+            one = [statistics.median(r[i] for r in sweeps[(True, depth)]) for i in (0, 1)]
+            sliced = [statistics.median(r[i] for r in sweeps[(False, depth)]) for i in (0, 1)]
+            print(
+                f"  {depth:>12,}  {one[0]:9.1f} {sliced[0]:7.1f} {one[0] / sliced[0]:5.0f}x"
+                f"  {one[1]:9.1f} {sliced[1]:7.1f} {sliced[1] / one[1]:5.2f}x"
+            )
 
 
 if __name__ == "__main__":
