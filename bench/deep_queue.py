@@ -19,6 +19,9 @@ The sweep: at each of ``--sweep-depths`` queued jobs, one sweep's search for ind
 gone (``engine/sweeping.py``), in its slices and, as before, in one call for the whole index: the longest
 time Redis was held by one call (``SLOWLOG``) and Redis's time for the whole sweep.
 
+The scheduler: ``--due`` jobs scheduled for the same second, moved to the queued list when due
+(``AtomicRedisQueue.schedule``), in its slices and, as before, in one call: the longest call and the total.
+
 Redis is a server of the bench's own.
 """
 
@@ -31,6 +34,7 @@ import os
 import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,6 +55,7 @@ from redis.asyncio import from_url  # noqa: E402
 from saq.job import Job, Status  # noqa: E402
 
 from tasks_app.engine import attempts, lua, records, sweeping  # noqa: E402
+from tasks_app.engine import queue as queue_module  # noqa: E402
 from tasks_app.engine.queue import AtomicRedisQueue  # noqa: E402
 
 GUARD = "    if not cur then return true end\n"
@@ -120,18 +125,50 @@ async def measure_sweep(depth: int, whole: bool) -> tuple[float, float]:
         for start in range(0, depth, 5000):
             jobs = [Job("f", kwargs={"n": n}) for n in range(start, min(depth, start + 5000))]
             await records.submit_many(queue, jobs)
-        await redis.config_set("slowlog-log-slower-than", 0)
-        await redis.config_set("slowlog-max-len", 10_000)
-        await redis.slowlog_reset()
-        await redis.config_resetstat()
-        await sweeping.sweep(queue, lock=0)
-        longest = max((entry["duration"] for entry in await redis.slowlog_get(10_000)), default=0)
+        return await slowest(queue, lambda: sweeping.sweep(queue, lock=0))
+    finally:
+        sweeping.GONE_SLICE, sweeping.GONE_PER_SWEEP = slice_, per_sweep
+        await redis.flushdb()
+        await queue.disconnect()
+
+
+async def slowest(queue: AtomicRedisQueue, run) -> tuple[float, float]:
+    """The longest script call (ms) and Redis's time for the scripts (ms) while ``run()`` is awaited."""
+    redis = queue.redis
+    await redis.config_set("slowlog-log-slower-than", 0)
+    await redis.config_set("slowlog-max-len", 10_000)
+    await redis.slowlog_reset()
+    await redis.config_resetstat()
+    try:
+        await run()
+        calls = [entry for entry in await redis.slowlog_get(10_000) if entry["command"].startswith(b"EVALSHA")]
+        longest = max((entry["duration"] for entry in calls), default=0)
         stats = await redis.info("commandstats")
         return longest / 1000, stats["cmdstat_evalsha"]["usec"] / 1000
     finally:
-        sweeping.GONE_SLICE, sweeping.GONE_PER_SWEEP = slice_, per_sweep
         await redis.config_set("slowlog-log-slower-than", 10_000)
-        await redis.flushdb()
+
+
+async def measure_schedule(count: int, whole: bool) -> tuple[float, float]:
+    """``slowest`` of the scheduler tick that moves ``count`` jobs due at once; ``whole``: in one call."""
+    queue = AtomicRedisQueue(from_url(SERVER.url), name="depth")
+    await queue.connect()
+    await queue.redis.flushdb()
+    slice_ = queue_module.SCHEDULE_SLICE
+    if whole:
+        queue_module.SCHEDULE_SLICE = count + 1
+    try:
+        due = int(time.time()) + 3
+        for start in range(0, count, 5000):
+            jobs = [Job("f", kwargs={"n": n}, scheduled=due) for n in range(start, min(count, start + 5000))]
+            await records.submit_many(queue, jobs)
+        await asyncio.sleep(max(0.0, due + 1 - time.time()))
+        figures = await slowest(queue, lambda: queue.schedule(lock=0))
+        assert await queue.count("queued") == count, "every due job moved"
+        return figures
+    finally:
+        queue_module.SCHEDULE_SLICE = slice_
+        await queue.redis.flushdb()
         await queue.disconnect()
 
 
@@ -141,10 +178,12 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=200, help="retries of each kind per measure (default 200)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--sweep-depths", default="20000,200000", help="queued jobs for the sweep's figures")
+    parser.add_argument("--due", type=int, default=100_000, help="jobs due at once for the scheduler (0: skip)")
     args = parser.parse_args()
     depths = [int(part) for part in args.depths.split(",")]
     sweep_depths = [int(part) for part in args.sweep_depths.split(",") if part]
     sweeps: dict[tuple[bool, int], list[tuple[float, float]]] = {}
+    schedules: dict[bool, list[tuple[float, float]]] = {}
     results: dict[tuple[bool, int], list[tuple[float, float]]] = {}
     try:
         for round_ in range(args.rounds):
@@ -154,6 +193,8 @@ def main() -> None:
             for depth in sweep_depths:
                 for whole in (round_ % 2 == 0, round_ % 2 == 1):
                     sweeps.setdefault((whole, depth), []).append(asyncio.run(measure_sweep(depth, whole)))
+            for whole in (round_ % 2 == 0, round_ % 2 == 1) if args.due else ():
+                schedules.setdefault(whole, []).append(asyncio.run(measure_schedule(args.due, whole)))
     finally:
         SERVER.stop()
     print(f"Redis time per script call, us (median of {args.rounds} rounds, {args.jobs} retries each)")
@@ -177,6 +218,14 @@ def main() -> None:
                 f"  {depth:>12,}  {one[0]:9.1f} {sliced[0]:7.1f} {one[0] / sliced[0]:5.0f}x"
                 f"  {one[1]:9.1f} {sliced[1]:7.1f} {sliced[1] / one[1]:5.2f}x"
             )
+
+    if schedules:
+        one = [statistics.median(r[i] for r in schedules[True]) for i in (0, 1)]
+        sliced = [statistics.median(r[i] for r in schedules[False]) for i in (0, 1)]
+        rounds = f"median of {args.rounds} rounds"
+        print(f"\nThe scheduler's tick moving {args.due:,} jobs due at once, ms of Redis ({rounds})")
+        print(f"  longest call: one call {one[0]:.1f}, slices {sliced[0]:.1f} ({one[0] / sliced[0]:.0f}x)")
+        print(f"  whole tick:   one call {one[1]:.1f}, slices {sliced[1]:.1f} ({sliced[1] / one[1]:.2f}x)")
 
 
 if __name__ == "__main__":

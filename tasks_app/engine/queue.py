@@ -53,6 +53,9 @@ from .storage import PIECES
 logger = logging.getLogger("tasks_app.engine")
 
 TAIL, HEAD, SCHEDULED = "tail", "head", "none"
+# Due scheduled jobs moved to the queued list per Redis call (``schedule``): 100,000 jobs due at once held
+# Redis 1.1 s in one call (bench/deep_queue.py).
+SCHEDULE_SLICE = 100
 
 
 def _text(value: bytes | str) -> str:
@@ -373,9 +376,13 @@ class AtomicRedisQueue(RedisQueue):
 
     async def schedule(self, lock: int = 1) -> list[str]:
         """Queue the scheduled jobs that are due on Redis's clock; returns their ids. At most once per
-        ``lock`` seconds across all workers (0: no lock)."""
-        due = await self._script("schedule", [self.schedule_key, self.incomplete_key, self.queued_key], [int(lock)])
-        return [_text(job_id) for job_id in due]
+        ``lock`` seconds across all workers (0: no lock). ``SCHEDULE_SLICE`` jobs per Redis call."""
+        keys = [self.schedule_key, self.incomplete_key, self.queued_key]
+        due = moved = await self._script("schedule", keys, [int(lock), SCHEDULE_SLICE])
+        while len(due) == SCHEDULE_SLICE:  # more may be due; this tick holds the lock already
+            due = await self._script("schedule", keys, [0, SCHEDULE_SLICE])
+            moved += due
+        return [_text(job_id) for job_id in moved]
 
     async def sweep(self, lock: int = 60, abort: float = 5.0) -> list[str]:
         """SAQ's sweep, as compare-and-sets: see ``engine/sweeping.py``. ``abort`` is accepted for

@@ -3,14 +3,15 @@ writes, and a --burst worker's "anything left?". "Now" is always Redis's clock."
 
 from .codec import PRELUDE
 
-# Move scheduled jobs that are due (on Redis's clock) to the queued list: at most once per ``lock``
-# seconds across all workers (0: no lock). KEYS: schedule lock, incomplete, queued. ARGV: lock seconds.
+# Move scheduled jobs that are due (on Redis's clock) to the queued list, at most ARGV[2] of them, the ones
+# due first: at most once per ``lock`` seconds across all workers (0: no lock). KEYS: schedule lock,
+# incomplete, queued. ARGV: lock seconds, most. Returns the ids moved.
 SCHEDULE = (
     PRELUDE
     + r"""
 if tonumber(ARGV[1]) > 0 and redis.call('SET', KEYS[1], 1, 'NX', 'EX', ARGV[1]) == false then return {} end
 local t = redis.call('TIME')
-return queue_due(KEYS[2], KEYS[3], tonumber(t[1]) + tonumber(t[2]) / 1000000)
+return queue_due(KEYS[2], KEYS[3], tonumber(t[1]) + tonumber(t[2]) / 1000000, tonumber(ARGV[2]))
 """
 )
 

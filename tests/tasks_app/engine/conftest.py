@@ -1,4 +1,5 @@
 import asyncio
+import contextlib
 
 import pytest
 from django.conf import settings
@@ -23,3 +24,28 @@ async def blocked(redis, clients: int = 1) -> None:
             return
         await asyncio.sleep(0.01)
     raise AssertionError(f"no {clients} client(s) blocked within 10 s")
+
+
+@contextlib.asynccontextmanager
+async def watching(queue):
+    """Yields a list that fills, until the block ends, with the commands scripts ran on the queue's database."""
+    seen: list[str] = []
+    db = queue.redis.connection_pool.connection_kwargs.get("db", 0)
+    async with queue.redis.monitor() as monitor:
+
+        async def listen():
+            while True:
+                command = await monitor.next_command()
+                if command.get("client_type") == "lua" and int(command.get("db", -1)) == db:
+                    seen.append(command["command"])
+
+        listening = asyncio.create_task(listen())
+        await queue.redis.ping()  # MONITOR is on before the block's first command
+        try:
+            yield seen
+        finally:
+            await queue.redis.set("tasks-app-test:monitor-end", "1")
+            await asyncio.sleep(0.2)  # the last script's commands reach the monitor
+            listening.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listening

@@ -3,40 +3,13 @@ queue a million jobs deep, each retry would hold Redis for milliseconds); a job 
 still taken off it first, so that no job is ever listed twice. Seen through Redis's MONITOR: the
 commands each script ran."""
 
-import asyncio
-import contextlib
 import dataclasses
 
 from saq.job import Job, Status
 
 from tasks_app.engine import attempts, records, sweeping
 
-from .conftest import run
-
-
-@contextlib.asynccontextmanager
-async def watching(queue):
-    """Yields a list that fills, until the block ends, with the commands scripts ran on the queue's database."""
-    seen: list[str] = []
-    db = queue.redis.connection_pool.connection_kwargs.get("db", 0)
-    async with queue.redis.monitor() as monitor:
-
-        async def listen():
-            while True:
-                command = await monitor.next_command()
-                if command.get("client_type") == "lua" and int(command.get("db", -1)) == db:
-                    seen.append(command["command"])
-
-        listening = asyncio.create_task(listen())
-        await queue.redis.ping()  # MONITOR is on before the block's first command
-        try:
-            yield seen
-        finally:
-            await queue.redis.set("tasks-app-test:monitor-end", "1")
-            await asyncio.sleep(0.2)  # the last script's commands reach the monitor
-            listening.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await listening
+from .conftest import run, watching
 
 
 async def _queue_with_backlog(queue, running_key: str) -> Job:

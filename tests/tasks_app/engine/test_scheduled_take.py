@@ -10,7 +10,7 @@ from saq.job import Job
 
 from tasks_app.engine import attempts, clock, records
 
-from .conftest import blocked, run
+from .conftest import blocked, run, watching
 
 pytestmark = pytest.mark.django_db
 
@@ -116,3 +116,30 @@ def test_a_take_that_listed_only_unrunnable_jobs_still_waits_for_the_next_schedu
             assert state == b"wait" and 1_400 <= int(ms) <= 1_500
 
     run(scenario())
+
+
+def test_the_scheduler_moves_many_due_jobs_in_slices_the_ones_due_first_first(clocked_queue, redis_clock, monkeypatch):
+    # 25 due jobs, 10 per Redis call: one tick moves them all, each once, in the order they fell due, and
+    # leaves the ones not due yet; a tick with the lock held by another moves none.
+    from tasks_app.engine import queue as queue_module
+
+    monkeypatch.setattr(queue_module, "SCHEDULE_SLICE", 10)
+
+    async def scenario():
+        async with clocked_queue() as queue:
+            for n in range(25):
+                await records.submit(queue, later(10 + n, f"due-{n:02d}"))
+            await records.submit(queue, later(100, "not yet"))
+            redis_clock.shift(40)
+            async with watching(queue) as seen:
+                held = await queue.schedule(lock=5)  # takes the tick's lock
+            again = await queue.schedule(lock=5)
+            slices = [command for command in seen if command.startswith("ZRANGEBYSCORE") and "LIMIT 0 10" in command]
+            listed = await queue.redis.lrange(queue.queued_key, 0, -1)
+            return held, again, [entry for entry in listed if entry != wake_entry(queue)], slices
+
+    moved, again, listed, slices = run(scenario())
+    assert len(slices) == 3  # 10, 10 and 5: no call moved more than 10
+    assert [job_id.rsplit(":", 1)[-1] for job_id in moved] == [f"due-{n:02d}" for n in range(25)]
+    assert again == []
+    assert [entry.decode() for entry in listed] == moved
