@@ -32,13 +32,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ["DJANGO_SETTINGS_MODULE"] = "bench.settings"
 
-from tests.redis_server import RedisServer  # noqa: E402
+from bench.support import start_own_redis_server  # noqa: E402
 
-# A redis-server of the benchmark's own (no persistence), started before the settings read its URL: its
-# CPU (INFO cpu) is this benchmark's alone.
-REDIS_DIR = tempfile.TemporaryDirectory(prefix="chains-redis-")
-SERVER = RedisServer(Path(REDIS_DIR.name), persistent=False).start()
-os.environ["BENCH_REDIS_URL"] = SERVER.url
+SERVER = start_own_redis_server("chains")
 
 import django  # noqa: E402
 
@@ -172,4 +168,3 @@ if __name__ == "__main__":
         main()
     finally:
         SERVER.stop()
-        REDIS_DIR.cleanup()

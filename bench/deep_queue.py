@@ -33,7 +33,6 @@ import dataclasses
 import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -41,11 +40,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ["DJANGO_SETTINGS_MODULE"] = "bench.settings"
 
-from tests.redis_server import RedisServer  # noqa: E402
+from bench.support import start_own_redis_server  # noqa: E402
 
-REDIS_DIR = tempfile.TemporaryDirectory(prefix="deep-queue-redis-")
-SERVER = RedisServer(Path(REDIS_DIR.name), persistent=False).start()
-os.environ["BENCH_REDIS_URL"] = SERVER.url
+SERVER = start_own_redis_server("deep-queue")
 
 import django  # noqa: E402
 

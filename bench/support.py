@@ -5,13 +5,30 @@ Django must be set up before ``throwaway_databases`` is entered.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import redis
+
+
+def start_own_redis_server(name: str):
+    """A redis-server of the benchmark's own (no persistence, a temporary directory), its URL exported as
+    ``BENCH_REDIS_URL``: call it before ``django.setup()``, which reads that. Its CPU and its slow log are
+    the benchmark's alone. Returns the ``tests.redis_server.RedisServer``; stop it at the end."""
+    from tests.redis_server import RedisServer
+
+    directory = tempfile.mkdtemp(prefix=f"{name}-redis-")
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
+    server = RedisServer(Path(directory), persistent=False).start()
+    os.environ["BENCH_REDIS_URL"] = server.url
+    return server
 
 
 def bench_redis_url() -> str:
