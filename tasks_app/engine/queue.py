@@ -235,10 +235,8 @@ class AtomicRedisQueue(RedisQueue):
             return
         if status is not None:
             job.status = Status(status)
-        reply = await self._script(
-            "update", [job.id], [self.serialize(job), Status(status).value if status else "", job.worker_id or "",
-                                 job.attempts],
-        )  # fmt: skip
+        args = [self.serialize(job), Status(status).value if status else "", job.worker_id or "", job.attempts]
+        reply = await self._script("update", [job.id, self.active_key, self.queued_key], args)
         if _text(reply[0]) != "ok":
             logger.debug("Update of job %s refused: it moved on (%s)", job.key, _text(reply[0]))
 

@@ -54,10 +54,12 @@ local function sooner(a, b)
 end
 
 -- Nothing queued: how long (ms) until the first scheduled job is due, or false if none is scheduled.
-local function scheduled_wait(incomplete, now)
+-- From Redis's clock to the microsecond: ``now`` (whole ms) is up to 1 ms behind it.
+local function scheduled_wait(incomplete)
     local due = first_due(incomplete)
     if not due then return false end
-    return {'wait', string.format('%d', math.max(math.ceil(due * 1000 - tonumber(now)), 1))}
+    local _, now = clock()
+    return {'wait', string.format('%d', math.max(math.ceil((due - now) * 1000), 1))}
 end
 
 -- The next runnable job, moved to the active list and marked ACTIVE for ``worker``; false when
@@ -107,7 +109,7 @@ local function take_next(queued, active, paused, worker, now, incomplete, listed
     if not listed and #queue_due(incomplete, queued, tonumber(now) / 1000, 100) > 0 then
         return take_next(queued, active, paused, worker, now, incomplete, true)
     end
-    return sooner(limited and parked_wait(queued, now), scheduled_wait(incomplete, now))
+    return sooner(limited and parked_wait(queued, now), scheduled_wait(incomplete))
 end
 """
 )
@@ -124,11 +126,22 @@ return take_next(KEYS[1], KEYS[2], KEYS[3], ARGV[1], (clock()), KEYS[4])
 
 # KEYS: active, job id (just moved there by BLMOVE: a job's, or a wake-up entry), queued, paused, incomplete.
 # ARGV: worker id. A job moved while the queue is paused goes back to the head of the queue ('paused').
+# The entry this worker moved may be gone: it stalled between its BLMOVE and this script, the sweep put the
+# job back on the queue (RELIST, which takes every entry off the active list), and another worker took it
+# and runs it. The entry left is then that attempt's: only a second one (this worker's) may be taken off.
 ACTIVATE = (
     PRELUDE
     + _TAKING
     + r"""
 if not redis.call('LPOS', KEYS[1], KEYS[2]) then return false end
+local held = redis.call('GET', KEYS[2])
+if held then
+    local status = read(held).status
+    if status == 'active' or status == 'aborting' then
+        if #redis.call('LPOS', KEYS[1], KEYS[2], 'COUNT', 2) > 1 then redis.call('LREM', KEYS[1], 1, KEYS[2]) end
+        return false
+    end
+end
 if redis.call('EXISTS', KEYS[4]) == 1 then
     redis.call('LREM', KEYS[1], 1, KEYS[2])
     redis.call('LPUSH', KEYS[3], KEYS[2])
@@ -206,7 +219,9 @@ return {'queued'}
 # Owner CAS for SAQ's ``Queue.update``: write the caller's data (``touched`` stamped now), keeping the
 # stored status unless a new non-terminal one is given. Never writes a terminal job, never moves a job
 # out of ABORTING. A QUEUED job may be marked ACTIVE by the next attempt (SAQ's own Worker does that
-# after dequeue). KEYS: job id. ARGV: payload, new status ("" to keep), worker, attempts.
+# after dequeue, which moved it to the active list; marked so while still waiting, it moves there now:
+# a running job is never on a queued list, which lets a re-queue skip scanning them).
+# KEYS: job id, active, queued. ARGV: payload, new status ("" to keep), worker, attempts.
 # Returns {"ok", status} or {"refused", payload} / {"missing"}.
 UPDATE = (
     PRELUDE
@@ -220,6 +235,11 @@ if not ok and ARGV[2] == 'active' and st.status == 'queued' and st.attempts + 1 
 if not ok then return {'refused', cur} end
 local status = st.status
 if ARGV[2] ~= '' and status ~= 'aborting' then status = ARGV[2] end
+if status == 'active' and st.status == 'queued' and not redis.call('LPOS', KEYS[2], KEYS[1]) then
+    redis.call('LREM', list_of(KEYS[3], priority_of(cur, st)), 0, KEYS[1])
+    unpark(KEYS[1], cur, KEYS[3])
+    redis.call('RPUSH', KEYS[2], KEYS[1])
+end
 redis.call('SET', KEYS[1], stamp(ARGV[1], {status = status, touched = (clock())}))
 redis.call('PUBLISH', KEYS[1], status)
 return {'ok', status}

@@ -1,13 +1,14 @@
 """A running or ended job goes back on its queue without a scan of the queued list (LREM is O(n): on a
 queue a million jobs deep, each retry would hold Redis for milliseconds); a job that may be listed is
 still taken off it first, so that no job is ever listed twice. Seen through Redis's MONITOR: the
-commands each script ran."""
+commands each script ran. That rests on a running job never being on a queued list, nor off the active
+list, whatever SAQ's API is asked or however long a worker stalls between its two steps of a take."""
 
 import dataclasses
 
 from saq.job import Job, Status
 
-from tasks_app.engine import attempts, records, sweeping
+from tasks_app.engine import attempts, pausing, records, sweeping
 
 from .conftest import run, watching
 
@@ -86,3 +87,67 @@ def test_retrying_a_failed_job_does_not_scan_but_requeueing_a_queued_one_does(op
     assert failed_scans == []
     assert len(queued_scans) == 1
     assert listed == [1, 1]
+
+
+def test_a_job_marked_active_through_saqs_api_while_queued_leaves_the_queue_and_is_listed_once_when_retried(
+    open_queue,
+):
+    # SAQ's own test_iter_jobs marks a waiting job ACTIVE with job.update(); SAQ's Worker, which runs a job
+    # even when that update is refused, would otherwise take it twice once a retry listed it again.
+    async def scenario():
+        async with open_queue() as queue:
+            job = await queue.enqueue(Job("f", key="j", retries=3))
+            await job.update(status=Status.ACTIVE)
+            marked = (await _listed(queue, job.id), await queue.redis.lpos(queue.active_key, job.id) is not None)
+            await queue.retry(job, "again")
+            return marked, await _listed(queue, job.id), await sweeping.check_consistency(queue)
+
+    (listed_when_marked, running_listed), listed, report = run(scenario())
+    assert listed_when_marked == 0 and running_listed
+    assert listed == 1
+    assert report == {"unreferenced": [], "no_ttl": [], "dangling": []}
+
+
+def _stalled_take(queue):
+    """Worker 1 moves the job to the active list (BLMOVE) and stalls past ORPHAN_RECHECK_S: the sweep puts it
+    back on the queue and worker 2 takes it. Returns worker 2's attempt and worker 1's ACTIVATE, to run now."""
+
+    async def go():
+        await records.submit(queue, Job("f", key="j", retries=3, heartbeat=30, timeout=60))
+        job_id = await queue.redis.blmove(queue.queued_key, queue.active_key, 1, "LEFT", "RIGHT")
+        await sweeping.sweep(queue, lock=0)
+        taken = await attempts.take(queue, "w2")
+        keys = [queue.active_key, job_id, queue.queued_key, queue.paused_key, queue.incomplete_key]
+        return taken, lambda: queue._script("activate", keys, ["w1"])
+
+    return go()
+
+
+def test_a_stalled_take_leaves_the_job_it_lost_to_its_new_worker(open_queue):
+    async def scenario():
+        async with open_queue() as queue:
+            taken, activate = await _stalled_take(queue)
+            late = await activate()
+            active = [entry.decode() for entry in await queue.redis.lrange(queue.active_key, 0, -1)]
+            return taken.id, late, active, await _listed(queue, taken.id), (await queue.job("j")).worker_id
+
+    job_id, late, active, listed, worker = run(scenario())
+    assert late is None  # nothing for worker 1
+    assert active == [job_id] and listed == 0 and worker == "w2"  # worker 2's attempt, still on the active list
+
+
+def test_a_stalled_take_on_a_paused_queue_does_not_put_a_running_job_back_on_the_queue(open_queue):
+    async def scenario():
+        async with open_queue() as queue:
+            taken, activate = await _stalled_take(queue)
+            await pausing.pause(queue, "ops")
+            late = await activate()
+            await pausing.resume(queue)
+            running_listed = await _listed(queue, taken.id)
+            await attempts.retry_attempt(queue, taken, "boom")
+            return late, running_listed, await _listed(queue, taken.id), await sweeping.check_consistency(queue)
+
+    late, running_listed, listed, report = run(scenario())
+    assert late is None and running_listed == 0
+    assert listed == 1  # once retried
+    assert report == {"unreferenced": [], "no_ttl": [], "dangling": []}
