@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import os
 import statistics
@@ -70,17 +71,35 @@ def variant_source(before: bool):
     return source
 
 
-async def measure(before: bool, depth: int, jobs: int) -> tuple[float, float]:
-    """Redis's microseconds per call of the worker's retry and of the dashboard's retry, at ``depth``."""
+@contextlib.asynccontextmanager
+async def fresh_queue(before: bool = False):
+    """A queue on the bench's emptied Redis (``before``: with the re-queue's old scan), emptied afterwards."""
     lua.source = variant_source(before)
     try:
         queue = AtomicRedisQueue(from_url(SERVER.url), name="depth")
     finally:
         lua.source = SOURCE
     await queue.connect()
-    redis = queue.redis
-    await redis.flushdb()
+    await queue.redis.flushdb()
     try:
+        yield queue
+    finally:
+        await queue.redis.flushdb()
+        await queue.disconnect()
+
+
+async def fill(queue: AtomicRedisQueue, count: int, **options) -> None:
+    """``count`` no-op jobs with ``options``, 5,000 per round trip."""
+    for start in range(0, count, 5000):
+        await records.submit_many(
+            queue, [Job("f", kwargs={"n": n}, **options) for n in range(start, min(count, start + 5000))]
+        )
+
+
+async def measure(before: bool, depth: int, jobs: int) -> tuple[float, float]:
+    """Redis's microseconds per call of the worker's retry and of the dashboard's retry, at ``depth``."""
+    async with fresh_queue(before) as queue:
+        redis = queue.redis
         for index in range(2 * jobs):
             await records.submit(queue, Job("f", key=f"job-{index}", retries=3, timeout=60))
         taken = [await attempts.take(queue, "w1") for _ in range(2 * jobs)]
@@ -103,30 +122,20 @@ async def measure(before: bool, depth: int, jobs: int) -> tuple[float, float]:
             stats = await redis.info("commandstats")
             figures.append(stats["cmdstat_evalsha"]["usec"] / stats["cmdstat_evalsha"]["calls"])
         return figures[0], figures[1]
-    finally:
-        await redis.flushdb()
-        await queue.disconnect()
 
 
 async def measure_sweep(depth: int, whole: bool) -> tuple[float, float]:
     """The longest Redis call (ms) and Redis's time (ms) of one sweep of a queue ``depth`` jobs deep;
     ``whole``: the search in one call over the whole index."""
-    queue = AtomicRedisQueue(from_url(SERVER.url), name="depth")
-    await queue.connect()
-    redis = queue.redis
-    await redis.flushdb()
     slice_, per_sweep = sweeping.GONE_SLICE, sweeping.GONE_PER_SWEEP
     if whole:
         sweeping.GONE_SLICE = sweeping.GONE_PER_SWEEP = 10 * depth + 1
     try:
-        for start in range(0, depth, 5000):
-            jobs = [Job("f", kwargs={"n": n}) for n in range(start, min(depth, start + 5000))]
-            await records.submit_many(queue, jobs)
-        return await slowest(queue, lambda: sweeping.sweep(queue, lock=0))
+        async with fresh_queue() as queue:
+            await fill(queue, depth)
+            return await slowest(queue, lambda: sweeping.sweep(queue, lock=0))
     finally:
         sweeping.GONE_SLICE, sweeping.GONE_PER_SWEEP = slice_, per_sweep
-        await redis.flushdb()
-        await queue.disconnect()
 
 
 async def slowest(queue: AtomicRedisQueue, run) -> tuple[float, float]:
@@ -148,25 +157,19 @@ async def slowest(queue: AtomicRedisQueue, run) -> tuple[float, float]:
 
 async def measure_schedule(count: int, whole: bool) -> tuple[float, float]:
     """``slowest`` of the scheduler tick that moves ``count`` jobs due at once; ``whole``: in one call."""
-    queue = AtomicRedisQueue(from_url(SERVER.url), name="depth")
-    await queue.connect()
-    await queue.redis.flushdb()
     slice_ = queue_module.SCHEDULE_SLICE
     if whole:
         queue_module.SCHEDULE_SLICE = count + 1
     try:
-        due = int(time.time()) + 3
-        for start in range(0, count, 5000):
-            jobs = [Job("f", kwargs={"n": n}, scheduled=due) for n in range(start, min(count, start + 5000))]
-            await records.submit_many(queue, jobs)
-        await asyncio.sleep(max(0.0, due + 1 - time.time()))
-        figures = await slowest(queue, lambda: queue.schedule(lock=0))
-        assert await queue.count("queued") == count, "every due job moved"
-        return figures
+        async with fresh_queue() as queue:
+            due = int(time.time()) + 3
+            await fill(queue, count, scheduled=due)
+            await asyncio.sleep(max(0.0, due + 1 - time.time()))
+            figures = await slowest(queue, lambda: queue.schedule(lock=0))
+            assert await queue.count("queued") == count, "every due job moved"
+            return figures
     finally:
         queue_module.SCHEDULE_SLICE = slice_
-        await queue.redis.flushdb()
-        await queue.disconnect()
 
 
 def main() -> None:

@@ -376,7 +376,8 @@ class AtomicRedisQueue(RedisQueue):
         """Queue the scheduled jobs that are due on Redis's clock; returns their ids. At most once per
         ``lock`` seconds across all workers (0: no lock). ``SCHEDULE_SLICE`` jobs per Redis call."""
         keys = [self.schedule_key, self.incomplete_key, self.queued_key]
-        due = moved = await self._script("schedule", keys, [int(lock), SCHEDULE_SLICE])
+        due = await self._script("schedule", keys, [int(lock), SCHEDULE_SLICE])
+        moved = list(due)
         while len(due) == SCHEDULE_SLICE:  # more may be due; this tick holds the lock already
             due = await self._script("schedule", keys, [0, SCHEDULE_SLICE])
             moved += due

@@ -11,8 +11,8 @@ _TAKING = (
     + r"""
 -- QUEUED -> ACTIVE for the attempt this worker just moved to the active list, if its limits let it
 -- start now (else it is parked, still QUEUED: see admit). ``head``: it came from a waiting list.
-local function activate(id, active, worker, now, queued, head)
-    local cur = redis.call('GET', id)
+local function activate(id, active, worker, now, queued, head, cur)
+    cur = cur or redis.call('GET', id)  -- ``cur``: its record, when the caller has read it already
     if not cur then
         -- A job whose record is gone, or a wake-up entry (priorities): nothing to run.
         redis.call('LREM', active, 1, id)
@@ -153,7 +153,7 @@ if KEYS[2] == wake_of(KEYS[3]) then
     redis.call('LREM', KEYS[1], 1, KEYS[2])
     return take_next(KEYS[3], KEYS[1], KEYS[4], ARGV[1], (clock()), KEYS[5])
 end
-return activate(KEYS[2], KEYS[1], ARGV[1], (clock()), KEYS[3], false)
+return activate(KEYS[2], KEYS[1], ARGV[1], (clock()), KEYS[3], false, held)
 """
 )
 
