@@ -22,6 +22,10 @@ time Redis was held by one call (``SLOWLOG``) and Redis's time for the whole swe
 The scheduler: ``--due`` jobs scheduled for the same second, moved to the queued list when due
 (``AtomicRedisQueue.schedule``), in its slices and, as before, in one call: the longest call and the total.
 
+Mass eviction: ``--evicted-depth`` queued jobs of which a tenth lost their records; one sweep, with the
+bound on the list entries a call's LREMs scan (``GONE_LIST_BUDGET``) and, as before, without it: the longest
+call, Redis's time for the sweep, and how many gone entries it took off.
+
 Redis is a server of the bench's own.
 """
 
@@ -138,6 +142,28 @@ async def measure_sweep(depth: int, whole: bool) -> tuple[float, float]:
         sweeping.GONE_SLICE, sweeping.GONE_PER_SWEEP = slice_, per_sweep
 
 
+async def measure_eviction(depth: int, bounded: bool) -> tuple[float, float, float]:
+    """``slowest`` of one sweep of a queue ``depth`` jobs deep of which a tenth lost their records, and the
+    gone entries it took off; not ``bounded``: with no bound on the list entries a call's LREMs scan."""
+    budget = sweeping.GONE_LIST_BUDGET
+    if not bounded:
+        sweeping.GONE_LIST_BUDGET = 10**15
+    try:
+        async with fresh_queue() as queue:
+            await fill(queue, depth)
+            ids = await queue.redis.lrange(queue.queued_key, 0, -1)
+            for start in range(0, depth, 50_000):
+                await queue.redis.delete(*ids[start : start + 50_000 : 10])
+            found: list = []
+
+            async def sweep() -> None:
+                found.extend(await sweeping.sweep(queue, lock=0))
+
+            return (*await slowest(queue, sweep), len(found))
+    finally:
+        sweeping.GONE_LIST_BUDGET = budget
+
+
 async def slowest(queue: AtomicRedisQueue, run) -> tuple[float, float]:
     """The longest script call (ms) and Redis's time for the scripts (ms) while ``run()`` is awaited."""
     redis = queue.redis
@@ -179,11 +205,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--sweep-depths", default="20000,200000", help="queued jobs for the sweep's figures")
     parser.add_argument("--due", type=int, default=100_000, help="jobs due at once for the scheduler (0: skip)")
+    parser.add_argument("--evicted-depth", type=int, default=100_000, help="queued jobs, a tenth gone (0: skip)")
     args = parser.parse_args()
     depths = [int(part) for part in args.depths.split(",")]
     sweep_depths = [int(part) for part in args.sweep_depths.split(",") if part]
     sweeps: dict[tuple[bool, int], list[tuple[float, float]]] = {}
     schedules: dict[bool, list[tuple[float, float]]] = {}
+    evictions: dict[int, list[tuple[float, float, float]]] = {}
     results: dict[tuple[bool, int], list[tuple[float, float]]] = {}
     try:
         for round_ in range(args.rounds):
@@ -195,6 +223,9 @@ def main() -> None:
                     sweeps.setdefault((whole, depth), []).append(asyncio.run(measure_sweep(depth, whole)))
             for whole in (round_ % 2 == 0, round_ % 2 == 1) if args.due else ():
                 schedules.setdefault(whole, []).append(asyncio.run(measure_schedule(args.due, whole)))
+            for bounded in (round_ % 2 == 0, round_ % 2 == 1) if args.evicted_depth else ():
+                figures = asyncio.run(measure_eviction(args.evicted_depth, bounded))
+                evictions.setdefault(int(bounded), []).append(figures)
     finally:
         SERVER.stop()
     print(f"Redis time per script call, us (median of {args.rounds} rounds, {args.jobs} retries each)")
@@ -226,6 +257,14 @@ def main() -> None:
         print(f"\nThe scheduler's tick moving {args.due:,} jobs due at once, ms of Redis ({rounds})")
         print(f"  longest call: one call {one[0]:.1f}, slices {sliced[0]:.1f} ({one[0] / sliced[0]:.0f}x)")
         print(f"  whole tick:   one call {one[1]:.1f}, slices {sliced[1]:.1f} ({sliced[1] / one[1]:.2f}x)")
+
+    if evictions:
+        old, new = ([statistics.median(r[i] for r in evictions[bounded]) for i in (0, 1, 2)] for bounded in (0, 1))
+        print(f"\nOne sweep of {args.evicted_depth:,} queued jobs, a tenth of their records gone", end=" ")
+        print(f"(median of {args.rounds} rounds): no bound on a call's LREMs, and GONE_LIST_BUDGET")
+        print(f"  longest call, ms:        {old[0]:8.1f} {new[0]:8.1f} ({old[0] / new[0]:.0f}x)")
+        print(f"  whole sweep, ms:         {old[1]:8.1f} {new[1]:8.1f}")
+        print(f"  gone entries taken off:  {old[2]:8,.0f} {new[2]:8,.0f}")
 
 
 if __name__ == "__main__":

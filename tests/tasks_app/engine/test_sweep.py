@@ -243,3 +243,61 @@ def test_a_deep_index_is_searched_in_slices_over_several_sweeps(open_queue, monk
     assert sorted(every) == sorted(gone)  # each once
     assert report == {"unreferenced": [], "no_ttl": [], "dangling": []}
     assert incomplete == 180
+
+
+def test_many_gone_records_are_taken_off_the_lists_a_few_per_redis_call(open_queue, monkeypatch):
+    # 300 queued, 60 of them gone. Each gone entry costs an LREM of every list (300 entries at first, fewer as
+    # they go): a budget of 1,000 list entries a call lets 3 (then 4) go per call, the rest of the slice waiting
+    # for the next call.
+    monkeypatch.setattr(sweeping, "GONE_LIST_BUDGET", 1_000)
+    budget_calls = []
+
+    async def scenario():
+        async with open_queue() as queue:
+            await records.submit_many(queue, [Job("f", key=f"k{n}") for n in range(300)])
+            gone = {queue.job_id(f"k{n}") for n in range(0, 300, 5)}
+            await queue.redis.delete(*gone)
+            keys = [queue.namespace("sweep:cursor"), queue.incomplete_key, queue.queued_key, queue.active_key]
+            span = await queue.redis.llen(queue.queued_key) + await queue.redis.llen(queue.active_key)
+            while True:  # the script itself, call by call: what one call may hold Redis for
+                ids, cursor, early = await queue._script("sweep_gone", keys, [1_000, sweeping.GONE_LIST_BUDGET])
+                budget_calls.append((len(ids), int(early), span))
+                span -= len(ids)
+                if not int(early) and cursor in (b"0", "0"):
+                    break
+            queued = [entry.decode() for entry in await queue.redis.lrange(queue.queued_key, 0, -1)]
+            return gone, queued, await sweeping.check_consistency(queue), await queue.count("incomplete")
+
+    gone, queued, report, incomplete = run(scenario())
+    removed = [count for count, _, _ in budget_calls]
+    assert sum(removed) == len(gone)  # each once
+    assert all(count <= max(1, 1_000 // span) for count, _, span in budget_calls)
+    assert removed[0] == 3 and len(budget_calls) >= 15  # three or four a call: in many calls, not one
+    assert not set(queued) & gone and len(queued) == 240
+    assert report == {"unreferenced": [], "no_ttl": [], "dangling": []}
+    assert incomplete == 240
+
+
+def test_the_sweep_finds_every_gone_record_when_its_calls_stop_early(open_queue, monkeypatch):
+    # A budget too small for even two removals a call: every call takes one off and stops early; the sweep
+    # keeps calling (within its bound of calls), and the search still goes round, each entry found once.
+    monkeypatch.setattr(sweeping, "GONE_LIST_BUDGET", 1)
+    monkeypatch.setattr(sweeping, "GONE_SLICE", 10)
+    monkeypatch.setattr(sweeping, "GONE_PER_SWEEP", 50)
+
+    async def scenario():
+        async with open_queue() as queue:
+            await records.submit_many(queue, [Job("f", key=f"k{n}") for n in range(100)])
+            gone = {queue.job_id(f"k{n}") for n in range(0, 100, 4)}
+            await queue.redis.delete(*gone)
+            found = []
+            for _ in range(30):
+                found.append(await queue.sweep(lock=0))
+                if not await queue.redis.exists(queue.namespace("sweep:cursor")) and sum(map(len, found)) >= 25:
+                    break
+            return gone, found, await sweeping.check_consistency(queue)
+
+    gone, found, report = run(scenario())
+    assert all(len(swept) <= 5 for swept in found)  # 5 calls a sweep, one removal each
+    assert sorted(job_id for swept in found for job_id in swept) == sorted(gone)
+    assert report == {"unreferenced": [], "no_ttl": [], "dangling": []}
