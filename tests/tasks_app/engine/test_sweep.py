@@ -3,6 +3,7 @@
 import logging
 import time
 
+import pytest
 from redis.asyncio import from_url
 from saq.job import Job, Status
 
@@ -259,12 +260,14 @@ def test_many_gone_records_are_taken_off_the_lists_a_few_per_redis_call(open_que
             await queue.redis.delete(*gone)
             keys = [queue.namespace("sweep:cursor"), queue.incomplete_key, queue.queued_key, queue.active_key]
             span = await queue.redis.llen(queue.queued_key) + await queue.redis.llen(queue.active_key)
-            while True:  # the script itself, call by call: what one call may hold Redis for
+            for _ in range(100):  # the script itself, call by call: what one call may hold Redis for
                 ids, cursor, early = await queue._script("sweep_gone", keys, [1_000, sweeping.GONE_LIST_BUDGET])
                 budget_calls.append((len(ids), int(early), span))
                 span -= len(ids)
                 if not int(early) and cursor in (b"0", "0"):
                     break
+            else:
+                pytest.fail("the search did not go round in 100 calls")
             queued = [entry.decode() for entry in await queue.redis.lrange(queue.queued_key, 0, -1)]
             return gone, queued, await sweeping.check_consistency(queue), await queue.count("incomplete")
 
@@ -278,9 +281,41 @@ def test_many_gone_records_are_taken_off_the_lists_a_few_per_redis_call(open_que
     assert incomplete == 240
 
 
-def test_the_sweep_finds_every_gone_record_when_its_calls_stop_early(open_queue, monkeypatch):
-    # A budget too small for even two removals a call: every call takes one off and stops early; the sweep
-    # keeps calling (within its bound of calls), and the search still goes round, each entry found once.
+def test_a_call_that_stops_early_leaves_the_cursor_where_its_slice_began(open_queue, monkeypatch):
+    # 1,000 entries: more than zset-max-listpack-entries, so the index is a hash table and ZSCAN goes through it
+    # in real slices (a smaller set answers every ZSCAN whole, cursor 0). A budget of 1: every call that finds
+    # two gone entries stops after the first, and the next call starts its slice again.
+    monkeypatch.setattr(sweeping, "GONE_LIST_BUDGET", 1)
+
+    async def scenario():
+        async with open_queue() as queue:
+            await records.submit_many(queue, [Job("f", key=f"k{n}") for n in range(1000)])
+            gone = {queue.job_id(f"k{n}") for n in range(0, 1000, 4)}
+            await queue.redis.delete(*gone)
+            encoding = await queue.redis.object("encoding", queue.incomplete_key)
+            cursor_key = queue.namespace("sweep:cursor")
+            keys = [cursor_key, queue.incomplete_key, queue.queued_key, queue.active_key]
+            found, kept = [], []
+            for _ in range(2_000):
+                before = await queue.redis.get(cursor_key)
+                ids, cursor, early = await queue._script("sweep_gone", keys, [10, sweeping.GONE_LIST_BUDGET])
+                found += [job_id.decode() for job_id in ids]
+                if int(early):
+                    kept.append(await queue.redis.get(cursor_key) == before and cursor == (before or b"0"))
+                elif cursor in (b"0", "0"):
+                    break
+            else:
+                pytest.fail("the search did not go round in 2,000 calls")
+            return encoding, gone, found, kept
+
+    encoding, gone, found, kept = run(scenario())
+    assert encoding in (b"skiplist", "skiplist")
+    assert sorted(found) == sorted(gone)  # each once, all in one round: no slice's rest was passed over
+    assert kept and all(kept)  # an early stop never moves the cursor
+
+
+def test_a_sweep_keeps_calling_after_calls_that_stop_early(open_queue, monkeypatch):
+    # A budget too small for two removals a call: each of the sweep's 5 calls takes one off and stops early.
     monkeypatch.setattr(sweeping, "GONE_LIST_BUDGET", 1)
     monkeypatch.setattr(sweeping, "GONE_SLICE", 10)
     monkeypatch.setattr(sweeping, "GONE_PER_SWEEP", 50)
@@ -290,14 +325,10 @@ def test_the_sweep_finds_every_gone_record_when_its_calls_stop_early(open_queue,
             await records.submit_many(queue, [Job("f", key=f"k{n}") for n in range(100)])
             gone = {queue.job_id(f"k{n}") for n in range(0, 100, 4)}
             await queue.redis.delete(*gone)
-            found = []
-            for _ in range(30):
-                found.append(await queue.sweep(lock=0))
-                if not await queue.redis.exists(queue.namespace("sweep:cursor")) and sum(map(len, found)) >= 25:
-                    break
-            return gone, found, await sweeping.check_consistency(queue)
+            swept = [await queue.sweep(lock=0) for _ in range(5)]
+            return gone, swept, await sweeping.check_consistency(queue)
 
-    gone, found, report = run(scenario())
-    assert all(len(swept) <= 5 for swept in found)  # 5 calls a sweep, one removal each
-    assert sorted(job_id for swept in found for job_id in swept) == sorted(gone)
+    gone, swept, report = run(scenario())
+    assert [len(ids) for ids in swept] == [5] * 5  # five calls a sweep, one taken off each
+    assert sorted(job_id for ids in swept for job_id in ids) == sorted(gone)  # each once
     assert report == {"unreferenced": [], "no_ttl": [], "dangling": []}
