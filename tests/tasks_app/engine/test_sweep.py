@@ -217,6 +217,15 @@ def test_jobs_evicted_by_a_redis_under_memory_pressure_are_found_by_the_sweep(tm
         server.stop()
 
 
+async def _lose_records(queue, count: int, every: int) -> set[str]:
+    """``count`` queued jobs, then the records of every ``every``-th deleted (as an evicting Redis would):
+    the ids of the lost ones."""
+    await records.submit_many(queue, [Job("f", key=f"k{n}") for n in range(count)])
+    gone = {queue.job_id(f"k{n}") for n in range(0, count, every)}
+    await queue.redis.delete(*gone)
+    return gone
+
+
 def test_a_deep_index_is_searched_in_slices_over_several_sweeps(open_queue, monkeypatch):
     # 200 entries, 10 checked per Redis call and 50 per sweep: the search goes round in about four sweeps,
     # the next going on where the last stopped, and finds each entry whose record is gone exactly once.
@@ -225,9 +234,7 @@ def test_a_deep_index_is_searched_in_slices_over_several_sweeps(open_queue, monk
 
     async def scenario():
         async with open_queue() as queue:
-            await records.submit_many(queue, [Job("f", key=f"k{n}") for n in range(200)])
-            gone = {queue.job_id(f"k{n}") for n in range(0, 200, 10)}
-            await queue.redis.delete(*gone)
+            gone = await _lose_records(queue, 200, every=10)
             found, sweeps, cursor_kept = [], 0, []
             while sweeps < 20:
                 found.append(await queue.sweep(lock=0))
@@ -255,9 +262,7 @@ def test_many_gone_records_are_taken_off_the_lists_a_few_per_redis_call(open_que
 
     async def scenario():
         async with open_queue() as queue:
-            await records.submit_many(queue, [Job("f", key=f"k{n}") for n in range(300)])
-            gone = {queue.job_id(f"k{n}") for n in range(0, 300, 5)}
-            await queue.redis.delete(*gone)
+            gone = await _lose_records(queue, 300, every=5)
             keys = [queue.namespace("sweep:cursor"), queue.incomplete_key, queue.queued_key, queue.active_key]
             span = await queue.redis.llen(queue.queued_key) + await queue.redis.llen(queue.active_key)
             for _ in range(100):  # the script itself, call by call: what one call may hold Redis for
@@ -289,9 +294,7 @@ def test_a_call_that_stops_early_leaves_the_cursor_where_its_slice_began(open_qu
 
     async def scenario():
         async with open_queue() as queue:
-            await records.submit_many(queue, [Job("f", key=f"k{n}") for n in range(1000)])
-            gone = {queue.job_id(f"k{n}") for n in range(0, 1000, 4)}
-            await queue.redis.delete(*gone)
+            gone = await _lose_records(queue, 1000, every=4)
             encoding = await queue.redis.object("encoding", queue.incomplete_key)
             cursor_key = queue.namespace("sweep:cursor")
             keys = [cursor_key, queue.incomplete_key, queue.queued_key, queue.active_key]
@@ -322,9 +325,7 @@ def test_a_sweep_keeps_calling_after_calls_that_stop_early(open_queue, monkeypat
 
     async def scenario():
         async with open_queue() as queue:
-            await records.submit_many(queue, [Job("f", key=f"k{n}") for n in range(100)])
-            gone = {queue.job_id(f"k{n}") for n in range(0, 100, 4)}
-            await queue.redis.delete(*gone)
+            gone = await _lose_records(queue, 100, every=4)
             swept = [await queue.sweep(lock=0) for _ in range(5)]
             return gone, swept, await sweeping.check_consistency(queue)
 
