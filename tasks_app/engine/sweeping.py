@@ -69,7 +69,7 @@ async def sweep(queue: RedisQueue, lock: int = 60) -> list[str]:
     found, current_ms, holds_lock = await queue._script(
         "sweep_scan", [queue.sweep_key, queue.active_key, queue.queued_key], [int(lock)]
     )
-    swept: list[str] = [_lost(queue, job_id) for job_id in await _gone(queue)] if int(holds_lock) else []
+    swept: list[str] = await _gone(queue) if int(holds_lock) else []
     suspects: list[tuple[bytes, bytes]] = []
     current_ms = int(current_ms)  # Redis's clock, as every heartbeat it judges
     for job_id, raw in found:
@@ -103,14 +103,18 @@ async def sweep(queue: RedisQueue, lock: int = 60) -> list[str]:
     return swept
 
 
-async def _gone(queue: RedisQueue) -> list[bytes]:
+async def _gone(queue: RedisQueue) -> list[str]:
     """Up to ``GONE_PER_SWEEP`` more index entries checked for a record (fewer where many are gone: see
-    ``GONE_LIST_BUDGET``): the ids found gone, taken off the index and every list."""
-    gone: list[bytes] = []
+    ``GONE_LIST_BUDGET``): the ids found gone, taken off the index and every list.
+
+    Each call's finds are logged and counted (``_lost``) as soon as it returns: a later call that fails
+    (Redis gone mid-sweep) must not leave entries taken off that nobody was told of.
+    """
+    gone: list[str] = []
     keys = [queue.namespace("sweep:cursor"), queue.incomplete_key, queue.queued_key, queue.active_key]
     for _ in range(GONE_PER_SWEEP // GONE_SLICE):
         ids, cursor, stopped_early = await queue._script("sweep_gone", keys, [GONE_SLICE, GONE_LIST_BUDGET])
-        gone += ids
+        gone += [_lost(queue, job_id) for job_id in ids]
         if not int(stopped_early) and _text(cursor) == "0":  # the search went round the whole index
             break
     return gone

@@ -290,11 +290,13 @@ class Worker(Outcomes, saq.Worker):
             logger.debug("Scheduled %s", scheduled)
 
     async def _sweep(self, lock: int | None = None) -> None:
-        await self.queue.sweep(lock=int(self.timers["sweep"]) if lock is None else lock)
-        while self.queue.evicted:  # jobs whose record vanished: each counted once, as lost
-            gone = Job(function=EVICTED, key=self.queue.job_key_from_id(self.queue.evicted.popleft()))
-            for observe in self.observers:
-                observe(gone, "lost", 0.0)
+        try:
+            await self.queue.sweep(lock=int(self.timers["sweep"]) if lock is None else lock)
+        finally:  # counted even when Redis fails mid-sweep: those found before it failed are gone
+            while self.queue.evicted:  # jobs whose record vanished: each counted once, as lost
+                gone = Job(function=EVICTED, key=self.queue.job_key_from_id(self.queue.evicted.popleft()))
+                for observe in self.observers:
+                    observe(gone, "lost", 0.0)
 
     async def upkeep(self) -> list[asyncio.Task]:
         timers = self.timers

@@ -8,8 +8,10 @@ from redis.asyncio import from_url
 from saq.job import Job, Status
 
 from tasks_app.engine import attempts, records, sweeping
+from tasks_app.engine.outages import REDIS_ERRORS
 from tasks_app.engine.queue import AtomicRedisQueue
 from tasks_app.engine.sweeping import HELD
+from tasks_app.engine.worker import Worker
 from tests.redis_server import RedisServer
 
 from .conftest import run
@@ -332,4 +334,53 @@ def test_a_sweep_keeps_calling_after_calls_that_stop_early(open_queue, monkeypat
     gone, swept, report = run(scenario())
     assert [len(ids) for ids in swept] == [5] * 5  # five calls a sweep, one taken off each
     assert sorted(job_id for ids in swept for job_id in ids) == sorted(gone)  # each once
+    assert report == {"unreferenced": [], "no_ttl": [], "dangling": []}
+
+
+def test_entries_taken_off_before_redis_fails_mid_sweep_are_logged_and_counted(tmp_path, monkeypatch, caplog):
+    # Each call of this sweep takes one gone entry off (a budget of 1) and stops early. Before its third
+    # call the redis-server stops: the two entries already taken off are logged and counted as lost even
+    # though the sweep fails, and the sweeps after the restart find the rest, each once.
+    monkeypatch.setattr(sweeping, "GONE_LIST_BUDGET", 1)
+    monkeypatch.setattr(sweeping, "GONE_SLICE", 10)
+    monkeypatch.setattr(sweeping, "GONE_PER_SWEEP", 50)
+    server = RedisServer(tmp_path).start()  # appendfsync always: the restart keeps every write
+    counted: list[str] = []
+
+    async def scenario():
+        queue = AtomicRedisQueue(from_url(server.url), name="default")
+        await queue.connect()
+        worker = Worker(queue, [], executor=None, observers=[lambda job, outcome, _: counted.append(job.key)])
+        script, calls = queue._script, []
+
+        async def failing_on_the_third_call(name, keys, args):
+            calls.append(name)
+            if name == "sweep_gone" and calls.count(name) == 3:
+                server.stop()
+            return await script(name, keys, args)
+
+        try:
+            gone = await _lose_records(queue, 40, every=4)
+            monkeypatch.setattr(queue, "_script", failing_on_the_third_call)
+            with pytest.raises(REDIS_ERRORS):
+                await worker._sweep(lock=0)
+            before_restart = list(counted)
+            server.start()
+            monkeypatch.setattr(queue, "_script", script)
+            for _ in range(2):  # five calls a sweep, one taken off each: the other 8 in two sweeps
+                await worker._sweep(lock=0)
+            return gone, before_restart, await sweeping.check_consistency(queue)
+        finally:
+            await queue.disconnect()
+
+    try:
+        with caplog.at_level(logging.ERROR):
+            gone, before_restart, report = run(scenario())
+    finally:
+        server.stop()
+    keys = {f"k{n}" for n in range(0, 40, 4)}
+    assert len(gone) == 10 and len(before_restart) == 2 and set(before_restart) < keys
+    assert sorted(counted) == sorted(keys)  # each once, across the failure
+    logged = [r.job_key for r in caplog.records if getattr(r, "outcome", None) == "lost"]
+    assert sorted(logged) == sorted(keys)
     assert report == {"unreferenced": [], "no_ttl": [], "dangling": []}
