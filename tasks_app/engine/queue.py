@@ -86,8 +86,9 @@ class AtomicRedisQueue(RedisQueue):
         self._scripts = {
             name: redis.register_script(lua.source(name, header_first=PIECES["header_first"])) for name in lua.NAMES
         }
-        # Ids of jobs the sweep found gone (their index entries removed), for the worker to count.
-        self.evicted: deque[str] = deque(maxlen=10_000)
+        # Ids of jobs the sweep found gone (their index entries removed), for the worker to count after each
+        # sweep. Bounded for a caller that never drains it, above what one sweep may find (GONE_PER_SWEEP).
+        self.evicted: deque[str] = deque(maxlen=2 * sweeping.GONE_PER_SWEEP)
         self._pipeline = AutoPipeline(redis, {script.sha: script.script for script in self._scripts.values()})
 
     async def disconnect(self) -> None:

@@ -9,6 +9,7 @@ a worker that is alive after all cannot lose its attempt to it. Each ``queue`` i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 from saq.job import TERMINAL_STATUSES, Job, Status
@@ -113,7 +114,15 @@ async def _gone(queue: RedisQueue) -> list[str]:
     gone: list[str] = []
     keys = [queue.namespace("sweep:cursor"), queue.incomplete_key, queue.queued_key, queue.active_key]
     for _ in range(GONE_PER_SWEEP // GONE_SLICE):
-        ids, cursor, stopped_early = await queue._script("sweep_gone", keys, [GONE_SLICE, GONE_LIST_BUDGET])
+        call = asyncio.ensure_future(queue._script("sweep_gone", keys, [GONE_SLICE, GONE_LIST_BUDGET]))
+        try:
+            ids, cursor, stopped_early = await asyncio.shield(call)
+        except asyncio.CancelledError:
+            # A worker stopping cancels its upkeep mid-call; Redis runs the script all the same, so its reply is
+            # awaited and what it took off is told of. (A connection lost after the script ran loses the reply.)
+            with contextlib.suppress(Exception):
+                gone += [_lost(queue, job_id) for job_id in (await call)[0]]
+            raise
         gone += [_lost(queue, job_id) for job_id in ids]
         if not int(stopped_early) and _text(cursor) == "0":  # the search went round the whole index
             break

@@ -1,5 +1,6 @@
 """The sweep resolves jobs whose worker is gone, by heartbeat, and leaves live workers' jobs alone."""
 
+import asyncio
 import logging
 import time
 
@@ -384,3 +385,77 @@ def test_entries_taken_off_before_redis_fails_mid_sweep_are_logged_and_counted(t
     logged = [r.job_key for r in caplog.records if getattr(r, "outcome", None) == "lost"]
     assert sorted(logged) == sorted(keys)
     assert report == {"unreferenced": [], "no_ttl": [], "dangling": []}
+
+
+def test_entries_taken_off_by_a_call_that_a_stopping_worker_cancels_are_logged_and_counted(tmp_path, monkeypatch):
+    # A worker's clean stop cancels its upkeep, perhaps while a sweep's call is in Redis. The script runs all the
+    # same: what it took off is logged and counted once the reply comes, then the cancellation goes on. The
+    # call is held in Redis by CLIENT PAUSE WRITE until the sweep has been cancelled.
+    monkeypatch.setattr(sweeping, "GONE_LIST_BUDGET", 1)
+    monkeypatch.setattr(sweeping, "GONE_SLICE", 10)
+    monkeypatch.setattr(sweeping, "GONE_PER_SWEEP", 50)
+    server = RedisServer(tmp_path, persistent=False).start()
+    admin = server.client()
+    counted: list[str] = []
+
+    async def scenario():
+        queue = AtomicRedisQueue(from_url(server.url), name="default")
+        await queue.connect()
+        worker = Worker(queue, [], executor=None, observers=[lambda job, outcome, _: counted.append(job.key)])
+        script, calls = queue._script, []
+
+        async def pausing_before_the_second_call(name, keys, args):
+            calls.append(name)
+            if name == "sweep_gone" and calls.count(name) == 2:
+                admin.execute_command("CLIENT", "PAUSE", 10_000, "WRITE")
+            return await script(name, keys, args)
+
+        try:
+            await _lose_records(queue, 40, every=4)
+            monkeypatch.setattr(queue, "_script", pausing_before_the_second_call)
+            sweep = asyncio.create_task(worker._sweep(lock=0))
+            for _ in range(500):  # until the second call waits in Redis
+                await asyncio.sleep(0.01)
+                if admin.info("clients")["blocked_clients"]:
+                    break
+            else:
+                pytest.fail("the sweep's second call never reached Redis")
+            sweep.cancel()
+            await asyncio.sleep(0.05)  # the cancellation is delivered while the call still waits
+            paused_count = len(counted)
+            admin.execute_command("CLIENT", "UNPAUSE")
+            with pytest.raises(asyncio.CancelledError):
+                await sweep
+            at_cancel = list(counted)
+            monkeypatch.setattr(queue, "_script", script)
+            for _ in range(2):
+                await worker._sweep(lock=0)
+            return paused_count, at_cancel, await sweeping.check_consistency(queue)
+        finally:
+            await queue.disconnect()
+
+    try:
+        paused_count, at_cancel, report = run(scenario())
+    finally:
+        admin.close()
+        server.stop()
+    keys = {f"k{n}" for n in range(0, 40, 4)}
+    assert paused_count == 0 and len(at_cancel) == 2  # the first call's entry, and the cancelled call's
+    assert sorted(counted) == sorted(keys)  # each once
+    assert report == {"unreferenced": [], "no_ttl": [], "dangling": []}
+
+
+def test_a_sweep_that_finds_more_than_ten_thousand_gone_counts_every_one(open_queue):
+    # Index entries only (scheduled jobs whose records were evicted sit on no list): one sweep finds 12,000.
+    counted: list[str] = []
+
+    async def scenario():
+        async with open_queue() as queue:
+            worker = Worker(queue, [], executor=None, observers=[lambda job, outcome, _: counted.append(job.key)])
+            ids = [queue.job_id(f"k{n}") for n in range(12_000)]
+            await queue.redis.zadd(queue.incomplete_key, {job_id: 2_000_000_000 for job_id in ids})
+            await worker._sweep(lock=0)
+            return await queue.count("incomplete")
+
+    assert run(scenario()) == 0
+    assert len(counted) == len(set(counted)) == 12_000
