@@ -338,36 +338,54 @@ def test_a_sweep_keeps_calling_after_calls_that_stop_early(open_queue, monkeypat
     assert report == {"unreferenced": [], "no_ttl": [], "dangling": []}
 
 
-def test_entries_taken_off_before_redis_fails_mid_sweep_are_logged_and_counted(tmp_path, monkeypatch, caplog):
-    # Each call of this sweep takes one gone entry off (a budget of 1) and stops early. Before its third
-    # call the redis-server stops: the two entries already taken off are logged and counted as lost even
-    # though the sweep fails, and the sweeps after the restart find the rest, each once.
+@pytest.fixture
+def one_per_call(monkeypatch):
+    """A sweep of 5 calls (10 entries each) that take one gone entry off each (a budget of 1) and stop early."""
     monkeypatch.setattr(sweeping, "GONE_LIST_BUDGET", 1)
     monkeypatch.setattr(sweeping, "GONE_SLICE", 10)
     monkeypatch.setattr(sweeping, "GONE_PER_SWEEP", 50)
+
+
+async def _counting_worker(url: str, counted: list[str]) -> Worker:
+    """A worker (not started) of a connected queue on ``url``, that appends the key of each job it counts to
+    ``counted``: disconnect its ``queue`` at the end."""
+    queue = AtomicRedisQueue(from_url(url), name="default")
+    await queue.connect()
+    return Worker(queue, [], executor=None, observers=[lambda job, outcome, _: counted.append(job.key)])
+
+
+def _before_sweep_call(monkeypatch, queue, number: int, act) -> None:
+    """Call ``act()`` just before ``queue``'s ``number``-th sweep_gone call (a fault at that moment)."""
+    script, calls = queue._script, []
+
+    async def wrapped(name, keys, args):
+        calls.append(name)
+        if name == "sweep_gone" and calls.count(name) == number:
+            act()
+        return await script(name, keys, args)
+
+    monkeypatch.setattr(queue, "_script", wrapped)
+
+
+def test_entries_taken_off_before_redis_fails_mid_sweep_are_logged_and_counted(
+    tmp_path, monkeypatch, one_per_call, caplog
+):
+    # Before the sweep's third call the redis-server stops: the two entries already taken off are logged and
+    # counted as lost even though the sweep fails, and the sweeps after the restart find the rest, each once.
     server = RedisServer(tmp_path).start()  # appendfsync always: the restart keeps every write
     counted: list[str] = []
 
     async def scenario():
-        queue = AtomicRedisQueue(from_url(server.url), name="default")
-        await queue.connect()
-        worker = Worker(queue, [], executor=None, observers=[lambda job, outcome, _: counted.append(job.key)])
-        script, calls = queue._script, []
-
-        async def failing_on_the_third_call(name, keys, args):
-            calls.append(name)
-            if name == "sweep_gone" and calls.count(name) == 3:
-                server.stop()
-            return await script(name, keys, args)
-
+        worker = await _counting_worker(server.url, counted)
+        queue = worker.queue
         try:
             gone = await _lose_records(queue, 40, every=4)
-            monkeypatch.setattr(queue, "_script", failing_on_the_third_call)
-            with pytest.raises(REDIS_ERRORS):
-                await worker._sweep(lock=0)
+            with monkeypatch.context() as faults:
+                _before_sweep_call(faults, queue, 3, server.stop)
+                with pytest.raises(REDIS_ERRORS):
+                    await worker._sweep(lock=0)
             before_restart = list(counted)
             server.start()
-            monkeypatch.setattr(queue, "_script", script)
             for _ in range(2):  # five calls a sweep, one taken off each: the other 8 in two sweeps
                 await worker._sweep(lock=0)
             return gone, before_restart, await sweeping.check_consistency(queue)
@@ -387,47 +405,37 @@ def test_entries_taken_off_before_redis_fails_mid_sweep_are_logged_and_counted(t
     assert report == {"unreferenced": [], "no_ttl": [], "dangling": []}
 
 
-def test_entries_taken_off_by_a_call_that_a_stopping_worker_cancels_are_logged_and_counted(tmp_path, monkeypatch):
+def test_entries_taken_off_by_a_call_that_a_stopping_worker_cancels_are_logged_and_counted(
+    tmp_path, monkeypatch, one_per_call
+):
     # A worker's clean stop cancels its upkeep, perhaps while a sweep's call is in Redis. The script runs all the
     # same: what it took off is logged and counted once the reply comes, then the cancellation goes on. The
-    # call is held in Redis by CLIENT PAUSE WRITE until the sweep has been cancelled.
-    monkeypatch.setattr(sweeping, "GONE_LIST_BUDGET", 1)
-    monkeypatch.setattr(sweeping, "GONE_SLICE", 10)
-    monkeypatch.setattr(sweeping, "GONE_PER_SWEEP", 50)
+    # second call is held in Redis by CLIENT PAUSE WRITE until the sweep has been cancelled.
     server = RedisServer(tmp_path, persistent=False).start()
     admin = server.client()
     counted: list[str] = []
 
     async def scenario():
-        queue = AtomicRedisQueue(from_url(server.url), name="default")
-        await queue.connect()
-        worker = Worker(queue, [], executor=None, observers=[lambda job, outcome, _: counted.append(job.key)])
-        script, calls = queue._script, []
-
-        async def pausing_before_the_second_call(name, keys, args):
-            calls.append(name)
-            if name == "sweep_gone" and calls.count(name) == 2:
-                admin.execute_command("CLIENT", "PAUSE", 10_000, "WRITE")
-            return await script(name, keys, args)
-
+        worker = await _counting_worker(server.url, counted)
+        queue = worker.queue
         try:
             await _lose_records(queue, 40, every=4)
-            monkeypatch.setattr(queue, "_script", pausing_before_the_second_call)
-            sweep = asyncio.create_task(worker._sweep(lock=0))
-            for _ in range(500):  # until the second call waits in Redis
-                await asyncio.sleep(0.01)
-                if admin.info("clients")["blocked_clients"]:
-                    break
-            else:
-                pytest.fail("the sweep's second call never reached Redis")
-            sweep.cancel()
-            await asyncio.sleep(0.05)  # the cancellation is delivered while the call still waits
-            paused_count = len(counted)
-            admin.execute_command("CLIENT", "UNPAUSE")
-            with pytest.raises(asyncio.CancelledError):
-                await sweep
-            at_cancel = list(counted)
-            monkeypatch.setattr(queue, "_script", script)
+            with monkeypatch.context() as faults:
+                _before_sweep_call(faults, queue, 2, lambda: admin.execute_command("CLIENT", "PAUSE", 10_000, "WRITE"))
+                sweep = asyncio.create_task(worker._sweep(lock=0))
+                for _ in range(500):  # until the second call waits in Redis
+                    await asyncio.sleep(0.01)
+                    if admin.info("clients")["blocked_clients"]:
+                        break
+                else:
+                    pytest.fail("the sweep's second call never reached Redis")
+                sweep.cancel()
+                await asyncio.sleep(0.05)  # the cancellation is delivered while the call still waits
+                paused_count = len(counted)
+                admin.execute_command("CLIENT", "UNPAUSE")
+                with pytest.raises(asyncio.CancelledError):
+                    await sweep
+                at_cancel = list(counted)
             for _ in range(2):
                 await worker._sweep(lock=0)
             return paused_count, at_cancel, await sweeping.check_consistency(queue)
