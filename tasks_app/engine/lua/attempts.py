@@ -216,11 +216,12 @@ return {'queued'}
 """
 )
 
-# Owner CAS for SAQ's ``Queue.update``: write the caller's data (``touched`` stamped now), keeping the
-# stored status unless a new non-terminal one is given. Never writes a terminal job, never moves a job
-# out of ABORTING. A QUEUED job may be marked ACTIVE by the next attempt (SAQ's own Worker does that
-# after dequeue, which moved it to the active list; marked so while still waiting, it moves there now:
-# a running job is never on a queued list, which lets a re-queue skip scanning them).
+# Owner CAS for SAQ's ``Queue.update``: write the caller's data (``touched`` stamped now, and ``started`` when
+# it marks a QUEUED job ACTIVE), keeping the stored status unless a new non-terminal one is given. Never
+# writes a terminal job, never moves a job out of ABORTING. A QUEUED job may be marked ACTIVE by the next
+# attempt (SAQ's own Worker does that after dequeue, which moved it to the active list; marked so while
+# still waiting, it moves there now: a running job is never on a queued list, which lets a re-queue skip
+# scanning them).
 # KEYS: job id, active, queued. ARGV: payload, new status ("" to keep), worker, attempts.
 # Returns {"ok", status} or {"refused", payload} / {"missing"}.
 UPDATE = (
@@ -240,7 +241,12 @@ if status == 'active' and st.status == 'queued' and not redis.call('LPOS', KEYS[
     unpark(KEYS[1], cur, KEYS[3])
     redis.call('RPUSH', KEYS[2], KEYS[1])
 end
-redis.call('SET', KEYS[1], stamp(ARGV[1], {status = status, touched = (clock())}))
+local now = clock()
+local stamps = {status = status, touched = now}
+-- The attempt starts now, on Redis's clock, as a take stamps it: the caller's ``started`` is its host's
+-- clock, which may be off, and the sweep judges a timeout by Redis's.
+if status == 'active' and st.status == 'queued' then stamps.started = now end
+redis.call('SET', KEYS[1], stamp(ARGV[1], stamps))
 redis.call('PUBLISH', KEYS[1], status)
 return {'ok', status}
 """

@@ -8,7 +8,7 @@ import pytest
 from redis.asyncio import from_url
 from saq.job import Job, Status
 
-from tasks_app.engine import attempts, records, sweeping
+from tasks_app.engine import attempts, clock, records, sweeping
 from tasks_app.engine.outages import REDIS_ERRORS
 from tasks_app.engine.queue import AtomicRedisQueue
 from tasks_app.engine.sweeping import HELD
@@ -467,3 +467,26 @@ def test_a_sweep_that_finds_more_than_ten_thousand_gone_counts_every_one(open_qu
 
     assert run(scenario()) == 0
     assert len(counted) == len(set(counted)) == 12_000
+
+
+@pytest.mark.parametrize("host_offset_s", [-10**9, -600])
+def test_a_job_saqs_own_worker_starts_is_timed_by_redis_clock_not_its_hosts(open_queue, host_offset_s):
+    # SAQ's own Worker stamps ``started`` from its host's clock, then marks the job ACTIVE with update(). A
+    # host clock far behind made the sweep's timeout rule see a job of 10 s running for years, and end it
+    # ABORTED while it ran (SAQ's test_worker.py::TestHttpRedis::test_schedule, whose clock is mocked to
+    # 1970, failed a CI run so). The update stamps the attempt's start on Redis's clock, as a take does.
+    async def scenario():
+        async with open_queue() as queue:
+            await records.submit(queue, Job("f", key="saq-run", timeout=10))
+            job = await queue.dequeue()
+            job.started = int((time.time() + host_offset_s) * 1000)
+            job.attempts += 1
+            job.worker_id = "saq-worker"
+            await job.update(status=Status.ACTIVE)
+            redis_now_ms = await clock.redis_now_ms(queue.redis)
+            swept = await queue.sweep(lock=0)
+            return swept, await queue.job("saq-run"), redis_now_ms
+
+    swept, stored, redis_now_ms = run(scenario())
+    assert swept == [] and stored.status == Status.ACTIVE
+    assert abs(stored.started - redis_now_ms) < 5_000
