@@ -469,7 +469,7 @@ def test_a_sweep_that_finds_more_than_ten_thousand_gone_counts_every_one(open_qu
     assert len(counted) == len(set(counted)) == 12_000
 
 
-@pytest.mark.parametrize("host_offset_s", [-10**9, -600])
+@pytest.mark.parametrize("host_offset_s", [-(10**9), -600])
 def test_a_job_saqs_own_worker_starts_is_timed_by_redis_clock_not_its_hosts(open_queue, host_offset_s):
     # SAQ's own Worker stamps ``started`` from its host's clock, then marks the job ACTIVE with update(). A
     # host clock far behind made the sweep's timeout rule see a job of 10 s running for years, and end it
