@@ -111,3 +111,12 @@ def service_of(exc: BaseException) -> str | None:
     if isinstance(exc, REDIS_ERRORS):
         return "Redis"
     return None
+
+
+async def settle(call: asyncio.Future) -> Any:
+    """The result of ``call``, a Redis call still in flight when its caller was cancelled (Redis runs it all
+    the same, and what it did must be known), or None if it failed."""
+    try:
+        return await call
+    except Exception:
+        return None

@@ -9,13 +9,13 @@ a worker that is alive after all cannot lose its attempt to it. Each ``queue`` i
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from saq.job import TERMINAL_STATUSES, Job, Status
 from saq.queue.redis import RedisQueue
 
 from . import chains, priorities
+from .outages import settle
 
 logger = logging.getLogger("tasks_app.engine")
 
@@ -120,8 +120,8 @@ async def _gone(queue: RedisQueue) -> list[str]:
         except asyncio.CancelledError:
             # A worker stopping cancels its upkeep mid-call; Redis runs the script all the same, so its reply is
             # awaited and what it took off is told of. (A connection lost after the script ran loses the reply.)
-            with contextlib.suppress(Exception):
-                gone += [_lost(queue, job_id) for job_id in (await call)[0]]
+            if (reply := await settle(call)) is not None:
+                gone += [_lost(queue, job_id) for job_id in reply[0]]
             raise
         gone += [_lost(queue, job_id) for job_id in ids]
         if not int(stopped_early) and _text(cursor) == "0":  # the search went round the whole index

@@ -33,7 +33,7 @@ from ..exceptions import JobStateConflict
 from . import attempts, chains, pausing, sweeping
 from .cron_sync import CronSchedule, sync_cron
 from .execution import Attempt, Execution, as_coroutine
-from .outages import REDIS_ERRORS, Outages, Upkeep, service_of
+from .outages import REDIS_ERRORS, Outages, Upkeep, service_of, settle
 from .outcomes import Outcomes
 from .queue import AtomicRedisQueue
 from .sweeping import HELD
@@ -196,7 +196,7 @@ class Worker(Outcomes, saq.Worker):
                 job = await asyncio.shield(take)
             except asyncio.CancelledError:
                 # Stopping while taking: a job the take already marked ACTIVE goes straight back.
-                job = await self._settle(take)
+                job = await settle(take)
                 if job is not None:
                     await self.requeue(job)
                 raise
@@ -228,13 +228,6 @@ class Worker(Outcomes, saq.Worker):
                 self.queue.name,
             )
         return None
-
-    @staticmethod
-    async def _settle(task: asyncio.Future) -> Job | None:
-        try:
-            return await task
-        except Exception:
-            return None
 
     # --- heartbeat, aborts, upkeep ----------------------------------------------------------------
 
