@@ -28,17 +28,18 @@ from .clock import redis_now_ms
 from .queue import HEAD, AtomicRedisQueue, _text
 
 
-async def take(queue: AtomicRedisQueue, worker_id: str, wait: float = 0.0) -> Job | None:
+async def take(queue: AtomicRedisQueue, worker_id: str, wait: float = 0.0, idle: bool = True) -> Job | None:
     """The next queued job, already marked ACTIVE for ``worker_id`` (attempts + 1), or None.
 
     Waits up to ``wait`` seconds for one when nothing is queued; when jobs wait for their limits
     (``engine/limits.py``), only until the first of them may start, and when a job is scheduled, only
-    until it is due.
+    until it is due. ``idle=False``: no wait when nothing is queued, limited or scheduled (a --burst
+    worker, which then ends).
     """
     reply = await queue._script(
         "take", [queue.queued_key, queue.active_key, queue.paused_key, queue.incomplete_key], [worker_id]
     )
-    if wait > 0 and (not reply or _waits(reply)):
+    if wait > 0 and ((not reply and idle) or _waits(reply)):
         if reply:
             wait = min(wait, int(reply[1]) / 1000)
         job_id = await queue.redis.blmove(queue.queued_key, queue.active_key, blocking_timeout(wait), "LEFT", "RIGHT")
@@ -50,7 +51,8 @@ async def take(queue: AtomicRedisQueue, worker_id: str, wait: float = 0.0) -> Jo
             [worker_id],
         )
     if reply == b"paused":
-        await asyncio.sleep(wait)  # paused: take nothing, and do not spin
+        if idle:
+            await asyncio.sleep(wait)  # paused: take nothing, and do not spin
         return None
     return await _taken(queue, reply, worker_id)
 

@@ -35,6 +35,8 @@ class Upkeep:
     run: Callable[[], Awaitable[Any]]
     interval: float | Callable[[], float]
     uses: tuple[str, ...] = ()
+    # A run may queue jobs (the outbox's drain): a --burst worker runs it once more before it ends.
+    feeds: bool = False
     # Set when ``interval`` may have become shorter than the wait under way (a job with a short
     # heartbeat started): the wait then ends at the new interval, counted from now.
     wake: asyncio.Event | None = field(default=None, compare=False)

@@ -30,7 +30,8 @@ import saq
 from saq.job import Job
 
 from ..exceptions import JobStateConflict
-from . import attempts, chains, pausing, sweeping
+from . import attempts, chains, pausing
+from .burst import BurstGroup
 from .cron_sync import CronSchedule, sync_cron
 from .execution import Attempt, Execution, as_coroutine
 from .outages import REDIS_ERRORS, Outages, Upkeep, service_of, settle
@@ -40,8 +41,6 @@ from .sweeping import HELD
 
 logger = logging.getLogger("tasks_app.worker")
 
-# How far ahead a --burst worker looks for scheduled jobs (retries with backoff) before exiting.
-BURST_LOOKAHEAD_S = 5.0
 # The task name an evicted job is counted under (its record, and so its task, is gone).
 EVICTED = "(evicted)"
 
@@ -106,6 +105,10 @@ class Worker(Outcomes, saq.Worker):
         # was asked for (``time.monotonic()``): see ``_lost_meanwhile``.
         self.taken: list[tuple[Job, float]] = []
         self.paused_said = False  # a --burst worker says once that its queue is paused
+        # --burst: when this process's burst workers are done (shared by them: ``burst.py``), and the look
+        # before ending, shared by this worker's slots.
+        self.burst_group = BurstGroup([queue]) if self.burst else None
+        self.last_look: asyncio.Task | None = None
         # A Sentinel client's pool logs its own outage lines (naming the primaries): one pair per outage.
         reported = getattr(self.queue.redis.connection_pool, "reports_outages", False)
         self.outages = Outages(quiet=frozenset({"Redis"}) if reported else frozenset())
@@ -131,7 +134,17 @@ class Worker(Outcomes, saq.Worker):
             return False
         while taken is not None:
             await self._process_one(*taken)
-            taken = self.taken.pop() if self.taken and not self.event.is_set() else None
+            if self.taken and not self.event.is_set():
+                taken = self.taken.pop()
+            elif self.burst and self.max_burst_jobs is None and not self.event.is_set():
+                # A --burst slot goes on until it finds nothing left itself: SAQ ends a slot whose run
+                # returns once another slot has found nothing, and the work this job queued (a retry,
+                # a job it enqueued) would be left behind.
+                taken = await self._take()
+                if taken is None:
+                    return False
+            else:
+                taken = None
         return True
 
     async def _process_one(self, job: Job, asked: float | None = None) -> None:
@@ -149,6 +162,8 @@ class Worker(Outcomes, saq.Worker):
             await self.execution.run(attempt, ctx)
         finally:
             self.attempts.discard(attempt)
+            if self.burst_group is not None:
+                self.burst_group.attempt_ended.set()
 
     async def _lost_meanwhile(self, job: Job, elapsed: float) -> bool:
         """Whether ``job``, asked for ``elapsed`` s ago and not started, is no longer this worker's.
@@ -188,10 +203,12 @@ class Worker(Outcomes, saq.Worker):
     async def _take(self) -> tuple[Job, float] | None:
         if self.taken:
             return self.taken.pop()
-        swept = False
+        looked = False
         while True:  # a loop: a burst worker waiting for a retry about to be due takes again
             asked = time.monotonic()
-            take = asyncio.ensure_future(attempts.take(self.queue, self.id, wait=self.dequeue_timeout))
+            take = asyncio.ensure_future(
+                attempts.take(self.queue, self.id, wait=self.dequeue_timeout, idle=not self.burst)
+            )
             try:
                 job = await asyncio.shield(take)
             except asyncio.CancelledError:
@@ -211,15 +228,15 @@ class Worker(Outcomes, saq.Worker):
                 return job, asked
             if not self.burst:
                 return None
-            if await sweeping.due_within(self.queue, BURST_LOOKAHEAD_S):
-                await asyncio.sleep(0.2)  # a retry with backoff is about to be due: wait for it
-            elif swept:
+            if await self.burst_group.work_ahead():
+                # Jobs run (what they end may queue more), wait for their limits, or a retry is about to
+                # be due: look again.
+                await self.burst_group.until_an_attempt_ends()
+            elif looked:
                 break
             else:
-                # Nothing runnable: before ending, a sweep (unlocked) counts the entries whose record
-                # is gone and re-queues a dead worker's jobs, which are then taken.
-                swept = True
-                await self._sweep(lock=0)
+                looked = True
+                await self._last_look()
         if not self.paused_said and await pausing.paused(self.queue):
             self.paused_said = True
             logger.warning(
@@ -228,6 +245,26 @@ class Worker(Outcomes, saq.Worker):
                 self.queue.name,
             )
         return None
+
+    async def _last_look(self) -> None:
+        """Before a --burst worker ends: a sweep (unlocked), which counts the entries whose record is gone
+        and re-queues a dead worker's jobs, and one run of each chore that may queue jobs (the outbox's
+        drain), whose jobs are then taken. One look for the slots that find nothing at once."""
+        if self.last_look is None or self.last_look.done():
+            self.last_look = asyncio.ensure_future(self._look())
+        await self.last_look
+
+    async def _look(self) -> None:
+        await self._sweep(lock=0)
+        for chore in self.chores:
+            if chore.feeds:
+                try:
+                    await chore.run()
+                except Exception as exc:
+                    service = service_of(exc)
+                    if service is None:
+                        raise
+                    self.outages.failed(service, exc)  # logged; what it holds waits for the next worker
 
     # --- heartbeat, aborts, upkeep ----------------------------------------------------------------
 

@@ -29,6 +29,7 @@ from django.utils.module_loading import import_string
 from saq.job import Job
 
 from .. import conf, redis_facts
+from ..engine.burst import BurstGroup
 from ..engine.worker import CronSchedule, Upkeep, Worker
 from ..enqueueing import outbox
 from ..enqueueing.building import build_job
@@ -88,7 +89,7 @@ def build_worker(options: WorkerOptions, drain_outbox: bool) -> Worker:
     if drain_outbox:
         grace = 0 if options.burst else outbox.DRAIN_GRACE_S
         drain = functools.partial(outbox.drain, grace=grace)
-        upkeep.append(Upkeep("outbox", drain, outbox_interval, uses=("the database",)))
+        upkeep.append(Upkeep("outbox", drain, outbox_interval, uses=("the database",), feeds=True))
     return Worker(
         queue,
         # Every task runs on every queue: a task's queue is only where it goes by default.
@@ -105,7 +106,7 @@ def build_worker(options: WorkerOptions, drain_outbox: bool) -> Worker:
         concurrency=options.concurrency,
         timers=timers,
         # A bounded wait for work lets an idle slot notice a stop within a second.
-        dequeue_timeout=0.5 if options.burst else 1.0,
+        dequeue_timeout=1.0,
         burst=options.burst,
         max_burst_jobs=options.max_burst_jobs,
         shutdown_grace_period_s=conf.shutdown_grace_period(),
@@ -208,6 +209,10 @@ async def run_workers(
     before starting if Redis or the database cannot be reached."""
     # Any worker drains the outbox, whatever its queues: the first one of each process does.
     workers = [build_worker(option, drain_outbox=index == 0) for index, option in enumerate(options)]
+    if any(worker.burst for worker in workers):  # they end together: engine/burst.py
+        group = BurstGroup([worker.queue for worker in workers])
+        for worker in workers:
+            worker.burst_group = group
     remove_handlers = lambda: None  # noqa: E731
     web_runner = None
     try:
