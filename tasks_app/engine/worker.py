@@ -31,7 +31,7 @@ from saq.job import Job
 
 from ..exceptions import JobStateConflict
 from . import attempts, chains, pausing
-from .burst import BurstGroup
+from .burst import BurstGroup, Bursting
 from .cron_sync import CronSchedule, sync_cron
 from .execution import Attempt, Execution, as_coroutine
 from .outages import REDIS_ERRORS, Outages, Upkeep, service_of, settle
@@ -51,7 +51,7 @@ def touch_every(job: Job) -> float:
     return job.heartbeat / 4
 
 
-class Worker(Outcomes, saq.Worker):
+class Worker(Outcomes, Bursting, saq.Worker):
     """A SAQ worker for an ``AtomicRedisQueue``.
 
     ``functions`` are ``(name, async function)`` pairs; hooks may be sync, and then run on
@@ -105,10 +105,8 @@ class Worker(Outcomes, saq.Worker):
         # was asked for (``time.monotonic()``): see ``_lost_meanwhile``.
         self.taken: list[tuple[Job, float]] = []
         self.paused_said = False  # a --burst worker says once that its queue is paused
-        # --burst: when this process's burst workers are done (shared by them: ``burst.py``), and the look
-        # before ending, shared by this worker's slots.
-        self.burst_group = BurstGroup([queue]) if self.burst else None
-        self.last_look: asyncio.Task | None = None
+        # --burst: when this process's burst workers are done (shared by them: ``burst.py``).
+        self.burst_group = BurstGroup([self]) if self.burst else None
         # A Sentinel client's pool logs its own outage lines (naming the primaries): one pair per outage.
         reported = getattr(self.queue.redis.connection_pool, "reports_outages", False)
         self.outages = Outages(quiet=frozenset({"Redis"}) if reported else frozenset())
@@ -228,15 +226,22 @@ class Worker(Outcomes, saq.Worker):
                 return job, asked
             if not self.burst:
                 return None
-            if await self.burst_group.work_ahead():
-                # Jobs run (what they end may queue more), wait for their limits, or a retry is about to
-                # be due: look again.
-                await self.burst_group.until_an_attempt_ends()
-            elif looked:
-                break
-            else:
+            try:
+                if await self.burst_group.work_ahead():
+                    # Jobs run (what they end may queue more), wait for their limits, or a retry is about
+                    # to be due: look again.
+                    await self.burst_group.until_an_attempt_ends()
+                    continue
+                if looked:
+                    break
                 looked = True
-                await self._last_look()
+                await self.burst_group.last_look()
+            except Exception as exc:  # as a take's: an outage ends this slot's run, logged once
+                service = service_of(exc)
+                if service is None:
+                    raise
+                await asyncio.sleep(self.outages.failed(service, exc))
+                return None
         if not self.paused_said and await pausing.paused(self.queue):
             self.paused_said = True
             logger.warning(
@@ -245,26 +250,6 @@ class Worker(Outcomes, saq.Worker):
                 self.queue.name,
             )
         return None
-
-    async def _last_look(self) -> None:
-        """Before a --burst worker ends: a sweep (unlocked), which counts the entries whose record is gone
-        and re-queues a dead worker's jobs, and one run of each chore that may queue jobs (the outbox's
-        drain), whose jobs are then taken. One look for the slots that find nothing at once."""
-        if self.last_look is None or self.last_look.done():
-            self.last_look = asyncio.ensure_future(self._look())
-        await self.last_look
-
-    async def _look(self) -> None:
-        await self._sweep(lock=0)
-        for chore in self.chores:
-            if chore.feeds:
-                try:
-                    await chore.run()
-                except Exception as exc:
-                    service = service_of(exc)
-                    if service is None:
-                        raise
-                    self.outages.failed(service, exc)  # logged; what it holds waits for the next worker
 
     # --- heartbeat, aborts, upkeep ----------------------------------------------------------------
 

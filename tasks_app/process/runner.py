@@ -210,7 +210,7 @@ async def run_workers(
     # Any worker drains the outbox, whatever its queues: the first one of each process does.
     workers = [build_worker(option, drain_outbox=index == 0) for index, option in enumerate(options)]
     if any(worker.burst for worker in workers):  # they end together: engine/burst.py
-        group = BurstGroup([worker.queue for worker in workers])
+        group = BurstGroup(workers)
         for worker in workers:
             worker.burst_group = group
     remove_handlers = lambda: None  # noqa: E731

@@ -2,16 +2,24 @@
 what the outbox held and what its own jobs queued meanwhile. On a redis-server of the test's own, so that
 ``MONITOR`` sees this worker's commands and no one else's."""
 
+import asyncio
+import logging
 import subprocess
+import threading
+import time
 
 import pytest
 import redis
+from asgiref.sync import sync_to_async
 from django.db import transaction
 from saq.job import Status
 
 from tasks_app import enqueue, enqueue_on_commit
+from tasks_app.enqueueing import outbox
+from tasks_app.enqueueing.building import build_job
 from tasks_app.models import OutboxEntry
-from tests.queue_state import stored
+from tasks_app.process.runner import WorkerOptions, run_workers
+from tests.queue_state import count, stored
 from tests.redis_server import RedisServer
 from tests.sampleapp.models import Note
 
@@ -86,3 +94,99 @@ def test_a_burst_worker_takes_what_its_running_jobs_queue_after_the_other_slots_
     run_burst("--concurrency", "4")
     done = stored(flaky.key)
     assert (done.status, done.attempts, done.result) == (Status.COMPLETE, 2, {"attempt": 2}), done
+
+
+# --- the burst workers of one process (one per queue) end together -----------------------------------
+
+
+def run_group(queues: list[str], concurrency: int = 2, max_jobs: int | None = None, during=None) -> dict:
+    """``run_workers`` with a burst worker per queue, as ``runworker --burst`` runs them; fails the test if
+    they have not all ended within 10 s (they are stopped then, as SIGTERM does). Returns what ``during(box)``,
+    run alongside, put in the box; ``box["workers"]`` are the workers."""
+    box: dict = {}
+    options = [
+        WorkerOptions(queue=name, concurrency=concurrency, burst=True, max_burst_jobs=max_jobs) for name in queues
+    ]
+
+    async def main() -> bool:
+        task = asyncio.create_task(run_workers(options, on_ready=lambda workers: box.update(workers=workers)))
+        if during is not None:
+            await during(box)
+        done, _ = await asyncio.wait({task}, timeout=10)
+        if done:
+            task.result()
+            return True
+        box["running"] = [worker.queue.name for worker in box["workers"] if not worker.event.is_set()]
+        for worker in box["workers"]:
+            worker.event.set()
+        await asyncio.wait_for(task, 30)
+        return False
+
+    assert asyncio.run(main()), f"the burst did not end: {box['running']} still running"
+    return box
+
+
+@pytest.fixture
+def two_queues(own_redis, settings):
+    settings.SAQ = {**settings.SAQ, "QUEUES": {"default": {"URL": own_redis.url}, "other": {"URL": own_redis.url}}}
+    return own_redis
+
+
+def test_a_worker_that_reached_max_jobs_does_not_hold_the_others_back(two_queues):
+    for _ in range(3):
+        enqueue("noop")
+    run_group(["default", "other"], concurrency=1, max_jobs=1)
+    assert count("queued") == 2  # --max-jobs 1: one ran, two are left for the next worker
+
+
+def test_an_outbox_row_for_another_queue_written_while_jobs_run_is_run_before_the_burst_ends(two_queues, settings):
+    # The periodic drain is a minute away: only the last look, once the running job has ended, delivers the
+    # row (as a web process whose own delivery failed leaves it), onto a queue whose worker has nothing yet.
+    settings.SAQ = {**settings.SAQ, "TIMERS": {**settings.SAQ["TIMERS"], "outbox": 60}}
+    enqueue("sleep_then_note", seconds=0.6, text="running")  # notes "running started", then "... finished"
+
+    async def during(box) -> None:
+        await asyncio.sleep(0.2)
+        await sync_to_async(outbox.record)(build_job("add_note", {"text": "late row"}, queue="other"))
+
+    run_group(["default", "other"], during=during)
+    assert Note.objects.filter(text="late row").exists() and not OutboxEntry.objects.exists()
+
+
+def test_a_sibling_queues_redis_lost_mid_burst_ends_the_burst_with_one_line(own_redis, settings, tmp_path, caplog):
+    (tmp_path / "other").mkdir()
+    other = RedisServer(tmp_path / "other", persistent=False).start()
+    settings.SAQ = {**settings.SAQ, "QUEUES": {"default": {"URL": own_redis.url}, "other": {"URL": other.url}}}
+    job = enqueue("sleep_then_note", seconds=1.0, text="runs while the other Redis goes")
+
+    async def during(box) -> None:
+        await asyncio.sleep(0.5)
+        await asyncio.to_thread(other.stop)
+
+    run_group(["default", "other"], during=during)
+    assert stored(job.key).status == Status.COMPLETE
+    assert any(record.getMessage().startswith("Lost Redis") for record in caplog.records)
+    assert not [record for record in caplog.records if record.exc_info]  # said in a line, no traceback
+
+
+def test_a_stop_while_the_slots_look_is_clean(two_queues, settings, caplog, monkeypatch):
+    settings.SAQ = {**settings.SAQ, "TIMERS": {**settings.SAQ["TIMERS"], "outbox": 60}}
+    looking = threading.Event()
+    real = outbox._drain
+
+    def slow_drain(*args):  # the last look's drain (the second) takes a while
+        if looking.is_set():
+            time.sleep(1)
+        looking.set()
+        return real(*args)
+
+    async def during(box) -> None:
+        await asyncio.to_thread(looking.wait, 10)
+        await asyncio.sleep(0.2)
+        for worker in box["workers"]:
+            worker.event.set()  # what SIGTERM does
+
+    monkeypatch.setattr(outbox, "_drain", slow_drain)
+    run_group(["default", "other"], concurrency=3, during=during)
+    # SAQ read each cancelled slot's result: one ERROR traceback per idle slot, on a clean stop.
+    assert [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR] == []
