@@ -17,13 +17,10 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import sweeping
 from .outages import service_of
-
-if TYPE_CHECKING:
-    from .worker import Worker
 
 logger = logging.getLogger("tasks_app.worker")
 
@@ -35,9 +32,10 @@ POLL_S = 0.5
 
 
 class BurstGroup:
-    """One process's burst workers, and an event set as any of their attempts ends."""
+    """One process's burst workers (``Worker``s, which are ``Bursting``), and an event set as any of their
+    attempts ends."""
 
-    def __init__(self, workers: Sequence[Worker]) -> None:
+    def __init__(self, workers: Sequence[Bursting]) -> None:
         self.workers = list(workers)
         self.attempt_ended = asyncio.Event()
         self._shared: dict[str, asyncio.Future] = {}
@@ -68,7 +66,7 @@ class BurstGroup:
         for worker in self._running():
             await worker.look()
 
-    def _running(self) -> list[Worker]:
+    def _running(self) -> list[Bursting]:
         return [worker for worker in self.workers if not worker.event.is_set()]
 
     async def _once(self, name: str, call: Callable[[], Awaitable[Any]]) -> Any:
