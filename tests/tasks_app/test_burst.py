@@ -159,8 +159,13 @@ def test_a_sibling_queues_redis_lost_mid_burst_ends_the_burst_with_one_line(own_
     settings.SAQ = {**settings.SAQ, "QUEUES": {"default": {"URL": own_redis.url}, "other": {"URL": other.url}}}
     job = enqueue("sleep_then_note", seconds=1.0, text="runs while the other Redis goes")
 
-    async def during(box) -> None:
-        await asyncio.sleep(0.5)
+    started = Note.objects.filter(text="runs while the other Redis goes started").exists
+
+    async def during(box) -> None:  # once the job runs (and so every check has passed)
+        for _ in range(1000):
+            if await sync_to_async(started)():
+                break
+            await asyncio.sleep(0.01)
         await asyncio.to_thread(other.stop)
 
     run_group(["default", "other"], during=during)
@@ -171,22 +176,25 @@ def test_a_sibling_queues_redis_lost_mid_burst_ends_the_burst_with_one_line(own_
 
 def test_a_stop_while_the_slots_look_is_clean(two_queues, settings, caplog, monkeypatch):
     settings.SAQ = {**settings.SAQ, "TIMERS": {**settings.SAQ["TIMERS"], "outbox": 60}}
-    looking = threading.Event()
+    drains: list[float] = []
+    second = threading.Event()
     real = outbox._drain
 
-    def slow_drain(*args):  # the last look's drain (the second) takes a while
-        if looking.is_set():
+    def slow_drain(*args):  # the periodic drain's first run and the last look's: the second takes a while
+        drains.append(time.monotonic())
+        if len(drains) > 1:
+            second.set()
             time.sleep(1)
-        looking.set()
         return real(*args)
 
     async def during(box) -> None:
-        await asyncio.to_thread(looking.wait, 10)
-        await asyncio.sleep(0.2)
+        await asyncio.to_thread(second.wait, 10)
+        await asyncio.sleep(0.1)
         for worker in box["workers"]:
-            worker.event.set()  # what SIGTERM does
+            worker.event.set()  # what SIGTERM does, while slots wait for the look
 
     monkeypatch.setattr(outbox, "_drain", slow_drain)
     run_group(["default", "other"], concurrency=3, during=during)
+    assert second.is_set()
     # SAQ read each cancelled slot's result: one ERROR traceback per idle slot, on a clean stop.
     assert [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR] == []
