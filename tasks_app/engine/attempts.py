@@ -33,14 +33,16 @@ async def take(queue: AtomicRedisQueue, worker_id: str, wait: float = 0.0, idle:
 
     Waits up to ``wait`` seconds for one when nothing is queued; when jobs wait for their limits
     (``engine/limits.py``), only until the first of them may start, and when a job is scheduled, only
-    until it is due. ``idle=False``: no wait when nothing is queued, limited or scheduled (a --burst
-    worker, which then ends).
+    until it is due. ``idle=False`` (a --burst worker, which then ends or looks again): no wait when
+    nothing is queued, nor for a job that may not start within ``wait``.
     """
     reply = await queue._script(
         "take", [queue.queued_key, queue.active_key, queue.paused_key, queue.incomplete_key], [worker_id]
     )
     if wait > 0 and ((not reply and idle) or _waits(reply)):
         if reply:
+            if not idle and int(reply[1]) / 1000 > wait:
+                return None
             wait = min(wait, int(reply[1]) / 1000)
         job_id = await queue.redis.blmove(queue.queued_key, queue.active_key, blocking_timeout(wait), "LEFT", "RIGHT")
         if job_id is None:

@@ -57,9 +57,12 @@ class BurstGroup:
                 await self.attempt_ended.wait()
 
     async def _work_ahead(self) -> bool:
-        for worker in self._running():
-            if await sweeping.due_within(worker.queue, LOOKAHEAD_S):
-                return True
+        # The queues are asked one after the other: a job that ends on B between the questions to A and to B
+        # may have queued its successor on A. Nothing on any queue twice in a row rules that out.
+        for _ in range(2 if len(self.workers) > 1 else 1):
+            for worker in self._running():
+                if await sweeping.due_within(worker.queue, LOOKAHEAD_S):
+                    return True
         return False
 
     async def _last_look(self) -> None:
@@ -68,6 +71,13 @@ class BurstGroup:
 
     def _running(self) -> list[Bursting]:
         return [worker for worker in self.workers if not worker.event.is_set()]
+
+    async def close(self) -> None:
+        """Cancel the shared calls still under way (a stop during a last look): none outlives the workers."""
+        pending = [future for future in self._shared.values() if not future.done()]
+        for future in pending:
+            future.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
 
     async def _once(self, name: str, call: Callable[[], Awaitable[Any]]) -> Any:
         # One call in flight for every slot that asks meanwhile; shielded, so that a slot cancelled (a stop)
@@ -89,7 +99,8 @@ class Bursting:
         for chore in self.chores:
             if chore.feeds:
                 try:
-                    await chore.run()
+                    async with chore.running:
+                        await chore.run()
                 except Exception as exc:
                     service = service_of(exc)
                     if service is None:
@@ -102,6 +113,8 @@ class Bursting:
         if previous_task.cancelled():
             self.burst_condition_met = True
         elif (exc := previous_task.exception()) is not None:
-            logger.error("A --burst slot failed; the worker ends once its other slots have.", exc_info=exc)
+            if not getattr(exc, "burst_logged", False):  # a shared check's error reaches every slot: once
+                exc.burst_logged = True
+                logger.error("A --burst slot failed; the worker ends once its other slots have.", exc_info=exc)
             self.burst_condition_met = True
         return super()._check_burst(previous_task)

@@ -35,8 +35,10 @@ class Upkeep:
     run: Callable[[], Awaitable[Any]]
     interval: float | Callable[[], float]
     uses: tuple[str, ...] = ()
-    # A run may queue jobs (the outbox's drain): a --burst worker runs it once more before it ends.
+    # A run may queue jobs (the outbox's drain): a --burst worker runs it once more before it ends, after
+    # the run under way (``running``): a drain skips the rows another holds, which may not be in Redis yet.
     feeds: bool = False
+    running: asyncio.Lock = field(default_factory=asyncio.Lock, compare=False)
     # Set when ``interval`` may have become shorter than the wait under way (a job with a short
     # heartbeat started): the wait then ends at the new interval, counted from now.
     wake: asyncio.Event | None = field(default=None, compare=False)

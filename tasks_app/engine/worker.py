@@ -229,7 +229,8 @@ class Worker(Outcomes, Bursting, saq.Worker):
             try:
                 if await self.burst_group.work_ahead():
                     # Jobs run (what they end may queue more), wait for their limits, or a retry is about
-                    # to be due: look again.
+                    # to be due: look again, and once more before ending (what ends meanwhile may queue).
+                    looked = False
                     await self.burst_group.until_an_attempt_ends()
                     continue
                 if looked:
@@ -242,8 +243,8 @@ class Worker(Outcomes, Bursting, saq.Worker):
                     raise
                 await asyncio.sleep(self.outages.failed(service, exc))
                 return None
-        if not self.paused_said and await pausing.paused(self.queue):
-            self.paused_said = True
+        said, self.paused_said = self.paused_said, True  # once for the worker, not once per slot
+        if not said and await pausing.paused(self.queue):
             logger.warning(
                 "Queue %s is paused: this --burst worker ends without its waiting jobs (resumequeue %s).",
                 self.queue.name,
@@ -339,7 +340,8 @@ class Worker(Outcomes, Bursting, saq.Worker):
         while not self.event.is_set():
             wait = chore.seconds()
             try:
-                await chore.run()
+                async with chore.running:
+                    await chore.run()
             except Exception as exc:
                 service = service_of(exc)
                 if service is None:

@@ -209,10 +209,9 @@ async def run_workers(
     before starting if Redis or the database cannot be reached."""
     # Any worker drains the outbox, whatever its queues: the first one of each process does.
     workers = [build_worker(option, drain_outbox=index == 0) for index, option in enumerate(options)]
-    if any(worker.burst for worker in workers):  # they end together: engine/burst.py
-        group = BurstGroup(workers)
-        for worker in workers:
-            worker.burst_group = group
+    group = BurstGroup(workers) if any(worker.burst for worker in workers) else None
+    for worker in workers if group else ():  # they end together: engine/burst.py
+        worker.burst_group = group
     remove_handlers = lambda: None  # noqa: E731
     web_runner = None
     try:
@@ -234,6 +233,8 @@ async def run_workers(
         remove_handlers()
         if web_runner is not None:
             await web_runner.cleanup()
+        if group is not None:
+            await group.close()
         await disconnect_all()
         # The async ORM's connections live in its own thread: close them there.
         await sync_to_async(connections.close_all, thread_sensitive=True)()

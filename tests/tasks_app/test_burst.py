@@ -63,8 +63,10 @@ class Monitor:
 
 
 def test_a_burst_worker_that_finds_nothing_ends_without_waiting_for_work(own_redis, tmp_path):
+    later = enqueue("add_note", text="in an hour", delay=3600)  # beyond the 5 s lookahead: left, not waited for
     with Monitor(own_redis, tmp_path / "empty.log") as empty:
         run_burst("--concurrency", "4")
+    assert stored(later.key).status == Status.QUEUED
     job = enqueue("add_note", text="one job")
     with Monitor(own_redis, tmp_path / "one.log") as one:
         run_burst("--concurrency", "4")
@@ -198,3 +200,25 @@ def test_a_stop_while_the_slots_look_is_clean(two_queues, settings, caplog, monk
     assert second.is_set()
     # SAQ read each cancelled slot's result: one ERROR traceback per idle slot, on a clean stop.
     assert [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR] == []
+
+
+def test_a_slot_that_looked_early_looks_again_before_its_worker_ends(two_queues, settings):
+    # The running job waits in the outbox (Redis refused it at commit): "other"'s slot finds nothing, looks,
+    # and that look (or the periodic drain, which the look then waits for) delivers the job onto "default".
+    # While it runs, a row for "other" is written: "other" must look again once the job has ended.
+    queues = settings.SAQ["QUEUES"]
+    settings.SAQ = {**settings.SAQ, "QUEUES": {**queues, "default": {"URL": "redis://127.0.0.1:1/0"}}}
+    with transaction.atomic():
+        enqueue_on_commit("sleep_then_note", seconds=0.6, text="from the outbox")
+    settings.SAQ = {**settings.SAQ, "QUEUES": queues, "TIMERS": {**settings.SAQ["TIMERS"], "outbox": 60}}
+    started = Note.objects.filter(text="from the outbox started").exists
+
+    async def during(box) -> None:
+        for _ in range(1000):
+            if await sync_to_async(started)():
+                break
+            await asyncio.sleep(0.01)
+        await sync_to_async(outbox.record)(build_job("add_note", {"text": "row for other"}, queue="other"))
+
+    run_group(["default", "other"], concurrency=1, during=during)
+    assert Note.objects.filter(text="row for other").exists() and not OutboxEntry.objects.exists()
