@@ -37,7 +37,7 @@ class BurstGroup:
 
     def __init__(self, workers: Sequence[Bursting]) -> None:
         self.workers = list(workers)
-        self.attempt_ended = asyncio.Event()
+        self._next_end = asyncio.Event()  # set by the next attempt to end, then replaced
         self._shared: dict[str, asyncio.Future] = {}
 
     async def work_ahead(self) -> bool:
@@ -49,12 +49,21 @@ class BurstGroup:
         """Each running worker's ``look`` (its unlocked sweep, its chores that may queue jobs)."""
         await self._once("last look", self._last_look)
 
-    async def until_an_attempt_ends(self) -> None:
-        """Return when an attempt of these workers ends, or after ``POLL_S`` (for jobs run elsewhere)."""
-        self.attempt_ended.clear()
+    def next_end(self) -> asyncio.Event:
+        """The event the next attempt of these workers to end sets: taken before asking ``work_ahead``, so
+        that an attempt ending meanwhile is not missed."""
+        return self._next_end
+
+    def attempt_ended(self) -> None:
+        ended, self._next_end = self._next_end, asyncio.Event()
+        ended.set()
+
+    @staticmethod
+    async def until(ended: asyncio.Event) -> None:
+        """Return once ``ended`` (``next_end``) is set, or after ``POLL_S`` (for jobs run elsewhere)."""
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(POLL_S):
-                await self.attempt_ended.wait()
+                await ended.wait()
 
     async def _work_ahead(self) -> bool:
         # The queues are asked one after the other: a job that ends on B between the questions to A and to B

@@ -161,7 +161,7 @@ class Worker(Outcomes, Bursting, saq.Worker):
         finally:
             self.attempts.discard(attempt)
             if self.burst_group is not None:
-                self.burst_group.attempt_ended.set()
+                self.burst_group.attempt_ended()
 
     async def _lost_meanwhile(self, job: Job, elapsed: float) -> bool:
         """Whether ``job``, asked for ``elapsed`` s ago and not started, is no longer this worker's.
@@ -227,11 +227,12 @@ class Worker(Outcomes, Bursting, saq.Worker):
             if not self.burst:
                 return None
             try:
+                ended = self.burst_group.next_end()
                 if await self.burst_group.work_ahead():
                     # Jobs run (what they end may queue more), wait for their limits, or a retry is about
                     # to be due: look again, and once more before ending (what ends meanwhile may queue).
                     looked = False
-                    await self.burst_group.until_an_attempt_ends()
+                    await self.burst_group.until(ended)
                     continue
                 if looked:
                     break
