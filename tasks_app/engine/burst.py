@@ -108,8 +108,7 @@ class Bursting:
         for chore in self.chores:
             if chore.feeds:
                 try:
-                    async with chore.running:
-                        await chore.run()
+                    await chore.run_alone()
                 except Exception as exc:
                     service = service_of(exc)
                     if service is None:

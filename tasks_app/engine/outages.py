@@ -46,6 +46,11 @@ class Upkeep:
     def seconds(self) -> float:
         return self.interval() if callable(self.interval) else self.interval
 
+    async def run_alone(self) -> Any:
+        """``run``, once the run under way (the periodic one, or a --burst worker's last look) has ended."""
+        async with self.running:
+            return await self.run()
+
     async def rest(self, seconds: float) -> None:
         """Wait ``seconds`` (or less: see ``wake``) before the next run."""
         if self.wake is None:

@@ -341,8 +341,7 @@ class Worker(Outcomes, Bursting, saq.Worker):
         while not self.event.is_set():
             wait = chore.seconds()
             try:
-                async with chore.running:
-                    await chore.run()
+                await chore.run_alone()
             except Exception as exc:
                 service = service_of(exc)
                 if service is None:
