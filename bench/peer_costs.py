@@ -16,8 +16,9 @@ profiles behind ``bench/peers.py``'s enqueue and ``io10`` figures.
    machine (the 500 jobs/s of 10 x 50 is the ceiling of exact sleeps).
 4. **The finish-and-take script alone** (a worker's one round trip per job): redis-server's time per call
    (``INFO commandstats``), one call at a time through the engine (``attempts.take``, then
-   ``end_attempt(take_next=True)`` for each job it hands back), and what its pieces cost, each measured by
-   running it ten times more per call (five for the helper definitions) and dividing the difference.
+   ``end_attempt(take_next=True)`` for each job it hands back), as it is (its first branch takes these
+   calls) and its general path alone, and what the general path's pieces cost, each measured by running it
+   ten times more per call (five for the helper definitions) and dividing the difference.
 """
 
 from __future__ import annotations
@@ -151,18 +152,20 @@ async def finish_and_take_alone(client, url: str, rounds: int, jobs: int = 2_000
     from tasks_app.engine.queue import AtomicRedisQueue
 
     source = scripts.FINISH_AND_TAKE
-    call = "local now = clock()\n"  # where the script's own work starts, after its helpers are defined
-    if source.count(call) != 1:
+    general = source.replace(scripts._FIRST_BRANCH, "", 1)  # as it was before its first branch
+    call = "local now = FAST_NOW or clock()\n"  # where the general path's work starts, its helpers defined
+    if general == source or general.count(call) != 1:
         sys.exit("section 4 no longer finds where FINISH_AND_TAKE's work starts: update finish_and_take_alone")
-    helpers, work = source.split(call)
+    helpers, work = general.split(call)
     pieces = {  # name: (Lua run that many more times per call, times)
         "a header read (read)": ("for _ = 1, 10 do read(ARGV[1]) end\n", 10),
         "a header stamp (stamp)": ("for _ = 1, 10 do stamp(ARGV[1], {completed = now}) end\n", 10),
         "Redis's clock (clock)": ("for _ = 1, 10 do clock() end\n", 10),
         "a redis.call (EXISTS)": ("for _ = 1, 10 do redis.call('EXISTS', KEYS[6]) end\n", 10),
     }
-    variants = {"as it is": source, **{name: helpers + call + lua + work for name, (lua, _) in pieces.items()}}
-    variants["the helper definitions"] = f"do\n{helpers}\nend\n" * 5 + source
+    variants = {"as it is": source, "its general path alone": general}
+    variants.update({name: helpers + call + lua + work for name, (lua, _) in pieces.items()})
+    variants["the helper definitions"] = f"do\n{helpers}\nend\n" * 5 + general
     times: dict[str, list[float]] = {}
     try:
         for _ in range(rounds):
@@ -181,9 +184,10 @@ async def finish_and_take_alone(client, url: str, rounds: int, jobs: int = 2_000
     finally:
         scripts.FINISH_AND_TAKE = source
     client.flushdb()
-    base = statistics.median(times.pop("as it is"))
+    whole, base = statistics.median(times.pop("as it is")), statistics.median(times.pop("its general path alone"))
     print(f"\n4. The finish-and-take script alone, {jobs:,} calls one at a time, median of {rounds} rounds (us)")
-    print(f"  redis-server's time per call    {base:6.1f}")
+    print(f"  redis-server's time per call    {whole:6.1f}")
+    print(f"  its general path alone          {base:6.1f}  (what each piece below costs it)")
     for name, values in times.items():
         repeats = pieces[name][1] if name in pieces else 5
         print(f"  {name:32}{(statistics.median(values) - base) / repeats:6.1f}")
