@@ -69,12 +69,13 @@ end
 -- ``incomplete``: with nothing queued, the scheduled jobs due now are listed first (as the scheduler
 -- does, at most 100; not again on the second pass, ``listed``), so that a job is taken as soon as it is
 -- due; if none of them could start (a record evicted, a job parked), the wait still ends when the next
--- scheduled job is due.
-local function take_next(queued, active, paused, worker, now, incomplete, listed)
+-- scheduled job is due. ``moved``: the id the caller has moved from the queued list to the active one
+-- (FINISH_AND_TAKE's first branch, having found the paused, limited and levels keys absent): the first pick.
+local function take_next(queued, active, paused, worker, now, incomplete, listed, moved)
     local levels = queued .. ':levels'
     -- One EXISTS for the three: the hot path of a queue not paused, using neither, costs one call more than FIFO.
     local limited, either = false, false
-    if redis.call('EXISTS', paused, queued .. ':limited', levels) > 0 then
+    if not moved and redis.call('EXISTS', paused, queued .. ':limited', levels) > 0 then
         if redis.call('EXISTS', paused) == 1 then return 'paused' end
         limited = redis.call('EXISTS', queued .. ':limited') == 1
         either = limited or redis.call('EXISTS', levels) == 1
@@ -86,7 +87,8 @@ local function take_next(queued, active, paused, worker, now, incomplete, listed
     for _ = 1, 20 do
         local from, level = queued, 0
         if either and redis.call('EXISTS', levels) == 1 then from, level = pick_list(queued, levels) end
-        local id = redis.call('LMOVE', from, active, 'LEFT', 'RIGHT')
+        local id = moved or redis.call('LMOVE', from, active, 'LEFT', 'RIGHT')
+        moved = nil
         local woke = false
         while either and id == wake_of(queued) do
             -- A wake-up entry: this take is awake already. Dropped, without using up a pick.
@@ -192,12 +194,15 @@ FINISH = PRELUDE + _FINISH + "return finish((clock()))\n"
 # the queue is not paused, and uses neither priorities nor limits. Then it writes what ``finish`` writes,
 # and when the job it moves off the queued list is a plain QUEUED one, marks it ACTIVE as ``activate``
 # does. Otherwise nothing is written and the general path runs; once the finish is written (FAST_FINISH,
-# its time FAST_NOW), a job moved but not started here (FAST_ID) goes to ``activate``, and an empty list
-# to ``take_next``. The patterns read the header as ``read`` does (the worker's id within 200 bytes of
-# the times). tests/tasks_app/engine/test_finish_and_take_script.py holds it to the general path.
+# its time FAST_NOW), ``take_next`` goes on from the job moved but not started here (FAST_ID, its first
+# pick), or from an empty list. The patterns read the header as ``read`` does (the worker's id within 200
+# bytes of the times). Its reads of the successor, paused, limited and levels keys come before the finish's
+# writes, where the general path's come after: a Redis that refuses them (an ACL) refuses the whole call
+# before anything is written. tests/tasks_app/engine/test_finish_and_take_script.py holds it to the general
+# path.
 _FIRST_BRANCH = r"""
 local OWN = '^{"status": "active", "attempts": (%d+), "started": (%d+), "touched": %d+, "completed": %d+, '
-local MINE = '^{"status": "%l+", "attempts": %d+, "started": %d+, "touched": %d+, "completed": ()%d+(), '
+local MINE = '^{"status": "%l+", "attempts": (%d+), "started": %d+, "touched": %d+, "completed": ()%d+(), '
 local NEXT = '^{"status": "queued", "attempts": (%d+), "started": %d+, "touched": %d+, "completed": %d+, '
 -- Where the caller's data starts after a header's worker (``e``: where its times end), or nil.
 local function after_worker(payload, e)
@@ -217,9 +222,10 @@ if ARGV[8] and (ARGV[7] or '') == '' and string.find(ARGV[5], '^[%w%._:%-]+$')
             and string.sub(cur, e + 1, e + #ARGV[5] + 17) == '"worker_id": "' .. ARGV[5] .. '", '
     end
     if ok then
-        local e
-        _, e, c1, c2 = string.find(ARGV[1], MINE)
-        ok = e and after_worker(ARGV[1], e)
+        local e, attempts
+        _, e, attempts, c1, c2 = string.find(ARGV[1], MINE)
+        -- ``rewrite`` writes the attempts it read as a whole number: the same text, as serialize writes it
+        ok = e and after_worker(ARGV[1], e) and string.format('%d', tonumber(attempts)) == attempts
     end
     if ok and redis.call('EXISTS', KEYS[5], KEYS[6], KEYS[4] .. ':limited', KEYS[4] .. ':levels') == 0 then
         local t = redis.call('TIME')
@@ -266,12 +272,7 @@ FINISH_AND_TAKE = (
     + _FINISH
     + r"""
 local now = FAST_NOW or clock()
-local ended = FAST_FINISH or finish(now)
-if FAST_ID then
-    local taken = activate(FAST_ID, KEYS[2], ARGV[5], now, KEYS[4], false)
-    if taken then return {ended, taken} end
-end
-return {ended, take_next(KEYS[4], KEYS[2], KEYS[6], ARGV[5], now, KEYS[3])}
+return {FAST_FINISH or finish(now), take_next(KEYS[4], KEYS[2], KEYS[6], ARGV[5], now, KEYS[3], false, FAST_ID)}
 """
 )
 

@@ -48,10 +48,13 @@ def setup(redis_db, case: str) -> list:
         redis_db.set(KEYS[0], redis_db.get(KEYS[0]).replace(b'"active"', b'"aborting"', 1))
     redis_db.rpush(KEYS[1], KEYS[0])
     redis_db.zadd(KEYS[2], {KEYS[0]: 0})
+    dead = [(f"x{i}", None) for i in range(20)]
     nexts = {
         "nothing queued": [],
         "a job with limits next": [("b", record("b", Status.QUEUED, meta={"limits": "k,1,60000;"}))],
         "an entry with no record next": [("b", None), ("c", record("c", Status.QUEUED))],
+        # The branch's pick is the first of the general path's 20: c is not reached by this call.
+        "twenty entries with no record next": [*dead, ("c", record("c", Status.QUEUED))],
         "an aborted job next": [("b", record("b", Status.ABORTED)), ("c", record("c", Status.QUEUED))],
         "a job run before next": [("b", record("b", Status.QUEUED, attempts=2, worker_id="old:w"))],
         "a job without the header next": [("b", '{"status": "queued", "attempts": 0, "function": "f"}')],
@@ -73,6 +76,8 @@ def setup(redis_db, case: str) -> list:
         redis_db.zadd(f"{P}queued:levels", {"5": 5})
         redis_db.rpush(f"{P}queued:p5", jid("p"))
     ended = running().replace('"active"', '"complete"', 1)
+    if case == "attempts written with a leading zero":  # not by storage.serialize; rewrite writes 1
+        ended = ended.replace('"attempts": 1, ', '"attempts": 01, ', 1)
     if case == "a job with limits ending":
         ended = ended.replace('"scheduled": 0, ', '"scheduled": 0, "meta": {"limits": "k,1,60000;"}, ', 1)
     ttl = {"kept for good": 0, "not kept": -1}.get(case, 600)
@@ -129,10 +134,10 @@ def _now(reply: list) -> bytes:
 
 COMMON = ["a plain job next", "a job run before next", "kept for good", "not kept"]
 FINISH_ONLY = ["nothing queued", "a job with limits next", "an entry with no record next", "an aborted job next",
-               "a job without the header next"]  # fmt: skip
+               "a job without the header next", "twenty entries with no record next"]  # fmt: skip
 NEITHER = ["aborting", "another worker's", "another attempt's", "another start", "a chain step",
            "work waits for its key", "paused", "limits in use", "priorities in use",
-           "a job with limits ending"]  # fmt: skip
+           "a job with limits ending", "attempts written with a leading zero"]  # fmt: skip
 
 
 @pytest.mark.parametrize("case", COMMON + FINISH_ONLY + NEITHER)
