@@ -1,11 +1,12 @@
 """What any asyncio worker can reach on ``bench/peers.py``'s ``io10`` workload, with no queue at all.
 
-    uv run python bench/io_floor.py [--seconds 6] [--cpu-us 0,100,157,250]
+    uv run python bench/io_floor.py [--seconds 6] [--cpu-us 0,100,157,250] [--loop asyncio|uvloop]
 
 Ten coroutines on one event loop, each in a loop of ``asyncio.sleep(0.02)`` followed by a busy wait of
 N microseconds (the CPU a worker spends per job on its loop: taking, recording, its outcome's write),
 and the same ten loops in threads with ``time.sleep`` (as huey's and dramatiq's workers run jobs), for
-comparison. It prints jobs/s: the ceiling is 500 (10 slots x 50 jobs/s).
+comparison. It prints jobs/s: the ceiling is 500 (10 slots x 50 jobs/s). ``--loop uvloop`` runs the
+coroutines on uvloop, as ``runworker`` does (its timers have millisecond resolution).
 
 Two runs per figure, in two shapes: each coroutine goes straight back to sleep after its CPU, or first
 yields once (``await asyncio.sleep(0)``, as a round trip to Redis does), which makes the ten wait for
@@ -20,6 +21,8 @@ import asyncio
 import threading
 import time
 from collections.abc import Callable
+
+import uvloop
 
 SLOTS = 10
 SLEEP_S = 0.02
@@ -77,7 +80,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=6.0, help="length of each run (default 6)")
     parser.add_argument("--cpu-us", default="0,100,157,250", help="CPU per job, microseconds, comma-separated")
+    parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio", help="event loop (default asyncio)")
     args = parser.parse_args()
+    run = asyncio.run if args.loop == "asyncio" else uvloop.run
     try:
         cpus = [float(value) for value in args.cpu_us.split(",")]
     except ValueError:
@@ -85,10 +90,11 @@ def main() -> None:
     if args.seconds <= 0 or any(cpu < 0 for cpu in cpus):
         parser.error("--seconds must be above 0 and every --cpu-us at least 0")
     print(f"{SLOTS} slots of {SLEEP_S * 1000:.0f} ms sleeps, {args.seconds:g} s per run, jobs/s (ceiling 500):")
-    print(f"  {'CPU per job':>12}  {'asyncio, straight back':>24}  {'asyncio, one yield':>20}  {'threads':>16}")
+    loop = args.loop
+    print(f"  {'CPU per job':>12}  {loop + ', straight back':>24}  {loop + ', one yield':>20}  {'threads':>16}")
     for cpu in cpus:
-        straight = _twice(lambda cpu=cpu: asyncio.run(_slots(args.seconds, cpu, yield_once=False)))
-        yielding = _twice(lambda cpu=cpu: asyncio.run(_slots(args.seconds, cpu, yield_once=True)))
+        straight = _twice(lambda cpu=cpu: run(_slots(args.seconds, cpu, yield_once=False)))
+        yielding = _twice(lambda cpu=cpu: run(_slots(args.seconds, cpu, yield_once=True)))
         threaded = _twice(lambda cpu=cpu: _threads(args.seconds, cpu))
         print(f"  {cpu:>9.0f} us  {straight:>24}  {yielding:>20}  {threaded:>16}", flush=True)
 
