@@ -22,8 +22,6 @@ import threading
 import time
 from collections.abc import Callable
 
-import uvloop
-
 SLOTS = 10
 SLEEP_S = 0.02
 
@@ -82,7 +80,12 @@ def main() -> None:
     parser.add_argument("--cpu-us", default="0,100,157,250", help="CPU per job, microseconds, comma-separated")
     parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio", help="event loop (default asyncio)")
     args = parser.parse_args()
-    run = asyncio.run if args.loop == "asyncio" else uvloop.run
+    if args.loop == "uvloop":
+        import uvloop  # not on Windows (pyproject.toml)
+
+        run = uvloop.run
+    else:
+        run = asyncio.run
     try:
         cpus = [float(value) for value in args.cpu_us.split(",")]
     except ValueError:

@@ -187,7 +187,7 @@ FINISH = PRELUDE + _FINISH + "return finish((clock()))\n"
 
 # FINISH_AND_TAKE's first branch: the common case of a worker's hot path, before the helpers are
 # defined (defining them costs more than its writes). Kept for what it gains: ``python -m
-# bench.peer_costs``, section 4, redis-server's time per call 41-48 us against 57-72 us for the general
+# bench.peer_costs``, section 4, redis-server's time per call 34-48 us against 48-72 us for the general
 # path alone (Redis 7.0 and 6.2); bench/peers.py's redis-server CPU per no-op job 66 -> 47 us.
 # The attempt it ends is ACTIVE and this worker's (attempt and start given), its record and the caller's
 # have the header, and neither has limits, a chain step's links or work waiting for its key (successor);
