@@ -209,9 +209,12 @@ async def run_workers(
     before starting if Redis or the database cannot be reached."""
     # Any worker drains the outbox, whatever its queues: the first one of each process does.
     workers = [build_worker(option, drain_outbox=index == 0) for index, option in enumerate(options)]
+    # --burst workers of one process end together (engine/burst.py): one group for all of them, in place
+    # of each worker's own.
     group = BurstGroup(workers) if any(worker.burst for worker in workers) else None
-    for worker in workers if group else ():  # they end together: engine/burst.py
-        worker.burst_group = group
+    if group is not None:
+        for worker in workers:
+            worker.burst_group = group
     remove_handlers = lambda: None  # noqa: E731
     web_runner = None
     try:
