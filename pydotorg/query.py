@@ -7,6 +7,7 @@ short prefix of what was sent, so a huge value is not echoed back.
 
 from __future__ import annotations
 
+import logging
 import re
 
 from django.core.exceptions import BadRequest
@@ -24,6 +25,16 @@ _PAGE = re.compile(rf"[0-9]{{1,{MAX_PAGE_DIGITS}}}")
 
 class BadQuery(BadRequest):
     """A query-string value that does not parse; the message says what to send instead."""
+
+
+class BadQueryWithoutTraceback(logging.Filter):
+    """A logging filter (``django.request``): a ``BadQuery``'s record keeps its line ("page must be ...: /blogs/")
+    and loses its traceback, which says nothing about the site and would let anyone flood the log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], BadQuery):
+            record.exc_info = record.exc_text = None
+        return True
 
 
 def quoted(value: str, limit: int = 20) -> str:

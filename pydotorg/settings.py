@@ -26,7 +26,7 @@ INSTALLED_APPS = [
     # The site's shell (layout, home, error pages, static, runserver's safety checks): first, so
     # its runserver wraps WhiteNoise's, which wraps staticfiles'.
     "pydotorg",
-    "django.contrib.admin",
+    "pydotorg.apps.SiteAdminConfig",  # django.contrib.admin, with the site's AdminSite (pydotorg/admin_base.py)
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -192,6 +192,7 @@ LOGGING = {
             "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
         },
     },
+    "filters": {"bad_query_without_traceback": {"()": "pydotorg.query.BadQueryWithoutTraceback"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {
@@ -200,5 +201,7 @@ LOGGING = {
         # A request with a Host header outside ALLOWED_HOSTS gets a 400; it is the client's error, not the
         # site's, so it is not logged as one (Django's documented recipe).
         "django.security.DisallowedHost": {"handlers": [], "level": "CRITICAL", "propagate": False},
+        # A bad query string is logged as one line, as any 400 is, without a traceback for anyone to flood.
+        "django.request": {"filters": ["bad_query_without_traceback"]},
     },
 }

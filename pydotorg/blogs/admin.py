@@ -8,6 +8,7 @@ from django.http import HttpRequest
 from django.utils.text import Truncator
 from redis.exceptions import RedisError
 
+from pydotorg.admin_base import SiteModelAdmin
 from tasks_app import enqueue_many
 
 from .addresses import BlockedAddress, check_literal_host
@@ -37,7 +38,7 @@ class FeedForm(forms.ModelForm):
 
 
 @admin.register(Feed)
-class FeedAdmin(admin.ModelAdmin):
+class FeedAdmin(SiteModelAdmin):
     form = FeedForm
     list_display = [
         "name",
@@ -95,7 +96,7 @@ class FeedAdmin(admin.ModelAdmin):
 
 
 @admin.register(BlogEntry)
-class BlogEntryAdmin(admin.ModelAdmin):
+class BlogEntryAdmin(SiteModelAdmin):
     list_display = ["title", "feed", "pub_date", "updated"]
     list_filter = ["feed", "pub_date"]
     search_fields = ["title", "summary", "content", "guid", "url"]

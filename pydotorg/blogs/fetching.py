@@ -146,6 +146,12 @@ def build_client(config: FeedSettings, ssl_context: ssl.SSLContext | None = None
     )
 
 
+def sendable(validator: str) -> bool:
+    """Whether an ETag or Last-Modified can be sent back: a header's value is printable ASCII, and httpx
+    refuses a whole request with any other (a server may send latin-1 or UTF-8 bytes in one)."""
+    return bool(validator) and validator.isascii() and validator.isprintable()
+
+
 async def fetch(
     client: httpx.AsyncClient, url: str, config: FeedSettings, *, etag: str = "", last_modified: str = ""
 ) -> FetchResult:
@@ -155,9 +161,10 @@ async def fetch(
     """
     check_scheme(url)
     headers = {}
-    if etag:
+    # A validator stored before they were checked, or edited in the database, may not be sendable.
+    if sendable(etag):
         headers["If-None-Match"] = etag
-    if last_modified:
+    if sendable(last_modified):
         headers["If-Modified-Since"] = last_modified
     try:
         async with asyncio.timeout(config.deadline):
@@ -210,7 +217,7 @@ def _raise_if_retry_later(url: str, status: int, reason: str, value: str) -> Non
     """Raise RetryLater when ``value`` is a valid Retry-After (seconds or an HTTP date); else return."""
     value = value.strip()
     now = datetime.now(UTC)
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # "²" is a digit to str.isdigit, not to int()
         seconds = int(value) if len(value) <= 9 else MAX_RETRY_AFTER.total_seconds()
         wait = min(timedelta(seconds=seconds), MAX_RETRY_AFTER)
     else:

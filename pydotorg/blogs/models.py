@@ -1,11 +1,14 @@
+from django.core.validators import URLValidator
 from django.db import models
 from django.urls import reverse
+
+from pydotorg.validators import displayable_datetime
 
 
 class Feed(models.Model):
     name = models.CharField(max_length=200)
     website_url = models.URLField(max_length=2000, blank=True)
-    feed_url = models.URLField(max_length=2000, unique=True)
+    feed_url = models.URLField(max_length=2000, unique=True, validators=[URLValidator(schemes=["http", "https"])])
     is_active = models.BooleanField(default=True, db_index=True)
     # What polite (conditional) fetching needs, stored exactly as received.
     etag = models.CharField(max_length=1000, blank=True)
@@ -38,7 +41,7 @@ class BlogEntry(models.Model):
     summary = models.TextField(blank=True)
     content = models.TextField(blank=True)
     url = models.URLField(max_length=2000, blank=True)
-    pub_date = models.DateTimeField(db_index=True)
+    pub_date = models.DateTimeField(db_index=True, validators=[displayable_datetime])
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
 

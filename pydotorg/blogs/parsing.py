@@ -16,10 +16,11 @@ from __future__ import annotations
 import hashlib
 import html
 import io
+import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urljoin
 
@@ -37,6 +38,12 @@ PASSED_HEADERS = ("content-type", "content-language")
 # Markup sanitised at most this many times the kept length: nh3's work stays bounded
 # however long a field is, and a field this much longer than its cap is cut anyway.
 SANITIZE_INPUT_FACTOR = 4
+# The span of entry dates used (``_date``); outside it an entry is stamped with its fetch time.
+EARLIEST_DATE = datetime(1970, 1, 1, tzinfo=UTC)
+FUTURE_SLACK = timedelta(days=1)  # clocks and time zones that feeds get wrong
+# A numeric character reference: feedparser's loose parser raises on one that is no character
+# (a surrogate, or past U+10FFFF), which would lose every entry of the document.
+CHARREF = re.compile(rb"&#([xX][0-9a-fA-F]+|[0-9]+);")
 
 # An entry's id is a name, not a link, but feedparser resolves it against the address
 # the document was fetched from, so the same entry gets a new id when the feed moves
@@ -97,9 +104,13 @@ def parse_feed(
     # gives are as written, or resolved against the document's own xml:base.
     base = _link(headers.get("content-location"), url, None) or url
     # A file object, never bytes: given bytes, feedparser first tries them as a local file name.
-    result = feedparser.parse(
-        io.BytesIO(content), response_headers=passed, sanitize_html=False, resolve_relative_uris=False
-    )
+    try:
+        result = feedparser.parse(
+            io.BytesIO(_mend_charrefs(content)), response_headers=passed, sanitize_html=False,
+            resolve_relative_uris=False,
+        )  # fmt: skip
+    except ValueError as exc:  # feedparser's own failure on hostile bytes (UnicodeError is a ValueError)
+        raise ParseError(f"{url} is not a parseable feed: {_describe(exc)}.") from None
     if not result.entries:
         if result.bozo:
             raise ParseError(f"{url} is not a parseable feed: {_describe(result.get('bozo_exception'))}.")
@@ -127,6 +138,21 @@ def parse_feed(
             break
         entries.append(entry)
     return ParsedFeed(entries=entries, warning="; ".join(notes))
+
+
+def _mend_charrefs(content: bytes | bytearray) -> bytes | bytearray:
+    """``content`` with each numeric character reference that is no character replaced by U+FFFD's. In
+    encodings that are not ASCII-compatible (UTF-16) none is found: such a document's failure is a ParseError."""
+    if b"&#" not in content:
+        return content
+
+    def mend(match: re.Match[bytes]) -> bytes:
+        hexadecimal = match[1][:1] in b"xX"
+        digits = (match[1][1:] if hexadecimal else match[1]).lstrip(b"0") or b"0"
+        code = int(digits, 16 if hexadecimal else 10) if len(digits) <= 8 else sys.maxunicode + 1
+        return b"&#xFFFD;" if code > sys.maxunicode or 0xD800 <= code <= 0xDFFF else match[0]
+
+    return CHARREF.sub(mend, content)
 
 
 def _describe(exc: Any) -> str:
@@ -273,12 +299,17 @@ def _link(value: Any, base: str, limit: int | None) -> str:
 
 
 def _date(raw: Mapping[str, Any]) -> datetime | None:
-    """Published, else updated; feedparser gives UTC struct_times."""
+    """Published, else updated; feedparser gives UTC struct_times. A date before ``EARLIEST_DATE`` or more
+    than ``FUTURE_SLACK`` ahead is not used: one far ahead would pin its entry above every other for good,
+    and years near 1 or 9999 overflow when a page shows them in a time zone other than UTC."""
+    latest = datetime.now(UTC) + FUTURE_SLACK
     for key in ("published_parsed", "updated_parsed"):
         parsed = raw.get(key)
         if parsed:
             try:
-                return datetime(*parsed[:6], tzinfo=UTC)
+                value = datetime(*parsed[:6], tzinfo=UTC)
             except (TypeError, ValueError, OverflowError):
                 continue
+            if EARLIEST_DATE <= value <= latest:
+                return value
     return None

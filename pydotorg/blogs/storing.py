@@ -21,7 +21,7 @@ from django.db import IntegrityError, router, transaction
 from django.db.models import F
 
 from .conf import FeedSettings
-from .fetching import FetchResult
+from .fetching import FetchResult, sendable
 from .models import BlogEntry, Feed
 from .parsing import ParsedEntry, ParseLimits, fit_guid
 from .signals import entries_changed
@@ -55,9 +55,10 @@ def parse_limits(config: FeedSettings) -> ParseLimits:
 
 
 def _validator(value: str, name: str) -> str:
-    """Stored exactly as received, or not at all: a cut ETag would never match again."""
+    """Stored exactly as received, or not at all: a cut ETag would never match again, and one that cannot
+    be sent back (``fetching.sendable``) would make every later fetch fail."""
     limit = Feed._meta.get_field(name).max_length
-    return value if len(value) <= limit else ""
+    return value if len(value) <= limit and sendable(value) else ""
 
 
 def save_fetch(feed: Feed, fetched: FetchResult, entries: list[ParsedEntry] | None, now: datetime) -> Saved:
@@ -65,6 +66,11 @@ def save_fetch(feed: Feed, fetched: FetchResult, entries: list[ParsedEntry] | No
     changes = _feed_changes(fetched, entries, now)
     earlier_url = feed.feed_url  # before a permanent move is recorded: rows stored before it resolved against it
     moved = fetched.moved_to if fetched.moved_to and fetched.moved_to != feed.feed_url else None
+    if moved and len(moved) > Feed._meta.get_field("feed_url").max_length:
+        # A cut URL would fetch something else: the feed stays where it is, its entries are stored.
+        logger.warning("Feed %s moved permanently to a URL of %d characters, longer than a feed URL may be; "
+                       "it keeps its URL %s.", feed.pk, len(moved), feed.feed_url)  # fmt: skip
+        moved = None
     # A 304 (or an empty feed) is one UPDATE and needs no transaction; entries or a move do.
     with transaction.atomic() if moved or entries else nullcontext():
         if moved:

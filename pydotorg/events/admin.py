@@ -1,10 +1,12 @@
 from django.contrib import admin
 
+from pydotorg.admin_base import SiteModelAdmin
+
 from .models import Event
 
 
 @admin.register(Event)
-class EventAdmin(admin.ModelAdmin):
+class EventAdmin(SiteModelAdmin):
     list_display = ["title", "venue", "location", "starts_at", "ends_at", "all_day"]
     list_filter = ["all_day", "starts_at"]
     search_fields = ["title", "description", "venue", "location"]

@@ -6,6 +6,8 @@ from django.db import models
 from django.urls import reverse
 from django.utils import timezone
 
+from pydotorg.validators import displayable_datetime
+
 # Shown by model validation (the admin form) when the constraint below would be violated.
 ENDS_BEFORE_START = "An event cannot end before it starts."
 
@@ -25,8 +27,8 @@ class Event(models.Model):
     description = models.TextField(blank=True)
     venue = models.CharField(max_length=500, blank=True)
     location = models.CharField(max_length=500, blank=True)
-    starts_at = models.DateTimeField(db_index=True)
-    ends_at = models.DateTimeField(null=True, blank=True)
+    starts_at = models.DateTimeField(db_index=True, validators=[displayable_datetime])
+    ends_at = models.DateTimeField(null=True, blank=True, validators=[displayable_datetime])
     all_day = models.BooleanField(default=False)
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)

@@ -1,10 +1,12 @@
 from django.contrib import admin
 
+from pydotorg.admin_base import SiteModelAdmin
+
 from .models import Job, JobCategory, JobType
 
 
 @admin.register(Job)
-class JobAdmin(admin.ModelAdmin):
+class JobAdmin(SiteModelAdmin):
     list_display = ["job_title", "company_name", "city", "country", "status", "telecommuting", "expires"]
     list_filter = ["status", "telecommuting", "category", "job_types", "country"]
     search_fields = ["job_title", "company_name", "city", "region", "country", "description"]
@@ -13,10 +15,10 @@ class JobAdmin(admin.ModelAdmin):
 
 
 @admin.register(JobType)
-class JobTypeAdmin(admin.ModelAdmin):
+class JobTypeAdmin(SiteModelAdmin):
     search_fields = ["name"]
 
 
 @admin.register(JobCategory)
-class JobCategoryAdmin(admin.ModelAdmin):
+class JobCategoryAdmin(SiteModelAdmin):
     search_fields = ["name"]

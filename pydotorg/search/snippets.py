@@ -13,7 +13,7 @@ import re
 
 from django.utils.html import escape
 
-from .backends.base import MARK_END, MARK_START
+from .backends.base import LESS_THAN, MARK_END, MARK_START
 
 # Characters of a document's text that highlighting reads; a match further in still finds
 # the document, and its snippet is then the start of the text.
@@ -29,7 +29,8 @@ _MARKERS = re.compile(f"[{MARK_START}{MARK_END}]")
 
 def marked_to_html(marked: str) -> str:
     """Turn text with MARK_START/MARK_END around matches into HTML, whitespace collapsed."""
-    return escape(" ".join(marked.split())).replace(MARK_START, "<mark>").replace(MARK_END, "</mark>")
+    html = escape(" ".join(marked.split())).replace(MARK_START, "<mark>").replace(MARK_END, "</mark>")
+    return html.replace(LESS_THAN, "&lt;")
 
 
 def strip_markers(value: str) -> str:

@@ -13,7 +13,7 @@ from pydotorg.query import BadQuery
 from .backends import SearchUnavailable, get_backend
 from .backends.base import SearchResults
 from .documents import TYPES, safe_url
-from .forms import MAX_QUERY_LENGTH, PER_PAGE, SearchRequest, parse
+from .forms import MAX_PAGE, MAX_QUERY_LENGTH, PER_PAGE, SearchRequest, parse
 
 logger = logging.getLogger("pydotorg.search")
 
@@ -45,7 +45,8 @@ async def search_page(request: HttpRequest) -> HttpResponse:
     else:
         context["query"] = search.query
         context["results"] = results
-        context["has_next"] = search.offset + len(results.hits) < results.total
+        # Not past the last page a query may ask for (a link to it would be a 400).
+        context["has_next"] = search.offset + len(results.hits) < results.total and search.page < MAX_PAGE
     return render(request, "search/search.html", context, status=status)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from asgiref.sync import async_to_sync
 
+from pydotorg.pages.models import Page
 from pydotorg.search.models import SearchDocument
 from pydotorg.search.tasks import index_content
 
@@ -94,3 +95,28 @@ def test_a_stale_document_with_an_unsafe_link_is_shown_without_it(client, indexe
     SearchDocument.objects.filter(content_type="page", object_id=page.pk).update(url="/\\evil.example/")
     (hit,) = client.get("/api/search/", {"q": "concurrent"}).json()["hits"]
     assert hit["url"] == ""
+
+
+def test_the_last_page_a_query_may_ask_for_offers_no_next_link(client, make_page, monkeypatch):
+    from pydotorg.search import forms, views
+
+    monkeypatch.setattr(forms, "MAX_PAGE", 2)
+    monkeypatch.setattr(views, "MAX_PAGE", 2)
+    for n in range(forms.PER_PAGE * 2 + 1):
+        async_to_sync(index_content)({}, "page", make_page(title=f"Zanzibar {n}", content="zanzibar").pk)
+    assert 'rel="next"' in client.get("/search/", {"q": "zanzibar", "page": 1}).content.decode()
+    last = client.get("/search/", {"q": "zanzibar", "page": 2})
+    assert last.status_code == 200
+    assert 'rel="next"' not in last.content.decode()
+
+
+def test_words_after_a_literal_angle_bracket_are_found_and_shown_as_written(client, make_page):
+    # PostgreSQL's parser once read "<script> tags ... quokka" and "a<b and c>d" as HTML tags, words and all.
+    content = "Templates escape <script> tags. The quokka comes after. In Python, a<b and c>d holds for wombats."
+    page = make_page(title="Escaping", content=content, content_format=Page.ContentFormat.RESTRUCTUREDTEXT)
+    async_to_sync(index_content)({}, "page", page.pk)
+    for word in ("quokka", "wombats"):
+        hits = client.get("/api/search/", {"q": word}).json()["hits"]
+        assert [h["id"] for h in hits] == [page.pk], word
+    snippet = client.get("/api/search/", {"q": "wombats"}).json()["hits"][0]["snippet"]
+    assert "In Python, a&lt;b and c&gt;d holds for <mark>wombats</mark>" in snippet

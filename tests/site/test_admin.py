@@ -42,3 +42,44 @@ def test_migrations_are_complete():
     from django.core.management import call_command
 
     call_command("makemigrations", "--check", "--dry-run", verbosity=0)
+
+
+# Wrong filter values in a changelist's query string are wrong input: the admin's "?e=1" page, not a 500.
+BAD_FILTERS = [
+    ("pages_page", {"updated__year": "10000"}),
+    ("pages_page", {"created__year": "99999"}),
+    ("pages_page", {"updated__year": "9999"}),  # the date hierarchy's "next year" is past datetime's range
+    ("blogs_blogentry", {"pub_date__year": "2026", "pub_date__month": "12", "pub_date__day": "999999999999"}),
+    ("events_event", {"starts_at__year": "99999"}),
+]
+
+
+@pytest.mark.parametrize(("changelist", "params"), BAD_FILTERS, ids=[f"{c}-{'&'.join(p)}" for c, p in BAD_FILTERS])
+def test_a_filter_value_out_of_range_redirects_to_the_error_flag(admin_client, changelist, params):
+    response = admin_client.get(reverse(f"admin:{changelist}_changelist"), params)
+    assert response.status_code == 302
+    assert response["Location"].endswith("?e=1")
+
+
+NUL_REQUESTS = [
+    ("admin:jobs_job_changelist", {"status__exact": "\x00"}),
+    ("admin:jobs_job_changelist", {"country": "\x00"}),
+    ("admin:pages_page_changelist", {"content_format__exact": "\x00"}),
+    ("admin:blogs_blogentry_add", {"pub_date": "\x00"}),
+    ("admin:autocomplete", {"app_label": "jobs", "model_name": "job", "field_name": "job_types", "term": "\x00"}),
+]
+
+
+@pytest.mark.parametrize(("name", "params"), NUL_REQUESTS, ids=[n for n, _ in NUL_REQUESTS])
+def test_a_nul_byte_in_a_parameter_is_a_400_that_says_so(admin_client, name, params):
+    response = admin_client.get(reverse(name), params)
+    assert response.status_code == 400
+    assert "NUL byte" in response.content.decode()
+
+
+def test_a_nul_byte_in_a_posted_field_is_a_400(admin_client):
+    response = admin_client.post(reverse("admin:jobs_jobtype_add"), {"name": "Remote\x00"})
+    assert response.status_code == 400
+    from pydotorg.jobs.models import JobType
+
+    assert not JobType.objects.exists()

@@ -42,3 +42,24 @@ def test_event_cannot_end_before_it_starts():
     start = timezone.now()
     with pytest.raises(IntegrityError), transaction.atomic():
         Event.objects.create(title="Backwards", starts_at=start, ends_at=start - timezone.timedelta(hours=1))
+
+
+@pytest.mark.parametrize("year", [1, 1899, 9999])
+def test_an_event_date_no_page_can_show_is_refused_by_model_validation(year):
+    from datetime import UTC, datetime
+
+    from django.core.exceptions import ValidationError
+
+    event = Event(title="Far", starts_at=datetime(year, 6, 1, tzinfo=UTC))
+    with pytest.raises(ValidationError) as raised:
+        event.full_clean()
+    assert "between the years 1900 and 9998" in str(raised.value.message_dict["starts_at"])
+
+
+def test_a_feed_url_must_be_http_or_https():
+    from django.core.exceptions import ValidationError
+
+    feed = Feed(name="FTP", feed_url="ftp://example.com/feed.xml")
+    with pytest.raises(ValidationError) as raised:
+        feed.full_clean()
+    assert "feed_url" in raised.value.message_dict

@@ -300,3 +300,11 @@ def test_a_malformed_feed_type_or_category_is_a_400(anonymous, value):
         response = anonymous.get(url, {name: value})
         assert response.status_code == 400, (url, name)
         assert f"{name} must be the number of a {name}" in response.content.decode()
+
+
+def test_a_bad_query_is_logged_as_one_line_without_a_traceback(client, caplog):
+    with caplog.at_level("WARNING", logger="django.request"):
+        assert client.get("/blogs/", {"page": "0"}).status_code == 400
+    (record,) = [r for r in caplog.records if r.name == "django.request"]
+    assert record.getMessage().startswith("page must be a whole number") and record.getMessage().endswith(": /blogs/")
+    assert record.exc_info is None and "Traceback" not in caplog.text

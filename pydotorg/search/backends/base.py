@@ -12,6 +12,10 @@ Document = dict[str, Any]
 # characters); snippets are HTML-escaped first and the markers turned into <mark> after.
 MARK_START = "\ue000"
 MARK_END = "\ue001"
+# PostgreSQL's text search parser reads "<...>" in plain text as an HTML tag and drops it, words and
+# all ("a<b and c>d"): the database backend gives it this private-use stand-in for "<" instead, in the
+# index and in headlines, and snippets show it as "&lt;" (its code point in SQL: ``chr(57346)``).
+LESS_THAN = "\ue002"
 
 
 class SearchUnavailable(Exception):

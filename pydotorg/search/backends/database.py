@@ -22,13 +22,23 @@ from asgiref.sync import sync_to_async
 from django.contrib.postgres.search import SearchHeadline, SearchQuery, SearchRank
 from django.db import IntegrityError, connection, connections, transaction
 from django.db.models import F, Q, TextField, Value
-from django.db.models.functions import Concat, Left, Length
+from django.db.models.functions import Concat, Left, Length, Replace
 from django.utils import timezone
 
 from ..documents import extra_text
 from ..models import IndexGeneration, SearchDocument
 from ..snippets import HIGHLIGHT_CHARS, crop, make_snippet, strip_markers, terms_of
-from .base import MARK_END, MARK_START, STALE_REBUILD_SECONDS, BaseSearchBackend, Document, Hit, Rebuild, SearchResults
+from .base import (
+    LESS_THAN,
+    MARK_END,
+    MARK_START,
+    STALE_REBUILD_SECONDS,
+    BaseSearchBackend,
+    Document,
+    Hit,
+    Rebuild,
+    SearchResults,
+)
 
 logger = logging.getLogger("pydotorg.search")
 
@@ -93,10 +103,11 @@ def _write_postgresql(generation: IndexGeneration, docs: list[Document], upsert:
     names = list(rows[0])
     types = {"object_id": "bigint", "created": "bigint", "modified": "bigint", "visible_until": "bigint"}
     table = SearchDocument._meta.db_table
+    less_than = f"'<', chr({ord(LESS_THAN)})"  # else the parser drops "<...>" as a tag, words and all
     vector_sql = (
-        f"setweight(to_tsvector('{CONFIG}', v.title), 'A') || "
-        f"setweight(to_tsvector('{CONFIG}', v.description || ' ' || v.extra), 'B') || "
-        f"setweight(to_tsvector('{CONFIG}', v.content), 'C')"
+        f"setweight(to_tsvector('{CONFIG}', translate(v.title, {less_than})), 'A') || "
+        f"setweight(to_tsvector('{CONFIG}', translate(v.description || ' ' || v.extra, {less_than})), 'B') || "
+        f"setweight(to_tsvector('{CONFIG}', translate(v.content, {less_than})), 'C')"
     )
     sql = (
         f"INSERT INTO {table} (generation_id, {', '.join(names)}, search_vector) "
@@ -166,7 +177,7 @@ def _headlines(tsquery: SearchQuery, keys: list[tuple[str, int]], qs) -> dict[tu
         match |= Q(content_type=content_type, object_id=object_id)
     text = Concat("description", Value(" "), "content", output_field=TextField())
     headline = SearchHeadline(
-        Left(text, HIGHLIGHT_CHARS),
+        Replace(Left(text, HIGHLIGHT_CHARS), Value("<"), Value(LESS_THAN)),  # as in the index: see LESS_THAN
         tsquery,
         config=CONFIG,
         start_sel=MARK_START,

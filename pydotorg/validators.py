@@ -1,0 +1,20 @@
+"""Validators the site's models share."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.core.exceptions import ValidationError
+
+# Dates a page can show in any time zone: years near 1 and 9999 overflow when converted from UTC.
+EARLIEST_YEAR, LATEST_YEAR = 1900, 9998
+
+
+def displayable_datetime(value: datetime) -> None:
+    """Refuse a date and time outside ``EARLIEST_YEAR``..``LATEST_YEAR`` (``ValidationError``)."""
+    if not EARLIEST_YEAR <= value.year <= LATEST_YEAR:
+        raise ValidationError(
+            "Enter a date between the years %(earliest)s and %(latest)s.",
+            code="year_out_of_range",
+            params={"earliest": EARLIEST_YEAR, "latest": LATEST_YEAR},
+        )
