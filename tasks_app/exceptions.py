@@ -106,8 +106,8 @@ class JobInterrupted(TasksAppError):
 
 
 class TaskInterrupted(TasksAppError):
-    """Carries a ``BaseException`` (SystemExit, KeyboardInterrupt) out of a ``django.tasks`` Task, so the job
-    fails instead of the worker exiting."""
+    """Carries a ``BaseException`` (SystemExit, KeyboardInterrupt) out of a task or a ``django.tasks`` Task,
+    so the job fails (or retries) instead of the worker exiting."""
 
 
 def reason(exc: BaseException) -> str:

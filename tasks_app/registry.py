@@ -140,7 +140,15 @@ class Registry:
 
     def get(self, name_or_func: str | Callable[..., Any]) -> TaskSpec:
         """The spec of a task, by name or by its function; raises ``TaskNotFound``."""
-        name = name_or_func if isinstance(name_or_func, str) else task_name_of(name_or_func)
+        if isinstance(name_or_func, str):
+            name = name_or_func
+        elif callable(name_or_func):
+            name = task_name_of(name_or_func)
+        else:
+            raise TaskArgumentError(
+                f"A task is given by its name (a str) or its @task function, not {type(name_or_func).__name__} "
+                f"{name_or_func!r:.80}."
+            )
         try:
             return self._tasks[name]
         except KeyError:
@@ -151,6 +159,19 @@ class Registry:
 
     def __contains__(self, name: str) -> bool:
         return name in self._tasks
+
+
+def _check_function(name: str, f: Callable[..., Any]) -> None:
+    """Raise ``TypeError`` for a function no worker could run as a task: a generator (its result would be
+    the generator, which cannot be stored), or one without ``ctx`` first."""
+    if inspect.isasyncgenfunction(f) or inspect.isgeneratorfunction(f):
+        raise TypeError(f"@task: {name}() is a generator function; a task returns its result (return, not yield).")
+    try:
+        first = next(iter(inspect.signature(f).parameters.values()), None)
+    except (TypeError, ValueError):  # no signature to read (some builtins): the worker will say
+        return
+    if first is None or first.kind not in (first.POSITIONAL_ONLY, first.POSITIONAL_OR_KEYWORD, first.VAR_POSITIONAL):
+        raise TypeError(f"@task: {name}() must take the job's context first: def {name}(ctx, ...).")
 
 
 def task_name_of(func: Callable[..., Any]) -> str:
@@ -228,8 +249,14 @@ def task(
         raise TaskArgumentError(f"@task: {' '.join(problems)}")  # a TypeError too, as before
     window = debouncing.window(debounce, debounce_max) if debounce is not None else None
 
+    if name is not None and not (isinstance(name, str) and name):
+        raise TypeError(f"@task: name={name!r:.80} must be a non-empty str (default: the function's name).")
+
     def decorate(f: Callable[..., Any]) -> Callable[..., Any]:
+        if not callable(f):
+            raise TypeError(f"@task decorates a function, not {type(f).__name__} {f!r:.80}.")
         task_name = name or f.__name__
+        _check_function(task_name, f)
         limits = limiting.define(
             task_name, list(inspect.signature(f).parameters.values())[1:], rate_limit=rate_limit,
             rate_limit_key=rate_limit_key, concurrency=concurrency, concurrency_key=concurrency_key,

@@ -178,7 +178,7 @@ class Execution:
                 raise LookupError(f"No task {job.function!r} is registered in this process.")
             attempt.task = asyncio.ensure_future(function(ctx, **(job.kwargs or {})))
             result = await self._run(attempt)
-        except asyncio.CancelledError:
+        except asyncio.CancelledError as exc:
             current = asyncio.current_task()
             if current is not None and current.cancelling():
                 # Stopping and the grace period is over (or it was forced): back to the queue.
@@ -190,19 +190,27 @@ class Execution:
             if attempt.ending == "lost":
                 await self._cancel(attempt)
                 return "lost"
-            raise
+            if attempt.task is None or not attempt.task.done():
+                raise
+            # Nobody cancelled this attempt: the task's own code raised it (it awaited something that was
+            # cancelled). Its job fails (or retries) with that traceback, as for any error.
+            return await self._failed(attempt, ctx, exc)
         except Exception as exc:
-            ctx["exception"] = exc
-            await self._cancel(attempt)
-            if attempt.ending == "lost":
-                return "lost"
-            error = "".join(traceback.format_exception(exc))
-            if job.retryable:
-                return await self._record(attempt, lambda: recorder.retry(job, error, attempt.timed_out))
-            return await self._record(attempt, lambda: recorder.fail(job, error, attempt.timed_out))
+            return await self._failed(attempt, ctx, exc)
         if attempt.ending == "lost":
             return "lost"
         return await self._record(attempt, lambda: recorder.complete(job, result))
+
+    async def _failed(self, attempt: Attempt, ctx: dict[str, Any], exc: BaseException) -> str:
+        job, recorder = attempt.job, self.recorder
+        ctx["exception"] = exc
+        await self._cancel(attempt)
+        if attempt.ending == "lost":
+            return "lost"
+        error = "".join(traceback.format_exception(exc))
+        if job.retryable:
+            return await self._record(attempt, lambda: recorder.retry(job, error, attempt.timed_out))
+        return await self._record(attempt, lambda: recorder.fail(job, error, attempt.timed_out))
 
     async def _run(self, attempt: Attempt) -> Any:
         job, task = attempt.job, attempt.task

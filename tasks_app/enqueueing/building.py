@@ -68,6 +68,8 @@ def build_job(
     Raises ``TaskNotFound``, ``TaskArgumentError``, or ``ImproperlyConfigured`` for an unknown queue.
     """
     spec = registry.get(task)
+    if key is not None and not isinstance(key, str):  # stored as given: 123 and "123" would be two jobs' keys
+        raise TaskArgumentError(f"{spec.name}(): key={key!r:.80} must be a str, not {type(key).__name__}.")
     kwargs = dict(kwargs or {})
     if options:
         unknown = set(options) - set(conf.JOB_OPTIONS)

@@ -15,6 +15,7 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.db import close_old_connections, connections
 
+from ..exceptions import TaskInterrupted
 from ..registry import TaskSpec
 
 
@@ -137,9 +138,17 @@ async def call(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     return await call_in_thread(_executor.get(), func, *args, **kwargs)
 
 
+def _interrupted(exc: BaseException) -> TaskInterrupted:
+    # SystemExit or KeyboardInterrupt from a task's code (a library calling sys.exit()): asyncio re-raises
+    # these out of the event loop, ending the worker with the job's attempt uncounted, so the job would
+    # end every worker that takes it. As an Exception the attempt fails (or retries) as for any error.
+    return TaskInterrupted(f"The task raised {type(exc).__name__}({exc!s}), which does not stop the worker.")
+
+
 def wrap(spec: TaskSpec, executor: Executor) -> Callable[..., Any]:
     """The coroutine the worker runs for ``spec``'s jobs: ``async`` tasks on the loop with the ORM
-    thread cleaned around them, sync tasks on ``executor``."""
+    thread cleaned around them, sync tasks on ``executor``. A ``BaseException`` other than
+    ``CancelledError`` from the task is raised as ``TaskInterrupted``, an ``Exception``."""
     func = spec.func
 
     if spec.is_async:
@@ -149,13 +158,22 @@ def wrap(spec: TaskSpec, executor: Executor) -> Callable[..., Any]:
             await orm_thread.clean()
             try:
                 return await func(ctx, **kwargs)
+            except (Exception, asyncio.CancelledError):
+                raise
+            except BaseException as exc:
+                raise _interrupted(exc) from exc
             finally:
                 await orm_thread.clean()
 
     else:
 
         async def run(ctx: dict, **kwargs: Any) -> Any:
-            return await call_in_thread(executor, func, ctx, **kwargs)
+            try:
+                return await call_in_thread(executor, func, ctx, **kwargs)
+            except (Exception, asyncio.CancelledError):
+                raise
+            except BaseException as exc:
+                raise _interrupted(exc) from exc
 
     run.__qualname__ = run.__name__ = spec.name
     return run

@@ -237,3 +237,23 @@ async def chain_step(ctx, label: str, fail: bool = False, hang_first: bool = Fal
     if fail:
         raise ValueError(f"{label} broke")
     return {"label": label, "parents": ctx.get("parent_results")}
+
+
+@task(retries=0)
+async def raises_system_exit(ctx) -> None:
+    """A library that calls sys.exit() inside a job."""
+    raise SystemExit(3)
+
+
+@task(retries=0)
+def raises_keyboard_interrupt(ctx) -> None:
+    raise KeyboardInterrupt("from the task")
+
+
+@task(retries=0)
+async def awaits_a_cancelled_task(ctx) -> None:
+    """The task's own code meets CancelledError: it awaits a helper that something else cancelled."""
+    helper = asyncio.create_task(asyncio.sleep(10))
+    await asyncio.sleep(0)
+    helper.cancel()
+    await helper

@@ -162,8 +162,9 @@ def test_wait_exits_non_zero_when_the_job_fails(start_worker, subprocess_env):
     assert re.search(r"CommandError: Job [-0-9a-f]+ failed: ValueError: boom\n$", verbose.stderr), verbose.stderr
 
 
-def test_wait_times_out_with_its_own_exit_code(subprocess_env):
-    result = manage("enqueue", "noop", "--wait", "--wait-timeout", "0.5", env=subprocess_env)
+@pytest.mark.parametrize("seconds", ["0.5", "0"])  # 0: SAQ's "for ever" once; here a look, now
+def test_wait_times_out_with_its_own_exit_code(subprocess_env, seconds):
+    result = manage("enqueue", "noop", "--wait", "--wait-timeout", seconds, env=subprocess_env)
     assert result.returncode == 3
     assert "still queued" in result.stderr and "runworker" in result.stderr
 

@@ -2,6 +2,7 @@
 calls that are not dicts of keyword arguments."""
 
 import asyncio
+import re
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
@@ -126,3 +127,21 @@ def test_nesting_past_the_limit_is_refused_without_a_recursion_error(redis_db):
 def test_an_int_fits_a_float_parameter(redis_db):
     enqueue("sleep_then_note", seconds=1, text="x")  # int for float: JSON does not tell them apart
     assert count("incomplete") == 1
+
+
+# --- a task given as neither a name nor a function; a key that is not a str ------------------------
+
+
+@pytest.mark.parametrize("ref", [None, 5, 3.5, b"noop"])
+def test_a_task_given_as_neither_a_name_nor_a_function_is_named_in_the_error(ref):
+    with pytest.raises(TaskArgumentError, match=f"not {type(ref).__name__} "):
+        enqueue(ref)
+
+
+@pytest.mark.parametrize("key", [123, ["a"], b"abc"])
+def test_a_job_key_must_be_a_str(redis_db, key):
+    with pytest.raises(TaskArgumentError, match=re.escape(f"key={key!r} must be a str, not {type(key).__name__}")):
+        enqueue("noop", key=key)
+    with pytest.raises(TaskArgumentError, match="must be a str"):
+        enqueue_many("noop", [{}], keys=[key])
+    assert count("incomplete") == 0

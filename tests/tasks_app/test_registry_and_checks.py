@@ -166,3 +166,42 @@ def test_event_loop_setting_is_checked(settings):
     assert conf.event_loop() == "asyncio" and tasks_checks.check_job_options() == []
     settings.SAQ = {**settings.SAQ, "EVENT_LOOP": "auto"}
     assert conf.event_loop() == "uvloop"  # a dependency on Linux
+
+
+@pytest.mark.parametrize("name", [5, "", b"x"])
+def test_a_task_name_must_be_a_non_empty_str(scratch_registry, name):
+    with pytest.raises(TypeError, match="must be a non-empty str"):
+        task(name=name)
+    assert not [spec for spec in registry.all() if not isinstance(spec.name, str)]
+
+
+def _no_ctx():
+    return 1
+
+
+def _keyword_ctx(*, ctx):
+    return 1
+
+
+async def _async_generator(ctx):
+    yield 1
+
+
+def _generator(ctx):
+    yield 1
+
+
+@pytest.mark.parametrize(
+    ("func", "message"),
+    [
+        (_no_ctx, r"must take the job's context first: def _no_ctx\(ctx, \.\.\.\)"),
+        (_keyword_ctx, "must take the job's context first"),
+        (_async_generator, r"is a generator function; a task returns its result"),
+        (_generator, r"is a generator function"),
+        ("not a function", "@task decorates a function, not str"),
+    ],
+)
+def test_a_function_no_worker_could_run_is_refused_when_declared(scratch_registry, func, message):
+    with pytest.raises(TypeError, match=message):
+        task(func)
+    assert "_no_ctx" not in registry and "_generator" not in registry

@@ -163,7 +163,8 @@ class Command(BaseCommand):
                 self.stderr.write(self.style.WARNING(warning))
             if options["wait"]:
                 try:
-                    await pending.refresh(until_complete=options["wait_timeout"])
+                    # SAQ waits for ever for until_complete=0: --wait-timeout 0 looks once, now.
+                    await pending.refresh(until_complete=options["wait_timeout"] or None)
                 except TimeoutError:
                     await pending.refresh()
             return pending

@@ -1,0 +1,42 @@
+"""A task that raises SystemExit, KeyboardInterrupt or its own CancelledError fails like any other
+error: it does not end the worker (asyncio re-raises the first two out of its loop, which once took
+down every worker that took the job, the attempt uncounted), nor is its job left active until the
+sweep ends it "aborted" (the third, once raised past the attempt unrecorded)."""
+
+import pytest
+from saq.job import Status
+
+from tasks_app import enqueue
+from tasks_app.testing import run_jobs
+from tests.queue_state import stored
+
+from .helpers import wait_until
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+CASES = [
+    ("raises_system_exit", "TaskInterrupted: The task raised SystemExit(3)"),
+    ("raises_keyboard_interrupt", "TaskInterrupted: The task raised KeyboardInterrupt(from the task)"),
+    ("awaits_a_cancelled_task", "CancelledError"),
+]
+
+
+def test_each_fails_its_job_and_the_worker_runs_on(start_worker, redis_db):
+    worker = start_worker()
+    worker.wait_for_output("SIGTERM/SIGINT for a clean stop")
+    keys = {name: enqueue(name).key for name, _ in CASES}
+    for name, error in CASES:
+        job = wait_until(lambda key=keys[name]: (j := stored(key)).status == Status.FAILED and j, message=name)
+        assert job.attempts == 1, name
+        assert error in job.error, (name, job.error)
+    assert worker.process.poll() is None  # still running: it takes the next job
+    assert wait_until(lambda: stored(enqueue("noop").key).status == Status.COMPLETE)
+
+
+@pytest.mark.parametrize(("name", "error"), CASES, ids=[name for name, _ in CASES])
+def test_each_fails_its_job_in_run_jobs_as_in_a_worker(redis_db, name, error):
+    key = enqueue(name).key
+    run_jobs()
+    job = stored(key)
+    assert (job.status, job.attempts) == (Status.FAILED, 1)
+    assert error in job.error
