@@ -29,7 +29,7 @@ from saq.job import Job
 from saq.worker import ensure_coroutine_function
 
 from .. import tracing
-from ..exceptions import JobNotStorable
+from ..exceptions import JobNotStorable, reason
 from .storage import drop_unstorable
 
 # How long a cancelled task is given to stop before a warning says it does not (it is still awaited).
@@ -59,13 +59,15 @@ def log_attempt(
     *,
     queue: str | None = None,
     prefix: str = "job",
+    attempt: int | None = None,
 ) -> None:
     """One structured line per finished attempt (a worker's, or an inline run's): task, key, queue (when
-    there is one), attempt, duration, outcome.
+    there is one), attempt (``attempt``, default ``job.attempts``: a job put back on its queue no longer
+    counts the attempt it was in), duration, outcome.
 
     INFO when it completed (or went back to its queue on a stop), ERROR when it ended failed, WARNING
     otherwise (retrying, aborted, lost). A failure's traceback goes with it; a retry says only the error's
-    last line (``error=...``; the traceback too at DEBUG), since the attempt that fails for good logs it
+    first line (``error=Type: ...``; the traceback too at DEBUG), since the attempt that fails for good logs it
     whole; a timeout says its limit.
     """
     if outcome in ("complete", "requeued"):
@@ -79,15 +81,18 @@ def log_attempt(
     fields: dict[str, Any] = {"task": job.function, "job_key": job.key}
     if queue is not None:
         fields["queue"] = queue
-    fields.update(attempt=job.attempts, duration_ms=round(duration * 1000, 1), outcome=outcome)
+    number = job.attempts if attempt is None else attempt
+    fields.update(attempt=number, duration_ms=round(duration * 1000, 1), outcome=outcome)
     message = prefix + " task=%s key=%s attempt=%d duration=%.3fs outcome=%s"
-    args: tuple = (job.function, job.key, job.attempts, duration, outcome)
+    args: tuple = (job.function, job.key, number, duration, outcome)
     exc_info = None
     if outcome.startswith("timeout"):
         message += " (timed out after %ss)"
         args += (job.timeout,)
     elif exception is not None and outcome == "retrying":
-        error = (f"{type(exception).__name__}: {exception}".strip().splitlines() or [""])[-1]
+        # The type and the first line: the last may be a driver's hint ("Is the server running on ...?").
+        first = reason(exception)
+        error = first if first == type(exception).__name__ else f"{type(exception).__name__}: {first}"
         message += " error=%s"
         args += (error,)
         fields["error"] = error
@@ -143,7 +148,7 @@ class Execution:
     async def run(self, attempt: Attempt, ctx: dict[str, Any]) -> str:
         """Run ``attempt`` to its recorded outcome; returns the outcome's name."""
         job = attempt.job
-        started = time.monotonic()
+        number, started = job.attempts, time.monotonic()
         attempt_loop.set(asyncio.get_running_loop())
         if tracing.active():
             with tracing.consumer_span(job, self.queue, ctx):
@@ -153,7 +158,7 @@ class Execution:
         outcome = ctx["outcome"]
         duration = time.monotonic() - started
         failure = ctx.get("exception") or attempt.unstorable
-        log_attempt(self.log, job, outcome, duration, failure, queue=self.queue, prefix=self.prefix)
+        log_attempt(self.log, job, outcome, duration, failure, queue=self.queue, prefix=self.prefix, attempt=number)
         for observe in self.observers:
             observe(job, outcome, duration)
         if outcome in FINAL_FAILURES:

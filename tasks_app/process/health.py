@@ -18,6 +18,7 @@ from redis.exceptions import RedisError
 from .. import conf, redis_facts
 from ..display import show_time
 from ..engine import memory_policy, pausing
+from ..engine.clock import redis_now_ms
 from ..enqueueing.connections import make_queue
 from ..exceptions import ServiceUnavailable
 from ..redaction import redact_url
@@ -52,13 +53,13 @@ async def _probe(name: str) -> QueueHealth:
         if connection.error:
             return QueueHealth(name, workers=None, queued=None, error=connection.error, connection=connection)
         await queue.connect()
-        info = await asyncio.wait_for(queue.info(), timeout=5)
+        workers, queued = await asyncio.wait_for(_workers_and_queued(queue), timeout=5)
         paused = await asyncio.wait_for(pausing.paused(queue), timeout=5)
         policy = await asyncio.wait_for(memory_policy.read_policy(queue.redis), timeout=5)
         return QueueHealth(
             name,
-            workers=len(info["workers"]),
-            queued=info["queued"],
+            workers=workers,
+            queued=queued,
             paused=paused,
             memory_policy=policy,
             connection=connection,
@@ -68,6 +69,14 @@ async def _probe(name: str) -> QueueHealth:
     finally:
         with contextlib.suppress(Exception):  # nothing to close if it never connected
             await queue.disconnect()
+
+
+async def _workers_and_queued(queue) -> tuple[int, int]:
+    """Live workers, judged on Redis's clock as the dashboard and the metrics judge them (SAQ's
+    ``info()`` compares with this host's: a probe on a host whose clock is ahead of Redis's saw none),
+    and queued jobs. SAQ scores each worker's entry with the time its info expires."""
+    now_ms = await redis_now_ms(queue.redis)
+    return await queue.redis.zcount(queue.stats_key, now_ms, "+inf"), await queue.count("queued")
 
 
 async def probe(names: list[str]) -> list[QueueHealth]:

@@ -38,7 +38,7 @@ from ..exceptions import ServiceUnavailable, reason
 from ..registry import registry
 from ..signals import worker_add_ons
 from . import monitor
-from .signals import StopRequests
+from .signals import STOP_SIGNALS, StopRequests
 from .task_wrapper import wrap
 
 logger = logging.getLogger("tasks_app.worker")
@@ -189,11 +189,11 @@ def _install_signal_handlers(workers: list[Worker]) -> Callable[[], None]:
             for worker in workers:
                 worker.force_stop()
 
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    for signum in STOP_SIGNALS:
         loop.add_signal_handler(signum, on_signal, signum)
 
     def remove() -> None:
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        for signum in STOP_SIGNALS:
             loop.remove_signal_handler(signum)
 
     return remove

@@ -1,8 +1,13 @@
-"""How SIGTERM/SIGINT are read: the first asks for a graceful stop, a later one forces it."""
+"""How SIGTERM/SIGINT/SIGHUP are read: the first asks for a graceful stop, a later one forces it."""
 
 from __future__ import annotations
 
+import signal
 import time
+
+# SIGHUP too: closing the terminal or ssh session a worker was started from sends it, as does an
+# ``ExecReload=kill -HUP``; its default action ended the worker at once, its jobs left to the sweep.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 # One request often arrives twice at once: `uv run` forwards the signal its child also got,
 # and systemd signals every process in the unit's cgroup. Only a signal this much later forces.

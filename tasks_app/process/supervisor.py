@@ -27,7 +27,7 @@ from django.utils import autoreload
 
 from ..backoff import backoff
 from ..exceptions import WorkersGaveUp
-from .signals import StopRequests
+from .signals import STOP_SIGNALS, StopRequests
 
 logger = logging.getLogger("tasks_app.supervisor")
 
@@ -108,7 +108,7 @@ class Supervisor:
 
     def run(self, burst: bool = False) -> int:
         """Run until stopped; returns the exit code. Raises ``WorkersGaveUp`` when the children cannot run."""
-        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        previous = {s: signal.signal(s, self._on_signal) for s in STOP_SIGNALS}
         try:
             for child in self.children:
                 child.start()

@@ -1,0 +1,44 @@
+"""What an operator meets: SIGHUP (a closed terminal or ssh session, ``ExecReload=kill -HUP``) stops a
+worker as SIGTERM does, and ``runworker --check`` judges live workers on Redis's clock, not the probe's."""
+
+import signal
+
+import pytest
+
+from tasks_app import enqueue
+from tests.queue_state import live_workers
+from tests.sampleapp.models import Note
+
+from .engine.redis_clock import skewed_env
+from .helpers import manage, wait_until
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_sighup_is_a_clean_stop_that_lets_the_in_flight_job_finish(start_worker, redis_db):
+    worker = start_worker()
+    worker.wait_for_output("SIGTERM/SIGINT for a clean stop")
+    enqueue("sleep_then_note", seconds=2, text="hangup")
+    wait_until(lambda: Note.objects.filter(text="hangup started").exists(), message="the job to start")
+    worker.signal(signal.SIGHUP)
+    assert worker.wait(20) == 0
+    assert Note.objects.filter(text="hangup finished").exists()
+    assert "SIGHUP: stopping" in worker.output
+    assert live_workers() == 0
+
+
+def test_sighup_stops_a_supervisor_and_its_children_cleanly(start_worker, redis_db):
+    supervisor = start_worker("--workers", "2")
+    wait_until(lambda: live_workers() == 2, message="two workers")
+    supervisor.signal(signal.SIGHUP)
+    assert supervisor.wait(20) == 0
+    assert live_workers() == 0
+
+
+@pytest.mark.parametrize("offset", ["+30s", "-30s"])
+def test_the_health_check_counts_live_workers_on_redis_clock(start_worker, subprocess_env, offset):
+    start_worker().wait_for_output("SIGTERM/SIGINT for a clean stop")
+    wait_until(lambda: live_workers() == 1, message="the worker to register")
+    check = manage("runworker", "--check", env=skewed_env(offset, subprocess_env))
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "1 worker" in check.stdout
