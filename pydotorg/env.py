@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import zoneinfo
 from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
 
@@ -175,4 +176,17 @@ def choice(var: str, default: str, choices: tuple[str, ...]) -> str:
     value = env.str(var, default=default).strip().lower()
     if value not in choices:
         raise ImproperlyConfigured(f"{var}={value!r} must be one of: {', '.join(choices)}.")
+    return value
+
+
+def time_zone(var: str, default: str) -> str:
+    """The IANA time zone name in ``var`` (blank: ``default``); raises ``ImproperlyConfigured`` naming the
+    variable for a name Python's zoneinfo does not know (Django's own error is a bare ValueError)."""
+    value = env.str(var, default=default).strip() or default
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (ValueError, zoneinfo.ZoneInfoNotFoundError):
+        raise ImproperlyConfigured(
+            f"{var}={value[:60]!r} is not a time zone name: use an IANA name such as UTC or Europe/Amsterdam."
+        ) from None
     return value

@@ -17,7 +17,7 @@ DEBUG = environment.boolean("DEBUG", default=False)
 # configuration; serving the site with it and DEBUG off is refused (pydotorg/serving.py).
 SECRET_KEY = environment.env.str("SECRET_KEY", default="") or environment.DEV_SECRET_KEY
 ALLOWED_HOSTS = environment.env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
-TIME_ZONE = environment.env.str("TIME_ZONE", default="UTC")
+TIME_ZONE = environment.time_zone("TIME_ZONE", default="UTC")
 USE_TZ = True
 USE_I18N = True
 LANGUAGE_CODE = "en-us"

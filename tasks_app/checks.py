@@ -67,6 +67,7 @@ def check_setting_keys(**kwargs: Any) -> list[checks.CheckMessage]:
         for name, options in queues.items():
             errors += unknown_keys(f'SAQ["QUEUES"]["{name}"]', options, QUEUE_KEYS, 12, what="key")
     errors += unknown_keys('SAQ["TIMERS"]', saq.get("TIMERS", {}), tuple(conf.DEFAULT_TIMERS), 12, what="timer")
+    errors += [_error(problem, "Seconds between runs of a worker's chore.", 12) for problem in conf.timer_problems()]
     errors += unknown_keys('SAQ["WEB"]', saq.get("WEB", {}), WEB_KEYS, 12, what="key")
     return errors
 

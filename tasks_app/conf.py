@@ -149,10 +149,15 @@ def queues() -> dict[str, QueueConfig]:
     for name, options in _merged("QUEUES").items():
         options = options if isinstance(options, dict) else {"URL": options}
         url, given = split_url_options(options.get("URL"), setting=setting_name("QUEUES", name, "URL"))
-        concurrency = options.get("CONCURRENCY") or given.get("concurrency") or DEFAULT_CONCURRENCY
+        concurrency = options.get("CONCURRENCY")  # None: the URL's ?concurrency=N, else the default
+        concurrency = given.get("concurrency") or DEFAULT_CONCURRENCY if concurrency is None else concurrency
         replicas = options.get("WAIT_REPLICAS", given.get("wait_replicas", 0))
         timeout = options.get("WAIT_TIMEOUT", given.get("wait_timeout", DEFAULT_WAIT_TIMEOUT_MS))
-        for key, value, least in (("WAIT_REPLICAS", replicas, 0), ("WAIT_TIMEOUT", timeout, 1)):
+        for key, value, least in (
+            ("CONCURRENCY", concurrency, 1),
+            ("WAIT_REPLICAS", replicas, 0),
+            ("WAIT_TIMEOUT", timeout, 1),
+        ):
             if not isinstance(value, int) or isinstance(value, bool) or value < least:
                 raise ImproperlyConfigured(
                     f'SAQ["QUEUES"]["{name}"]["{key}"]={value!r} must be a whole number of at least {least}.'
@@ -208,7 +213,23 @@ def shutdown_grace_period() -> float:
 
 
 def timers() -> dict[str, float]:
-    return dict(_merged("TIMERS"))
+    """``SAQ["TIMERS"]``: seconds between runs of each worker chore. Raises ``ImproperlyConfigured`` for a
+    value that is not a number of seconds above 0 (0 made a chore spin, holding the event loop)."""
+    merged = dict(_merged("TIMERS"))
+    if problems := timer_problems(merged):
+        raise ImproperlyConfigured(" ".join(problems))
+    return merged
+
+
+def timer_problems(merged: dict[str, Any] | None = None) -> list[str]:
+    """What is wrong with each of ``SAQ["TIMERS"]``'s values (check E012 says it too)."""
+    merged = dict(_merged("TIMERS")) if merged is None else merged
+    return [
+        f'SAQ["TIMERS"]["{name}"]={value!r} must be a number of seconds above 0 and at most {MAX_SECONDS} '
+        f"(default {DEFAULT_TIMERS[name]})."
+        for name, value in merged.items()
+        if name in DEFAULT_TIMERS and not (_number(value) and 0 < value <= MAX_SECONDS)
+    ]
 
 
 def web_credentials() -> tuple[str | None, str | None]:

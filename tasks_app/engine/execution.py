@@ -144,6 +144,9 @@ class Execution:
     observers: Sequence[Callable[[Job, str, float], None]] = ()
     queue: str | None = None
     prefix: str = "job"
+    # Whether a task's error is an outage of a service it needs (the database down): its job then goes
+    # back to its queue without using up an attempt, as at a stop, instead of failing or retrying.
+    outage: Callable[[BaseException], Awaitable[bool]] | None = None
 
     async def run(self, attempt: Attempt, ctx: dict[str, Any]) -> str:
         """Run ``attempt`` to its recorded outcome; returns the outcome's name."""
@@ -212,6 +215,8 @@ class Execution:
         await self._cancel(attempt)
         if attempt.ending == "lost":
             return "lost"
+        if self.outage is not None and await self.outage(exc):
+            return await self._record(attempt, lambda: recorder.requeue(job))
         error = "".join(traceback.format_exception(exc))
         if job.retryable:
             return await self._record(attempt, lambda: recorder.retry(job, error, attempt.timed_out))

@@ -20,6 +20,7 @@ from ..exceptions import ReplicasNotConfirmed
 logger = logging.getLogger("tasks_app.worker")
 
 REDIS_ERRORS = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
+DATABASE = "the database"
 # The service a durable queue's writes wait for (``engine/replication.py``): Redis answers, its replicas do not.
 REPLICAS = "the replicas' confirmation"
 
@@ -95,6 +96,24 @@ class Outages:
         self.failures[service] = self.failures.get(service, 0) + 1
         return backoff(self.failures[service], 0.25, 5.0)
 
+    async def database_down(self, exc: BaseException) -> bool:
+        """Whether ``exc`` says the database is down: a database error, and the database does not answer
+        now (a failed query, the database answering, is not an outage). Records the outage if so."""
+        if service_of(exc) != DATABASE or await database_answers():
+            return False
+        self.failed(DATABASE, exc)
+        return True
+
+    async def database_wait(self) -> float | None:
+        """None unless an outage of the database is under way and it still does not answer; then the
+        seconds to wait before asking again (0.25 s, doubling, to 5 s)."""
+        if DATABASE not in self.since:
+            return None
+        if await database_answers():
+            self.succeeded(DATABASE)
+            return None
+        return self.failed(DATABASE, ConnectionError("it does not answer"))
+
     def succeeded(self, service: str) -> None:
         started = self.since.pop(service, None)
         self.failures.pop(service, None)
@@ -108,13 +127,38 @@ class Outages:
             )
 
 
+# Seconds a probe of the database may take: one that accepts connections and never answers is down too.
+DATABASE_PROBE_S = 5.0
+
+
+async def database_answers() -> bool:
+    """Whether the default database answers a query now, on a connection of a thread's own (closed after),
+    within ``DATABASE_PROBE_S``: what tells a database that is down from a query that failed."""
+    from django.db import DatabaseError, connection
+
+    def ping() -> bool:
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT 1")
+            return True
+        except DatabaseError:
+            return False
+        finally:
+            connection.close()
+
+    try:
+        return await asyncio.wait_for(asyncio.to_thread(ping), DATABASE_PROBE_S)
+    except TimeoutError:
+        return False
+
+
 def service_of(exc: BaseException) -> str | None:
     """Which outside service an exception says is unreachable: "Redis", "the database", "the replicas'
     confirmation", or None."""
     from django.db import InterfaceError, OperationalError
 
     if isinstance(exc, (OperationalError, InterfaceError)):
-        return "the database"
+        return DATABASE
     if isinstance(exc, ReplicasNotConfirmed):  # Redis answers; its replicas do not confirm (a log of its own)
         return REPLICAS
     if isinstance(exc, REDIS_ERRORS):

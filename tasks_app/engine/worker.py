@@ -34,7 +34,7 @@ from . import attempts, chains, pausing
 from .burst import BurstGroup, Bursting
 from .cron_sync import CronSchedule, sync_cron
 from .execution import Attempt, Execution, as_coroutine
-from .outages import REDIS_ERRORS, Outages, Upkeep, service_of, settle
+from .outages import DATABASE, REDIS_ERRORS, Outages, Upkeep, service_of, settle
 from .outcomes import Outcomes
 from .queue import AtomicRedisQueue
 from .sweeping import HELD
@@ -119,6 +119,7 @@ class Worker(Outcomes, Bursting, saq.Worker):
             after=self.after_process or (),
             observers=self.observers,
             queue=queue.name,
+            outage=self.outages.database_down,
         )
 
     # --- one attempt ------------------------------------------------------------------------------
@@ -201,6 +202,11 @@ class Worker(Outcomes, Bursting, saq.Worker):
     async def _take(self) -> tuple[Job, float] | None:
         if self.taken:
             return self.taken.pop()
+        # A job's attempt found the database down: no job is taken until it answers, rather than each
+        # failing in turn (``Outages.database_down``, the executions' ``outage``).
+        if DATABASE in self.outages.since and (wait := await self.outages.database_wait()) is not None:
+            await asyncio.sleep(wait)
+            return None
         looked = False
         while True:  # a loop: a burst worker waiting for a retry about to be due takes again
             asked = time.monotonic()
@@ -223,6 +229,12 @@ class Worker(Outcomes, Bursting, saq.Worker):
                 return None
             self.outages.succeeded("Redis")
             if job is not None:
+                # Down since this slot began waiting for work: the job goes back, unattempted.
+                if DATABASE in self.outages.since and (wait := await self.outages.database_wait()) is not None:
+                    with contextlib.suppress(*REDIS_ERRORS, JobStateConflict):
+                        await attempts.requeue_attempt(self.queue, job, "re-queued: the database was down")
+                    await asyncio.sleep(wait)
+                    return None
                 return job, asked
             if not self.burst:
                 return None

@@ -122,9 +122,34 @@ def build_worker(options: WorkerOptions, drain_outbox: bool) -> Worker:
     )
 
 
+# Seconds the start-up and health checks wait for the database: one that accepts connections and never
+# answers would hold them for ever (no driver timeout is set by default).
+DATABASE_CHECK_S = 10
+
+
 def check_database(alias: str = DEFAULT_DB_ALIAS) -> None:
-    """Open (and release) a connection to ``alias`` and check tasks_app's tables are there; raises
-    ``ServiceUnavailable`` naming the setting, or ``ImproperlyConfigured`` naming the command to run."""
+    """Open (and release) a connection to ``alias`` and check tasks_app's tables are there, within
+    ``DATABASE_CHECK_S``; raises ``ServiceUnavailable`` naming the setting, or ``ImproperlyConfigured``
+    naming the command to run."""
+    outcome: list[BaseException | None] = []
+
+    def check() -> None:  # a thread of its own (daemon: a hung connect does not hold the process's exit)
+        try:
+            _check_database(alias)
+            outcome.append(None)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=check, name="database-check", daemon=True)
+    thread.start()
+    thread.join(DATABASE_CHECK_S)
+    if not outcome:
+        raise ServiceUnavailable(unreachable_database(alias, TimeoutError(f"no answer within {DATABASE_CHECK_S} s")))
+    if outcome[0] is not None:
+        raise outcome[0]
+
+
+def _check_database(alias: str) -> None:
     connection = connections[alias]
     try:
         connection.ensure_connection()

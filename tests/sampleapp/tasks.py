@@ -257,3 +257,12 @@ async def awaits_a_cancelled_task(ctx) -> None:
     await asyncio.sleep(0)
     helper.cancel()
     await helper
+
+
+@task(retries=0)
+def bad_query(ctx) -> None:
+    """A query PostgreSQL refuses, the database answering: an OperationalError that is no outage."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SET statement_timeout = 1; SELECT pg_sleep(1)")

@@ -121,6 +121,19 @@ def test_postgres_database_url(monkeypatch):
     assert (config["HOST"], config["PORT"], config["NAME"]) == ("db.example", 5433, "site")
 
 
+@pytest.mark.parametrize("value", ["Mars/Base", "../etc/passwd", "UTC+2"])
+def test_a_time_zone_python_does_not_know_names_the_variable(monkeypatch, value):
+    monkeypatch.setenv("TIME_ZONE", value)
+    with pytest.raises(ImproperlyConfigured, match=r"TIME_ZONE=.* is not a time zone name: use an IANA name"):
+        env.time_zone("TIME_ZONE", "UTC")
+
+
+@pytest.mark.parametrize(("value", "read"), [("", "UTC"), (" Europe/Berlin ", "Europe/Berlin")])
+def test_a_blank_or_padded_time_zone_is_read_as_meant(monkeypatch, value, read):
+    monkeypatch.setenv("TIME_ZONE", value)
+    assert env.time_zone("TIME_ZONE", "UTC") == read
+
+
 def run_check(**environ):
     environment = {**os.environ, "DJANGO_SETTINGS_MODULE": "pydotorg.settings", **environ}
     return subprocess.run(

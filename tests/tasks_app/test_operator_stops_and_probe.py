@@ -1,11 +1,16 @@
 """What an operator meets: SIGHUP (a closed terminal or ssh session, ``ExecReload=kill -HUP``) stops a
-worker as SIGTERM does, and ``runworker --check`` judges live workers on Redis's clock, not the probe's."""
+worker as SIGTERM does, and ``runworker --check`` judges live workers on Redis's clock, not the probe's,
+and says when the database does not answer rather than waiting for it for ever."""
 
 import signal
+import socket
+import time
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
 from tasks_app import enqueue
+from tasks_app.process.runner import DATABASE_CHECK_S
 from tests.queue_state import live_workers
 from tests.sampleapp.models import Note
 
@@ -42,3 +47,19 @@ def test_the_health_check_counts_live_workers_on_redis_clock(start_worker, subpr
     check = manage("runworker", "--check", env=skewed_env(offset, subprocess_env))
     assert check.returncode == 0, check.stdout + check.stderr
     assert "1 worker" in check.stdout
+
+
+def test_the_health_check_says_so_when_the_database_accepts_connections_and_never_answers(subprocess_env):
+    silent = socket.create_server(("127.0.0.1", 0))  # accepts (the kernel's backlog), never answers
+    try:
+        url = urlsplit(subprocess_env["TEST_DATABASE_URL"])
+        netloc = f"{url.username}@127.0.0.1:{silent.getsockname()[1]}"
+        env = {**subprocess_env, "TEST_DATABASE_URL": urlunsplit(url._replace(netloc=netloc))}
+        started = time.monotonic()
+        check = manage("runworker", "--check", env=env, timeout=60)
+        assert time.monotonic() - started < 30
+    finally:
+        silent.close()
+    assert check.returncode == 2, check.stdout + check.stderr
+    assert f"no answer within {DATABASE_CHECK_S} s" in check.stderr
+    assert "TEST_DATABASE_URL" in check.stderr  # the setting to fix, named

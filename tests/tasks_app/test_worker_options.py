@@ -93,3 +93,9 @@ def test_a_monitor_port_in_use_is_one_line_saying_to_choose_another(subprocess_e
     assert "already in use" in result.stderr.lower()
     assert result.stderr.endswith("Choose another --port (or --host), or stop what listens there.\n")
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("port", ["0", "65536", "99999", "-1", "web"])
+def test_a_monitor_port_outside_1_65535_is_refused_naming_the_range(port):
+    with pytest.raises(CommandError, match=f"argument --port: .*{port}.* is not a port number: give 1-65535"):
+        parse(["--web", "--port", port])

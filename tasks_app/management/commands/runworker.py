@@ -48,7 +48,7 @@ class Command(BaseCommand):
         )
         parser.add_argument("--web", action="store_true", help="Serve SAQ's monitor beside the worker.")
         parser.add_argument("--host", default="127.0.0.1", help="Monitor address (default 127.0.0.1).")
-        parser.add_argument("--port", type=int, default=8080, help="Monitor port (default 8080).")
+        parser.add_argument("--port", type=_port, default=8080, help="Monitor port, 1-65535 (default 8080).")
         parser.add_argument(
             "--check", action="store_true", help="Health check: exit 0 if every queue has a live worker."
         )
@@ -238,3 +238,14 @@ def _port_unavailable(host: str, port: int, exc: OSError) -> str:
         f"Cannot serve SAQ's monitor on {host}:{port}: {reason(exc)}. Choose another --port (or --host), "
         "or stop what listens there."
     )
+
+
+def _port(text: str) -> int:
+    """``--port``: a TCP port a browser can be pointed at (0 would bind one at random, unannounced)."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number: give 1-65535") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port number: give 1-65535")
+    return port
