@@ -189,9 +189,16 @@ class Execution:
         except asyncio.CancelledError as exc:
             current = asyncio.current_task()
             if current is not None and current.cancelling():
-                # Stopping and the grace period is over (or it was forced): back to the queue.
+                # Stopping and the grace period is over (or it was forced): back to the queue, unless the
+                # task ended by itself meanwhile (a sync task's thread, which cannot be stopped, returned):
+                # then its own outcome, so that finished work is not run again.
                 await self._cancel(attempt)
-                return await self._record(attempt, lambda: recorder.requeue(job))
+                task = attempt.task
+                if task is None or not task.done() or task.cancelled() or attempt.ending is not None:
+                    return await self._record(attempt, lambda: recorder.requeue(job))
+                if (error := task.exception()) is not None:
+                    return await self._failed(attempt, ctx, error)
+                return await self._record(attempt, lambda: recorder.complete(job, task.result()))
             if attempt.ending == "aborted":
                 await self._cancel(attempt)  # aborted: ended once the task has
                 return await self._record(attempt, lambda: recorder.end_abort(job))

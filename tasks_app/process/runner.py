@@ -210,7 +210,11 @@ def _install_signal_handlers(workers: list[Worker]) -> Callable[[], None]:
             for worker in workers:
                 worker.event.set()
         elif request == "force":
-            logger.warning("%s again: re-queueing in-flight jobs and exiting now.", signum.name)
+            logger.warning(
+                "%s again: re-queueing in-flight jobs and exiting. A sync task's thread cannot be stopped: the "
+                "process ends once any still running returns (SIGKILL ends it sooner).",
+                signum.name,
+            )
             for worker in workers:
                 worker.force_stop()
 

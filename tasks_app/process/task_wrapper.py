@@ -113,8 +113,9 @@ async def call_in_thread(executor: Executor | None, func: Callable[..., Any], *a
     """Run sync ``func`` on ``executor`` with the caller's context variables; the thread that runs
     it opens and cleans its own database connection, before and after.
 
-    Cancelled, it returns (raising ``CancelledError``) only once ``func`` has: a thread cannot be
-    stopped, so the attempt that called it lasts until then (at most one execution of a job).
+    Cancelled, it returns only once ``func`` has: a thread cannot be stopped, so the attempt that called
+    it lasts until then (at most one execution of a job). Then it raises ``CancelledError`` if ``func`` had
+    not started, else gives what ``func`` gave (its value, or its exception): work done is not thrown away.
     """
     call = functools.partial(contextvars.copy_context().run, _call_sync, func, args, kwargs)
     if executor is None:
@@ -124,10 +125,13 @@ async def call_in_thread(executor: Executor | None, func: Callable[..., Any], *a
     try:
         return await asyncio.shield(future)
     except asyncio.CancelledError:
-        submitted.cancel()  # not started yet: it never will
+        if submitted.cancel():  # not started yet: it never will
+            raise
         if not future.done():
             await asyncio.wait((future,))  # cancelled again (a forced stop) ends this wait
-        raise
+        if not future.done() or future.cancelled():
+            raise
+        return future.result()  # what the thread gave, value or exception
 
 
 async def call(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:

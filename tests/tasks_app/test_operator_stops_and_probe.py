@@ -2,16 +2,18 @@
 worker as SIGTERM does, and ``runworker --check`` judges live workers on Redis's clock, not the probe's,
 and says when the database does not answer rather than waiting for it for ever."""
 
+import json
 import signal
 import socket
 import time
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+from saq.job import Status
 
 from tasks_app import enqueue
 from tasks_app.process.runner import DATABASE_CHECK_S
-from tests.queue_state import live_workers
+from tests.queue_state import live_workers, stored
 from tests.sampleapp.models import Note
 
 from .engine.redis_clock import skewed_env
@@ -63,3 +65,20 @@ def test_the_health_check_says_so_when_the_database_accepts_connections_and_neve
     assert check.returncode == 2, check.stdout + check.stderr
     assert f"no answer within {DATABASE_CHECK_S} s" in check.stderr
     assert "TEST_DATABASE_URL" in check.stderr  # the setting to fix, named
+
+
+def test_a_sync_job_that_returns_after_the_grace_period_is_recorded_complete_not_run_again(
+    start_worker, subprocess_env
+):
+    # Its thread cannot be stopped: the worker waits for it, and what it gave is its outcome.
+    env = {**subprocess_env, "TEST_SAQ": json.dumps({"SHUTDOWN_GRACE_PERIOD": 1})}
+    worker = start_worker(env=env)
+    worker.wait_for_output("SIGTERM/SIGINT for a clean stop")
+    key = enqueue("sync_sleep_then_note", seconds=3, text="sync at stop").key
+    wait_until(lambda: Note.objects.filter(text="sync at stop started").exists(), message="the job to start")
+    worker.signal(signal.SIGTERM)
+    assert worker.wait(20) == 0
+    job = stored(key)
+    assert (job.status, job.attempts, job.result) == (Status.COMPLETE, 1, "sync at stop")
+    assert "outcome=complete" in worker.output and "outcome=requeued" not in worker.output
+    assert Note.objects.filter(text="sync at stop finished").count() == 1
