@@ -12,7 +12,7 @@ Where it is reported: the ``tasks_app.E013``/``W004`` system check a worker runs
 
 from __future__ import annotations
 
-from redis.exceptions import ResponseError
+from redis.exceptions import NoPermissionError, ResponseError
 
 SAFE = "noeviction"
 UNKNOWN = "unknown"
@@ -25,20 +25,29 @@ def _text(value: bytes | str) -> str:
 async def read_policy(redis) -> str:
     """The ``maxmemory-policy`` of an asyncio redis-py client's server, or ``UNKNOWN``.
 
-    Raises ``RedisError``/``OSError`` when Redis cannot be reached at all (the caller says so).
+    Raises ``RedisError``/``OSError`` when Redis cannot be reached at all, or refuses the connection itself
+    (a database index out of range, a wrong password): the caller says so.
     """
     try:
         reply = await redis.config_get("maxmemory-policy")
         if reply:
             return _text(next(iter(reply.values())))
-    except ResponseError:  # CONFIG not allowed (NOPERM) or renamed away on a managed Redis
-        pass
+    except ResponseError as exc:  # CONFIG not allowed (NOPERM) or renamed away on a managed Redis
+        _raise_unless_refused(exc)
     try:
         info = await redis.info("memory")
-    except ResponseError:
+    except ResponseError as exc:
+        _raise_unless_refused(exc)
         return UNKNOWN
     policy = info.get("maxmemory_policy")
     return _text(policy) if policy else UNKNOWN
+
+
+def _raise_unless_refused(exc: ResponseError) -> None:
+    # Only "not allowed" and "no such command" mean the policy cannot be read; anything else (the SELECT of
+    # a database index out of range) is the connection's own problem, not the policy's.
+    if not (isinstance(exc, NoPermissionError) or "unknown command" in str(exc).lower()):
+        raise exc
 
 
 def problem(policy: str, where: str) -> str | None:

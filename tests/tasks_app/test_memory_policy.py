@@ -70,3 +70,12 @@ def test_an_acl_user_without_config_reads_the_policy_from_info_and_one_without_e
     assert asyncio.run(policy("blind")) == memory_policy.UNKNOWN
     assert "is unknown" in memory_policy.problem(memory_policy.UNKNOWN, "here")
     assert memory_policy.problem("noeviction", "here") is None
+
+
+def test_a_database_index_out_of_range_is_named_not_blamed_on_the_memory_policy(subprocess_env, evicting):
+    url = evicting.url.rsplit("/", 1)[0] + "/99"  # the server has 16 databases
+    result = manage("runworker", "--burst", env={**subprocess_env, "TEST_REDIS_URL": url, "DEBUG": "false"})
+    assert result.returncode == 2, result.stderr
+    assert "DB index is out of range" in result.stderr
+    assert "E013" not in result.stderr and "maxmemory-policy" not in result.stderr
+    assert "Traceback" not in result.stderr
