@@ -183,7 +183,11 @@ class Execution:
                 await hook(ctx)
             function = self.function(job.function)
             if function is None:
-                raise LookupError(f"No task {job.function!r} is registered in this process.")
+                raise LookupError(
+                    f"No task {job.function!r} is registered in this process. Workers import each installed "
+                    "app's tasks.py: declare it with @task there (or list it in SAQ['TASK_FUNCTIONS']); if it "
+                    "was added since this worker started, restart the workers."
+                )
             attempt.task = asyncio.ensure_future(function(ctx, **(job.kwargs or {})))
             result = await self._run(attempt)
         except asyncio.CancelledError as exc:

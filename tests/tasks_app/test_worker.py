@@ -307,3 +307,25 @@ def test_the_worker_runs_on_the_event_loop_the_setting_names(settings, redis_db,
     job = enqueue("event_loop_kind")
     run_burst()
     assert job_state(job.key).result == expected
+
+
+def test_a_job_of_a_task_this_worker_does_not_know_fails_saying_where_tasks_are_found(redis_db):
+    from saq.job import Job
+
+    from tasks_app.engine import records
+
+    async def submit() -> str:
+        queue = make_queue("default")
+        try:
+            # As a web process that imported a module the workers never import would enqueue it.
+            [(job, _)] = await records.submit_many(queue, [Job("declared_elsewhere", key="elsewhere", retries=1)])
+            return job.key
+        finally:
+            await queue.disconnect()
+
+    key = asyncio.run(submit())
+    run_burst()
+    done = job_state(key)
+    assert done.status == Status.FAILED
+    assert "No task 'declared_elsewhere' is registered in this process" in done.error
+    assert "declare it with @task there" in done.error and "restart the workers" in done.error
