@@ -23,6 +23,7 @@ logged, never raised into the worker.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 from collections.abc import Callable
@@ -64,7 +65,9 @@ async def final_failure(job: Job) -> bool:
             await func(job)
         else:
             await sync_to_async(func, thread_sensitive=True)(job)
-    except Exception:
+    except asyncio.CancelledError:
+        raise
+    except BaseException:  # SystemExit too: what the hook raises goes no further than this log line
         logger.exception(
             "on_final_failure of task %s failed for job %s",
             job.function,

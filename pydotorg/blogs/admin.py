@@ -8,7 +8,6 @@ from django.http import HttpRequest
 from django.utils.text import Truncator
 from redis.exceptions import RedisError
 
-from pydotorg.admin_base import SiteModelAdmin
 from tasks_app import enqueue_many
 
 from .addresses import BlockedAddress, check_literal_host
@@ -38,7 +37,7 @@ class FeedForm(forms.ModelForm):
 
 
 @admin.register(Feed)
-class FeedAdmin(SiteModelAdmin):
+class FeedAdmin(admin.ModelAdmin):
     form = FeedForm
     list_display = [
         "name",
@@ -96,7 +95,7 @@ class FeedAdmin(SiteModelAdmin):
 
 
 @admin.register(BlogEntry)
-class BlogEntryAdmin(SiteModelAdmin):
+class BlogEntryAdmin(admin.ModelAdmin):
     list_display = ["title", "feed", "pub_date", "updated"]
     list_filter = ["feed", "pub_date"]
     search_fields = ["title", "summary", "content", "guid", "url"]

@@ -1,12 +1,10 @@
 from django.contrib import admin
 
-from pydotorg.admin_base import SiteModelAdmin
-
 from .models import Event
 
 
 @admin.register(Event)
-class EventAdmin(SiteModelAdmin):
+class EventAdmin(admin.ModelAdmin):
     list_display = ["title", "venue", "location", "starts_at", "ends_at", "all_day"]
     list_filter = ["all_day", "starts_at"]
     search_fields = ["title", "description", "venue", "location"]

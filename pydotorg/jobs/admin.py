@@ -1,12 +1,10 @@
 from django.contrib import admin
 
-from pydotorg.admin_base import SiteModelAdmin
-
 from .models import Job, JobCategory, JobType
 
 
 @admin.register(Job)
-class JobAdmin(SiteModelAdmin):
+class JobAdmin(admin.ModelAdmin):
     list_display = ["job_title", "company_name", "city", "country", "status", "telecommuting", "expires"]
     list_filter = ["status", "telecommuting", "category", "job_types", "country"]
     search_fields = ["job_title", "company_name", "city", "region", "country", "description"]
@@ -15,10 +13,10 @@ class JobAdmin(SiteModelAdmin):
 
 
 @admin.register(JobType)
-class JobTypeAdmin(SiteModelAdmin):
+class JobTypeAdmin(admin.ModelAdmin):
     search_fields = ["name"]
 
 
 @admin.register(JobCategory)
-class JobCategoryAdmin(SiteModelAdmin):
+class JobCategoryAdmin(admin.ModelAdmin):
     search_fields = ["name"]

@@ -4,6 +4,8 @@ from django.db import models
 from django.urls import reverse
 from django.utils import timezone
 
+from pydotorg.validators import displayable_datetime
+
 
 class JobType(models.Model):
     name = models.CharField(max_length=100, unique=True)
@@ -56,7 +58,7 @@ class Job(models.Model):
     requirements = models.TextField(blank=True)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.DRAFT, db_index=True)
     telecommuting = models.BooleanField(default=False)
-    expires = models.DateTimeField(null=True, blank=True)
+    expires = models.DateTimeField(null=True, blank=True, validators=[displayable_datetime])
     job_types = models.ManyToManyField(JobType, blank=True, related_name="jobs")
     category = models.ForeignKey(JobCategory, null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs")
     created = models.DateTimeField(auto_now_add=True)

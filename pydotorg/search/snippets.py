@@ -24,7 +24,8 @@ LEAD_WORDS = 8
 LOOKBACK_WORDS = 15
 ELLIPSIS = "…"
 
-_MARKERS = re.compile(f"[{MARK_START}{MARK_END}]")
+# The backends' own characters, never a document's: LESS_THAN too, else one in a document would show as "<".
+_MARKERS = re.compile(f"[{MARK_START}{MARK_END}{LESS_THAN}]")
 
 
 def marked_to_html(marked: str) -> str:

@@ -15,7 +15,7 @@ import re
 import traceback
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NoReturn
 
 from django.core.exceptions import ImproperlyConfigured
 from django.tasks import Task, TaskContext, TaskResult, TaskResultStatus, task_backends
@@ -182,6 +182,19 @@ def result_from_job(job: Job, status: TaskResultStatus | None = None, return_val
 # --- running one attempt in the worker --------------------------------------------------------------
 
 
+async def _failed(job: Job, sender: Any, exc: BaseException) -> NoReturn:
+    """Record ``exc`` as the attempt's error, send ``task_finished``, and raise it (a ``BaseException`` that
+    is not an ``Exception`` as ``TaskInterrupted``, so the job fails instead of the worker exiting)."""
+    note_error(job, exc)
+    bookkeeping(job)["finished"] = int(datetime.now(UTC).timestamp() * 1000)
+    # SAQ retries the job when attempts remain: then it is READY again, with this error recorded.
+    status = TaskResultStatus.READY if job.retryable else TaskResultStatus.FAILED
+    await task_finished.asend(sender=sender, task_result=result_from_job(job, status=status))
+    if isinstance(exc, Exception):
+        raise exc
+    raise TaskInterrupted(f"{type(exc).__name__}: {exc}") from exc
+
+
 @task(name=RUNNER)
 async def run_django_task(
     ctx: dict[str, Any], task_path: str, task_args: list[Any], task_kwargs: dict[str, Any], backend_alias: str
@@ -199,17 +212,13 @@ async def run_django_task(
     running_ctx.set(ctx)  # for report_progress(context, ...): this attempt's task and its thread only
     try:
         value = normalize_json(await call(task.func, *args, **task_kwargs))
-    except asyncio.CancelledError:
-        raise  # aborted, timed out or shut down: SAQ records how the attempt ended
+    except asyncio.CancelledError as exc:
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            raise  # aborted, timed out or shut down: the worker records how the attempt ended
+        await _failed(job, sender, exc)  # the task's own (it awaited something cancelled): an error as any other
     except BaseException as exc:
-        note_error(job, exc)
-        bookkeeping(job)["finished"] = int(datetime.now(UTC).timestamp() * 1000)
-        # SAQ retries the job when attempts remain: then it is READY again, with this error recorded.
-        status = TaskResultStatus.READY if job.retryable else TaskResultStatus.FAILED
-        await task_finished.asend(sender=sender, task_result=result_from_job(job, status=status))
-        if isinstance(exc, Exception):
-            raise
-        raise TaskInterrupted(f"{type(exc).__name__}: {exc}") from exc
+        await _failed(job, sender, exc)
     bookkeeping(job)["finished"] = int(datetime.now(UTC).timestamp() * 1000)
     done = result_from_job(job, status=TaskResultStatus.SUCCESSFUL, return_value=value)
     await task_finished.asend(sender=sender, task_result=done)

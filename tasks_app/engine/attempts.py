@@ -12,6 +12,7 @@ function                  transition                                  SAQ's near
 ``retry_attempt``         ACTIVE -> QUEUED after the retry delay        ``retry``
 ``requeue_attempt``       ACTIVE -> QUEUED at the head, attempt undone  (none)
 ``end_abort``             ABORTING -> ABORTED                          ``finish_abort``
+``hold``                  marks a cancelled attempt still running       (``update``)
 ========================  ==========================================  ====================
 """
 
@@ -24,8 +25,10 @@ from collections.abc import Iterable
 from saq.job import Job, Status
 
 from ..exceptions import JobStateConflict
+from . import records
 from .clock import redis_now_ms
 from .queue import HEAD, AtomicRedisQueue, _text
+from .sweeping import HELD
 
 
 async def take(queue: AtomicRedisQueue, worker_id: str, wait: float = 0.0, idle: bool = True) -> Job | None:
@@ -171,3 +174,21 @@ async def requeue_attempt(queue: AtomicRedisQueue, job: Job, reason: str) -> Sta
 async def end_abort(queue: AtomicRedisQueue, job: Job, count: bool = True) -> Job:
     """ABORTING -> ABORTED for the attempt its worker has just cancelled; returns the stored job."""
     return await queue._end_abort(job, count)
+
+
+async def hold(queue: AtomicRedisQueue, worker_id: str, job: Job) -> None:
+    """Mark ``job``'s attempt (``worker_id``'s, cancelled, its sync task's thread still running) as held,
+    in ``meta["held"]``, so that the sweep's timeout rule leaves it to the worker heartbeating it. Set on
+    the stored record by one compare-and-set, not by writing the worker's copy over it, which would drop
+    what others wrote meanwhile (an abort's reason and its audit). No-op once the attempt is not its own."""
+    mark = "cancelled; its worker waits for it to return before recording the outcome"
+
+    def held(stored: Job) -> Job | None:
+        if (stored.worker_id, stored.attempts) != (worker_id, job.attempts):
+            return None
+        if stored.status not in (Status.ACTIVE, Status.ABORTING):
+            return None
+        stored.meta[HELD] = job.meta[HELD] = mark
+        return stored
+
+    await records.compare_and_set(queue, job.key, held)

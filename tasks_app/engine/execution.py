@@ -171,7 +171,9 @@ class Execution:
         for hook in self.after:
             try:
                 await hook(ctx)
-            except Exception:
+            except asyncio.CancelledError:
+                raise
+            except BaseException:  # SystemExit too: a hook's failure never ends the worker (see task_wrapper)
                 self.log.exception("An after_process hook failed for job %s", job.key)
         return outcome
 
@@ -216,16 +218,23 @@ class Execution:
             return await self._failed(attempt, ctx, exc)
         except Exception as exc:
             return await self._failed(attempt, ctx, exc)
+        if attempt.ending is not None:  # aborted or lost meanwhile: see _ended
+            return await self._ended(attempt)
+        return await self._record(attempt, lambda: recorder.complete(job, result))
+
+    async def _ended(self, attempt: Attempt) -> str:
+        # Its heartbeat cancelled it (aborted, or no longer this worker's), and it returned or raised all the
+        # same: a sync task's thread, which cannot be stopped, gives what it gave. The abort still holds.
         if attempt.ending == "lost":
             return "lost"
-        return await self._record(attempt, lambda: recorder.complete(job, result))
+        return await self._record(attempt, lambda: self.recorder.end_abort(attempt.job))
 
     async def _failed(self, attempt: Attempt, ctx: dict[str, Any], exc: BaseException) -> str:
         job, recorder = attempt.job, self.recorder
         ctx["exception"] = exc
         await self._cancel(attempt)
-        if attempt.ending == "lost":
-            return "lost"
+        if attempt.ending is not None:
+            return await self._ended(attempt)
         if self.outage is not None and await self.outage(exc):
             return await self._record(attempt, lambda: recorder.requeue(job))
         error = "".join(traceback.format_exception(exc))

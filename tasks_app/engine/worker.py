@@ -37,7 +37,6 @@ from .execution import Attempt, Execution, as_coroutine
 from .outages import DATABASE, REDIS_ERRORS, Outages, Upkeep, service_of, settle
 from .outcomes import Outcomes
 from .queue import AtomicRedisQueue
-from .sweeping import HELD
 
 logger = logging.getLogger("tasks_app.worker")
 
@@ -301,8 +300,7 @@ class Worker(Outcomes, Bursting, saq.Worker):
         # Its task was cancelled (timeout, abort) and has not returned: a sync task's thread cannot be
         # stopped. The mark keeps the sweep's timeout rule off it while this worker heartbeats it; the
         # outcome's write removes it (_write).
-        attempt.job.meta[HELD] = "cancelled; its worker waits for it to return before recording the outcome"
-        await self.queue.update(attempt.job)
+        await attempts.hold(self.queue, self.id, attempt.job)
         attempt.held = True
 
     async def abort(self, abort_threshold: float) -> None:
@@ -350,7 +348,9 @@ class Worker(Outcomes, Bursting, saq.Worker):
         return min([self.timers["abort"], *(touch_every(a.job) for a in self.attempts if a.job.heartbeat)])
 
     async def _every(self, chore: Upkeep) -> None:
-        while not self.event.is_set():
+        # The heartbeat goes on through a stop while attempts run (the grace period): silent, they would be
+        # swept and run again elsewhere beside themselves, and their aborts not seen.
+        while not self.event.is_set() or (chore.name == "heartbeat" and self.attempts):
             wait = chore.seconds()
             try:
                 await chore.run_alone()
@@ -371,9 +371,10 @@ class Worker(Outcomes, Bursting, saq.Worker):
     async def stop(self) -> None:
         """Stop taking jobs; running attempts get the grace period, then go back to the queue."""
         self.event.set()
-        for task in self._upkeep_tasks:
+        beating, others = self._upkeep_tasks[:1], self._upkeep_tasks[1:]  # the heartbeat is the first chore
+        for task in others:
             task.cancel()
-        await asyncio.gather(*self._upkeep_tasks, return_exceptions=True)
+        await asyncio.gather(*others, return_exceptions=True)
         self.tasks.difference_update(self._upkeep_tasks)
         busy = {attempt.process for attempt in self.attempts}
         for task in self.tasks - busy:
@@ -383,6 +384,9 @@ class Worker(Outcomes, Bursting, saq.Worker):
             with contextlib.suppress(*REDIS_ERRORS, JobStateConflict):
                 await attempts.requeue_attempt(self.queue, job, "re-queued: its worker was stopping")
         await super().stop()
+        for task in beating:  # every attempt has ended or gone back to the queue
+            task.cancel()
+        await asyncio.gather(*beating, return_exceptions=True)
         with contextlib.suppress(Exception):  # Redis may be gone: then the info simply expires
             await pausing.forget_worker(self.queue, self.id)
 

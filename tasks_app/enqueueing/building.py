@@ -70,6 +70,8 @@ def build_job(
     spec = registry.get(task)
     if key is not None and not isinstance(key, str):  # stored as given: 123 and "123" would be two jobs' keys
         raise TaskArgumentError(f"{spec.name}(): key={key!r:.80} must be a str, not {type(key).__name__}.")
+    if key == "":  # SAQ would give each such job a key of its own: no two would ever be one
+        raise TaskArgumentError(f"{spec.name}(): key='' names no job: give a non-empty key, or none for a new one.")
     kwargs = dict(kwargs or {})
     if options:
         unknown = set(options) - set(conf.JOB_OPTIONS)

@@ -210,11 +210,18 @@ def _install_signal_handlers(workers: list[Worker]) -> Callable[[], None]:
             for worker in workers:
                 worker.event.set()
         elif request == "force":
-            logger.warning(
-                "%s again: re-queueing in-flight jobs and exiting. A sync task's thread cannot be stopped: the "
-                "process ends once any still running returns (SIGKILL ends it sooner).",
-                signum.name,
-            )
+            if any("Redis" in worker.outages.since for worker in workers):  # no re-queue can be written
+                logger.error(
+                    "%s again: Redis is down, so in-flight jobs cannot be put back: they stay active until a "
+                    "worker's sweep finds their heartbeat overdue. Exiting.",
+                    signum.name,
+                )
+            else:
+                logger.warning(
+                    "%s again: re-queueing in-flight jobs and exiting. A sync task's thread cannot be stopped: "
+                    "the process ends once any still running returns (SIGKILL ends it sooner).",
+                    signum.name,
+                )
             for worker in workers:
                 worker.force_stop()
 

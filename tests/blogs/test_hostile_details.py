@@ -2,7 +2,7 @@
 that are not ASCII, a Retry-After of Unicode digits, a permanent move to an over-long URL, character
 references that are no character, and entry dates no page can show."""
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.utils import timezone
@@ -82,7 +82,7 @@ def test_an_entry_date_no_page_can_show_is_replaced_by_the_fetch_time(server, cl
     assert refresh(url)["outcome"] == "stored"
     entry = BlogEntry.objects.get(guid="urn:post:7")
     assert before - timedelta(seconds=1) <= entry.pub_date <= timezone.now()
-    settings.TIME_ZONE = "America/New_York"  # a zone where year 1 or 9999 would overflow
+    settings.TIME_ZONE = "Asia/Tokyo" if date.endswith("9999 23:59:59 GMT") else "America/New_York"  # overflows
     assert client.get("/").status_code == 200
     assert client.get("/blogs/").status_code == 200
 
@@ -93,3 +93,33 @@ def test_an_entry_date_a_little_ahead_is_kept(server):
     make_feed(url)
     refresh(url)
     assert BlogEntry.objects.get().pub_date.strftime("%a, %d %b %Y %H:%M:%S +0000") == ahead
+
+
+def test_an_entry_stored_with_an_unshowable_date_before_dates_were_checked_gets_the_fetch_time(
+    server, client, settings
+):
+    url = server.feed("/undated.xml", rss(item(5).replace("<pubDate>Mon, 06 Sep 2021 16:05:00 +0000</pubDate>", "")))
+    feed = make_feed(url)
+    far = datetime(9999, 12, 31, 23, 0, tzinfo=UTC)
+    BlogEntry.objects.create(feed=feed, guid="urn:post:5", title="Post 5", pub_date=far)
+    before = timezone.now()
+    assert refresh(url)["outcome"] == "stored"
+    assert BlogEntry.objects.get().pub_date >= before - timedelta(seconds=1)
+    settings.TIME_ZONE = "Asia/Tokyo"  # east of UTC: 9999-12-31 23:00 UTC would be year 10000 here
+    assert client.get("/").status_code == 200 and client.get("/blogs/").status_code == 200
+
+
+def test_the_migration_gives_unshowable_stored_dates_their_first_seen_time():
+    import importlib
+
+    from django.apps import apps
+
+    migration = importlib.import_module("pydotorg.blogs.migrations.0003_alter_blogentry_pub_date_alter_feed_feed_url")
+    feed = make_feed("https://example.org/m.xml")
+    far = datetime(9999, 6, 1, tzinfo=UTC)
+    bad = BlogEntry.objects.create(feed=feed, guid="far", title="Far", pub_date=far)
+    fine = BlogEntry.objects.create(feed=feed, guid="fine", title="Fine", pub_date=timezone.now())
+    migration.first_seen_for_unshowable_dates(apps, None)
+    bad.refresh_from_db()
+    assert bad.pub_date == bad.created
+    assert BlogEntry.objects.get(pk=fine.pk).pub_date == fine.pub_date

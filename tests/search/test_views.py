@@ -120,3 +120,10 @@ def test_words_after_a_literal_angle_bracket_are_found_and_shown_as_written(clie
         assert [h["id"] for h in hits] == [page.pk], word
     snippet = client.get("/api/search/", {"q": "wombats"}).json()["hits"][0]["snippet"]
     assert "In Python, a&lt;b and c&gt;d holds for <mark>wombats</mark>" in snippet
+
+
+def test_the_backends_own_characters_in_a_document_are_not_shown(client, make_page):
+    page = make_page(title="Prices", content="Price \ue002 5 and \ue000marks\ue001 for wombats.")
+    async_to_sync(index_content)({}, "page", page.pk)
+    snippet = client.get("/api/search/", {"q": "wombats"}).json()["hits"][0]["snippet"]
+    assert "&lt;" not in snippet and "\ue002" not in snippet and "Price 5 and marks for" in snippet

@@ -63,3 +63,24 @@ def test_a_feed_url_must_be_http_or_https():
     with pytest.raises(ValidationError) as raised:
         feed.full_clean()
     assert "feed_url" in raised.value.message_dict
+
+
+def test_a_job_expiry_no_page_can_show_is_refused_and_the_migration_mends_stored_ones():
+    import importlib
+    from datetime import UTC, datetime
+
+    from django.apps import apps
+    from django.core.exceptions import ValidationError
+
+    from pydotorg.jobs.models import Job
+
+    job = Job(job_title="Far", company_name="Acme", expires=datetime(9999, 12, 31, 23, 0, tzinfo=UTC))
+    with pytest.raises(ValidationError) as raised:
+        job.full_clean()
+    assert "expires" in raised.value.message_dict
+    forever = Job.objects.create(job_title="Forever", company_name="Acme", expires=datetime(9999, 6, 1, tzinfo=UTC))
+    importlib.import_module("pydotorg.jobs.migrations.0002_alter_job_expires").no_expiry_for_unshowable_dates(
+        apps, None
+    )
+    forever.refresh_from_db()
+    assert forever.expires is None  # "never", as it meant

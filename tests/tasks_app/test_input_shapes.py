@@ -145,3 +145,9 @@ def test_a_job_key_must_be_a_str(redis_db, key):
     with pytest.raises(TaskArgumentError, match="must be a str"):
         enqueue_many("noop", [{}], keys=[key])
     assert count("incomplete") == 0
+
+
+def test_an_empty_job_key_is_refused_it_would_name_no_job(redis_db):
+    with pytest.raises(TaskArgumentError, match="key='' names no job: give a non-empty key, or none"):
+        enqueue("noop", key="")
+    assert count("incomplete") == 0

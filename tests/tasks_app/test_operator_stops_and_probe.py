@@ -14,6 +14,7 @@ from saq.job import Status
 from tasks_app import enqueue
 from tasks_app.process.runner import DATABASE_CHECK_S
 from tests.queue_state import live_workers, stored
+from tests.redis_server import RedisServer
 from tests.sampleapp.models import Note
 
 from .engine.redis_clock import skewed_env
@@ -82,3 +83,45 @@ def test_a_sync_job_that_returns_after_the_grace_period_is_recorded_complete_not
     assert (job.status, job.attempts, job.result) == (Status.COMPLETE, 1, "sync at stop")
     assert "outcome=complete" in worker.output and "outcome=requeued" not in worker.output
     assert Note.objects.filter(text="sync at stop finished").count() == 1
+
+
+def test_a_job_in_its_grace_period_keeps_its_heartbeat_and_is_not_run_again_elsewhere(start_worker, subprocess_env):
+    # Silent from the signal on, it was swept (heartbeat 2 s) and run by the other worker beside itself.
+    env = {**subprocess_env, "TEST_SAQ": json.dumps({"SHUTDOWN_GRACE_PERIOD": 30, "TIMERS": {"sweep": 1}})}
+    stopping = start_worker(env=env)
+    stopping.wait_for_output("SIGTERM/SIGINT for a clean stop")
+    key = enqueue("sleep_then_note", seconds=6, text="in grace", heartbeat=2).key
+    wait_until(lambda: Note.objects.filter(text="in grace started").exists(), message="the job to start")
+    other = start_worker(env=env)
+    other.wait_for_output("SIGTERM/SIGINT for a clean stop")
+    stopping.signal(signal.SIGTERM)
+    assert stopping.wait(30) == 0
+    job = stored(key)
+    assert (job.status, job.attempts) == (Status.COMPLETE, 1)
+    assert Note.objects.filter(text="in grace started").count() == 1
+    assert f"key={key}" not in other.output
+
+
+def test_a_forced_stop_with_redis_down_says_the_jobs_stay_active_not_that_they_were_put_back(
+    start_worker, subprocess_env, tmp_path
+):
+    server = RedisServer(tmp_path).start()
+    try:
+        env = {**subprocess_env, "TEST_REDIS_URL": server.url, "TEST_SAQ": json.dumps({"SHUTDOWN_GRACE_PERIOD": 60})}
+        worker = start_worker(env=env)
+        worker.wait_for_output("SIGTERM/SIGINT for a clean stop")
+        server.client().rpush("probe", "x")  # the test's own Redis answers
+        submitted = manage("enqueue", "sleep_then_note", "seconds=60", "text=redis gone", env=env)
+        assert submitted.returncode == 0, submitted.stderr
+        wait_until(lambda: Note.objects.filter(text="redis gone started").exists(), message="the job to start")
+        server.stop()
+        worker.wait_for_output("Lost Redis")  # its heartbeat found out
+        worker.signal(signal.SIGTERM)
+        worker.wait_for_output("Send again to force")
+        time.sleep(1.2)  # a second signal within a second is the same request delivered twice
+        worker.signal(signal.SIGTERM)
+        worker.wait(20)
+        assert "Redis is down, so in-flight jobs cannot be put back" in worker.output
+        assert "re-queueing in-flight jobs" not in worker.output
+    finally:
+        server.stop()

@@ -160,6 +160,21 @@ def test_a_hook_that_raises_is_logged_not_raised(caplog):
     assert "on_final_failure of task fails_with_broken_hook failed" in caplog.text
 
 
+def test_a_hook_that_raises_system_exit_is_logged_not_raised(caplog):
+    def exits(job):
+        raise SystemExit(4)
+
+    @task(name="fails_with_exiting_hook", retries=0, on_final_failure=exits)
+    async def fails_with_exiting_hook(ctx) -> None:
+        raise RuntimeError("job bug")
+
+    with capture_jobs() as jobs:
+        enqueue("fails_with_exiting_hook")
+        run_jobs()  # SystemExit went on, out of run_jobs (in a worker: the worker exited)
+    assert jobs[0].job.status == Status.FAILED
+    assert "on_final_failure of task fails_with_exiting_hook failed" in caplog.text
+
+
 def test_a_hook_of_a_bad_type_is_refused_at_registration():
     with pytest.raises(TypeError, match="on_final_failure=3 must be a callable or a dotted path"):
         task(on_final_failure=3)

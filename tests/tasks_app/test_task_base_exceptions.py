@@ -9,6 +9,7 @@ from saq.job import Status
 from tasks_app import enqueue
 from tasks_app.testing import run_jobs
 from tests.queue_state import stored
+from tests.sampleapp.models import Note
 
 from .helpers import wait_until
 
@@ -40,3 +41,18 @@ def test_each_fails_its_job_in_run_jobs_as_in_a_worker(redis_db, name, error):
     job = stored(key)
     assert (job.status, job.attempts) == (Status.FAILED, 1)
     assert error in job.error
+
+
+def test_an_aborted_sync_task_keeps_the_reason_and_audit_of_its_abort(start_worker, redis_db):
+    # Held while its thread runs on (it cannot be stopped): the mark once wrote the worker's copy over the
+    # record, dropping who aborted it and why.
+    from tasks_app import operations
+
+    worker = start_worker()
+    worker.wait_for_output("SIGTERM/SIGINT for a clean stop")
+    key = enqueue("sync_sleep_then_note", seconds=3, text="aborted sync").key
+    wait_until(lambda: Note.objects.filter(text="aborted sync started").exists(), message="the job to start")
+    assert operations.abort_job("default", key, "alice").status == Status.ABORTING
+    job = wait_until(lambda: (j := stored(key)).status == Status.ABORTED and j, message="the abort to end")
+    assert job.error == "Aborted from the dashboard by alice."
+    assert [entry["by"] for entry in job.meta["dashboard"]] == ["alice"]

@@ -92,3 +92,12 @@ async def reports_progress_async(context) -> str:
     from tasks_app import areport_progress
 
     return str(await areport_progress(context, 0.5, "half"))
+
+
+@task()
+async def awaits_a_cancelled_task() -> None:
+    """Its own code meets CancelledError: it awaits a helper that something else cancelled."""
+    helper = asyncio.create_task(asyncio.sleep(10))
+    await asyncio.sleep(0)
+    helper.cancel()
+    await helper

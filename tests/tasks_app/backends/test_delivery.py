@@ -129,6 +129,24 @@ def test_signals(work):
     )
 
 
+def test_a_task_whose_own_code_meets_cancelled_error_fails_and_says_so_to_the_finished_signal(work):
+    finished = []
+
+    def handler(sender, task_result, **kwargs):
+        finished.append((task_result.id, task_result.status))
+
+    task_finished.connect(handler)
+    try:
+        result = test_tasks.awaits_a_cancelled_task.enqueue()
+        work()
+    finally:
+        task_finished.disconnect(handler)
+    assert finished == [(result.id, TaskResultStatus.FAILED)]
+    result.refresh()
+    assert result.status == TaskResultStatus.FAILED
+    assert "CancelledError" in result.errors[0].traceback
+
+
 def test_enqueue_logs(caplog):
     with caplog.at_level("DEBUG", logger="django.tasks"):
         result = test_tasks.noop_task.enqueue()
