@@ -33,6 +33,8 @@ def _wrote(reply: Any) -> bool:
 class Outcomes:
     """The ``Recorder`` methods of a ``Worker``: each returns the outcome's name."""
 
+    forced = False  # the stop was forced (a second signal): an outcome is not waited for past an outage
+
     async def complete(self, job: Job, result: Any) -> str:
         return await self._write(job, lambda: self._ended(job, Status.COMPLETE, result=result), "complete")
 
@@ -92,7 +94,8 @@ class Outcomes:
         was kept: the outcome is ``"unknown"``, logged with the outcome that was written.
 
         A stop request arriving meanwhile cannot cut a write in half: each is one script, sent
-        whole once started. If the worker dies before Redis is back, the job runs again once its
+        whole once started. If the worker dies before Redis is back, or its stop is forced meanwhile
+        (``forced``: the outcome is then "lost", not waited for), the job runs again once its
         heartbeat lapses.
         """
         job.meta.pop(HELD, None)  # written with the outcome: the attempt is over
@@ -123,7 +126,17 @@ class Outcomes:
             except REDIS_ERRORS as exc:  # and ReplicasNotConfirmed: a durable queue's outcome waits for them
                 if isinstance(exc, ReplicasNotConfirmed) and _wrote(exc.reply):
                     unconfirmed = "aborted" if _text(exc.reply[0]) == "aborted" else written  # an abort won
-                await asyncio.sleep(self.outages.failed(service_of(exc) or "Redis", exc))
+                wait = self.outages.failed(service_of(exc) or "Redis", exc)
+                if self.forced:  # the operator will not wait for Redis: the sweep takes the job over later
+                    logger.error(
+                        "Job %s's outcome (%s) was not written: Redis is down and the stop was forced. The job "
+                        "stays active until a worker's sweep finds its heartbeat overdue.",
+                        job.key,
+                        written,
+                        extra={"job_key": job.key, "outcome": "lost", "written": None},
+                    )
+                    return "lost"
+                await asyncio.sleep(wait)
                 continue
             self._reached()
             return outcome

@@ -391,8 +391,9 @@ class Worker(Outcomes, Bursting, saq.Worker):
             await pausing.forget_worker(self.queue, self.id)
 
     def force_stop(self) -> None:
-        """Cut the grace period short: running attempts are cancelled and re-queued now."""
+        """Cut the grace period short: running attempts are cancelled and re-queued now (if Redis answers)."""
         self.event.set()
+        self.forced = True
         for attempt in list(self.attempts):
             if attempt.process is not None:
                 attempt.process.cancel()

@@ -123,5 +123,6 @@ def test_a_forced_stop_with_redis_down_says_the_jobs_stay_active_not_that_they_w
         worker.wait(20)
         assert "Redis is down, so in-flight jobs cannot be put back" in worker.output
         assert "re-queueing in-flight jobs" not in worker.output
+        assert "outcome (requeued) was not written: Redis is down and the stop was forced" in worker.output
     finally:
         server.stop()
