@@ -219,6 +219,11 @@ async def run_django_task(
         await _failed(job, sender, exc)  # the task's own (it awaited something cancelled): an error as any other
     except BaseException as exc:
         await _failed(job, sender, exc)
+    current = asyncio.current_task()
+    if current is not None and current.cancelling():
+        # Cancelled (a timeout, an abort, a stop) while a sync Task's thread ran on, and returned: the worker
+        # records how the attempt ended, and says nothing of success here.
+        return value
     bookkeeping(job)["finished"] = int(datetime.now(UTC).timestamp() * 1000)
     done = result_from_job(job, status=TaskResultStatus.SUCCESSFUL, return_value=value)
     await task_finished.asend(sender=sender, task_result=done)

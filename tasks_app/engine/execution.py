@@ -235,7 +235,11 @@ class Execution:
         await self._cancel(attempt)
         if attempt.ending is not None:
             return await self._ended(attempt)
-        if self.outage is not None and await self.outage(exc):
+        try:
+            down = self.outage is not None and await self.outage(exc)
+        except asyncio.CancelledError:  # stopped while the database was probed: back to the queue, as a stop is
+            down = True
+        if down:
             return await self._record(attempt, lambda: recorder.requeue(job))
         error = "".join(traceback.format_exception(exc))
         if job.retryable:

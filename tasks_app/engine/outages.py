@@ -5,7 +5,9 @@ when it starts and once when it ends, with a back-off between tries; and the per
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -81,6 +83,8 @@ class Outages:
     since: dict[str, float] = field(default_factory=dict)
     failures: dict[str, int] = field(default_factory=dict)
     quiet: frozenset[str] = frozenset()
+    database_held: bool = False  # an attempt found the database down: no job is taken until it answers
+    _probe: asyncio.Future | None = None
 
     def failed(self, service: str, exc: BaseException) -> float:
         """Record a failure; returns how long to wait before trying again (0.25 s, doubling, to 5 s)."""
@@ -98,21 +102,31 @@ class Outages:
 
     async def database_down(self, exc: BaseException) -> bool:
         """Whether ``exc`` says the database is down: a database error, and the database does not answer
-        now (a failed query, the database answering, is not an outage). Records the outage if so."""
-        if service_of(exc) != DATABASE or await database_answers():
+        now (a failed query, the database answering, is not an outage). Records the outage if so: then
+        ``database_wait`` holds the worker's takes until the database answers."""
+        if service_of(exc) != DATABASE or await self._database_answers():
             return False
         self.failed(DATABASE, exc)
+        self.database_held = True
         return True
 
     async def database_wait(self) -> float | None:
-        """None unless an outage of the database is under way and it still does not answer; then the
-        seconds to wait before asking again (0.25 s, doubling, to 5 s)."""
-        if DATABASE not in self.since:
+        """None unless an attempt found the database down (``database_down``) and it still does not answer;
+        then the seconds to wait before asking again (0.25 s, doubling, to 5 s). Only an attempt's finding
+        holds takes: an outbox drain's failure on another database is that drain's own to log."""
+        if not self.database_held:
             return None
-        if await database_answers():
+        if await self._database_answers():
+            self.database_held = False
             self.succeeded(DATABASE)
             return None
         return self.failed(DATABASE, ConnectionError("it does not answer"))
+
+    async def _database_answers(self) -> bool:
+        # One probe at a time for all of a worker's slots: each would otherwise open its own connection.
+        if self._probe is None or self._probe.done():
+            self._probe = asyncio.ensure_future(database_answers())
+        return await asyncio.shield(self._probe)
 
     def succeeded(self, service: str) -> None:
         started = self.since.pop(service, None)
@@ -132,22 +146,30 @@ DATABASE_PROBE_S = 5.0
 
 
 async def database_answers() -> bool:
-    """Whether the default database answers a query now, on a connection of a thread's own (closed after),
-    within ``DATABASE_PROBE_S``: what tells a database that is down from a query that failed."""
+    """Whether the default database answers a query now, on a connection of its own (closed after), within
+    ``DATABASE_PROBE_S``: what tells a database that is down from a query that failed. The query runs on a
+    daemon thread of its own: one stuck on a server that never answers holds neither a pool's thread nor
+    the process's exit."""
     from django.db import DatabaseError, connection
 
-    def ping() -> bool:
+    loop = asyncio.get_running_loop()
+    answered: asyncio.Future[bool] = loop.create_future()
+
+    def ping() -> None:
         try:
             with connection.cursor() as cursor:
                 cursor.execute("SELECT 1")
-            return True
+            ok = True
         except DatabaseError:
-            return False
+            ok = False
         finally:
             connection.close()
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody is waiting
+            loop.call_soon_threadsafe(lambda: answered.done() or answered.set_result(ok))
 
+    threading.Thread(target=ping, name="database-probe", daemon=True).start()
     try:
-        return await asyncio.wait_for(asyncio.to_thread(ping), DATABASE_PROBE_S)
+        return await asyncio.wait_for(answered, DATABASE_PROBE_S)
     except TimeoutError:
         return False
 

@@ -127,9 +127,11 @@ class Outcomes:
                 if isinstance(exc, ReplicasNotConfirmed) and _wrote(exc.reply):
                     unconfirmed = "aborted" if _text(exc.reply[0]) == "aborted" else written  # an abort won
                 wait = self.outages.failed(service_of(exc) or "Redis", exc)
-                if self.forced:  # the operator will not wait for Redis: the sweep takes the job over later
+                # The stop was forced, or its grace period is over: nobody waits for Redis any more, and the
+                # sweep takes the job over later.
+                if self.forced or (written == "requeued" and self.event.is_set()):
                     logger.error(
-                        "Job %s's outcome (%s) was not written: Redis is down and the stop was forced. The job "
+                        "Job %s's outcome (%s) was not written: Redis is down and the worker is stopping. The job "
                         "stays active until a worker's sweep finds its heartbeat overdue.",
                         job.key,
                         written,

@@ -34,7 +34,7 @@ from . import attempts, chains, pausing
 from .burst import BurstGroup, Bursting
 from .cron_sync import CronSchedule, sync_cron
 from .execution import Attempt, Execution, as_coroutine
-from .outages import DATABASE, REDIS_ERRORS, Outages, Upkeep, service_of, settle
+from .outages import REDIS_ERRORS, Outages, Upkeep, service_of, settle
 from .outcomes import Outcomes
 from .queue import AtomicRedisQueue
 
@@ -202,10 +202,12 @@ class Worker(Outcomes, Bursting, saq.Worker):
         if self.taken:
             return self.taken.pop()
         # A job's attempt found the database down: no job is taken until it answers, rather than each
-        # failing in turn (``Outages.database_down``, the executions' ``outage``).
-        if DATABASE in self.outages.since and (wait := await self.outages.database_wait()) is not None:
+        # failing in turn (``Outages.database_down``, the executions' ``outage``). A --burst worker waits
+        # it out: its queue is not empty.
+        while self.outages.database_held and (wait := await self.outages.database_wait()) is not None:
             await asyncio.sleep(wait)
-            return None
+            if not self.burst or self.event.is_set():
+                return None
         looked = False
         while True:  # a loop: a burst worker waiting for a retry about to be due takes again
             asked = time.monotonic()
@@ -228,11 +230,9 @@ class Worker(Outcomes, Bursting, saq.Worker):
                 return None
             self.outages.succeeded("Redis")
             if job is not None:
-                # Down since this slot began waiting for work: the job goes back, unattempted.
-                if DATABASE in self.outages.since and (wait := await self.outages.database_wait()) is not None:
+                if self.outages.database_held:  # since this slot began waiting: back first, then wait
                     with contextlib.suppress(*REDIS_ERRORS, JobStateConflict):
-                        await attempts.requeue_attempt(self.queue, job, "re-queued: the database was down")
-                    await asyncio.sleep(wait)
+                        await asyncio.shield(attempts.requeue_attempt(self.queue, job, "re-queued: no database"))
                     return None
                 return job, asked
             if not self.burst:

@@ -123,6 +123,25 @@ def test_a_forced_stop_with_redis_down_says_the_jobs_stay_active_not_that_they_w
         worker.wait(20)
         assert "Redis is down, so in-flight jobs cannot be put back" in worker.output
         assert "re-queueing in-flight jobs" not in worker.output
-        assert "outcome (requeued) was not written: Redis is down and the stop was forced" in worker.output
+        assert "outcome (requeued) was not written: Redis is down and the worker is stopping" in worker.output
+    finally:
+        server.stop()
+
+
+def test_a_graceful_stop_with_redis_down_exits_once_the_grace_period_is_over(start_worker, subprocess_env, tmp_path):
+    server = RedisServer(tmp_path).start()
+    try:
+        env = {**subprocess_env, "TEST_REDIS_URL": server.url, "TEST_SAQ": json.dumps({"SHUTDOWN_GRACE_PERIOD": 2})}
+        worker = start_worker(env=env)
+        worker.wait_for_output("SIGTERM/SIGINT for a clean stop")
+        submitted = manage("enqueue", "sleep_then_note", "seconds=60", "text=redis gone, graceful", env=env)
+        assert submitted.returncode == 0, submitted.stderr
+        wait_until(lambda: Note.objects.filter(text="redis gone, graceful started").exists(), message="the start")
+        server.stop()
+        started = time.monotonic()
+        worker.signal(signal.SIGTERM)
+        worker.wait(30)  # its re-queue once waited for Redis for ever
+        assert time.monotonic() - started < 20
+        assert "outcome (requeued) was not written: Redis is down and the worker is stopping" in worker.output
     finally:
         server.stop()
