@@ -20,7 +20,7 @@ from urllib.parse import urljoin, urlsplit
 from django.db import IntegrityError, router, transaction
 from django.db.models import F
 
-from pydotorg.validators import EARLIEST_YEAR, LATEST_YEAR
+from pydotorg.validators import displayable
 
 from .conf import FeedSettings
 from .fetching import FetchResult, sendable
@@ -179,7 +179,7 @@ def _upsert(feed_id: int, entries: list[ParsedEntry], now: datetime, addresses: 
         # No date in the feed: keep the one given on first sight rather than a new fetch time each run (unless
         # no page could show it: stored before dates were checked, ``displayable_datetime``).
         kept = old_values[-1]
-        pub_date = entry.pub_date or (kept if EARLIEST_YEAR <= kept.year <= LATEST_YEAR else now)
+        pub_date = entry.pub_date or (kept if displayable(kept) else now)
         if [entry.title, entry.summary, entry.content, entry.url, pub_date] != old_values:
             changed.append(_row(feed_id, entry, pub_date))
     rows = new + changed

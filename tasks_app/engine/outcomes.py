@@ -50,7 +50,8 @@ class Outcomes:
         return await self._write(job, lambda: self._aborted(job), "aborted")
 
     async def requeue(self, job: Job) -> str:
-        return await self._write(job, lambda: self._requeued(job), "requeued")
+        # At a stop (its grace period over) nobody waits for Redis any more: see ``_write``'s ``patient``.
+        return await self._write(job, lambda: self._requeued(job), "requeued", patient=not self.event.is_set())
 
     async def _ended(self, job: Job, status: Status, *, result=None, error=None) -> str:
         # While the worker keeps going, the next job comes back with this outcome's write; not on a
@@ -83,7 +84,7 @@ class Outcomes:
         )
         return "requeued" if status == Status.QUEUED else status.value
 
-    async def _write(self, job: Job, change: Callable[[], Awaitable[str]], written: str) -> str:
+    async def _write(self, job: Job, change: Callable[[], Awaitable[str]], written: str, patient: bool = True) -> str:
         """Record an outcome of an attempt, waiting out a Redis outage; a refused change means the
         attempt was lost. ``JobNotStorable`` goes to the caller (``Execution``).
 
@@ -127,9 +128,9 @@ class Outcomes:
                 if isinstance(exc, ReplicasNotConfirmed) and _wrote(exc.reply):
                     unconfirmed = "aborted" if _text(exc.reply[0]) == "aborted" else written  # an abort won
                 wait = self.outages.failed(service_of(exc) or "Redis", exc)
-                # The stop was forced, or its grace period is over: nobody waits for Redis any more, and the
-                # sweep takes the job over later.
-                if self.forced or (written == "requeued" and self.event.is_set()):
+                # The stop was forced, or the write is a stop's re-queue (not ``patient``): nobody waits for
+                # Redis any more, and the sweep takes the job over later.
+                if self.forced or not patient:
                     logger.error(
                         "Job %s's outcome (%s) was not written: Redis is down and the worker is stopping. The job "
                         "stays active until a worker's sweep finds its heartbeat overdue.",

@@ -7,6 +7,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from django.core.management import call_command
 from redis.asyncio import from_url
@@ -19,6 +20,12 @@ ROOT = Path(__file__).resolve().parents[2]
 def run_burst(*args: str) -> None:
     """Run ``runworker --burst`` in this process until the queue is drained."""
     call_command("runworker", "--burst", "--skip-checks", "-v", "0", *args)
+
+
+def on_port(env: dict, port: int) -> dict:
+    """``env`` with ``TEST_DATABASE_URL`` pointed at ``port`` on the loopback (a proxy, or a silent server)."""
+    url = urlsplit(env["TEST_DATABASE_URL"])
+    return {**env, "TEST_DATABASE_URL": urlunsplit(url._replace(netloc=f"{url.username}@127.0.0.1:{port}"))}
 
 
 def manage(*args: str, env: dict, timeout: float = 60, **kwargs) -> subprocess.CompletedProcess:

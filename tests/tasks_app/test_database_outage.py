@@ -8,7 +8,7 @@ import signal
 import socket
 import subprocess
 import time
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import pytest
 from saq.job import Status
@@ -18,7 +18,7 @@ from tests.queue_state import stored
 from tests.redis_server import free_port
 from tests.sampleapp.models import Note
 
-from .helpers import wait_until
+from .helpers import on_port, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -55,8 +55,7 @@ def forwarded_env(subprocess_env):
     url = urlsplit(subprocess_env["TEST_DATABASE_URL"])
     forwarder = Forwarder((url.hostname, url.port or 5432))
     forwarder.start()
-    netloc = f"{url.username}@127.0.0.1:{forwarder.port}"
-    yield forwarder, {**subprocess_env, "TEST_DATABASE_URL": urlunsplit(url._replace(netloc=netloc))}
+    yield forwarder, on_port(subprocess_env, forwarder.port)
     forwarder.stop()
 
 

@@ -6,7 +6,6 @@ import json
 import signal
 import socket
 import time
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from saq.job import Status
@@ -18,7 +17,7 @@ from tests.redis_server import RedisServer
 from tests.sampleapp.models import Note
 
 from .engine.redis_clock import skewed_env
-from .helpers import manage, wait_until
+from .helpers import manage, on_port, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -55,9 +54,7 @@ def test_the_health_check_counts_live_workers_on_redis_clock(start_worker, subpr
 def test_the_health_check_says_so_when_the_database_accepts_connections_and_never_answers(subprocess_env):
     silent = socket.create_server(("127.0.0.1", 0))  # accepts (the kernel's backlog), never answers
     try:
-        url = urlsplit(subprocess_env["TEST_DATABASE_URL"])
-        netloc = f"{url.username}@127.0.0.1:{silent.getsockname()[1]}"
-        env = {**subprocess_env, "TEST_DATABASE_URL": urlunsplit(url._replace(netloc=netloc))}
+        env = on_port(subprocess_env, silent.getsockname()[1])
         started = time.monotonic()
         check = manage("runworker", "--check", env=env, timeout=60)
         assert time.monotonic() - started < 30
