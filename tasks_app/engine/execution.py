@@ -15,7 +15,6 @@ only then is the outcome (a retry, a failure, an abort) written.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
 import logging
 import time
@@ -43,6 +42,23 @@ attempt_loop: contextvars.ContextVar[asyncio.AbstractEventLoop] = contextvars.Co
 # The outcomes whose write ended the job FAILED with no attempts left: the process that wrote one calls the
 # task's ``on_final_failure`` (``tasks_app.failures``); another process's write comes back as "lost".
 FINAL_FAILURES = frozenset({"failed", "timeout"})
+
+
+async def outlast(task: asyncio.Future, within: float | None = None) -> None:
+    """Wait until ``task`` is done (or ``within`` s have passed), whatever the number of cancellations of
+    the waiter meanwhile (a stop's grace period ending, a forced stop): each is passed on to ``task``, which
+    an async task obeys and a sync task's thread cannot (``call_in_thread`` waits for it). Had the waiter
+    given up, the job would be put back on its queue, and run elsewhere, while its thread runs on."""
+    loop = asyncio.get_running_loop()
+    deadline = None if within is None else loop.time() + within
+    while not task.done():
+        left = None if deadline is None else deadline - loop.time()
+        if left is not None and left <= 0:
+            return
+        try:
+            await asyncio.wait((task,), timeout=left)
+        except asyncio.CancelledError:
+            task.cancel()
 
 
 def as_coroutine(hook: Callable[..., Any], executor: Executor) -> Hook:
@@ -264,8 +280,7 @@ class Execution:
         if task is None or task.done():
             return
         task.cancel()
-        with contextlib.suppress(BaseException):
-            await asyncio.wait_for(asyncio.shield(task), CANCEL_DEADLINE_S)
+        await outlast(task, CANCEL_DEADLINE_S)
         if task.done():
             return
         self.log.warning(
@@ -274,7 +289,7 @@ class Execution:
             CANCEL_DEADLINE_S,
             extra={"job_key": attempt.job.key, "event": "overrun"},
         )
-        await asyncio.wait((task,))  # a second cancellation of this one (a forced stop) ends the wait
+        await outlast(task)
 
     async def _record(self, attempt: Attempt, write: Callable[[], Awaitable[str]]) -> str:
         job = attempt.job

@@ -1,8 +1,8 @@
 """How a worker records the outcome of an attempt (``execution.Recorder``): each outcome one owner
 compare-and-set (``engine/attempts.py``), a Redis outage waited out, a lost attempt logged once.
 
-A mixin of ``engine/worker.py``'s ``Worker``, whose ``queue``, ``event``, ``taken``, ``outages`` and
-``max_burst_jobs`` it uses.
+A mixin of ``engine/worker.py``'s ``Worker``, whose ``queue``, ``event``, ``taken``, ``outages``,
+``max_burst_jobs`` and ``forced`` (``engine/stopping.py``) it uses.
 """
 
 from __future__ import annotations
@@ -32,8 +32,6 @@ def _wrote(reply: Any) -> bool:
 
 class Outcomes:
     """The ``Recorder`` methods of a ``Worker``: each returns the outcome's name."""
-
-    forced = False  # the stop was forced (a second signal): an outcome is not waited for past an outage
 
     async def complete(self, job: Job, result: Any) -> str:
         return await self._write(job, lambda: self._ended(job, Status.COMPLETE, result=result), "complete")

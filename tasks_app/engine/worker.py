@@ -37,6 +37,7 @@ from .execution import Attempt, Execution, as_coroutine
 from .outages import REDIS_ERRORS, Outages, Upkeep, service_of, settle
 from .outcomes import Outcomes
 from .queue import AtomicRedisQueue
+from .stopping import Stopping
 
 logger = logging.getLogger("tasks_app.worker")
 
@@ -50,7 +51,7 @@ def touch_every(job: Job) -> float:
     return job.heartbeat / 4
 
 
-class Worker(Outcomes, Bursting, saq.Worker):
+class Worker(Outcomes, Bursting, Stopping, saq.Worker):
     """A SAQ worker for an ``AtomicRedisQueue``.
 
     ``functions`` are ``(name, async function)`` pairs; hooks may be sync, and then run on
@@ -365,35 +366,3 @@ class Worker(Outcomes, Bursting, saq.Worker):
                     self.outages.succeeded(service)
                 self._confirmed_again()
             await chore.rest(wait)
-
-    # --- stopping ---------------------------------------------------------------------------------
-
-    async def stop(self) -> None:
-        """Stop taking jobs; running attempts get the grace period, then go back to the queue."""
-        self.event.set()
-        beating, others = self._upkeep_tasks[:1], self._upkeep_tasks[1:]  # the heartbeat is the first chore
-        for task in others:
-            task.cancel()
-        await asyncio.gather(*others, return_exceptions=True)
-        self.tasks.difference_update(self._upkeep_tasks)
-        busy = {attempt.process for attempt in self.attempts}
-        for task in self.tasks - busy:
-            task.cancel()  # idle: waiting for work, holding none
-        while self.taken:  # taken for this worker, never started: back to the head of the queue
-            job, _ = self.taken.pop()
-            with contextlib.suppress(*REDIS_ERRORS, JobStateConflict):
-                await attempts.requeue_attempt(self.queue, job, "re-queued: its worker was stopping")
-        await super().stop()
-        for task in beating:  # every attempt has ended or gone back to the queue
-            task.cancel()
-        await asyncio.gather(*beating, return_exceptions=True)
-        with contextlib.suppress(Exception):  # Redis may be gone: then the info simply expires
-            await pausing.forget_worker(self.queue, self.id)
-
-    def force_stop(self) -> None:
-        """Cut the grace period short: running attempts are cancelled and re-queued now (if Redis answers)."""
-        self.event.set()
-        self.forced = True
-        for attempt in list(self.attempts):
-            if attempt.process is not None:
-                attempt.process.cancel()

@@ -219,7 +219,8 @@ def _install_signal_handlers(workers: list[Worker]) -> Callable[[], None]:
             else:
                 logger.warning(
                     "%s again: re-queueing in-flight jobs and exiting. A sync task's thread cannot be stopped: "
-                    "the process ends once any still running returns (SIGKILL ends it sooner).",
+                    "its job stays this worker's until it returns, then its outcome is written and the process "
+                    "ends (SIGKILL ends it sooner; the job then runs again once its heartbeat lapses).",
                     signum.name,
                 )
             for worker in workers:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import functools
 import inspect
@@ -113,9 +114,10 @@ async def call_in_thread(executor: Executor | None, func: Callable[..., Any], *a
     """Run sync ``func`` on ``executor`` with the caller's context variables; the thread that runs
     it opens and cleans its own database connection, before and after.
 
-    Cancelled, it returns only once ``func`` has: a thread cannot be stopped, so the attempt that called
-    it lasts until then (at most one execution of a job). Then it raises ``CancelledError`` if ``func`` had
-    not started, else gives what ``func`` gave (its value, or its exception): work done is not thrown away.
+    Cancelled, it returns only once ``func`` has, however many times it is cancelled meanwhile: a thread
+    cannot be stopped, so the attempt that called it lasts until then (at most one execution of a job).
+    Then it raises ``CancelledError`` if ``func`` had not started, else gives what ``func`` gave (its value,
+    or its exception): work done is not thrown away.
     """
     call = functools.partial(contextvars.copy_context().run, _call_sync, func, args, kwargs)
     if executor is None:
@@ -127,11 +129,10 @@ async def call_in_thread(executor: Executor | None, func: Callable[..., Any], *a
     except asyncio.CancelledError:
         if submitted.cancel():  # not started yet: it never will
             raise
-        if not future.done():
-            await asyncio.wait((future,))  # cancelled again (a forced stop) ends this wait
-        if not future.done() or future.cancelled():
-            raise
-        return future.result()  # what the thread gave, value or exception
+    while not future.done():
+        with contextlib.suppress(asyncio.CancelledError):  # cancelled again (a forced stop): still running
+            await asyncio.wait((future,))
+    return future.result()  # what the thread gave, value or exception
 
 
 async def call(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
