@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -42,6 +43,27 @@ def split_options(kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any
     return options, kwargs
 
 
+# A key is a Redis key's tail, a log field and a dashboard URL's part, and an outbox row holds 255 characters.
+MAX_KEY_LENGTH = 255
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _check_key(spec: TaskSpec, key: Any) -> None:
+    if not isinstance(key, str):  # stored as given: 123 and "123" would be two jobs' keys
+        raise TaskArgumentError(f"{spec.name}(): key={key!r:.80} must be a str, not {type(key).__name__}.")
+    if key == "":  # SAQ would give each such job a key of its own: no two would ever be one
+        raise TaskArgumentError(f"{spec.name}(): key='' names no job: give a non-empty key, or none for a new one.")
+    if len(key) > MAX_KEY_LENGTH:  # enqueue_on_commit's outbox row would fail at the commit
+        raise TaskArgumentError(
+            f"{spec.name}(): key={key!r:.40}... is {len(key)} characters; at most {MAX_KEY_LENGTH}: use a digest "
+            "(hashlib.sha256(...).hexdigest()) of a longer one."
+        )
+    if (bad := _CONTROL.search(key)) is not None:  # a newline in a key would forge log lines
+        raise TaskArgumentError(
+            f"{spec.name}(): key={key!r:.80} holds the control character {bad.group()!r}: keys are printable text."
+        )
+
+
 def build_job(
     task: TaskRef,
     kwargs: dict[str, Any] | None = None,
@@ -68,10 +90,8 @@ def build_job(
     Raises ``TaskNotFound``, ``TaskArgumentError``, or ``ImproperlyConfigured`` for an unknown queue.
     """
     spec = registry.get(task)
-    if key is not None and not isinstance(key, str):  # stored as given: 123 and "123" would be two jobs' keys
-        raise TaskArgumentError(f"{spec.name}(): key={key!r:.80} must be a str, not {type(key).__name__}.")
-    if key == "":  # SAQ would give each such job a key of its own: no two would ever be one
-        raise TaskArgumentError(f"{spec.name}(): key='' names no job: give a non-empty key, or none for a new one.")
+    if key is not None:
+        _check_key(spec, key)
     kwargs = dict(kwargs or {})
     if options:
         unknown = set(options) - set(conf.JOB_OPTIONS)

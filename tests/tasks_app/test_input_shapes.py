@@ -9,7 +9,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 from saq.job import Status
 
-from tasks_app import aenqueue_many, enqueue, enqueue_many, enqueue_many_on_commit
+from tasks_app import aenqueue_many, enqueue, enqueue_many, enqueue_many_on_commit, enqueue_on_commit
+from tasks_app.enqueueing.building import MAX_KEY_LENGTH
 from tasks_app.exceptions import TaskArgumentError
 from tasks_app.models import OutboxEntry
 from tasks_app.testing import capture_jobs, run_jobs
@@ -151,3 +152,26 @@ def test_an_empty_job_key_is_refused_it_would_name_no_job(redis_db):
     with pytest.raises(TaskArgumentError, match="key='' names no job: give a non-empty key, or none"):
         enqueue("noop", key="")
     assert count("incomplete") == 0
+
+
+@pytest.mark.parametrize("key", ["line\nforged INFO line", "nul\x00", "tab\tkey", "del\x7f", "c1\x85"])
+def test_a_job_key_with_a_control_character_is_refused_it_would_forge_log_lines(redis_db, key):
+    with pytest.raises(TaskArgumentError, match="holds the control character"):
+        enqueue("noop", key=key)
+    with pytest.raises(TaskArgumentError, match="holds the control character"):
+        enqueue_many("noop", [{}], keys=[key])
+    assert count("incomplete") == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_job_key_longer_than_an_outbox_row_holds_is_refused_on_every_path(redis_db):
+    # enqueue() took it; enqueue_on_commit() failed at the commit with a raw DataError (a 500 in a view).
+    long = "k" * (MAX_KEY_LENGTH + 1)
+    with pytest.raises(TaskArgumentError, match=f"is {MAX_KEY_LENGTH + 1} characters; at most {MAX_KEY_LENGTH}"):
+        enqueue("noop", key=long)
+    with pytest.raises(TaskArgumentError, match="at most"), transaction.atomic():
+        enqueue_on_commit("noop", key=long)
+    assert OutboxEntry.objects.count() == 0
+    with transaction.atomic():
+        enqueue_on_commit("noop", key="é" * MAX_KEY_LENGTH)  # characters, not bytes
+    assert count("incomplete") == 1
