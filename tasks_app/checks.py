@@ -143,25 +143,21 @@ def check_task_functions(**kwargs: Any) -> list[checks.CheckMessage]:
     return errors
 
 
+def _import_errors(where: str, path: str, id: int) -> list[checks.CheckMessage]:
+    """An error if the dotted ``path`` given at ``where`` does not import, or is not callable; else none."""
+    try:
+        target = import_string(path)
+    except ImportError as exc:
+        return [_error(f"{where} {path!r} cannot be imported: {exc}.", "Give the dotted path of a function.", id)]
+    return [] if callable(target) else [_error(f"{where} {path!r} is not callable.", "", id)]
+
+
 @checks.register()
 def check_hooks(**kwargs: Any) -> list[checks.CheckMessage]:
-    errors = []
-    errors += unknown_keys('SAQ["HOOKS"]', conf.raw().get("HOOKS", {}), conf.HOOK_NAMES, 3, what="hook")
+    errors = unknown_keys('SAQ["HOOKS"]', conf.raw().get("HOOKS", {}), conf.HOOK_NAMES, 3, what="hook")
     for name, paths in conf.hooks().items():
         for path in paths:
-            try:
-                hook = import_string(path)
-            except ImportError as exc:
-                errors.append(
-                    _error(
-                        f'SAQ["HOOKS"]["{name}"] entry {path!r} cannot be imported: {exc}.',
-                        "Give the dotted path of a function taking ctx.",
-                        3,
-                    )
-                )
-                continue
-            if not callable(hook):
-                errors.append(_error(f'SAQ["HOOKS"]["{name}"] entry {path!r} is not callable.', "", 3))
+            errors += _import_errors(f'SAQ["HOOKS"]["{name}"] entry', path, 3)
     return errors
 
 
@@ -245,6 +241,8 @@ def check_task_registry(**kwargs: Any) -> list[checks.CheckMessage]:
                     6,
                 )
             )
+        if isinstance(spec.on_final_failure, str):  # called only once a job fails for good: found out then
+            errors += _import_errors(f"Task {spec.name!r}: on_final_failure", spec.on_final_failure, 31)
         if configured and spec.queue not in configured:
             errors.append(
                 _error(

@@ -211,3 +211,21 @@ def test_a_function_no_worker_could_run_is_refused_when_declared(scratch_registr
     with pytest.raises(TypeError, match=message):
         task(func)
     assert "_no_ctx" not in registry and "_generator" not in registry
+
+
+def test_an_on_final_failure_path_that_does_not_import_is_a_system_check_error(scratch_registry):
+    # Called only once a job has failed for good: without the check, a typo is found out then, in a log line.
+    task(name="with_a_bad_hook", on_final_failure="no.such.path")(_hookless)
+    task(name="with_a_value", on_final_failure="tasks_app.conf.DEFAULT_QUEUE")(_hookless)
+    task(name="with_a_good_hook", on_final_failure="tests.sampleapp.tasks.record_final_failure")(_hookless)
+    messages = {m.msg: m.id for m in tasks_checks.check_task_registry()}
+    assert messages == {
+        "Task 'with_a_bad_hook': on_final_failure 'no.such.path' cannot be imported: No module named 'no'.": (
+            "tasks_app.E031"
+        ),
+        "Task 'with_a_value': on_final_failure 'tasks_app.conf.DEFAULT_QUEUE' is not callable.": "tasks_app.E031",
+    }
+
+
+def _hookless(ctx):
+    return 1
