@@ -5,7 +5,7 @@ when it starts and once when it ends, with a back-off between tries; and the per
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import concurrent.futures
 import logging
 import threading
 import time
@@ -145,33 +145,44 @@ class Outages:
 DATABASE_PROBE_S = 5.0
 
 
+def on_daemon_thread[T](func: Callable[[], T], name: str) -> concurrent.futures.Future[T]:
+    """``func()`` run on a daemon thread of its own, its value (or what it raised) in the future returned. For
+    a database call that may never return (a server that accepts connections and never answers): waited for
+    with a timeout, it holds neither a pool's thread nor the process's exit."""
+    future: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+    def run() -> None:
+        if not future.set_running_or_notify_cancel():
+            return
+        try:
+            future.set_result(func())
+        except BaseException as exc:  # the caller's to judge
+            future.set_exception(exc)
+
+    threading.Thread(target=run, name=name, daemon=True).start()
+    return future
+
+
+def _ping() -> None:
+    from django.db import connection
+
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    finally:
+        connection.close()  # this thread's own connection: the thread ends here
+
+
 async def database_answers() -> bool:
     """Whether the default database answers a query now, on a connection of its own (closed after), within
-    ``DATABASE_PROBE_S``: what tells a database that is down from a query that failed. The query runs on a
-    daemon thread of its own: one stuck on a server that never answers holds neither a pool's thread nor
-    the process's exit."""
-    from django.db import DatabaseError, connection
+    ``DATABASE_PROBE_S``: what tells a database that is down from a query that failed."""
+    from django.db import DatabaseError
 
-    loop = asyncio.get_running_loop()
-    answered: asyncio.Future[bool] = loop.create_future()
-
-    def ping() -> None:
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT 1")
-            ok = True
-        except DatabaseError:
-            ok = False
-        finally:
-            connection.close()
-        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody is waiting
-            loop.call_soon_threadsafe(lambda: answered.done() or answered.set_result(ok))
-
-    threading.Thread(target=ping, name="database-probe", daemon=True).start()
     try:
-        return await asyncio.wait_for(answered, DATABASE_PROBE_S)
-    except TimeoutError:
+        await asyncio.wait_for(asyncio.wrap_future(on_daemon_thread(_ping, "database-probe")), DATABASE_PROBE_S)
+    except (DatabaseError, TimeoutError):
         return False
+    return True
 
 
 def service_of(exc: BaseException) -> str | None:

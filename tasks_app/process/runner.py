@@ -30,6 +30,7 @@ from saq.job import Job
 
 from .. import conf, redis_facts
 from ..engine.burst import BurstGroup
+from ..engine.outages import on_daemon_thread
 from ..engine.worker import CronSchedule, Upkeep, Worker
 from ..enqueueing import outbox
 from ..enqueueing.building import build_job
@@ -131,22 +132,13 @@ def check_database(alias: str = DEFAULT_DB_ALIAS) -> None:
     """Open (and release) a connection to ``alias`` and check tasks_app's tables are there, within
     ``DATABASE_CHECK_S``; raises ``ServiceUnavailable`` naming the setting, or ``ImproperlyConfigured``
     naming the command to run."""
-    outcome: list[BaseException | None] = []
-
-    def check() -> None:  # a thread of its own (daemon: a hung connect does not hold the process's exit)
-        try:
-            _check_database(alias)
-            outcome.append(None)
-        except BaseException as exc:
-            outcome.append(exc)
-
-    thread = threading.Thread(target=check, name="database-check", daemon=True)
-    thread.start()
-    thread.join(DATABASE_CHECK_S)
-    if not outcome:
-        raise ServiceUnavailable(unreachable_database(alias, TimeoutError(f"no answer within {DATABASE_CHECK_S} s")))
-    if outcome[0] is not None:
-        raise outcome[0]
+    checked = on_daemon_thread(functools.partial(_check_database, alias), "database-check")
+    try:
+        checked.result(DATABASE_CHECK_S)
+    except TimeoutError:
+        raise ServiceUnavailable(
+            unreachable_database(alias, TimeoutError(f"no answer within {DATABASE_CHECK_S} s"))
+        ) from None
 
 
 def _check_database(alias: str) -> None:
