@@ -25,6 +25,7 @@ from django.utils.json import normalize_json
 from django.utils.module_loading import import_string
 from saq.job import Job, Status
 
+from ..engine import records
 from ..engine.clock import job_time
 from ..exceptions import JobInterrupted, TaskInterrupted
 from ..process.task_wrapper import call
@@ -84,6 +85,23 @@ def note_attempt(job: Job, worker_id: str | None) -> None:
     book.setdefault("worker_ids", []).append(worker_id or job.worker_id or "")
     book.setdefault("started", job.started)
     book["attempted"] = job.started
+
+
+async def note_running(job: Job) -> None:
+    """Store the starting attempt's bookkeeping on ``job``'s record, by one compare-and-set on the stored
+    record: writing the worker's copy over it would drop what an abort wrote since the take (its reason,
+    its audit). No-op once the attempt is not this one, or has ended."""
+    book = copy.deepcopy(bookkeeping(job))
+
+    def noted(stored: Job) -> Job | None:
+        if (stored.worker_id, stored.attempts) != (job.worker_id, job.attempts):
+            return None
+        if stored.status not in (Status.ACTIVE, Status.ABORTING):
+            return None
+        stored.meta[META] = book
+        return stored
+
+    await records.compare_and_set(job.queue, job.key, noted)
 
 
 def note_error(job: Job, exc: BaseException) -> None:
@@ -205,7 +223,7 @@ async def run_django_task(
     sender = type(task_backends[backend_alias])
     worker = ctx.get("worker")
     note_attempt(job, getattr(worker, "id", None))
-    await job.update()  # other processes see RUNNING with this attempt's worker id
+    await note_running(job)  # other processes see RUNNING with this attempt's worker id
     running = result_from_job(job, status=TaskResultStatus.RUNNING)
     await task_started.asend(sender=sender, task_result=running)
     args = [TaskContext(task_result=running), *task_args] if task.takes_context else list(task_args)

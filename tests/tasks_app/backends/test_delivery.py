@@ -15,13 +15,16 @@ from django.tasks.exceptions import TaskResultDoesNotExist
 from django.tasks.signals import task_enqueued, task_finished, task_started
 from django.test import override_settings
 from django.utils import timezone
+from saq.job import Status
 
 from tasks_app import operations
-from tasks_app.engine import attempts
+from tasks_app.backends.runner import META, note_attempt, note_running
+from tasks_app.engine import attempts, records
 from tasks_app.engine.clock import job_time
 from tasks_app.exceptions import JobInterrupted
 from tasks_app.models import OutboxEntry
 from tests.queue_state import count, due_at, job_keys, listed
+from tests.tasks_app.helpers import queue_opener
 
 from . import tasks as test_tasks
 from .conftest import SAQ_TASKS
@@ -271,3 +274,22 @@ def test_running_then_aborted(worker_in_thread):
     (error,) = result.errors
     assert error.exception_class is JobInterrupted
     assert error.traceback == "Aborted from the dashboard by ops."
+
+
+def test_an_abort_between_the_take_and_the_attempt_s_start_keeps_its_reason(redis_client):
+    # The runner stored its bookkeeping by writing the worker's copy of the job over the record, which
+    # dropped the reason an abort had written since the take (the status stayed aborting).
+    result = test_tasks.noop_task.enqueue()
+
+    async def scenario():
+        async with queue_opener(settings.REDIS_URL)() as queue:
+            job = await attempts.take(queue, "worker-1")
+            await records.request_abort(queue, job.key, "stopped by an editor")
+            note_attempt(job, "worker-1")
+            await note_running(job)  # with the worker's copy, taken before the abort
+            return await queue.job(job.key)
+
+    stored = asyncio.run(scenario())
+    assert stored.key == result.id
+    assert (stored.status, stored.error) == (Status.ABORTING, "stopped by an editor")
+    assert stored.meta[META]["worker_ids"] == ["worker-1"]
