@@ -238,9 +238,10 @@ async def run_django_task(
     except BaseException as exc:
         await _failed(job, sender, exc)
     current = asyncio.current_task()
-    if current is not None and current.cancelling():
-        # Cancelled (a timeout, an abort, a stop) while a sync Task's thread ran on, and returned: the worker
-        # records how the attempt ended, and says nothing of success here.
+    if current is not None and current.cancelling() and ctx.get("cancelled") != {"stop"}:
+        # Cancelled (a timeout, an abort) while a sync Task's thread ran on, and returned: the worker records
+        # how the attempt ended, and says nothing of success here. After a stop alone, what the thread
+        # returned is the outcome (engine/execution.py): a success, sent as any other.
         return value
     bookkeeping(job)["finished"] = int(datetime.now(UTC).timestamp() * 1000)
     done = result_from_job(job, status=TaskResultStatus.SUCCESSFUL, return_value=value)

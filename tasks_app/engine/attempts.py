@@ -182,6 +182,7 @@ async def hold(queue: AtomicRedisQueue, worker_id: str, job: Job) -> None:
     the stored record by one compare-and-set, not by writing the worker's copy over it, which would drop
     what others wrote meanwhile (an abort's reason and its audit). No-op once the attempt is not its own."""
     mark = "cancelled; its worker waits for it to return before recording the outcome"
+    now_ms = await redis_now_ms(queue.redis)
 
     def held(stored: Job) -> Job | None:
         if (stored.worker_id, stored.attempts) != (worker_id, job.attempts):
@@ -189,6 +190,7 @@ async def hold(queue: AtomicRedisQueue, worker_id: str, job: Job) -> None:
         if stored.status not in (Status.ACTIVE, Status.ABORTING):
             return None
         stored.meta[HELD] = job.meta[HELD] = mark
+        stored.touched = now_ms  # touched now: a held job is judged by its touches (sweeping.HELD_SILENCE_S)
         return stored
 
     await records.compare_and_set(queue, job.key, held)

@@ -21,7 +21,7 @@ import time
 import traceback
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from saq.job import Job
@@ -132,6 +132,16 @@ class Attempt:
     timed_out: bool = False
     unstorable: JobNotStorable | None = None
     held: bool = False  # marked in Redis as held past its cancellation (the worker's heartbeat)
+    # Why its task was cancelled: "timeout", "stop", "aborted", "lost" (``cancel``). Shared with the task as
+    # ``ctx["cancelled"]``: a task that outlives its cancellation (a sync task's thread) learns from it whether
+    # what it returns is the outcome (after a stop alone, see ``Execution._attempt``).
+    cancelled: set[str] = field(default_factory=set)
+
+    def cancel(self, why: str) -> None:
+        """Cancel its task (if any is running), noting ``why``."""
+        if self.task is not None and not self.task.done():
+            self.cancelled.add(why)
+            self.task.cancel()
 
 
 class Recorder(Protocol):
@@ -169,6 +179,7 @@ class Execution:
         job = attempt.job
         number, started = job.attempts, time.monotonic()
         attempt_loop.set(asyncio.get_running_loop())
+        ctx["cancelled"] = attempt.cancelled
         if tracing.active():
             with tracing.consumer_span(job, self.queue, ctx):
                 ctx["outcome"] = await self._attempt(attempt, ctx)
@@ -214,7 +225,7 @@ class Execution:
                 # Stopping and the grace period is over (or it was forced): back to the queue, unless the
                 # task ended by itself meanwhile (a sync task's thread, which cannot be stopped, returned):
                 # then its own outcome, so that finished work is not run again.
-                await self._cancel(attempt)
+                await self._cancel(attempt, "stop")
                 task = attempt.task
                 if task is None or not task.done() or task.cancelled() or attempt.ending is not None:
                     return await self._record(attempt, lambda: recorder.requeue(job))
@@ -222,10 +233,10 @@ class Execution:
                     return await self._failed(attempt, ctx, error)
                 return await self._record(attempt, lambda: recorder.complete(job, task.result()))
             if attempt.ending == "aborted":
-                await self._cancel(attempt)  # aborted: ended once the task has
+                await self._cancel(attempt, "aborted")  # aborted: ended once the task has
                 return await self._record(attempt, lambda: recorder.end_abort(job))
             if attempt.ending == "lost":
-                await self._cancel(attempt)
+                await self._cancel(attempt, "lost")
                 return "lost"
             if attempt.task is None or not attempt.task.done():
                 raise
@@ -248,7 +259,7 @@ class Execution:
     async def _failed(self, attempt: Attempt, ctx: dict[str, Any], exc: BaseException) -> str:
         job, recorder = attempt.job, self.recorder
         ctx["exception"] = exc
-        await self._cancel(attempt)
+        await self._cancel(attempt, "failed")
         if attempt.ending is not None:
             return await self._ended(attempt)
         try:
@@ -270,16 +281,16 @@ class Execution:
         if task.done():
             return task.result()  # its value, or what it raised (CancelledError when aborted)
         attempt.timed_out = True
-        await self._cancel(attempt)
+        await self._cancel(attempt, "timeout")
         raise TimeoutError(f"Job {job.key} ({job.function}) exceeded its timeout of {job.timeout}s.")
 
-    async def _cancel(self, attempt: Attempt) -> None:
-        """Cancel the attempt's task and wait until it has stopped: a sync task's thread cannot be
-        stopped, so its attempt (its job's state, its slot) lasts until the thread has returned."""
+    async def _cancel(self, attempt: Attempt, why: str) -> None:
+        """Cancel the attempt's task (noting ``why``) and wait until it has stopped: a sync task's thread cannot
+        be stopped, so its attempt (its job's state, its slot) lasts until the thread has returned."""
         task = attempt.task
         if task is None or task.done():
             return
-        task.cancel()
+        attempt.cancel(why)
         await outlast(task, CANCEL_DEADLINE_S)
         if task.done():
             return

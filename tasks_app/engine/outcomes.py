@@ -99,6 +99,7 @@ class Outcomes:
         """
         job.meta.pop(HELD, None)  # written with the outcome: the attempt is over
         unconfirmed: str | None = None  # the outcome a try wrote that no replica confirmed
+        said_waiting = False
         while True:
             try:
                 outcome = await change()
@@ -137,6 +138,16 @@ class Outcomes:
                         extra={"job_key": job.key, "outcome": "lost", "written": None},
                     )
                     return "lost"
+                if self.event.is_set() and not said_waiting:  # a stopping worker: say why it has not exited
+                    said_waiting = True
+                    logger.warning(
+                        "Job %s's outcome (%s) waits for Redis: the worker is stopping and exits once it is "
+                        "written. Send the signal again to give up on it (the job then runs again once its "
+                        "heartbeat lapses).",
+                        job.key,
+                        written,
+                        extra={"job_key": job.key, "outcome": "waiting", "written": None},
+                    )
                 await asyncio.sleep(wait)
                 continue
             self._reached()

@@ -23,6 +23,11 @@ from .outages import REDIS_ERRORS
 
 logger = logging.getLogger("tasks_app.worker")
 
+# The chores that go on through a stop while attempts run (``Worker._every``): the heartbeat (silent, they
+# would be swept and run again elsewhere beside themselves, and their aborts not seen) and the worker's
+# info (gone, the dashboard and ``runworker --check`` would see running jobs with no live worker).
+THROUGH_STOP = frozenset({"heartbeat", "worker info"})
+
 
 class Stopping:
     """``stop`` and ``force_stop`` of a ``Worker``."""
@@ -33,7 +38,8 @@ class Stopping:
         """Stop taking jobs; running attempts get the grace period, then go back to the queue (a sync task's
         thread is waited for: its outcome is what it gives). Returns once every attempt has ended."""
         self.event.set()
-        beating, others = self._upkeep_tasks[:1], self._upkeep_tasks[1:]  # the heartbeat is the first chore
+        beating = [task for task in self._upkeep_tasks if task.get_name().removeprefix("upkeep:") in THROUGH_STOP]
+        others = [task for task in self._upkeep_tasks if task not in beating]
         for task in others:
             task.cancel()
         await asyncio.gather(*others, return_exceptions=True)

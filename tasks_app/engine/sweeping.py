@@ -35,6 +35,9 @@ TIMEOUT_GRACE_S = 10.0
 # The meta key a worker sets on a job whose cancelled task still runs (a sync task's thread): the sweep's
 # timeout rule passes it over while its worker heartbeats it, so it never runs twice at once.
 HELD = "held"
+# A held job is touched by its worker even without a heartbeat (four times in this, ``Worker._touch_period``):
+# silent this long, its worker is gone (SIGKILL) and the sweep takes it, as it would past its timeout.
+HELD_SILENCE_S = 30.0
 
 
 def _text(value: bytes | str) -> str:
@@ -44,12 +47,14 @@ def _text(value: bytes | str) -> str:
 def stuck_reason(job: Job, current_ms: int) -> str | None:
     """Why a running ``job`` is orphaned, or None while its worker looks after it.
 
-    A live worker touches each running job well within its ``heartbeat``; past its ``timeout``
-    the worker times it out itself, so the sweep waits ``TIMEOUT_GRACE_S`` more before taking it.
+    A live worker touches each running job well within its ``heartbeat`` (a held one, within
+    ``HELD_SILENCE_S`` when it has none); past its ``timeout`` the worker times it out itself, so the
+    sweep waits ``TIMEOUT_GRACE_S`` more before taking it, unless it is held.
     """
-    if job.heartbeat and job.touched and current_ms - job.touched > job.heartbeat * 1000:
+    heartbeat = job.heartbeat or (HELD_SILENCE_S if HELD in job.meta else 0)
+    if heartbeat and job.touched and current_ms - job.touched > heartbeat * 1000:
         silent = (current_ms - job.touched) / 1000
-        return f"no heartbeat from worker {job.worker_id} for {silent:.1f}s (heartbeat {job.heartbeat}s)"
+        return f"no heartbeat from worker {job.worker_id} for {silent:.1f}s (heartbeat {heartbeat:g}s)"
     past = job.timeout and job.started and current_ms - job.started > (job.timeout + TIMEOUT_GRACE_S) * 1000
     if past and HELD not in job.meta:
         running = (current_ms - job.started) / 1000

@@ -37,7 +37,8 @@ from .execution import Attempt, Execution, as_coroutine
 from .outages import REDIS_ERRORS, Outages, Upkeep, service_of, settle
 from .outcomes import Outcomes
 from .queue import AtomicRedisQueue
-from .stopping import Stopping
+from .stopping import THROUGH_STOP, Stopping
+from .sweeping import HELD_SILENCE_S
 
 logger = logging.getLogger("tasks_app.worker")
 
@@ -49,6 +50,13 @@ def touch_every(job: Job) -> float:
     """How often (s) a running ``job`` with a ``heartbeat`` is touched: four times per heartbeat, so that
     a late tick or a slow round trip never leaves it silent long enough for the sweep to take it."""
     return job.heartbeat / 4
+
+
+def _touch_period(attempt: Attempt) -> float | None:
+    # A held attempt is touched even when its job has no heartbeat: the sweep judges it by its touches.
+    if attempt.job.heartbeat:
+        return touch_every(attempt.job)
+    return HELD_SILENCE_S / 4 if attempt.held else None
 
 
 class Worker(Outcomes, Bursting, Stopping, saq.Worker):
@@ -278,7 +286,7 @@ class Worker(Outcomes, Bursting, Stopping, saq.Worker):
         current, interval = time.monotonic(), self._heartbeat_interval()
         # Due unless it can wait for the next tick: "silent for touch_every yet?" alone would skip a
         # job whose tick came a millisecond early (timers do), and leave it silent for two intervals.
-        due = [bool(a.job.heartbeat) and current + interval - a.touched > touch_every(a.job) for a in running]
+        due = [(p := _touch_period(a)) is not None and current + interval - a.touched > p for a in running]
         states = await attempts.touch(self.queue, self.id, zip((a.job for a in running), due, strict=True))
         for attempt, is_due, state in zip(running, due, states, strict=True):
             if is_due:
@@ -295,14 +303,14 @@ class Worker(Outcomes, Bursting, Stopping, saq.Worker):
                 logger.warning(
                     "Job %s is no longer this worker's (swept or taken over); cancelling it.", attempt.job.key
                 )
-            task.cancel()
+            attempt.cancel(attempt.ending)
 
     async def _hold(self, attempt: Attempt) -> None:
         # Its task was cancelled (timeout, abort) and has not returned: a sync task's thread cannot be
         # stopped. The mark keeps the sweep's timeout rule off it while this worker heartbeats it; the
         # outcome's write removes it (_write).
         await attempts.hold(self.queue, self.id, attempt.job)
-        attempt.held = True
+        attempt.held, attempt.touched = True, time.monotonic()  # the hold touched it
 
     async def abort(self, abort_threshold: float) -> None:
         # SAQ's abort poll: here the heartbeat reads every running attempt's status instead.
@@ -346,12 +354,11 @@ class Worker(Outcomes, Bursting, Stopping, saq.Worker):
         return self._upkeep_tasks
 
     def _heartbeat_interval(self) -> float:
-        return min([self.timers["abort"], *(touch_every(a.job) for a in self.attempts if a.job.heartbeat)])
+        return min([self.timers["abort"], *(p for a in self.attempts if (p := _touch_period(a)) is not None)])
 
     async def _every(self, chore: Upkeep) -> None:
-        # The heartbeat goes on through a stop while attempts run (the grace period): silent, they would be
-        # swept and run again elsewhere beside themselves, and their aborts not seen.
-        while not self.event.is_set() or (chore.name == "heartbeat" and self.attempts):
+        # Some go on through a stop while attempts run (``stopping.THROUGH_STOP``).
+        while not self.event.is_set() or (chore.name in THROUGH_STOP and self.attempts):
             wait = chore.seconds()
             try:
                 await chore.run_alone()

@@ -210,9 +210,10 @@ def _install_signal_handlers(workers: list[Worker]) -> Callable[[], None]:
                 )
             else:
                 logger.warning(
-                    "%s again: re-queueing in-flight jobs and exiting. A sync task's thread cannot be stopped: "
-                    "its job stays this worker's until it returns, then its outcome is written and the process "
-                    "ends (SIGKILL ends it sooner; the job then runs again once its heartbeat lapses).",
+                    "%s again: re-queueing in-flight jobs and exiting. A task that does not stop when cancelled "
+                    "(a sync task's thread; async code that ignores cancellation) keeps its job, heartbeated, "
+                    "until it returns; then its outcome is written and the process ends (SIGKILL ends it sooner; "
+                    "the job then runs again once its heartbeat lapses).",
                     signum.name,
                 )
             for worker in workers:

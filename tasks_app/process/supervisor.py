@@ -8,7 +8,9 @@ reach Redis or the database). Children get SIGTERM if the supervisor itself is k
 so none is ever left behind.
 
 With ``reload``, a change to a loaded Python file stops the children cleanly (their
-in-flight jobs get the grace period, then go back to the queue) and starts new ones.
+in-flight jobs get the grace period, then go back to the queue) and starts new ones once they
+have exited. A child is never killed: one whose sync task's thread runs on keeps its job until
+it returns (see ``engine/stopping.py``), and is waited for.
 """
 
 from __future__ import annotations
@@ -183,27 +185,28 @@ class Supervisor:
                 child.young_deaths = 0
                 child.start()
 
-    def _wait_all(self) -> bool:
-        deadline = time.monotonic() + self.grace_period + 10
-        while time.monotonic() < deadline:
-            if all(child.process is None or child.process.poll() is not None for child in self.children):
-                return True
+    def _wait_all(self) -> None:
+        """Until every child has exited. A child keeps a job whose task does not stop when cancelled (a sync
+        task's thread) until it returns, heartbeated, so it is waited for, not killed: its job would be run
+        again elsewhere. Said once, past the grace period and 10 s more."""
+        say_at: float | None = time.monotonic() + self.grace_period + 10
+        while running := [c for c in self.children if c.process is not None and c.process.poll() is None]:
+            if say_at is not None and time.monotonic() >= say_at:
+                say_at = None
+                logger.warning(
+                    "Waiting for %s to stop: a task that does not stop when cancelled (a sync task's thread) "
+                    "still runs, its job kept and heartbeated; it exits once that returns. SIGKILL ends it sooner "
+                    "(the job then runs again once its heartbeat lapses).",
+                    ", ".join(f"worker {c.index} (pid {c.process.pid})" for c in running),
+                )
             time.sleep(POLL_S)
-        return False
 
     def _stop_all(self, signal_children: bool = False) -> int:
         if signal_children:  # otherwise _on_signal already forwarded the request
             for child in self.children:
                 child.signal(signal.SIGTERM)
-        if self._wait_all():
-            return 0
-        for child in self.children:
-            child.signal(signal.SIGKILL)
-            logger.error("worker %d did not stop in time; killed", child.index)
-        for child in self.children:
-            if child.process is not None:
-                child.process.wait()
-        return 1
+        self._wait_all()
+        return 0
 
 
 def child_command() -> list[str]:

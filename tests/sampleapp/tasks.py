@@ -1,6 +1,7 @@
 """Tasks the tasks_app tests run through a real worker."""
 
 import asyncio
+import os
 import threading
 import time
 from datetime import UTC, datetime
@@ -266,3 +267,13 @@ def bad_query(ctx) -> None:
 
     with connection.cursor() as cursor:
         cursor.execute("SET statement_timeout = 1; SELECT pg_sleep(1)")
+
+
+@task(retries=0)
+def sync_until_file(ctx, path: str, text: str) -> str:
+    """Runs (in a thread) until ``path`` exists: a test's switch, so that it ends when the test says."""
+    Note.objects.create(text=f"{text} started")
+    while not os.path.exists(path):
+        time.sleep(0.02)
+    Note.objects.create(text=f"{text} finished")
+    return text

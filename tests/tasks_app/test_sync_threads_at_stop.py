@@ -5,17 +5,24 @@ itself; what the thread gives is its outcome."""
 
 import json
 import signal
+import time
 
 import pytest
+from django.tasks import TaskResultStatus
 from saq.job import Status
 
 from tasks_app import enqueue
-from tests.queue_state import stored
+from tests.queue_state import live_workers, stored
+from tests.redis_server import RedisServer
 from tests.sampleapp.models import Note
 
-from .helpers import wait_until
+from .backends import tasks as backend_tasks
+from .helpers import manage, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+WORKER_INFO_S = 1  # a worker's info is written each second, kept for 2
 
 
 class Workers:
@@ -23,7 +30,7 @@ class Workers:
     left silent, would be its within a second."""
 
     def __init__(self, start_worker, subprocess_env, grace: int) -> None:
-        saq = {"SHUTDOWN_GRACE_PERIOD": grace, "TIMERS": {"sweep": 1}}
+        saq = {"SHUTDOWN_GRACE_PERIOD": grace, "TIMERS": {"sweep": 1, "worker_info": WORKER_INFO_S}}
         self.start, self.env = start_worker, {**subprocess_env, "TEST_SAQ": json.dumps(saq)}
         self.stopping = self._started()
         self.other = None
@@ -41,9 +48,12 @@ def notes(prefix: str) -> list[str]:
     return list(Note.objects.filter(text__startswith=prefix).order_by("id").values_list("text", flat=True))
 
 
-def test_a_stop_forced_after_the_grace_period_leaves_a_running_sync_job_to_its_thread(start_worker, subprocess_env):
+def test_a_stop_forced_after_the_grace_period_leaves_a_running_sync_job_to_its_thread(
+    start_worker, subprocess_env, tmp_path
+):
+    switch = tmp_path / "switch"
     workers = Workers(start_worker, subprocess_env, grace=1)
-    key = enqueue("sync_sleep_then_note", seconds=7, text="held sync", heartbeat=2).key
+    key = enqueue("sync_until_file", path=str(switch), text="held sync", heartbeat=2).key
     wait_until(lambda: notes("held sync") == ["held sync started"], message="the job to start")
     workers.start_other()
     stopping, other = workers.stopping, workers.other
@@ -51,12 +61,17 @@ def test_a_stop_forced_after_the_grace_period_leaves_a_running_sync_job_to_its_t
     stopping.wait_for_output("did not stop within")  # the grace period is over, the thread runs on
     stopping.signal(signal.SIGTERM)  # forced: more than a second after the first
     stopping.wait_for_output("re-queueing in-flight jobs")
+    time.sleep(WORKER_INFO_S * 3)  # its heartbeat (2 s) and its info (kept 2 s) would lapse if not written
+    assert stored(key).status == Status.ACTIVE and f"key={key}" not in other.output
+    assert live_workers() == 2  # the stopping worker still says it is alive: it holds a running job
+    switch.touch()
     assert stopping.wait(30) == 0  # once the thread has returned
     job = stored(key)
     assert (job.status, job.attempts, job.result) == (Status.COMPLETE, 1, "held sync")
     assert notes("held sync") == ["held sync started", "held sync finished"]  # ran once, never beside itself
     assert "outcome=complete" in stopping.output and "outcome=requeued" not in stopping.output
     assert f"key={key}" not in other.output
+    assert live_workers() == 1
 
 
 def test_a_sync_job_past_its_timeout_is_retried_only_once_its_thread_has_returned_even_when_its_worker_stops(
@@ -75,3 +90,68 @@ def test_a_sync_job_past_its_timeout_is_retried_only_once_its_thread_has_returne
     # The retry starts only after the first attempt's thread has finished: never two at once.
     assert notes("overrun") == ["overrun 1 started", "overrun 1 finished", "overrun 2 started"]
     assert stored(key).attempts == 2
+
+
+def test_a_supervisor_waits_for_a_worker_whose_sync_task_runs_on_instead_of_killing_it(
+    start_worker, subprocess_env, tmp_path
+):
+    # It killed the child after the grace period and 10 s more: the job was left to the sweep, to run again.
+    switch = tmp_path / "switch"
+    env = {**subprocess_env, "TEST_SAQ": json.dumps({"SHUTDOWN_GRACE_PERIOD": 1})}
+    supervisor = start_worker("--workers", "2", env=env)
+    wait_until(lambda: supervisor.output.count("SIGTERM/SIGINT for a clean stop") == 2, message="two workers")
+    key = enqueue("sync_until_file", path=str(switch), text="supervised").key
+    wait_until(lambda: notes("supervised") == ["supervised started"], message="the job to start")
+    supervisor.signal(signal.SIGTERM)
+    supervisor.wait_for_output("still runs, its job kept and heartbeated")  # the grace period and 10 s more
+    assert stored(key).status == Status.ACTIVE
+    switch.touch()
+    assert supervisor.wait(30) == 0
+    job = stored(key)
+    assert (job.status, job.attempts, job.result) == (Status.COMPLETE, 1, "supervised")
+    assert notes("supervised") == ["supervised started", "supervised finished"]
+    assert "did not stop in time; killed" not in supervisor.output
+
+
+def test_a_django_task_whose_thread_returns_after_the_grace_period_sends_its_success(
+    start_worker, subprocess_env, tmp_path
+):
+    # Its success was stored, but task_finished was never sent: the runner took every cancellation for one
+    # whose outcome the worker would write otherwise.
+    switch = tmp_path / "switch"
+    workers = Workers(start_worker, subprocess_env, grace=1)
+    result = backend_tasks.until_file.enqueue(str(switch), "django task")
+    wait_until(lambda: notes("django task") == ["django task started"], message="the task to start")
+    workers.stopping.signal(signal.SIGTERM)
+    workers.stopping.wait_for_output("did not stop within")  # the grace period is over, the thread runs on
+    switch.touch()
+    assert workers.stopping.wait(30) == 0
+    result.refresh()
+    assert (result.status, result.return_value) == (TaskResultStatus.SUCCESSFUL, "django task")
+    assert notes("task_finished") == [f"task_finished {result.id} {TaskResultStatus.SUCCESSFUL}"]
+
+
+def test_a_stopping_worker_whose_outcome_waits_for_redis_says_so_and_writes_it_once_redis_is_back(
+    start_worker, subprocess_env, tmp_path
+):
+    switch = tmp_path / "switch"
+    server = RedisServer(tmp_path).start()  # persistent: the job's record survives its restart
+    try:
+        env = {**subprocess_env, "TEST_REDIS_URL": server.url, "TEST_SAQ": json.dumps({"SHUTDOWN_GRACE_PERIOD": 1})}
+        worker = start_worker(env=env)
+        worker.wait_for_output("SIGTERM/SIGINT for a clean stop")
+        submitted = manage("enqueue", "sync_until_file", f"path={switch}", "text=outage at stop", env=env)
+        assert submitted.returncode == 0, submitted.stderr
+        key = submitted.stdout.split()[0]
+        wait_until(lambda: notes("outage at stop") == ["outage at stop started"], message="the job to start")
+        worker.signal(signal.SIGTERM)
+        worker.wait_for_output("did not stop within")
+        server.stop()
+        switch.touch()  # the thread returns while Redis is down: its outcome waits
+        worker.wait_for_output(f"Job {key}'s outcome (complete) waits for Redis: the worker is stopping")
+        server.start()
+        assert worker.wait(30) == 0
+        assert json.loads(server.client().get(f"saq:job:default:{key}"))["status"] == "complete"
+        assert "outcome=complete" in worker.output
+    finally:
+        server.stop()

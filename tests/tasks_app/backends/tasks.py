@@ -1,9 +1,13 @@
 """django.tasks Tasks for the SAQ backend's tests; the first ones mirror Django's own tests/tasks/tasks.py."""
 
 import asyncio
+import os
+import time
 
 from django.contrib.auth import get_user_model
+from django.dispatch import receiver
 from django.tasks import TaskContext, task
+from django.tasks.signals import task_finished
 
 
 @task()
@@ -101,3 +105,23 @@ async def awaits_a_cancelled_task() -> None:
     await asyncio.sleep(0)
     helper.cancel()
     await helper
+
+
+@task()
+def until_file(path: str, text: str) -> str:
+    """Runs (in a worker's thread) until ``path`` exists: a test's switch."""
+    from tests.sampleapp.models import Note
+
+    Note.objects.create(text=f"{text} started")
+    while not os.path.exists(path):
+        time.sleep(0.02)
+    return text
+
+
+@receiver(task_finished)
+def _note_until_file_finished(sender, task_result, **kwargs) -> None:
+    # In the worker process that ran it: what it sent for until_file, for a test to read.
+    if task_result.task.name == "until_file":
+        from tests.sampleapp.models import Note
+
+        Note.objects.create(text=f"task_finished {task_result.id} {task_result.status}")

@@ -104,6 +104,31 @@ def test_past_its_timeout_a_job_held_by_its_heartbeating_worker_is_not_swept(clo
     assert stored.status == Status.QUEUED and "no heartbeat" in stored.error
 
 
+def test_a_held_job_without_a_heartbeat_is_swept_once_its_worker_stops_touching_it(clocked_queue, redis_clock):
+    # Held at a stop or past its timeout, then its worker SIGKILLed: the timeout rule passes a held job over,
+    # and with no heartbeat nothing else judged it, so it stayed active for good.
+    async def scenario(traveller):
+        async with clocked_queue() as queue:
+            await records.submit(queue, Job("f", key="k", timeout=5, heartbeat=0, retries=3))
+            job = await attempts.take(queue, "live-worker")
+            traveller.shift(100)  # long past its timeout when it is held: the hold touches it
+            await attempts.hold(queue, "live-worker", job)
+            swept = []
+            for _ in range(12):  # its worker touches it every HELD_SILENCE_S / 4 (7.5 s)
+                traveller.shift(7.5)
+                await attempts.touch(queue, "live-worker", [(job, True)])
+                swept += await queue.sweep(lock=0)
+            traveller.shift(sweeping.HELD_SILENCE_S - 1)
+            early = await queue.sweep(lock=0)
+            traveller.shift(2)  # its worker died
+            return swept, early, await queue.sweep(lock=0), await queue.job("k")
+
+    swept, early, late, stored = run(scenario(redis_clock))  # it moves Redis's clock, the one the sweep reads
+    assert swept == [] and early == [] and late == [stored.id]
+    assert (stored.status, stored.attempts) == (Status.QUEUED, 1)
+    assert stored.error.startswith("swept: no heartbeat from worker live-worker for 31.0s (heartbeat 30s)")
+
+
 def test_a_live_workers_job_is_never_swept(clocked_queue, redis_clock):
     async def scenario(traveller):
         async with clocked_queue() as queue:
