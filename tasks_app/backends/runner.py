@@ -10,6 +10,7 @@ in ``job.meta["django_task"]``, which SAQ stores with the job.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import re
 import traceback
@@ -245,5 +246,8 @@ async def run_django_task(
         return value
     bookkeeping(job)["finished"] = int(datetime.now(UTC).timestamp() * 1000)
     done = result_from_job(job, status=TaskResultStatus.SUCCESSFUL, return_value=value)
-    await task_finished.asend(sender=sender, task_result=done)
+    # The Task has returned: a cancellation now (a stop forced while the receivers run) must not make its
+    # attempt a cancelled one, put back and run again; the worker decides the outcome, the send goes on.
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.shield(task_finished.asend(sender=sender, task_result=done))
     return value

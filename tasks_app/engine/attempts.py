@@ -28,7 +28,7 @@ from ..exceptions import JobStateConflict
 from . import records
 from .clock import redis_now_ms
 from .queue import HEAD, AtomicRedisQueue, _text
-from .sweeping import HELD
+from .sweeping import HELD, held_mark
 
 
 async def take(queue: AtomicRedisQueue, worker_id: str, wait: float = 0.0, idle: bool = True) -> Job | None:
@@ -181,7 +181,7 @@ async def hold(queue: AtomicRedisQueue, worker_id: str, job: Job) -> None:
     in ``meta["held"]``, so that the sweep's timeout rule leaves it to the worker heartbeating it. Set on
     the stored record by one compare-and-set, not by writing the worker's copy over it, which would drop
     what others wrote meanwhile (an abort's reason and its audit). No-op once the attempt is not its own."""
-    mark = "cancelled; its worker waits for it to return before recording the outcome"
+    mark = held_mark(worker_id, job.attempts)
     now_ms = await redis_now_ms(queue.redis)
 
     def held(stored: Job) -> Job | None:

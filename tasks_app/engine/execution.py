@@ -132,7 +132,8 @@ class Attempt:
     timed_out: bool = False
     unstorable: JobNotStorable | None = None
     held: bool = False  # marked in Redis as held past its cancellation (the worker's heartbeat)
-    # Why its task was cancelled: "timeout", "stop", "aborted", "lost" (``cancel``). Shared with the task as
+    # Why its task was cancelled, as ``cancel`` noted: "timeout", "stop", "aborted", "lost" (a cancellation that
+    # ``outlast`` passes on adds nothing: the attempt's outcome follows the first). Shared with the task as
     # ``ctx["cancelled"]``: a task that outlives its cancellation (a sync task's thread) learns from it whether
     # what it returns is the outcome (after a stop alone, see ``Execution._attempt``).
     cancelled: set[str] = field(default_factory=set)

@@ -172,6 +172,7 @@ class AtomicRedisQueue(RedisQueue):
         job.worker_id = None
         job.completed = job.started = 0
         job.progress = 0.0
+        job.meta.pop(sweeping.HELD, None)  # the attempt it marked is over
 
     async def _requeue(
         self, job: Job, push: str, delay: float, owner: str | None, expected_attempts: int | None = None

@@ -40,6 +40,17 @@ HELD = "held"
 HELD_SILENCE_S = 30.0
 
 
+def held_mark(worker_id: str | None, attempt: int) -> dict:
+    """The ``meta[HELD]`` of ``worker_id``'s attempt ``attempt``: bound to that attempt, so that a mark left on
+    a record (an abort ends it in Redis, a retry or a sweep copies it) says nothing of a later attempt."""
+    return {"worker": worker_id, "attempt": attempt, "why": "cancelled; its worker records the outcome once it returns"}
+
+
+def is_held(job: Job) -> bool:
+    """Whether ``job``'s current attempt is held by its worker (``engine/attempts.hold``)."""
+    return job.meta.get(HELD) == held_mark(job.worker_id, job.attempts)
+
+
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
@@ -51,12 +62,13 @@ def stuck_reason(job: Job, current_ms: int) -> str | None:
     ``HELD_SILENCE_S`` when it has none); past its ``timeout`` the worker times it out itself, so the
     sweep waits ``TIMEOUT_GRACE_S`` more before taking it, unless it is held.
     """
-    heartbeat = job.heartbeat or (HELD_SILENCE_S if HELD in job.meta else 0)
+    held = is_held(job)
+    heartbeat = job.heartbeat or (HELD_SILENCE_S if held else 0)
     if heartbeat and job.touched and current_ms - job.touched > heartbeat * 1000:
         silent = (current_ms - job.touched) / 1000
         return f"no heartbeat from worker {job.worker_id} for {silent:.1f}s (heartbeat {heartbeat:g}s)"
     past = job.timeout and job.started and current_ms - job.started > (job.timeout + TIMEOUT_GRACE_S) * 1000
-    if past and HELD not in job.meta:
+    if past and not held:
         running = (current_ms - job.started) / 1000
         return f"still running {running:.0f}s after starting, past its {job.timeout}s timeout"
     return None

@@ -309,7 +309,10 @@ class Worker(Outcomes, Bursting, Stopping, saq.Worker):
         # Its task was cancelled (timeout, abort) and has not returned: a sync task's thread cannot be
         # stopped. The mark keeps the sweep's timeout rule off it while this worker heartbeats it; the
         # outcome's write removes it (_write).
-        await attempts.hold(self.queue, self.id, attempt.job)
+        try:
+            await attempts.hold(self.queue, self.id, attempt.job)
+        except (JobStateConflict, *REDIS_ERRORS):  # tried again next tick; this tick goes on to the others
+            return
         attempt.held, attempt.touched = True, time.monotonic()  # the hold touched it
 
     async def abort(self, abort_threshold: float) -> None:

@@ -45,7 +45,7 @@ def split_options(kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any
 
 # A key is a Redis key's tail, a log field and a dashboard URL's part, and an outbox row holds 255 characters.
 MAX_KEY_LENGTH = 255
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")  # and the line and paragraph separators
 
 
 def _check_key(spec: TaskSpec, key: Any) -> None:

@@ -218,6 +218,12 @@ def _install_signal_handlers(workers: list[Worker]) -> Callable[[], None]:
                 )
             for worker in workers:
                 worker.force_stop()
+        elif request == "kill":
+            logger.warning(
+                "%s again: the stop is already forced, and a task that does not stop when cancelled still runs. "
+                "SIGKILL ends the process (its jobs then run again once their heartbeat lapses).",
+                signum.name,
+            )
 
     for signum in STOP_SIGNALS:
         loop.add_signal_handler(signum, on_signal, signum)

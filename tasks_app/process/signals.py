@@ -1,4 +1,5 @@
-"""How SIGTERM/SIGINT/SIGHUP are read: the first asks for a graceful stop, a later one forces it."""
+"""How SIGTERM/SIGINT/SIGHUP are read: the first asks for a graceful stop, a later one forces it, and one
+after that has a supervisor kill its children."""
 
 from __future__ import annotations
 
@@ -17,18 +18,25 @@ DUPLICATE_WINDOW_S = 1.0
 class StopRequests:
     def __init__(self) -> None:
         self.first: float | None = None
-        self.forced = False
+        self.forced_at: float | None = None
+
+    @property
+    def forced(self) -> bool:
+        return self.forced_at is not None
 
     def receive(self) -> str | None:
-        """Returns "stop" for the first signal, "force" for a later one, None for a duplicate."""
+        """Returns "stop" for the first signal, "force" for a later one, "kill" for one after that (a
+        supervisor then kills its children), None for a duplicate (within ``DUPLICATE_WINDOW_S`` of the last)."""
         now = time.monotonic()
         if self.first is None:
             self.first = now
             return "stop"
-        if self.forced or now - self.first < DUPLICATE_WINDOW_S:
+        if now - (self.forced_at or self.first) < DUPLICATE_WINDOW_S:
             return None
-        self.forced = True
-        return "force"
+        if self.forced_at is None:
+            self.forced_at = now
+            return "force"
+        return "kill"
 
     @property
     def stopping(self) -> bool:

@@ -5,12 +5,12 @@ cleanly; a second signal is forwarded too and forces them. A child that dies is
 restarted, with backoff if it keeps dying; one that keeps dying right after starting
 makes the supervisor give up, and so does a child that exits with code 2 (it could not
 reach Redis or the database). Children get SIGTERM if the supervisor itself is killed,
-so none is ever left behind.
+and stop as on a signal. A child is never killed unless a third signal asks for it.
 
 With ``reload``, a change to a loaded Python file stops the children cleanly (their
 in-flight jobs get the grace period, then go back to the queue) and starts new ones once they
-have exited. A child is never killed: one whose sync task's thread runs on keeps its job until
-it returns (see ``engine/stopping.py``), and is waited for.
+have exited: one whose sync task's thread runs on keeps its job until it returns (see
+``engine/stopping.py``), and is waited for.
 """
 
 from __future__ import annotations
@@ -106,7 +106,7 @@ class Supervisor:
             return  # the same request, delivered twice
         logger.warning("%s: %s %d worker(s)", signal.Signals(signum).name, request, len(self.children))
         for child in self.children:
-            child.signal(signal.SIGTERM)
+            child.signal(signal.SIGKILL if request == "kill" else signal.SIGTERM)
 
     def run(self, burst: bool = False) -> int:
         """Run until stopped; returns the exit code. Raises ``WorkersGaveUp`` when the children cannot run."""
@@ -188,16 +188,17 @@ class Supervisor:
     def _wait_all(self) -> None:
         """Until every child has exited. A child keeps a job whose task does not stop when cancelled (a sync
         task's thread) until it returns, heartbeated, so it is waited for, not killed: its job would be run
-        again elsewhere. Said once, past the grace period and 10 s more."""
+        again elsewhere. Said once, past the grace period and 10 s more; a third signal kills them."""
         say_at: float | None = time.monotonic() + self.grace_period + 10
         while running := [c for c in self.children if c.process is not None and c.process.poll() is None]:
             if say_at is not None and time.monotonic() >= say_at:
                 say_at = None
                 logger.warning(
-                    "Waiting for %s to stop: a task that does not stop when cancelled (a sync task's thread) "
-                    "still runs, its job kept and heartbeated; it exits once that returns. SIGKILL ends it sooner "
-                    "(the job then runs again once its heartbeat lapses).",
+                    "Waiting for %s to stop: a task still runs that does not stop when cancelled (a sync task's "
+                    "thread; its job is kept until it returns), or its event loop is blocked. %s kills them "
+                    "(their jobs then run again once their heartbeat lapses).",
                     ", ".join(f"worker {c.index} (pid {c.process.pid})" for c in running),
+                    "A third signal" if self.requests.forced else "A second signal forces the stop; a third",
                 )
             time.sleep(POLL_S)
 
@@ -206,7 +207,16 @@ class Supervisor:
             for child in self.children:
                 child.signal(signal.SIGTERM)
         self._wait_all()
-        return 0
+        # SIGKILLed (a third signal, or from outside): its jobs were not put back. A child that a SIGTERM ended
+        # before it could handle one (still starting) held none.
+        killed = [c for c in self.children if c.process is not None and c.process.returncode == -signal.SIGKILL]
+        for child in killed:
+            logger.error(
+                "worker %d (pid %d) ended by SIGKILL; its jobs run again once their heartbeat lapses",
+                child.index,
+                child.process.pid,
+            )
+        return 1 if killed else 0
 
 
 def child_command() -> list[str]:

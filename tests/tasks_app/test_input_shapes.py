@@ -154,7 +154,7 @@ def test_an_empty_job_key_is_refused_it_would_name_no_job(redis_db):
     assert count("incomplete") == 0
 
 
-@pytest.mark.parametrize("key", ["line\nforged INFO line", "nul\x00", "tab\tkey", "del\x7f", "c1\x85"])
+@pytest.mark.parametrize("key", ["line\nforged INFO line", "nul\x00", "tab\tkey", "del\x7f", "c1\x85", "ls\u2028"])
 def test_a_job_key_with_a_control_character_is_refused_it_would_forge_log_lines(redis_db, key):
     with pytest.raises(TaskArgumentError, match="holds the control character"):
         enqueue("noop", key=key)

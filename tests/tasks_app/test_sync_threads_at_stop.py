@@ -92,25 +92,53 @@ def test_a_sync_job_past_its_timeout_is_retried_only_once_its_thread_has_returne
     assert stored(key).attempts == 2
 
 
+def supervised(start_worker, subprocess_env, switch, text: str):
+    """A ``--workers 2`` supervisor (grace period 1 s), one of whose workers runs ``sync_until_file``."""
+    env = {**subprocess_env, "TEST_SAQ": json.dumps({"SHUTDOWN_GRACE_PERIOD": 1})}
+    supervisor = start_worker("--workers", "2", env=env)
+    wait_until(lambda: supervisor.output.count("SIGTERM/SIGINT for a clean stop") == 2, message="two workers")
+    key = enqueue("sync_until_file", path=str(switch), text=text).key
+    wait_until(lambda: notes(text) == [f"{text} started"], message="the job to start")
+    return supervisor, key
+
+
 def test_a_supervisor_waits_for_a_worker_whose_sync_task_runs_on_instead_of_killing_it(
     start_worker, subprocess_env, tmp_path
 ):
     # It killed the child after the grace period and 10 s more: the job was left to the sweep, to run again.
     switch = tmp_path / "switch"
-    env = {**subprocess_env, "TEST_SAQ": json.dumps({"SHUTDOWN_GRACE_PERIOD": 1})}
-    supervisor = start_worker("--workers", "2", env=env)
-    wait_until(lambda: supervisor.output.count("SIGTERM/SIGINT for a clean stop") == 2, message="two workers")
-    key = enqueue("sync_until_file", path=str(switch), text="supervised").key
-    wait_until(lambda: notes("supervised") == ["supervised started"], message="the job to start")
-    supervisor.signal(signal.SIGTERM)
-    supervisor.wait_for_output("still runs, its job kept and heartbeated")  # the grace period and 10 s more
-    assert stored(key).status == Status.ACTIVE
-    switch.touch()
+    try:
+        supervisor, key = supervised(start_worker, subprocess_env, switch, "supervised")
+        supervisor.signal(signal.SIGTERM)
+        supervisor.wait_for_output("or its event loop is blocked")  # the grace period and 10 s more
+        assert "A second signal forces the stop; a third kills them" in supervisor.output
+        assert stored(key).status == Status.ACTIVE
+    finally:
+        switch.touch()  # a child left running (the supervisor killed) would hold the test database
     assert supervisor.wait(30) == 0
     job = stored(key)
     assert (job.status, job.attempts, job.result) == (Status.COMPLETE, 1, "supervised")
     assert notes("supervised") == ["supervised started", "supervised finished"]
     assert "did not stop in time; killed" not in supervisor.output
+
+
+def test_a_third_signal_has_the_supervisor_kill_its_workers(start_worker, subprocess_env, tmp_path):
+    switch = tmp_path / "switch"
+    try:
+        supervisor, key = supervised(start_worker, subprocess_env, switch, "killed")
+        for request in ("stop", "force", "kill"):  # each more than a second after the last: not a duplicate
+            supervisor.signal(signal.SIGTERM)
+            supervisor.wait_for_output(f"SIGTERM: {request} 2 worker(s)")
+            if request == "stop":
+                supervisor.wait_for_output("did not stop within")  # the child's grace period is over
+            time.sleep(1.1)
+        assert supervisor.wait(30) == 1
+        assert "ended by SIGKILL; its jobs run again once their heartbeat lapses" in supervisor.output
+        assert "A worker process did not exit cleanly" in supervisor.output
+        assert stored(key).status == Status.ACTIVE  # left to the sweep, once its heartbeat lapses
+        assert notes("killed") == ["killed started"]
+    finally:
+        switch.touch()
 
 
 def test_a_django_task_whose_thread_returns_after_the_grace_period_sends_its_success(

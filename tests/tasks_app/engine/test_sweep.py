@@ -89,8 +89,7 @@ def test_past_its_timeout_a_job_held_by_its_heartbeating_worker_is_not_swept(clo
         async with clocked_queue() as queue:
             await records.submit(queue, Job("f", key="k", timeout=1, heartbeat=30, retries=3))
             job = await attempts.take(queue, "live-worker")
-            job.meta[HELD] = "cancelled"
-            await queue.update(job)
+            await attempts.hold(queue, "live-worker", job)
             swept = []
             for _ in range(30):
                 traveller.shift(1)
@@ -127,6 +126,31 @@ def test_a_held_job_without_a_heartbeat_is_swept_once_its_worker_stops_touching_
     assert swept == [] and early == [] and late == [stored.id]
     assert (stored.status, stored.attempts) == (Status.QUEUED, 1)
     assert stored.error.startswith("swept: no heartbeat from worker live-worker for 31.0s (heartbeat 30s)")
+
+
+def test_a_held_mark_left_from_an_earlier_attempt_says_nothing_of_the_next(clocked_queue, redis_clock):
+    # The sweep re-queued a held job with its mark, and the next attempt (on a worker that never held it) was
+    # swept again 30 s after its take, still running, and the timeout rule no longer applied to it.
+    async def scenario(traveller):
+        async with clocked_queue() as queue:
+            await records.submit(queue, Job("f", key="k", timeout=60, heartbeat=0, retries=3))
+            job = await attempts.take(queue, "killed-worker")
+            await attempts.hold(queue, "killed-worker", job)
+            traveller.shift(sweeping.HELD_SILENCE_S + 1)
+            first = await queue.sweep(lock=0)  # its worker is gone: re-queued
+            requeued = await queue.job("k")
+            await attempts.take(queue, "new-worker")
+            traveller.shift(sweeping.HELD_SILENCE_S + 1)  # a held job this silent would be swept
+            early = await queue.sweep(lock=0)
+            traveller.shift(60 + sweeping.TIMEOUT_GRACE_S - sweeping.HELD_SILENCE_S)  # past its timeout's grace
+            return first, requeued, early, await queue.sweep(lock=0), await queue.job("k")
+
+    first, requeued, early, late, stored = run(scenario(redis_clock))
+    assert first == [requeued.id] and HELD not in requeued.meta
+    assert early == [] and late == [stored.id]  # judged by its timeout, as any job without a heartbeat
+    assert (stored.status, stored.attempts) == (Status.QUEUED, 2) and "past its 60s timeout" in stored.error
+    held = Job("f", key="h", worker_id="w", attempts=2, meta={HELD: sweeping.held_mark("w", 1)})
+    assert not sweeping.is_held(held)  # a mark of attempt 1 on attempt 2
 
 
 def test_a_live_workers_job_is_never_swept(clocked_queue, redis_clock):
