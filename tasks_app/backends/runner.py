@@ -89,20 +89,14 @@ def note_attempt(job: Job, worker_id: str | None) -> None:
 
 
 async def note_running(job: Job) -> None:
-    """Store the starting attempt's bookkeeping on ``job``'s record, by one compare-and-set on the stored
-    record: writing the worker's copy over it would drop what an abort wrote since the take (its reason,
-    its audit). No-op once the attempt is not this one, or has ended."""
+    """Store the starting attempt's bookkeeping on ``job``'s record (``records.change_attempt``: what an abort
+    wrote since the take, its reason and audit, is kept)."""
     book = copy.deepcopy(bookkeeping(job))
 
-    def noted(stored: Job) -> Job | None:
-        if (stored.worker_id, stored.attempts) != (job.worker_id, job.attempts):
-            return None
-        if stored.status not in (Status.ACTIVE, Status.ABORTING):
-            return None
+    def noted(stored: Job) -> None:
         stored.meta[META] = book
-        return stored
 
-    await records.compare_and_set(job.queue, job.key, noted)
+    await records.change_attempt(job.queue, job.worker_id, job, noted)
 
 
 def note_error(job: Job, exc: BaseException) -> None:

@@ -178,19 +178,13 @@ async def end_abort(queue: AtomicRedisQueue, job: Job, count: bool = True) -> Jo
 
 async def hold(queue: AtomicRedisQueue, worker_id: str, job: Job) -> None:
     """Mark ``job``'s attempt (``worker_id``'s, cancelled, its sync task's thread still running) as held,
-    in ``meta["held"]``, so that the sweep's timeout rule leaves it to the worker heartbeating it. Set on
-    the stored record by one compare-and-set, not by writing the worker's copy over it, which would drop
-    what others wrote meanwhile (an abort's reason and its audit). No-op once the attempt is not its own."""
+    in ``meta["held"]``, so that the sweep's timeout rule leaves it to the worker heartbeating it
+    (``records.change_attempt``: what an abort wrote meanwhile is kept)."""
     mark = held_mark(worker_id, job.attempts)
     now_ms = await redis_now_ms(queue.redis)
 
-    def held(stored: Job) -> Job | None:
-        if (stored.worker_id, stored.attempts) != (worker_id, job.attempts):
-            return None
-        if stored.status not in (Status.ACTIVE, Status.ABORTING):
-            return None
+    def held(stored: Job) -> None:
         stored.meta[HELD] = job.meta[HELD] = mark
         stored.touched = now_ms  # touched now: a held job is judged by its touches (sweeping.HELD_SILENCE_S)
-        return stored
 
-    await records.compare_and_set(queue, job.key, held)
+    await records.change_attempt(queue, worker_id, job, held)

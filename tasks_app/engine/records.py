@@ -143,6 +143,22 @@ async def compare_and_set(queue: RedisQueue, key: str, change: Callable[[Job], J
     raise JobStateConflict(key, "changed", current)
 
 
+async def change_attempt(queue: RedisQueue, worker_id: str | None, job: Job, change: Callable[[Job], None]) -> None:
+    """Apply ``change`` to the stored record of ``job``'s attempt by ``worker_id`` (running or being aborted),
+    by one compare-and-set on that record: writing the worker's copy over it would drop what others wrote
+    meanwhile (an abort's reason, its audit). No-op once the attempt is not that one, or has ended."""
+
+    def changed(stored: Job) -> Job | None:
+        if (stored.worker_id, stored.attempts) != (worker_id, job.attempts):
+            return None
+        if stored.status not in (Status.ACTIVE, Status.ABORTING):
+            return None
+        change(stored)
+        return stored
+
+    await compare_and_set(queue, job.key, changed)
+
+
 async def records(
     queue: RedisQueue, keep: Callable[[Job], bool], batch: int = 1000
 ) -> AsyncIterator[tuple[bytes, Job]]:

@@ -12,6 +12,20 @@ from tasks_app.engine.sweeping import HELD
 from .conftest import run
 
 
+async def held_and_touched(queue, traveller, every: float, times: int, held_after: float = 0) -> list:
+    """Job "k" taken and held by "live-worker" (``held_after`` s into its run), then touched ``times`` times,
+    ``every`` s apart, with a sweep after each touch; returns what those sweeps swept."""
+    job = await attempts.take(queue, "live-worker")
+    traveller.shift(held_after)
+    await attempts.hold(queue, "live-worker", job)
+    swept = []
+    for _ in range(times):
+        traveller.shift(every)
+        await attempts.touch(queue, "live-worker", [(job, True)])
+        swept += await queue.sweep(lock=0)
+    return swept
+
+
 def test_a_dead_workers_job_is_requeued_once_its_heartbeat_lapses(clocked_queue, redis_clock, caplog):
     async def scenario(traveller):
         async with clocked_queue() as queue:
@@ -88,13 +102,7 @@ def test_past_its_timeout_a_job_held_by_its_heartbeating_worker_is_not_swept(clo
     async def scenario(traveller):
         async with clocked_queue() as queue:
             await records.submit(queue, Job("f", key="k", timeout=1, heartbeat=30, retries=3))
-            job = await attempts.take(queue, "live-worker")
-            await attempts.hold(queue, "live-worker", job)
-            swept = []
-            for _ in range(30):
-                traveller.shift(1)
-                await attempts.touch(queue, "live-worker", [(job, True)])
-                swept += await queue.sweep(lock=0)
+            swept = await held_and_touched(queue, traveller, every=1, times=30)
             traveller.shift(31)  # its worker died: the heartbeat lapses
             return swept, await queue.sweep(lock=0), await queue.job("k")
 
@@ -109,14 +117,8 @@ def test_a_held_job_without_a_heartbeat_is_swept_once_its_worker_stops_touching_
     async def scenario(traveller):
         async with clocked_queue() as queue:
             await records.submit(queue, Job("f", key="k", timeout=5, heartbeat=0, retries=3))
-            job = await attempts.take(queue, "live-worker")
-            traveller.shift(100)  # long past its timeout when it is held: the hold touches it
-            await attempts.hold(queue, "live-worker", job)
-            swept = []
-            for _ in range(12):  # its worker touches it every HELD_SILENCE_S / 4 (7.5 s)
-                traveller.shift(7.5)
-                await attempts.touch(queue, "live-worker", [(job, True)])
-                swept += await queue.sweep(lock=0)
+            # Held long past its timeout (the hold touches it), then touched every HELD_SILENCE_S / 4.
+            swept = await held_and_touched(queue, traveller, every=7.5, times=12, held_after=100)
             traveller.shift(sweeping.HELD_SILENCE_S - 1)
             early = await queue.sweep(lock=0)
             traveller.shift(2)  # its worker died
