@@ -15,8 +15,8 @@ runs against ``AtomicRedisQueue`` in CI (``tests/saq_conformance/``).
 - ``Queue._before_enqueue``: runs the callbacks of ``register_before_enqueue``; ``submit`` and
   ``submit_many`` call it as SAQ's ``enqueue`` does.
 - ``RedisQueue._pubsub`` (a ``saq.multiplexer.Multiplexer``: ``subscribe``, ``unsubscribe``): the one
-  PSUBSCRIBE connection that ``listen`` shares; ``listen`` takes its messages from there, and reads the
-  jobs' statuses too while none come (a change published before the PSUBSCRIBE is otherwise lost).
+  PSUBSCRIBE connection that ``listen`` shares; ``listen`` (``listening.py``) takes its messages from
+  there, checks each against the job's record, and reads the records too while none come.
 
 SAQ's behaviour relied on, also checked there: Redis key names (``namespace("queued")``,
 ``"active"``, ``"incomplete"``, ``"schedule"``, ``"sweep"``, ``"stats"`` and ``job_id``), so

@@ -46,7 +46,7 @@ from saq.job import TERMINAL_STATUSES, Job, Status
 from saq.queue.redis import RedisQueue
 
 from ..exceptions import JobStateConflict
-from . import chains, clock, debounce, lua, priorities, records, replication, storage, sweeping
+from . import chains, clock, debounce, listening, lua, priorities, records, replication, storage, sweeping
 from .pipelining import AutoPipeline
 from .storage import PIECES
 
@@ -303,48 +303,8 @@ class AtomicRedisQueue(RedisQueue):
         return [raw, self.serialize(new), new.status.value, new.ttl, delay, *chains.args(self, new)]
 
     async def listen(self, job_keys, callback, timeout: float | None = 10, poll_interval: float = 0.5) -> None:  # noqa: ASYNC109
-        """SAQ's ``listen``: ``callback(job_key, status)`` for each change published for the jobs, until it
-        returns True; ``timeout`` (s; 0 or None: none) raises ``TimeoutError``. Every ``poll_interval`` s
-        without a message, each job's stored status is read, and one the callback has not been given yet
-        is given (its message, if it comes later, is then not): SAQ's multiplexer sends its PSUBSCRIBE from
-        a task of its own once the first listener waits, and a change published before Redis has it is
-        never heard (``Job.refresh(until_complete=0)`` of a job that ended at once waited for ever: SAQ's
-        test_burst_poll_interval, in CI)."""
-        keys = list(job_keys)
-        if not keys:
-            return
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout if timeout else None
-        poll_interval = poll_interval if poll_interval > 0 else 0.5  # 0: SAQ's "no polling"; here, its default
-        last: dict[str, Status] = {}  # the status the callback was last given, per key
-        read: dict[str, Status] = {}  # given from a read, its message not come yet
-        messages = await self._pubsub.subscribe(*(self.job_id(key) for key in keys))
-        try:
-            while True:
-                wait = poll_interval if deadline is None else min(poll_interval, deadline - loop.time())
-                if wait <= 0:
-                    raise TimeoutError
-                try:
-                    message = await asyncio.wait_for(messages.get(), wait)
-                except TimeoutError:
-                    stored = zip(keys, await self.jobs(keys), strict=True)
-                    changes = [(key, job.status) for key, job in stored if job and last.get(key) != job.status]
-                    read.update(changes)
-                else:
-                    key = self.job_key_from_id(message["channel"])
-                    status = Status[message["data"].decode().upper()]
-                    if read.pop(key, None) == status:
-                        continue  # given already, from a read
-                    changes = [(key, status)]
-                for key, status in changes:
-                    last[key] = status
-                    stop = callback(key, status)
-                    if asyncio.iscoroutine(stop):
-                        stop = await stop
-                    if stop:
-                        return
-        finally:
-            await self._pubsub.unsubscribe(messages)
+        """SAQ's ``listen``, each message checked against the job's record: see ``engine/listening.py``."""
+        await listening.listen(self, job_keys, callback, timeout, poll_interval)
 
     async def count(self, kind) -> int:
         """SAQ's ``count``; ``queued`` counts the jobs of every priority (``engine/priorities.py``)."""

@@ -26,6 +26,17 @@ async def blocked(redis, clients: int = 1) -> None:
     raise AssertionError(f"no {clients} client(s) blocked within 10 s")
 
 
+async def subscribed(queue) -> None:
+    """Until a client on the queue's database holds a pattern subscription (``listen``'s multiplexer, which
+    subscribes from a task of its own), polled every 10 ms (at most 10 s)."""
+    db = queue.redis.connection_pool.connection_kwargs.get("db", 0)
+    for _ in range(1000):
+        if any(int(c["db"]) == db and int(c["psub"]) for c in await queue.redis.client_list()):
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("no pattern subscription on the queue's database within 10 s")
+
+
 @contextlib.asynccontextmanager
 async def watching(queue):
     """Yields a list that fills, until the block ends, with the commands scripts ran on the queue's database."""

@@ -1,21 +1,35 @@
 """``listen`` (SAQ's ``Job.refresh(until_complete=...)`` waits through it) hears a change made before its
 subscription reached Redis: SAQ's multiplexer subscribes from a task of its own, so a job that ended at
-once was waited for for ever (SAQ's own test_burst_poll_interval hung in CI)."""
+once was waited for for ever (SAQ's own test_burst_poll_interval hung in CI). And it gives no status
+its job's record never bore: Pub/Sub channels are server-wide, so a job with the same key in another
+database publishes on the same channel.
+
+Each test's job has a key of its own (``unique``): another test run on the same Redis server, in its own
+database, publishes on the channels of its jobs' keys, which every listener of these keys hears.
+"""
 
 import asyncio
+import uuid
 
 import pytest
+from django.conf import settings
 from saq.job import Job, Status
 
 from tasks_app.engine import attempts, records
+from tasks_app.redis_urls import sync_client
 
-from .conftest import run
+from .conftest import run, subscribed
+
+
+def unique() -> str:
+    return f"listen-{uuid.uuid4().hex}"
 
 
 def test_a_change_made_before_the_listener_subscribed_is_heard(open_queue):
     async def scenario():
         async with open_queue() as queue:
-            await records.submit(queue, Job("f", key="k"))
+            k = unique()
+            await records.submit(queue, Job("f", key=k))
             job = await attempts.take(queue, "w1")
             await attempts.end_attempt(queue, job, Status.COMPLETE, result=1)  # published to no one
             heard = []
@@ -24,14 +38,14 @@ def test_a_change_made_before_the_listener_subscribed_is_heard(open_queue):
                 heard.append((key, status))
                 return status == Status.COMPLETE
 
-            await asyncio.wait_for(queue.listen(["k"], callback, timeout=5, poll_interval=0.05), 10)
-            assert heard == [("k", Status.COMPLETE)]
+            await asyncio.wait_for(queue.listen([k], callback, timeout=5, poll_interval=0.05), 10)
+            assert heard == [(k, Status.COMPLETE)]
             heard.clear()  # a poll_interval of 0 (SAQ's "no polling") is not "time out at once"
-            await asyncio.wait_for(queue.listen(["k"], callback, timeout=5, poll_interval=0), 10)
-            assert heard == [("k", Status.COMPLETE)]
+            await asyncio.wait_for(queue.listen([k], callback, timeout=5, poll_interval=0), 10)
+            assert heard == [(k, Status.COMPLETE)]
 
             # And Job.refresh(until_complete=0), "wait for ever", returns.
-            stale = Job("f", key="k", queue=queue)
+            stale = Job("f", key=k, queue=queue)
             await asyncio.wait_for(stale.refresh(0), 10)
             assert stale.status == Status.COMPLETE and stale.result == 1
 
@@ -41,7 +55,8 @@ def test_a_change_made_before_the_listener_subscribed_is_heard(open_queue):
 def test_changes_are_heard_once_each_and_a_timeout_still_raises(open_queue):
     async def scenario():
         async with open_queue() as queue:
-            await records.submit(queue, Job("f", key="k"))
+            k = unique()
+            await records.submit(queue, Job("f", key=k))
             heard = []
 
             async def callback(key, status):
@@ -56,7 +71,7 @@ def test_changes_are_heard_once_each_and_a_timeout_still_raises(open_queue):
 
             changing = asyncio.create_task(change())
             with pytest.raises(TimeoutError):
-                await queue.listen(["k"], callback, timeout=1, poll_interval=0.05)
+                await queue.listen([k], callback, timeout=1, poll_interval=0.05)
             await changing
             # Each change once, whether it came by message or by a read.
             assert heard == [Status.QUEUED, Status.ACTIVE, Status.COMPLETE]
@@ -69,18 +84,80 @@ def test_every_published_change_is_given_even_a_repeat(open_queue):
 
     async def scenario():
         async with open_queue() as queue:
-            job, _ = await records.submit(queue, Job("f", key="k"))
+            k = unique()
+            job, _ = await records.submit(queue, Job("f", key=k))
             heard = []
 
             def callback(key, status):
                 heard.append(status)
                 return len(heard) == 2
 
-            listening = asyncio.create_task(queue.listen(["k"], callback, timeout=5, poll_interval=2))
+            listening = asyncio.create_task(queue.listen([k], callback, timeout=5, poll_interval=2))
             await asyncio.sleep(0.1)
             await queue.update(job)
             await queue.update(job)
             await asyncio.wait_for(listening, 10)
             assert heard == [Status.QUEUED, Status.QUEUED]
+
+    run(scenario())
+
+
+def test_a_message_its_record_does_not_bear_is_not_given(open_queue):
+    """Another database's job with the same key says "complete" on this job's channel (and someone
+    publishes junk there): a wait for this job's end goes on until this job ends."""
+
+    async def scenario():
+        async with open_queue() as queue:
+            k = unique()
+            await records.submit(queue, Job("f", key=k))
+            heard = []
+
+            def callback(key, status):
+                heard.append(status)
+                return status == Status.COMPLETE
+
+            listening = asyncio.create_task(queue.listen([k], callback, timeout=10, poll_interval=0.05))
+            await subscribed(queue)
+            db = queue.redis.connection_pool.connection_kwargs.get("db", 0)
+            url = settings.SAQ["QUEUES"]["default"]["URL"].split("?")[0].rsplit("/", 1)[0]
+            other = sync_client(f"{url}/{(db + 1) % 16}")  # publishes only: that database is not written
+            try:
+                assert other.publish(queue.job_id(k), "complete") >= 1
+                assert other.publish(queue.job_id(k), "no such status") >= 1
+            finally:
+                other.close()
+            # Published after them on the same server, so heard after them: they have been judged by then.
+            job = await attempts.take(queue, "w1")
+            while Status.ACTIVE not in heard:
+                assert not listening.done(), heard
+                await asyncio.sleep(0.01)
+            assert heard == [Status.QUEUED, Status.ACTIVE] or heard == [Status.ACTIVE]
+            await attempts.end_attempt(queue, job, Status.COMPLETE, result=1)
+            await asyncio.wait_for(listening, 10)
+            assert heard[-2:] == [Status.ACTIVE, Status.COMPLETE] and heard.count(Status.COMPLETE) == 1
+
+    run(scenario())
+
+
+def test_the_end_of_a_job_that_keeps_no_record_is_heard_from_its_message(open_queue):
+    """A job with a negative ttl is deleted as it ends: its "complete" has no record to be checked against."""
+
+    async def scenario():
+        async with open_queue() as queue:
+            k = unique()
+            await records.submit(queue, Job("f", key=k, ttl=-1))
+            heard = []
+
+            def callback(key, status):
+                heard.append(status)
+                return status == Status.COMPLETE
+
+            listening = asyncio.create_task(queue.listen([k], callback, timeout=10, poll_interval=5))
+            await subscribed(queue)
+            job = await attempts.take(queue, "w1")
+            await attempts.end_attempt(queue, job, Status.COMPLETE, result=1)
+            assert await queue.job(k) is None
+            await asyncio.wait_for(listening, 10)
+            assert heard[-1] == Status.COMPLETE and heard.count(Status.COMPLETE) == 1
 
     run(scenario())
