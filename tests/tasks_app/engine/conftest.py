@@ -18,9 +18,11 @@ def run(coro):
 
 
 async def blocked(redis, clients: int = 1) -> None:
-    """Until Redis reports ``clients`` clients blocked (a worker's BLMOVE), polled every 10 ms (at most 10 s)."""
+    """Until ``clients`` clients on ``redis``'s database wait in a blocking command (a worker's BLMOVE),
+    polled every 10 ms (at most 10 s). Of this database only: another test run may share the server."""
+    db = redis.connection_pool.connection_kwargs.get("db", 0)
     for _ in range(1000):
-        if (await redis.info("clients"))["blocked_clients"] >= clients:
+        if sum(int(c["db"]) == db and "b" in c["flags"] for c in await redis.client_list()) >= clients:
             return
         await asyncio.sleep(0.01)
     raise AssertionError(f"no {clients} client(s) blocked within 10 s")
