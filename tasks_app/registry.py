@@ -161,9 +161,18 @@ class Registry:
         return name in self._tasks
 
 
+MAX_NAME_LENGTH = 200  # keys derived from it (a cron entry's ``cron:<name>``) stay within a job key's 255
+
+
 def _check_function(name: str, f: Callable[..., Any]) -> None:
-    """Raise ``TypeError`` for a function no worker could run as a task: a generator (its result would be
-    the generator, which cannot be stored), or one without ``ctx`` first."""
+    """Raise ``TypeError`` for a task no worker could run: a name over ``MAX_NAME_LENGTH`` characters (its
+    cron runs' key would be refused at every tick), a generator (its result would be the generator,
+    which cannot be stored), or a function without ``ctx`` first."""
+    if len(name) > MAX_NAME_LENGTH:
+        raise TypeError(
+            f"@task: the name {name!r:.60}... is {len(name)} characters; at most {MAX_NAME_LENGTH}: "
+            "give a shorter one with @task(name='app_label.action')."
+        )
     if inspect.isasyncgenfunction(f) or inspect.isgeneratorfunction(f):
         raise TypeError(f"@task: {name}() is a generator function; a task returns its result (return, not yield).")
     try:

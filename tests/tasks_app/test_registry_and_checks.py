@@ -213,6 +213,19 @@ def test_a_function_no_worker_could_run_is_refused_when_declared(scratch_registr
     assert "_no_ctx" not in registry and "_generator" not in registry
 
 
+def test_a_name_too_long_for_its_cron_key_is_refused_when_declared(scratch_registry):
+    """A cron entry's runs are keyed ``cron:<name>``: a 251-character name was taken, and its entry then
+    failed at every tick (a job key is at most 255 characters)."""
+
+    def f(ctx):
+        return 1
+
+    with pytest.raises(TypeError, match=r"is 201 characters; at most 200: give a shorter one with @task\(name="):
+        task(name="n" * 201)(f)
+    assert "n" * 201 not in registry
+    assert task(name="n" * 200)(f).saq_task.name == "n" * 200
+
+
 def test_an_on_final_failure_path_that_does_not_import_is_a_system_check_error(scratch_registry):
     # Called only once a job has failed for good: without the check, a typo is found out then, in a log line.
     task(name="with_a_bad_hook", on_final_failure="no.such.path")(_hookless)
