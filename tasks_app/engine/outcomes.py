@@ -33,6 +33,8 @@ def _wrote(reply: Any) -> bool:
 class Outcomes:
     """The ``Recorder`` methods of a ``Worker``: each returns the outcome's name."""
 
+    unwritten = 0  # outcomes given up on at a stop (Redis down): ``runworker`` then exits 1
+
     async def complete(self, job: Job, result: Any) -> str:
         return await self._write(job, lambda: self._ended(job, Status.COMPLETE, result=result), "complete")
 
@@ -137,6 +139,7 @@ class Outcomes:
                         written,
                         extra={"job_key": job.key, "outcome": "lost", "written": None},
                     )
+                    self.unwritten += 1
                     return "lost"
                 if self.event.is_set() and not said_waiting:  # a stopping worker: say why it has not exited
                     said_waiting = True

@@ -117,7 +117,7 @@ def test_a_forced_stop_with_redis_down_says_the_jobs_stay_active_not_that_they_w
         worker.wait_for_output("Send again to force")
         time.sleep(1.2)  # a second signal within a second is the same request delivered twice
         worker.signal(signal.SIGTERM)
-        worker.wait(20)
+        assert worker.wait(20) == 1  # not a clean stop: a job was left active
         assert "Redis is down, so in-flight jobs cannot be put back" in worker.output
         assert "re-queueing in-flight jobs" not in worker.output
         assert "outcome (requeued) was not written: Redis is down and the worker is stopping" in worker.output
@@ -137,8 +137,9 @@ def test_a_graceful_stop_with_redis_down_exits_once_the_grace_period_is_over(sta
         server.stop()
         started = time.monotonic()
         worker.signal(signal.SIGTERM)
-        worker.wait(30)  # its re-queue once waited for Redis for ever
+        assert worker.wait(30) == 1  # its re-queue once waited for Redis for ever
         assert time.monotonic() - started < 20
         assert "outcome (requeued) was not written: Redis is down and the worker is stopping" in worker.output
+        assert "1 job outcome(s) were not written: Redis was down as the worker stopped." in worker.output
     finally:
         server.stop()

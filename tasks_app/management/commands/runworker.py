@@ -88,6 +88,7 @@ class Command(BaseCommand):
             for name in queues
         ]
         web = self._web = (options["host"], options["port"]) if options["web"] else None
+        self._workers = []  # the running workers, from ``_banner``
         try:
             run(worker_options, on_ready=self._banner, web=web)
         except (ServiceUnavailable, ImproperlyConfigured) as exc:  # Redis or a setting: exit 2, as at start-up
@@ -98,6 +99,13 @@ class Command(BaseCommand):
             if web is not None and exc.errno in (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES):
                 raise CommandError(_port_unavailable(*web, exc)) from None
             raise CommandError(f"Cannot start the worker: {exc}") from None
+        unwritten = sum(worker.unwritten for worker in self._workers)
+        if unwritten:  # a stop that left jobs ACTIVE is not a clean one: a service manager should know
+            raise CommandError(
+                f"{unwritten} job outcome(s) were not written: Redis was down as the worker stopped. Those jobs "
+                "stay active until a worker's sweep finds their heartbeat overdue, then run again.",
+                returncode=1,
+            )
 
     def _supervise(self, queues: list[str], options: dict, reload: bool) -> None:
         # Fail fast, once, with the single-process message, rather than restarting children that cannot run.
@@ -170,6 +178,7 @@ class Command(BaseCommand):
         logging.getLogger("saq").setLevel(logging.DEBUG if verbosity >= 3 else logging.WARNING)
 
     def _banner(self, workers) -> None:
+        self._workers = workers
         if self.verbosity < 1:
             return
         write = self.stdout.write
