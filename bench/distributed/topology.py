@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -53,6 +54,25 @@ def wait_for_ping(client: redis.Redis, what: str, timeout: float = 10.0) -> None
         except redis.RedisError:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{what} did not answer within {timeout:.0f}s") from None
+            time.sleep(0.05)
+
+
+def forward(address: str, port: int, target: tuple[str, int]) -> subprocess.Popen:
+    """socat forwarding ``address:port`` to ``target`` (host, port), accepting once this returns (10 s at
+    most, else ``RuntimeError``). In a session of its own: socat forks a child per connection, so stop it
+    by its group (``os.killpg``), open connections and all."""
+    argv = ["socat", f"TCP-LISTEN:{port},bind={address},fork,reuseaddr", "TCP:{}:{}".format(*target)]
+    process = subprocess.Popen(argv, start_new_session=True, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            socket.create_connection((address, port), timeout=1).close()
+            return process
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                if process.poll() is None:
+                    os.killpg(process.pid, signal.SIGKILL)
+                raise RuntimeError(f"socat did not start forwarding {address}:{port} to {target}") from None
             time.sleep(0.05)
 
 
@@ -166,20 +186,7 @@ class Topology:
 
     def _start_pg_forwarder(self) -> None:
         self.pg_port = free_port(self.address)
-        target = "TCP:{}:{}".format(*self.postgres)
-        argv = ["socat", f"TCP-LISTEN:{self.pg_port},bind={self.address},fork,reuseaddr", target]
-        # A session of its own: socat forks a child per connection, stopped with it (by its group).
-        process = subprocess.Popen(argv, start_new_session=True, stderr=subprocess.DEVNULL)
-        self.resources.process(process, group=True)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection((self.address, self.pg_port), timeout=1).close()
-                return
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("socat did not start forwarding to PostgreSQL") from None
-                time.sleep(0.05)
+        self.resources.process(forward(self.address, self.pg_port, self.postgres), group=True)
 
     # --- what the clients see -----------------------------------------------------------------
 

@@ -5,7 +5,6 @@ which the test stops and starts again: the outage."""
 
 import os
 import signal
-import socket
 import subprocess
 import time
 from urllib.parse import urlsplit
@@ -13,6 +12,7 @@ from urllib.parse import urlsplit
 import pytest
 from saq.job import Status
 
+from bench.distributed.topology import forward
 from tasks_app import enqueue
 from tests.queue_state import stored
 from tests.redis_server import free_port
@@ -31,23 +31,13 @@ class Forwarder:
 
     def start(self) -> None:
         subprocess.run([str(os.path.join(os.path.dirname(__file__), "..", "..", ".ci", "debian-tools"))], check=True)
-        argv = ["socat", f"TCP-LISTEN:{self.port},bind=127.0.0.1,fork,reuseaddr", "TCP:{}:{}".format(*self.target)]
-        self.process = subprocess.Popen(argv, start_new_session=True, stderr=subprocess.DEVNULL)
-        wait_until(lambda: _accepts(self.port), timeout=10, message="socat to listen")
+        self.process = forward("127.0.0.1", self.port, self.target)
 
     def stop(self) -> None:
         if self.process is not None:
             os.killpg(self.process.pid, signal.SIGKILL)  # its children too: open connections drop
             self.process.wait()
             self.process = None
-
-
-def _accepts(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-        return True
-    except OSError:
-        return False
 
 
 @pytest.fixture
