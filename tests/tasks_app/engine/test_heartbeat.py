@@ -4,6 +4,7 @@ intervals, whatever the heartbeat chore was waiting for when the job started."""
 import asyncio
 import time
 
+import redis
 from saq.job import Job
 
 from tasks_app.engine import attempts, records
@@ -128,3 +129,46 @@ def test_a_job_lost_while_its_worker_was_stalled_after_taking_it_is_not_started(
     assert (lost_status, mine_status) == (Status.COMPLETE, Status.COMPLETE)
     (line,) = [r for r in caplog.records if "not started" in r.getMessage()]
     assert line.job_key == "ended elsewhere" and "no longer this worker's" in line.getMessage()
+
+
+def test_a_hold_that_fails_leaves_the_rest_of_the_tick_to_go_on(open_queue, monkeypatch):
+    """Redis fails the hold of one attempt held past its cancellation: the same tick still acts on the
+    abort of another (the error escaped the tick before, and the abort waited for a later one)."""
+
+    async def scenario():
+        async with open_queue() as queue:
+            worker = Worker(queue, [], executor=None)
+            for key in ("held", "aborted"):
+                await records.submit(queue, Job("f", key=key, heartbeat=30, timeout=600))
+            held, aborted = await attempts.take(queue, worker.id), await attempts.take(queue, worker.id)
+            release = asyncio.Event()
+
+            async def outlasting():  # as a sync task's thread: its cancellation does not end it
+                while not release.is_set():
+                    try:
+                        await release.wait()
+                    except asyncio.CancelledError:
+                        continue
+
+            first, second = asyncio.create_task(outlasting()), asyncio.create_task(asyncio.sleep(60))
+            try:
+                await asyncio.sleep(0)
+                first.cancel()
+                await asyncio.sleep(0)
+                assert first.cancelling() and not first.done()
+                worker.attempts |= {Attempt(job=held, task=first), Attempt(job=aborted, task=second)}
+                await queue.abort(aborted, "stop it")
+
+                async def failing_hold(*args):
+                    raise redis.ConnectionError("Redis went away between the touch and the hold")
+
+                monkeypatch.setattr(attempts, "hold", failing_hold)
+                await worker.heartbeat()
+                by_key = {a.job.key: a for a in worker.attempts}
+                return by_key["held"].held, by_key["aborted"].ending, second.cancelling()
+            finally:
+                release.set()
+                second.cancel()
+                await asyncio.gather(first, second, return_exceptions=True)
+
+    assert run(scenario()) == (False, "aborted", 1)
