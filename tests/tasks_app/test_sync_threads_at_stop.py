@@ -183,3 +183,23 @@ def test_a_stopping_worker_whose_outcome_waits_for_redis_says_so_and_writes_it_o
         assert "outcome=complete" in worker.output
     finally:
         server.stop()
+
+
+def test_a_stop_forced_while_a_django_tasks_success_is_sent_keeps_that_success(start_worker, subprocess_env, tmp_path):
+    # The cancellation reached the runner while task_finished's receivers ran: the attempt became a
+    # cancelled one, its job went back to the queue, and the Task would have run again.
+    switch = tmp_path / "switch"
+    worker = start_worker(env={**subprocess_env, "TEST_SAQ": json.dumps({"SHUTDOWN_GRACE_PERIOD": 60})})
+    worker.wait_for_output("SIGTERM/SIGINT for a clean stop")
+    result = backend_tasks.returns_then_its_receiver_waits.enqueue(str(switch), "forced send")
+    wait_until(lambda: notes("forced send") == ["forced send receiving"], message="the receiver to run")
+    worker.signal(signal.SIGTERM)
+    worker.wait_for_output("Send again to force")
+    time.sleep(1.2)  # a second signal within a second is the same request delivered twice
+    worker.signal(signal.SIGTERM)
+    worker.wait_for_output("SIGTERM again")  # the cancellation has reached the attempt, its receiver still runs
+    switch.touch()
+    assert worker.wait(30) == 0
+    result.refresh()
+    assert result.status == TaskResultStatus.SUCCESSFUL and stored(result.id).attempts == 1
+    assert notes("forced send") == ["forced send receiving"]

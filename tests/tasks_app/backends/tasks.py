@@ -125,3 +125,20 @@ def _note_until_file_finished(sender, task_result, **kwargs) -> None:
         from tests.sampleapp.models import Note
 
         Note.objects.create(text=f"task_finished {task_result.id} {task_result.status}")
+
+
+@task()
+def returns_then_its_receiver_waits(path: str, text: str) -> str:
+    """Returns at once; its ``task_finished`` receiver (below) runs until ``path`` exists."""
+    return text
+
+
+@receiver(task_finished)
+def _wait_in_receiver(sender, task_result, **kwargs) -> None:
+    if task_result.task.name == "returns_then_its_receiver_waits":
+        from tests.sampleapp.models import Note
+
+        path, text = task_result.args
+        Note.objects.create(text=f"{text} receiving")
+        while not os.path.exists(path):
+            time.sleep(0.02)
