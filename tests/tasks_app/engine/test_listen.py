@@ -12,11 +12,10 @@ import asyncio
 import uuid
 
 import pytest
-from django.conf import settings
+import redis.asyncio
 from saq.job import Job, Status
 
 from tasks_app.engine import attempts, records
-from tasks_app.redis_urls import sync_client
 
 from .conftest import run, subscribed
 
@@ -118,14 +117,14 @@ def test_a_message_its_record_does_not_bear_is_not_given(open_queue):
 
             listening = asyncio.create_task(queue.listen([k], callback, timeout=10, poll_interval=0.05))
             await subscribed(queue)
-            db = queue.redis.connection_pool.connection_kwargs.get("db", 0)
-            url = settings.SAQ["QUEUES"]["default"]["URL"].split("?")[0].rsplit("/", 1)[0]
-            other = sync_client(f"{url}/{(db + 1) % 16}")  # publishes only: that database is not written
-            try:
-                assert other.publish(queue.job_id(k), "complete") >= 1
-                assert other.publish(queue.job_id(k), "no such status") >= 1
+            pool = queue.redis.connection_pool  # the same server (TCP or a unix socket), another database
+            kwargs = {**pool.connection_kwargs, "db": (pool.connection_kwargs.get("db", 0) + 1) % 16}
+            other = redis.asyncio.Redis(connection_pool=type(pool)(connection_class=pool.connection_class, **kwargs))
+            try:  # publishes only: that database is not written
+                assert await other.publish(queue.job_id(k), "complete") >= 1
+                assert await other.publish(queue.job_id(k), "no such status") >= 1
             finally:
-                other.close()
+                await other.aclose()
             # Published after them on the same server, so heard after them: they have been judged by then.
             job = await attempts.take(queue, "w1")
             while Status.ACTIVE not in heard:
