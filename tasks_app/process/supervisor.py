@@ -180,6 +180,8 @@ class Supervisor:
         for child in self.children:
             child.signal(signal.SIGTERM)
         self._wait_all()
+        for child in self.children:
+            self._failed_exit(child)  # said; the reload goes on
         if not self.requests.stopping:
             for child in self.children:
                 child.young_deaths = 0
@@ -216,7 +218,20 @@ class Supervisor:
                 child.index,
                 child.process.pid,
             )
-        return 1 if killed else 0
+        # A child's own non-zero exit (jobs left active with Redis down: see its lines above) is the run's too.
+        codes = [code for child in self.children if (code := self._failed_exit(child))]
+        return max([1] * bool(killed) + codes, default=0)
+
+    @staticmethod
+    def _failed_exit(child: Child) -> int:
+        """A child's exit code when it stopped with one of its own (> 0), logged; else 0."""
+        code = child.process.returncode if child.process is not None else None
+        if not code or code < 0:
+            return 0
+        logger.error(
+            "worker %d (pid %d) stopped with exit code %d (see its lines above)", child.index, child.process.pid, code
+        )
+        return code
 
 
 def child_command() -> list[str]:

@@ -143,3 +143,25 @@ def test_a_graceful_stop_with_redis_down_exits_once_the_grace_period_is_over(sta
         assert "1 job outcome(s) were not written: Redis was down as the worker stopped." in worker.output
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("mode", [("--workers", "2"), ("--reload",)])
+def test_a_supervisor_whose_worker_stopped_with_a_job_left_active_exits_1_too(
+    start_worker, subprocess_env, tmp_path, mode
+):
+    # The worker said so and exited 1; its supervisor exited 0, as from a clean stop.
+    server = RedisServer(tmp_path).start()
+    try:
+        env = {**subprocess_env, "TEST_REDIS_URL": server.url, "TEST_SAQ": json.dumps({"SHUTDOWN_GRACE_PERIOD": 2})}
+        supervisor = start_worker(*mode, env=env)
+        supervisor.wait_for_output("SIGTERM/SIGINT for a clean stop")
+        submitted = manage("enqueue", "sleep_then_note", "seconds=60", "text=supervised, redis gone", env=env)
+        assert submitted.returncode == 0, submitted.stderr
+        wait_until(lambda: Note.objects.filter(text="supervised, redis gone started").exists(), message="the start")
+        server.stop()
+        supervisor.signal(signal.SIGTERM)
+        assert supervisor.wait(40) == 1
+        assert "1 job outcome(s) were not written: Redis was down as the worker stopped." in supervisor.output
+        assert "stopped with exit code 1 (see its lines above)" in supervisor.output
+    finally:
+        server.stop()

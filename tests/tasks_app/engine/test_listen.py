@@ -13,7 +13,7 @@ import uuid
 
 import pytest
 import redis.asyncio
-from saq.job import Job, Status
+from saq.job import TERMINAL_STATUSES, Job, Status
 
 from tasks_app.engine import attempts, records
 
@@ -160,3 +160,91 @@ def test_the_end_of_a_job_that_keeps_no_record_is_heard_from_its_message(open_qu
             assert heard[-1] == Status.COMPLETE and heard.count(Status.COMPLETE) == 1
 
     run(scenario())
+
+
+def _until_terminal(heard: list):
+    def callback(key, status):
+        heard.append(status)
+        return status in TERMINAL_STATUSES
+
+    return callback
+
+
+def test_the_end_of_the_run_waited_for_is_heard_when_the_abort_queues_work_waiting_for_its_key(open_queue):
+    """Work enqueued under the key of a job being aborted waits for it; the abort's end stores the job
+    ABORTED, publishes "aborted" and queues that work under the key, in one script: no read of the record
+    ever finds ABORTED, and the message was taken for a stale one (the wait went on to the new run's end)."""
+
+    async def scenario():
+        async with open_queue() as queue:
+            k = unique()
+            await records.submit(queue, Job("f", kwargs={"n": 1}, key=k))
+            old = await attempts.take(queue, "w1")
+            await records.request_abort(queue, k, "replaced")
+            heard = []
+            listening = asyncio.create_task(queue.listen([k], _until_terminal(heard), timeout=5, poll_interval=0.05))
+            await subscribed(queue)
+            assert (await records.submit(queue, Job("f", kwargs={"n": 2}, key=k)))[1] == "deferred"
+            await attempts.end_abort(queue, old)
+            await asyncio.wait_for(listening, 10)
+            return heard, (await queue.job(k)).status
+
+    heard, now = run(scenario())
+    assert heard == [Status.ABORTING, Status.ABORTED] and now == Status.QUEUED
+
+
+def test_the_end_of_the_run_waited_for_is_heard_when_its_key_is_enqueued_again_at_once(open_queue):
+    async def scenario():
+        async with open_queue() as queue, open_queue() as other:
+            k = unique()
+            await records.submit(queue, Job("f", key=k))
+            job = await attempts.take(queue, "w1")
+            heard = []
+            listening = asyncio.create_task(queue.listen([k], _until_terminal(heard), timeout=5, poll_interval=5))
+            await subscribed(queue)
+            await attempts.end_attempt(other, job, Status.COMPLETE, result=1)
+            assert (await records.submit(other, Job("f", key=k)))[1] == "queued"  # a finished key is replaced
+            await asyncio.wait_for(listening, 10)
+            return heard
+
+    assert run(scenario()) == [Status.ACTIVE, Status.COMPLETE]
+
+
+def test_the_records_are_read_every_poll_interval_however_many_messages_come(open_queue):
+    """A change whose message never came (made before the subscription reached Redis: here, a record
+    written without one) is found by the next read, though another key's channel is never quiet for a
+    whole ``poll_interval`` (the reads waited for such a quiet spell)."""
+
+    async def scenario():
+        async with open_queue() as queue:
+            a, b = unique(), unique()
+            for key in (a, b):
+                await records.submit(queue, Job("f", key=key))
+            heard = []
+
+            def callback(key, status):
+                heard.append((key, status))
+                return key == a and status == Status.COMPLETE
+
+            # No timeout of its own: a read forced by its last short wait would find the change then.
+            listening = asyncio.create_task(queue.listen([a, b], callback, timeout=0, poll_interval=0.3))
+            await subscribed(queue)
+
+            async def chatter():
+                while True:
+                    await queue.redis.publish(queue.job_id(b), "queued")
+                    await asyncio.sleep(0.1)
+
+            chatting = asyncio.create_task(chatter())
+            try:
+                await asyncio.sleep(0.1)
+                job = await queue.job(a)
+                job.status = Status.COMPLETE
+                await queue.redis.set(job.id, queue.serialize(job))  # no message
+                await asyncio.wait_for(listening, 10)
+            finally:
+                chatting.cancel()
+            return a, heard
+
+    a, heard = run(scenario())
+    assert heard[-1] == (a, Status.COMPLETE) and heard.count((a, Status.COMPLETE)) == 1
