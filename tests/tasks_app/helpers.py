@@ -6,6 +6,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -86,11 +87,12 @@ def wait_until(predicate, timeout: float = 20, interval: float = 0.05, message: 
 
 
 def queue_opener(url: str):
-    """``opened(name="default")``: an async context manager giving a connected ``AtomicRedisQueue`` on ``url``."""
+    """``opened(name="default")``: an async context manager giving a connected ``AtomicRedisQueue`` on ``url``.
+    Its connections carry a client name of their own (``CLIENT LIST`` tells them from an earlier queue's)."""
 
     @contextlib.asynccontextmanager
     async def opened(name: str = "default"):
-        queue = AtomicRedisQueue(from_url(url), name=name)
+        queue = AtomicRedisQueue(from_url(url, client_name=f"tests-queue-{uuid.uuid4().hex[:12]}"), name=name)
         await queue.connect()
         try:
             yield queue

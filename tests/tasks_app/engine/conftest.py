@@ -29,14 +29,15 @@ async def blocked(redis, clients: int = 1) -> None:
 
 
 async def subscribed(queue) -> None:
-    """Until a client on the queue's database holds a pattern subscription (``listen``'s multiplexer, which
-    subscribes from a task of its own), polled every 10 ms (at most 10 s)."""
-    db = queue.redis.connection_pool.connection_kwargs.get("db", 0)
+    """Until the queue's own ``listen`` multiplexer holds its pattern subscription on Redis (it subscribes from
+    a task of its own), polled every 10 ms (at most 10 s). The connection is known by the queue's client
+    name (``queue_opener``): an earlier queue's, still closing, may hold one too."""
+    name = queue.redis.connection_pool.connection_kwargs["client_name"]
     for _ in range(1000):
-        if any(int(c["db"]) == db and int(c["psub"]) for c in await queue.redis.client_list()):
+        if any(c["name"] == name and int(c["psub"]) for c in await queue.redis.client_list()):
             return
         await asyncio.sleep(0.01)
-    raise AssertionError("no pattern subscription on the queue's database within 10 s")
+    raise AssertionError("the queue's pattern subscription did not reach Redis within 10 s")
 
 
 @contextlib.asynccontextmanager
