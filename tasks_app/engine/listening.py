@@ -95,8 +95,7 @@ def _read(heard: _Heard, keys: list[str], jobs: list[Job | None]) -> list[tuple[
     for key, job in zip(keys, jobs, strict=True):
         if job is None:
             continue
-        run = heard.runs.setdefault(key, job.queued)
-        if job.queued != run:
+        if _new_run(heard, key, job):
             if key not in heard.replaced:
                 heard.replaced.add(key)
                 continue
@@ -117,8 +116,7 @@ async def _message(queue: RedisQueue, heard: _Heard, message: dict) -> list[tupl
     job = (await queue.jobs([key]))[0]
     if job is None:
         return [(key, status)] if status else []
-    run = heard.runs.setdefault(key, job.queued)
-    if job.queued != run:  # the run waited for has ended, and a new one holds the key
+    if _new_run(heard, key, job):  # the run waited for has ended, and a new one holds the key
         if status not in TERMINAL_STATUSES:
             return []  # a change of the old run overtaken by its end, or another database's
         heard.runs[key] = job.queued
@@ -130,6 +128,18 @@ async def _message(queue: RedisQueue, heard: _Heard, message: dict) -> list[tupl
         return []
     heard.read[key] = job.status
     return [(key, job.status)]
+
+
+def _new_run(heard: _Heard, key: str, job: Job) -> bool:
+    """Whether ``job`` (the key's record) is another run than the one waited for: its ``queued`` stamp
+    differs. A chain step waiting for its parents (NEW) is stamped again when they queue it: the same run."""
+    run = heard.runs.setdefault(key, job.queued)
+    if job.queued == run:
+        return False
+    if heard.last.get(key) == Status.NEW:
+        heard.runs[key] = job.queued
+        return False
+    return True
 
 
 def _status(data: bytes | str) -> Status | None:

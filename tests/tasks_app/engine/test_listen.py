@@ -15,13 +15,22 @@ import pytest
 import redis.asyncio
 from saq.job import TERMINAL_STATUSES, Job, Status
 
-from tasks_app.engine import attempts, records
+from tasks_app.engine import attempts, chains, records
+from tasks_app.engine.chains import StepJob
 
 from .conftest import run, subscribed
 
 
 def unique() -> str:
     return f"listen-{uuid.uuid4().hex}"
+
+
+async def heard_it(heard: list, status: Status) -> None:
+    """Until ``status`` is in ``heard``, polled every 10 ms (at most 5 s)."""
+    for _ in range(500):
+        if status in heard:
+            return
+        await asyncio.sleep(0.01)
 
 
 def _until_terminal(heard: list):
@@ -239,3 +248,35 @@ def test_the_records_are_read_every_poll_interval_however_many_messages_come(ope
 
     a, heard = run(scenario())
     assert heard[-1] == (a, Status.COMPLETE) and heard.count((a, Status.COMPLETE)) == 1
+
+
+def test_a_chain_step_waited_for_is_heard_through_its_queueing(open_queue):
+    """A step waiting for its parent is NEW, and is stamped ``queued`` anew when its parent's end queues it:
+    the same run, whose every change is heard (it was taken for a new run, and its changes but its end
+    passed over)."""
+
+    async def scenario():
+        async with open_queue() as queue:
+            parent, child = Job("f", key=unique()), Job("f", key=unique())
+            parent.meta = {chains.META: {"parents": [], "children": [["default", child.key]]}}
+            child.meta = {chains.META: {"parents": [["default", parent.key]], "children": []}}
+            await chains.submit([StepJob(parent, queue, (), (1,)), StepJob(child, queue, (0,), ())])
+            heard = []
+            listening = asyncio.create_task(
+                queue.listen([child.key], _until_terminal(heard), timeout=10, poll_interval=5)
+            )
+            await subscribed(queue)
+            taken = await attempts.take(queue, "w1")
+            assert taken.key == parent.key
+            await attempts.end_attempt(queue, taken, Status.COMPLETE, result=1)  # queues the child
+            # Each change heard before the next is made: else its message is overtaken, and the record's
+            # newer status given in its place.
+            await heard_it(heard, Status.QUEUED)
+            step = await attempts.take(queue, "w1")
+            assert step.key == child.key
+            await heard_it(heard, Status.ACTIVE)
+            await attempts.end_attempt(queue, step, Status.COMPLETE, result=2)
+            await asyncio.wait_for(listening, 10)
+            return heard
+
+    assert run(scenario()) == [Status.NEW, Status.QUEUED, Status.ACTIVE, Status.COMPLETE]
