@@ -121,13 +121,12 @@ async def _message(queue: RedisQueue, heard: _Heard, message: dict) -> list[tupl
             return []  # a change of the old run overtaken by its end, or another database's
         heard.runs[key] = job.queued
         heard.replaced.discard(key)
-        return [] if heard.read.pop(key, None) == status else [(key, status)]
-    if job.status == status:
-        return [] if heard.read.pop(key, None) == status else [(key, status)]
-    if heard.last.get(key) == job.status:
-        return []
-    heard.read[key] = job.status
-    return [(key, job.status)]
+    elif job.status != status:  # stale, or another database's: the record's own status, if new
+        if heard.last.get(key) == job.status:
+            return []
+        heard.read[key] = job.status
+        return [(key, job.status)]
+    return [] if heard.read.pop(key, None) == status else [(key, status)]
 
 
 def _new_run(heard: _Heard, key: str, job: Job) -> bool:

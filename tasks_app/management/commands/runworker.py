@@ -88,9 +88,9 @@ class Command(BaseCommand):
             for name in queues
         ]
         web = self._web = (options["host"], options["port"]) if options["web"] else None
-        self._workers = []  # the running workers, from ``_banner``
+        self._workers = []  # the running workers, once started (``_ready``)
         try:
-            run(worker_options, on_ready=self._banner, web=web)
+            run(worker_options, on_ready=self._ready, web=web)
         except (ServiceUnavailable, ImproperlyConfigured) as exc:  # Redis or a setting: exit 2, as at start-up
             raise CommandError(str(exc), returncode=2) from None
         except UnsafeBind as exc:
@@ -177,8 +177,11 @@ class Command(BaseCommand):
         # tasks_app logs one line per job; SAQ's own per-job lines only at -v 3.
         logging.getLogger("saq").setLevel(logging.DEBUG if verbosity >= 3 else logging.WARNING)
 
+    def _ready(self, workers) -> None:
+        self._workers = workers  # read once they have stopped: outcomes left unwritten
+        self._banner(workers)
+
     def _banner(self, workers) -> None:
-        self._workers = workers
         if self.verbosity < 1:
             return
         write = self.stdout.write
