@@ -110,8 +110,10 @@ def parse_args() -> argparse.Namespace:
     add("--rounds", type=positive, default=3, help="rounds, each running every system once per workload (default 3)")
     choices = (("--only", SYSTEMS, "SYSTEM", "worker systems"), ("--workloads", WORKLOADS, "WORKLOAD", "workloads"))
     for flag, allowed, item, what in choices:
-        add(flag, type=names(allowed), default=list(allowed), metavar=f"{item},...",
-            help=f"{what} to run (default: {','.join(allowed)})")  # fmt: skip
+        # runworker-base needs --baseline: it is added by --baseline, not run by default.
+        default = [name for name in allowed if name != "runworker-base"]
+        add(flag, type=names(allowed), default=None, metavar=f"{item},...",
+            help=f"{what} to run (default: {','.join(default)})")  # fmt: skip
     add("--noop-jobs", type=positive, default=20_000, help="no-op jobs at concurrency 10 (default 20,000)")
     add("--io-jobs", type=positive, default=3_000, help="20 ms jobs at concurrency 10 (default 3,000)")
     add("--io200-jobs", type=positive, default=20_000, help="20 ms jobs at concurrency 200 (default 20,000)")
@@ -133,6 +135,12 @@ def parse_args() -> argparse.Namespace:
     add("--baseline", type=Path, metavar="PATH", help="the checkout whose runworker is the system runworker-base")
     add("--keep-logs", action="store_true", help="keep the worker logs even when every run counted")
     args = parser.parse_args()
+    if args.workloads is None:
+        args.workloads = list(WORKLOADS)
+    if args.only is None:
+        args.only = [name for name in SYSTEMS if name != "runworker-base"]
+        if args.baseline is not None:
+            args.only.append("runworker-base")
     if "runworker-base" in args.only:
         if args.baseline is None:
             parser.error("--only runworker-base needs --baseline PATH (a checkout to compare with)")
