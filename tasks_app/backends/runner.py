@@ -28,6 +28,7 @@ from saq.job import Job, Status
 
 from ..engine import records
 from ..engine.clock import job_time
+from ..engine.execution import ON_OUTCOME
 from ..exceptions import JobInterrupted, TaskInterrupted
 from ..process.task_wrapper import call
 from ..progress import message_of, running_ctx
@@ -195,14 +196,24 @@ def result_from_job(job: Job, status: TaskResultStatus | None = None, return_val
 # --- running one attempt in the worker --------------------------------------------------------------
 
 
-async def _failed(job: Job, sender: Any, exc: BaseException) -> NoReturn:
-    """Record ``exc`` as the attempt's error, send ``task_finished``, and raise it (a ``BaseException`` that
-    is not an ``Exception`` as ``TaskInterrupted``, so the job fails instead of the worker exiting)."""
+# What ``task_finished`` says of each outcome the worker wrote (``engine/execution.py``); "lost" and "unknown"
+# (another process owns the job now, or nothing says what was kept) send nothing.
+FINISHED = {
+    "complete": TaskResultStatus.SUCCESSFUL,
+    "retrying": TaskResultStatus.READY,  # it runs again
+    "timeout-retrying": TaskResultStatus.READY,
+    "requeued": TaskResultStatus.READY,  # put back at a stop (or a database outage), its attempt not used up
+    "failed": TaskResultStatus.FAILED,
+    "timeout": TaskResultStatus.FAILED,
+    "aborted": TaskResultStatus.FAILED,
+}
+
+
+def _failed(job: Job, exc: BaseException) -> NoReturn:
+    """Record ``exc`` as the attempt's error and raise it (a ``BaseException`` that is not an ``Exception``
+    as ``TaskInterrupted``, so the job fails instead of the worker exiting)."""
     note_error(job, exc)
     bookkeeping(job)["finished"] = int(datetime.now(UTC).timestamp() * 1000)
-    # SAQ retries the job when attempts remain: then it is READY again, with this error recorded.
-    status = TaskResultStatus.READY if job.retryable else TaskResultStatus.FAILED
-    await task_finished.asend(sender=sender, task_result=result_from_job(job, status=status))
     if isinstance(exc, Exception):
         raise exc
     raise TaskInterrupted(f"{type(exc).__name__}: {exc}") from exc
@@ -223,25 +234,25 @@ async def run_django_task(
     await task_started.asend(sender=sender, task_result=running)
     args = [TaskContext(task_result=running), *task_args] if task.takes_context else list(task_args)
     running_ctx.set(ctx)  # for report_progress(context, ...): this attempt's task and its thread only
+
+    async def finished(outcome: str) -> None:
+        # Sent once the worker has written the outcome (a timeout, an abort or a stop may have won over
+        # what the Task did); the Task's value is the job's result by then. A forced stop during the
+        # receivers does not cut them off: the outcome is written, the send goes on.
+        if (status := FINISHED.get(outcome)) is not None:
+            done = result_from_job(job, status=status)
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(task_finished.asend(sender=sender, task_result=done))
+
+    ctx[ON_OUTCOME].append(finished)
     try:
         value = normalize_json(await call(task.func, *args, **task_kwargs))
     except asyncio.CancelledError as exc:
         current = asyncio.current_task()
         if current is not None and current.cancelling():
             raise  # aborted, timed out or shut down: the worker records how the attempt ended
-        await _failed(job, sender, exc)  # the task's own (it awaited something cancelled): an error as any other
+        _failed(job, exc)  # the task's own (it awaited something cancelled): an error as any other
     except BaseException as exc:
-        await _failed(job, sender, exc)
-    current = asyncio.current_task()
-    if current is not None and current.cancelling() and ctx.get("cancelled") != {"stop"}:
-        # Cancelled (a timeout, an abort) while a sync Task's thread ran on, and returned: the worker records
-        # how the attempt ended, and says nothing of success here. After a stop alone, what the thread
-        # returned is the outcome (engine/execution.py): a success, sent as any other.
-        return value
+        _failed(job, exc)
     bookkeeping(job)["finished"] = int(datetime.now(UTC).timestamp() * 1000)
-    done = result_from_job(job, status=TaskResultStatus.SUCCESSFUL, return_value=value)
-    # The Task has returned: a cancellation now (a stop forced while the receivers run) must not make its
-    # attempt a cancelled one, put back and run again; the worker decides the outcome, the send goes on.
-    with contextlib.suppress(asyncio.CancelledError):
-        await asyncio.shield(task_finished.asend(sender=sender, task_result=done))
     return value

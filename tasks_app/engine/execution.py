@@ -4,7 +4,8 @@ immediate mode) and so by the ``django.tasks`` runner, which is a task like any 
 ``Execution.run(attempt, ctx)`` runs the ``before_process`` hooks, the task under its ``timeout``,
 decides the outcome (complete, retrying, failed, timeout, timeout-retrying, aborted, requeued, lost),
 has a ``Recorder`` store it where the job lives (Redis for a worker, the job object for an inline
-run), logs one line, tells the observers and runs the ``after_process`` hooks.
+run), logs one line, tells the observers, gives the outcome to the callbacks the task registered in
+``ctx[ON_OUTCOME]`` and runs the ``after_process`` hooks.
 
 At most one execution of a job at any time: an attempt is over only when its task is. A task that
 does not stop when cancelled (a sync task's thread cannot be stopped; ``call_in_thread`` waits for
@@ -42,6 +43,10 @@ attempt_loop: contextvars.ContextVar[asyncio.AbstractEventLoop] = contextvars.Co
 # The outcomes whose write ended the job FAILED with no attempts left: the process that wrote one calls the
 # task's ``on_final_failure`` (``tasks_app.failures``); another process's write comes back as "lost".
 FINAL_FAILURES = frozenset({"failed", "timeout"})
+# ``ctx`` key of a list of ``async (outcome: str) -> None`` callbacks a task may add during its attempt, each
+# called with the outcome's name once it is written: what the task says of its own end (``django.tasks``'
+# ``task_finished``) is then what was stored, not the task's guess (an abort or a stop can still win).
+ON_OUTCOME = "on_outcome"
 
 
 async def outlast(task: asyncio.Future, within: float | None = None) -> None:
@@ -181,6 +186,7 @@ class Execution:
         number, started = job.attempts, time.monotonic()
         attempt_loop.set(asyncio.get_running_loop())
         ctx["cancelled"] = attempt.cancelled
+        ctx[ON_OUTCOME] = []
         if tracing.active():
             with tracing.consumer_span(job, self.queue, ctx):
                 ctx["outcome"] = await self._attempt(attempt, ctx)
@@ -192,6 +198,13 @@ class Execution:
         log_attempt(self.log, job, outcome, duration, failure, queue=self.queue, prefix=self.prefix, attempt=number)
         for observe in self.observers:
             observe(job, outcome, duration)
+        for told in ctx[ON_OUTCOME]:
+            try:
+                await told(outcome)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self.log.exception("A callback given job %s's outcome failed", job.key)
         if outcome in FINAL_FAILURES:
             from ..failures import final_failure  # rare: not imported for the common case
 

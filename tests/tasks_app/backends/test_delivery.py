@@ -150,6 +150,40 @@ def test_a_task_whose_own_code_meets_cancelled_error_fails_and_says_so_to_the_fi
     assert "CancelledError" in result.errors[0].traceback
 
 
+def test_task_finished_is_sent_once_its_outcome_is_stored_and_says_what_was_stored(work):
+    # It was sent by the Task's runner before the worker wrote the outcome: a receiver reading the result then
+    # saw RUNNING, an abort coming meanwhile ended the job ABORTED after SUCCESSFUL was sent, and a timeout
+    # sent nothing at all.
+    seen = []
+
+    def handler(sender, task_result, **kwargs):
+        stored = default_task_backend.get_result(task_result.id)
+        sent = (task_result.status, task_result.attempts, task_result.errors)
+        seen.append((task_result.id, sent[0], sent == (stored.status, stored.attempts, stored.errors)))
+
+    task_finished.connect(handler)
+    try:
+        with override_settings(TASKS=backend(retries=1, retry_delay=0, timeout=1)):
+            ok = test_tasks.noop_task.enqueue()
+            second = test_tasks.fails_on_first_attempt.enqueue()
+            slow = test_tasks.sleep_for.enqueue(30)
+            work()
+    finally:
+        task_finished.disconnect(handler)
+    ready, successful, failed = TaskResultStatus.READY, TaskResultStatus.SUCCESSFUL, TaskResultStatus.FAILED
+    assert sorted(seen) == sorted(
+        [
+            (ok.id, successful, True),
+            (second.id, ready, True),
+            (second.id, successful, True),
+            (slow.id, ready, True),
+            (slow.id, failed, True),
+        ]
+    )
+    slow.refresh()
+    assert [error.exception_class for error in slow.errors] == [TimeoutError, TimeoutError]
+
+
 def test_enqueue_logs(caplog):
     with caplog.at_level("DEBUG", logger="django.tasks"):
         result = test_tasks.noop_task.enqueue()
@@ -254,6 +288,12 @@ def test_a_job_taken_but_not_yet_noted_by_the_runner_is_running_since_its_take(r
 
 
 def test_running_then_aborted(worker_in_thread):
+    finished = []
+
+    def handler(sender, task_result, **kwargs):
+        finished.append((task_result.id, task_result.status, [error.exception_class for error in task_result.errors]))
+
+    task_finished.connect(handler)
     result = test_tasks.sleep_for.enqueue(30)
     deadline = time.monotonic() + 10
     while result.status != TaskResultStatus.RUNNING:
@@ -274,6 +314,14 @@ def test_running_then_aborted(worker_in_thread):
     (error,) = result.errors
     assert error.exception_class is JobInterrupted
     assert error.traceback == "Aborted from the dashboard by ops."
+    try:
+        deadline = time.monotonic() + 10  # written first, sent after: the send may still be on its way
+        while not finished:
+            assert time.monotonic() < deadline, "task_finished was not sent for the aborted Task"
+            time.sleep(0.05)
+    finally:
+        task_finished.disconnect(handler)
+    assert finished == [(result.id, TaskResultStatus.FAILED, [JobInterrupted])]
 
 
 def test_an_abort_between_the_take_and_the_attempt_s_start_keeps_its_reason(redis_client):
