@@ -164,23 +164,23 @@ class Registry:
 MAX_NAME_LENGTH = 200  # keys derived from it (a cron entry's ``cron:<name>``) stay within a job key's 255
 
 
-def _check_function(name: str, f: Callable[..., Any]) -> None:
+def _check_function(name: str, f: Callable[..., Any], where: str = "@task") -> None:
     """Raise ``TypeError`` for a task no worker could run: a name over ``MAX_NAME_LENGTH`` characters (its
     cron runs' key would be refused at every tick), a generator (its result would be the generator,
-    which cannot be stored), or a function without ``ctx`` first."""
+    which cannot be stored), or a function without ``ctx`` first. ``where`` starts the message."""
     if len(name) > MAX_NAME_LENGTH:
         raise TypeError(
-            f"@task: the name {name!r:.60}... is {len(name)} characters; at most {MAX_NAME_LENGTH}: "
+            f"{where}: the name {name!r:.60}... is {len(name)} characters; at most {MAX_NAME_LENGTH}: "
             "give a shorter one with @task(name='app_label.action')."
         )
     if inspect.isasyncgenfunction(f) or inspect.isgeneratorfunction(f):
-        raise TypeError(f"@task: {name}() is a generator function; a task returns its result (return, not yield).")
+        raise TypeError(f"{where}: {name}() is a generator function; a task returns its result (return, not yield).")
     try:
         first = next(iter(inspect.signature(f).parameters.values()), None)
     except (TypeError, ValueError):  # no signature to read (some builtins): the worker will say
         return
     if first is None or first.kind not in (first.POSITIONAL_ONLY, first.POSITIONAL_OR_KEYWORD, first.VAR_POSITIONAL):
-        raise TypeError(f"@task: {name}() must take the job's context first: def {name}(ctx, ...).")
+        raise TypeError(f"{where}: {name}() must take the job's context first: def {name}(ctx, ...).")
 
 
 def task_name_of(func: Callable[..., Any]) -> str:
@@ -288,10 +288,13 @@ def task(
 
 
 def import_task_function(path: str) -> Callable[..., Any]:
-    """Import one ``SAQ["TASK_FUNCTIONS"]`` entry; raises ImportError, or TypeError if not callable."""
+    """Import one ``SAQ["TASK_FUNCTIONS"]`` entry; raises ImportError, or TypeError if it is not callable or
+    no worker could run it (``_check_function``: its name's length, a generator, no ``ctx`` first)."""
     func = import_string(path)
     if not callable(func):
         raise TypeError("it is not callable")
+    if getattr(func, "saq_task", None) is None:  # a @task was checked when it was declared
+        _check_function(getattr(func, "__name__", path), func, where="the function")
     return func
 
 

@@ -90,6 +90,24 @@ def test_task_functions_by_dotted_path(settings, scratch_registry):
 
 
 @pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("without_ctx", "the function: without_ctx() must take the job's context first"),
+        ("generates", "the function: generates() is a generator function"),
+        ("f" * 201, "is 201 characters; at most 200"),
+    ],
+)
+def test_task_functions_no_worker_could_run_are_a_system_check_error(settings, scratch_registry, name, text):
+    # They were registered, and every job of theirs failed in the worker (or, for the long name, every cron tick).
+    path = f"tests.sampleapp.plain.{name}"
+    settings.SAQ = {**settings.SAQ, "TASK_FUNCTIONS": [path]}
+    register_task_functions()
+    assert name not in registry
+    (error,) = tasks_checks.check_task_functions()
+    assert error.id == "tasks_app.E002" and text in error.msg and path[:40] in error.msg
+
+
+@pytest.mark.parametrize(
     ("saq", "error_id", "text"),
     [
         ({"QUEUES": {"default": {"URL": "http://localhost"}}}, "tasks_app.E001", "is not a Redis URL"),
