@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import json
 import re
 import traceback
 from dataclasses import dataclass
@@ -255,4 +256,6 @@ async def run_django_task(
     except BaseException as exc:
         _failed(job, exc)
     bookkeeping(job)["finished"] = int(datetime.now(UTC).timestamp() * 1000)
-    return value
+    # As Redis will hold it (JSON: {1: "x"} is read back {"1": "x"}), so that task_finished carries the value
+    # get_result reads; a NaN is left for the worker to refuse (JobNotStorable: the attempt fails).
+    return json.loads(json.dumps(value))

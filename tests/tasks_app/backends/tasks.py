@@ -46,6 +46,11 @@ def complex_exception() -> None:
 
 
 @task()
+def returns_int_keys() -> dict:
+    return {1: "one", "pair": (1, 2)}  # stored as JSON: {"1": "one", "pair": [1, 2]}
+
+
+@task()
 def complex_return_value():
     return {"value": object()}  # not JSON
 

@@ -158,13 +158,20 @@ def test_task_finished_is_sent_once_its_outcome_is_stored_and_says_what_was_stor
 
     def handler(sender, task_result, **kwargs):
         stored = default_task_backend.get_result(task_result.id)
-        sent = (task_result.status, task_result.attempts, task_result.errors)
-        seen.append((task_result.id, sent[0], sent == (stored.status, stored.attempts, stored.errors)))
+        sent = (task_result.status, task_result.attempts, task_result.errors, task_result.finished_at)
+        if task_result.status == TaskResultStatus.READY:
+            # Queued again before the send: another slot may have taken it since (retry_delay=0).
+            agrees = stored.attempts >= sent[1] and stored.errors[: len(sent[2])] == sent[2]
+        else:
+            agrees = sent == (stored.status, stored.attempts, stored.errors, stored.finished_at)
+            if task_result.status == TaskResultStatus.SUCCESSFUL:
+                agrees = agrees and task_result.return_value == stored.return_value
+        seen.append((task_result.id, sent[0], agrees))
 
     task_finished.connect(handler)
     try:
         with override_settings(TASKS=backend(retries=1, retry_delay=0, timeout=1)):
-            ok = test_tasks.noop_task.enqueue()
+            ok = test_tasks.returns_int_keys.enqueue()
             second = test_tasks.fails_on_first_attempt.enqueue()
             slow = test_tasks.sleep_for.enqueue(30)
             work()
@@ -182,6 +189,28 @@ def test_task_finished_is_sent_once_its_outcome_is_stored_and_says_what_was_stor
     )
     slow.refresh()
     assert [error.exception_class for error in slow.errors] == [TimeoutError, TimeoutError]
+    ok.refresh()
+    assert ok.return_value == {"1": "one", "pair": [1, 2]}
+
+
+def test_a_slow_task_finished_receiver_leaves_the_next_job_taken_for_its_slot_this_workers(work):
+    # The receivers run after the outcome's write, which took the slot's next job in the same round trip:
+    # that job went unheartbeated while they ran, was swept after its heartbeat (1 s), and ended ABORTED
+    # without running.
+    async def slow(sender, task_result, **kwargs):
+        await asyncio.sleep(3)
+
+    task_finished.connect(slow)
+    try:
+        with override_settings(TASKS=backend(heartbeat=1)):
+            first, second = test_tasks.noop_task.enqueue(), test_tasks.noop_task.enqueue()
+            out = work("--concurrency", "1")
+    finally:
+        task_finished.disconnect(slow)
+    for result in (first, second):
+        result.refresh()
+        assert (result.status, result.attempts) == (TaskResultStatus.SUCCESSFUL, 1), out
+    assert "Swept" not in out and "no longer this worker's" not in out
 
 
 def test_enqueue_logs(caplog):
