@@ -32,7 +32,7 @@ from .. import conf
 from ..argument_types import argument_types
 from ..checks import unknown_keys
 from ..engine.clock import job_time
-from ..enqueueing import outbox
+from ..enqueueing import diversion, outbox
 from ..enqueueing.api import submit, submit_sync
 from ..enqueueing.building import BuiltJob, build_job
 from ..enqueueing.connections import background, get_queue
@@ -86,6 +86,15 @@ class SAQBackend(BaseTaskBackend):
 
     def _build(self, task: Task, args: Any, kwargs: Any) -> tuple[BuiltJob, TaskResult]:
         self.validate_task(task)
+        if diversion.current() is not None:
+            # Its job would run inline and fail (the runner stores its bookkeeping in Redis), and its
+            # results could not be read back: say what to use instead.
+            raise ImproperlyConfigured(
+                f"{task.module_path}.enqueue(): SAQBackend runs Tasks in a worker and reads their results from "
+                "Redis; tasks_app.testing's capture_jobs() and SAQ['MODE'] = 'immediate' do not run them. In "
+                'tests, set TASKS to Django\'s own {"default": {"BACKEND": '
+                '"django.tasks.backends.immediate.ImmediateBackend"}} (or DummyBackend).'
+            )
         # Stored as JSON, so normalise now: the returned result then equals what get_result reads back.
         args = json.loads(json.dumps(normalize_json(args)))
         kwargs = json.loads(json.dumps(normalize_json(kwargs)))

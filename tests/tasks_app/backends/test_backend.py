@@ -254,3 +254,23 @@ def test_sync_api_refused_inside_an_event_loop():
 
     with pytest.raises(RuntimeError, match=r"use await aget_result\(\) here"):
         async_to_sync(call_sync_api)()
+
+
+@pytest.mark.parametrize("diverted", ["capture_jobs", "immediate"])
+def test_enqueue_while_jobs_are_captured_or_run_inline_says_to_use_djangos_immediate_backend(redis_client, diverted):
+    # Its job was captured (or run at once) and failed in the runner, which stores its bookkeeping in Redis,
+    # with an AttributeError; and get_result could not have read a result back.
+    from django.conf import settings
+    from django.core.exceptions import ImproperlyConfigured
+
+    from tasks_app.testing import capture_jobs
+
+    def context():
+        immediate = {**settings.SAQ, "MODE": "immediate"}
+        return capture_jobs() if diverted == "capture_jobs" else override_settings(SAQ=immediate)
+
+    with context(), pytest.raises(ImproperlyConfigured, match=r"django\.tasks\.backends\.immediate\.ImmediateBackend"):
+        test_tasks.noop_task.enqueue()
+    with context(), pytest.raises(ImproperlyConfigured, match=r"noop_task\.enqueue\(\): SAQBackend runs Tasks"):
+        async_to_sync(test_tasks.noop_task.aenqueue)()
+    assert count("queued") == 0
