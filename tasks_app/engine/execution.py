@@ -154,9 +154,11 @@ class Recorder(Protocol):
     """Stores how an attempt ended where its job lives; each method returns the outcome's name.
 
     May raise ``JobNotStorable`` (the result or meta cannot be stored): the attempt then fails.
+    ``take_next``: the slot is free once this is written, so a worker may take its next job in the same
+    round trip (it would wait, unheartbeated, through any work the slot still has to do).
     """
 
-    async def complete(self, job: Job, result: Any) -> str: ...
+    async def complete(self, job: Job, result: Any, take_next: bool = False) -> str: ...
     async def fail(self, job: Job, error: str, timed_out: bool) -> str: ...
     async def retry(self, job: Job, error: str, timed_out: bool) -> str: ...
     async def end_abort(self, job: Job) -> str: ...
@@ -261,7 +263,10 @@ class Execution:
             return await self._failed(attempt, ctx, exc)
         if attempt.ending is not None:  # aborted or lost meanwhile: see _ended
             return await self._ended(attempt)
-        return await self._record(attempt, lambda: recorder.complete(job, result))
+        # No next job with the write while the slot still has the task's outcome callbacks and the after_process
+        # hooks to run: however long they take, the job would wait for them, taken, and the sweep judge it so.
+        free = not self.after and not ctx[ON_OUTCOME]
+        return await self._record(attempt, lambda: recorder.complete(job, result, take_next=free))
 
     async def _ended(self, attempt: Attempt) -> str:
         # Its heartbeat cancelled it (aborted, or no longer this worker's), and it returned or raised all the

@@ -35,8 +35,10 @@ class Outcomes:
 
     unwritten = 0  # outcomes given up on at a stop (Redis down): ``runworker`` then exits 1
 
-    async def complete(self, job: Job, result: Any) -> str:
-        return await self._write(job, lambda: self._ended(job, Status.COMPLETE, result=result), "complete")
+    async def complete(self, job: Job, result: Any, take_next: bool = False) -> str:
+        return await self._write(
+            job, lambda: self._ended(job, Status.COMPLETE, result=result, take_next=take_next), "complete"
+        )
 
     async def fail(self, job: Job, error: str, timed_out: bool) -> str:
         outcome = await self._write(job, lambda: self._ended(job, Status.FAILED, error=error), "failed")
@@ -53,10 +55,12 @@ class Outcomes:
         # At a stop (its grace period over) nobody waits for Redis any more: see ``_write``'s ``patient``.
         return await self._write(job, lambda: self._requeued(job), "requeued", patient=not self.event.is_set())
 
-    async def _ended(self, job: Job, status: Status, *, result=None, error=None) -> str:
-        # While the worker keeps going, the next job comes back with this outcome's write; not on a
-        # durable queue, whose outcome waits for its replicas (engine/replication.py) on a call of its own.
-        take_next = not self.event.is_set() and self.max_burst_jobs is None and self.queue.durability is None
+    async def _ended(self, job: Job, status: Status, *, result=None, error=None, take_next: bool = False) -> str:
+        # While the worker keeps going, the next job comes back with this outcome's write (``take_next``: the
+        # slot is free then; a failure's ``on_final_failure`` still runs, so never then); not on a durable
+        # queue, whose outcome waits for its replicas (engine/replication.py) on a call of its own.
+        take_next = take_next and not self.event.is_set() and self.max_burst_jobs is None
+        take_next = take_next and self.queue.durability is None
         taken, asked = None, time.monotonic()  # when the next job was asked for: see Worker._lost_meanwhile
         try:
             taken = await attempts.end_attempt(self.queue, job, status, result=result, error=error, take_next=take_next)

@@ -47,17 +47,24 @@ class Stopping:
         busy = {attempt.process for attempt in self.attempts}
         for task in self.tasks - busy:
             task.cancel()  # idle: waiting for work, holding none
-        while self.taken:  # taken for this worker, never started: back to the head of the queue
-            job, _ = self.taken.pop()
-            with contextlib.suppress(*REDIS_ERRORS, JobStateConflict):
-                await attempts.requeue_attempt(self.queue, job, "re-queued: its worker was stopping")
+        await self._give_back_taken()
         await self._wind_down()
+        # Once more: an outcome write in flight at the signal (a busy worker always has one) brings its slot's
+        # next job after the first give-back, and the slot, stopping, does not start it. Left, it stayed
+        # ACTIVE until its heartbeat lapsed, and the sweep used up an attempt of it.
+        await self._give_back_taken()
         await super().stop()
         for task in beating:  # every attempt has ended or gone back to the queue
             task.cancel()
         await asyncio.gather(*beating, return_exceptions=True)
         with contextlib.suppress(Exception):  # Redis may be gone: then the info simply expires
             await pausing.forget_worker(self.queue, self.id)
+
+    async def _give_back_taken(self) -> None:
+        while self.taken:  # taken for this worker, never started: back to the head of the queue
+            job, _ = self.taken.pop()
+            with contextlib.suppress(*REDIS_ERRORS, JobStateConflict):
+                await attempts.requeue_attempt(self.queue, job, "re-queued: its worker was stopping")
 
     async def _wind_down(self) -> None:
         # The grace period, then a cancellation; each attempt decides when it has ended (Execution._cancel).

@@ -280,22 +280,15 @@ class Worker(Outcomes, Bursting, Stopping, saq.Worker):
         ones held past their cancellation (``HELD``) so that the sweep leaves them to this worker."""
         # An attempt whose task has not returned is touched even once aborted: it still runs.
         running = [a for a in self.attempts if a.ending is None or (a.task is not None and not a.task.done())]
-        if not running and not self.taken:
+        if not running:
             return
         # Elapsed on this host's monotonic clock: whether a touch is due is this worker's own business.
         current, interval = time.monotonic(), self._heartbeat_interval()
         # Due unless it can wait for the next tick: "silent for touch_every yet?" alone would skip a
         # job whose tick came a millisecond early (timers do), and leave it silent for two intervals.
         due = [(p := _touch_period(a)) is not None and current + interval - a.touched > p for a in running]
-        # Jobs taken with an outcome and not started: their slot still runs the last attempt's outcome
-        # callbacks (a django.tasks receiver) and after_process hooks, however long those take.
-        waiting = [j for j, asked in self.taken if j.heartbeat and current + interval - asked > touch_every(j)]
-        touches = [*zip((a.job for a in running), due, strict=True), *((job, True) for job in waiting)]
-        states = await attempts.touch(self.queue, self.id, touches)
-        for job, state in zip(waiting, states[len(running) :], strict=True):
-            if state != "lost":  # still this worker's as of now; a lost one is not started (_lost_meanwhile)
-                self.taken = [(j, current if j is job else asked) for j, asked in self.taken]
-        for attempt, is_due, state in zip(running, due, states[: len(running)], strict=True):
+        states = await attempts.touch(self.queue, self.id, zip((a.job for a in running), due, strict=True))
+        for attempt, is_due, state in zip(running, due, states, strict=True):
             if is_due:
                 attempt.touched = current
             task = attempt.task
@@ -364,8 +357,7 @@ class Worker(Outcomes, Bursting, Stopping, saq.Worker):
         return self._upkeep_tasks
 
     def _heartbeat_interval(self) -> float:
-        periods = [p for a in self.attempts if (p := _touch_period(a)) is not None]
-        return min([self.timers["abort"], *periods, *(touch_every(j) for j, _ in self.taken if j.heartbeat)])
+        return min([self.timers["abort"], *(p for a in self.attempts if (p := _touch_period(a)) is not None)])
 
     async def _every(self, chore: Upkeep) -> None:
         # Some go on through a stop while attempts run (``stopping.THROUGH_STOP``).

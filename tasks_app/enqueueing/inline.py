@@ -130,7 +130,7 @@ class InlineRun:
 
     # --- execution.Recorder: the outcome, on the job ----------------------------------------------
 
-    async def complete(self, job: Job, result: Any) -> str:
+    async def complete(self, job: Job, result: Any, take_next: bool = False) -> str:
         job.status, job.result, job.error, job.progress = Status.COMPLETE, result, None, 1.0
         return self._ended(job, "complete")
 

@@ -172,37 +172,3 @@ def test_a_hold_that_fails_leaves_the_rest_of_the_tick_to_go_on(open_queue, monk
                 await asyncio.gather(first, second, return_exceptions=True)
 
     assert run(scenario()) == (False, "aborted", 1)
-
-
-def test_a_job_taken_with_an_outcome_is_touched_until_its_slot_starts_it(open_queue):
-    """A worker's outcome write takes the slot's next job in the same round trip; the slot then runs the
-    last attempt's outcome callbacks and after_process hooks (a slow django.tasks receiver, a webhook)
-    before starting it. Meanwhile the heartbeat touches it: it was silent, and swept after its heartbeat.
-    A taken job found lost is left to ``_lost_meanwhile``, which does not start it."""
-    from saq.job import Status
-
-    async def scenario():
-        async with open_queue() as queue:
-            worker = Worker(queue, [], executor=None)
-            for key in ("waiting", "lost"):
-                await records.submit(queue, Job("f", key=key, heartbeat=2, timeout=600))
-            waiting, lost = await attempts.take(queue, worker.id), await attempts.take(queue, worker.id)
-
-            def elsewhere(job):
-                job.status, job.worker_id = Status.COMPLETE, "another-worker"
-                return job
-
-            await records.compare_and_set(queue, lost.key, elsewhere)
-            asked = time.monotonic() - 1.0  # past heartbeat / 4: its touch is due
-            worker.taken = [(waiting, asked), (lost, asked)]
-            before = await _touched(queue, "waiting")
-            await asyncio.sleep(0.01)  # so that a touch stamps a later time
-            await worker.heartbeat()
-            return before, await _touched(queue, "waiting"), worker.taken, asked
-
-    before, after, taken, asked = run(scenario())
-    assert after > before
-    (waiting, waiting_asked), (lost, lost_asked) = taken
-    assert (waiting.key, lost.key) == ("waiting", "lost")
-    assert waiting_asked > asked + 0.5  # known to be this worker's as of the touch
-    assert lost_asked == asked  # left to _lost_meanwhile, which asks Redis again and does not start it
