@@ -77,6 +77,8 @@ from bench.peer_setup import setup_django, start_redis, worker_env
 from bench.peer_systems import BareSaq, BaseRunworker, Dramatiq, Huey, Runworker
 
 SYSTEMS = ("runworker", "saq", "huey", "dramatiq", "runworker-base")
+# runworker-base needs --baseline, which adds it: every other system runs by default.
+DEFAULT_SYSTEMS = tuple(name for name in SYSTEMS if name != "runworker-base")
 WORKLOADS = ("noop", "io10", "io200", "workers2", "enqueue")
 WARM_UP_JOBS = 50
 ENQUEUE_REPEATS = 3
@@ -108,11 +110,12 @@ def parse_args() -> argparse.Namespace:
 
     add = parser.add_argument
     add("--rounds", type=positive, default=3, help="rounds, each running every system once per workload (default 3)")
-    choices = (("--only", SYSTEMS, "SYSTEM", "worker systems"), ("--workloads", WORKLOADS, "WORKLOAD", "workloads"))
-    for flag, allowed, item, what in choices:
-        # runworker-base needs --baseline: it is added by --baseline, not run by default.
-        default = [name for name in allowed if name != "runworker-base"]
-        add(flag, type=names(allowed), default=None, metavar=f"{item},...",
+    choices = (
+        ("--only", SYSTEMS, DEFAULT_SYSTEMS, "SYSTEM", "worker systems"),
+        ("--workloads", WORKLOADS, WORKLOADS, "WORKLOAD", "workloads"),
+    )
+    for flag, allowed, default, item, what in choices:
+        add(flag, type=names(allowed), default=list(default), metavar=f"{item},...",
             help=f"{what} to run (default: {','.join(default)})")  # fmt: skip
     add("--noop-jobs", type=positive, default=20_000, help="no-op jobs at concurrency 10 (default 20,000)")
     add("--io-jobs", type=positive, default=3_000, help="20 ms jobs at concurrency 10 (default 3,000)")
@@ -135,12 +138,8 @@ def parse_args() -> argparse.Namespace:
     add("--baseline", type=Path, metavar="PATH", help="the checkout whose runworker is the system runworker-base")
     add("--keep-logs", action="store_true", help="keep the worker logs even when every run counted")
     args = parser.parse_args()
-    if args.workloads is None:
-        args.workloads = list(WORKLOADS)
-    if args.only is None:
-        args.only = [name for name in SYSTEMS if name != "runworker-base"]
-        if args.baseline is not None:
-            args.only.append("runworker-base")
+    if args.baseline is not None and args.only == list(DEFAULT_SYSTEMS):
+        args.only.append("runworker-base")
     if "runworker-base" in args.only:
         if args.baseline is None:
             parser.error("--only runworker-base needs --baseline PATH (a checkout to compare with)")

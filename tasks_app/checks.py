@@ -135,7 +135,7 @@ def check_task_functions(**kwargs: Any) -> list[checks.CheckMessage]:
         except (ImportError, TypeError) as exc:
             errors.append(
                 _error(
-                    f'SAQ["TASK_FUNCTIONS"] entry {path!r} cannot be used: {exc}.',
+                    f'SAQ["TASK_FUNCTIONS"] entry {path!r} cannot be used: {str(exc).rstrip(".")}.',
                     "Give the dotted path of a module-level function, e.g. 'myapp.jobs.send_digest'.",
                     2,
                 )

@@ -294,7 +294,10 @@ def import_task_function(path: str) -> Callable[..., Any]:
     if not callable(func):
         raise TypeError("it is not callable")
     if getattr(func, "saq_task", None) is None:  # a @task was checked when it was declared
-        _check_function(getattr(func, "__name__", path), func, where="the function")
+        name = getattr(func, "__name__", None)
+        if not isinstance(name, str):  # it is registered under its __name__
+            raise TypeError("it has no __name__ (a functools.partial, an instance?): give a module-level function")
+        _check_function(name, func, where="the function")
     return func
 
 

@@ -232,20 +232,28 @@ async def run_django_task(
     note_attempt(job, getattr(worker, "id", None))
     await note_running(job)  # other processes see RUNNING with this attempt's worker id
     running = result_from_job(job, status=TaskResultStatus.RUNNING)
-    await task_started.asend(sender=sender, task_result=running)
-    args = [TaskContext(task_result=running), *task_args] if task.takes_context else list(task_args)
-    running_ctx.set(ctx)  # for report_progress(context, ...): this attempt's task and its thread only
 
     async def finished(outcome: str) -> None:
         # Sent once the worker has written the outcome (a timeout, an abort or a stop may have won over
-        # what the Task did); the Task's value is the job's result by then. A forced stop during the
-        # receivers does not cut them off: the outcome is written, the send goes on.
-        if (status := FINISHED.get(outcome)) is not None:
-            done = result_from_job(job, status=status)
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.shield(task_finished.asend(sender=sender, task_result=done))
+        # what the Task did); the Task's value is the job's result by then.
+        if (status := FINISHED.get(outcome)) is None:
+            return
+        send = task_finished.asend(sender=sender, task_result=result_from_job(job, status=status))
+        if (error := ctx.get("exception")) is not None:
+            try:  # in a handler, as Django sends it: its log_task_finished reads the traceback from exc_info()
+                raise error
+            except BaseException:
+                await send
+            return
+        # Shielded: a forced stop now ends this wait, not the receivers (they go on while the process does).
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.shield(send)
 
+    # Before task_started's receivers: an attempt ended while they run (a timeout, an abort) sends both.
     ctx[ON_OUTCOME].append(finished)
+    await task_started.asend(sender=sender, task_result=running)
+    args = [TaskContext(task_result=running), *task_args] if task.takes_context else list(task_args)
+    running_ctx.set(ctx)  # for report_progress(context, ...): this attempt's task and its thread only
     try:
         value = normalize_json(await call(task.func, *args, **task_kwargs))
     except asyncio.CancelledError as exc:

@@ -59,8 +59,9 @@ class Outcomes:
         # While the worker keeps going, the next job comes back with this outcome's write (``take_next``: the
         # slot is free then; a failure's ``on_final_failure`` still runs, so never then); not on a durable
         # queue, whose outcome waits for its replicas (engine/replication.py) on a call of its own.
-        take_next = take_next and not self.event.is_set() and self.max_burst_jobs is None
-        take_next = take_next and self.queue.durability is None
+        take_next = (
+            take_next and not self.event.is_set() and self.max_burst_jobs is None and self.queue.durability is None
+        )
         taken, asked = None, time.monotonic()  # when the next job was asked for: see Worker._lost_meanwhile
         try:
             taken = await attempts.end_attempt(self.queue, job, status, result=result, error=error, take_next=take_next)

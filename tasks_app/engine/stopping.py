@@ -63,8 +63,18 @@ class Stopping:
     async def _give_back_taken(self) -> None:
         while self.taken:  # taken for this worker, never started: back to the head of the queue
             job, _ = self.taken.pop()
-            with contextlib.suppress(*REDIS_ERRORS, JobStateConflict):
+            try:
                 await attempts.requeue_attempt(self.queue, job, "re-queued: its worker was stopping")
+            except JobStateConflict:
+                pass  # no longer this worker's: nothing to give back
+            except REDIS_ERRORS:
+                logger.error(
+                    "Job %s, taken for this worker and not started, was not given back: Redis is down and the "
+                    "worker is stopping. It stays active until a worker's sweep finds its heartbeat overdue.",
+                    job.key,
+                    extra={"job_key": job.key, "outcome": "lost", "written": None},
+                )
+                self.unwritten += 1  # runworker exits 1 (Outcomes.unwritten)
 
     async def _wind_down(self) -> None:
         # The grace period, then a cancellation; each attempt decides when it has ended (Execution._cancel).

@@ -95,6 +95,7 @@ def test_task_functions_by_dotted_path(settings, scratch_registry):
         ("without_ctx", "the function: without_ctx() must take the job's context first"),
         ("generates", "the function: generates() is a generator function"),
         ("f" * 201, "is 201 characters; at most 200"),
+        ("partial_function", "it has no __name__ (a functools.partial, an instance?): give a module-level function."),
     ],
 )
 def test_task_functions_no_worker_could_run_are_a_system_check_error(settings, scratch_registry, name, text):

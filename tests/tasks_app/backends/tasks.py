@@ -7,7 +7,7 @@ import time
 from django.contrib.auth import get_user_model
 from django.dispatch import receiver
 from django.tasks import TaskContext, task
-from django.tasks.signals import task_finished
+from django.tasks.signals import task_finished, task_started
 
 
 @task()
@@ -130,6 +130,17 @@ def _note_until_file_finished(sender, task_result, **kwargs) -> None:
         from tests.sampleapp.models import Note
 
         Note.objects.create(text=f"task_finished {task_result.id} {task_result.status}")
+
+
+@task()
+def slow_to_start() -> None:
+    """Its ``task_started`` receiver (below) takes 3 s: longer than the test's 1 s timeout."""
+
+
+@receiver(task_started)
+async def _slow_start(sender, task_result, **kwargs) -> None:
+    if task_result.task.name == "slow_to_start":
+        await asyncio.sleep(3)
 
 
 @task()

@@ -316,13 +316,20 @@ def test_a_job_taken_but_not_yet_noted_by_the_runner_is_running_since_its_take(r
     assert result.worker_ids == ["w1"]
 
 
-def test_running_then_aborted(worker_in_thread):
-    finished = []
+@pytest.fixture
+def finished_sent():
+    """The TaskResults task_finished is sent with, in this process, during the test."""
+    sent = []
 
     def handler(sender, task_result, **kwargs):
-        finished.append((task_result.id, task_result.status, [error.exception_class for error in task_result.errors]))
+        sent.append(task_result)
 
     task_finished.connect(handler)
+    yield sent
+    task_finished.disconnect(handler)
+
+
+def test_running_then_aborted(worker_in_thread, finished_sent):
     result = test_tasks.sleep_for.enqueue(30)
     deadline = time.monotonic() + 10
     while result.status != TaskResultStatus.RUNNING:
@@ -343,14 +350,32 @@ def test_running_then_aborted(worker_in_thread):
     (error,) = result.errors
     assert error.exception_class is JobInterrupted
     assert error.traceback == "Aborted from the dashboard by ops."
-    try:
-        deadline = time.monotonic() + 10  # written first, sent after: the send may still be on its way
-        while not finished:
-            assert time.monotonic() < deadline, "task_finished was not sent for the aborted Task"
-            time.sleep(0.05)
-    finally:
-        task_finished.disconnect(handler)
-    assert finished == [(result.id, TaskResultStatus.FAILED, [JobInterrupted])]
+    deadline = time.monotonic() + 10  # written first, sent after: the send may still be on its way
+    while not finished_sent:
+        assert time.monotonic() < deadline, "task_finished was not sent for the aborted Task"
+        time.sleep(0.05)
+    sent = [(r.id, r.status, [e.exception_class for e in r.errors]) for r in finished_sent]
+    assert sent == [(result.id, TaskResultStatus.FAILED, [JobInterrupted])]
+
+
+def test_an_attempt_ended_while_task_started_is_sent_sends_task_finished_too(work, finished_sent):
+    # The runner gave the worker its task_finished callback after task_started's receivers had run: a timeout
+    # (or an abort) while they ran ended the attempt with task_started sent and task_finished never.
+    with override_settings(TASKS=backend(timeout=1)):
+        result = test_tasks.slow_to_start.enqueue()
+        work()
+    sent = [(r.id, r.status, [e.exception_class for e in r.errors]) for r in finished_sent]
+    assert sent == [(result.id, TaskResultStatus.FAILED, [TimeoutError])]
+
+
+def test_a_failed_tasks_django_log_line_carries_its_traceback(work, caplog):
+    # Django's log_task_finished reads the traceback from sys.exc_info(): task_finished is sent in a handler.
+    with caplog.at_level("INFO", logger="django.tasks"):
+        result = test_tasks.failing_task_value_error.enqueue()
+        work()
+    (line,) = [r for r in caplog.records if r.name == "django.tasks" and r.levelname == "ERROR"]
+    assert result.id in line.getMessage() and "state=FAILED" in line.getMessage()
+    assert line.exc_info is not None and line.exc_info[0] is ValueError
 
 
 def test_an_abort_between_the_take_and_the_attempt_s_start_keeps_its_reason(redis_client):

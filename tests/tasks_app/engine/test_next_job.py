@@ -3,9 +3,11 @@ free: never while it still has the last attempt's after_process hooks or outcome
 job taken so that a stop overtakes goes back to its queue."""
 
 import asyncio
+import contextlib
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
 from saq.job import Job, Status
 
 from tasks_app.engine import attempts, records
@@ -101,3 +103,35 @@ def test_a_stop_while_an_outcome_write_is_in_flight_gives_the_job_it_brings_back
     (status, attempts_used, owner), taken = run(scenario())
     assert ran == ["A"]
     assert (status, attempts_used, owner, taken) == (Status.QUEUED, 0, None, [])
+
+
+def test_a_taken_job_redis_cannot_take_back_at_a_stop_is_said_and_makes_the_exit_unclean(tmp_path, caplog):
+    """Redis is down as the stop gives back a job taken for the worker: the job stays ACTIVE for the sweep.
+    That was silent, and the worker exited 0 as from a clean stop; now it is logged and counted, as an
+    outcome left unwritten is (``runworker`` exits 1)."""
+    import time
+
+    from tests.redis_server import RedisServer
+    from tests.tasks_app.helpers import queue_opener
+
+    server = RedisServer(tmp_path).start()
+
+    async def scenario():
+        opened = queue_opener(server.url)()
+        queue = await opened.__aenter__()
+        worker = worker_for(queue, [])
+        await records.submit(queue, Job("f", key="B", heartbeat=30, timeout=600))
+        worker.taken = [(await attempts.take(queue, worker.id), time.monotonic())]
+        server.stop()
+        await worker._give_back_taken()
+        with contextlib.suppress(RedisConnectionError):  # closing its connections: Redis is gone
+            await opened.__aexit__(None, None, None)
+        return worker.unwritten, worker.taken
+
+    caplog.set_level("ERROR", logger="tasks_app.worker")
+    try:
+        assert run(scenario()) == (1, [])
+    finally:
+        server.stop()
+    (line,) = [r for r in caplog.records if "was not given back" in r.getMessage()]
+    assert line.job_key == "B" and "Redis is down" in line.getMessage()
