@@ -238,16 +238,20 @@ async def run_django_task(
         # what the Task did); the Task's value is the job's result by then.
         if (status := FINISHED.get(outcome)) is None:
             return
-        send = task_finished.asend(sender=sender, task_result=result_from_job(job, status=status))
-        if (error := ctx.get("exception")) is not None:
+        done, error = result_from_job(job, status=status), ctx.get("exception")
+
+        async def send() -> None:
+            if error is None:
+                await task_finished.asend(sender=sender, task_result=done)
+                return
             try:  # in a handler, as Django sends it: its log_task_finished reads the traceback from exc_info()
                 raise error
             except BaseException:
-                await send
-            return
+                await task_finished.asend(sender=sender, task_result=done)
+
         # Shielded: a forced stop now ends this wait, not the receivers (they go on while the process does).
         with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.shield(send)
+            await asyncio.shield(send())
 
     # Before task_started's receivers: an attempt ended while they run (a timeout, an abort) sends both.
     ctx[ON_OUTCOME].append(finished)

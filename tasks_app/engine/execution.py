@@ -137,6 +137,9 @@ class Attempt:
     timed_out: bool = False
     unstorable: JobNotStorable | None = None
     held: bool = False  # marked in Redis as held past its cancellation (the worker's heartbeat)
+    # Its outcome once written: only its outcome callbacks and after_process hooks are left (a stop's grace
+    # period does not cut them: ``Stopping._wind_down``).
+    outcome: str | None = None
     # Why its task was cancelled, as ``cancel`` noted: "timeout", "stop", "aborted", "lost" (a cancellation that
     # ``outlast`` passes on adds nothing: the attempt's outcome follows the first). Shared with the task as
     # ``ctx["cancelled"]``: a task that outlives its cancellation (a sync task's thread) learns from it whether
@@ -194,7 +197,7 @@ class Execution:
                 ctx["outcome"] = await self._attempt(attempt, ctx)
         else:
             ctx["outcome"] = await self._attempt(attempt, ctx)
-        outcome = ctx["outcome"]
+        outcome = attempt.outcome = ctx["outcome"]
         duration = time.monotonic() - started
         failure = ctx.get("exception") or attempt.unstorable
         log_attempt(self.log, job, outcome, duration, failure, queue=self.queue, prefix=self.prefix, attempt=number)

@@ -82,17 +82,29 @@ class Stopping:
         if not running:
             return
         _, late = await asyncio.wait(running, timeout=self._shutdown_grace_period_s or 0)
-        if not late:
-            return
-        logger.warning(
-            "%d job(s) still running at the end of the %ss grace period: cancelling them; they go back to "
-            "their queue (a sync task's thread is waited for: its outcome is what it returns).",
-            sum(1 for attempt in self.attempts if attempt.process in late),
-            self._shutdown_grace_period_s or 0,
-        )
-        for task in late:
+        # A slot whose attempt's outcome is written runs on: what is left is that attempt's outcome callbacks
+        # (django.tasks' task_finished receivers) and after_process hooks; a second signal cuts them.
+        ended = {attempt.process for attempt in self.attempts if attempt.outcome is not None}
+        cut = [task for task in late if task not in ended]
+        if len(cut) < len(late):
+            logger.warning(
+                "%d job(s) whose outcome is written still run their outcome callbacks or after_process hooks at "
+                "the end of the %ss grace period: waiting for them. Send the signal again to cut them short.",
+                len(late) - len(cut),
+                self._shutdown_grace_period_s or 0,
+            )
+        # The rest are cut: running attempts, and idle slots still settling a blocking take (which say nothing).
+        if running_jobs := sum(1 for attempt in self.attempts if attempt.process in cut):
+            logger.warning(
+                "%d job(s) still running at the end of the %ss grace period: cancelling them; they go back to "
+                "their queue (a sync task's thread is waited for: its outcome is what it returns).",
+                running_jobs,
+                self._shutdown_grace_period_s or 0,
+            )
+        for task in cut:
             task.cancel()
-        await asyncio.wait(late)
+        if late:
+            await asyncio.wait(late)
 
     def force_stop(self) -> None:
         """Cut the grace period short: running attempts are cancelled and re-queued now (if Redis answers);

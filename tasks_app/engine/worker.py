@@ -155,8 +155,12 @@ class Worker(Outcomes, Bursting, Stopping, saq.Worker):
         return True
 
     async def _process_one(self, job: Job, asked: float | None = None) -> None:
-        if asked is not None and await self._lost_meanwhile(job, time.monotonic() - asked):
-            return
+        try:
+            if asked is not None and await self._lost_meanwhile(job, time.monotonic() - asked):
+                return
+        except asyncio.CancelledError:  # a stop took this slot for an idle one: the stop gives the job back
+            self.taken.append((job, asked))
+            raise
         attempt = Attempt(job=job, touched=time.monotonic(), process=asyncio.current_task())  # taking touched it
         self.attempts.add(attempt)
         if job.heartbeat and touch_every(job) < self.timers["abort"]:

@@ -202,4 +202,28 @@ def test_a_stop_forced_while_a_django_tasks_success_is_sent_keeps_that_success(s
     assert worker.wait(30) == 0
     result.refresh()
     assert result.status == TaskResultStatus.SUCCESSFUL and stored(result.id).attempts == 1
-    assert notes("forced send") == ["forced send receiving"]
+    # The forced stop ended the worker's wait for the receiver, not the receiver: the process waits for its thread.
+    assert notes("forced send") == ["forced send receiving", "forced send received SUCCESSFUL"]
+
+
+@pytest.mark.parametrize("task", ["returns_then_its_receiver_waits", "fails_then_its_receiver_waits"])
+def test_a_stops_grace_period_leaves_the_receivers_of_a_written_outcome_to_finish(
+    start_worker, subprocess_env, tmp_path, task
+):
+    # Its end cancelled the slot as a running attempt's: a failure's task_finished receivers were cut off, its
+    # after_process hooks skipped, and the log said the job went back to its queue (it had been written).
+    switch = tmp_path / "switch"
+    worker = start_worker(env={**subprocess_env, "TEST_SAQ": json.dumps({"SHUTDOWN_GRACE_PERIOD": 1})})
+    worker.wait_for_output("SIGTERM/SIGINT for a clean stop")
+    result = getattr(backend_tasks, task).enqueue(str(switch), task)
+    wait_until(lambda: notes(task) == [f"{task} receiving"], message="the receiver to run")
+    worker.signal(signal.SIGTERM)
+    worker.wait_for_output("whose outcome is written still run their outcome callbacks")
+    switch.touch()
+    assert worker.wait(30) == 0
+    result.refresh()
+    # The failure has retries left (the site's default options): READY, to run again after the stop.
+    status = TaskResultStatus.SUCCESSFUL if task.startswith("returns") else TaskResultStatus.READY
+    assert result.status == status and stored(result.id).attempts == 1
+    assert notes(task) == [f"{task} receiving", f"{task} received {status}"]
+    assert "still running at the end of the" not in worker.output

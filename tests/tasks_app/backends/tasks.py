@@ -149,12 +149,19 @@ def returns_then_its_receiver_waits(path: str, text: str) -> str:
     return text
 
 
+@task()
+def fails_then_its_receiver_waits(path: str, text: str) -> str:
+    """Fails at once; its ``task_finished`` receiver (below) runs until ``path`` exists."""
+    raise ValueError(text)
+
+
 @receiver(task_finished)
 def _wait_in_receiver(sender, task_result, **kwargs) -> None:
-    if task_result.task.name == "returns_then_its_receiver_waits":
+    if task_result.task.name in ("returns_then_its_receiver_waits", "fails_then_its_receiver_waits"):
         from tests.sampleapp.models import Note
 
         path, text = task_result.args
         Note.objects.create(text=f"{text} receiving")
         while not os.path.exists(path):
             time.sleep(0.02)
+        Note.objects.create(text=f"{text} received {task_result.status}")

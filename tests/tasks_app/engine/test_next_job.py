@@ -135,3 +135,32 @@ def test_a_taken_job_redis_cannot_take_back_at_a_stop_is_said_and_makes_the_exit
         server.stop()
     (line,) = [r for r in caplog.records if "was not given back" in r.getMessage()]
     assert line.job_key == "B" and "Redis is down" in line.getMessage()
+
+
+def test_a_slot_cancelled_while_it_checks_a_long_taken_job_gives_it_back_to_the_stop(open_queue):
+    """A job taken long ago is checked with Redis before it starts (``_lost_meanwhile``), before its slot
+    counts as busy: a stop then cancels the slot as an idle one. The job was dropped, ACTIVE, for the sweep;
+    it goes back to ``taken``, which the stop gives back to its queue."""
+    import time
+
+    async def scenario():
+        async with open_queue() as queue:
+            ran = []
+
+            async def body(ctx):
+                ran.append(ctx["job"].key)
+
+            worker = worker_for(queue, [("f", body)])
+            await records.submit(queue, Job("f", key="B", heartbeat=2, timeout=600))
+            job = await attempts.take(queue, worker.id)
+            slot = asyncio.create_task(worker._process_one(job, time.monotonic() - 5))  # past heartbeat / 4
+            await asyncio.sleep(0)  # the slot sends its check and waits for Redis
+            slot.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await slot
+            taken = [j.key for j, _ in worker.taken]
+            await worker._give_back_taken()
+            back = await queue.job("B")
+            return ran, taken, (back.status, back.attempts)
+
+    assert run(scenario()) == ([], ["B"], (Status.QUEUED, 0))
