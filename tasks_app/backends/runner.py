@@ -52,6 +52,12 @@ STATUSES = {
 _EXCEPTION_LINE = re.compile(r"^([A-Za-z_][\w.]*)(?::\s|$)")
 
 
+def as_stored(value: Any) -> Any:
+    """``value`` as Redis will hold it and ``get_result`` read it back (JSON: ``{1: "x"}`` becomes ``{"1": "x"}``,
+    tuples lists); raises ``TypeError`` for what JSON cannot hold. A NaN is left for the worker to refuse."""
+    return json.loads(json.dumps(normalize_json(value)))
+
+
 def is_runner(function: str) -> bool:
     return function == RUNNER
 
@@ -259,7 +265,7 @@ async def run_django_task(
     args = [TaskContext(task_result=running), *task_args] if task.takes_context else list(task_args)
     running_ctx.set(ctx)  # for report_progress(context, ...): this attempt's task and its thread only
     try:
-        value = normalize_json(await call(task.func, *args, **task_kwargs))
+        value = as_stored(await call(task.func, *args, **task_kwargs))
     except asyncio.CancelledError as exc:
         current = asyncio.current_task()
         if current is not None and current.cancelling():
@@ -268,6 +274,4 @@ async def run_django_task(
     except BaseException as exc:
         _failed(job, exc)
     bookkeeping(job)["finished"] = int(datetime.now(UTC).timestamp() * 1000)
-    # As Redis will hold it (JSON: {1: "x"} is read back {"1": "x"}), so that task_finished carries the value
-    # get_result reads; a NaN is left for the worker to refuse (JobNotStorable: the attempt fails).
-    return json.loads(json.dumps(value))
+    return value

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import json
 import math
 from typing import Any
 
@@ -25,7 +24,6 @@ from django.tasks import DEFAULT_TASK_QUEUE_NAME, Task, TaskResult, TaskResultSt
 from django.tasks.backends.base import BaseTaskBackend
 from django.tasks.exceptions import InvalidTask, TaskResultDoesNotExist
 from django.tasks.signals import task_enqueued
-from django.utils.json import normalize_json
 from saq.job import Job
 
 from .. import conf
@@ -96,8 +94,7 @@ class SAQBackend(BaseTaskBackend):
                 '"django.tasks.backends.immediate.ImmediateBackend"}} (or DummyBackend).'
             )
         # Stored as JSON, so normalise now: the returned result then equals what get_result reads back.
-        args = json.loads(json.dumps(normalize_json(args)))
-        kwargs = json.loads(json.dumps(normalize_json(kwargs)))
+        args, kwargs = runner.as_stored(args), runner.as_stored(kwargs)
         try:
             bound = inspect.signature(task.func).bind(*([None] if task.takes_context else []), *args, **kwargs)
         except TypeError as exc:
