@@ -83,6 +83,15 @@ def _problem(exc: ValueError) -> str:
 
 def database(var: str, default: str) -> dict:
     value = url(var, default, set(environ.Env.DB_SCHEMES))
+    parts = urlsplit(value)
+    if "@" in parts.path and "sqlite" not in parts.scheme and "spatialite" not in parts.scheme:
+        # postgres://u:p@ss/word@host/db: an unencoded '/' in the password ends the host early, and the rest
+        # of the password becomes the database name (a name with '@' in it is one to percent-encode too).
+        # The value is not shown: the path holds part of the password.
+        raise ImproperlyConfigured(
+            f"{var} is not a valid URL: its database name has an '@' in it, so its password was read as part "
+            f"of its address; {_ENCODE_HINT}."
+        )
     try:
         return environ.Env.db_url_config(value)
     except Exception as exc:  # django-environ raises bare exceptions on odd input

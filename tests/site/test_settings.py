@@ -98,6 +98,18 @@ def test_a_query_with_an_at_sign_is_not_mistaken_for_a_password(monkeypatch):
     assert env.url("REDIS_URL", None, {"redis"}) == "redis://db:6379/0?password=a@b"
 
 
+def test_a_slash_in_a_database_password_is_caught_not_read_as_its_host(monkeypatch):
+    # Parsed, it would connect to host "Pw0rdZ" and database "Qk7x@db:5432/site", and the messages of a
+    # failure to connect would show both pieces of the password.
+    monkeypatch.setenv("DATABASE_URL", "postgres://u:p@Pw0rdZ/Qk7x@db:5432/site")
+    with pytest.raises(ImproperlyConfigured) as caught:
+        env.database("DATABASE_URL", "sqlite:///x")
+    message = str(caught.value)
+    assert message.startswith("DATABASE_URL is not a valid URL: its database name has an '@'")
+    assert "percent-encoded (%2F, %3F, %23, %40)" in message
+    assert not any(piece in message for piece in SECRET_PIECES), message
+
+
 def test_a_percent_encoded_password_is_accepted(monkeypatch):
     monkeypatch.setenv("DATABASE_URL", "postgres://u:Pw0rdZ%23Qk7x%3F@db:5432/site")
     assert env.database("DATABASE_URL", "sqlite:///x")["PASSWORD"] == "Pw0rdZ#Qk7x?"
@@ -155,6 +167,7 @@ def test_site_settings_reject_bad_redis_url_without_traceback():
         ("REDIS_URL", "http://:Pw0rdZQk7x@127.0.0.1:6379/5"),
         ("DATABASE_URL", "postgres://site:Pw0rdZ?Qk7x@db:5432/site"),
         ("DATABASE_URL", "postgres://site:Pw0rdZQk7x@db:54x2/site"),
+        ("DATABASE_URL", "postgres://site:p@Pw0rdZ/Qk7x@db:5432/site"),
     ],
 )
 def test_a_bad_url_stops_manage_py_with_one_line_and_no_password(variable, value):
