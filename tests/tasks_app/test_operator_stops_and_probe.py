@@ -140,7 +140,7 @@ def test_a_graceful_stop_with_redis_down_exits_once_the_grace_period_is_over(sta
         assert worker.wait(30) == 1  # its re-queue once waited for Redis for ever
         assert time.monotonic() - started < 20
         assert "outcome (requeued) was not written: Redis is down and the worker is stopping" in worker.output
-        assert "1 job outcome(s) were not written: Redis was down as the worker stopped." in worker.output
+        assert "1 job(s) were left active: Redis was down as the worker stopped, so their outcome" in worker.output
     finally:
         server.stop()
 
@@ -161,7 +161,7 @@ def test_a_supervisor_whose_worker_stopped_with_a_job_left_active_exits_1_too(
         server.stop()
         supervisor.signal(signal.SIGTERM)
         assert supervisor.wait(40) == 1
-        assert "1 job outcome(s) were not written: Redis was down as the worker stopped." in supervisor.output
+        assert "1 job(s) were left active: Redis was down as the worker stopped, so their outcome" in supervisor.output
         assert "stopped with exit code 1 (see its lines above)" in supervisor.output
     finally:
         server.stop()

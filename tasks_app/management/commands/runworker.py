@@ -102,8 +102,9 @@ class Command(BaseCommand):
         unwritten = sum(worker.unwritten for worker in self._workers)
         if unwritten:  # a stop that left jobs ACTIVE is not a clean one: a service manager should know
             raise CommandError(
-                f"{unwritten} job outcome(s) were not written: Redis was down as the worker stopped. Those jobs "
-                "stay active until a worker's sweep finds their heartbeat overdue, then run again.",
+                f"{unwritten} job(s) were left active: Redis was down as the worker stopped, so their outcome, or "
+                "their return to the queue, was not written (the log above names each). Those jobs stay active "
+                "until a worker's sweep finds their heartbeat overdue, then run again.",
                 returncode=1,
             )
 
