@@ -59,7 +59,7 @@ async def facts(queue: AtomicRedisQueue, probe: bool = False) -> ConnectionFacts
             if probe:
                 await exercise(queue)
     except (RedisError, OSError, TimeoutError) as exc:
-        error = await explain(queue, exc)
+        error = describe(queue.name, exc)
         plain = reason(exc) if error.startswith("Cannot reach Redis") else None
         return ConnectionFacts(queue.name, primary, through, None, config.wait_replicas, None, error, plain)
     replicas = int(replication.get("connected_slaves", 0))
@@ -76,11 +76,12 @@ async def facts(queue: AtomicRedisQueue, probe: bool = False) -> ConnectionFacts
     return ConnectionFacts(queue.name, primary, through, replicas, config.wait_replicas, acknowledged, error)
 
 
-async def explain(queue: AtomicRedisQueue, exc: BaseException) -> str:
-    """One line (no password) saying why ``queue``'s Redis cannot be used and which setting to fix."""
-    fix = _fix(queue.name)
-    where = _where(queue.name)
-    if problem := redis_urls.problem(conf.queue_config(queue.name).url):  # a missing TLS file, say
+def describe(name: str, exc: BaseException) -> str:
+    """One line (no password) saying why queue ``name``'s Redis cannot be used and which setting to fix:
+    for every caller that turns a Redis error into words (commands, the dashboard, start-up checks)."""
+    fix = _fix(name)
+    where = _where(name)
+    if problem := redis_urls.problem(conf.queue_config(name).url):  # a missing TLS file, say
         return f"{where} {problem}; {fix}"
     if isinstance(exc, MasterNotFoundError):  # redis_urls.Sentinels says which: no sentinel, or no primary
         return f"{where}: {reason(exc)}; {fix}"
@@ -93,11 +94,11 @@ async def explain(queue: AtomicRedisQueue, exc: BaseException) -> str:
         return f"{where}: Redis refused the user name or password; {fix}"
     if isinstance(exc, ResponseError):
         return f"{where}: Redis refused: {reason(exc)}; {fix}"
-    return unreachable(queue.name, exc)
+    return _unreachable(name, exc)
 
 
-def unreachable(name: str, exc: BaseException) -> str:
-    """One line: queue ``name``'s Redis (URL redacted) did not answer, why, and the setting to fix."""
+def _unreachable(name: str, exc: BaseException) -> str:
+    # Queue ``name``'s Redis (URL redacted) did not answer, why, and the setting to fix.
     # Worded as runworker's own ping was (operators and their alerts know it).
     return f"Cannot reach Redis for {_where(name)}: {reason(exc)}. Start Redis, or {_fix(name)}"
 

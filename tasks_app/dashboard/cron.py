@@ -18,7 +18,7 @@ from ..engine.cron_sync import stored_runs
 from ..exceptions import TasksAppError
 from ..operations import REDIS_ERRORS, connection
 from ..process.runner import cron_schedules
-from ..redis_facts import unreachable
+from ..redis_facts import describe
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ async def cron_rows() -> list[CronRow]:
         try:
             runs = await stored_runs(connection(name), entries, tz)
         except REDIS_ERRORS as exc:
-            error = unreachable(name, exc)
+            error = describe(name, exc)
             rows += [CronRow(entry.name, entry.expression, name, error=error) for entry in entries]
             continue
         except (TasksAppError, ValueError) as exc:  # an entry whose run cannot be built: checks say which

@@ -27,7 +27,7 @@ from ..engine.queue import AtomicRedisQueue
 from ..enqueueing.connections import background
 from ..operations import REDIS_ERRORS, Paused, adepth, alive_workers, connection, display_status
 from ..redaction import redact_url
-from ..redis_facts import unreachable
+from ..redis_facts import describe
 from . import activity
 
 SCAN_LIMIT = 10_000  # finished jobs looked at per queue and page; beyond it counts say "at least"
@@ -172,7 +172,7 @@ async def queue_stats(name: str, recent_failures: int = 0) -> QueueStats:
         last_hour = await activity.last_hour(queue) if apps.is_installed("tasks_app.metrics") else []
         eviction = memory_policy.problem(await memory_policy.read_policy(queue.redis), f"{stats.url} (queue {name!r})")
     except REDIS_ERRORS as exc:
-        stats.error = unreachable(name, exc)
+        stats.error = describe(name, exc)
         return stats  # every count stays None: unknown, not zero
     stats.queued, stats.active, stats.scheduled = depth.queued, depth.active, depth.scheduled
     stats.complete, stats.failed, stats.aborted = counts["complete"], counts["failed"], counts["aborted"]
@@ -202,7 +202,7 @@ async def list_jobs(names: list[str], status: str = "", task: str = "", limit: i
         try:
             _, jobs, truncated = await _scan(connection(name), keep, limit)
         except REDIS_ERRORS as exc:
-            return [], unreachable(name, exc), False
+            return [], describe(name, exc), False
         return jobs, None, truncated
 
     results = await asyncio.gather(*(one(name) for name in names))

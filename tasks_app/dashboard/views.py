@@ -143,7 +143,7 @@ def job_detail(request: HttpRequest, model_admin: ModelAdmin, queue: str, key: s
     try:
         job = data.run(data.find_job(queue, key))
     except ops.REDIS_ERRORS as exc:
-        context["redis_error"] = redis_facts.unreachable(queue, exc)
+        context["redis_error"] = redis_facts.describe(queue, exc)
         return render(request, "tasks_app/dashboard/job.html", context, status=503)
     if job is None:
         context["missing"] = True
@@ -195,7 +195,7 @@ def _act(request: HttpRequest, action: str) -> HttpResponse:
     except ActionRefused as exc:
         messages.error(request, str(exc))
     except ops.REDIS_ERRORS as exc:
-        messages.error(request, f"Nothing changed: {redis_facts.unreachable(queue, exc)}")
+        messages.error(request, f"Nothing changed: {redis_facts.describe(queue, exc)}")
     return HttpResponseRedirect(job_url(queue, key))
 
 
@@ -217,7 +217,7 @@ def enqueue(request: HttpRequest, model_admin: ModelAdmin) -> HttpResponse:
         try:
             job, state = ops.submit(form.built.job, queue)
         except ops.REDIS_ERRORS as exc:
-            form.add_error(None, f"Nothing was enqueued: {redis_facts.unreachable(queue, exc)}")
+            form.add_error(None, f"Nothing was enqueued: {redis_facts.describe(queue, exc)}")
         else:
             if state == "queued":
                 messages.success(request, f"Enqueued {job.function} as job {job.key} on {queue!r}.")
@@ -249,7 +249,7 @@ def _queue_page(
     try:
         stats, trail, limiters = data.run(_state_and_trail(queue))
     except ops.REDIS_ERRORS as exc:
-        stats, trail, limiters = data.QueueStats(name=queue, url="", error=redis_facts.unreachable(queue, exc)), [], []
+        stats, trail, limiters = data.QueueStats(name=queue, url="", error=redis_facts.describe(queue, exc)), [], []
     context = _context(
         request, model_admin, f"Queue {queue}", queue=queue, stats=stats, form=form, trail=trail, limiters=limiters
     )
@@ -280,7 +280,7 @@ def bulk_action(request: HttpRequest, model_admin: ModelAdmin, queue: str) -> Ht
     except ops.REDIS_ERRORS as exc:
         stopped = "The action stopped" if request.method == "POST" else "Nothing can be counted"
         again = "Nothing was changed; count again once Redis is back."
-        messages.error(request, f"{stopped}: {redis_facts.unreachable(queue, exc)} {again}")
+        messages.error(request, f"{stopped}: {redis_facts.describe(queue, exc)} {again}")
         return HttpResponseRedirect(queue_url(queue))
     form = BulkForm(request.POST if request.method == "POST" else request.GET, now_ms=now)
     if not form.is_valid():
@@ -304,7 +304,7 @@ def bulk_action(request: HttpRequest, model_admin: ModelAdmin, queue: str) -> Ht
             # Written 500 jobs to a round trip: some may have changed before Redis went away.
             messages.error(
                 request,
-                f"The action stopped: {redis_facts.unreachable(queue, exc)} Jobs it had changed already keep "
+                f"The action stopped: {redis_facts.describe(queue, exc)} Jobs it had changed already keep "
                 "their change; count again once Redis is back to see what is left.",
             )
             return HttpResponseRedirect(queue_url(queue))
@@ -317,7 +317,7 @@ def bulk_action(request: HttpRequest, model_admin: ModelAdmin, queue: str) -> Ht
     try:
         found = ops.find(selection)
     except ops.REDIS_ERRORS as exc:
-        messages.error(request, f"Nothing can be counted: {redis_facts.unreachable(queue, exc)}")
+        messages.error(request, f"Nothing can be counted: {redis_facts.describe(queue, exc)}")
         return HttpResponseRedirect(queue_url(queue))
     # Left out: what was not given, and an unticked box. None and False by identity, since 0 == False.
     hidden = {
@@ -367,12 +367,12 @@ def _pause_or_resume(request: HttpRequest, model_admin: ModelAdmin, queue: str, 
             else:
                 messages.warning(request, f"Queue {queue!r} was not paused.")
         except ops.REDIS_ERRORS as exc:
-            messages.error(request, f"Nothing changed: {redis_facts.unreachable(queue, exc)}")
+            messages.error(request, f"Nothing changed: {redis_facts.describe(queue, exc)}")
         return HttpResponseRedirect(queue_url(queue))
     try:
         depth = ops.depth(queue)
     except ops.REDIS_ERRORS as exc:
-        messages.error(request, f"Nothing can be counted: {redis_facts.unreachable(queue, exc)}")
+        messages.error(request, f"Nothing can be counted: {redis_facts.describe(queue, exc)}")
         return HttpResponseRedirect(queue_url(queue))
     paused = ops.Paused.of(depth.paused)
     context = _context(

@@ -58,7 +58,7 @@ async def read_queue(name: str) -> QueueReading:
     try:
         stored, depth = await asyncio.gather(queue.redis.hgetall(metrics_key(queue)), ops.adepth(name))
     except ops.REDIS_ERRORS as exc:
-        logger.warning("Metrics: %s", redis_facts.unreachable(name, exc))
+        logger.warning("Metrics: %s", redis_facts.describe(name, exc))
         return reading
     reading.up, reading.workers, reading.paused = True, depth.workers, depth.paused is not None
     reading.depth = {"queued": depth.queued, "active": depth.active, "scheduled": depth.scheduled}

@@ -332,3 +332,22 @@ def test_commands_never_print_the_redis_password(subprocess_env):
         text = result.stdout + result.stderr
         assert "hunter2" not in text and "hunter3" not in text
         assert ":***@127.0.0.1:1" in text
+
+
+@pytest.mark.parametrize("given", ["wrong-pw-hunter4", None])
+def test_a_refused_password_is_named_by_every_command_not_called_unreachable(subprocess_env, tmp_path, given):
+    # A Redis that answers, and refuses: a wrong password, or none where one is needed.
+    server = RedisServer(tmp_path, persistent=False).start()
+    try:
+        server.client().config_set("requirepass", "right-pw-hunter5")
+        auth = f":{given}@" if given else ""
+        env = {**subprocess_env, "TEST_REDIS_URL": f"redis://{auth}127.0.0.1:{server.port}/0"}
+        for command in (["enqueue", "noop"], ["pausequeue", "default"], ["runworker", "--check"]):
+            result = manage(*command, env=env)
+            assert result.returncode == 2, (command, result.stderr)
+            text = result.stdout + result.stderr
+            assert "Redis refused the user name or password; fix " in text, (command, text)
+            assert "Cannot reach Redis" not in text and "Traceback" not in text, (command, text)
+            assert "hunter4" not in text and "hunter5" not in text
+    finally:
+        server.stop()

@@ -145,7 +145,7 @@ class Command(BaseCommand):
         try:
             job = asyncio.run(self._submit(built.job, built.queue, options, when))
         except (RedisError, OSError) as exc:
-            raise CommandError(redis_facts.unreachable(built.queue, exc), returncode=2) from None
+            raise CommandError(redis_facts.describe(built.queue, exc), returncode=2) from None
         if options["wait"]:
             self._report(job, options["wait_timeout"], verbose=options["verbosity"] >= 2 or options["traceback"])
 

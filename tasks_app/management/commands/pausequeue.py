@@ -44,7 +44,7 @@ class QueueSwitch(BaseCommand):
             try:
                 self.stdout.write(self.switch(name, by))
             except ops.REDIS_ERRORS as exc:
-                unreachable = redis_facts.unreachable(name, exc)
+                unreachable = redis_facts.describe(name, exc)
                 raise CommandError(f"{unreachable} Nothing more was changed.", returncode=2) from None
 
     def switch(self, name: str, by: str) -> str:
