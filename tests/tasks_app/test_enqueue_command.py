@@ -89,7 +89,9 @@ def test_a_task_no_live_worker_knows_asks_for_a_restart(redis_db, capsys):
     err = capsys.readouterr().err
     assert "No live worker of queue 'default' has task 'greet' registered" in err
     assert "restart the workers of queue 'default'" in err
-    assert count("queued") == 1  # still enqueued: the warning says the job waits
+    # What happens meanwhile: a worker without the task fails each attempt it takes (it does not wait).
+    assert "a worker without it that takes the job fails the attempt" in " ".join(err.split())
+    assert count("queued") == 1  # still enqueued
 
     redis_db.set("saq:default:worker_info:w1", json.dumps({"metadata": {"tasks": ["noop", "greet"]}}))
     enqueue("greet", "name=y")

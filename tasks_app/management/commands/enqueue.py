@@ -208,6 +208,7 @@ async def _unknown_to_live_workers(queue: str, task_name: str) -> str | None:
     if all("tasks" in meta and task_name not in meta["tasks"] for meta in workers):
         return (
             f"No live worker of queue {queue!r} has task {task_name!r} registered (it was added since they "
-            f"started): restart the workers of queue {queue!r} so they load it; the job waits until then."
+            f"started): restart the workers of queue {queue!r} so they load it. Until then, a worker without it "
+            "that takes the job fails the attempt, and the job fails once its retries are used up."
         )
     return None
