@@ -32,7 +32,7 @@ def enqueue(*args):
         (["greet", "name"], "is not NAME=VALUE"),
         (["greet", "name=a", "name=b"], "given twice"),
         (["greet", "name=a", "--kwargs", '{"name": "b"}'], "both as NAME=VALUE and in --kwargs"),
-        (["greet", "name=x", "--queue", "nope"], "Unknown queue 'nope'"),
+        (["greet", "name=x", "--queue", "nope"], "Unknown queue.s. 'nope'. Configured queues: default."),
         (["greet", "name=x", "--at", "tomorrow"], "is not an ISO 8601 date-time"),
         (["greet", "name=x", "--timeout", "-1"], "--timeout must not be negative"),
         (["greet", "name=x", "times=abc-123"], "argument times must be int, got 'abc-123'"),
@@ -48,6 +48,27 @@ def test_bad_input_is_a_command_error_and_nothing_is_enqueued(redis_db, args, me
     with pytest.raises(CommandError, match=message.replace("(", r"\(").replace("[", r"\[")):
         enqueue(*args)
     assert queued(redis_db) == 0
+
+
+def test_a_queue_setting_error_is_one_line_and_exit_2_as_runworker_says_it(subprocess_env):
+    # A typo in the URL's own parameters: runworker's one line (and the README's), not a system-check block.
+    url = subprocess_env["TEST_REDIS_URL"]
+    env = {**subprocess_env, "TEST_REDIS_URL": url + ("&" if "?" in url else "?") + "concurency=5"}
+    for command in (["enqueue", "noop"], ["runworker", "--burst"]):
+        result = manage(*command, env=env)
+        assert result.returncode == 2, (command, result.stderr)
+        assert result.stdout == "" and result.stderr.count("\n") == 1, (command, result.stderr)
+        assert "no parameter 'concurency' (did you mean 'concurrency'?)" in result.stderr
+
+
+def test_an_unknown_queue_is_exit_1_worded_as_every_command_words_it(subprocess_env):
+    for command in (["enqueue", "noop", "--queue", "nope"], ["runworker", "--queue", "nope"]):
+        result = manage(*command, env=subprocess_env)
+        assert result.returncode == 1, (command, result.stderr)
+        assert result.stderr.startswith("CommandError: Unknown queue(s) 'nope'. Configured queues: default."), (
+            command,
+            result.stderr,
+        )
 
 
 def test_values_are_json_where_they_parse_else_strings(redis_db, capsys):

@@ -20,6 +20,7 @@ from tasks_app.display import show_time
 from tasks_app.enqueueing.building import build_job
 from tasks_app.enqueueing.connections import disconnect_all
 from tasks_app.exceptions import TaskArgumentError, TaskNotFound
+from tasks_app.management.queues import named_queues
 from tasks_app.registry import registry
 
 EXIT_FAILED, EXIT_WAIT_TIMEOUT = 1, 3
@@ -98,6 +99,8 @@ class Command(BaseCommand):
         "(unannotated: JSON where they parse, else strings)."
     )
 
+    requires_system_checks = []  # run in handle(), after the queue's settings
+
     def add_arguments(self, parser) -> None:
         parser.add_argument("task", help=f"Registered task name: {', '.join(_task_names()) or 'none registered'}.")
         parser.add_argument("arguments", nargs="*", default=[], metavar="NAME=VALUE")  # default: not "required"
@@ -109,12 +112,18 @@ class Command(BaseCommand):
         when.add_argument("--delay", metavar="SECONDS", help="Run after this many seconds.")
         when.add_argument("--at", help="Run at this ISO 8601 date-time (naive means TIME_ZONE).")
         parser.add_argument("--key", help="Job key; a job with this key that is still pending is not duplicated.")
+        parser.add_argument("--skip-checks", action="store_true", help="Skip system checks.")
         parser.add_argument("--wait", action="store_true", help="Wait for the job and print its result as JSON.")
         parser.add_argument(
             "--wait-timeout", metavar="SECONDS", default=300, help="Seconds --wait waits (default 300)."
         )
 
     def handle(self, *args, **options) -> None:
+        # The queue's settings first, as runworker does: a bad queue URL is one line and exit 2, an unknown
+        # --queue exit 1, each worded as runworker's, before the system checks report the same as a block.
+        named_queues([options["queue"]] if options["queue"] else None)
+        if not options["skip_checks"]:
+            self.check(display_num_errors=False)
         try:
             types = registry.get(options["task"]).argument_types
         except TaskNotFound as exc:
