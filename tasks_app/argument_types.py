@@ -148,18 +148,22 @@ class ArgumentTypes:
         Annotated: the value of the annotated type the text unambiguously denotes (read as JSON,
         else as a string), as JSON; a text that fits neither is passed on as given, for ``check``
         to refuse with its message. Not annotated: JSON where the text parses, else the string.
+        Raises ``TaskArgumentError`` for a text nesting deeper than Python's JSON parser can go.
         """
-        if name in self.fields:
-            adapter = self.fields[name][1]
-            for read in (adapter.validate_json, adapter.validate_python):
-                try:
-                    return adapter.dump_python(read(raw), mode="json")
-                except ValueError:  # pydantic's ValidationError too
-                    continue
         try:
-            return json.loads(raw)
-        except ValueError:
-            return raw
+            if name in self.fields:
+                adapter = self.fields[name][1]
+                for read in (adapter.validate_json, adapter.validate_python):
+                    try:
+                        return adapter.dump_python(read(raw), mode="json")
+                    except ValueError:  # pydantic's ValidationError too
+                        continue
+            try:
+                return json.loads(raw)
+            except ValueError:
+                return raw
+        except RecursionError:  # thousands of nested brackets: refused like any nesting past MAX_DEPTH
+            raise TaskArgumentError(f"Argument {name!r} nests more than {MAX_DEPTH} levels deep.") from None
 
 
 @functools.cache

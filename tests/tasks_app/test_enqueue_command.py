@@ -50,6 +50,24 @@ def test_bad_input_is_a_command_error_and_nothing_is_enqueued(redis_db, args, me
     assert queued(redis_db) == 0
 
 
+DEEP = "[" * 3000 + "]" * 3000  # past what Python's JSON parser can nest: a RecursionError, not a ValueError
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["noop", "--kwargs", DEEP], "--kwargs nests more than 32 levels deep."),
+        (["greet", "name=x", f"times={DEEP}"], "Argument 'times' nests more than 32 levels deep."),  # an int
+        (["noop", f"extra={DEEP}"], "Argument 'extra' nests more than 32 levels deep."),  # no annotation
+    ],
+)
+def test_json_nested_thousands_deep_is_refused_not_a_traceback(redis_db, args, message):
+    with pytest.raises(CommandError) as caught:
+        enqueue(*args)
+    assert str(caught.value) == message
+    assert queued(redis_db) == 0
+
+
 def test_a_queue_setting_error_is_one_line_and_exit_2_as_runworker_says_it(subprocess_env):
     # A typo in the URL's own parameters: runworker's one line (and the README's), not a system-check block.
     url = subprocess_env["TEST_REDIS_URL"]

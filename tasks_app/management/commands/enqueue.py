@@ -15,7 +15,7 @@ from saq.job import Status
 
 from tasks_app import operations as ops
 from tasks_app import redis_facts
-from tasks_app.argument_types import ArgumentTypes
+from tasks_app.argument_types import MAX_DEPTH, ArgumentTypes
 from tasks_app.display import show_time
 from tasks_app.enqueueing.building import build_job
 from tasks_app.enqueueing.connections import disconnect_all
@@ -37,7 +37,10 @@ def parse_assignments(pairs: list[str], types: ArgumentTypes | None = None) -> d
             raise CommandError(f"Argument {pair!r} is not NAME=VALUE (for example feed_url=https://...).")
         if name in kwargs:
             raise CommandError(f"Argument {name!r} is given twice.")
-        kwargs[name] = (types or ArgumentTypes(_no_annotations, 0)).from_text(name, raw)
+        try:
+            kwargs[name] = (types or ArgumentTypes(_no_annotations, 0)).from_text(name, raw)
+        except TaskArgumentError as exc:
+            raise CommandError(str(exc)) from None
     return kwargs
 
 
@@ -52,6 +55,8 @@ def parse_kwargs_json(text: str | None) -> dict:
     except ValueError as exc:
         example = '--kwargs \'{"feed_url": "https://..."}\''
         raise CommandError(f"--kwargs is not valid JSON: {exc}. Example: {example}") from None
+    except RecursionError:  # thousands of nested brackets: refused like any nesting past MAX_DEPTH
+        raise CommandError(f"--kwargs nests more than {MAX_DEPTH} levels deep.") from None
     if not isinstance(value, dict):
         raise CommandError(f"--kwargs must be a JSON object, not {type(value).__name__}.")
     return value
