@@ -62,6 +62,11 @@ def _check_key(spec: TaskSpec, key: Any) -> None:
         raise TaskArgumentError(
             f"{spec.name}(): key={key!r:.80} holds the control character {bad.group()!r}: keys are printable text."
         )
+    if {".", ".."} & set(key.split("/")):  # its dashboard URL would be rewritten by browsers: another job's, or none
+        raise TaskArgumentError(
+            f"{spec.name}(): key={key!r:.80} has a '.' or '..' between slashes, which browsers rewrite in its "
+            "dashboard page's URL: use another separator there, such as ':'."
+        )
 
 
 def build_job(

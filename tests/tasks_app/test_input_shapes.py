@@ -163,6 +163,21 @@ def test_a_job_key_with_a_control_character_is_refused_it_would_forge_log_lines(
     assert count("incomplete") == 0
 
 
+@pytest.mark.parametrize("key", ["a/b/../c", "x/../victim", "..", ".", "a/./b", "feeds/.."])
+def test_a_job_key_with_a_dot_segment_is_refused_its_dashboard_link_would_open_another_job(redis_db, key):
+    # A browser rewrites /jobs/default/x/../victim/ to /jobs/default/victim/: another job's page, or a 404.
+    with pytest.raises(TaskArgumentError, match=re.escape("has a '.' or '..' between slashes")):
+        enqueue("noop", key=key)
+    with pytest.raises(TaskArgumentError, match=re.escape("has a '.' or '..' between slashes")):
+        enqueue_many("noop", [{}], keys=[key])
+    assert count("incomplete") == 0
+
+
+@pytest.mark.parametrize("key", ["a..b", "v1.2/x", ".x/a", "feed:..", "a/.../b"])
+def test_dots_that_are_not_a_whole_segment_are_fine_in_a_key(redis_db, key):
+    assert enqueue("noop", key=key).key == key
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_job_key_longer_than_an_outbox_row_holds_is_refused_on_every_path(redis_db):
     # enqueue() took it; enqueue_on_commit() failed at the commit with a raw DataError (a 500 in a view).
