@@ -80,13 +80,12 @@ def test_a_queue_setting_error_is_one_line_and_exit_2_as_runworker_says_it(subpr
 
 
 def test_an_unknown_queue_is_exit_1_worded_as_every_command_words_it(subprocess_env):
-    for command in (["enqueue", "noop", "--queue", "nope"], ["runworker", "--queue", "nope"]):
-        result = manage(*command, env=subprocess_env)
-        assert result.returncode == 1, (command, result.stderr)
-        assert result.stderr.startswith("CommandError: Unknown queue(s) 'nope'. Configured queues: default."), (
-            command,
-            result.stderr,
-        )
+    for name in ("nope", ""):  # '' too: it used the task's own queue
+        for command in (["enqueue", "noop", "--queue", name], ["runworker", "--queue", name]):
+            result = manage(*command, env=subprocess_env)
+            assert result.returncode == 1, (command, result.stderr)
+            said = f"CommandError: Unknown queue(s) {name!r}. Configured queues: default."
+            assert result.stderr.startswith(said), (command, result.stderr)
 
 
 def test_values_are_json_where_they_parse_else_strings(redis_db, capsys):

@@ -126,7 +126,7 @@ class Command(BaseCommand):
     def handle(self, *args, **options) -> None:
         # The queue's settings first, as runworker does: a bad queue URL is one line and exit 2, an unknown
         # --queue exit 1, each worded as runworker's, before the system checks report the same as a block.
-        named_queues([options["queue"]] if options["queue"] else None)
+        named_queues(None if options["queue"] is None else [options["queue"]])  # --queue '' is no queue's name
         if not options["skip_checks"]:
             self.check(display_num_errors=False)
         try:
