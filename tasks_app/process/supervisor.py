@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -57,10 +58,12 @@ class Child:
     backoff: float = 0.0
     deaths: int = 0  # in a row, each within 30 s of its start
     young_deaths: int = 0
+    forwarded: int = 0  # the last stop request (LEVELS) this process was sent
 
     def start(self) -> None:
         # Own session: a Ctrl-C in the terminal reaches the supervisor only, which forwards it once.
         self.process = subprocess.Popen(self.argv, preexec_fn=_die_with_parent, start_new_session=True)
+        self.forwarded = 0
         self.started = time.monotonic()
         logger.warning("worker %d started (pid %d)", self.index, self.process.pid)
 
@@ -90,6 +93,19 @@ class CodeChanges:
         return changed
 
 
+WORKERS_PER_CPU = 4  # past that, processes only share the same CPUs: --concurrency is the way to more at once
+
+
+def max_workers() -> int:
+    """The most ``--workers`` this host is given: ``WORKERS_PER_CPU`` per CPU this process may run on."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return WORKERS_PER_CPU * cpus
+
+
+# A stop request's level: a child is sent each level once (SIGTERM, SIGTERM again to force, SIGKILL).
+LEVELS = {"stop": 1, "force": 2, "kill": 3}
+
+
 class Supervisor:
     def __init__(
         self, child_argvs: list[list[str]], grace_period: float, reload: bool = False, first_backoff: float = 1.0
@@ -98,6 +114,7 @@ class Supervisor:
         self.grace_period = grace_period
         self.first_backoff = first_backoff
         self.requests = StopRequests()
+        self.level = 0  # the last stop request's (LEVELS)
         self.code_changes = CodeChanges() if reload else None
 
     def _on_signal(self, signum: int, frame) -> None:
@@ -105,15 +122,31 @@ class Supervisor:
         if request is None:
             return  # the same request, delivered twice
         logger.warning("%s: %s %d worker(s)", signal.Signals(signum).name, request, len(self.children))
+        self.level = LEVELS[request]
+        self._forward()
+
+    def _forward(self) -> None:
+        # Each running child gets the last stop request once, including one started while it came in.
         for child in self.children:
-            child.signal(signal.SIGKILL if request == "kill" else signal.SIGTERM)
+            if child.process is not None and child.forwarded < self.level:
+                child.forwarded = self.level
+                child.signal(signal.SIGKILL if self.level == LEVELS["kill"] else signal.SIGTERM)
+
+    def _start(self, child: Child) -> None:
+        child.start()
+        # A signal that came in during the start (the handler runs between two bytecodes of this thread)
+        # found no process to send to: this child would run on, unstopped.
+        if self.requests.stopping:
+            self._forward()
 
     def run(self, burst: bool = False) -> int:
         """Run until stopped; returns the exit code. Raises ``WorkersGaveUp`` when the children cannot run."""
         previous = {s: signal.signal(s, self._on_signal) for s in STOP_SIGNALS}
         try:
             for child in self.children:
-                child.start()
+                if self.requests.stopping:
+                    break  # the others were never started: nothing of theirs to stop
+                self._start(child)
             return self._watch(burst)
         except WorkersGaveUp:
             self._stop_all(signal_children=True)
@@ -168,7 +201,7 @@ class Supervisor:
         while time.monotonic() < deadline and not self.requests.stopping:
             time.sleep(POLL_S)
         if not self.requests.stopping:
-            child.start()
+            self._start(child)
 
     def _reload(self, changed: Path) -> None:
         logger.warning(
@@ -184,8 +217,10 @@ class Supervisor:
             self._failed_exit(child)  # said; the reload goes on
         if not self.requests.stopping:
             for child in self.children:
+                if self.requests.stopping:
+                    break
                 child.young_deaths = 0
-                child.start()
+                self._start(child)
 
     def _wait_all(self) -> None:
         """Until every child has exited. A child keeps a job whose task does not stop when cancelled (a sync

@@ -43,6 +43,26 @@ def test_concurrency_past_what_redis_and_the_process_can_hold_is_refused(redis_d
         call_command("runworker", "--concurrency", "100000", "--skip-checks")
 
 
+def test_workers_past_a_few_per_cpu_are_refused_before_any_starts(redis_db):
+    """--workers 100000 started processes until the host could do nothing else, and a SIGTERM did not stop it."""
+    from tasks_app.process.supervisor import max_workers
+
+    with pytest.raises(CommandError, match=rf"--workers must be at most {max_workers()} here \(4 per CPU"):
+        call_command("runworker", "--workers", str(max_workers() + 1), "--skip-checks")
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--concurrency", "0"], "--concurrency must be at least 1"),
+        (["--workers", "-5"], "--workers must be at least 1"),
+    ],
+)
+def test_check_refuses_the_flags_every_other_mode_refuses(redis_db, flags, message):
+    with pytest.raises(CommandError, match=message):
+        call_command("runworker", "--check", *flags)
+
+
 def test_max_jobs_applies_to_each_worker_process(subprocess_env):
     enqueue_many("noop", [{} for _ in range(6)])
     result = manage(

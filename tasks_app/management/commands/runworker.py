@@ -23,7 +23,7 @@ from tasks_app.management.queues import named_queues
 from tasks_app.process import health
 from tasks_app.process.monitor import check_bind
 from tasks_app.process.runner import WorkerOptions, check_database, run
-from tasks_app.process.supervisor import Supervisor, child_command
+from tasks_app.process.supervisor import WORKERS_PER_CPU, Supervisor, child_command, max_workers
 from tasks_app.redaction import redact_url
 from tasks_app.registry import registry
 
@@ -64,11 +64,11 @@ class Command(BaseCommand):
         self.verbosity = options["verbosity"]
         self._configure_logging(options["verbosity"])
         queues = named_queues(options["queues"])
+        self._validate(options)  # with --check too: a probe given a flag it cannot honour says so
         if options["check"]:
             return self._health_check(queues)
         if not options["skip_checks"]:
             self.check(display_num_errors=False)
-        self._validate(options)
         reload = options["reload"] if options["reload"] is not None else settings.DEBUG
         reload = reload and not options["burst"]
         if options["workers"] > 1 or reload:
@@ -157,6 +157,11 @@ class Command(BaseCommand):
             raise CommandError(problem)
         if options["workers"] < 1:
             raise CommandError("--workers must be at least 1.")
+        if options["workers"] > (most := max_workers()):
+            raise CommandError(
+                f"--workers must be at most {most} here ({WORKERS_PER_CPU} per CPU: more processes only share the "
+                "same CPUs). For more jobs at once, raise each process's --concurrency."
+            )
         if options["max_jobs"] is not None and not options["burst"]:
             raise CommandError("--max-jobs only makes sense with --burst.")
         if options["max_jobs"] is not None and options["max_jobs"] < 1:
