@@ -7,6 +7,7 @@ two different functions is reported by the tasks_app.E005 system check.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import functools
 import inspect
 from collections.abc import Callable
@@ -115,10 +116,26 @@ class TaskSpec:
                 self.signature.bind(None, **kwargs)
         except TypeError as exc:
             expected = ", ".join(str(p) for p in self.parameters) or "no arguments"
-            raise TaskArgumentError(f"{self.name}(): {exc}. It takes: {expected}.") from None
+            raise TaskArgumentError(
+                f"{self.name}(): {self._unexpected(kwargs) or exc}. It takes: {expected}."
+            ) from None
         text = to_json(self.name, kwargs)
         self.argument_types.check(self.name, kwargs, text)
         return text
+
+    def _unexpected(self, kwargs: dict[str, Any]) -> str | None:
+        # Named before a missing one (Python's bind names that first): subscriber= for subscriber_id= is a typo.
+        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in self.parameters):
+            return None
+        names = [p.name for p in self.parameters]
+        unknown = [name for name in kwargs if name not in names]
+        if not unknown:
+            return None
+        said = []
+        for name in unknown:
+            close = difflib.get_close_matches(name, names, n=1, cutoff=0.75)
+            said.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        return f"unexpected keyword argument {', '.join(said)}"
 
 
 class Registry:

@@ -148,6 +148,17 @@ def test_a_job_key_must_be_a_str(redis_db, key):
     assert count("incomplete") == 0
 
 
+def test_a_misspelt_argument_is_named_before_the_one_it_leaves_missing(redis_db):
+    # Python's bind says "missing a required argument: 'name'" first, which hides the typo that caused it.
+    with pytest.raises(TaskArgumentError) as caught:
+        enqueue("greet", nam="x")
+    assert str(caught.value).startswith("greet(): unexpected keyword argument 'nam' (did you mean 'name'?). It takes:")
+    with pytest.raises(TaskArgumentError) as caught:
+        enqueue("greet", name="x", colour="red")
+    assert str(caught.value).startswith("greet(): unexpected keyword argument 'colour'. It takes:")
+    assert count("incomplete") == 0
+
+
 def test_an_empty_job_key_is_refused_it_would_name_no_job(redis_db):
     with pytest.raises(TaskArgumentError, match="key='' names no job: give a non-empty key, or none"):
         enqueue("noop", key="")
