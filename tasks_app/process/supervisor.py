@@ -65,7 +65,7 @@ class Child:
         self.process = subprocess.Popen(self.argv, preexec_fn=_die_with_parent, start_new_session=True)
         self.forwarded = 0
         self.started = time.monotonic()
-        logger.warning("worker %d started (pid %d)", self.index, self.process.pid)
+        logger.info("worker %d started (pid %d)", self.index, self.process.pid)
 
     def signal(self, signum: int) -> None:
         if self.process is not None and self.process.poll() is None:
