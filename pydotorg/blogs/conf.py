@@ -56,6 +56,22 @@ MINIMUMS: dict[str, int | float] = {
     "PARSE_MEMORY_MB": MIN_PARSE_MEMORY_MB,
     "PARSE_TIMEOUT": 0.001,
 }
+# The pool starts every parse process up front, at each refresh: 100000 of them is a fork bomb.
+# Parsing is CPU-bound, so past one per CPU more processes only queue for the same CPUs; 4 per
+# CPU (as runworker --workers) leaves room for parses that wait on memory, and no more.
+PARSE_PROCESSES_PER_CPU = 4
+
+
+def maximums() -> dict[str, tuple[int | float, str]]:
+    """The most each number may be, with why, on this host (the CPUs this process may run on)."""
+    return {
+        "PARSE_PROCESSES": (
+            PARSE_PROCESSES_PER_CPU * cpu_count(),
+            f"{PARSE_PROCESSES_PER_CPU} per CPU here: more only wait for the same CPUs",
+        ),
+    }
+
+
 EVERY_NETWORK = (ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("::/0"))
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -109,6 +125,13 @@ def _number(values: dict[str, object], key: str, kind: type) -> int | float:
         raise ImproperlyConfigured(
             f"FEEDS_{key}={value!r} must be a number >= {minimum} (default {DEFAULTS[key]!r}); {_where(key)}."
         )
+    if key in maximums():
+        maximum, why = maximums()[key]
+        if value > maximum:
+            raise ImproperlyConfigured(
+                f"FEEDS_{key}={value!r} must be a number <= {maximum} ({why}; default {DEFAULTS[key]!r}); "
+                f"{_where(key)}."
+            )
     if kind is int and not isinstance(value, int):
         raise ImproperlyConfigured(
             f"FEEDS_{key}={value!r} must be a whole number (default {DEFAULTS[key]!r}); {_where(key)}."

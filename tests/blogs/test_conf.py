@@ -9,7 +9,7 @@ import pytest
 from django.core.checks import Error, Warning
 
 from pydotorg.blogs.checks import check_feed_settings
-from pydotorg.blogs.conf import DEFAULTS, feed_settings
+from pydotorg.blogs.conf import DEFAULTS, cpu_count, feed_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -81,3 +81,15 @@ def test_a_flat_setting_left_in_settings_is_a_warning_not_silence(settings, name
     (warning,) = check_feed_settings(None)
     assert isinstance(warning, Warning) and warning.id == "blogs.W002"
     assert warning.msg.startswith(f"{name} in settings.py is no longer read")
+
+
+def test_parse_processes_has_an_upper_bound_of_4_per_cpu(settings):
+    # The pool starts every process up front: FEEDS_PARSE_PROCESSES=100000 was a fork bomb at the first refresh.
+    most = 4 * cpu_count()
+    settings.FEEDS = {"PARSE_PROCESSES": most}
+    assert check_feed_settings(None) == [] and feed_settings().parse_processes == most
+    settings.FEEDS = {"PARSE_PROCESSES": 100000}
+    (error,) = check_feed_settings(None)
+    assert isinstance(error, Error) and error.id == "blogs.E001"
+    assert error.msg.startswith(f"FEEDS_PARSE_PROCESSES=100000 must be a number <= {most} (4 per CPU here")
+    assert "default 0" in error.msg and 'FEEDS["PARSE_PROCESSES"] in settings.py' in error.msg
