@@ -62,9 +62,31 @@ MINIMUMS: dict[str, int | float] = {
 PARSE_PROCESSES_PER_CPU = 4
 
 
+# refresh_all_feeds itself is stopped after an hour (tasks.py): no fetch or parse may take longer.
+_TASK_HOUR = (3600, "refresh_all_feeds stops after 3600 s")
+# The most each other number may be, with why. Past these, a value either cannot work (setrlimit
+# and float() overflow: every refresh failed) or holds a whole worker's memory or the database.
+MAXIMUMS: dict[str, tuple[int | float, str]] = {
+    "MAX_CONCURRENCY": (1000, "each feed in progress holds a connection and up to FEEDS_MAX_BYTES"),
+    "MAX_PER_HOST": (50, "more is not polite to one server"),
+    "CONNECT_TIMEOUT": _TASK_HOUR,
+    "READ_TIMEOUT": _TASK_HOUR,
+    "DEADLINE": _TASK_HOUR,
+    "MAX_BYTES": (1024 * 1024 * 1024, "1 GiB: each feed in progress holds this much"),
+    "MAX_REDIRECTS": (20, "browsers and httpx stop at 20"),
+    "MAX_ENTRIES": (10000, "each entry kept is a row written at each refresh"),
+    "MAX_CONTENT_CHARS": (10 * 1024 * 1024, "a whole default-size document"),
+    "STORE_CONNECTIONS": (32, "each is a database connection of each worker"),
+    "PARSE_CPU_SECONDS": _TASK_HOUR,
+    "PARSE_MEMORY_MB": (65536, "64 GB of address space"),
+    "PARSE_TIMEOUT": _TASK_HOUR,
+}
+
+
 def maximums() -> dict[str, tuple[int | float, str]]:
     """The most each number may be, with why, on this host (the CPUs this process may run on)."""
     return {
+        **MAXIMUMS,
         "PARSE_PROCESSES": (
             PARSE_PROCESSES_PER_CPU * cpu_count(),
             f"{PARSE_PROCESSES_PER_CPU} per CPU here: more only wait for the same CPUs",
@@ -125,13 +147,11 @@ def _number(values: dict[str, object], key: str, kind: type) -> int | float:
         raise ImproperlyConfigured(
             f"FEEDS_{key}={value!r} must be a number >= {minimum} (default {DEFAULTS[key]!r}); {_where(key)}."
         )
-    if key in maximums():
-        maximum, why = maximums()[key]
-        if value > maximum:
-            raise ImproperlyConfigured(
-                f"FEEDS_{key}={value!r} must be a number <= {maximum} ({why}; default {DEFAULTS[key]!r}); "
-                f"{_where(key)}."
-            )
+    maximum, why = maximums()[key]
+    if not value <= maximum:  # not: NaN, set in settings.py, is no number either
+        raise ImproperlyConfigured(
+            f"FEEDS_{key}={value!r} must be a number <= {maximum} ({why}; default {DEFAULTS[key]!r}); {_where(key)}."
+        )
     if kind is int and not isinstance(value, int):
         raise ImproperlyConfigured(
             f"FEEDS_{key}={value!r} must be a whole number (default {DEFAULTS[key]!r}); {_where(key)}."

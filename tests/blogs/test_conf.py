@@ -9,7 +9,7 @@ import pytest
 from django.core.checks import Error, Warning
 
 from pydotorg.blogs.checks import check_feed_settings
-from pydotorg.blogs.conf import DEFAULTS, cpu_count, feed_settings
+from pydotorg.blogs.conf import DEFAULTS, MAXIMUMS, MINIMUMS, cpu_count, feed_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -93,3 +93,29 @@ def test_parse_processes_has_an_upper_bound_of_4_per_cpu(settings):
     assert isinstance(error, Error) and error.id == "blogs.E001"
     assert error.msg.startswith(f"FEEDS_PARSE_PROCESSES=100000 must be a number <= {most} (4 per CPU here")
     assert "default 0" in error.msg and 'FEEDS["PARSE_PROCESSES"] in settings.py' in error.msg
+
+
+HUGE = 99999999999999999999999
+
+
+@pytest.mark.parametrize("key", [key for key in MINIMUMS if key != "PARSE_PROCESSES"])
+def test_every_number_has_an_upper_bound(settings, key):
+    # FEEDS_PARSE_CPU_SECONDS and FEEDS_PARSE_MEMORY_MB this large passed check, then every refresh
+    # failed in setrlimit (OverflowError); a timeout of 400 digits failed in float().
+    most, why = MAXIMUMS[key]
+    settings.FEEDS = {key: most}
+    assert check_feed_settings(None) == []
+    for value in (HUGE, most + 1, float("nan")):
+        settings.FEEDS = {key: value}
+        (error,) = check_feed_settings(None)
+        assert isinstance(error, Error) and error.id == "blogs.E001"
+        assert error.msg.startswith(f"FEEDS_{key}={value!r} must be a number <= {most} ({why}; default ")
+
+
+def test_a_huge_cpu_or_memory_limit_from_the_environment_fails_check():
+    env = {key: value for key, value in os.environ.items() if not key.startswith("FEEDS_")}
+    env.update(DJANGO_SETTINGS_MODULE="pydotorg.settings", FEEDS_PARSE_CPU_SECONDS=str(HUGE))
+    env.update(FEEDS_PARSE_MEMORY_MB=str(HUGE))
+    result = subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert result.returncode != 0
+    assert f"(blogs.E001) FEEDS_PARSE_CPU_SECONDS={HUGE} must be a number <= 3600" in result.stderr
