@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import zoneinfo
 from pathlib import Path
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -93,13 +93,43 @@ def database(var: str, default: str) -> dict:
             f"of its address; {_ENCODE_HINT}."
         )
     try:
-        return environ.Env.db_url_config(value)
+        config = environ.Env.db_url_config(value)
     except Exception as exc:  # django-environ raises bare exceptions on odd input
         from tasks_app.redaction import redact_url  # only to explain an error: settings import no app
 
         raise ImproperlyConfigured(
             f"{var}={redact_url(value)!r} could not be parsed: {_without_password(str(exc), value)}."
         ) from None
+    config.update(_database_options(var, parts.query))
+    return config
+
+
+# The seconds a database connection is reused (CONN_MAX_AGE, or ?conn_max_age= in DATABASE_URL).
+# A day at most: a 400-digit age overflowed at every request, and an older connection brings nothing.
+MAX_CONN_MAX_AGE = 86400
+# The query options django-environ lifts into the database settings (its _DB_BASE_OPTIONS), read
+# with literal_eval: 'abc' stayed a string (every request a 500), 'false' a true string.
+_BOOLEAN_DB_OPTIONS = ("atomic_requests", "autocommit", "conn_health_checks", "disable_server_side_cursors")
+
+
+def _database_options(var: str, query: str) -> dict[str, object]:
+    """The options of a database URL's query that become settings, checked; django-environ's reading."""
+    checked: dict[str, object] = {}
+    for key, values in parse_qs(query).items():  # parse_qs and the first value, as django-environ reads it
+        name, raw = key.lower(), values[0]
+        if name == "conn_max_age":
+            if not raw.isascii() or not raw.isdigit() or int(raw) > MAX_CONN_MAX_AGE:
+                raise ImproperlyConfigured(
+                    f"{var}: conn_max_age={raw[:40]!r} must be a whole number from 0 to {MAX_CONN_MAX_AGE} "
+                    f"(seconds a connection is reused), e.g. ?conn_max_age=60."
+                )
+            checked["CONN_MAX_AGE"] = int(raw)
+        elif name in _BOOLEAN_DB_OPTIONS:
+            word = raw.strip().lower()
+            if word not in _TRUE | _FALSE or not word:
+                raise ImproperlyConfigured(f"{var}: {name}={raw[:40]!r} is not a boolean; use true or false.")
+            checked[name.upper()] = word in _TRUE
+    return checked
 
 
 def _without_password(text: str, value: str) -> str:
@@ -124,7 +154,7 @@ def boolean(var: str, default: bool) -> bool:
     raise ImproperlyConfigured(f"{var}={value!r} is not a boolean; use true or false.")
 
 
-def integer(var: str, default: int | None, minimum: int = 0) -> int | None:
+def integer(var: str, default: int | None, minimum: int = 0, maximum: int | None = None) -> int | None:
     """The whole number in ``var``; ``default`` when unset (None: leave it to the app's own default)."""
     value = env.str(var, default=None)
     if value is None:
@@ -135,6 +165,8 @@ def integer(var: str, default: int | None, minimum: int = 0) -> int | None:
         number = None
     if number is None or number < minimum:
         raise ImproperlyConfigured(f"{var}={value!r} must be a whole number >= {minimum}.")
+    if maximum is not None and number > maximum:
+        raise ImproperlyConfigured(f"{var}={value[:40]!r} must be a whole number from {minimum} to {maximum}.")
     return number
 
 

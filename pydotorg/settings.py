@@ -74,7 +74,9 @@ TEMPLATES = [
 ]
 
 DATABASES = {"default": environment.database("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
-DATABASES["default"].setdefault("CONN_MAX_AGE", environment.integer("CONN_MAX_AGE", 60))
+DATABASES["default"].setdefault(
+    "CONN_MAX_AGE", environment.integer("CONN_MAX_AGE", 60, maximum=environment.MAX_CONN_MAX_AGE)
+)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
