@@ -81,8 +81,18 @@ def _problem(exc: ValueError) -> str:
     return "it does not parse"
 
 
+# The schemes whose backend this project can load: psycopg (pyproject) and Python's own sqlite3.
+# django-environ knows 22 (mysql://, oracle://, postgis:// ...): their drivers or GIS libraries are
+# not installed, and they failed with two chained tracebacks at the first query.
+DATABASE_SCHEMES = {
+    scheme
+    for scheme, backend in environ.Env.DB_SCHEMES.items()
+    if backend in ("django.db.backends.postgresql", "django.db.backends.sqlite3")
+}
+
+
 def database(var: str, default: str) -> dict:
-    value = url(var, default, set(environ.Env.DB_SCHEMES))
+    value = url(var, default, DATABASE_SCHEMES)
     parts = urlsplit(value)
     if "@" in parts.path and "sqlite" not in parts.scheme and "spatialite" not in parts.scheme:
         # postgres://u:p@ss/word@host/db: an unencoded '/' in the password ends the host early, and the rest

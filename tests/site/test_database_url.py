@@ -68,3 +68,29 @@ def test_conn_max_age_from_the_environment_has_the_same_bound():
     result = manage("check", CONN_MAX_AGE="9" * 400)
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     assert f"CONN_MAX_AGE='{'9' * 37}" in result.stderr and "must be a whole number from 0 to 86400" in result.stderr
+
+
+@pytest.mark.parametrize("scheme", ["mysql", "oracle", "postgis", "spatialite", "cockroachdb", "mssql"])
+def test_a_scheme_whose_backend_this_project_cannot_load_is_refused(monkeypatch, scheme):
+    # mysql:// passed the scheme check, then manage.py check ended in two tracebacks (Error loading MySQLdb).
+    monkeypatch.setenv("DATABASE_URL", f"{scheme}://u:Pw0rdZQk7x@127.0.0.1/x")
+    with pytest.raises(ImproperlyConfigured) as caught:
+        env.database("DATABASE_URL", "sqlite:///x")
+    assert str(caught.value) == (
+        f"DATABASE_URL='{scheme}://u:***@127.0.0.1/x' has an unsupported scheme {scheme!r}; expected one of "
+        "pgsql://, postgres://, postgresql://, psql://, sqlite://."
+    )
+
+
+def test_manage_py_refuses_mysql_in_one_line():
+    result = manage("check", DATABASE_URL="mysql://u:Pw0rdZQk7x@127.0.0.1/x")
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "has an unsupported scheme 'mysql'; expected one of pgsql://" in result.stderr
+    assert "Pw0rdZQk7x" not in result.stderr
+
+
+@pytest.mark.parametrize("scheme", ["postgres", "postgresql", "pgsql", "psql"])
+def test_every_postgres_spelling_is_accepted(monkeypatch, scheme):
+    monkeypatch.setenv("DATABASE_URL", f"{scheme}://u:p@db:5432/site")
+    assert env.database("DATABASE_URL", "sqlite:///x")["ENGINE"] == "django.db.backends.postgresql"
