@@ -16,3 +16,10 @@ class Command(WhiteNoiseRunserver):
         if problems:
             raise CommandError(explain(problems))
         return super().handle(*args, **options)
+
+    def run(self, **options):
+        # Django checks the port is digits only: 99999 reached bind() and its OverflowError a
+        # traceback (and with DEBUG on, a reloader that hung). Worded as Django's own refusal.
+        if not 1 <= int(self.port) <= 65535:
+            raise CommandError(f"{self.port!r} is not a valid port number: use one from 1 to 65535.")
+        return super().run(**options)
