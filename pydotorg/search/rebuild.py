@@ -29,6 +29,9 @@ from .backends.base import BaseSearchBackend
 logger = logging.getLogger("pydotorg.search")
 
 CHUNK_SIZE = 1000
+# A chunk's rows are held in memory and sent as one request: a million can make a request of
+# gigabytes (and 10**22 overflowed the query's bigint LIMIT).
+MAX_CHUNK_SIZE = 100_000
 # Objects claimed this long before the rebuild started are re-applied too: clocks and
 # transactions in flight at the start are not exact.
 CATCH_UP_SLACK = timedelta(seconds=60)

@@ -11,16 +11,17 @@ from typing import Any
 from tasks_app import task
 
 from . import indexer, rebuild
+from .ids import RowId
 
 
 @task
-async def index_content(ctx: dict[str, Any], content_type: str, content_id: int) -> dict[str, Any]:
+async def index_content(ctx: dict[str, Any], content_type: str, content_id: RowId) -> dict[str, Any]:
     """Upsert one object's document when it is indexable, delete it otherwise (idempotent)."""
     return await indexer.index_objects(content_type, [int(content_id)])
 
 
 @task
-async def index_content_batch(ctx: dict[str, Any], content_type: str, ids: list[int]) -> dict[str, Any]:
+async def index_content_batch(ctx: dict[str, Any], content_type: str, ids: list[RowId]) -> dict[str, Any]:
     """The same for many objects of one type (bulk imports, feed refreshes)."""
     return await indexer.index_objects(content_type, [int(pk) for pk in ids])
 

@@ -2,7 +2,7 @@ from asgiref.sync import async_to_sync
 from django.core.management.base import BaseCommand, CommandError
 
 from pydotorg.search.backends import backend_path
-from pydotorg.search.rebuild import CHUNK_SIZE, rebuild_index
+from pydotorg.search.rebuild import CHUNK_SIZE, MAX_CHUNK_SIZE, rebuild_index
 
 from ._progress import ProgressBar
 
@@ -17,8 +17,11 @@ class Command(BaseCommand):
         parser.add_argument("--chunk-size", type=int, default=CHUNK_SIZE, help="Rows read and sent per batch.")
 
     def handle(self, *args, chunk_size: int, **options) -> None:
-        if chunk_size < 1:
-            raise CommandError("--chunk-size must be at least 1.")
+        if not 1 <= chunk_size <= MAX_CHUNK_SIZE:
+            raise CommandError(
+                f"--chunk-size must be a whole number from 1 to {MAX_CHUNK_SIZE} (rows read and sent per batch; "
+                f"default {CHUNK_SIZE}), not {str(chunk_size)[:30]}."
+            )
         self.stdout.write(f"Rebuilding the search index ({backend_path().rsplit('.', 1)[-1]} backend)...")
         progress = ProgressBar(self.stdout) if options["verbosity"] > 0 else None
         try:

@@ -3,6 +3,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from pydotorg.search.documents import TYPES
+from pydotorg.search.ids import RANGE, out_of_range
 from pydotorg.search.indexer import index_in_batches
 from pydotorg.search.scheduling import schedule_index
 
@@ -23,6 +24,9 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, content_type: str, ids: list[int] | None, enqueue: bool, **options) -> None:
+        if ids and out_of_range(ids):
+            bad = ", ".join(map(str, out_of_range(ids)[:5]))
+            raise CommandError(f"--ids must be {RANGE}; {bad} {'is' if len(out_of_range(ids)) == 1 else 'are'} not.")
         model = TYPES[content_type].model
         pks = sorted(ids) if ids else list(model._default_manager.order_by("pk").values_list("pk", flat=True))
         if enqueue:
