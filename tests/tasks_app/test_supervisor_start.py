@@ -10,6 +10,20 @@ from tasks_app.process import supervisor
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(600)"]  # SIGTERM ends it (no handler)
 
 
+def run_guarded(sup: supervisor.Supervisor) -> int:
+    """``sup.run()``'s exit code, asserting it returned within 15 s. Were a child left running, the supervisor
+    would wait for it for 600 s: a guard kills the children after 20 s, so that the test fails, not hangs."""
+    guard = threading.Timer(20, lambda: [c.signal(signal.SIGKILL) for c in sup.children])
+    guard.start()
+    began = time.monotonic()
+    try:
+        code = sup.run()
+    finally:
+        guard.cancel()
+    assert time.monotonic() - began < 15
+    return code
+
+
 def test_a_signal_between_two_starts_stops_the_started_and_starts_no_more(monkeypatch):
     """The signal handler ran between two ``child.start()`` calls and stopped the children started so far;
     the loop then started the rest, which no signal ever reached, and the supervisor waited for them."""
@@ -22,15 +36,7 @@ def test_a_signal_between_two_starts_stops_the_started_and_starts_no_more(monkey
             sup._on_signal(signal.SIGTERM, None)  # as the kernel would run it, between two bytecodes
 
     monkeypatch.setattr(supervisor.Child, "start", start_then_signal)
-    # Guard: were a child left running, the supervisor would wait for it for 600 s; kill it after 20 s.
-    guard = threading.Timer(20, lambda: [c.signal(signal.SIGKILL) for c in sup.children])
-    guard.start()
-    began = time.monotonic()
-    try:
-        code = sup.run()
-    finally:
-        guard.cancel()
-    assert time.monotonic() - began < 15
+    code = run_guarded(sup)
     assert [child.process is not None for child in sup.children] == [True, True, False, False]
     assert all(child.process.returncode == -signal.SIGTERM for child in sup.children[:2])
     assert code == 0
@@ -47,14 +53,7 @@ def test_a_signal_during_a_start_reaches_that_child_too(monkeypatch):
         start(child)
 
     monkeypatch.setattr(supervisor.Child, "start", signal_then_start)
-    guard = threading.Timer(20, lambda: [c.signal(signal.SIGKILL) for c in sup.children])
-    guard.start()
-    began = time.monotonic()
-    try:
-        code = sup.run()
-    finally:
-        guard.cancel()
-    assert time.monotonic() - began < 15
+    code = run_guarded(sup)
     assert sup.children[0].process.returncode == -signal.SIGTERM
     assert sup.children[1].process is None
     assert code == 0
