@@ -94,7 +94,7 @@ DATABASE_SCHEMES = {
 def database(var: str, default: str) -> dict:
     value = url(var, default, DATABASE_SCHEMES)
     parts = urlsplit(value)
-    if "@" in parts.path and "sqlite" not in parts.scheme and "spatialite" not in parts.scheme:
+    if "@" in parts.path and parts.scheme != "sqlite":  # sqlite's path is a file's: it may hold an '@'
         # postgres://u:p@ss/word@host/db: an unencoded '/' in the password ends the host early, and the rest
         # of the password becomes the database name (a name with '@' in it is one to percent-encode too).
         # The value is not shown: the path holds part of the password.

@@ -10,6 +10,13 @@ import difflib
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 
+def did_you_mean(name: str, known: list[str], cutoff: float = 0.6) -> str:
+    """`` (did you mean 'x'?)`` for the closest of ``known`` to a misspelt ``name``, or "" for none that close
+    (``cutoff``: difflib's similarity ratio, 0 to 1)."""
+    close = difflib.get_close_matches(name, known, n=1, cutoff=cutoff)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 class TasksAppError(Exception):
     """Base class of tasks_app's own errors."""
 

@@ -7,11 +7,11 @@ typo fails at start in one line rather than deep inside redis-py at the first co
 
 from __future__ import annotations
 
-import difflib
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
+from .exceptions import did_you_mean
 from .redaction import spilled_password
 
 # Each slot waits for jobs on a Redis connection of its own: 10,000 slots reach Redis's default maxclients
@@ -100,8 +100,7 @@ def _check_parameters(scheme: str, query: list[tuple[str, str]], setting: str) -
             elif name in TLS_PARAMETERS:
                 hint = " (TLS needs a rediss:// URL)"
             else:
-                close = difflib.get_close_matches(name, known, n=1)
-                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                hint = did_you_mean(name, list(known))
             raise ImproperlyConfigured(
                 f"{setting}: {scheme}:// URLs take no parameter {name!r}{hint}. They take {', '.join(sorted(known))}."
             )

@@ -7,7 +7,6 @@ two different functions is reported by the tasks_app.E005 system check.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import functools
 import inspect
 from collections.abc import Callable
@@ -20,7 +19,7 @@ from . import conf
 from .argument_types import ArgumentTypes, argument_types, to_json
 from .engine import debounce as debouncing
 from .engine import limits as limiting
-from .exceptions import TaskArgumentError, TaskNotFound
+from .exceptions import TaskArgumentError, TaskNotFound, did_you_mean
 
 # Keyword names SAQ reads as job fields; a task parameter of that name could never be passed.
 RESERVED_KWARGS = frozenset(Job.__dataclass_fields__) | {"queue", "delay", "at", "debounce", "debounce_max"}
@@ -131,11 +130,8 @@ class TaskSpec:
         unknown = [name for name in kwargs if name not in names]
         if not unknown:
             return None
-        said = []
-        for name in unknown:
-            close = difflib.get_close_matches(name, names, n=1, cutoff=0.75)
-            said.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
-        return f"unexpected keyword argument {', '.join(said)}"
+        said = ", ".join(f"{name!r}{did_you_mean(name, names, cutoff=0.75)}" for name in unknown)
+        return f"unexpected keyword argument {said}"
 
 
 class Registry:

@@ -24,9 +24,9 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, content_type: str, ids: list[int] | None, enqueue: bool, **options) -> None:
-        if ids and out_of_range(ids):
-            bad = ", ".join(map(str, out_of_range(ids)[:5]))
-            raise CommandError(f"--ids must be {RANGE}; {bad} {'is' if len(out_of_range(ids)) == 1 else 'are'} not.")
+        if bad := out_of_range(ids or []):
+            said = ", ".join(map(str, bad[:5]))
+            raise CommandError(f"--ids must be {RANGE}; {said} {'is' if len(bad) == 1 else 'are'} not.")
         model = TYPES[content_type].model
         pks = sorted(ids) if ids else list(model._default_manager.order_by("pk").values_list("pk", flat=True))
         if enqueue:
