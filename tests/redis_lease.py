@@ -7,7 +7,8 @@ it ends when the connection closes, that is when the run's process exits, howeve
 it exits. Two runs that pick the same number at once both see it; the connection
 with the lower client id keeps it and the other tries the next number.
 
-Database 0 is never leased: it is where a developer's own worker runs.
+Database 0 is never leased: it is where a developer's own worker runs. Under pytest-xdist
+(``-n``, on by default: pyproject's addopts) each worker process leases one of its own.
 """
 
 from __future__ import annotations
@@ -58,13 +59,38 @@ def lease_database(server_url: str) -> str:
     )
 
 
+# Set beside TEST_REDIS_URL when the URL is a lease, to the pytest-xdist worker it was leased for ("" outside
+# xdist). A subprocess a test starts inherits both and keeps the lease; an xdist worker inherits its
+# controller's and must lease a database of its own, or two workers would take each other's jobs.
+LEASED_FOR = "TEST_REDIS_URL_LEASED_FOR"
+
+
+def hand_set_database_message(workers: int) -> str:
+    return (
+        f"TEST_REDIS_URL names one Redis database, and pytest-xdist's {workers} workers would share it "
+        "and take each other's jobs. Unset TEST_REDIS_URL (each worker then leases a database of its "
+        "own from 1 to 15), or run with -n 0."
+    )
+
+
 def leased_redis_url(default_server: str = "redis://127.0.0.1:6379") -> str:
     """TEST_REDIS_URL when set (a subprocess of a run inherits its parent's), else a fresh lease.
 
     The lease is exported as TEST_REDIS_URL, so workers that a test starts use the same database.
+    Under pytest-xdist each worker process leases its own. Raises RuntimeError when TEST_REDIS_URL
+    was set by hand and several xdist workers would share its one database.
     """
     url = os.environ.get("TEST_REDIS_URL")
-    if not url:
-        url = lease_database(default_server)
-        os.environ["TEST_REDIS_URL"] = url
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    leased_for = os.environ.get(LEASED_FOR)
+    if url and leased_for is None:
+        workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+        if workers > 1:
+            raise RuntimeError(hand_set_database_message(workers))
+        return url
+    if url and leased_for == worker:
+        return url
+    url = lease_database(default_server)
+    os.environ["TEST_REDIS_URL"] = url
+    os.environ[LEASED_FOR] = worker
     return url

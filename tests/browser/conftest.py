@@ -20,6 +20,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -46,11 +47,13 @@ CHROMIUM_FLAGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-_took_screenshots = False
+_RUN_STARTED = time.time()
 
 
 def pytest_terminal_summary(terminalreporter) -> None:
-    if _took_screenshots:
+    # Read from the directory, not a flag: with pytest-xdist the screenshots are taken in a
+    # worker process and this summary is printed by the controller.
+    if SCREENSHOTS.is_dir() and SCREENSHOTS.stat().st_mtime >= _RUN_STARTED:
         terminalreporter.write_sep("-", "browser screenshots")
         terminalreporter.write_line(f"Screenshots of every browser step: {SCREENSHOTS}")
 
@@ -66,10 +69,8 @@ def orm_beside_playwright() -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def screenshots() -> Path:
-    global _took_screenshots
     shutil.rmtree(SCREENSHOTS, ignore_errors=True)
     SCREENSHOTS.mkdir(parents=True)
-    _took_screenshots = True
     return SCREENSHOTS
 
 
