@@ -6,7 +6,7 @@ from django.db import connection
 
 from tasks_app import conf, queue_urls, redis_urls
 
-from .redis_lease import LEASED_FOR, hand_set_database_message
+from .redis_lease import hand_set_database_message, set_by_hand
 
 # tasks_app's own fixtures for testing code that enqueues: captured_jobs, immediate_jobs.
 pytest_plugins = ["tasks_app.testing"]
@@ -22,15 +22,14 @@ MAX_AUTO_WORKERS = 4
 def pytest_xdist_auto_num_workers(config) -> int | None:
     if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
         return None  # xdist's own variable: xdist reads it
-    if os.environ.get("TEST_REDIS_URL") and LEASED_FOR not in os.environ:
+    if set_by_hand():
         return 1  # a database set by hand is one run's: one worker
     return min(len(os.sched_getaffinity(0)) + 1, MAX_AUTO_WORKERS)
 
 
 def pytest_configure(config) -> None:
     workers = getattr(config.option, "numprocesses", None) or 0
-    hand_set = os.environ.get("TEST_REDIS_URL") and LEASED_FOR not in os.environ
-    if hand_set and workers > 1 and not os.environ.get("PYTEST_XDIST_WORKER"):
+    if set_by_hand() and workers > 1 and not os.environ.get("PYTEST_XDIST_WORKER"):
         raise pytest.UsageError(hand_set_database_message(workers))
 
 

@@ -65,6 +65,11 @@ def lease_database(server_url: str) -> str:
 LEASED_FOR = "TEST_REDIS_URL_LEASED_FOR"
 
 
+def set_by_hand() -> bool:
+    """True when TEST_REDIS_URL is the developer's own database, not a lease of this run's."""
+    return bool(os.environ.get("TEST_REDIS_URL")) and LEASED_FOR not in os.environ
+
+
 def hand_set_database_message(workers: int) -> str:
     return (
         f"TEST_REDIS_URL names one Redis database, and pytest-xdist's {workers} workers would share it "
@@ -82,13 +87,12 @@ def leased_redis_url(default_server: str = "redis://127.0.0.1:6379") -> str:
     """
     url = os.environ.get("TEST_REDIS_URL")
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
-    leased_for = os.environ.get(LEASED_FOR)
-    if url and leased_for is None:
+    if set_by_hand():
         workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
         if workers > 1:
             raise RuntimeError(hand_set_database_message(workers))
         return url
-    if url and leased_for == worker:
+    if url and os.environ.get(LEASED_FOR) == worker:
         return url
     url = lease_database(default_server)
     os.environ["TEST_REDIS_URL"] = url
