@@ -6,7 +6,7 @@ from django.db import connection
 
 from tasks_app import conf, queue_urls, redis_urls
 
-from .redis_lease import hand_set_database_message, set_by_hand
+from .redis_lease import set_by_hand
 
 # tasks_app's own fixtures for testing code that enqueues: captured_jobs, immediate_jobs.
 pytest_plugins = ["tasks_app.testing"]
@@ -30,7 +30,11 @@ def pytest_xdist_auto_num_workers(config) -> int | None:
 def pytest_configure(config) -> None:
     workers = getattr(config.option, "numprocesses", None) or 0
     if set_by_hand() and workers > 1 and not os.environ.get("PYTEST_XDIST_WORKER"):
-        raise pytest.UsageError(hand_set_database_message(workers))
+        raise pytest.UsageError(
+            f"TEST_REDIS_URL names one Redis database, and pytest-xdist's {workers} workers would share it "
+            "and take each other's jobs. Unset TEST_REDIS_URL (each worker then leases a database of its "
+            "own from 1 to 15), or run with -n 0."
+        )
 
 
 @pytest.fixture
